@@ -1,0 +1,50 @@
+package privalytics
+
+import (
+	"context"
+	"time"
+)
+
+// Cost is an amount of privacy loss under basic composition: (ε, δ).
+type Cost struct {
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+}
+
+// Charge is one debit of a tenant's privacy budget: the record of privacy loss of
+// one released answer.
+type Charge struct {
+	ID          string    `json:"id"`
+	TenantID    string    `json:"tenant_id"`
+	KeyID       string    `json:"key_id"`
+	Time        time.Time `json:"time"`
+	Fingerprint string    `json:"fingerprint"` // hash of the canonical query
+	Mechanisms  string    `json:"mechanisms"`  // e.g. "laplace count; laplace sum; partition selection"
+	Cost        Cost      `json:"cost"`
+	Refunded    bool      `json:"refunded,omitempty"`
+}
+
+// BudgetStatus is a tenant's budget at one moment.
+type BudgetStatus struct {
+	TenantID  string `json:"tenant_id"`
+	Total     Cost   `json:"total"`
+	Spent     Cost   `json:"spent"`
+	Remaining Cost   `json:"remaining"`
+}
+
+// Ledger is the durable record of privacy loss. Amounts are kept in integer units
+// (ε in 1e-9, δ in 1e-15, each charge rounded up) so that no sequence of small
+// charges can sum past the total through floating-point rounding.
+type Ledger interface {
+	// Charge checks and records c in one transaction, filling c.ID. It returns the
+	// status after the charge, or EBUDGET (details: remaining and needed) when c
+	// would take the spent total past the tenant's budget; nothing is recorded then.
+	Charge(ctx context.Context, c *Charge) (BudgetStatus, error)
+	// Refund marks a charge refunded. Call it only when nothing derived from the
+	// charged computation was released. ENOTFOUND if there is no such charge.
+	Refund(ctx context.Context, tenantID, chargeID string) error
+	// Budget returns the tenant's current status. ENOTFOUND if no such tenant.
+	Budget(ctx context.Context, tenantID string) (BudgetStatus, error)
+	// Charges lists a tenant's charges, newest first, at most limit after skipping offset.
+	Charges(ctx context.Context, tenantID string, offset, limit int) ([]Charge, error)
+}

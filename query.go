@@ -1,0 +1,104 @@
+package privalytics
+
+// Query is the JSON query model a marketer sends to POST /v1/queries. analytics
+// parses, validates and plans it; the README and the OpenAPI spec document it.
+//
+//	{
+//	  "where":      [{"column": "type", "in": ["purchase"]},
+//	                 {"column": "ts", "gte": "2024-01-01", "lt": "2024-04-01"}],
+//	  "group_by":   [{"column": "category"}, {"time": "month"}],
+//	  "aggregates": [{"op": "count"}, {"op": "sum", "column": "amount", "lower": 0, "upper": 200}],
+//	  "bounds":     {"max_groups": 4, "max_rows_per_group": 8},
+//	  "epsilon": 1, "delta": 1e-6
+//	}
+type Query struct {
+	Purpose    string      `json:"purpose,omitempty"` // the declared purpose the query serves; default "analytics"
+	Where      []Filter    `json:"where,omitempty"`   // all must hold (AND); applied before contribution bounding
+	GroupBy    []GroupKey  `json:"group_by,omitempty"`
+	Aggregates []Aggregate `json:"aggregates"`
+	Bounds     Bounds      `json:"bounds"`
+	Epsilon    float64     `json:"epsilon"`              // total ε the query may spend
+	Delta      float64     `json:"delta,omitempty"`      // total δ; needed for data-derived group keys and Gaussian noise
+	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
+	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
+	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds; default UTC
+}
+
+// Filter is one condition on a column. Exactly one family is set: eq, in, not_in,
+// or a range (gt/gte and/or lt/lte). Values are JSON strings, numbers or booleans;
+// timestamps are RFC 3339 or YYYY-MM-DD (midnight in the query's time zone).
+type Filter struct {
+	Column string `json:"column"`
+	Eq     any    `json:"eq,omitempty"`
+	In     []any  `json:"in,omitempty"`
+	NotIn  []any  `json:"not_in,omitempty"`
+	Gt     any    `json:"gt,omitempty"`
+	Gte    any    `json:"gte,omitempty"`
+	Lt     any    `json:"lt,omitempty"`
+	Lte    any    `json:"lte,omitempty"`
+}
+
+// GroupKey is one dimension of the answer: a column, or a time bucket of the
+// event time. Keys listed in Keys (or declared as the column's allowed values, or
+// time buckets inside a bounded time filter) are public and always released;
+// any other key comes from the data and is released only through DP partition selection.
+type GroupKey struct {
+	Column string   `json:"column,omitempty"`
+	Time   string   `json:"time,omitempty"` // hour, day, week (ISO), month, quarter, year
+	Keys   []string `json:"keys,omitempty"`
+}
+
+// Aggregate is one measure per group.
+type Aggregate struct {
+	Name   string   `json:"name,omitempty"` // defaults to op or op_column
+	Op     string   `json:"op"`             // count, distinct_customers, sum, mean
+	Column string   `json:"column,omitempty"`
+	Lower  *float64 `json:"lower,omitempty"`  // clamping bounds per row, required for sum and mean
+	Upper  *float64 `json:"upper,omitempty"`  //
+	Weight float64  `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
+}
+
+// Bounds limit each customer's contribution; the executor enforces them by
+// sampling rows uniformly at random per customer.
+type Bounds struct {
+	MaxGroups       int `json:"max_groups,omitempty"`         // L0: groups one customer may touch; default 1 without group_by, else 4
+	MaxRowsPerGroup int `json:"max_rows_per_group,omitempty"` // L∞: rows one customer adds to one group; default 8
+}
+
+// Result is a DP answer. Every number in it is safe to release.
+type Result struct {
+	GroupBy     []string        `json:"group_by"`
+	Aggregates  []AggregateInfo `json:"aggregates"`
+	Rows        []Row           `json:"rows"`
+	Confidence  float64         `json:"confidence"`
+	Cost        Cost            `json:"cost"`        // what this answer charged (zero when Cached)
+	Thresholded bool            `json:"thresholded"` // group keys came from the data and passed DP partition selection
+	Snapshot    uint64          `json:"snapshot"`
+	Cached      bool            `json:"cached"`
+	Budget      *BudgetStatus   `json:"budget,omitempty"`
+}
+
+// AggregateInfo describes how one aggregate was computed.
+type AggregateInfo struct {
+	Name      string  `json:"name"`
+	Op        string  `json:"op"`
+	Column    string  `json:"column,omitempty"`
+	Mechanism string  `json:"mechanism"`
+	Epsilon   float64 `json:"epsilon"`
+	Delta     float64 `json:"delta"`
+	Lower     float64 `json:"lower,omitempty"`
+	Upper     float64 `json:"upper,omitempty"`
+}
+
+// Row is one released group: its key values and one cell per aggregate.
+type Row struct {
+	Key   []string `json:"key"`
+	Cells []Cell   `json:"cells"`
+}
+
+// Cell is a noisy value with its confidence interval.
+type Cell struct {
+	Value float64 `json:"value"`
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+}

@@ -1,0 +1,68 @@
+package privalytics
+
+import (
+	"context"
+	"time"
+)
+
+// Role is what an API key may do. Roles do not nest: an ingest key cannot query.
+type Role string
+
+const (
+	RoleAdmin  Role = "admin"  // manage the tenant, its keys and budget; with an empty TenantID, the operator who creates tenants
+	RoleIngest Role = "ingest" // send events
+	RoleQuery  Role = "query"  // ask DP queries and read the budget
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleIngest || r == RoleQuery }
+
+// Tenant is one business: its schema, its privacy budget and its secrets.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Schema    Schema    `json:"schema"`
+	Budget    Cost      `json:"budget"` // total privacy loss the business allows over the data's lifetime
+	Purposes  []string  `json:"purposes"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// WrappedKey is the tenant's pseudonymisation (HMAC) key, encrypted under the
+	// server's master key. It never leaves the server and is never serialised to clients.
+	WrappedKey []byte `json:"-"`
+}
+
+// APIKey is a credential. The secret is shown once at creation; only its SHA-256
+// is stored (keys are 256-bit random, so a fast hash is enough).
+type APIKey struct {
+	ID        string     `json:"id"`
+	TenantID  string     `json:"tenant_id,omitempty"` // empty for the operator key
+	Name      string     `json:"name"`
+	Role      Role       `json:"role"`
+	Hash      []byte     `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// MetaStore keeps tenants, API keys and the privacy ledger. Implementations:
+// store/sqlite (embedded default) and, later, PostgreSQL.
+type MetaStore interface {
+	// CreateTenant stores t. ECONFLICT if the ID is taken; EINVALID for a bad tenant.
+	CreateTenant(ctx context.Context, t *Tenant) error
+	// Tenant returns the tenant. ENOTFOUND if none.
+	Tenant(ctx context.Context, id string) (*Tenant, error)
+	// Tenants lists all tenants by ID.
+	Tenants(ctx context.Context) ([]*Tenant, error)
+
+	// CreateKey stores k (with its hash). ECONFLICT if the ID is taken.
+	CreateKey(ctx context.Context, k *APIKey) error
+	// Key returns the key with the given ID, revoked or not. ENOTFOUND if none.
+	Key(ctx context.Context, id string) (*APIKey, error)
+	// Keys lists a tenant's keys ("" for operator keys), oldest first.
+	Keys(ctx context.Context, tenantID string) ([]*APIKey, error)
+	// RevokeKey marks the key revoked. ENOTFOUND if the key does not exist or belongs
+	// to another tenant (so one tenant cannot probe another's key IDs).
+	RevokeKey(ctx context.Context, tenantID, id string, at time.Time) error
+
+	Ledger
+	Close() error
+}
