@@ -1,0 +1,436 @@
+// Package sqlite is the embedded metadata store: tenants, API keys and the privacy
+// ledger in one SQLite file (pure-Go driver, no cgo). It implements
+// privalytics.MetaStore. Writes are serialised through one connection so that the
+// ledger's check-and-charge is a single atomic statement; synchronous=FULL makes a
+// charge durable before Charge returns.
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/privalytics/privalytics"
+)
+
+// DB is the SQLite metadata store.
+type DB struct {
+	db *sql.DB
+}
+
+var _ privalytics.MetaStore = (*DB)(nil)
+
+// Open opens (creating, 0600) the database at path and applies migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
+		return nil, err
+	} else {
+		f.Close()
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// One connection: SQLite has one writer anyway, and this makes every
+	// transaction, including check-and-charge, strictly serial within the process.
+	db.SetMaxOpenConns(1)
+	s := &DB{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+var migrations = []string{
+	`CREATE TABLE tenants (
+		id           TEXT PRIMARY KEY,
+		name         TEXT NOT NULL,
+		schema       TEXT NOT NULL,
+		purposes     TEXT NOT NULL,
+		budget_eps   INTEGER NOT NULL,  -- units of 1e-9, rounded down
+		budget_delta INTEGER NOT NULL,  -- units of 1e-15, rounded down
+		spent_eps    INTEGER NOT NULL DEFAULT 0,
+		spent_delta  INTEGER NOT NULL DEFAULT 0,
+		wrapped_key  BLOB NOT NULL,
+		created_at   TEXT NOT NULL
+	);
+	CREATE TABLE api_keys (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL,       -- '' for operator keys
+		name       TEXT NOT NULL,
+		role       TEXT NOT NULL,
+		hash       BLOB NOT NULL,
+		created_at TEXT NOT NULL,
+		revoked_at TEXT
+	);
+	CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+	CREATE TABLE charges (
+		id          TEXT PRIMARY KEY,
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+		key_id      TEXT NOT NULL,
+		time        TEXT NOT NULL,
+		fingerprint TEXT NOT NULL,
+		mechanisms  TEXT NOT NULL,
+		eps         INTEGER NOT NULL,   -- units of 1e-9, rounded up
+		delta       INTEGER NOT NULL,   -- units of 1e-15, rounded up
+		refunded    INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX charges_tenant_time ON charges(tenant_id, time);`,
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, version)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Ledger units. Charges round up and totals round down, so rounding can only make
+// the ledger stricter, never let a sequence of small charges pass the total.
+const (
+	epsUnit   = 1e-9
+	deltaUnit = 1e-15
+)
+
+func unitsUp(v, unit float64) int64   { return int64(math.Ceil(v/unit - 1e-6)) }
+func unitsDown(v, unit float64) int64 { return int64(math.Floor(v/unit + 1e-6)) }
+
+var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTS(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// CreateTenant stores t.
+func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
+	var problems []string
+	if !tenantID.MatchString(t.ID) {
+		problems = append(problems, fmt.Sprintf("id %q must be lower-case letters, digits and -, 1 to 63 long", t.ID))
+	}
+	if e := t.Budget.Epsilon; !(e > 0) || math.IsInf(e, 0) || e > 1e6 {
+		problems = append(problems, fmt.Sprintf("budget epsilon must be > 0 and finite (at most 1e6), got %v", e))
+	}
+	if d := t.Budget.Delta; !(d >= 0 && d < 1) {
+		problems = append(problems, fmt.Sprintf("budget delta must be in [0, 1), got %v", d))
+	}
+	if len(problems) > 0 {
+		return privalytics.Errorf(privalytics.EINVALID, "tenant: %s", strings.Join(problems, "; "))
+	}
+	if err := t.Schema.Validate(); err != nil {
+		return err
+	}
+	schema, _ := json.Marshal(t.Schema)
+	purposes, _ := json.Marshal(t.Purposes)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(schema), string(purposes), unitsDown(t.Budget.Epsilon, epsUnit), unitsDown(t.Budget.Delta, deltaUnit), t.WrappedKey, ts(t.CreatedAt))
+	if isUnique(err) {
+		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: create tenant: %w", err)
+	}
+	return nil
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at`
+
+func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error) {
+	var (
+		t                  privalytics.Tenant
+		schema, purp, crat string
+		beps, bdelta       int64
+	)
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(schema), &t.Schema); err != nil {
+		return nil, fmt.Errorf("tenant %s schema: %w", t.ID, err)
+	}
+	if err := json.Unmarshal([]byte(purp), &t.Purposes); err != nil {
+		return nil, fmt.Errorf("tenant %s purposes: %w", t.ID, err)
+	}
+	t.Budget = privalytics.Cost{Epsilon: float64(beps) * epsUnit, Delta: float64(bdelta) * deltaUnit}
+	t.CreatedAt = parseTS(crat)
+	return &t, nil
+}
+
+// Tenant returns the tenant with the given ID.
+func (s *DB) Tenant(ctx context.Context, id string) (*privalytics.Tenant, error) {
+	t, err := scanTenant(s.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: tenant: %w", err)
+	}
+	return t, nil
+}
+
+// Tenants lists every tenant by ID.
+func (s *DB) Tenants(ctx context.Context) ([]*privalytics.Tenant, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []*privalytics.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CreateKey stores k.
+func (s *DB) CreateKey(ctx context.Context, k *privalytics.APIKey) error {
+	if !k.Role.Valid() {
+		return privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest or query, got %q", k.Role)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.TenantID, k.Name, string(k.Role), k.Hash, ts(k.CreatedAt))
+	if isUnique(err) {
+		return privalytics.Errorf(privalytics.ECONFLICT, "key %q already exists", k.ID)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: create key: %w", err)
+	}
+	return nil
+}
+
+const keyCols = `id, tenant_id, name, role, hash, created_at, revoked_at`
+
+func scanKey(row interface{ Scan(...any) error }) (*privalytics.APIKey, error) {
+	var (
+		k       privalytics.APIKey
+		role    string
+		created string
+		revoked sql.NullString
+	)
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &role, &k.Hash, &created, &revoked); err != nil {
+		return nil, err
+	}
+	k.Role, k.CreatedAt = privalytics.Role(role), parseTS(created)
+	if revoked.Valid {
+		t := parseTS(revoked.String)
+		k.RevokedAt = &t
+	}
+	return &k, nil
+}
+
+// Key returns the key with the given ID.
+func (s *DB) Key(ctx context.Context, id string) (*privalytics.APIKey, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyCols+` FROM api_keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: key: %w", err)
+	}
+	return k, nil
+}
+
+// Keys lists a tenant's keys, oldest first.
+func (s *DB) Keys(ctx context.Context, tenantID string) ([]*privalytics.APIKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyCols+` FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: keys: %w", err)
+	}
+	defer rows.Close()
+	out := []*privalytics.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeKey marks the tenant's key revoked.
+func (s *DB) RevokeKey(ctx context.Context, tenantID, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND tenant_id = ?`, ts(at), id, tenantID)
+	if err != nil {
+		return fmt.Errorf("sqlite: revoke key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	}
+	return nil
+}
+
+func costOf(eps, delta int64) privalytics.Cost {
+	return privalytics.Cost{Epsilon: float64(eps) * epsUnit, Delta: float64(delta) * deltaUnit}
+}
+
+// Charge checks and records c in one statement: the spent counters move only if
+// the result stays within the budget, so concurrent charges can never overspend.
+func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.BudgetStatus, error) {
+	if e, d := c.Cost.Epsilon, c.Cost.Delta; !(e >= 0) || math.IsInf(e, 0) || !(d >= 0) || d >= 1 {
+		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.EINVALID, "charge: ε must be ≥ 0 and finite and δ in [0, 1), got ε=%v δ=%v", e, d)
+	}
+	eps, delta := unitsUp(c.Cost.Epsilon, epsUnit), unitsUp(c.Cost.Delta, deltaUnit)
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return privalytics.BudgetStatus{}, err
+	}
+	c.ID = hex.EncodeToString(id[:])
+	var st privalytics.BudgetStatus
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var beps, bdelta, seps, sdelta int64
+		err := tx.QueryRowContext(ctx, `UPDATE tenants SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ?
+			WHERE id = ? AND spent_eps + ? <= budget_eps AND spent_delta + ? <= budget_delta
+			RETURNING budget_eps, budget_delta, spent_eps, spent_delta`, eps, delta, c.TenantID, eps, delta).Scan(&beps, &bdelta, &seps, &sdelta)
+		if errors.Is(err, sql.ErrNoRows) {
+			cur, err := budgetTx(ctx, tx, c.TenantID)
+			if err != nil {
+				return err
+			}
+			return privalytics.Errorf(privalytics.EBUDGET, "privacy budget exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g remain",
+				c.Cost.Epsilon, c.Cost.Delta, cur.Remaining.Epsilon, cur.Remaining.Delta).
+				With("remaining", cur.Remaining).With("needed", c.Cost)
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta); err != nil {
+			return err
+		}
+		st = status(c.TenantID, beps, bdelta, seps, sdelta)
+		return nil
+	})
+	if err != nil {
+		if privalytics.ErrorCode(err) != privalytics.EINTERNAL {
+			return privalytics.BudgetStatus{}, err
+		}
+		return privalytics.BudgetStatus{}, fmt.Errorf("sqlite: charge: %w", err)
+	}
+	return st, nil
+}
+
+func status(tenantID string, beps, bdelta, seps, sdelta int64) privalytics.BudgetStatus {
+	return privalytics.BudgetStatus{
+		TenantID:  tenantID,
+		Total:     costOf(beps, bdelta),
+		Spent:     costOf(seps, sdelta),
+		Remaining: costOf(beps-seps, bdelta-sdelta),
+	}
+}
+
+func budgetTx(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, tenantID string) (privalytics.BudgetStatus, error) {
+	var beps, bdelta, seps, sdelta int64
+	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta)
+	if errors.Is(err, sql.ErrNoRows) {
+		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+	} else if err != nil {
+		return privalytics.BudgetStatus{}, err
+	}
+	return status(tenantID, beps, bdelta, seps, sdelta), nil
+}
+
+// Refund marks a charge refunded and gives its amount back, once.
+func (s *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var eps, delta int64
+		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta`, chargeID, tenantID).Scan(&eps, &delta)
+		if errors.Is(err, sql.ErrNoRows) {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE id = ?`, eps, delta, tenantID)
+		return err
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return fmt.Errorf("sqlite: refund: %w", err)
+	}
+	return err
+}
+
+// Budget returns the tenant's status.
+func (s *DB) Budget(ctx context.Context, tenantID string) (privalytics.BudgetStatus, error) {
+	st, err := budgetTx(ctx, s.db, tenantID)
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return st, fmt.Errorf("sqlite: budget: %w", err)
+	}
+	return st, err
+}
+
+// Charges lists a tenant's charges, newest first.
+func (s *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([]privalytics.Charge, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, key_id, time, fingerprint, mechanisms, eps, delta, refunded FROM charges
+		WHERE tenant_id = ? ORDER BY time DESC, id DESC LIMIT ? OFFSET ?`, tenantID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: charges: %w", err)
+	}
+	defer rows.Close()
+	out := []privalytics.Charge{}
+	for rows.Next() {
+		c := privalytics.Charge{TenantID: tenantID}
+		var t string
+		var eps, delta int64
+		if err := rows.Scan(&c.ID, &c.KeyID, &t, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded); err != nil {
+			return nil, fmt.Errorf("sqlite: charges: %w", err)
+		}
+		c.Time, c.Cost = parseTS(t), costOf(eps, delta)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
