@@ -1,0 +1,119 @@
+package events
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// A log file is a sequence of frames (see FORMAT.md):
+//
+//	magic "PVL1" | payload length uint32 LE | CRC-32C of payload uint32 LE | payload
+//	payload = key length uint16 LE | idempotency key | Arrow IPC stream of one record batch
+const frameHeader = 12
+
+var (
+	frameMagic = [4]byte{'P', 'V', 'L', '1'}
+	crcTable   = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// maxFrame bounds a frame so a corrupt length cannot make recovery allocate wildly.
+const maxFrame = 1 << 30
+
+// encodeFrame appends one frame holding rec and its idempotency key.
+func encodeFrame(dst []byte, key string, rec arrow.Record) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, frameMagic[:]...)
+	dst = append(dst, make([]byte, 8)...)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(key)))
+	dst = append(dst, key...)
+	buf := bytes.NewBuffer(dst)
+	w := ipc.NewWriter(buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(memory.DefaultAllocator))
+	if err := w.Write(rec); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	dst = buf.Bytes()
+	payload := dst[start+frameHeader:]
+	if len(payload) > maxFrame {
+		return nil, fmt.Errorf("batch of %d bytes is over the %d-byte frame limit", len(payload), maxFrame)
+	}
+	binary.LittleEndian.PutUint32(dst[start+4:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(dst[start+8:], crc32.Checksum(payload, crcTable))
+	return dst, nil
+}
+
+type frame struct {
+	key string
+	rec arrow.Record
+}
+
+// readLog decodes every whole, valid frame of a log file. It returns the frames and
+// the offset just after the last good one; anything after it (a torn write, a
+// corrupt frame, and everything following a corrupt frame) is not trusted.
+func readLog(path string) ([]frame, int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []frame
+	off := 0
+	for {
+		if len(data)-off < frameHeader {
+			return out, int64(off), nil
+		}
+		if !bytes.Equal(data[off:off+4], frameMagic[:]) {
+			return out, int64(off), nil
+		}
+		n := int(binary.LittleEndian.Uint32(data[off+4:]))
+		sum := binary.LittleEndian.Uint32(data[off+8:])
+		if n > maxFrame || len(data)-off-frameHeader < n {
+			return out, int64(off), nil
+		}
+		payload := data[off+frameHeader : off+frameHeader+n]
+		if crc32.Checksum(payload, crcTable) != sum {
+			return out, int64(off), nil
+		}
+		f, err := decodePayload(payload)
+		if err != nil {
+			return out, int64(off), nil
+		}
+		out = append(out, f)
+		off += frameHeader + n
+	}
+}
+
+func decodePayload(p []byte) (frame, error) {
+	if len(p) < 2 {
+		return frame{}, errors.New("short payload")
+	}
+	kl := int(binary.LittleEndian.Uint16(p))
+	if len(p) < 2+kl {
+		return frame{}, errors.New("short payload")
+	}
+	key := string(p[2 : 2+kl])
+	r, err := ipc.NewReader(bytes.NewReader(p[2+kl:]), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return frame{}, err
+	}
+	defer r.Release()
+	if !r.Next() {
+		if r.Err() != nil && !errors.Is(r.Err(), io.EOF) {
+			return frame{}, r.Err()
+		}
+		return frame{}, errors.New("no record in frame")
+	}
+	rec := r.Record()
+	rec.Retain()
+	return frame{key: key, rec: rec}, nil
+}
