@@ -1,0 +1,690 @@
+package analytics
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+)
+
+// Defaults of the query model (documented in the README and the OpenAPI spec).
+const (
+	DefaultPurpose         = "analytics"
+	DefaultConfidence      = 0.95
+	DefaultMaxRowsPerGroup = 8
+	DefaultMaxGroups       = 4 // with group_by; 1 without
+)
+
+type filter struct {
+	col    int
+	typ    privalytics.ColumnType
+	set    map[string]bool // eq / in / not_in on strings and bools
+	negate bool
+	// ranges on int, decimal (scaled), timestamp (µs) and float columns
+	lo, hi         int64
+	flo, fhi       float64
+	hasLo, hasHi   bool
+	isRange, isSet bool
+	intSet         map[int64]bool // eq / in / not_in on ints, decimals and timestamps
+	fltSet         map[float64]bool
+}
+
+type dim struct {
+	name   string
+	col    int
+	typ    privalytics.ColumnType
+	time   string   // bucket unit, "" for a column
+	bounds []int64  // time: bucket boundaries (µs), len(labels)+1
+	labels []string // time: bucket labels
+	keys   []string // column: the public keys, when public
+	public bool
+}
+
+type aggregate struct {
+	info     privalytics.AggregateInfo
+	op       string
+	col      int
+	typ      privalytics.ColumnType
+	scale    int // decimal scale; 0 for int
+	lo, hi   int64
+	flo, fhi float64
+	budget   dp.Budget
+	slot     int // index into the value accumulators, -1 for count/distinct
+	isFloat  bool
+}
+
+// Plan is a validated query, ready to execute.
+type Plan struct {
+	q         privalytics.Query
+	schema    privalytics.Schema
+	cols      []privalytics.Column
+	loc       *time.Location
+	filters   []filter
+	dims      []dim
+	aggs      []aggregate
+	slots     int // value accumulators per group
+	l0, linf  int64
+	kind      dp.NoiseKind
+	selection bool
+	selBudget dp.Budget
+	cost      privalytics.Cost
+	fp        string
+	limits    Limits
+	timeFrom  int64
+	timeTo    int64
+	timeBound bool
+}
+
+func invalid(format string, args ...any) error {
+	return privalytics.Errorf(privalytics.EINVALID, format, args...)
+}
+
+// NewPlan validates q against the schema and fills the defaults. A query that
+// fails here costs nothing.
+func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan, error) {
+	if lim.MaxGroups <= 0 {
+		lim = DefaultLimits()
+	}
+	p := &Plan{q: *q, schema: schema, cols: schema.Stored(), limits: lim}
+	n := &p.q
+	if n.Purpose == "" {
+		n.Purpose = DefaultPurpose
+	}
+	if n.Confidence == 0 {
+		n.Confidence = DefaultConfidence
+	}
+	if n.Noise == "" {
+		n.Noise = string(dp.Laplace)
+	}
+	if n.TimeZone == "" {
+		n.TimeZone = "UTC"
+	}
+	if n.Bounds.MaxRowsPerGroup == 0 {
+		n.Bounds.MaxRowsPerGroup = DefaultMaxRowsPerGroup
+	}
+	if n.Bounds.MaxGroups == 0 {
+		n.Bounds.MaxGroups = 1
+		if len(n.GroupBy) > 0 {
+			n.Bounds.MaxGroups = DefaultMaxGroups
+		}
+	}
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if !(n.Epsilon > 0) || math.IsInf(n.Epsilon, 0) {
+		bad("epsilon must be > 0 and finite, got %v", n.Epsilon)
+	}
+	if !(n.Delta >= 0 && n.Delta < 1) {
+		bad("delta must be in [0, 1), got %v", n.Delta)
+	}
+	if !(n.Confidence > 0 && n.Confidence < 1) {
+		bad("confidence must be between 0 and 1 (e.g. 0.95), got %v", n.Confidence)
+	}
+	switch dp.NoiseKind(n.Noise) {
+	case dp.Laplace:
+	case dp.Gaussian:
+		if n.Delta == 0 {
+			bad("gaussian noise needs delta > 0")
+		}
+	default:
+		bad("noise must be laplace or gaussian, got %q", n.Noise)
+	}
+	p.kind = dp.NoiseKind(n.Noise)
+	if n.Bounds.MaxGroups < 1 || n.Bounds.MaxGroups > 1000 {
+		bad("bounds.max_groups must be 1..1000, got %d", n.Bounds.MaxGroups)
+	}
+	if n.Bounds.MaxRowsPerGroup < 1 || n.Bounds.MaxRowsPerGroup > 100_000 {
+		bad("bounds.max_rows_per_group must be 1..100000, got %d", n.Bounds.MaxRowsPerGroup)
+	}
+	loc, err := time.LoadLocation(n.TimeZone)
+	if err != nil {
+		bad("time_zone %q is not an IANA zone like Europe/London", n.TimeZone)
+		loc = time.UTC
+	}
+	p.loc = loc
+	if len(n.Aggregates) == 0 {
+		bad("aggregates: ask for at least one, e.g. {\"op\": \"count\"}")
+	}
+	if len(n.Aggregates) > lim.MaxAggregates {
+		bad("at most %d aggregates, got %d", lim.MaxAggregates, len(n.Aggregates))
+	}
+	if len(problems) > 0 {
+		return nil, invalid("query: %s", strings.Join(problems, "; "))
+	}
+	p.l0, p.linf = int64(n.Bounds.MaxGroups), int64(n.Bounds.MaxRowsPerGroup)
+
+	for i, f := range n.Where {
+		cf, err := p.compileFilter(f)
+		if err != nil {
+			return nil, invalid("query: where[%d]: %v", i, err)
+		}
+		p.filters = append(p.filters, cf)
+	}
+	for i, g := range n.GroupBy {
+		d, err := p.compileDim(g)
+		if err != nil {
+			return nil, invalid("query: group_by[%d]: %v", i, err)
+		}
+		p.dims = append(p.dims, d)
+	}
+	names := map[string]bool{}
+	weights := make([]float64, len(n.Aggregates))
+	for i, a := range n.Aggregates {
+		ag, err := p.compileAggregate(a)
+		if err != nil {
+			return nil, invalid("query: aggregates[%d]: %v", i, err)
+		}
+		if names[ag.info.Name] {
+			return nil, invalid("query: aggregates[%d]: the name %q is used twice; give each aggregate its own name", i, ag.info.Name)
+		}
+		names[ag.info.Name] = true
+		if a.Weight < 0 || math.IsInf(a.Weight, 0) || math.IsNaN(a.Weight) {
+			return nil, invalid("query: aggregates[%d]: weight must be > 0, got %v", i, a.Weight)
+		}
+		weights[i] = a.Weight
+		if weights[i] == 0 {
+			weights[i] = 1
+		}
+		p.aggs = append(p.aggs, ag)
+	}
+
+	// Public groups: every dimension public. Their count bounds L0 too.
+	public := 1
+	p.selection = false
+	for _, d := range p.dims {
+		if !d.public {
+			p.selection = true
+			continue
+		}
+		if d.time != "" {
+			public *= len(d.labels)
+		} else {
+			public *= len(d.keys)
+		}
+		if public > lim.MaxGroups {
+			return nil, invalid("query: too many groups: the public keys make more than %d; narrow the time range, use a coarser time bucket or list fewer keys", lim.MaxGroups)
+		}
+	}
+	if !p.selection && len(p.dims) > 0 && int64(public) < p.l0 {
+		p.l0 = int64(max(public, 1)) // a customer cannot touch more groups than exist
+	}
+	if p.selection && n.Delta == 0 {
+		return nil, invalid("query: the group keys of %s come from the data and are released only through DP partition selection, which needs delta > 0 (e.g. 1e-6); or list the keys in group_by[].keys", p.dataDims())
+	}
+	aggs, sel := dp.Split(dp.Budget{Epsilon: n.Epsilon, Delta: n.Delta}, weights, p.selection, p.kind)
+	for i := range p.aggs {
+		p.aggs[i].budget = aggs[i]
+		p.aggs[i].info.Epsilon, p.aggs[i].info.Delta = aggs[i].Epsilon, aggs[i].Delta
+	}
+	p.selBudget = sel
+	p.cost = privalytics.Cost{Epsilon: n.Epsilon}
+	if p.selection || p.kind == dp.Gaussian {
+		p.cost.Delta = n.Delta
+	}
+	canon, _ := json.Marshal(p.canonical())
+	sum := sha256.Sum256(canon)
+	p.fp = hex.EncodeToString(sum[:])
+	return p, nil
+}
+
+func (p *Plan) dataDims() string {
+	var names []string
+	for _, d := range p.dims {
+		if !d.public {
+			names = append(names, d.name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// canonical is the normalised query the fingerprint hashes: defaults filled, sets
+// sorted, so equivalent queries share a fingerprint.
+func (p *Plan) canonical() privalytics.Query {
+	c := p.q
+	c.Where = slices.Clone(c.Where)
+	for i := range c.Where {
+		f := &c.Where[i]
+		sortAny := func(v []any) []any {
+			v = slices.Clone(v)
+			sort.Slice(v, func(a, b int) bool { return fmt.Sprint(v[a]) < fmt.Sprint(v[b]) })
+			return v
+		}
+		f.In, f.NotIn = sortAny(f.In), sortAny(f.NotIn)
+	}
+	sort.SliceStable(c.Where, func(a, b int) bool { return c.Where[a].Column < c.Where[b].Column })
+	return c
+}
+
+// Cost is what the query charges.
+func (p *Plan) Cost() privalytics.Cost { return p.cost }
+
+// Fingerprint identifies the canonical query.
+func (p *Plan) Fingerprint() string { return p.fp }
+
+// Purpose is the declared purpose the query serves.
+func (p *Plan) Purpose() string { return p.q.Purpose }
+
+// Mechanisms describes the mechanisms, for the ledger.
+func (p *Plan) Mechanisms() string {
+	var parts []string
+	for _, a := range p.aggs {
+		s := string(p.kind) + " " + a.op
+		if a.info.Column != "" {
+			s += "(" + a.info.Column + ")"
+		}
+		parts = append(parts, s)
+	}
+	if p.selection {
+		parts = append(parts, "partition selection")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// column resolves a field name to its stored index and declaration.
+func (p *Plan) column(name string) (int, privalytics.Column, error) {
+	if name == p.schema.Subject || name == privalytics.SubjectColumn {
+		return 0, privalytics.Column{}, fmt.Errorf("the customer identifier %q cannot be filtered, grouped or aggregated; it is the privacy unit", name)
+	}
+	for i, c := range p.cols {
+		if i > 0 && c.Name == name {
+			return i, c, nil
+		}
+	}
+	var known []string
+	for _, c := range p.cols[1:] {
+		known = append(known, c.Name)
+	}
+	return 0, privalytics.Column{}, fmt.Errorf("unknown column %q; the schema has %s", name, strings.Join(known, ", "))
+}
+
+// parseScalar parses a filter value for a column: strings as is, ints and
+// decimals scaled, timestamps as µs, floats, bools.
+func (p *Plan) parseScalar(c privalytics.Column, v any) (s string, n int64, f float64, err error) {
+	text, err := valueText(v)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	switch c.Type {
+	case privalytics.TypeString:
+		return text, 0, 0, nil
+	case privalytics.TypeBool:
+		if text != "true" && text != "false" {
+			return "", 0, 0, fmt.Errorf("%s is a bool column; use true or false, got %q", c.Name, text)
+		}
+		return text, 0, 0, nil
+	case privalytics.TypeInt:
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			return "", 0, 0, fmt.Errorf("%s is an int column; %q is not a whole number", c.Name, text)
+		}
+		return "", n, 0, nil
+	case privalytics.TypeDecimal:
+		n, err := scaled(text, c.Scale)
+		if err != nil {
+			return "", 0, 0, fmt.Errorf("%s: %v", c.Name, err)
+		}
+		return "", n, 0, nil
+	case privalytics.TypeFloat:
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return "", 0, 0, fmt.Errorf("%s is a float column; %q is not a finite number", c.Name, text)
+		}
+		return "", 0, f, nil
+	case privalytics.TypeTimestamp:
+		t, err := parseTime(text, p.loc)
+		if err != nil {
+			return "", 0, 0, fmt.Errorf("%s: %v", c.Name, err)
+		}
+		return "", t.UnixMicro(), 0, nil
+	}
+	return "", 0, 0, fmt.Errorf("unsupported column type %s", c.Type)
+}
+
+// scaled parses a decimal string into an int64 scaled by 10^scale, exactly.
+func scaled(text string, scale int) (int64, error) {
+	r, ok := new(big.Rat).SetString(text)
+	if !ok || strings.ContainsAny(text, "eE/") {
+		return 0, fmt.Errorf("%q is not a decimal number", text)
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%q has more than %d digits after the point", text, scale)
+	}
+	if !r.Num().IsInt64() {
+		return 0, fmt.Errorf("%q is too large", text)
+	}
+	return r.Num().Int64(), nil
+}
+
+// parseTime accepts RFC 3339 or a date (midnight in loc).
+func parseTime(text string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, text); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, text, loc); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time; use RFC 3339 (2025-03-01T00:00:00Z) or a date (2025-03-01)", text)
+}
+
+func (p *Plan) compileFilter(f privalytics.Filter) (filter, error) {
+	idx, c, err := p.column(f.Column)
+	if err != nil {
+		return filter{}, err
+	}
+	cf := filter{col: idx, typ: c.Type}
+	families := 0
+	if f.Eq != nil {
+		families++
+	}
+	if f.In != nil {
+		families++
+	}
+	if f.NotIn != nil {
+		families++
+	}
+	ranged := f.Gt != nil || f.Gte != nil || f.Lt != nil || f.Lte != nil
+	if ranged {
+		families++
+	}
+	if families != 1 {
+		return filter{}, fmt.Errorf("set exactly one of eq, in, not_in, or a range (gt/gte, lt/lte) on %q", f.Column)
+	}
+	if f.Gt != nil && f.Gte != nil || f.Lt != nil && f.Lte != nil {
+		return filter{}, fmt.Errorf("give one lower bound (gt or gte) and one upper bound (lt or lte) on %q", f.Column)
+	}
+	if ranged {
+		if c.Type == privalytics.TypeString || c.Type == privalytics.TypeBool {
+			return filter{}, fmt.Errorf("%q is a %s column; ranges apply to numbers and times, use eq or in", f.Column, c.Type)
+		}
+		cf.isRange = true
+		bound := func(v any, upper, inclusive bool) error {
+			_, n, fl, err := p.parseScalar(c, v)
+			if err != nil {
+				return err
+			}
+			if c.Type == privalytics.TypeFloat {
+				if upper {
+					cf.fhi, cf.hasHi = fl, true
+					if !inclusive {
+						cf.fhi = math.Nextafter(fl, math.Inf(-1))
+					}
+				} else {
+					cf.flo, cf.hasLo = fl, true
+					if !inclusive {
+						cf.flo = math.Nextafter(fl, math.Inf(1))
+					}
+				}
+				return nil
+			}
+			// Integer domains: store inclusive bounds.
+			if upper {
+				cf.hi, cf.hasHi = n, true
+				if !inclusive {
+					cf.hi = n - 1
+				}
+			} else {
+				cf.lo, cf.hasLo = n, true
+				if !inclusive {
+					cf.lo = n + 1
+				}
+			}
+			return nil
+		}
+		for _, b := range []struct {
+			v          any
+			upper, inc bool
+		}{{f.Gt, false, false}, {f.Gte, false, true}, {f.Lt, true, false}, {f.Lte, true, true}} {
+			if b.v != nil {
+				if err := bound(b.v, b.upper, b.inc); err != nil {
+					return filter{}, err
+				}
+			}
+		}
+		if cf.hasLo && cf.hasHi && (cf.lo > cf.hi || c.Type == privalytics.TypeFloat && cf.flo > cf.fhi) {
+			return filter{}, fmt.Errorf("the range on %q is empty: the lower bound is above the upper", f.Column)
+		}
+		if idx == 1 && cf.hasLo && cf.hasHi {
+			p.timeFrom, p.timeTo, p.timeBound = cf.lo, cf.hi+1, true
+		}
+		return cf, nil
+	}
+	values := f.In
+	switch {
+	case f.Eq != nil:
+		values = []any{f.Eq}
+	case f.NotIn != nil:
+		values, cf.negate = f.NotIn, true
+	}
+	if len(values) == 0 {
+		return filter{}, fmt.Errorf("in and not_in need at least one value")
+	}
+	if len(values) > p.limits.MaxFilterValues {
+		return filter{}, fmt.Errorf("at most %d values in one filter, got %d", p.limits.MaxFilterValues, len(values))
+	}
+	cf.isSet = true
+	for _, v := range values {
+		s, n, fl, err := p.parseScalar(c, v)
+		if err != nil {
+			return filter{}, err
+		}
+		switch c.Type {
+		case privalytics.TypeString, privalytics.TypeBool:
+			if cf.set == nil {
+				cf.set = map[string]bool{}
+			}
+			cf.set[s] = true
+		case privalytics.TypeFloat:
+			if cf.fltSet == nil {
+				cf.fltSet = map[float64]bool{}
+			}
+			cf.fltSet[fl] = true
+		default:
+			if cf.intSet == nil {
+				cf.intSet = map[int64]bool{}
+			}
+			cf.intSet[n] = true
+		}
+	}
+	return cf, nil
+}
+
+var timeUnits = []string{"hour", "day", "week", "month", "quarter", "year"}
+
+func (p *Plan) compileDim(g privalytics.GroupKey) (dim, error) {
+	switch {
+	case g.Column != "" && g.Time != "":
+		return dim{}, fmt.Errorf("set column or time, not both")
+	case g.Time != "":
+		if !slices.Contains(timeUnits, g.Time) {
+			return dim{}, fmt.Errorf("time bucket %q is not one of %s", g.Time, strings.Join(timeUnits, ", "))
+		}
+		if len(g.Keys) > 0 {
+			return dim{}, fmt.Errorf("keys apply to column groups; time buckets inside a bounded time filter are public already")
+		}
+		// Public when the time filter bounds the range on both sides; otherwise
+		// the buckets are enumerated from the data at execution and selected with DP.
+		d := dim{name: g.Time, col: 1, typ: privalytics.TypeTimestamp, time: g.Time, public: p.timeBound}
+		if p.timeBound {
+			var err error
+			if d.bounds, d.labels, err = buckets(g.Time, p.timeFrom, p.timeTo, p.loc, p.limits.MaxTimeBuckets); err != nil {
+				return dim{}, err
+			}
+		}
+		return d, nil
+	case g.Column != "":
+		idx, c, err := p.column(g.Column)
+		if err != nil {
+			return dim{}, err
+		}
+		d := dim{name: c.Name, col: idx, typ: c.Type}
+		switch c.Type {
+		case privalytics.TypeString, privalytics.TypeInt, privalytics.TypeBool:
+		default:
+			return dim{}, fmt.Errorf("cannot group by %s column %q; group by string, int or bool columns, or by a time bucket", c.Type, g.Column)
+		}
+		switch {
+		case len(g.Keys) > 0:
+			if len(g.Keys) > p.limits.MaxGroups {
+				return dim{}, fmt.Errorf("at most %d keys", p.limits.MaxGroups)
+			}
+			for _, k := range g.Keys {
+				if _, _, _, err := p.parseScalar(c, k); err != nil {
+					return dim{}, err
+				}
+			}
+			d.keys, d.public = dedupe(g.Keys), true
+		case len(c.Allowed) > 0:
+			d.keys, d.public = slices.Clone(c.Allowed), true
+		case c.Type == privalytics.TypeBool:
+			d.keys, d.public = []string{"false", "true"}, true
+		}
+		return d, nil
+	}
+	return dim{}, fmt.Errorf("set column (e.g. \"category\") or time (e.g. \"month\")")
+}
+
+func dedupe(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// buckets enumerates the time buckets overlapping [from, to) µs in loc.
+func buckets(unit string, from, to int64, loc *time.Location, maxBuckets int) ([]int64, []string, error) {
+	start := truncate(time.UnixMicro(from).In(loc), unit)
+	var bounds []int64
+	var labels []string
+	for t := start; t.UnixMicro() < to; t = next(t, unit) {
+		bounds = append(bounds, t.UnixMicro())
+		labels = append(labels, label(t, unit))
+		if len(labels) > maxBuckets {
+			return nil, nil, fmt.Errorf("more than %d %s buckets; narrow the time range or use a coarser bucket", maxBuckets, unit)
+		}
+	}
+	if len(labels) == 0 {
+		return nil, nil, fmt.Errorf("the time range is empty")
+	}
+	bounds = append(bounds, next(time.UnixMicro(bounds[len(bounds)-1]).In(loc), unit).UnixMicro())
+	return bounds, labels, nil
+}
+
+func truncate(t time.Time, unit string) time.Time {
+	y, m, d := t.Date()
+	loc := t.Location()
+	switch unit {
+	case "hour":
+		return time.Date(y, m, d, t.Hour(), 0, 0, 0, loc)
+	case "day":
+		return time.Date(y, m, d, 0, 0, 0, 0, loc)
+	case "week":
+		back := (int(t.Weekday()) + 6) % 7 // days since Monday
+		return time.Date(y, m, d-back, 0, 0, 0, 0, loc)
+	case "month":
+		return time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	case "quarter":
+		return time.Date(y, (m-1)/3*3+1, 1, 0, 0, 0, 0, loc)
+	}
+	return time.Date(y, 1, 1, 0, 0, 0, 0, loc)
+}
+
+func next(t time.Time, unit string) time.Time {
+	switch unit {
+	case "hour":
+		return t.Add(time.Hour)
+	case "day":
+		return t.AddDate(0, 0, 1)
+	case "week":
+		return t.AddDate(0, 0, 7)
+	case "month":
+		return t.AddDate(0, 1, 0)
+	case "quarter":
+		return t.AddDate(0, 3, 0)
+	}
+	return t.AddDate(1, 0, 0)
+}
+
+func label(t time.Time, unit string) string {
+	switch unit {
+	case "hour":
+		return t.Format("2006-01-02T15")
+	case "day":
+		return t.Format(time.DateOnly)
+	case "week":
+		y, w := t.ISOWeek()
+		return fmt.Sprintf("%d-W%02d", y, w)
+	case "month":
+		return t.Format("2006-01")
+	case "quarter":
+		return fmt.Sprintf("%d-Q%d", t.Year(), (int(t.Month())-1)/3+1)
+	}
+	return t.Format("2006")
+}
+
+func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
+	ag := aggregate{op: a.Op, slot: -1}
+	ag.info = privalytics.AggregateInfo{Name: a.Name, Op: a.Op, Column: a.Column, Mechanism: string(p.kind)}
+	switch a.Op {
+	case "count", "distinct_customers":
+		if a.Column != "" || a.Lower != nil || a.Upper != nil {
+			return ag, fmt.Errorf("%s takes no column or bounds", a.Op)
+		}
+		if ag.info.Name == "" {
+			ag.info.Name = a.Op
+		}
+		return ag, nil
+	case "sum", "mean":
+	default:
+		return ag, fmt.Errorf("op %q is not one of count, distinct_customers, sum, mean", a.Op)
+	}
+	idx, c, err := p.column(a.Column)
+	if err != nil {
+		return ag, err
+	}
+	switch c.Type {
+	case privalytics.TypeInt, privalytics.TypeDecimal:
+		ag.scale = c.Scale
+	case privalytics.TypeFloat:
+		ag.isFloat = true
+	default:
+		return ag, fmt.Errorf("%s needs a numeric column; %q is %s", a.Op, a.Column, c.Type)
+	}
+	if a.Lower == nil || a.Upper == nil {
+		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500", a.Op, a.Column)
+	}
+	lo, hi := *a.Lower, *a.Upper
+	if math.IsInf(lo, 0) || math.IsNaN(lo) || math.IsInf(hi, 0) || math.IsNaN(hi) {
+		return ag, fmt.Errorf("bounds must be finite")
+	}
+	if lo > hi {
+		return ag, fmt.Errorf("bounds are reversed: lower %v is above upper %v", lo, hi)
+	}
+	if a.Op == "mean" && lo == hi {
+		return ag, fmt.Errorf("mean needs lower < upper")
+	}
+	if math.Max(math.Abs(lo), math.Abs(hi))*math.Pow10(ag.scale)*float64(p.q.Bounds.MaxRowsPerGroup) > 1e15 {
+		return ag, fmt.Errorf("bounds are too large for exact arithmetic; use smaller bounds")
+	}
+	ag.col, ag.typ = idx, c.Type
+	ag.flo, ag.fhi = lo, hi
+	// Integer bounds round inwards so clamping never exceeds the declared range.
+	unit := math.Pow10(ag.scale)
+	ag.lo, ag.hi = int64(math.Ceil(lo*unit)), int64(math.Floor(hi*unit))
+	ag.info.Lower, ag.info.Upper = lo, hi
+	ag.slot = p.slots
+	p.slots++
+	if ag.info.Name == "" {
+		ag.info.Name = a.Op + "_" + a.Column
+	}
+	return ag, nil
+}
+

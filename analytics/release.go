@@ -1,0 +1,166 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+)
+
+// Release turns the exact bounded aggregates into a DP result: public groups are
+// all released (empty ones with noise); data-derived groups pass DP partition
+// selection first; every cell gets noise and an interval.
+func Release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, error) {
+	res := &privalytics.Result{Confidence: p.q.Confidence, Thresholded: p.selection, Cost: p.cost, Rows: []privalytics.Row{}}
+	for _, d := range part.dims {
+		res.GroupBy = append(res.GroupBy, d.name)
+	}
+	for _, a := range p.aggs {
+		res.Aggregates = append(res.Aggregates, a.info)
+	}
+	for g := range part.groups {
+		if len(part.dims) > 0 && emptyDims(part.dims) {
+			break
+		}
+		if p.selection {
+			if part.distinct[g] == 0 {
+				continue
+			}
+			keep, err := m.KeepPartition(part.distinct[g], p.l0, p.selBudget.Epsilon, p.selBudget.Delta)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: partition selection: %w", err)
+			}
+			if !keep {
+				continue
+			}
+		}
+		row := privalytics.Row{Key: make([]string, len(part.dims)), Cells: make([]privalytics.Cell, len(p.aggs))}
+		for i, d := range part.dims {
+			row.Key[i] = d.labels[(g/d.stride)%len(d.labels)]
+		}
+		for i, a := range p.aggs {
+			c, err := releaseCell(p, part, a, g, m)
+			if err != nil {
+				return nil, err
+			}
+			row.Cells[i] = privalytics.Cell(c)
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, nil
+}
+
+func emptyDims(dims []execDim) bool {
+	for _, d := range dims {
+		if len(d.labels) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
+	conf := p.q.Confidence
+	switch a.op {
+	case "count":
+		return m.Count(part.count[g], dp.CountParams{Kind: p.kind, L0: p.l0, LInf: p.linf, Budget: a.budget, Confidence: conf})
+	case "distinct_customers":
+		return m.Count(part.distinct[g], dp.CountParams{Kind: p.kind, L0: p.l0, LInf: 1, Budget: a.budget, Confidence: conf})
+	}
+	sp := dp.SumParams{Kind: p.kind, L0: p.l0, RowsPerGroup: p.linf, Lower: a.flo, Upper: a.fhi, Scale: a.scale, Budget: a.budget, Confidence: conf}
+	switch {
+	case a.op == "sum" && a.isFloat:
+		return m.SumFloat(part.sumF[a.slot][g], sp)
+	case a.op == "sum":
+		return m.SumInt(part.sumI[a.slot][g], sp)
+	}
+	// mean: the sum of distances from the midpoint, in natural units.
+	mid := a.flo + (a.fhi-a.flo)/2
+	n := part.n[a.slot][g]
+	var norm float64
+	if a.isFloat {
+		norm = part.sumF[a.slot][g] - mid*float64(n)
+	} else {
+		norm = float64(part.sumI[a.slot][g])/math.Pow10(a.scale) - mid*float64(n)
+	}
+	return m.Mean(norm, n, sp)
+}
+
+// PlainResult is an exact, unbounded, non-private answer.
+type PlainResult struct {
+	Keys   [][]string
+	Values [][]float64 // per group, per aggregate
+}
+
+// ExecutePlain computes the query exactly, without contribution bounding or noise.
+// It is the baseline of the engine's benchmarks and the reference of its tests,
+// and is deliberately not reachable over HTTP.
+func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*PlainResult, error) {
+	dims, groups, err := p.resolveDims(snap)
+	if err != nil {
+		return nil, err
+	}
+	r, err := p.scan(ctx, snap, dims)
+	if err != nil {
+		return nil, err
+	}
+	part := p.newPartial(dims, groups)
+	var seen map[[2]int64]bool
+	for _, a := range p.aggs {
+		if a.op == "distinct_customers" {
+			seen = map[[2]int64]bool{}
+		}
+	}
+	for i, g := range r.grp {
+		part.count[g]++
+		for s := range p.slots {
+			if !r.has[s][i] {
+				continue
+			}
+			part.n[s][g]++
+			if r.valsF[s] != nil {
+				part.sumF[s][g] += r.valsF[s][i]
+			} else {
+				part.sumI[s][g] += r.valsI[s][i]
+			}
+		}
+		if seen != nil {
+			k := [2]int64{int64(r.subj[i]), int64(g)}
+			if !seen[k] {
+				seen[k] = true
+				part.distinct[g]++
+			}
+		}
+	}
+	out := &PlainResult{}
+	for g := range groups {
+		if part.count[g] == 0 || emptyDims(dims) {
+			continue
+		}
+		key := make([]string, len(dims))
+		for i, d := range dims {
+			key[i] = d.labels[(g/d.stride)%len(d.labels)]
+		}
+		vals := make([]float64, len(p.aggs))
+		for i, a := range p.aggs {
+			switch {
+			case a.op == "count":
+				vals[i] = float64(part.count[g])
+			case a.op == "distinct_customers":
+				vals[i] = float64(part.distinct[g])
+			case a.isFloat && a.op == "sum":
+				vals[i] = part.sumF[a.slot][g]
+			case a.op == "sum":
+				vals[i] = float64(part.sumI[a.slot][g]) / math.Pow10(a.scale)
+			case a.isFloat:
+				vals[i] = part.sumF[a.slot][g] / math.Max(1, float64(part.n[a.slot][g]))
+			default:
+				vals[i] = float64(part.sumI[a.slot][g]) / math.Pow10(a.scale) / math.Max(1, float64(part.n[a.slot][g]))
+			}
+		}
+		out.Keys, out.Values = append(out.Keys, key), append(out.Values, vals)
+	}
+	return out, nil
+}

@@ -1,0 +1,236 @@
+// Package dp holds the differential-privacy mechanisms of Privalytics as pure
+// functions over exact, already-bounded aggregates: calibrated noise (the
+// google/differential-privacy library's secure samplers only), partition
+// selection for group keys that come from the data, confidence intervals, and the
+// split of a query's budget across its parts.
+//
+// Guarantee: given the sensitivities the caller passes — which the executor in
+// analytics/ enforces by bounding each customer's contribution — every released
+// value is (ε, δ)-differentially private with respect to adding or removing one
+// customer. Threat model: the caller of the query API is untrusted and may repeat
+// or combine queries; that is what the ledger's budget is for. This package never
+// does I/O and never draws randomness from math/rand.
+package dp
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/google/differential-privacy/go/v3/dpagg"
+	"github.com/google/differential-privacy/go/v3/noise"
+)
+
+// Mechanisms are the sources of noise and of partition-selection decisions. The
+// product always uses Secure(); exactness tests use dptest.NoNoise().
+type Mechanisms struct {
+	Laplace  noise.Noise
+	Gaussian noise.Noise
+	// KeepPartition decides whether a data-derived group with the given number of
+	// distinct (bounded) customers may be released.
+	KeepPartition func(subjects, l0 int64, epsilon, delta float64) (bool, error)
+}
+
+// Secure returns the library's secure mechanisms.
+func Secure() Mechanisms {
+	return Mechanisms{Laplace: noise.Laplace(), Gaussian: noise.Gaussian(), KeepPartition: keepPartition}
+}
+
+func keepPartition(subjects, l0 int64, epsilon, delta float64) (bool, error) {
+	s, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{Epsilon: epsilon, Delta: delta, MaxPartitionsContributed: l0})
+	if err != nil {
+		return false, err
+	}
+	if err := s.IncrementBy(subjects); err != nil {
+		return false, err
+	}
+	return s.ShouldKeepPartition()
+}
+
+// NoiseKind names a noise distribution.
+type NoiseKind string
+
+const (
+	Laplace  NoiseKind = "laplace"
+	Gaussian NoiseKind = "gaussian"
+)
+
+func (m Mechanisms) noise(k NoiseKind) noise.Noise {
+	if k == Gaussian {
+		return m.Gaussian
+	}
+	return m.Laplace
+}
+
+// Cell is a released value with its confidence interval.
+type Cell struct {
+	Value, Lower, Upper float64
+}
+
+// Budget is the (ε, δ) one mechanism may spend.
+type Budget struct {
+	Epsilon, Delta float64
+}
+
+// CountParams describe a count over bounded contributions: each customer touches
+// at most L0 groups and adds at most LInf to a group.
+type CountParams struct {
+	Kind       NoiseKind
+	L0, LInf   int64
+	Budget     Budget
+	Confidence float64
+}
+
+// Count releases an exact count (integer noise), never below zero.
+func (m Mechanisms) Count(exact int64, p CountParams) (Cell, error) {
+	n := m.noise(p.Kind)
+	v, err := n.AddNoiseInt64(exact, p.L0, p.LInf, p.Budget.Epsilon, p.Budget.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: count: %w", err)
+	}
+	ci, err := n.ComputeConfidenceIntervalInt64(v, p.L0, p.LInf, p.Budget.Epsilon, p.Budget.Delta, 1-p.Confidence)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: count interval: %w", err)
+	}
+	// Clamping at zero is post-processing; the interval is clamped the same way.
+	return Cell{Value: math.Max(0, float64(v)), Lower: math.Max(0, ci.LowerBound), Upper: math.Max(0, ci.UpperBound)}, nil
+}
+
+// SumParams describe a sum of values clamped to [Lower, Upper], in units of
+// 10^-Scale when the column is exact (Scaled), with at most RowsPerGroup rows per
+// customer and group and at most L0 groups per customer.
+type SumParams struct {
+	Kind         NoiseKind
+	L0           int64
+	RowsPerGroup int64
+	Lower, Upper float64 // in the column's natural units
+	Scale        int     // digits after the point of the stored integers; -1 for a float column
+	Budget       Budget
+	Confidence   float64
+}
+
+// maxAbs is the largest contribution of one row.
+func (p SumParams) maxAbs() float64 { return math.Max(math.Abs(p.Lower), math.Abs(p.Upper)) }
+
+// SumInt releases a sum of scaled integers (integer noise: no floating-point
+// rounding attack on the sum). exact is in units of 10^-Scale.
+func (m Mechanisms) SumInt(exact int64, p SumParams) (Cell, error) {
+	n := m.noise(p.Kind)
+	unit := math.Pow10(p.Scale)
+	linf := int64(math.Ceil(p.maxAbs()*unit)) * p.RowsPerGroup
+	if linf <= 0 {
+		linf = 1
+	}
+	v, err := n.AddNoiseInt64(exact, p.L0, linf, p.Budget.Epsilon, p.Budget.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: sum: %w", err)
+	}
+	ci, err := n.ComputeConfidenceIntervalInt64(v, p.L0, linf, p.Budget.Epsilon, p.Budget.Delta, 1-p.Confidence)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: sum interval: %w", err)
+	}
+	return Cell{Value: float64(v) / unit, Lower: ci.LowerBound / unit, Upper: ci.UpperBound / unit}, nil
+}
+
+// SumFloat releases a sum of clamped floats.
+func (m Mechanisms) SumFloat(exact float64, p SumParams) (Cell, error) {
+	n := m.noise(p.Kind)
+	linf := p.maxAbs() * float64(p.RowsPerGroup)
+	if linf <= 0 {
+		linf = 1
+	}
+	v, err := n.AddNoiseFloat64(exact, p.L0, linf, p.Budget.Epsilon, p.Budget.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: sum: %w", err)
+	}
+	ci, err := n.ComputeConfidenceIntervalFloat64(v, p.L0, linf, p.Budget.Epsilon, p.Budget.Delta, 1-p.Confidence)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: sum interval: %w", err)
+	}
+	return Cell{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound}, nil
+}
+
+// Mean releases a bounded mean the way dpagg.BoundedMean does: half the budget on
+// the count, half on the sum of distances from the midpoint of [Lower, Upper]; the
+// result is clamped to the bounds. normSum is Σ(clamp(x) − midpoint) in natural
+// units; count is the number of rows.
+func (m Mechanisms) Mean(normSum float64, count int64, p SumParams) (Cell, error) {
+	n := m.noise(p.Kind)
+	half := Budget{p.Budget.Epsilon / 2, p.Budget.Delta / 2}
+	mid := p.Lower + (p.Upper-p.Lower)/2
+	linfSum := (p.Upper - mid) * float64(p.RowsPerGroup)
+	if linfSum <= 0 {
+		linfSum = 1
+	}
+	nc, err := n.AddNoiseInt64(count, p.L0, p.RowsPerGroup, half.Epsilon, half.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: mean count: %w", err)
+	}
+	ns, err := n.AddNoiseFloat64(normSum, p.L0, linfSum, half.Epsilon, half.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: mean sum: %w", err)
+	}
+	den := math.Max(1, float64(nc))
+	value := clamp(ns/den+mid, p.Lower, p.Upper)
+	// Interval: split alpha between numerator and denominator so that
+	// (1−αn)(1−αd) = 1−α, and keep the tightest over a grid (as dpagg does).
+	alpha := 1 - p.Confidence
+	best := Cell{Value: value, Lower: p.Lower, Upper: p.Upper}
+	for i := 1; i < 100; i++ {
+		an := float64(i) / 100 * alpha
+		ad := (alpha - an) / (1 - an)
+		num, err := n.ComputeConfidenceIntervalFloat64(ns, p.L0, linfSum, half.Epsilon, half.Delta, an)
+		if err != nil {
+			return Cell{}, fmt.Errorf("dp: mean interval: %w", err)
+		}
+		d, err := n.ComputeConfidenceIntervalInt64(nc, p.L0, p.RowsPerGroup, half.Epsilon, half.Delta, ad)
+		if err != nil {
+			return Cell{}, fmt.Errorf("dp: mean interval: %w", err)
+		}
+		dl, du := math.Max(d.LowerBound, 1), math.Max(d.UpperBound, 1)
+		lo, hi := num.LowerBound/du, num.UpperBound/dl
+		if num.LowerBound < 0 {
+			lo = num.LowerBound / dl
+		}
+		if num.UpperBound < 0 {
+			hi = num.UpperBound / du
+		}
+		lo, hi = clamp(lo+mid, p.Lower, p.Upper), clamp(hi+mid, p.Lower, p.Upper)
+		if hi-lo < best.Upper-best.Lower {
+			best.Lower, best.Upper = lo, hi
+		}
+	}
+	return best, nil
+}
+
+func clamp(x, lo, hi float64) float64 { return math.Min(hi, math.Max(lo, x)) }
+
+// Split divides a query's (ε, δ) among its aggregates by weight, plus one equal
+// share of ε for partition selection when the groups come from the data; δ goes
+// to partition selection then (Laplace needs none), and is shared by the
+// aggregates under Gaussian noise. Basic composition: the parts add up to the total.
+func Split(total Budget, weights []float64, selection bool, kind NoiseKind) (aggs []Budget, sel Budget) {
+	sum := 0.0
+	for _, w := range weights {
+		sum += w
+	}
+	epsAggs := total.Epsilon
+	if selection {
+		share := total.Epsilon / float64(len(weights)+1)
+		sel.Epsilon = share
+		epsAggs -= share
+	}
+	deltaAggs := 0.0
+	switch {
+	case selection && kind == Gaussian:
+		sel.Delta, deltaAggs = total.Delta/2, total.Delta/2
+	case selection:
+		sel.Delta = total.Delta
+	case kind == Gaussian:
+		deltaAggs = total.Delta
+	}
+	aggs = make([]Budget, len(weights))
+	for i, w := range weights {
+		aggs[i] = Budget{Epsilon: epsAggs * w / sum, Delta: deltaAggs * w / sum}
+	}
+	return aggs, sel
+}
