@@ -1,0 +1,205 @@
+package api_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/store/events"
+	"github.com/privalytics/privalytics/store/keyring"
+	"github.com/privalytics/privalytics/store/sqlite"
+)
+
+// fixture is a server on real stores in a temp dir, with an operator key and a
+// tenant "shop" whose admin key is known.
+type fixture struct {
+	srv      *httptest.Server
+	operator string
+	admin    string
+}
+
+func newFixture(t *testing.T, limits api.Limits) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	meta, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.Open(filepath.Join(dir, "events"), events.Options{SealRows: 10_000, SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, _, err := keyring.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := api.New(api.Deps{Meta: meta, Events: ev, Keys: mk, Mechanisms: dp.Secure(), Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.SetReady(true)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		ev.Close()
+		meta.Close()
+	})
+	op, err := s.IssueKey(ctx, "", "operator", privalytics.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{srv: srv, operator: op.Token}
+	var created api.CreateTenantResponse
+	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(`{"id":"shop","budget":{"epsilon":1}}`), http.StatusCreated, &created)
+	f.admin = created.AdminKey.Token
+	return f
+}
+
+// do sends a request and returns the status and the decoded error code, if any.
+func (f *fixture) do(t *testing.T, method, path, token, contentType string, hdr map[string]string, body []byte) (int, api.ErrorBody, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var eb api.ErrorBody
+	if resp.StatusCode >= 300 {
+		if err := json.Unmarshal(raw, &eb); err != nil {
+			t.Fatalf("%s %s: status %d with a body that is not a JSON error: %q", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, eb, raw
+}
+
+func (f *fixture) mustDo(t *testing.T, method, path, token, ct string, hdr map[string]string, body []byte, want int, out any) {
+	t.Helper()
+	status, eb, raw := f.do(t, method, path, token, ct, hdr, body)
+	if status != want {
+		t.Fatalf("%s %s: status %d (%s: %s), want %d", method, path, status, eb.Error.Code, eb.Error.Message, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func gz(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+const okLine = `{"customer_id":"c1","ts":"2025-03-01T10:00:00Z","type":"view"}` + "\n"
+
+func TestIngestLimitsAndEncodings(t *testing.T) {
+	t.Parallel()
+	lim := api.DefaultLimits()
+	lim.MaxBodyBytes, lim.MaxDecodedBytes = 4096, 16384
+	f := newFixture(t, lim)
+
+	big := bytes.Repeat([]byte(okLine), 240) // ~15 KB: over the sent limit, under the decoded one
+	tests := []struct {
+		name     string
+		ct       string
+		hdr      map[string]string
+		body     []byte
+		status   int
+		code     string
+		contains string
+	}{
+		{"plain ndjson", "application/x-ndjson", nil, []byte(okLine), 200, "", ""},
+		{"json array", "application/json", nil, []byte("[" + strings.TrimSpace(okLine) + "]"), 200, "", ""},
+		{"gzip", "application/x-ndjson", map[string]string{"Content-Encoding": "gzip"}, gz(t, []byte(okLine)), 200, "", ""},
+		{"gzip small on the wire, within decoded limit", "application/x-ndjson", map[string]string{"Content-Encoding": "gzip"}, gz(t, big), 200, "", ""},
+		{"body over the limit", "application/x-ndjson", nil, big, 413, privalytics.ETOOLARGE, "limit"},
+		{"gzip bomb over the decoded limit", "application/x-ndjson", map[string]string{"Content-Encoding": "gzip"}, gz(t, bytes.Repeat([]byte(okLine), 400)), 413, privalytics.ETOOLARGE, "decoded"},
+		{"not gzip", "application/x-ndjson", map[string]string{"Content-Encoding": "gzip"}, []byte(okLine), 400, privalytics.EINVALID, "gzip"},
+		{"unknown encoding", "application/x-ndjson", map[string]string{"Content-Encoding": "br"}, []byte(okLine), 415, privalytics.EUNSUPPORTED, "gzip"},
+		{"unknown content type", "text/csv", nil, []byte(okLine), 415, privalytics.EUNSUPPORTED, "x-ndjson"},
+		{"malformed line", "application/x-ndjson", nil, []byte(okLine + "{\"customer_id\":\n"), 400, privalytics.EINVALID, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, eb, _ := f.do(t, http.MethodPost, "/v1/events", f.admin, tt.ct, tt.hdr, tt.body)
+			if status != tt.status || eb.Error.Code != tt.code {
+				t.Fatalf("status %d code %q (%s), want %d %q", status, eb.Error.Code, eb.Error.Message, tt.status, tt.code)
+			}
+			if !strings.Contains(eb.Error.Message, tt.contains) {
+				t.Errorf("message %q should mention %q", eb.Error.Message, tt.contains)
+			}
+			if status >= 400 && eb.Error.RequestID == "" {
+				t.Errorf("error without a request ID")
+			}
+		})
+	}
+}
+
+func TestAuthAndRouting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.DefaultLimits())
+	tests := []struct {
+		name, method, path, token string
+		body                      string
+		status                    int
+		code                      string
+	}{
+		{"no key", "GET", "/v1/budget", "", "", 401, privalytics.EUNAUTHORIZED},
+		{"garbage key", "GET", "/v1/budget", "nonsense", "", 401, privalytics.EUNAUTHORIZED},
+		{"well-formed unknown key", "GET", "/v1/budget", "pvk_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", 401, privalytics.EUNAUTHORIZED},
+		{"admin reads budget", "GET", "/v1/budget", f.admin, "", 200, ""},
+		{"admin cannot create tenants", "POST", "/v1/tenants", f.admin, `{"id":"x","budget":{"epsilon":1}}`, 403, privalytics.EFORBIDDEN},
+		{"duplicate tenant", "POST", "/v1/tenants", f.operator, `{"id":"shop","budget":{"epsilon":1}}`, 409, privalytics.ECONFLICT},
+		{"tenant with unknown field", "POST", "/v1/tenants", f.operator, `{"id":"y","budget":{"epsilon":1},"color":"red"}`, 400, privalytics.EINVALID},
+		{"tenant with bad budget", "POST", "/v1/tenants", f.operator, `{"id":"z","budget":{"epsilon":-1}}`, 400, privalytics.EINVALID},
+		{"unknown route", "GET", "/v1/nothing", f.admin, "", 404, privalytics.ENOTFOUND},
+		{"bad key role", "POST", "/v1/keys", f.admin, `{"name":"x","role":"root"}`, 400, privalytics.EINVALID},
+		{"bad paging", "GET", "/v1/budget/charges?limit=0", f.admin, "", 400, privalytics.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body []byte
+			ct := ""
+			if tt.body != "" {
+				body, ct = []byte(tt.body), "application/json"
+			}
+			status, eb, _ := f.do(t, tt.method, tt.path, tt.token, ct, nil, body)
+			if status != tt.status || eb.Error.Code != tt.code {
+				t.Errorf("status %d code %q (%s), want %d %q", status, eb.Error.Code, eb.Error.Message, tt.status, tt.code)
+			}
+		})
+	}
+	if status, _, _ := f.do(t, "GET", "/readyz", "", "", nil, nil); status != 200 {
+		t.Errorf("/readyz: %d", status)
+	}
+	if status, _, raw := f.do(t, "GET", "/openapi.yaml", "", "", nil, nil); status != 200 || !bytes.HasPrefix(raw, []byte("openapi: 3")) {
+		t.Errorf("/openapi.yaml: %d", status)
+	}
+}

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"crypto/subtle"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/store/keyring"
+)
+
+// principal is the authenticated caller of a request.
+type principal struct {
+	Key *privalytics.APIKey
+}
+
+// operator reports whether the caller is the server operator (an admin key of no tenant).
+func (p principal) operator() bool {
+	return p.Key.TenantID == "" && p.Key.Role == privalytics.RoleAdmin
+}
+
+// keyCache keeps recently verified keys so that a busy ingest client does not hit
+// the metadata store on every batch. Revocations through this server evict at once;
+// entries expire after keyCacheTTL so a revocation made by another process
+// sharing the database takes effect within that time.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]cachedKey
+}
+
+type cachedKey struct {
+	key     *privalytics.APIKey
+	expires time.Time
+}
+
+const keyCacheTTL = 10 * time.Second
+
+func (kc *keyCache) get(id string, now time.Time) *privalytics.APIKey {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if e, ok := kc.m[id]; ok && now.Before(e.expires) {
+		return e.key
+	}
+	return nil
+}
+
+func (kc *keyCache) put(k *privalytics.APIKey, now time.Time) {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if kc.m == nil || len(kc.m) > 10_000 {
+		kc.m = make(map[string]cachedKey)
+	}
+	kc.m[k.ID] = cachedKey{key: k, expires: now.Add(keyCacheTTL)}
+}
+
+func (kc *keyCache) evict(id string) {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	delete(kc.m, id)
+}
+
+var errUnauthorized = privalytics.Errorf(privalytics.EUNAUTHORIZED, "send a valid API key as 'Authorization: Bearer pvk_…'")
+
+// authenticate resolves the bearer token to a key, or aborts with 401.
+func (s *Server) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		s.writeError(c, errUnauthorized)
+		return
+	}
+	id, ok := keyring.ParseAPIKeyToken(strings.TrimSpace(token))
+	if !ok {
+		s.writeError(c, errUnauthorized)
+		return
+	}
+	now := s.now()
+	k := s.keys.get(id, now)
+	if k == nil {
+		var err error
+		k, err = s.meta.Key(c.Request.Context(), id)
+		if privalytics.ErrorCode(err) == privalytics.ENOTFOUND {
+			s.writeError(c, errUnauthorized)
+			return
+		} else if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.keys.put(k, now)
+	}
+	if subtle.ConstantTimeCompare(k.Hash, keyring.HashAPIKeyToken(strings.TrimSpace(token))) != 1 || k.RevokedAt != nil {
+		s.writeError(c, errUnauthorized)
+		return
+	}
+	c.Set(principalKey, principal{Key: k})
+	c.Next()
+}
+
+const principalKey = "privalytics.principal"
+
+func callerOf(c *gin.Context) principal {
+	p, _ := c.Get(principalKey)
+	return p.(principal)
+}
+
+// require aborts unless the caller is a tenant key with one of the roles.
+// Operator keys are not tenant keys: they manage tenants, nothing else.
+func (s *Server) require(roles ...privalytics.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p := callerOf(c)
+		if p.Key.TenantID == "" {
+			s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "the operator key manages tenants only; use a key issued for a tenant"))
+			return
+		}
+		for _, r := range roles {
+			if p.Key.Role == r {
+				c.Next()
+				return
+			}
+		}
+		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this %s key cannot do that; it needs a key with role %s", p.Key.Role, joinRoles(roles)))
+	}
+}
+
+func joinRoles(roles []privalytics.Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, " or ")
+}

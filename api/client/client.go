@@ -1,0 +1,269 @@
+// Package client is the Go SDK of the Privalytics HTTP API. The CLI and the
+// end-to-end tests use it, so it is exercised against the real server.
+package client
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/privalytics/privalytics"
+)
+
+// Client talks to one Privalytics server with one API key.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the server at baseURL (e.g. "http://127.0.0.1:8080").
+func New(baseURL, token string) *Client {
+	return &Client{
+		base:  strings.TrimRight(baseURL, "/"),
+		token: token,
+		http:  &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+}
+
+// WithToken returns a copy of c that uses another API key.
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
+}
+
+// Token returns the API key the client sends.
+func (c *Client) Token() string { return c.token }
+
+// BaseURL returns the server's base URL.
+func (c *Client) BaseURL() string { return c.base }
+
+// CreateTenantRequest mirrors api.CreateTenantRequest.
+type CreateTenantRequest struct {
+	ID       string              `json:"id"`
+	Name     string              `json:"name,omitempty"`
+	Schema   *privalytics.Schema `json:"schema,omitempty"`
+	Budget   privalytics.Cost    `json:"budget"`
+	Purposes []string            `json:"purposes,omitempty"`
+}
+
+// IssuedKey is a new key with its token (shown once).
+type IssuedKey struct {
+	privalytics.APIKey
+	Token string `json:"token"`
+}
+
+// CreateTenantResponse mirrors api.CreateTenantResponse.
+type CreateTenantResponse struct {
+	Tenant   *privalytics.Tenant `json:"tenant"`
+	AdminKey *IssuedKey          `json:"admin_key"`
+}
+
+// CreateTenant creates a tenant (operator key) and returns its first admin key.
+func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (*CreateTenantResponse, error) {
+	var out CreateTenantResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/tenants", req, &out)
+}
+
+// Tenant returns the caller's own tenant.
+func (c *Client) Tenant(ctx context.Context) (*privalytics.Tenant, error) {
+	var out privalytics.Tenant
+	return &out, c.do(ctx, http.MethodGet, "/v1/tenant", nil, &out)
+}
+
+// TenantByID returns a tenant by ID (operator, or that tenant's admin).
+func (c *Client) TenantByID(ctx context.Context, id string) (*privalytics.Tenant, error) {
+	var out privalytics.Tenant
+	return &out, c.do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(id), nil, &out)
+}
+
+// CreateKey issues a key of the caller's tenant (admin key).
+func (c *Client) CreateKey(ctx context.Context, name string, role privalytics.Role) (*IssuedKey, error) {
+	var out IssuedKey
+	return &out, c.do(ctx, http.MethodPost, "/v1/keys", map[string]any{"name": name, "role": role}, &out)
+}
+
+// Keys lists the caller's tenant's keys (admin key).
+func (c *Client) Keys(ctx context.Context) ([]privalytics.APIKey, error) {
+	var out struct {
+		Keys []privalytics.APIKey `json:"keys"`
+	}
+	return out.Keys, c.do(ctx, http.MethodGet, "/v1/keys", nil, &out)
+}
+
+// RevokeKey revokes a key of the caller's tenant (admin key).
+func (c *Client) RevokeKey(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, nil)
+}
+
+// IngestOptions tune one ingest call.
+type IngestOptions struct {
+	IdempotencyKey string // makes a retry of the same batch a no-op
+	Gzip           bool   // compress the body
+}
+
+// Ingest sends a batch of NDJSON (or a JSON array) events. It returns once the
+// server has stored them durably.
+func (c *Client) Ingest(ctx context.Context, body []byte, opt IngestOptions) (*privalytics.AppendResult, error) {
+	hdr := http.Header{"Content-Type": {"application/x-ndjson"}}
+	if opt.IdempotencyKey != "" {
+		hdr.Set("Idempotency-Key", opt.IdempotencyKey)
+	}
+	if opt.Gzip {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(body); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		body = buf.Bytes()
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	var out privalytics.AppendResult
+	return &out, c.send(ctx, http.MethodPost, "/v1/events", hdr, body, &out)
+}
+
+// Query runs a DP query; it spends budget unless the answer is cached.
+func (c *Client) Query(ctx context.Context, q *privalytics.Query) (*privalytics.Result, error) {
+	var out privalytics.Result
+	return &out, c.do(ctx, http.MethodPost, "/v1/queries", q, &out)
+}
+
+// QueryJSON runs a DP query given as raw JSON.
+func (c *Client) QueryJSON(ctx context.Context, q []byte) (*privalytics.Result, error) {
+	var out privalytics.Result
+	return &out, c.send(ctx, http.MethodPost, "/v1/queries", http.Header{"Content-Type": {"application/json"}}, q, &out)
+}
+
+// Budget returns the tenant's privacy budget.
+func (c *Client) Budget(ctx context.Context) (*privalytics.BudgetStatus, error) {
+	var out privalytics.BudgetStatus
+	return &out, c.do(ctx, http.MethodGet, "/v1/budget", nil, &out)
+}
+
+// Charges pages through the tenant's ledger, newest first.
+func (c *Client) Charges(ctx context.Context, offset, limit int) ([]privalytics.Charge, error) {
+	var out struct {
+		Charges []privalytics.Charge `json:"charges"`
+	}
+	path := "/v1/budget/charges?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
+	return out.Charges, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// Ready reports whether the server answers /readyz with 200.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body []byte
+	hdr := http.Header{}
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+		hdr.Set("Content-Type", "application/json")
+	}
+	return c.send(ctx, method, path, hdr, body, out)
+}
+
+// send performs one request.
+func (c *Client) send(ctx context.Context, method, path string, hdr http.Header, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.roundTrip(req, out)
+}
+
+// roundTrip sends req; a non-2xx answer becomes a *privalytics.Error with the
+// server's code, message and details.
+func (c *Client) roundTrip(req *http.Request, out any) error {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb struct {
+			Error struct {
+				Code    string         `json:"code"`
+				Message string         `json:"message"`
+				Details map[string]any `json:"details"`
+			} `json:"error"`
+		}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
+			return &privalytics.Error{Code: privalytics.EINTERNAL, Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))}
+		}
+		return &privalytics.Error{Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// ImportOptions describe an uploaded file.
+type ImportOptions struct {
+	Format         string // csv, ndjson or parquet
+	Preset         string // a mapping preset, e.g. uci-online-retail
+	MappingJSON    string // or a JSON mapping
+	IdempotencyKey string
+}
+
+// ImportReport is the server's account of an import.
+type ImportReport struct {
+	Rows           int            `json:"rows"`
+	Skipped        int            `json:"skipped"`
+	SkippedReasons map[string]int `json:"skipped_reasons,omitempty"`
+	Batches        int            `json:"batches"`
+	Seconds        float64        `json:"seconds"`
+}
+
+// Import uploads a whole file to POST /v1/imports and waits for the server to
+// store it. size may be -1 when unknown.
+func (c *Client) Import(ctx context.Context, body io.Reader, size int64, opt ImportOptions) (*ImportReport, error) {
+	q := url.Values{"format": {opt.Format}}
+	if opt.Preset != "" {
+		q.Set("mapping", opt.Preset)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/imports?"+q.Encode(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if opt.MappingJSON != "" {
+		req.Header.Set("Privalytics-Mapping", strings.Join(strings.Fields(opt.MappingJSON), " "))
+	}
+	if opt.IdempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", opt.IdempotencyKey)
+	}
+	var out ImportReport
+	return &out, c.roundTrip(req, &out)
+}

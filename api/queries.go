@@ -1,0 +1,121 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+)
+
+// runQuery answers a DP query. The order is the privacy model's: plan (bad queries
+// cost nothing), a cheap budget pre-check, exact execution inside the process, then
+// the ledger is charged atomically, and only then is noise added and the answer
+// released. If release fails after the charge, nothing left the process and the
+// charge is refunded.
+func (s *Server) runQuery(c *gin.Context) {
+	ctx := c.Request.Context()
+	key := callerOf(c).Key
+	st, err := s.tenantState(ctx, key.TenantID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	body, err := readBody(c, s.limits.MaxQueryBytes, s.limits.MaxQueryBytes)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	q, err := analytics.DecodeQuery(body.Bytes())
+	releaseBody(body)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	plan, err := analytics.NewPlan(q, st.tenant.Schema, s.limits.Query)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	cost := plan.Cost()
+	status, err := s.meta.Budget(ctx, st.tenant.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if cost.Epsilon > status.Remaining.Epsilon || cost.Delta > status.Remaining.Delta {
+		s.writeError(c, budgetError(status.Remaining, cost))
+		return
+	}
+	snap, err := s.events.Snapshot(ctx, st.tenant.ID, st.tenant.Schema)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	execCtx, cancel := context.WithTimeout(ctx, s.limits.QueryTimeout)
+	part, err := analytics.Execute(execCtx, plan, snap)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.writeError(c, privalytics.Errorf(privalytics.EUNAVAILABLE, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters", s.limits.QueryTimeout))
+		return
+	} else if err != nil {
+		s.writeError(c, err)
+		return
+	}
+
+	charge := &privalytics.Charge{TenantID: st.tenant.ID, KeyID: key.ID, Time: s.now().UTC(), Fingerprint: plan.Fingerprint(), Mechanisms: plan.Mechanisms(), Cost: cost}
+	status, err = s.meta.Charge(ctx, charge)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	res, err := analytics.Release(plan, part, s.mech)
+	if err != nil {
+		// Nothing derived from the charged computation has left the process.
+		if rerr := s.meta.Refund(context.WithoutCancel(ctx), st.tenant.ID, charge.ID); rerr != nil {
+			s.log.Error("refund after failed release", "charge", charge.ID, "err", rerr)
+		}
+		s.writeError(c, err)
+		return
+	}
+	res.Cost = cost
+	res.Snapshot = snap.Version
+	res.Budget = &status
+	c.JSON(http.StatusOK, res)
+}
+
+// budgetError says what is left and what the query needed.
+func budgetError(remaining, needed privalytics.Cost) error {
+	return privalytics.Errorf(privalytics.EBUDGET,
+		"privacy budget exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g remain; ask the tenant admin for more budget or spend less ε",
+		needed.Epsilon, needed.Delta, remaining.Epsilon, remaining.Delta).
+		With("remaining", remaining).With("needed", needed)
+}
+
+func (s *Server) budget(c *gin.Context) {
+	status, err := s.meta.Budget(c.Request.Context(), callerOf(c).Key.TenantID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, status)
+}
+
+// charges pages through the ledger, newest first: ?offset=0&limit=50 (max 500).
+func (s *Server) charges(c *gin.Context) {
+	offset, err1 := strconv.Atoi(c.DefaultQuery("offset", "0"))
+	limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	if err1 != nil || err2 != nil || offset < 0 || limit < 1 || limit > 500 {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "offset must be ≥ 0 and limit 1..500"))
+		return
+	}
+	list, err := s.meta.Charges(c.Request.Context(), callerOf(c).Key.TenantID, offset, limit)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"charges": list, "offset": offset, "limit": limit})
+}

@@ -1,0 +1,190 @@
+// Package api is the HTTP face of Privalytics: routing, authentication, the thin
+// handlers that decode a request, call the domain (ingest, analytics, the stores)
+// and encode the answer, and the one table that maps error codes to statuses.
+// It holds no business rules of its own; limits are set in Limits and documented
+// in the OpenAPI spec.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/ingest"
+)
+
+// Limits are every request limit of the API in one place.
+type Limits struct {
+	MaxBodyBytes    int64         // an ingest body as sent (compressed or not); 413 above
+	MaxDecodedBytes int64         // an ingest body after gzip decoding; 413 above
+	MaxQueryBytes   int64         // a query body; 413 above
+	MaxImportBytes  int64         // a whole file sent to /v1/imports; 413 above
+	QueryTimeout    time.Duration // a query running longer is cancelled, charges nothing and gets 503
+	Ingest          ingest.Limits
+	Query           analytics.Limits
+}
+
+// DefaultLimits are the documented defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBodyBytes:    64 << 20,
+		MaxDecodedBytes: 256 << 20,
+		MaxQueryBytes:   1 << 20,
+		MaxImportBytes:  4 << 30,
+		QueryTimeout:    30 * time.Second,
+		Ingest:          ingest.DefaultLimits(),
+		Query:           analytics.DefaultLimits(),
+	}
+}
+
+// KeyWrapper encrypts and decrypts tenants' secret keys under the server's master key.
+type KeyWrapper interface {
+	Wrap(plaintext, associatedData []byte) ([]byte, error)
+	Unwrap(wrapped, associatedData []byte) ([]byte, error)
+}
+
+// Deps is what the server needs; cmd/privalytics wires the real ones.
+type Deps struct {
+	Meta   privalytics.MetaStore
+	Events privalytics.EventStore
+	Keys   KeyWrapper
+	// Mechanisms add the noise. Always dp.Secure() in the binary; tests may pass
+	// dptest.NoNoise() to assert exact values.
+	Mechanisms dp.Mechanisms
+	Limits     Limits
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Server serves the Privalytics HTTP API.
+type Server struct {
+	meta   privalytics.MetaStore
+	events privalytics.EventStore
+	wrap   KeyWrapper
+	mech   dp.Mechanisms
+	limits Limits
+	log    *slog.Logger
+	now    func() time.Time
+
+	keys    keyCache
+	ready   atomic.Bool
+	tenants sync.Map // tenant ID → *tenantState
+	engine  *gin.Engine
+}
+
+// New returns a server that is not ready until SetReady(true).
+func New(d Deps) *Server {
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.limits == (Limits{}) {
+		s.limits = DefaultLimits()
+	}
+	s.engine = s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// SetReady flips /readyz between 200 and 503 (start-up recovery, shutdown drain).
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.requestIDs, s.accessLog, s.recover)
+	r.NoRoute(func(c *gin.Context) {
+		s.writeError(c, privalytics.Errorf(privalytics.ENOTFOUND, "no route %s %s; see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: privalytics.EINVALID, Message: "method not allowed on " + c.Request.URL.Path, RequestID: requestID(c)}})
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", func(c *gin.Context) {
+		if !s.ready.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting or draining"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+	r.GET("/openapi.yaml", s.openAPI)
+
+	v1 := r.Group("/v1", s.authenticate)
+	v1.POST("/tenants", s.createTenant)
+	v1.GET("/tenants/:tenant", s.getTenant)
+	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.ownTenant)
+
+	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.createKey)
+	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.listKeys)
+	v1.DELETE("/keys/:id", s.require(privalytics.RoleAdmin), s.revokeKey)
+
+	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.ingestEvents)
+	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.importFile)
+
+	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
+	v1.GET("/budget", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.budget)
+	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
+	return r
+}
+
+const requestIDKey = "privalytics.request_id"
+
+// requestIDs takes a sane X-Request-ID from the client or makes one, and echoes it.
+func (s *Server) requestIDs(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if len(id) == 0 || len(id) > 64 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// accessLog writes one structured line per request: no bodies, no query strings,
+// nothing that could carry personal data.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.log.Info("request",
+		slog.String("request_id", requestID(c)),
+		slog.String("method", c.Request.Method),
+		slog.String("route", route),
+		slog.Int("status", c.Writer.Status()),
+		slog.Duration("duration", time.Since(start)),
+	)
+}
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.writeError(c, privalytics.Errorf(privalytics.EINTERNAL, "panic: %v", v))
+		}
+	}()
+	c.Next()
+}

@@ -1,0 +1,212 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/store/keyring"
+)
+
+// tenantState is what a tenant's requests need at hand: the tenant and its
+// converter, which holds the unwrapped pseudonymisation key. Tenants are immutable
+// after creation, so the state is built once per process.
+type tenantState struct {
+	tenant *privalytics.Tenant
+	conv   *ingest.Converter
+}
+
+func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, error) {
+	if v, ok := s.tenants.Load(id); ok {
+		return v.(*tenantState), nil
+	}
+	t, err := s.meta.Tenant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.wrap.Unwrap(t.WrappedKey, []byte("tenant:"+t.ID))
+	if err != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "unwrap key of tenant %s: %v", t.ID, err)
+	}
+	p, err := ingest.NewPseudonymiser(key)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := ingest.NewConverter(t.Schema, p, s.limits.Ingest)
+	if err != nil {
+		return nil, err
+	}
+	st := &tenantState{tenant: t, conv: conv}
+	v, _ := s.tenants.LoadOrStore(id, st)
+	return v.(*tenantState), nil
+}
+
+// CreateTenantRequest is the body of POST /v1/tenants.
+type CreateTenantRequest struct {
+	ID       string              `json:"id"`
+	Name     string              `json:"name"`
+	Schema   *privalytics.Schema `json:"schema,omitempty"`   // default: the retail schema
+	Budget   privalytics.Cost    `json:"budget"`             // total (ε, δ) over the data's lifetime
+	Purposes []string            `json:"purposes,omitempty"` // default: ["analytics"]
+}
+
+// CreateTenantResponse returns the tenant and its first admin key, shown once.
+type CreateTenantResponse struct {
+	Tenant   *privalytics.Tenant `json:"tenant"`
+	AdminKey *IssuedKey          `json:"admin_key"`
+}
+
+// IssuedKey is a new API key with its secret token, shown only in this response.
+type IssuedKey struct {
+	privalytics.APIKey
+	Token string `json:"token"`
+}
+
+var purposeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+func (s *Server) createTenant(c *gin.Context) {
+	if !callerOf(c).operator() {
+		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
+		return
+	}
+	var req CreateTenantRequest
+	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, CreatedAt: s.now().UTC()}
+	if req.Schema != nil {
+		t.Schema = *req.Schema
+	} else {
+		t.Schema = privalytics.DefaultRetailSchema()
+	}
+	if t.Name == "" {
+		t.Name = t.ID
+	}
+	if len(t.Purposes) == 0 {
+		t.Purposes = []string{"analytics"}
+	}
+	for _, p := range t.Purposes {
+		if !purposeName.MatchString(p) {
+			s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "purpose %q must be lower-case letters, digits, _ or -, at most 32 long", p))
+			return
+		}
+	}
+	if err := t.Schema.Validate(); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	dataKey, err := keyring.NewDataKey()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if t.WrappedKey, err = s.wrap.Wrap(dataKey, []byte("tenant:"+t.ID)); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := s.meta.CreateTenant(c.Request.Context(), t); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	key, err := s.issueKey(c.Request.Context(), t.ID, "admin", privalytics.RoleAdmin)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, CreateTenantResponse{Tenant: t, AdminKey: key})
+}
+
+// getTenant shows a tenant to the operator or to that tenant's admin. Anyone else
+// gets 404, so a key of one tenant cannot learn which other tenants exist.
+func (s *Server) getTenant(c *gin.Context) {
+	p, id := callerOf(c), c.Param("tenant")
+	if !p.operator() && (p.Key.TenantID != id || p.Key.Role != privalytics.RoleAdmin) {
+		s.writeError(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
+		return
+	}
+	t, err := s.meta.Tenant(c.Request.Context(), id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) ownTenant(c *gin.Context) {
+	st, err := s.tenantState(c.Request.Context(), callerOf(c).Key.TenantID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st.tenant)
+}
+
+// CreateKeyRequest is the body of POST /v1/keys.
+type CreateKeyRequest struct {
+	Name string           `json:"name"`
+	Role privalytics.Role `json:"role"`
+}
+
+func (s *Server) createKey(c *gin.Context) {
+	var req CreateKeyRequest
+	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if !req.Role.Valid() {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest or query, got %q", req.Role))
+		return
+	}
+	if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 64 {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "name must be 1 to 64 characters"))
+		return
+	}
+	k, err := s.issueKey(c.Request.Context(), callerOf(c).Key.TenantID, req.Name, req.Role)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, k)
+}
+
+// IssueKey creates a key for the tenant ("" for an operator key) and returns it
+// with its token. cmd/privalytics uses it for the operator key at first start.
+func (s *Server) IssueKey(ctx context.Context, tenantID, name string, role privalytics.Role) (*IssuedKey, error) {
+	return s.issueKey(ctx, tenantID, name, role)
+}
+
+func (s *Server) issueKey(ctx context.Context, tenantID, name string, role privalytics.Role) (*IssuedKey, error) {
+	id, token, hash, err := keyring.NewAPIKeyToken()
+	if err != nil {
+		return nil, err
+	}
+	k := privalytics.APIKey{ID: id, TenantID: tenantID, Name: name, Role: role, Hash: hash, CreatedAt: s.now().UTC()}
+	if err := s.meta.CreateKey(ctx, &k); err != nil {
+		return nil, err
+	}
+	return &IssuedKey{APIKey: k, Token: token}, nil
+}
+
+func (s *Server) listKeys(c *gin.Context) {
+	keys, err := s.meta.Keys(c.Request.Context(), callerOf(c).Key.TenantID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"keys": keys})
+}
+
+func (s *Server) revokeKey(c *gin.Context) {
+	id := c.Param("id")
+	if err := s.meta.RevokeKey(c.Request.Context(), callerOf(c).Key.TenantID, id, s.now().UTC()); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.keys.evict(id)
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/store/events"
+	"github.com/privalytics/privalytics/store/keyring"
+	"github.com/privalytics/privalytics/store/sqlite"
+)
+
+// App is one running Privalytics server: its stores, its HTTP server and the lock
+// on its data directory. Tests run the real App on 127.0.0.1:0 with a temp dir.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	lock   *os.File
+	meta   *sqlite.DB
+	events *events.Store
+	api    *api.Server
+	ln     net.Listener
+	srv    *http.Server
+
+	// OperatorToken is set when this start created the operator key (first start).
+	OperatorToken string
+}
+
+// appOptions are what tests may change beyond Config.
+type appOptions struct {
+	mechanisms *dp.Mechanisms // nil: dp.Secure()
+	logOutput  io.Writer      // nil: stderr
+}
+
+// openApp opens (creating on first start) the data directory and every store, and
+// binds the listener, but does not serve yet.
+func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error) {
+	a = &App{cfg: cfg}
+	out := opt.logOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	a.log = newLogger(cfg, out)
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	var mk *keyring.MasterKey
+	if cfg.MasterKey != "" {
+		if mk, err = keyring.MasterKeyFromEnv(cfg.MasterKey); err != nil {
+			return nil, fmt.Errorf("PRIVALYTICS_MASTER_KEY: %w", err)
+		}
+	} else {
+		var created bool
+		if mk, created, err = keyring.LoadOrCreateMasterKey(cfg.MasterKeyFile); err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		if created {
+			a.log.Info("created master key", "file", cfg.MasterKeyFile)
+		}
+	}
+	if a.meta, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "meta.db")); err != nil {
+		return nil, fmt.Errorf("metadata store: %w", err)
+	}
+	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}); err != nil {
+		return nil, fmt.Errorf("event store: %w", err)
+	}
+	mech := dp.Secure()
+	if opt.mechanisms != nil {
+		mech = *opt.mechanisms
+	}
+	limits := api.DefaultLimits()
+	limits.MaxBodyBytes, limits.MaxDecodedBytes, limits.QueryTimeout = cfg.MaxBodyBytes, cfg.MaxDecodedBytes, cfg.QueryTimeout
+	limits.Ingest.MaxRows, limits.Ingest.MaxStringBytes = cfg.MaxBatchRows, cfg.MaxStringBytes
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Mechanisms: mech, Limits: limits, Logger: a.log})
+
+	ops, err := a.meta.Keys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) == 0 {
+		k, err := a.api.IssueKey(ctx, "", "operator", privalytics.RoleAdmin)
+		if err != nil {
+			return nil, fmt.Errorf("create operator key: %w", err)
+		}
+		a.OperatorToken = k.Token
+	}
+	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another server running? set --addr)", cfg.Addr, err)
+	}
+	a.srv = &http.Server{Handler: a.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return a, nil
+}
+
+// URL is the base URL the server answers on.
+func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
+
+// serve answers requests until ctx is done, then drains in-flight requests, seals
+// and flushes the stores.
+func (a *App) serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- a.srv.Serve(a.ln) }()
+	a.api.SetReady(true)
+	a.log.Info("serving", "url", a.URL(), "data_dir", a.cfg.DataDir)
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.api.SetReady(false)
+	a.log.Info("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.srv.Shutdown(sctx); err != nil {
+		a.log.Error("shutdown", "err", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		a.close()
+		return serveErr
+	}
+	return a.close()
+}
+
+// close releases the stores and the lock; safe on a half-opened App.
+func (a *App) close() error {
+	var errs []error
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.events != nil {
+		errs = append(errs, a.events.Close())
+		a.events = nil
+	}
+	if a.meta != nil {
+		errs = append(errs, a.meta.Close())
+		a.meta = nil
+	}
+	if a.lock != nil {
+		a.lock.Close()
+		a.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// lockDataDir takes an exclusive lock so two servers never share one data
+// directory (the log and the segments assume a single writer).
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another privalytics process; stop it or choose another --data-dir", dir)
+	}
+	return f, nil
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

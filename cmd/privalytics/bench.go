@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/synth"
+)
+
+func benchCommand() *cobra.Command {
+	var opt benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure ingest, import, storage and DP query speed; print them beside the targets",
+		Long: `bench starts a real server on 127.0.0.1:0 in a temporary directory and measures,
+in one process so ratios compare like with like:
+  - durable HTTP ingest of NDJSON (fsynced before each ack) on loopback,
+  - file import of a CSV through POST /v1/imports,
+  - bytes per row on disk after sealing,
+  - a DP group-by with contribution bounding over --rows warm rows, and the same
+    query on the engine's non-private path (the baseline of the ratio).
+Each timing is the median of --repeat runs. The README's table comes from this command.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd.Context(), cmd.OutOrStdout(), opt)
+		},
+	}
+	cmd.Flags().IntVar(&opt.httpRows, "http-rows", 2_000_000, "events sent through HTTP ingest")
+	cmd.Flags().IntVar(&opt.importRows, "import-rows", 2_000_000, "rows in the imported CSV file")
+	cmd.Flags().IntVar(&opt.rows, "rows", 10_000_000, "rows in the store for the query benchmark")
+	cmd.Flags().IntVar(&opt.repeat, "repeat", 5, "runs per query timing (median reported)")
+	cmd.Flags().IntVar(&opt.senders, "senders", 4, "concurrent HTTP senders")
+	return cmd
+}
+
+type benchOptions struct {
+	httpRows, importRows, rows, repeat, senders int
+}
+
+type benchRow struct {
+	figure, measured, target, verdict string
+}
+
+func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
+	dir, err := os.MkdirTemp("", "privalytics-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
+	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
+	cfg.SealRows = 2_000_000
+	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
+	if err != nil {
+		return err
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = app.serve(serveCtx) }()
+	defer func() { stop(); wg.Wait() }()
+
+	op := client.New(app.URL(), app.OperatorToken)
+	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench", Budget: privalytics.Cost{Epsilon: 1e6, Delta: 0.5}})
+	if err != nil {
+		return err
+	}
+	admin := op.WithToken(created.AdminKey.Token)
+	ik, err := admin.CreateKey(ctx, "bench", privalytics.RoleIngest)
+	if err != nil {
+		return err
+	}
+	ingestClient := admin.WithToken(ik.Token)
+
+	fmt.Fprintf(out, "Privalytics benchmark — %d CPUs (GOMAXPROCS %d), %s/%s, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	var rows []benchRow
+
+	// 1. Durable HTTP ingest.
+	gcfg := synth.DefaultConfig()
+	gcfg.Customers, gcfg.Events, gcfg.Seed = max(opt.rows/10, 1000), opt.httpRows, 11
+	batches, err := ndjsonBatches(gcfg, 10_000)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "HTTP ingest: %d events in %d batches, %d senders …\n", opt.httpRows, len(batches), opt.senders)
+	elapsed, err := sendBatches(ctx, ingestClient, batches, opt.senders)
+	if err != nil {
+		return err
+	}
+	httpRate := float64(opt.httpRows) / elapsed.Seconds()
+	rows = append(rows, benchRow{"HTTP ingest, NDJSON, durable (fsync before ack), loopback", fmtRate(httpRate, "events/s"), "≥ 1 M events/s", verdict(httpRate >= 1e6)})
+	batches = nil
+
+	// 2. File import of a CSV through the API.
+	importRate, err := benchImport(ctx, ingestClient, dir, opt.importRows, out)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, benchRow{"file import, CSV through POST /v1/imports", fmtRate(importRate, "rows/s"), "≥ 2 M rows/s", verdict(importRate >= 2e6)})
+
+	// 3. Fill the store up to --rows and seal, for disk size and queries.
+	have := opt.httpRows + opt.importRows
+	if have < opt.rows {
+		gcfg.Events, gcfg.Seed = opt.rows-have, 12
+		fmt.Fprintf(out, "loading %d more rows for the query benchmark …\n", gcfg.Events)
+		more, err := ndjsonBatches(gcfg, 50_000)
+		if err != nil {
+			return err
+		}
+		if _, err := sendBatches(ctx, ingestClient, more, opt.senders); err != nil {
+			return err
+		}
+	}
+	tenant, err := app.meta.Tenant(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	if err := app.events.Seal(ctx, "bench"); err != nil {
+		return err
+	}
+	st, err := app.events.Stats("bench")
+	if err != nil {
+		return err
+	}
+	bpr := float64(st.SegmentBytes+st.LogBytes) / float64(st.Rows)
+	rows = append(rows, benchRow{fmt.Sprintf("on disk, %d rows sealed (Parquet zstd)", st.Rows), fmt.Sprintf("%.1f B/row", bpr), "≤ 12 B/row", verdict(bpr <= 12)})
+
+	// 4. DP query vs the same engine's non-private path.
+	snap, err := app.events.Snapshot(ctx, "bench", tenant.Schema)
+	if err != nil {
+		return err
+	}
+	q := &privalytics.Query{
+		Where:      []privalytics.Filter{{Column: "type", Eq: privalytics.EventPurchase}},
+		GroupBy:    []privalytics.GroupKey{{Column: "category"}},
+		Aggregates: []privalytics.Aggregate{{Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(500)}},
+		Bounds:     privalytics.Bounds{MaxGroups: 5, MaxRowsPerGroup: 10},
+		Epsilon:    1, Delta: 1e-6,
+	}
+	plan, err := analytics.NewPlan(q, tenant.Schema, analytics.DefaultLimits())
+	if err != nil {
+		return err
+	}
+	n := snap.Rows()
+	mech := dp.Secure()
+	dpTime, err := medianOf(opt.repeat, func() error {
+		part, err := analytics.Execute(ctx, plan, snap)
+		if err != nil {
+			return err
+		}
+		_, err = analytics.Release(plan, part, mech)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	plainTime, err := medianOf(opt.repeat, func() error {
+		_, err := analytics.ExecutePlain(ctx, plan, snap)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	dpRate := float64(n) / dpTime.Seconds()
+	ratio := dpTime.Seconds() / plainTime.Seconds()
+	rows = append(rows,
+		benchRow{fmt.Sprintf("DP group-by with bounding, %d rows warm", n), fmtRate(dpRate, "rows/s"), "≥ 40 M rows/s", verdict(dpRate >= 40e6)},
+		benchRow{"  same query, non-private path of the same engine", fmtRate(float64(n)/plainTime.Seconds(), "rows/s"), "", ""},
+		benchRow{"  DP time ÷ non-private time", fmt.Sprintf("%.2f×", ratio), "≤ 3×", verdict(ratio <= 3)},
+	)
+
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tmeasured\ttarget\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.figure, r.measured, r.target, r.verdict)
+	}
+	return tw.Flush()
+}
+
+// ndjsonBatches pre-generates the batches so generation is not timed.
+func ndjsonBatches(cfg synth.Config, per int) ([][]byte, error) {
+	gen, err := synth.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	var ev synth.Event
+	buf, n := make([]byte, 0, per*150), 0
+	for gen.Next(&ev) {
+		buf = synth.AppendNDJSON(buf, &ev)
+		if n++; n == per {
+			out, buf, n = append(out, buf), make([]byte, 0, per*150), 0
+		}
+	}
+	if n > 0 {
+		out = append(out, buf)
+	}
+	return out, nil
+}
+
+func sendBatches(ctx context.Context, c *client.Client, batches [][]byte, senders int) (time.Duration, error) {
+	work := make(chan []byte)
+	errc := make(chan error, senders)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				if _, err := c.Ingest(ctx, b, client.IngestOptions{}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for _, b := range batches {
+		select {
+		case work <- b:
+		case err := <-errc:
+			close(work)
+			wg.Wait()
+			return 0, err
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return 0, err
+	default:
+	}
+	return time.Since(start), nil
+}
+
+func medianOf(n int, f func() error) (time.Duration, error) {
+	if err := f(); err != nil { // warm-up
+		return 0, err
+	}
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], nil
+}
+
+func fmtRate(v float64, unit string) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f M %s", v/1e6, unit)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1f k %s", v/1e3, unit)
+	}
+	return fmt.Sprintf("%.0f %s", v, unit)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "meets target"
+	}
+	return "BELOW TARGET"
+}
+
+// benchImport writes a synthetic CSV and imports it through POST /v1/imports,
+// timing the whole upload-validate-store round trip.
+func benchImport(ctx context.Context, c *client.Client, dir string, n int, out io.Writer) (float64, error) {
+	cfg := synth.DefaultConfig()
+	cfg.Events, cfg.Seed = n, 13
+	gen, err := synth.New(cfg)
+	if err != nil {
+		return 0, err
+	}
+	path := filepath.Join(dir, "import.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	buf := []byte(strings.Join(synth.CSVHeader(), ",") + "\n")
+	var ev synth.Event
+	for gen.Next(&ev) {
+		buf = synth.AppendCSV(buf, &ev)
+		if len(buf) > 1<<20 {
+			if _, err := f.Write(buf); err != nil {
+				return 0, err
+			}
+			buf = buf[:0]
+		}
+	}
+	if _, err := f.Write(buf); err != nil {
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(out, "file import: %d rows of CSV …\n", n)
+	start := time.Now()
+	rep, err := importFile(ctx, c, path, client.ImportOptions{Format: "csv"}, io.Discard, true)
+	if err != nil {
+		return 0, err
+	}
+	if rep.Rows != n {
+		return 0, fmt.Errorf("import stored %d rows of %d", rep.Rows, n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is every setting of `privalytics serve`. Precedence, lowest first:
+// defaults, the JSON file named by --config, PRIVALYTICS_* environment variables,
+// flags.
+type Config struct {
+	Addr            string        `json:"addr"`              // listen address; keep it on loopback unless behind a proxy
+	DataDir         string        `json:"data_dir"`          // events, metadata and keys live here
+	MasterKeyFile   string        `json:"master_key_file"`   // default <data_dir>/master.key, created 0600 on first start
+	MasterKey       string        `json:"-"`                 // base64; from PRIVALYTICS_MASTER_KEY only, never a file or flag
+	LogFormat       string        `json:"log_format"`        // json or text
+	LogLevel        string        `json:"log_level"`         // debug, info, warn, error
+	MaxBodyBytes    int64         `json:"max_body_bytes"`    // an ingest request as sent
+	MaxDecodedBytes int64         `json:"max_decoded_bytes"` // an ingest request after gzip
+	MaxBatchRows    int           `json:"max_batch_rows"`    // events per ingest request
+	MaxStringBytes  int           `json:"max_string_bytes"`  // default cap for string fields without max_length
+	QueryTimeout    time.Duration `json:"query_timeout"`
+	SealRows        int           `json:"seal_rows"` // log rows that trigger sealing into a Parquet segment
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+}
+
+// DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
+// listening on 127.0.0.1:8080.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "privalytics-data",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		MaxBodyBytes:    64 << 20,
+		MaxDecodedBytes: 256 << 20,
+		MaxBatchRows:    100_000,
+		MaxStringBytes:  256,
+		QueryTimeout:    30 * time.Second,
+		SealRows:        1_000_000,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// setting binds one field to a flag and an environment variable.
+type setting struct {
+	flag, env, usage string
+	get              func(*Config) string
+	set              func(*Config, string) error
+}
+
+func settings() []setting {
+	str := func(p func(*Config) *string) (func(*Config) string, func(*Config, string) error) {
+		return func(c *Config) string { return *p(c) }, func(c *Config, v string) error { *p(c) = v; return nil }
+	}
+	i64 := func(p func(*Config) *int64) (func(*Config) string, func(*Config, string) error) {
+		return func(c *Config) string { return strconv.FormatInt(*p(c), 10) }, func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			*p(c) = n
+			return err
+		}
+	}
+	integer := func(p func(*Config) *int) (func(*Config) string, func(*Config, string) error) {
+		return func(c *Config) string { return strconv.Itoa(*p(c)) }, func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			*p(c) = n
+			return err
+		}
+	}
+	dur := func(p func(*Config) *time.Duration) (func(*Config) string, func(*Config, string) error) {
+		return func(c *Config) string { return p(c).String() }, func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			*p(c) = d
+			return err
+		}
+	}
+	mk := func(flag, usage string, g func(*Config) string, s func(*Config, string) error) setting {
+		return setting{flag: flag, env: "PRIVALYTICS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")), usage: usage, get: g, set: s}
+	}
+	var out []setting
+	add := func(flag, usage string, g func(*Config) string, s func(*Config, string) error) {
+		out = append(out, mk(flag, usage, g, s))
+	}
+	g, s := str(func(c *Config) *string { return &c.Addr })
+	add("addr", "listen address (host:port)", g, s)
+	g, s = str(func(c *Config) *string { return &c.DataDir })
+	add("data-dir", "data directory (events, metadata, keys)", g, s)
+	g, s = str(func(c *Config) *string { return &c.MasterKeyFile })
+	add("master-key-file", "master key file (default <data-dir>/master.key)", g, s)
+	g, s = str(func(c *Config) *string { return &c.LogFormat })
+	add("log-format", "log format: json or text", g, s)
+	g, s = str(func(c *Config) *string { return &c.LogLevel })
+	add("log-level", "log level: debug, info, warn, error", g, s)
+	g, s = i64(func(c *Config) *int64 { return &c.MaxBodyBytes })
+	add("max-body-bytes", "largest ingest request body as sent", g, s)
+	g, s = i64(func(c *Config) *int64 { return &c.MaxDecodedBytes })
+	add("max-decoded-bytes", "largest ingest request body after gzip decoding", g, s)
+	g, s = integer(func(c *Config) *int { return &c.MaxBatchRows })
+	add("max-batch-rows", "most events in one ingest request", g, s)
+	g, s = integer(func(c *Config) *int { return &c.MaxStringBytes })
+	add("max-string-bytes", "longest string value for fields without max_length", g, s)
+	g, s = dur(func(c *Config) *time.Duration { return &c.QueryTimeout })
+	add("query-timeout", "longest a query may run", g, s)
+	g, s = integer(func(c *Config) *int { return &c.SealRows })
+	add("seal-rows", "log rows that trigger sealing into a Parquet segment", g, s)
+	g, s = dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })
+	add("shutdown-timeout", "longest graceful shutdown waits for in-flight requests", g, s)
+	return out
+}
+
+// bindFlags registers every setting as a flag on fs, showing the defaults.
+func bindFlags(fs *pflag.FlagSet) {
+	def := DefaultConfig()
+	for _, st := range settings() {
+		fs.String(st.flag, st.get(&def), st.usage+" [env "+st.env+"]")
+	}
+	fs.String("config", "", "JSON config file [env PRIVALYTICS_CONFIG]")
+}
+
+// loadConfig applies file, environment and flags over the defaults, in that order,
+// and validates the result. getenv is os.Getenv outside tests.
+func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	path := getenv("PRIVALYTICS_CONFIG")
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		path = f.Value.String()
+	}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.DisallowUnknownFields()
+		var fc fileConfig
+		if err := dec.Decode(&fc); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if err := fc.apply(&cfg); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	var problems []error
+	for _, st := range settings() {
+		if v := getenv(st.env); v != "" {
+			if err := st.set(&cfg, v); err != nil {
+				problems = append(problems, fmt.Errorf("%s=%q: %v", st.env, v, err))
+			}
+		}
+	}
+	for _, st := range settings() {
+		if f := fs.Lookup(st.flag); f != nil && f.Changed {
+			if err := st.set(&cfg, f.Value.String()); err != nil {
+				problems = append(problems, fmt.Errorf("--%s=%q: %v", st.flag, f.Value.String(), err))
+			}
+		}
+	}
+	cfg.MasterKey = getenv("PRIVALYTICS_MASTER_KEY")
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	if len(problems) > 0 {
+		return cfg, errors.Join(problems...)
+	}
+	return cfg, cfg.Validate()
+}
+
+// fileConfig is the JSON file's shape: durations as Go duration strings.
+type fileConfig struct {
+	Addr            *string `json:"addr"`
+	DataDir         *string `json:"data_dir"`
+	MasterKeyFile   *string `json:"master_key_file"`
+	LogFormat       *string `json:"log_format"`
+	LogLevel        *string `json:"log_level"`
+	MaxBodyBytes    *int64  `json:"max_body_bytes"`
+	MaxDecodedBytes *int64  `json:"max_decoded_bytes"`
+	MaxBatchRows    *int    `json:"max_batch_rows"`
+	MaxStringBytes  *int    `json:"max_string_bytes"`
+	QueryTimeout    *string `json:"query_timeout"`
+	SealRows        *int    `json:"seal_rows"`
+	ShutdownTimeout *string `json:"shutdown_timeout"`
+}
+
+func (f fileConfig) apply(c *Config) error {
+	setS := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setS(&c.Addr, f.Addr)
+	setS(&c.DataDir, f.DataDir)
+	setS(&c.MasterKeyFile, f.MasterKeyFile)
+	setS(&c.LogFormat, f.LogFormat)
+	setS(&c.LogLevel, f.LogLevel)
+	if f.MaxBodyBytes != nil {
+		c.MaxBodyBytes = *f.MaxBodyBytes
+	}
+	if f.MaxDecodedBytes != nil {
+		c.MaxDecodedBytes = *f.MaxDecodedBytes
+	}
+	if f.MaxBatchRows != nil {
+		c.MaxBatchRows = *f.MaxBatchRows
+	}
+	if f.MaxStringBytes != nil {
+		c.MaxStringBytes = *f.MaxStringBytes
+	}
+	if f.SealRows != nil {
+		c.SealRows = *f.SealRows
+	}
+	var errs []error
+	for _, d := range []struct {
+		dst *time.Duration
+		v   *string
+		key string
+	}{{&c.QueryTimeout, f.QueryTimeout, "query_timeout"}, {&c.ShutdownTimeout, f.ShutdownTimeout, "shutdown_timeout"}} {
+		if d.v != nil {
+			v, err := time.ParseDuration(*d.v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", d.key, err))
+			}
+			*d.dst = v
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem at once, each saying what to change.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q must be host:port, e.g. 127.0.0.1:8080", c.Addr))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log-format must be json or text, got %q", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max-body-bytes must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxDecodedBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("max-decoded-bytes (%d) must be at least max-body-bytes (%d)", c.MaxDecodedBytes, c.MaxBodyBytes))
+	}
+	if c.MaxBatchRows < 1 || c.MaxBatchRows > 10_000_000 {
+		errs = append(errs, fmt.Errorf("max-batch-rows must be 1..10000000, got %d", c.MaxBatchRows))
+	}
+	if c.MaxStringBytes < 1 || c.MaxStringBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("max-string-bytes must be 1..1048576, got %d", c.MaxStringBytes))
+	}
+	if c.QueryTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("query-timeout must be > 0, got %s", c.QueryTimeout))
+	}
+	if c.SealRows < 1000 {
+		errs = append(errs, fmt.Errorf("seal-rows must be at least 1000, got %d", c.SealRows))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown-timeout must be > 0, got %s", c.ShutdownTimeout))
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = "  - " + e.Error()
+		}
+		return fmt.Errorf("invalid configuration:\n%s", strings.Join(msgs, "\n"))
+	}
+	return nil
+}

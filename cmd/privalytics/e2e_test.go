@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/dp/dptest"
+	"github.com/privalytics/privalytics/synth"
+)
+
+// testServer runs the real App on 127.0.0.1:0 in a temp dir until the test ends.
+type testServer struct {
+	app      *App
+	operator *client.Client
+}
+
+func startServer(t *testing.T, mech *dp.Mechanisms, dataDir string) *testServer {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	cfg.DataDir = dataDir
+	cfg.MasterKeyFile = dataDir + "/master.key"
+	cfg.LogLevel = "warn"
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := openApp(ctx, cfg, appOptions{mechanisms: mech, logOutput: io.Discard})
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &testServer{app: app, operator: client.New(app.URL(), app.OperatorToken)}
+}
+
+// tenantKeys creates a tenant and returns clients with its admin, ingest and query keys.
+func (ts *testServer) tenantKeys(t *testing.T, id string, budget privalytics.Cost) (admin, ingest, query *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: id, Budget: budget})
+	if err != nil {
+		t.Fatalf("create tenant: %v", err)
+	}
+	admin = ts.operator.WithToken(res.AdminKey.Token)
+	ik, err := admin.CreateKey(ctx, "ingest", privalytics.RoleIngest)
+	if err != nil {
+		t.Fatalf("create ingest key: %v", err)
+	}
+	qk, err := admin.CreateKey(ctx, "query", privalytics.RoleQuery)
+	if err != nil {
+		t.Fatalf("create query key: %v", err)
+	}
+	return admin, admin.WithToken(ik.Token), admin.WithToken(qk.Token)
+}
+
+// monthTruth is the plain reference computed from the generator's events.
+type monthTruth struct {
+	purchases      map[string]int64
+	revenueMilli   map[string]int64
+	maxRowsPerCell int // most purchase rows one customer has in one month
+	maxMonths      int // most months one customer buys in
+}
+
+// loadSynthetic sends n generated events in batches and computes the reference.
+func loadSynthetic(t *testing.T, c *client.Client, cfg synth.Config) monthTruth {
+	t.Helper()
+	gen, err := synth.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := monthTruth{purchases: map[string]int64{}, revenueMilli: map[string]int64{}}
+	perCell := map[[2]string]int{}
+	months := map[string]map[string]bool{}
+	var buf []byte
+	rows := 0
+	flush := func() {
+		if rows == 0 {
+			return
+		}
+		res, err := c.Ingest(context.Background(), buf, client.IngestOptions{Gzip: true})
+		if err != nil {
+			t.Fatalf("ingest: %v", err)
+		}
+		if res.Rows != rows {
+			t.Fatalf("ingest stored %d rows, sent %d", res.Rows, rows)
+		}
+		buf, rows = buf[:0], 0
+	}
+	var ev synth.Event
+	end := cfg.Start.AddDate(0, 0, cfg.Days)
+	for gen.Next(&ev) {
+		buf = synth.AppendNDJSON(buf, &ev)
+		rows++
+		// Sessions late on the last day can spill past the period the queries ask about.
+		if ev.Type == privalytics.EventPurchase && ev.TS.Before(end) {
+			m := ev.TS.UTC().Format("2006-01")
+			tr.purchases[m]++
+			tr.revenueMilli[m] += ev.AmountMilli
+			perCell[[2]string{ev.CustomerID, m}]++
+			if months[ev.CustomerID] == nil {
+				months[ev.CustomerID] = map[string]bool{}
+			}
+			months[ev.CustomerID][m] = true
+		}
+		if rows == 5000 {
+			flush()
+		}
+	}
+	flush()
+	for _, n := range perCell {
+		tr.maxRowsPerCell = max(tr.maxRowsPerCell, n)
+	}
+	for _, m := range months {
+		tr.maxMonths = max(tr.maxMonths, len(m))
+	}
+	return tr
+}
+
+func smallSynth() synth.Config {
+	cfg := synth.DefaultConfig()
+	cfg.Seed, cfg.Customers, cfg.Events = 7, 2_000, 40_000
+	return cfg
+}
+
+func monthlyQuery(cfg synth.Config, tr monthTruth, confidence float64) *privalytics.Query {
+	return &privalytics.Query{
+		Where: []privalytics.Filter{
+			{Column: "type", Eq: privalytics.EventPurchase},
+			{Column: "ts", Gte: cfg.Start.Format(time.RFC3339), Lt: cfg.Start.AddDate(0, 0, cfg.Days).Format(time.RFC3339)},
+		},
+		GroupBy:    []privalytics.GroupKey{{Time: "month"}},
+		Aggregates: []privalytics.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(100_000)}},
+		// Bounds wide enough that nothing is dropped, so the bounded truth is the plain truth.
+		Bounds:     privalytics.Bounds{MaxGroups: tr.maxMonths, MaxRowsPerGroup: tr.maxRowsPerCell},
+		Epsilon:    1,
+		Confidence: confidence,
+	}
+}
+
+// TestEndToEndExact ingests through HTTP and checks every answer equals the truth
+// in noise-free mode (dptest.NoNoise: tests only).
+func TestEndToEndExact(t *testing.T) {
+	t.Parallel()
+	mech := dptest.NoNoise()
+	ts := startServer(t, &mech, "")
+	_, ingest, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 100, Delta: 1e-3})
+	cfg := smallSynth()
+	tr := loadSynthetic(t, ingest, cfg)
+
+	res, err := query.Query(context.Background(), monthlyQuery(cfg, tr, 0.95))
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	got := map[string][2]float64{}
+	for _, r := range res.Rows {
+		got[r.Key[0]] = [2]float64{r.Cells[0].Value, r.Cells[1].Value}
+	}
+	want := map[string][2]float64{}
+	for m, n := range tr.purchases {
+		want[m] = [2]float64{float64(n), float64(tr.revenueMilli[m]) / 1000}
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool { return a == b || (a-b < 1e-6 && b-a < 1e-6) })); diff != "" {
+		t.Errorf("monthly purchases and revenue (-want +got):\n%s", diff)
+	}
+	if res.Thresholded {
+		t.Errorf("month buckets inside a bounded time filter are public; got Thresholded")
+	}
+	if res.Budget == nil || res.Budget.Remaining.Epsilon > 99.0000001 {
+		t.Errorf("budget after one ε=1 query: %+v, want 99 remaining", res.Budget)
+	}
+}
+
+// TestEndToEndIntervals checks with real noise that the truth lies inside the
+// released intervals. At confidence 0.999 the chance that 2 or more of the 26
+// cells miss is below C(26,2)·0.001² ≈ 3.3e-4, so the test fails falsely about
+// once in 3,000 runs.
+func TestEndToEndIntervals(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	_, ingest, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 10, Delta: 1e-5})
+	cfg := smallSynth()
+	tr := loadSynthetic(t, ingest, cfg)
+	res, err := query.Query(context.Background(), monthlyQuery(cfg, tr, 0.999))
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if len(res.Rows) != len(tr.purchases) {
+		t.Fatalf("got %d months, want %d", len(res.Rows), len(tr.purchases))
+	}
+	misses := 0
+	for _, r := range res.Rows {
+		m := r.Key[0]
+		for i, truth := range []float64{float64(tr.purchases[m]), float64(tr.revenueMilli[m]) / 1000} {
+			c := r.Cells[i]
+			if truth < c.Lower || truth > c.Upper {
+				misses++
+				t.Logf("%s %s: truth %.2f outside [%.2f, %.2f]", m, res.Aggregates[i].Name, truth, c.Lower, c.Upper)
+			}
+			if c.Lower > c.Value || c.Value > c.Upper {
+				t.Errorf("%s: value %.2f outside its own interval [%.2f, %.2f]", m, c.Value, c.Lower, c.Upper)
+			}
+		}
+	}
+	if misses > 1 {
+		t.Errorf("%d of %d cells miss their 99.9%% interval", misses, 2*len(res.Rows))
+	}
+}
+
+// TestEndToEndRules covers what the API refuses and why.
+func TestEndToEndRules(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	ctx := context.Background()
+	admin, ingest, query := ts.tenantKeys(t, "alpha", privalytics.Cost{Epsilon: 1, Delta: 1e-6})
+	otherAdmin, _, _ := ts.tenantKeys(t, "beta", privalytics.Cost{Epsilon: 1})
+	line := `{"customer_id":"c1","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"12.5","quantity":1}` + "\n"
+
+	code := func(err error) string { return privalytics.ErrorCode(err) }
+
+	t.Run("idempotency", func(t *testing.T) {
+		for i, wantDup := range []bool{false, true} {
+			res, err := ingest.Ingest(ctx, []byte(line+line), client.IngestOptions{IdempotencyKey: "batch-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Duplicate != wantDup || res.Rows != 2 {
+				t.Errorf("attempt %d: got %+v, want rows 2 duplicate %v", i, res, wantDup)
+			}
+		}
+	})
+	t.Run("bad row names line and field", func(t *testing.T) {
+		bad := line + `{"customer_id":"c2","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"lots"}` + "\n"
+		_, err := ingest.Ingest(ctx, []byte(bad), client.IngestOptions{})
+		if code(err) != privalytics.EINVALID {
+			t.Fatalf("got %v, want invalid", err)
+		}
+		d := privalytics.ErrorDetails(err)
+		if fmt.Sprint(d["line"]) != "2" || d["field"] != "amount" {
+			t.Errorf("details %v, want line 2 field amount", d)
+		}
+	})
+	t.Run("unknown field is minimised away by rejection", func(t *testing.T) {
+		_, err := ingest.Ingest(ctx, []byte(`{"customer_id":"c3","ts":"2025-03-01T10:00:00Z","type":"view","email":"a@b.c"}`), client.IngestOptions{})
+		if code(err) != privalytics.EINVALID || privalytics.ErrorDetails(err)["field"] != "email" {
+			t.Errorf("got %v, want invalid naming field email", err)
+		}
+	})
+	t.Run("roles", func(t *testing.T) {
+		if _, err := ingest.Budget(ctx); code(err) != privalytics.EFORBIDDEN {
+			t.Errorf("ingest key reading budget: %v, want forbidden", err)
+		}
+		if _, err := query.Ingest(ctx, []byte(line), client.IngestOptions{}); code(err) != privalytics.EFORBIDDEN {
+			t.Errorf("query key ingesting: %v, want forbidden", err)
+		}
+		if _, err := query.CreateKey(ctx, "x", privalytics.RoleAdmin); code(err) != privalytics.EFORBIDDEN {
+			t.Errorf("query key issuing keys: %v, want forbidden", err)
+		}
+		if _, err := ts.operator.Budget(ctx); code(err) != privalytics.EFORBIDDEN {
+			t.Errorf("operator key reading a budget: %v, want forbidden", err)
+		}
+	})
+	t.Run("tenants are invisible to each other", func(t *testing.T) {
+		if _, err := otherAdmin.TenantByID(ctx, "alpha"); code(err) != privalytics.ENOTFOUND {
+			t.Errorf("beta admin reading alpha: %v, want not found", err)
+		}
+		keys, err := admin.Keys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := otherAdmin.RevokeKey(ctx, keys[0].ID); code(err) != privalytics.ENOTFOUND {
+			t.Errorf("beta admin revoking alpha's key: %v, want not found", err)
+		}
+		if _, err := admin.TenantByID(ctx, "alpha"); err != nil {
+			t.Errorf("alpha admin reading alpha: %v", err)
+		}
+	})
+	t.Run("budget is enforced and explained", func(t *testing.T) {
+		q := &privalytics.Query{GroupBy: []privalytics.GroupKey{{Column: "channel"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 0.6}
+		if _, err := query.Query(ctx, q); err != nil {
+			t.Fatalf("first query: %v", err)
+		}
+		_, err := query.Query(ctx, q)
+		if code(err) != privalytics.EBUDGET {
+			t.Fatalf("second query over budget: %v, want budget", err)
+		}
+		if !strings.Contains(privalytics.ErrorMessage(err), "remain") || privalytics.ErrorDetails(err)["remaining"] == nil {
+			t.Errorf("budget error should say what is left: %v", err)
+		}
+		b, err := query.Budget(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Spent.Epsilon < 0.6-1e-9 || b.Spent.Epsilon > 0.6+1e-6 {
+			t.Errorf("spent %v, want 0.6", b.Spent.Epsilon)
+		}
+	})
+	t.Run("bad query costs nothing", func(t *testing.T) {
+		before, _ := query.Budget(ctx)
+		_, err := query.QueryJSON(ctx, []byte(`{"aggregates":[{"op":"count"}],"group_by":[{"column":"nope"}],"epsilon":0.1}`))
+		if code(err) != privalytics.EINVALID || !strings.Contains(privalytics.ErrorMessage(err), "nope") {
+			t.Errorf("unknown column: %v", err)
+		}
+		after, _ := query.Budget(ctx)
+		if before.Spent != after.Spent {
+			t.Errorf("a rejected query changed the budget: %+v → %+v", before.Spent, after.Spent)
+		}
+	})
+	t.Run("revoked key is refused", func(t *testing.T) {
+		k, err := admin.CreateKey(ctx, "temp", privalytics.RoleQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		temp := admin.WithToken(k.Token)
+		if _, err := temp.Budget(ctx); err != nil {
+			t.Fatalf("fresh key: %v", err)
+		}
+		if err := admin.RevokeKey(ctx, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := temp.Budget(ctx); code(err) != privalytics.EUNAUTHORIZED {
+			t.Errorf("revoked key: %v, want unauthorized", err)
+		}
+	})
+	t.Run("oversized and unsupported bodies", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, ts.app.URL()+"/v1/events", bytes.NewReader([]byte(line)))
+		req.Header.Set("Content-Type", "text/csv")
+		req.Header.Set("Authorization", "Bearer "+ingest.Token())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("text/csv: status %d, want 415", resp.StatusCode)
+		}
+	})
+}

@@ -1,0 +1,68 @@
+// Command privalytics is the one binary of Privalytics: the server (serve), a
+// self-contained demonstration (demo), and the clients a business uses from a
+// terminal (ingest, query, tenant, keys) and the benchmark (bench).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := rootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "privalytics:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "privalytics",
+		Short:         "Privacy-preserving analytics for small businesses",
+		Long:          "Privalytics ingests purchase and behavioural events and answers aggregate questions with differential privacy.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand())
+	return root
+}
+
+func serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Privalytics server",
+		Long: `Run the Privalytics server. Settings come from defaults, then the JSON file
+given by --config, then PRIVALYTICS_* environment variables, then flags.
+The first start creates the data directory, the metadata database, a master key
+(0600) and prints the operator API key once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	bindFlags(cmd.Flags())
+	return cmd
+}
+
+func runServe(ctx context.Context, cfg Config, out interface{ Write([]byte) (int, error) }) error {
+	app, err := openApp(ctx, cfg, appOptions{})
+	if err != nil {
+		return err
+	}
+	if app.OperatorToken != "" {
+		fmt.Fprintf(out, "\nFirst start: created the operator API key. It is shown only now; keep it safe.\n\n    %s\n\nCreate a tenant with it:  privalytics tenant create --server %s --key <operator key> --id shop --epsilon 10\n\n", app.OperatorToken, app.URL())
+	}
+	return app.serve(ctx)
+}
