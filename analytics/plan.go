@@ -687,4 +687,3 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	}
 	return ag, nil
 }
-

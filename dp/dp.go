@@ -128,7 +128,16 @@ func (m Mechanisms) SumInt(exact int64, p SumParams) (Cell, error) {
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: sum interval: %w", err)
 	}
-	return Cell{Value: float64(v) / unit, Lower: ci.LowerBound / unit, Upper: ci.UpperBound / unit}, nil
+	return p.nonNegative(Cell{Value: float64(v) / unit, Lower: ci.LowerBound / unit, Upper: ci.UpperBound / unit}), nil
+}
+
+// nonNegative clamps a sum of non-negative values at zero: post-processing, so it
+// costs no privacy, and a negative revenue would only confuse.
+func (p SumParams) nonNegative(c Cell) Cell {
+	if p.Lower >= 0 {
+		c.Value, c.Lower, c.Upper = math.Max(0, c.Value), math.Max(0, c.Lower), math.Max(0, c.Upper)
+	}
+	return c
 }
 
 // SumFloat releases a sum of clamped floats.
@@ -146,7 +155,7 @@ func (m Mechanisms) SumFloat(exact float64, p SumParams) (Cell, error) {
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: sum interval: %w", err)
 	}
-	return Cell{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound}, nil
+	return p.nonNegative(Cell{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound}), nil
 }
 
 // Mean releases a bounded mean the way dpagg.BoundedMean does: half the budget on

@@ -335,7 +335,6 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -343,6 +342,7 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 			}
 			return sink.rep, privalytics.Errorf(privalytics.EINVALID, "CSV: %v", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if err := sink.add(row, line); err != nil {
 			return sink.rep, err
 		}

@@ -216,15 +216,15 @@ func demoQueries(cfg synth.Config) []demoQuery {
 		{"Revenue and purchases per month (public time buckets)", &privalytics.Query{
 			Where:      []privalytics.Filter{purchases, period},
 			GroupBy:    []privalytics.GroupKey{{Time: "month"}},
-			Aggregates: []privalytics.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(200)}},
-			Bounds:     privalytics.Bounds{MaxGroups: 3, MaxRowsPerGroup: 10},
+			Aggregates: []privalytics.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(60)}},
+			Bounds:     privalytics.Bounds{MaxGroups: 2, MaxRowsPerGroup: 4},
 			Epsilon:    1,
 		}},
 		{"Revenue per category (keys chosen by DP partition selection)", &privalytics.Query{
 			Where:      []privalytics.Filter{purchases},
 			GroupBy:    []privalytics.GroupKey{{Column: "category"}},
-			Aggregates: []privalytics.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(200)}, {Name: "avg_line", Op: "mean", Column: "amount", Lower: ptr(0), Upper: ptr(200)}},
-			Bounds:     privalytics.Bounds{MaxGroups: 4, MaxRowsPerGroup: 8},
+			Aggregates: []privalytics.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(60)}, {Name: "avg_line", Op: "mean", Column: "amount", Lower: ptr(0), Upper: ptr(60)}},
+			Bounds:     privalytics.Bounds{MaxGroups: 2, MaxRowsPerGroup: 3},
 			Epsilon:    1, Delta: 1e-6,
 		}},
 		{"Distinct customers per channel", &privalytics.Query{

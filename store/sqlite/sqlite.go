@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,12 +139,33 @@ func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 // Ledger units. Charges round up and totals round down, so rounding can only make
 // the ledger stricter, never let a sequence of small charges pass the total.
 const (
-	epsUnit   = 1e-9
-	deltaUnit = 1e-15
+	epsUnit     = 1e-9
+	deltaUnit   = 1e-15
+	epsDigits   = 9  // ε units per 1: 10^9
+	deltaDigits = 15 // δ units per 1: 10^15
 )
 
-func unitsUp(v, unit float64) int64   { return int64(math.Ceil(v/unit - 1e-6)) }
-func unitsDown(v, unit float64) int64 { return int64(math.Floor(v/unit + 1e-6)) }
+// unitsUp and unitsDown convert through the float's shortest decimal form — the
+// number the user wrote, e.g. 0.1 or 31 — so that conversion itself adds no
+// rounding; only the final step rounds, in the safe direction.
+func unitsUp(v float64, digits int64) int64   { return units(v, digits, true) }
+func unitsDown(v float64, digits int64) int64 { return units(v, digits, false) }
+
+func units(v float64, digits int64, up bool) int64 {
+	r, ok := new(big.Rat).SetString(strconv.FormatFloat(v, 'g', -1, 64))
+	if !ok {
+		return 0
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(digits), nil)))
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() != 0 && up {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return math.MaxInt64
+	}
+	return q.Int64()
+}
 
 var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -174,7 +197,7 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), unitsDown(t.Budget.Epsilon, epsUnit), unitsDown(t.Budget.Delta, deltaUnit), t.WrappedKey, ts(t.CreatedAt))
+		t.ID, t.Name, string(schema), string(purposes), unitsDown(t.Budget.Epsilon, epsDigits), unitsDown(t.Budget.Delta, deltaDigits), t.WrappedKey, ts(t.CreatedAt))
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -324,7 +347,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 	if e, d := c.Cost.Epsilon, c.Cost.Delta; !(e >= 0) || math.IsInf(e, 0) || !(d >= 0) || d >= 1 {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.EINVALID, "charge: ε must be ≥ 0 and finite and δ in [0, 1), got ε=%v δ=%v", e, d)
 	}
-	eps, delta := unitsUp(c.Cost.Epsilon, epsUnit), unitsUp(c.Cost.Delta, deltaUnit)
+	eps, delta := unitsUp(c.Cost.Epsilon, epsDigits), unitsUp(c.Cost.Delta, deltaDigits)
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return privalytics.BudgetStatus{}, err

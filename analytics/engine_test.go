@@ -1,0 +1,450 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/dp/dptest"
+)
+
+var schema = privalytics.DefaultRetailSchema()
+
+// event is one test row, kept plain for the reference implementation.
+type event struct {
+	subj     uint64
+	ts       time.Time
+	typ      string
+	channel  string
+	category string // "" = null
+	quantity int64
+	amount   int64 // milli-units
+	hasAmt   bool
+}
+
+var cats = []string{"bread", "cake", "coffee", "tea", "wine"}
+
+func randomEvents(rng *rand.Rand, n, subjects int) []event {
+	out := make([]event, n)
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range out {
+		e := &out[i]
+		// Skewed: a few subjects have many rows.
+		e.subj = uint64(int(math.Pow(rng.Float64(), 3) * float64(subjects)))
+		e.ts = start.Add(time.Duration(rng.Int64N(int64(365 * 24 * time.Hour))))
+		e.typ = []string{"purchase", "view", "refund"}[rng.IntN(3)]
+		e.channel = []string{"web", "app", "store"}[rng.IntN(3)]
+		if rng.IntN(10) > 0 {
+			e.category = cats[rng.IntN(len(cats))]
+		}
+		e.quantity = int64(rng.IntN(4))
+		if rng.IntN(8) > 0 {
+			e.amount, e.hasAmt = rng.Int64N(200_000)-20_000, true
+		}
+	}
+	return out
+}
+
+// snapshotOf builds a snapshot of the events in chunks of chunkRows.
+func snapshotOf(events []event, chunkRows int) *privalytics.Snapshot {
+	as := schema.Arrow()
+	snap := &privalytics.Snapshot{Version: 1}
+	nums := map[uint64]uint32{}
+	for start := 0; start < len(events); start += chunkRows {
+		part := events[start:min(start+chunkRows, len(events))]
+		rb := array.NewRecordBuilder(memory.DefaultAllocator, as)
+		subjects := make([]uint32, len(part))
+		for i, e := range part {
+			if _, ok := nums[e.subj]; !ok {
+				nums[e.subj] = uint32(len(nums))
+			}
+			subjects[i] = nums[e.subj]
+			for f := range as.NumFields() {
+				b := rb.Field(f)
+				switch as.Field(f).Name {
+				case privalytics.SubjectColumn:
+					b.(*array.Uint64Builder).Append(e.subj)
+				case "ts":
+					b.(*array.TimestampBuilder).Append(arrow.Timestamp(e.ts.UnixMicro()))
+				case "type":
+					b.(*array.BinaryDictionaryBuilder).AppendString(e.typ)
+				case "channel":
+					b.(*array.BinaryDictionaryBuilder).AppendString(e.channel)
+				case "category":
+					if e.category == "" {
+						b.AppendNull()
+					} else {
+						b.(*array.BinaryDictionaryBuilder).AppendString(e.category)
+					}
+				case "quantity":
+					b.(*array.Int64Builder).Append(e.quantity)
+				case "amount":
+					if e.hasAmt {
+						b.(*array.Int64Builder).Append(e.amount)
+					} else {
+						b.AppendNull()
+					}
+				default:
+					b.AppendNull()
+				}
+			}
+		}
+		snap.Chunks = append(snap.Chunks, privalytics.Chunk{Record: rb.NewRecord(), Subjects: subjects})
+		rb.Release()
+	}
+	snap.Subjects = len(nums)
+	return snap
+}
+
+func f64(v float64) *float64 { return &v }
+
+// run plans and executes q, releasing with m.
+func run(t *testing.T, q *privalytics.Query, snap *privalytics.Snapshot, m dp.Mechanisms) *privalytics.Result {
+	t.Helper()
+	p, err := NewPlan(q, schema, DefaultLimits())
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	part, err := Execute(context.Background(), p, snap)
+	if err != nil {
+		t.Fatalf("execute: %v", err)
+	}
+	res, err := Release(p, part, m)
+	if err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	return res
+}
+
+// reference computes the query plainly over the events: maps, no cleverness.
+type refQuery struct {
+	keep   func(e event) bool
+	keys   func(e event) (string, bool) // group key, or false to drop the row
+	lo, hi int64                        // amount clamp, milli-units
+}
+
+type refCell struct {
+	count, sum int64
+	n          int64
+	subjects   map[uint64]bool
+}
+
+func reference(events []event, rq refQuery) map[string]*refCell {
+	out := map[string]*refCell{}
+	for _, e := range events {
+		if !rq.keep(e) {
+			continue
+		}
+		k, ok := rq.keys(e)
+		if !ok {
+			continue
+		}
+		c := out[k]
+		if c == nil {
+			c = &refCell{subjects: map[uint64]bool{}}
+			out[k] = c
+		}
+		c.count++
+		c.subjects[e.subj] = true
+		if e.hasAmt {
+			c.n++
+			c.sum += min(rq.hi, max(rq.lo, e.amount))
+		}
+	}
+	return out
+}
+
+// TestExactnessAgainstReference: with bounds that never bind and no noise, every
+// cell equals the plain reference, over random data, filters and groupings.
+func TestExactnessAgainstReference(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(25) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 99))
+			events := randomEvents(rng, 500+rng.IntN(3000), 20+rng.IntN(200))
+			snap := snapshotOf(events, 1+rng.IntN(700))
+
+			q := &privalytics.Query{Epsilon: 1, Delta: 1e-6,
+				Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "distinct_customers"},
+					{Name: "s", Op: "sum", Column: "amount", Lower: f64(-5), Upper: f64(150)},
+					{Name: "m", Op: "mean", Column: "amount", Lower: f64(-5), Upper: f64(150)}},
+				Bounds: privalytics.Bounds{MaxGroups: 1000, MaxRowsPerGroup: 100_000}}
+			rq := refQuery{keep: func(event) bool { return true }, lo: -5000, hi: 150_000}
+			// A random filter.
+			switch rng.IntN(4) {
+			case 0:
+				q.Where = []privalytics.Filter{{Column: "type", Eq: "purchase"}}
+				rq.keep = func(e event) bool { return e.typ == "purchase" }
+			case 1:
+				q.Where = []privalytics.Filter{{Column: "category", NotIn: []any{"wine", "tea"}}}
+				rq.keep = func(e event) bool { return e.category != "" && e.category != "wine" && e.category != "tea" }
+			case 2:
+				q.Where = []privalytics.Filter{{Column: "amount", Gte: "10", Lt: "100.5"}}
+				rq.keep = func(e event) bool { return e.hasAmt && e.amount >= 10_000 && e.amount < 100_500 }
+			case 3:
+				q.Where = []privalytics.Filter{{Column: "ts", Gte: "2025-03-01", Lt: "2025-07-01"}}
+				rq.keep = func(e event) bool {
+					return !e.ts.Before(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)) && e.ts.Before(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
+				}
+			}
+			// A random grouping.
+			switch rng.IntN(4) {
+			case 0:
+				q.GroupBy = []privalytics.GroupKey{{Column: "category"}}
+				rq.keys = func(e event) (string, bool) { return e.category, e.category != "" }
+			case 1:
+				q.GroupBy = []privalytics.GroupKey{{Column: "channel"}, {Time: "quarter"}}
+				rq.keys = func(e event) (string, bool) {
+					return fmt.Sprintf("%s|%d-Q%d", e.channel, e.ts.Year(), (int(e.ts.Month())-1)/3+1), true
+				}
+			case 2:
+				q.GroupBy = []privalytics.GroupKey{{Column: "quantity"}}
+				rq.keys = func(e event) (string, bool) { return fmt.Sprint(e.quantity), true }
+			case 3:
+				q.GroupBy = nil
+				rq.keys = func(event) (string, bool) { return "", true }
+			}
+			want := reference(events, rq)
+			res := run(t, q, snap, dptest.NoNoise())
+			got := map[string]bool{}
+			for _, row := range res.Rows {
+				k := strings.Join(row.Key, "|")
+				got[k] = true
+				w := want[k]
+				if w == nil {
+					if row.Cells[0].Value != 0 {
+						t.Errorf("group %q: count %v, the reference has no such group", k, row.Cells[0].Value)
+					}
+					continue
+				}
+				wantMean := 0.0
+				if w.n > 0 {
+					wantMean = float64(w.sum) / 1000 / float64(w.n)
+				} else {
+					wantMean = (-5 + 150) / 2.0
+				}
+				for i, exp := range []float64{float64(w.count), float64(len(w.subjects)), float64(w.sum) / 1000, wantMean} {
+					if math.Abs(row.Cells[i].Value-exp) > 1e-6*math.Max(1, math.Abs(exp)) {
+						t.Errorf("group %q %s: got %v, want %v", k, res.Aggregates[i].Name, row.Cells[i].Value, exp)
+					}
+				}
+			}
+			for k := range want {
+				if !got[k] {
+					t.Errorf("group %q missing from the result", k)
+				}
+			}
+		})
+	}
+}
+
+// TestBoundsBind: with binding bounds, no customer adds more than L∞ rows to a
+// group or touches more than L0 groups, so totals shrink but never grow, and a
+// customer's distinct contribution is at most L0.
+func TestBoundsBind(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 5))
+	events := randomEvents(rng, 5000, 40)
+	snap := snapshotOf(events, 333)
+	q := &privalytics.Query{Epsilon: 1, Delta: 1e-6, GroupBy: []privalytics.GroupKey{{Column: "category"}},
+		Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "distinct_customers"}},
+		Bounds:     privalytics.Bounds{MaxGroups: 2, MaxRowsPerGroup: 3}}
+	res := run(t, q, snap, dptest.NoNoise())
+	var count, distinct float64
+	for _, r := range res.Rows {
+		count += r.Cells[0].Value
+		distinct += r.Cells[1].Value
+	}
+	subjects := map[uint64]bool{}
+	for _, e := range events {
+		subjects[e.subj] = true
+	}
+	if max := float64(len(subjects) * 2 * 3); count > max {
+		t.Errorf("total count %v exceeds subjects×L0×L∞ = %v", count, max)
+	}
+	if distinct > float64(len(subjects)*2) {
+		t.Errorf("distinct total %v exceeds subjects×L0 = %d", distinct, len(subjects)*2)
+	}
+	if count == 0 {
+		t.Errorf("nothing counted")
+	}
+}
+
+// TestHeavyCustomerMovesACellByItsSensitivity: a customer with thousands of rows
+// changes any cell by at most L∞·max|bound| (sum) or L∞ (count).
+func TestHeavyCustomerMovesACellByItsSensitivity(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(8, 8))
+	// Everyone else has one row, so bounding samples only the heavy customer.
+	base := randomEvents(rng, 2000, 300)
+	for i := range base {
+		base[i].subj = uint64(i)
+	}
+	heavy := make([]event, 5000)
+	for i := range heavy {
+		heavy[i] = event{subj: 1 << 40, ts: time.Date(2025, 5, 1+i%28, 12, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: cats[i%len(cats)], amount: 1_000_000, hasAmt: true}
+	}
+	q := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "category", Keys: cats}},
+		Aggregates: []privalytics.Aggregate{{Op: "count"}, {Name: "s", Op: "sum", Column: "amount", Lower: f64(0), Upper: f64(50)}},
+		Bounds:     privalytics.Bounds{MaxGroups: 2, MaxRowsPerGroup: 4}}
+	without := run(t, q, snapshotOf(base, 500), dptest.NoNoise())
+	with := run(t, q, snapshotOf(append(append([]event{}, base...), heavy...), 500), dptest.NoNoise())
+	touched := 0
+	for i := range without.Rows {
+		dc := with.Rows[i].Cells[0].Value - without.Rows[i].Cells[0].Value
+		ds := with.Rows[i].Cells[1].Value - without.Rows[i].Cells[1].Value
+		if dc < 0 || dc > 4 || ds < 0 || ds > 4*50+1e-9 {
+			t.Errorf("%s: the heavy customer moved count by %v and sum by %v; bounds are 4 and 200", with.Rows[i].Key, dc, ds)
+		}
+		if dc > 0 {
+			touched++
+		}
+	}
+	if touched != 2 {
+		t.Errorf("the heavy customer touched %d groups, want L0 = 2", touched)
+	}
+}
+
+// TestBoundsApplyAfterFiltering: a customer whose many rows are filtered out still
+// contributes the in-filter rows.
+func TestBoundsApplyAfterFiltering(t *testing.T) {
+	t.Parallel()
+	var events []event
+	for i := range 1000 {
+		events = append(events, event{subj: 1, ts: time.Date(2025, 2, 1, 0, 0, i, 0, time.UTC), typ: "view", channel: "web"})
+	}
+	events = append(events, event{subj: 1, ts: time.Date(2025, 2, 2, 0, 0, 0, 0, time.UTC), typ: "purchase", channel: "web"})
+	q := &privalytics.Query{Epsilon: 1, Where: []privalytics.Filter{{Column: "type", Eq: "purchase"}},
+		Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxRowsPerGroup: 1}}
+	res := run(t, q, snapshotOf(events, 100), dptest.NoNoise())
+	if len(res.Rows) != 1 || res.Rows[0].Cells[0].Value != 1 {
+		t.Errorf("got %+v, want the one purchase counted", res.Rows)
+	}
+}
+
+// TestLoneCustomerGroupIsSuppressed: a data-derived group holding one customer is
+// released with probability at most about δ (here 1e-6 per try), so 200 tries all
+// suppress it except with probability ≈ 2e-4; a group of 500 customers is kept.
+func TestLoneCustomerGroupIsSuppressed(t *testing.T) {
+	t.Parallel()
+	var events []event
+	for s := range 500 {
+		events = append(events, event{subj: uint64(s), ts: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "bread"})
+	}
+	events = append(events, event{subj: 9999, ts: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "secret"})
+	snap := snapshotOf(events, 1000)
+	q := &privalytics.Query{Epsilon: 1, Delta: 1e-6, GroupBy: []privalytics.GroupKey{{Column: "category"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}
+	for range 200 {
+		res := run(t, q, snap, dp.Secure())
+		if !res.Thresholded {
+			t.Fatal("data-derived keys must be thresholded")
+		}
+		var keys []string
+		for _, r := range res.Rows {
+			keys = append(keys, r.Key[0])
+		}
+		if len(keys) != 1 || keys[0] != "bread" {
+			t.Fatalf("released keys %v, want only bread", keys)
+		}
+	}
+}
+
+// TestIntervalsCover: the 95% interval of a count covers the truth in about 95% of
+// 1000 runs. The number of misses is Binomial(1000, 0.05): mean 50, sd 6.9; the
+// band [20, 85] is over 4 sd wide on each side, so a false failure has
+// probability below 1e-4.
+func TestIntervalsCover(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 3))
+	events := randomEvents(rng, 3000, 100)
+	snap := snapshotOf(events, 3000)
+	q := &privalytics.Query{Epsilon: 0.5, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxRowsPerGroup: 100_000}}
+	truth := float64(len(events))
+	misses := 0
+	for range 1000 {
+		c := run(t, q, snap, dp.Secure()).Rows[0].Cells[0]
+		if truth < c.Lower || truth > c.Upper {
+			misses++
+		}
+	}
+	if misses < 20 || misses > 85 {
+		t.Errorf("%d of 1000 intervals missed the truth; expected about 50", misses)
+	}
+}
+
+func TestPublicEmptyGroupsAreReleased(t *testing.T) {
+	t.Parallel()
+	events := []event{{subj: 1, ts: time.Date(2025, 2, 10, 0, 0, 0, 0, time.UTC), typ: "purchase", channel: "web"}}
+	q := &privalytics.Query{Epsilon: 1, Where: []privalytics.Filter{{Column: "ts", Gte: "2025-01-01", Lt: "2025-04-01"}},
+		GroupBy: []privalytics.GroupKey{{Time: "month"}, {Column: "channel"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}
+	res := run(t, q, snapshotOf(events, 10), dptest.NoNoise())
+	var keys []string
+	for _, r := range res.Rows {
+		keys = append(keys, strings.Join(r.Key, "/"))
+	}
+	sort.Strings(keys)
+	if len(keys) != 9 || res.Thresholded {
+		t.Errorf("got %d groups %v (thresholded %v), want all 3 months × 3 channels, public", len(keys), keys, res.Thresholded)
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, query, want string
+	}{
+		{"unknown column", `{"group_by":[{"column":"colour"}],"aggregates":[{"op":"count"}],"epsilon":1}`, `unknown column "colour"`},
+		{"subject", `{"group_by":[{"column":"customer_id"}],"aggregates":[{"op":"count"}],"epsilon":1}`, "privacy unit"},
+		{"epsilon zero", `{"aggregates":[{"op":"count"}],"epsilon":0}`, "epsilon must be > 0"},
+		{"epsilon missing", `{"aggregates":[{"op":"count"}]}`, "epsilon must be > 0"},
+		{"delta", `{"aggregates":[{"op":"count"}],"epsilon":1,"delta":1}`, "delta must be in [0, 1)"},
+		{"reversed bounds", `{"aggregates":[{"op":"sum","column":"amount","lower":5,"upper":1}],"epsilon":1}`, "reversed"},
+		{"missing bounds", `{"aggregates":[{"op":"sum","column":"amount"}],"epsilon":1}`, "needs clamping bounds"},
+		{"sum of text", `{"aggregates":[{"op":"sum","column":"store","lower":0,"upper":1}],"epsilon":1}`, "numeric column"},
+		{"data keys without delta", `{"group_by":[{"column":"category"}],"aggregates":[{"op":"count"}],"epsilon":1}`, "delta > 0"},
+		{"gaussian without delta", `{"aggregates":[{"op":"count"}],"epsilon":1,"noise":"gaussian"}`, "gaussian noise needs delta"},
+		{"too many groups", `{"where":[{"column":"ts","gte":"2020-01-01","lt":"2025-01-01"}],"group_by":[{"time":"hour"}],"aggregates":[{"op":"count"}],"epsilon":1}`, "too many"},
+		{"bad bucket", `{"group_by":[{"time":"fortnight"}],"aggregates":[{"op":"count"}],"epsilon":1}`, "fortnight"},
+		{"bad zone", `{"aggregates":[{"op":"count"}],"epsilon":1,"time_zone":"Mars/Olympus"}`, "IANA"},
+		{"duplicate names", `{"aggregates":[{"op":"count"},{"op":"count"}],"epsilon":1}`, "used twice"},
+		{"two filter families", `{"where":[{"column":"type","eq":"view","in":["purchase"]}],"aggregates":[{"op":"count"}],"epsilon":1}`, "exactly one"},
+		{"empty range", `{"where":[{"column":"amount","gte":5,"lt":1}],"aggregates":[{"op":"count"}],"epsilon":1}`, "empty"},
+		{"unknown field", `{"aggregates":[{"op":"count"}],"epsilon":1,"colour":"red"}`, "unknown field"},
+		{"bad op", `{"aggregates":[{"op":"median"}],"epsilon":1}`, "median"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q, err := DecodeQuery([]byte(tt.query))
+			if err == nil {
+				_, err = NewPlan(q, schema, DefaultLimits())
+			}
+			if privalytics.ErrorCode(err) != privalytics.EINVALID || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want invalid mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFingerprintIgnoresOrder(t *testing.T) {
+	t.Parallel()
+	a, _ := DecodeQuery([]byte(`{"where":[{"column":"type","in":["view","purchase"]},{"column":"channel","eq":"web"}],"aggregates":[{"op":"count"}],"epsilon":1}`))
+	b, _ := DecodeQuery([]byte(`{"where":[{"column":"channel","eq":"web"},{"column":"type","in":["purchase","view"]}],"aggregates":[{"op":"count"}],"epsilon":1,"confidence":0.95}`))
+	pa, _ := NewPlan(a, schema, DefaultLimits())
+	pb, _ := NewPlan(b, schema, DefaultLimits())
+	if pa.Fingerprint() != pb.Fingerprint() {
+		t.Errorf("equivalent queries have different fingerprints")
+	}
+}

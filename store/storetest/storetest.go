@@ -1,0 +1,180 @@
+// Package storetest is the conformance suite of privalytics.MetaStore. Every
+// implementation (SQLite, PostgreSQL) runs the same tests through Run.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/privalytics/privalytics"
+)
+
+// Run runs the suite. open must return a fresh, empty store for each call.
+func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
+	t.Run("TenantsAndKeys", func(t *testing.T) { testTenantsAndKeys(t, open(t)) })
+	t.Run("ChargeRefundBudget", func(t *testing.T) { testCharge(t, open(t)) })
+	t.Run("ConcurrentChargesNeverOverspend", func(t *testing.T) { testConcurrent(t, open(t)) })
+	t.Run("SmallChargesCannotRoundPastTotal", func(t *testing.T) { testRounding(t, open(t)) })
+}
+
+func tenant(id string, eps, delta float64) *privalytics.Tenant {
+	return &privalytics.Tenant{ID: id, Name: id, Schema: privalytics.DefaultRetailSchema(), Budget: privalytics.Cost{Epsilon: eps, Delta: delta},
+		Purposes: []string{"analytics"}, WrappedKey: []byte("wrapped"), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+}
+
+func testTenantsAndKeys(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, tenant("shop", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx, tenant("shop", 1, 0)); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+		t.Errorf("duplicate tenant: %v, want conflict", err)
+	}
+	for _, bad := range []*privalytics.Tenant{tenant("Bad ID", 1, 0), tenant("x", -1, 0), tenant("y", 1, 1.5)} {
+		if err := s.CreateTenant(ctx, bad); privalytics.ErrorCode(err) != privalytics.EINVALID {
+			t.Errorf("tenant %q budget %+v: %v, want invalid", bad.ID, bad.Budget, err)
+		}
+	}
+	got, err := s.Tenant(ctx, "shop")
+	if err != nil || got.Schema.Subject != "customer_id" || string(got.WrappedKey) != "wrapped" || got.Budget.Epsilon != 1 {
+		t.Errorf("tenant round trip: %+v %v", got, err)
+	}
+	if _, err := s.Tenant(ctx, "none"); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("missing tenant: %v", err)
+	}
+	if err := s.CreateTenant(ctx, tenant("other", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	k := &privalytics.APIKey{ID: "abc", TenantID: "shop", Name: "k", Role: privalytics.RoleQuery, Hash: []byte{1, 2}, CreatedAt: time.Now().UTC()}
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(ctx, k); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+		t.Errorf("duplicate key: %v", err)
+	}
+	if err := s.RevokeKey(ctx, "other", "abc", time.Now()); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("revoking another tenant's key: %v, want not found", err)
+	}
+	if err := s.RevokeKey(ctx, "shop", "abc", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got2, err := s.Key(ctx, "abc")
+	if err != nil || got2.RevokedAt == nil || got2.Role != privalytics.RoleQuery || string(got2.Hash) != "\x01\x02" {
+		t.Errorf("revoked key: %+v %v", got2, err)
+	}
+	keys, err := s.Keys(ctx, "shop")
+	if err != nil || len(keys) != 1 {
+		t.Errorf("keys of shop: %v %v", keys, err)
+	}
+	if keys, _ := s.Keys(ctx, "other"); len(keys) != 0 {
+		t.Errorf("keys of other: %v", keys)
+	}
+}
+
+func testCharge(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, tenant("shop", 1, 1e-6)); err != nil {
+		t.Fatal(err)
+	}
+	c := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: time.Now(), Fingerprint: "f", Mechanisms: "laplace count", Cost: privalytics.Cost{Epsilon: 0.75}}
+	st, err := s.Charge(ctx, c)
+	if err != nil || c.ID == "" {
+		t.Fatalf("charge: %v", err)
+	}
+	if d := st.Remaining.Epsilon - 0.25; d > 1e-9 || d < -1e-9 {
+		t.Errorf("remaining %v, want 0.25", st.Remaining.Epsilon)
+	}
+	_, err = s.Charge(ctx, &privalytics.Charge{TenantID: "shop", Cost: privalytics.Cost{Epsilon: 0.5}})
+	if privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Fatalf("over budget: %v, want budget", err)
+	}
+	if d := privalytics.ErrorDetails(err); d["remaining"] == nil || d["needed"] == nil {
+		t.Errorf("budget error details %v, want remaining and needed", d)
+	}
+	if err := s.Refund(ctx, "other", c.ID); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("refund through another tenant: %v", err)
+	}
+	if err := s.Refund(ctx, "shop", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refund(ctx, "shop", c.ID); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("second refund: %v, want not found", err)
+	}
+	b, _ := s.Budget(ctx, "shop")
+	if b.Spent.Epsilon != 0 || b.Remaining.Epsilon != 1 {
+		t.Errorf("after refund: %+v", b)
+	}
+	list, err := s.Charges(ctx, "shop", 0, 10)
+	if err != nil || len(list) != 1 || !list[0].Refunded || list[0].Cost.Epsilon != 0.75 {
+		t.Errorf("charges: %+v %v", list, err)
+	}
+}
+
+// testConcurrent: 64 goroutines charge ε=1 at once against a budget of exactly k;
+// exactly k succeed, in each of 100 trials.
+func testConcurrent(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	for trial := range 100 {
+		k := 1 + trial%40
+		id := fmt.Sprintf("t%d", trial)
+		if err := s.CreateTenant(ctx, tenant(id, float64(k), 0)); err != nil {
+			t.Fatal(err)
+		}
+		var ok, refused atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, err := s.Charge(ctx, &privalytics.Charge{TenantID: id, Time: time.Now(), Cost: privalytics.Cost{Epsilon: 1}})
+				switch privalytics.ErrorCode(err) {
+				case "":
+					ok.Add(1)
+				case privalytics.EBUDGET:
+					refused.Add(1)
+				default:
+					t.Errorf("charge: %v", err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if ok.Load() != int64(k) || refused.Load() != int64(64-k) {
+			t.Fatalf("trial %d: %d charges succeeded and %d were refused, want exactly %d and %d", trial, ok.Load(), refused.Load(), k, 64-k)
+		}
+	}
+}
+
+// testRounding: 10,000 charges of ε=1e-4 (not exact in binary) against ε=1 can
+// never take the spent total past the budget.
+func testRounding(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, tenant("r", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range 10_050 {
+		st, err := s.Charge(ctx, &privalytics.Charge{TenantID: "r", Time: time.Now(), Cost: privalytics.Cost{Epsilon: 1e-4}})
+		if privalytics.ErrorCode(err) == privalytics.EBUDGET {
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if st.Spent.Epsilon > st.Total.Epsilon {
+			t.Fatalf("spent %v > total %v", st.Spent.Epsilon, st.Total.Epsilon)
+		}
+	}
+	if n > 10_000 {
+		t.Errorf("%d charges of 1e-4 fit in a budget of 1", n)
+	}
+	if n < 10_000 {
+		t.Errorf("only %d charges of 1e-4 fit in a budget of 1; rounding is stricter than it needs to be", n)
+	}
+}
