@@ -46,6 +46,8 @@ func (t *tenant) sealAsync() {
 // only named by the manifest after it is fsynced, and logs are removed only after
 // the manifest is.
 func (t *tenant) sealNow() error {
+	t.sealRun.Lock()
+	defer t.sealRun.Unlock()
 	// 1. Rotate the log: what follows goes to a new file.
 	t.wmu.Lock()
 	if t.logRows == 0 || t.log == nil {

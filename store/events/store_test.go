@@ -297,6 +297,48 @@ func TestConcurrentAppends(t *testing.T) {
 	}
 }
 
+// TestConcurrentSealsKeepRowsOnce: forced seals racing background seals and
+// appends must neither lose nor duplicate a row, in memory or after a restart.
+func TestConcurrentSealsKeepRowsOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir, 200)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range 25 {
+				if _, err := s.Append(context.Background(), "t1", schema, privalytics.Batch{Record: testRecord(w*1000+b, 40)}); err != nil {
+					t.Error(err)
+				}
+				if b%5 == 0 {
+					if err := s.Seal(context.Background(), "t1"); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	check := func(s *Store, when string) {
+		rows := contents(t, s)
+		if len(rows) != 4*25*40 {
+			t.Errorf("%s: %d rows, want %d", when, len(rows), 4*25*40)
+		}
+		for i := 1; i < len(rows); i++ {
+			if rows[i] == rows[i-1] {
+				t.Fatalf("%s: row %s stored twice", when, rows[i])
+			}
+		}
+	}
+	check(s, "before restart")
+	s.Close()
+	s2 := open(t, dir, 200)
+	defer s2.Close()
+	check(s2, "after restart")
+}
+
 func TestSubjectsAreDense(t *testing.T) {
 	t.Parallel()
 	s := open(t, t.TempDir(), 1_000_000)

@@ -49,8 +49,9 @@ type tenant struct {
 	logRows  int
 	logBytes int64
 
-	sealMu  sync.Mutex // one seal at a time
-	sealing bool
+	sealMu  sync.Mutex // guards sealing
+	sealing bool       // a background seal is scheduled or running
+	sealRun sync.Mutex // held for a whole seal: two seals at once would both take the same log records
 }
 
 type pending struct {
