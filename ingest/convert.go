@@ -142,6 +142,10 @@ type batch struct {
 	idx   [][]int32
 	valid [][]bool
 	seen  uint64 // columns set in the current row
+	// pseudonyms memoises the keyed hash per customer within this batch: busy
+	// customers appear many times in one batch, and HMAC is the costliest step.
+	// It lives only as long as the batch.
+	pseudonyms map[string]uint64
 }
 
 func (c *Converter) newBatch(capacity int) *batch {
@@ -149,6 +153,7 @@ func (c *Converter) newBatch(capacity int) *batch {
 	b := &batch{c: c, i64: make([][]int64, n), f64: make([][]float64, n), bools: make([][]bool, n),
 		dict: make([]map[string]int32, n), dvals: make([][]string, n), idx: make([][]int32, n), valid: make([][]bool, n)}
 	b.u64 = make([]uint64, 0, capacity)
+	b.pseudonyms = make(map[string]uint64, min(capacity, 1<<12))
 	for i, col := range c.cols {
 		if i == 0 {
 			continue
@@ -188,7 +193,14 @@ func (b *batch) set(i int, v value, line int, name string) error {
 		if len(v.raw) > b.c.maxLen[0] {
 			return rowError(line, name, fmt.Sprintf("longer than %d bytes", b.c.maxLen[0]))
 		}
-		b.u64 = append(b.u64, b.c.pseudo.Subject(v.raw))
+		subj, ok := b.pseudonyms[string(v.raw)]
+		if !ok {
+			subj = b.c.pseudo.Subject(v.raw)
+			if len(b.pseudonyms) < 1<<16 {
+				b.pseudonyms[string(v.raw)] = subj
+			}
+		}
+		b.u64 = append(b.u64, subj)
 		b.seen |= 1
 		return nil
 	}

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -306,48 +308,151 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 }
 
 // ImportCSV reads a CSV file (header row required; gzip detected) and emits
-// records of up to batchRows rows. progress, if set, gets the bytes read so far.
-// A bad row stops the import: records already emitted stay emitted.
+// records of up to batchRows rows, in file order. progress, if set, gets the bytes
+// read so far. One goroutine parses while the others convert blocks of rows in
+// parallel. A bad row stops the import with its line named: records before its
+// block stay emitted, nothing after it is.
 func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
 	in, err := maybeGunzip(&countingReader{r: r, progress: progress})
 	if err != nil {
 		return ImportReport{}, err
 	}
 	cr := csv.NewReader(in)
-	cr.ReuseRecord = true
 	cr.FieldsPerRecord = 0
 	header, err := cr.Read()
 	if err != nil {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "CSV: cannot read the header row: %v", err)
 	}
-	header = append([]string(nil), header...)
 	plan, err := c.plan(m, header)
 	if err != nil {
 		return ImportReport{}, err
 	}
-	sink := &rowSink{c: c, plan: plan, m: m, batchRows: min(batchRows, c.limits.MaxRows), emit: emit}
-	sink.b = c.newBatch(sink.batchRows)
-	for n := 0; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return sink.rep, ctx.Err()
-		}
-		row, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return sink.rep, rowError(pe.Line, "", "malformed CSV: "+pe.Err.Error())
+	batchRows = max(1, min(batchRows, c.limits.MaxRows))
+
+	type block struct {
+		seq   int
+		rows  [][]string
+		lines []int
+		err   error // a parse error after the rows
+	}
+	type result struct {
+		seq  int
+		recs []arrow.Record
+		rep  ImportReport
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	blocks := make(chan block, 2)
+	results := make(chan result, 2)
+	go func() { // the parser
+		defer close(blocks)
+		for seq := 0; ; seq++ {
+			b := block{seq: seq, rows: make([][]string, 0, batchRows), lines: make([]int, 0, batchRows)}
+			for len(b.rows) < batchRows {
+				row, err := cr.Read()
+				if err == io.EOF {
+					break
+				} else if err != nil {
+					var pe *csv.ParseError
+					if errors.As(err, &pe) {
+						b.err = rowError(pe.Line, "", "malformed CSV: "+pe.Err.Error())
+					} else {
+						b.err = privalytics.Errorf(privalytics.EINVALID, "CSV: %v", err)
+					}
+					break
+				}
+				line, _ := cr.FieldPos(0)
+				b.rows, b.lines = append(b.rows, row), append(b.lines, line)
 			}
-			return sink.rep, privalytics.Errorf(privalytics.EINVALID, "CSV: %v", err)
+			if len(b.rows) == 0 && b.err == nil {
+				return
+			}
+			select {
+			case blocks <- b:
+			case <-ctx.Done():
+				return
+			}
+			if b.err != nil || len(b.rows) < batchRows {
+				return
+			}
 		}
-		line, _ := cr.FieldPos(0)
-		if err := sink.add(row, line); err != nil {
-			return sink.rep, err
+	}()
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() { // converters
+			defer wg.Done()
+			for b := range blocks {
+				res := result{seq: b.seq}
+				sink := &rowSink{c: c, plan: plan, m: m, batchRows: batchRows, emit: func(rec arrow.Record) error {
+					res.recs = append(res.recs, rec)
+					return nil
+				}}
+				sink.b = c.newBatch(len(b.rows))
+				for i, row := range b.rows {
+					if res.err = sink.add(row, b.lines[i]); res.err != nil {
+						break
+					}
+				}
+				if res.err == nil {
+					res.err = sink.flush()
+				}
+				if res.err == nil {
+					res.err = b.err
+				}
+				res.rep = sink.rep
+				select {
+				case results <- res:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	// Emit in file order.
+	var rep ImportReport
+	pending := map[int]result{}
+	next := 0
+	for res := range results {
+		pending[res.seq] = res
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			rep.Rows += r.rep.Rows
+			rep.Skipped += r.rep.Skipped
+			for k, v := range r.rep.SkippedReasons {
+				if rep.SkippedReasons == nil {
+					rep.SkippedReasons = map[string]int{}
+				}
+				rep.SkippedReasons[k] += v
+			}
+			if r.err == nil {
+				for _, rec := range r.recs {
+					r.err = emit(rec)
+					if r.err != nil {
+						break
+					}
+				}
+			}
+			if r.err != nil {
+				cancel()
+				for range results {
+				}
+				return rep, r.err
+			}
 		}
 	}
-	return sink.rep, sink.flush()
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	return rep, nil
 }
 
 // ImportNDJSON reads NDJSON (gzip detected) and emits records of up to batchRows
