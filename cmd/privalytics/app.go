@@ -18,6 +18,7 @@ import (
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
+	"github.com/privalytics/privalytics/store/postgres"
 	"github.com/privalytics/privalytics/store/sqlite"
 )
 
@@ -27,7 +28,7 @@ type App struct {
 	cfg    Config
 	log    *slog.Logger
 	lock   *os.File
-	meta   *sqlite.DB
+	meta   privalytics.MetaStore
 	events *events.Store
 	api    *api.Server
 	ln     net.Listener
@@ -77,7 +78,13 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 			a.log.Info("created master key", "file", cfg.MasterKeyFile)
 		}
 	}
-	if a.meta, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "meta.db")); err != nil {
+	if cfg.Postgres != "" {
+		a.meta, err = postgres.Open(ctx, cfg.Postgres)
+	} else {
+		a.meta, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "meta.db"))
+	}
+	if err != nil {
+		a.meta = nil
 		return nil, fmt.Errorf("metadata store: %w", err)
 	}
 	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}); err != nil {

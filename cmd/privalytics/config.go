@@ -22,6 +22,7 @@ type Config struct {
 	DataDir         string        `json:"data_dir"`          // events, metadata and keys live here
 	MasterKeyFile   string        `json:"master_key_file"`   // default <data_dir>/master.key, created 0600 on first start
 	MasterKey       string        `json:"-"`                 // base64; from PRIVALYTICS_MASTER_KEY only, never a file or flag
+	Postgres        string        `json:"postgres"`          // metadata and ledger on PostgreSQL (pgx DSN); empty: SQLite in the data directory
 	LogFormat       string        `json:"log_format"`        // json or text
 	LogLevel        string        `json:"log_level"`         // debug, info, warn, error
 	MaxBodyBytes    int64         `json:"max_body_bytes"`    // an ingest request as sent
@@ -96,6 +97,8 @@ func settings() []setting {
 	add("data-dir", "data directory (events, metadata, keys)", g, s)
 	g, s = str(func(c *Config) *string { return &c.MasterKeyFile })
 	add("master-key-file", "master key file (default <data-dir>/master.key)", g, s)
+	g, s = str(func(c *Config) *string { return &c.Postgres })
+	add("postgres", "PostgreSQL DSN for metadata and the ledger (default: SQLite in the data directory)", g, s)
 	g, s = str(func(c *Config) *string { return &c.LogFormat })
 	add("log-format", "log format: json or text", g, s)
 	g, s = str(func(c *Config) *string { return &c.LogLevel })
@@ -179,6 +182,7 @@ type fileConfig struct {
 	Addr            *string `json:"addr"`
 	DataDir         *string `json:"data_dir"`
 	MasterKeyFile   *string `json:"master_key_file"`
+	Postgres        *string `json:"postgres"`
 	LogFormat       *string `json:"log_format"`
 	LogLevel        *string `json:"log_level"`
 	MaxBodyBytes    *int64  `json:"max_body_bytes"`
@@ -199,6 +203,7 @@ func (f fileConfig) apply(c *Config) error {
 	setS(&c.Addr, f.Addr)
 	setS(&c.DataDir, f.DataDir)
 	setS(&c.MasterKeyFile, f.MasterKeyFile)
+	setS(&c.Postgres, f.Postgres)
 	setS(&c.LogFormat, f.LogFormat)
 	setS(&c.LogLevel, f.LogLevel)
 	if f.MaxBodyBytes != nil {
@@ -241,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	if c.Postgres != "" && !strings.HasPrefix(c.Postgres, "postgres://") && !strings.HasPrefix(c.Postgres, "postgresql://") {
+		errs = append(errs, errors.New("postgres must be a URL like postgres://user:password@127.0.0.1:5432/db?sslmode=disable"))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log-format must be json or text, got %q", c.LogFormat))

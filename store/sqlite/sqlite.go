@@ -14,17 +14,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/store/ledger"
 )
 
 // DB is the SQLite metadata store.
@@ -136,37 +135,6 @@ func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// Ledger units. Charges round up and totals round down, so rounding can only make
-// the ledger stricter, never let a sequence of small charges pass the total.
-const (
-	epsUnit     = 1e-9
-	deltaUnit   = 1e-15
-	epsDigits   = 9  // ε units per 1: 10^9
-	deltaDigits = 15 // δ units per 1: 10^15
-)
-
-// unitsUp and unitsDown convert through the float's shortest decimal form — the
-// number the user wrote, e.g. 0.1 or 31 — so that conversion itself adds no
-// rounding; only the final step rounds, in the safe direction.
-func unitsUp(v float64, digits int64) int64   { return units(v, digits, true) }
-func unitsDown(v float64, digits int64) int64 { return units(v, digits, false) }
-
-func units(v float64, digits int64, up bool) int64 {
-	r, ok := new(big.Rat).SetString(strconv.FormatFloat(v, 'g', -1, 64))
-	if !ok {
-		return 0
-	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(digits), nil)))
-	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
-	if m.Sign() != 0 && up {
-		q.Add(q, big.NewInt(1))
-	}
-	if !q.IsInt64() {
-		return math.MaxInt64
-	}
-	return q.Int64()
-}
-
 var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -197,7 +165,7 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), unitsDown(t.Budget.Epsilon, epsDigits), unitsDown(t.Budget.Delta, deltaDigits), t.WrappedKey, ts(t.CreatedAt))
+		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt))
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -227,7 +195,7 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 	if err := json.Unmarshal([]byte(purp), &t.Purposes); err != nil {
 		return nil, fmt.Errorf("tenant %s purposes: %w", t.ID, err)
 	}
-	t.Budget = privalytics.Cost{Epsilon: float64(beps) * epsUnit, Delta: float64(bdelta) * deltaUnit}
+	t.Budget = ledger.Cost(beps, bdelta)
 	t.CreatedAt = parseTS(crat)
 	return &t, nil
 }
@@ -337,17 +305,13 @@ func (s *DB) RevokeKey(ctx context.Context, tenantID, id string, at time.Time) e
 	return nil
 }
 
-func costOf(eps, delta int64) privalytics.Cost {
-	return privalytics.Cost{Epsilon: float64(eps) * epsUnit, Delta: float64(delta) * deltaUnit}
-}
-
 // Charge checks and records c in one statement: the spent counters move only if
 // the result stays within the budget, so concurrent charges can never overspend.
 func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.BudgetStatus, error) {
-	if e, d := c.Cost.Epsilon, c.Cost.Delta; !(e >= 0) || math.IsInf(e, 0) || !(d >= 0) || d >= 1 {
-		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.EINVALID, "charge: ε must be ≥ 0 and finite and δ in [0, 1), got ε=%v δ=%v", e, d)
+	if err := ledger.CheckCharge(c.Cost); err != nil {
+		return privalytics.BudgetStatus{}, err
 	}
-	eps, delta := unitsUp(c.Cost.Epsilon, epsDigits), unitsUp(c.Cost.Delta, deltaDigits)
+	eps, delta := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits)
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return privalytics.BudgetStatus{}, err
@@ -364,9 +328,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 			if err != nil {
 				return err
 			}
-			return privalytics.Errorf(privalytics.EBUDGET, "privacy budget exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g remain",
-				c.Cost.Epsilon, c.Cost.Delta, cur.Remaining.Epsilon, cur.Remaining.Delta).
-				With("remaining", cur.Remaining).With("needed", c.Cost)
+			return ledger.Exhausted(c.Cost, cur.Remaining)
 		} else if err != nil {
 			return err
 		}
@@ -374,7 +336,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta); err != nil {
 			return err
 		}
-		st = status(c.TenantID, beps, bdelta, seps, sdelta)
+		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
 		return nil
 	})
 	if err != nil {
@@ -384,15 +346,6 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 		return privalytics.BudgetStatus{}, fmt.Errorf("sqlite: charge: %w", err)
 	}
 	return st, nil
-}
-
-func status(tenantID string, beps, bdelta, seps, sdelta int64) privalytics.BudgetStatus {
-	return privalytics.BudgetStatus{
-		TenantID:  tenantID,
-		Total:     costOf(beps, bdelta),
-		Spent:     costOf(seps, sdelta),
-		Remaining: costOf(beps-seps, bdelta-sdelta),
-	}
 }
 
 func budgetTx(ctx context.Context, q interface {
@@ -405,7 +358,7 @@ func budgetTx(ctx context.Context, q interface {
 	} else if err != nil {
 		return privalytics.BudgetStatus{}, err
 	}
-	return status(tenantID, beps, bdelta, seps, sdelta), nil
+	return ledger.Status(tenantID, beps, bdelta, seps, sdelta), nil
 }
 
 // Refund marks a charge refunded and gives its amount back, once.
@@ -452,7 +405,7 @@ func (s *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([
 		if err := rows.Scan(&c.ID, &c.KeyID, &t, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded); err != nil {
 			return nil, fmt.Errorf("sqlite: charges: %w", err)
 		}
-		c.Time, c.Cost = parseTS(t), costOf(eps, delta)
+		c.Time, c.Cost = parseTS(t), ledger.Cost(eps, delta)
 		out = append(out, c)
 	}
 	return out, rows.Err()

@@ -1,0 +1,381 @@
+// Package postgres is the production metadata store: tenants, API keys and the
+// privacy ledger on PostgreSQL (pgx). It implements privalytics.MetaStore with the
+// same semantics as store/sqlite — the conformance suite in store/storetest runs
+// against both. The ledger's check-and-charge is one conditional UPDATE; the row
+// lock it takes serialises concurrent charges of a tenant, also across server
+// processes sharing the database.
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/store/ledger"
+)
+
+// DB is the PostgreSQL metadata store.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+var _ privalytics.MetaStore = (*DB)(nil)
+
+// Open connects with a pgx connection string (e.g.
+// "postgres://user@127.0.0.1:5432/db?sslmode=disable") and applies migrations.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: cannot reach the database: %w", err)
+	}
+	db := &DB{pool: pool}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { db.pool.Close(); return nil }
+
+var migrations = []string{
+	`CREATE TABLE tenants (
+		id           TEXT PRIMARY KEY,
+		name         TEXT NOT NULL,
+		schema       JSONB NOT NULL,
+		purposes     JSONB NOT NULL,
+		budget_eps   BIGINT NOT NULL,
+		budget_delta BIGINT NOT NULL,
+		spent_eps    BIGINT NOT NULL DEFAULT 0,
+		spent_delta  BIGINT NOT NULL DEFAULT 0,
+		wrapped_key  BYTEA NOT NULL,
+		created_at   TIMESTAMPTZ NOT NULL,
+		CHECK (spent_eps <= budget_eps AND spent_delta <= budget_delta)
+	);
+	CREATE TABLE api_keys (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		role       TEXT NOT NULL,
+		hash       BYTEA NOT NULL,
+		created_at TIMESTAMPTZ NOT NULL,
+		revoked_at TIMESTAMPTZ
+	);
+	CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+	CREATE TABLE charges (
+		id          TEXT PRIMARY KEY,
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+		key_id      TEXT NOT NULL,
+		time        TIMESTAMPTZ NOT NULL,
+		fingerprint TEXT NOT NULL,
+		mechanisms  TEXT NOT NULL,
+		eps         BIGINT NOT NULL,
+		delta       BIGINT NOT NULL,
+		refunded    BOOLEAN NOT NULL DEFAULT FALSE
+	);
+	CREATE INDEX charges_tenant_time ON charges(tenant_id, time);`,
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// One migrator at a time, even with several servers starting together.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7263521)`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+			return fmt.Errorf("postgres: migrate: %w", err)
+		}
+		for i, m := range migrations {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, i+1).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m); err != nil {
+				return fmt.Errorf("postgres: migration %d: %w", i+1, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, i+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CreateTenant stores t.
+func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
+	var problems []string
+	if !tenantID.MatchString(t.ID) {
+		problems = append(problems, fmt.Sprintf("id %q must be lower-case letters, digits and -, 1 to 63 long", t.ID))
+	}
+	if e := t.Budget.Epsilon; !(e > 0) || e > 1e6 {
+		problems = append(problems, fmt.Sprintf("budget epsilon must be > 0 and finite (at most 1e6), got %v", e))
+	}
+	if d := t.Budget.Delta; !(d >= 0 && d < 1) {
+		problems = append(problems, fmt.Sprintf("budget delta must be in [0, 1), got %v", d))
+	}
+	if len(problems) > 0 {
+		return privalytics.Errorf(privalytics.EINVALID, "tenant: %s", strings.Join(problems, "; "))
+	}
+	if err := t.Schema.Validate(); err != nil {
+		return err
+	}
+	schema, _ := json.Marshal(t.Schema)
+	purposes, _ := json.Marshal(t.Purposes)
+	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt)
+	if isUnique(err) {
+		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
+	} else if err != nil {
+		return fmt.Errorf("postgres: create tenant: %w", err)
+	}
+	return nil
+}
+
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at`
+
+func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
+	var (
+		t            privalytics.Tenant
+		schema, purp []byte
+		beps, bdelta int64
+	)
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(schema, &t.Schema); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(purp, &t.Purposes); err != nil {
+		return nil, err
+	}
+	t.Budget, t.CreatedAt = ledger.Cost(beps, bdelta), t.CreatedAt.UTC()
+	return &t, nil
+}
+
+// Tenant returns the tenant.
+func (db *DB) Tenant(ctx context.Context, id string) (*privalytics.Tenant, error) {
+	t, err := scanTenant(db.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: tenant: %w", err)
+	}
+	return t, nil
+}
+
+// Tenants lists every tenant by ID.
+func (db *DB) Tenants(ctx context.Context) ([]*privalytics.Tenant, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []*privalytics.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CreateKey stores k.
+func (db *DB) CreateKey(ctx context.Context, k *privalytics.APIKey) error {
+	if !k.Role.Valid() {
+		return privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest or query, got %q", k.Role)
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.ID, k.TenantID, k.Name, string(k.Role), k.Hash, k.CreatedAt)
+	if isUnique(err) {
+		return privalytics.Errorf(privalytics.ECONFLICT, "key %q already exists", k.ID)
+	} else if err != nil {
+		return fmt.Errorf("postgres: create key: %w", err)
+	}
+	return nil
+}
+
+const keyCols = `id, tenant_id, name, role, hash, created_at, revoked_at`
+
+func scanKey(row pgx.Row) (*privalytics.APIKey, error) {
+	var k privalytics.APIKey
+	var role string
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &role, &k.Hash, &k.CreatedAt, &k.RevokedAt); err != nil {
+		return nil, err
+	}
+	k.Role = privalytics.Role(role)
+	return &k, nil
+}
+
+// Key returns a key by ID.
+func (db *DB) Key(ctx context.Context, id string) (*privalytics.APIKey, error) {
+	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: key: %w", err)
+	}
+	return k, nil
+}
+
+// Keys lists a tenant's keys, oldest first.
+func (db *DB) Keys(ctx context.Context, tenantID string) ([]*privalytics.APIKey, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+keyCols+` FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: keys: %w", err)
+	}
+	defer rows.Close()
+	out := []*privalytics.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeKey marks the tenant's key revoked.
+func (db *DB) RevokeKey(ctx context.Context, tenantID, id string, at time.Time) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND tenant_id = $3`, at, id, tenantID)
+	if err != nil {
+		return fmt.Errorf("postgres: revoke key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	}
+	return nil
+}
+
+// Charge checks and records c in one transaction.
+func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.BudgetStatus, error) {
+	if err := ledger.CheckCharge(c.Cost); err != nil {
+		return privalytics.BudgetStatus{}, err
+	}
+	eps, delta := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits)
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return privalytics.BudgetStatus{}, err
+	}
+	c.ID = hex.EncodeToString(id[:])
+	var st privalytics.BudgetStatus
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var beps, bdelta, seps, sdelta int64
+		err := tx.QueryRow(ctx, `UPDATE tenants SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2
+			WHERE id = $3 AND spent_eps + $1 <= budget_eps AND spent_delta + $2 <= budget_delta
+			RETURNING budget_eps, budget_delta, spent_eps, spent_delta`, eps, delta, c.TenantID).Scan(&beps, &bdelta, &seps, &sdelta)
+		if errors.Is(err, pgx.ErrNoRows) {
+			cur, err := budget(ctx, tx, c.TenantID)
+			if err != nil {
+				return err
+			}
+			return ledger.Exhausted(c.Cost, cur.Remaining)
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta); err != nil {
+			return err
+		}
+		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
+		return nil
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return privalytics.BudgetStatus{}, fmt.Errorf("postgres: charge: %w", err)
+	}
+	return st, err
+}
+
+func budget(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, tenantID string) (privalytics.BudgetStatus, error) {
+	var beps, bdelta, seps, sdelta int64
+	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+	} else if err != nil {
+		return privalytics.BudgetStatus{}, err
+	}
+	return ledger.Status(tenantID, beps, bdelta, seps, sdelta), nil
+}
+
+// Refund marks a charge refunded and gives its amount back, once.
+func (db *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var eps, delta int64
+		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta`, chargeID, tenantID).Scan(&eps, &delta)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE id = $3`, eps, delta, tenantID)
+		return err
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return fmt.Errorf("postgres: refund: %w", err)
+	}
+	return err
+}
+
+// Budget returns the tenant's status.
+func (db *DB) Budget(ctx context.Context, tenantID string) (privalytics.BudgetStatus, error) {
+	st, err := budget(ctx, db.pool, tenantID)
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return st, fmt.Errorf("postgres: budget: %w", err)
+	}
+	return st, err
+}
+
+// Charges lists a tenant's charges, newest first.
+func (db *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([]privalytics.Charge, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, key_id, time, fingerprint, mechanisms, eps, delta, refunded FROM charges
+		WHERE tenant_id = $1 ORDER BY time DESC, id DESC LIMIT $2 OFFSET $3`, tenantID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: charges: %w", err)
+	}
+	defer rows.Close()
+	out := []privalytics.Charge{}
+	for rows.Next() {
+		c := privalytics.Charge{TenantID: tenantID}
+		var eps, delta int64
+		if err := rows.Scan(&c.ID, &c.KeyID, &c.Time, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded); err != nil {
+			return nil, fmt.Errorf("postgres: charges: %w", err)
+		}
+		c.Time, c.Cost = c.Time.UTC(), ledger.Cost(eps, delta)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
