@@ -19,23 +19,7 @@ import (
 func (s *Server) runQuery(c *gin.Context) {
 	ctx := c.Request.Context()
 	key := callerOf(c).Key
-	st, err := s.tenantState(ctx, key.TenantID)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	body, err := readBody(c, s.limits.MaxQueryBytes, s.limits.MaxQueryBytes)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	q, err := analytics.DecodeQuery(body.Bytes())
-	releaseBody(body)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	plan, err := analytics.NewPlan(q, st.tenant.Schema, s.limits.Query)
+	st, plan, err := s.plan(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -53,6 +37,12 @@ func (s *Server) runQuery(c *gin.Context) {
 	snap, err := s.events.Snapshot(ctx, st.tenant.ID, st.tenant.Schema)
 	if err != nil {
 		s.writeError(c, err)
+		return
+	}
+	cacheKey := analytics.CacheKey(st.tenant.ID, plan, snap.Version)
+	if res, ok := s.cache.Get(cacheKey); ok {
+		res.Budget = &status
+		c.JSON(http.StatusOK, res)
 		return
 	}
 	execCtx, cancel := context.WithTimeout(ctx, s.limits.QueryTimeout)
@@ -83,8 +73,50 @@ func (s *Server) runQuery(c *gin.Context) {
 	}
 	res.Cost = cost
 	res.Snapshot = snap.Version
+	s.cache.Put(cacheKey, res)
 	res.Budget = &status
 	c.JSON(http.StatusOK, res)
+}
+
+// plan decodes and plans the request's query against the caller's tenant.
+func (s *Server) plan(c *gin.Context) (*tenantState, *analytics.Plan, error) {
+	st, err := s.tenantState(c.Request.Context(), callerOf(c).Key.TenantID)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := readBody(c, s.limits.MaxQueryBytes, s.limits.MaxQueryBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := analytics.DecodeQuery(body.Bytes())
+	releaseBody(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := analytics.NewPlan(q, st.tenant.Schema, s.limits.Query)
+	return st, plan, err
+}
+
+// explainQuery answers what a query would cost and how precise it would be,
+// without reading data or spending budget.
+func (s *Server) explainQuery(c *gin.Context) {
+	st, plan, err := s.plan(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ex, err := plan.Explain(s.mech)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	status, err := s.meta.Budget(c.Request.Context(), st.tenant.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ex.Budget = &status
+	c.JSON(http.StatusOK, ex)
 }
 
 // budgetError says what is left and what the query needed.

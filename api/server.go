@@ -77,12 +77,13 @@ type Server struct {
 	keys    keyCache
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
+	cache   *analytics.Cache
 	engine  *gin.Engine
 }
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -137,6 +138,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.importFile)
 
 	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
+	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
 	v1.GET("/budget", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.budget)
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	return r

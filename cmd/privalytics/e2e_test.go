@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -352,4 +354,69 @@ func TestEndToEndRules(t *testing.T) {
 			t.Errorf("text/csv: status %d, want 415", resp.StatusCode)
 		}
 	})
+}
+
+// TestEndToEndCacheAndExplain: explain costs nothing and predicts the interval
+// width; a repeated query on unchanged data is answered from the cache, identical
+// and free; new data makes a new snapshot and a fresh (charged) answer.
+func TestEndToEndCacheAndExplain(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	ctx := context.Background()
+	_, ingest, query := ts.tenantKeys(t, "cache", privalytics.Cost{Epsilon: 5, Delta: 1e-5})
+	cfg := smallSynth()
+	cfg.Events = 5000
+	loadSynthetic(t, ingest, cfg)
+	q := []byte(`{"group_by":[{"column":"channel"}],"aggregates":[{"op":"count"},{"name":"revenue","op":"sum","column":"amount","lower":0,"upper":50}],"bounds":{"max_groups":3,"max_rows_per_group":5},"epsilon":0.5}`)
+
+	req, _ := http.NewRequest(http.MethodPost, ts.app.URL()+"/v1/queries:explain", bytes.NewReader(q))
+	req.Header.Set("Authorization", "Bearer "+query.Token())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex struct {
+		Cost       privalytics.Cost `json:"cost"`
+		Aggregates []struct {
+			Name      string  `json:"name"`
+			HalfWidth float64 `json:"half_width"`
+		} `json:"aggregates"`
+	}
+	json.NewDecoder(resp.Body).Decode(&ex)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || ex.Cost.Epsilon != 0.5 || len(ex.Aggregates) != 2 || ex.Aggregates[0].HalfWidth <= 0 {
+		t.Fatalf("explain: status %d, %+v", resp.StatusCode, ex)
+	}
+	if b, _ := query.Budget(ctx); b.Spent.Epsilon != 0 {
+		t.Errorf("explain spent budget: %+v", b.Spent)
+	}
+
+	first, err := query.QueryJSON(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The released interval is as wide as explain said.
+	if hw := (first.Rows[0].Cells[0].Upper - first.Rows[0].Cells[0].Lower) / 2; math.Abs(hw-ex.Aggregates[0].HalfWidth) > 1 {
+		t.Errorf("count interval half-width %v, explain said %v", hw, ex.Aggregates[0].HalfWidth)
+	}
+	second, err := query.QueryJSON(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Cached || second.Cost.Epsilon != 0 || !cmp.Equal(first.Rows, second.Rows) {
+		t.Errorf("repeat on unchanged data: cached %v cost %+v, rows equal %v", second.Cached, second.Cost, cmp.Equal(first.Rows, second.Rows))
+	}
+	if b, _ := query.Budget(ctx); math.Abs(b.Spent.Epsilon-0.5) > 1e-9 {
+		t.Errorf("spent %v after a fresh and a cached answer, want 0.5", b.Spent.Epsilon)
+	}
+	if _, err := ingest.Ingest(ctx, []byte(`{"customer_id":"new","ts":"2025-05-01T10:00:00Z","type":"view","channel":"web"}`), client.IngestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	third, err := query.QueryJSON(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Cached || third.Snapshot == first.Snapshot {
+		t.Errorf("after new data: cached %v, snapshot %d (was %d)", third.Cached, third.Snapshot, first.Snapshot)
+	}
 }

@@ -1,0 +1,133 @@
+package analytics
+
+import (
+	"container/list"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+)
+
+// Explanation is what a query would cost and how precise its cells would be,
+// computed from the plan alone: no data is read and no budget is spent.
+type Explanation struct {
+	Cost        privalytics.Cost          `json:"cost"`
+	Confidence  float64                   `json:"confidence"`
+	Thresholded bool                      `json:"thresholded"` // group keys come from the data and pass DP partition selection
+	Aggregates  []AggregateExplanation    `json:"aggregates"`
+	Budget      *privalytics.BudgetStatus `json:"budget,omitempty"`
+}
+
+// AggregateExplanation gives the expected error of one aggregate: the half-width
+// of its interval at the query's confidence, for a typical cell.
+type AggregateExplanation struct {
+	privalytics.AggregateInfo
+	HalfWidth float64 `json:"half_width"`
+	Note      string  `json:"note,omitempty"`
+}
+
+// meanRows is the group size the expected error of a mean is quoted for.
+const meanRows = 1000
+
+// Explain computes the cost and the expected error of each aggregate. Interval
+// widths of the Laplace and Gaussian mechanisms do not depend on the data, so this
+// is exact for counts and sums; for a mean it is quoted for a group of meanRows rows.
+func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
+	ex := &Explanation{Cost: p.cost, Confidence: p.q.Confidence, Thresholded: p.selection}
+	n := m.Laplace
+	if p.kind == dp.Gaussian {
+		n = m.Gaussian
+	}
+	alpha := 1 - p.q.Confidence
+	for _, a := range p.aggs {
+		e := AggregateExplanation{AggregateInfo: a.info}
+		switch a.op {
+		case "count", "distinct_customers":
+			linf := p.linf
+			if a.op == "distinct_customers" {
+				linf = 1
+			}
+			ci, err := n.ComputeConfidenceIntervalInt64(0, p.l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: explain: %w", err)
+			}
+			e.HalfWidth = ci.UpperBound
+		case "sum":
+			linf := math.Max(math.Abs(a.flo), math.Abs(a.fhi)) * float64(p.linf)
+			ci, err := n.ComputeConfidenceIntervalFloat64(0, p.l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: explain: %w", err)
+			}
+			e.HalfWidth = ci.UpperBound
+		case "mean":
+			linf := (a.fhi - a.flo) / 2 * float64(p.linf)
+			ci, err := n.ComputeConfidenceIntervalFloat64(0, p.l0, linf, a.budget.Epsilon/2, a.budget.Delta/2, alpha)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: explain: %w", err)
+			}
+			e.HalfWidth = ci.UpperBound / meanRows
+			e.Note = fmt.Sprintf("for a group of %d rows; smaller groups are less precise", meanRows)
+		}
+		ex.Aggregates = append(ex.Aggregates, e)
+	}
+	return ex, nil
+}
+
+// Cache keeps released answers by tenant, query fingerprint and snapshot version.
+// Returning a released answer again is post-processing: it costs no privacy. New
+// data, deletions or consent changes make a new snapshot version, so stale answers
+// are never served. Least recently used answers are dropped past the capacity.
+type Cache struct {
+	mu  sync.Mutex
+	max int
+	ll  *list.List
+	m   map[string]*list.Element
+}
+
+type cacheEntry struct {
+	key string
+	res privalytics.Result
+}
+
+// NewCache returns a cache of at most max answers.
+func NewCache(max int) *Cache {
+	return &Cache{max: max, ll: list.New(), m: map[string]*list.Element{}}
+}
+
+// CacheKey identifies an answer.
+func CacheKey(tenantID string, p *Plan, snapshot uint64) string {
+	return fmt.Sprintf("%s|%s|%d", tenantID, p.Fingerprint(), snapshot)
+}
+
+// Get returns a copy of the cached answer marked Cached, with zero cost.
+func (c *Cache) Get(key string) (*privalytics.Result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	c.ll.MoveToFront(el)
+	res := el.Value.(*cacheEntry).res
+	res.Cached, res.Cost, res.Budget = true, privalytics.Cost{}, nil
+	return &res, true
+}
+
+// Put stores an answer.
+func (c *Cache) Put(key string, res *privalytics.Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.m[key]; ok {
+		el.Value.(*cacheEntry).res = *res
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.m[key] = c.ll.PushFront(&cacheEntry{key: key, res: *res})
+	for c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.m, old.Value.(*cacheEntry).key)
+	}
+}
