@@ -5,12 +5,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/privalytics/privalytics"
 )
 
 func main() {
@@ -18,9 +23,29 @@ func main() {
 	err := rootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "privalytics:", err)
+		fmt.Fprintln(os.Stderr, describe(err))
 		os.Exit(1)
 	}
+}
+
+// describe renders an error for a terminal: the message, then any details
+// (the line and field of a bad row, the budget left).
+func describe(err error) string {
+	var e *privalytics.Error
+	if !errors.As(err, &e) {
+		return "privalytics: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "privalytics: %s", e.Message)
+	keys := make([]string, 0, len(e.Details))
+	for k := range e.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n  %s: %v", k, e.Details[k])
+	}
+	return b.String()
 }
 
 func rootCommand() *cobra.Command {
