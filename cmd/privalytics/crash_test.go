@@ -30,8 +30,14 @@ type child struct {
 // startChild starts this test binary as a server on dir and waits until it is ready.
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
+	return startChildEnv(t, dir, nil)
+}
+
+// startChildEnv starts a child server with extra environment variables.
+func startChildEnv(t *testing.T, dir string, extra []string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), extra...),
 		"PRIVALYTICS_TEST_CHILD=serve",
 		"PRIVALYTICS_ADDR=127.0.0.1:0",
 		"PRIVALYTICS_DATA_DIR="+dir,
