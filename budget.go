@@ -30,6 +30,19 @@ type BudgetStatus struct {
 	Total     Cost   `json:"total"`
 	Spent     Cost   `json:"spent"`
 	Remaining Cost   `json:"remaining"`
+	// Allocated is the part of Total reserved for keys with their own allocation;
+	// keys without one share Total − Allocated.
+	Allocated Cost `json:"allocated"`
+}
+
+// KeyBudget is what one API key may spend: its own allocation, or (Shared) the
+// tenant's unallocated pool that every key without an allocation draws from.
+type KeyBudget struct {
+	KeyID     string `json:"key_id"`
+	Shared    bool   `json:"shared"`
+	Total     Cost   `json:"total"`
+	Spent     Cost   `json:"spent"`
+	Remaining Cost   `json:"remaining"`
 }
 
 // Ledger is the durable record of privacy loss. Amounts are kept in integer units
@@ -47,4 +60,12 @@ type Ledger interface {
 	Budget(ctx context.Context, tenantID string) (BudgetStatus, error)
 	// Charges lists a tenant's charges, newest first, at most limit after skipping offset.
 	Charges(ctx context.Context, tenantID string, offset, limit int) ([]Charge, error)
+	// Allocate sets a key's own share of the tenant budget (a zero Cost removes
+	// it). EINVALID when the allocations would exceed the tenant's total or the
+	// key has already spent more than the new share; ENOTFOUND for a key of
+	// another tenant. Charge then checks a key with an allocation against it, and
+	// any other key against the unallocated pool.
+	Allocate(ctx context.Context, tenantID, keyID string, share Cost) error
+	// KeyBudget returns what the key may spend.
+	KeyBudget(ctx context.Context, tenantID, keyID string) (KeyBudget, error)
 }

@@ -30,8 +30,15 @@ func (s *Server) runQuery(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if cost.Epsilon > status.Remaining.Epsilon || cost.Delta > status.Remaining.Delta {
-		s.writeError(c, budgetError(status.Remaining, cost))
+	// A cheap pre-check against what this key may spend, before any work; the
+	// binding check is the ledger's, atomic with the charge.
+	kb, err := s.meta.KeyBudget(ctx, st.tenant.ID, key.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if cost.Epsilon > kb.Remaining.Epsilon || cost.Delta > kb.Remaining.Delta {
+		s.writeError(c, budgetError(kb.Remaining, cost))
 		return
 	}
 	snap, err := s.events.Snapshot(ctx, st.tenant.ID, st.tenant.Schema)
@@ -127,13 +134,46 @@ func budgetError(remaining, needed privalytics.Cost) error {
 		With("remaining", remaining).With("needed", needed)
 }
 
+// BudgetResponse is the tenant's budget and what the calling key may spend.
+type BudgetResponse struct {
+	privalytics.BudgetStatus
+	Key privalytics.KeyBudget `json:"key"`
+}
+
 func (s *Server) budget(c *gin.Context) {
-	status, err := s.meta.Budget(c.Request.Context(), callerOf(c).Key.TenantID)
+	k := callerOf(c).Key
+	status, err := s.meta.Budget(c.Request.Context(), k.TenantID)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, status)
+	kb, err := s.meta.KeyBudget(c.Request.Context(), k.TenantID, k.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, BudgetResponse{BudgetStatus: status, Key: kb})
+}
+
+// allocate sets a key's own share of the tenant's budget (admin). A zero share
+// returns the key to the shared pool.
+func (s *Server) allocate(c *gin.Context) {
+	var share privalytics.Cost
+	if err := decodeJSON(c, s.limits.MaxQueryBytes, &share); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	tenant, id := callerOf(c).Key.TenantID, c.Param("id")
+	if err := s.meta.Allocate(c.Request.Context(), tenant, id, share); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	kb, err := s.meta.KeyBudget(c.Request.Context(), tenant, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, kb)
 }
 
 // charges pages through the ledger, newest first: ?offset=0&limit=50 (max 500).

@@ -133,6 +133,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.createKey)
 	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.listKeys)
 	v1.DELETE("/keys/:id", s.require(privalytics.RoleAdmin), s.revokeKey)
+	v1.PUT("/keys/:id/budget", s.require(privalytics.RoleAdmin), s.allocate)
 
 	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.ingestEvents)
 	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.importFile)

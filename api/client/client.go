@@ -152,6 +152,20 @@ func (c *Client) Budget(ctx context.Context) (*privalytics.BudgetStatus, error) 
 	return &out, c.do(ctx, http.MethodGet, "/v1/budget", nil, &out)
 }
 
+// KeyBudget returns what the client's key may spend.
+func (c *Client) KeyBudget(ctx context.Context) (*privalytics.KeyBudget, error) {
+	var out struct {
+		Key privalytics.KeyBudget `json:"key"`
+	}
+	return &out.Key, c.do(ctx, http.MethodGet, "/v1/budget", nil, &out)
+}
+
+// Allocate gives a key its own share of the tenant's budget (admin key).
+func (c *Client) Allocate(ctx context.Context, keyID string, share privalytics.Cost) (*privalytics.KeyBudget, error) {
+	var out privalytics.KeyBudget
+	return &out, c.do(ctx, http.MethodPut, "/v1/keys/"+url.PathEscape(keyID)+"/budget", share, &out)
+}
+
 // Charges pages through the tenant's ledger, newest first.
 func (c *Client) Charges(ctx context.Context, offset, limit int) ([]privalytics.Charge, error) {
 	var out struct {

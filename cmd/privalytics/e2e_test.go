@@ -420,3 +420,49 @@ func TestEndToEndCacheAndExplain(t *testing.T) {
 		t.Errorf("after new data: cached %v, snapshot %d (was %d)", third.Cached, third.Snapshot, first.Snapshot)
 	}
 }
+
+// TestEndToEndKeyShares: a marketer with a share of the budget cannot spend
+// another's, over HTTP.
+func TestEndToEndKeyShares(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	ctx := context.Background()
+	admin, _, _ := ts.tenantKeys(t, "shares", privalytics.Cost{Epsilon: 2})
+	alice, err := admin.CreateKey(ctx, "alice", privalytics.RoleQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := admin.CreateKey(ctx, "bob", privalytics.RoleQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Allocate(ctx, bob.ID, privalytics.Cost{Epsilon: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Allocate(ctx, alice.ID, privalytics.Cost{Epsilon: 1.5}); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("allocating 1 + 1.5 of 2: %v, want invalid", err)
+	}
+	q := func(c *client.Client, i int) error {
+		_, err := c.QueryJSON(ctx, []byte(fmt.Sprintf(`{"aggregates":[{"op":"count"}],"epsilon":0.4,"where":[{"column":"quantity","gte":%d}]}`, -i)))
+		return err
+	}
+	a, b := admin.WithToken(alice.Token), admin.WithToken(bob.Token)
+	for i := range 2 {
+		if err := q(a, i); err != nil {
+			t.Fatalf("alice query %d: %v", i, err)
+		}
+	}
+	if err := q(a, 9); privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Errorf("alice past the shared pool of 1: %v, want budget", err)
+	}
+	for i := range 2 {
+		// Distinct from alice's queries: her answers would come from the cache for free.
+		if err := q(b, 100+i); err != nil {
+			t.Errorf("bob spending his own share: %v", err)
+		}
+	}
+	kb, err := b.KeyBudget(ctx)
+	if err != nil || kb.Shared || math.Abs(kb.Remaining.Epsilon-0.2) > 1e-9 {
+		t.Errorf("bob's share after two queries: %+v %v", kb, err)
+	}
+}

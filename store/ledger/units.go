@@ -62,3 +62,48 @@ func CheckCharge(c privalytics.Cost) error {
 	}
 	return nil
 }
+
+// ExhaustedKey is the EBUDGET error of a key that has spent its own allocation.
+func ExhaustedKey(needed, remaining privalytics.Cost) error {
+	return privalytics.Errorf(privalytics.EBUDGET, "this API key's share of the privacy budget is exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g of its share remain; ask the tenant admin to allocate more",
+		needed.Epsilon, needed.Delta, remaining.Epsilon, remaining.Delta).With("remaining", remaining).With("needed", needed)
+}
+
+// KeyStatus builds a KeyBudget from units.
+func KeyStatus(keyID string, shared bool, budgetEps, budgetDelta, spentEps, spentDelta int64) privalytics.KeyBudget {
+	return privalytics.KeyBudget{KeyID: keyID, Shared: shared, Total: Cost(budgetEps, budgetDelta), Spent: Cost(spentEps, spentDelta), Remaining: Cost(budgetEps-spentEps, budgetDelta-spentDelta)}
+}
+
+// Allocation is a tenant's split between allocated shares and the shared pool, in
+// units: index 0 is ε, index 1 is δ.
+type Allocation struct {
+	Budget, Allocated, SharedSpent [2]int64
+	Remove                         bool
+}
+
+// Reallocate checks a change of one key's share and returns the tenant's new
+// split. had says whether the key had a share (old, spent by it); share is the
+// new one, zero to remove it. A removed share's spending moves to the shared pool,
+// so the pool still accounts for everything spent outside the remaining shares.
+func Reallocate(cur Allocation, had bool, old, spent, share [2]int64) (Allocation, error) {
+	next := cur
+	next.Remove = share == [2]int64{}
+	for i := range 2 {
+		if !had {
+			old[i], spent[i] = 0, 0
+		}
+		next.Allocated[i] = cur.Allocated[i] - old[i] + share[i]
+		if next.Remove {
+			next.SharedSpent[i] += spent[i]
+		} else if share[i] < spent[i] {
+			return cur, privalytics.Errorf(privalytics.EINVALID, "the key has already spent more than the new share; choose at least ε=%g, δ=%g",
+				Cost(spent[0], spent[1]).Epsilon, Cost(spent[0], spent[1]).Delta)
+		}
+		if next.Allocated[i]+next.SharedSpent[i] > cur.Budget[i] {
+			free := Cost(cur.Budget[0]-cur.Allocated[0]+old[0]-cur.SharedSpent[0], cur.Budget[1]-cur.Allocated[1]+old[1]-cur.SharedSpent[1])
+			return cur, privalytics.Errorf(privalytics.EINVALID, "only ε=%g, δ=%g of the tenant's budget is neither allocated nor spent from the shared pool; allocate at most that",
+				free.Epsilon, free.Delta)
+		}
+	}
+	return next, nil
+}

@@ -94,6 +94,22 @@ var migrations = []string{
 		refunded    BOOLEAN NOT NULL DEFAULT FALSE
 	);
 	CREATE INDEX charges_tenant_time ON charges(tenant_id, time);`,
+	// 2: per-key allocations (see store/sqlite for the model).
+	`ALTER TABLE tenants ADD COLUMN alloc_eps BIGINT NOT NULL DEFAULT 0,
+		ADD COLUMN alloc_delta BIGINT NOT NULL DEFAULT 0,
+		ADD COLUMN shared_eps BIGINT NOT NULL DEFAULT 0,
+		ADD COLUMN shared_delta BIGINT NOT NULL DEFAULT 0;
+	UPDATE tenants SET shared_eps = spent_eps, shared_delta = spent_delta;
+	CREATE TABLE key_budgets (
+		key_id       TEXT PRIMARY KEY,
+		tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+		budget_eps   BIGINT NOT NULL,
+		budget_delta BIGINT NOT NULL,
+		spent_eps    BIGINT NOT NULL DEFAULT 0,
+		spent_delta  BIGINT NOT NULL DEFAULT 0,
+		CHECK (spent_eps <= budget_eps AND spent_delta <= budget_delta)
+	);
+	ALTER TABLE charges ADD COLUMN from_key BOOLEAN NOT NULL DEFAULT FALSE;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -292,24 +308,51 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 	c.ID = hex.EncodeToString(id[:])
 	var st privalytics.BudgetStatus
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		var beps, bdelta, seps, sdelta int64
-		err := tx.QueryRow(ctx, `UPDATE tenants SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2
-			WHERE id = $3 AND spent_eps + $1 <= budget_eps AND spent_delta + $2 <= budget_delta
-			RETURNING budget_eps, budget_delta, spent_eps, spent_delta`, eps, delta, c.TenantID).Scan(&beps, &bdelta, &seps, &sdelta)
+		// A key with an allocation spends only from it. The UPDATE's row lock
+		// serialises charges of one key across processes.
+		tag, err := tx.Exec(ctx, `UPDATE key_budgets SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2
+			WHERE key_id = $3 AND tenant_id = $4 AND spent_eps + $1 <= budget_eps AND spent_delta + $2 <= budget_delta`, eps, delta, c.KeyID, c.TenantID)
+		if err != nil {
+			return err
+		}
+		own := tag.RowsAffected() > 0
+		if !own {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM key_budgets WHERE key_id = $1 AND tenant_id = $2`, c.KeyID, c.TenantID).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				kb, err := keyBudget(ctx, tx, c.TenantID, c.KeyID)
+				if err != nil {
+					return err
+				}
+				return ledger.ExhaustedKey(c.Cost, kb.Remaining)
+			}
+		}
+		shared := ` AND shared_eps + $1 <= budget_eps - alloc_eps AND shared_delta + $2 <= budget_delta - alloc_delta`
+		sharedSet := `, shared_eps = shared_eps + $1, shared_delta = shared_delta + $2`
+		if own {
+			shared, sharedSet = "", ""
+		}
+		var beps, bdelta, seps, sdelta, aeps, adelta int64
+		err = tx.QueryRow(ctx, `UPDATE tenants SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2`+sharedSet+`
+			WHERE id = $3 AND spent_eps + $1 <= budget_eps AND spent_delta + $2 <= budget_delta`+shared+`
+			RETURNING budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta`, eps, delta, c.TenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta)
 		if errors.Is(err, pgx.ErrNoRows) {
-			cur, err := budget(ctx, tx, c.TenantID)
+			kb, err := keyBudget(ctx, tx, c.TenantID, c.KeyID)
 			if err != nil {
 				return err
 			}
-			return ledger.Exhausted(c.Cost, cur.Remaining)
+			return ledger.Exhausted(c.Cost, kb.Remaining)
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, own); err != nil {
 			return err
 		}
 		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
+		st.Allocated = ledger.Cost(aeps, adelta)
 		return nil
 	})
 	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
@@ -318,30 +361,119 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 	return st, err
 }
 
-func budget(ctx context.Context, q interface {
+type querier interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, tenantID string) (privalytics.BudgetStatus, error) {
-	var beps, bdelta, seps, sdelta int64
-	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta)
+}
+
+// keyBudget is what a key may spend: its allocation, or the shared pool.
+func keyBudget(ctx context.Context, q querier, tenantID, keyID string) (privalytics.KeyBudget, error) {
+	var b, d, se, sd int64
+	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM key_budgets WHERE key_id = $1 AND tenant_id = $2`, keyID, tenantID).Scan(&b, &d, &se, &sd)
+	if err == nil {
+		return ledger.KeyStatus(keyID, false, b, d, se, sd), nil
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return privalytics.KeyBudget{}, err
+	}
+	var ae, ad int64
+	err = q.QueryRow(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta FROM tenants WHERE id = $1`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return privalytics.KeyBudget{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+	} else if err != nil {
+		return privalytics.KeyBudget{}, err
+	}
+	return ledger.KeyStatus(keyID, true, b-ae, d-ad, se, sd), nil
+}
+
+// KeyBudget returns what the key may spend.
+func (db *DB) KeyBudget(ctx context.Context, tenantID, keyID string) (privalytics.KeyBudget, error) {
+	kb, err := keyBudget(ctx, db.pool, tenantID, keyID)
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return kb, fmt.Errorf("postgres: key budget: %w", err)
+	}
+	return kb, err
+}
+
+// Allocate sets or removes a key's own share.
+func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share privalytics.Cost) error {
+	if err := ledger.CheckCharge(share); err != nil {
+		return err
+	}
+	eps, delta := ledger.Down(share.Epsilon, ledger.EpsilonDigits), ledger.Down(share.Delta, ledger.DeltaDigits)
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var owner string
+		if err := tx.QueryRow(ctx, `SELECT tenant_id FROM api_keys WHERE id = $1`, keyID).Scan(&owner); errors.Is(err, pgx.ErrNoRows) || owner != tenantID {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", keyID)
+		} else if err != nil {
+			return err
+		}
+		// Lock the tenant row first: allocations and charges of the shared pool
+		// must not interleave.
+		var b, d, ae, ad, se, sd int64
+		if err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd); err != nil {
+			return err
+		}
+		var oe, od, ke, kd int64
+		err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM key_budgets WHERE key_id = $1 FOR UPDATE`, keyID).Scan(&oe, &od, &ke, &kd)
+		had := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		plan, err := ledger.Reallocate(ledger.Allocation{Budget: [2]int64{b, d}, Allocated: [2]int64{ae, ad}, SharedSpent: [2]int64{se, sd}},
+			had, [2]int64{oe, od}, [2]int64{ke, kd}, [2]int64{eps, delta})
+		if err != nil {
+			return err
+		}
+		if plan.Remove {
+			if _, err := tx.Exec(ctx, `DELETE FROM key_budgets WHERE key_id = $1`, keyID); err != nil {
+				return err
+			}
+		} else if _, err := tx.Exec(ctx, `INSERT INTO key_budgets (key_id, tenant_id, budget_eps, budget_delta) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (key_id) DO UPDATE SET budget_eps = excluded.budget_eps, budget_delta = excluded.budget_delta`, keyID, tenantID, eps, delta); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE tenants SET alloc_eps = $1, alloc_delta = $2, shared_eps = $3, shared_delta = $4 WHERE id = $5`,
+			plan.Allocated[0], plan.Allocated[1], plan.SharedSpent[0], plan.SharedSpent[1], tenantID)
+		return err
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return fmt.Errorf("postgres: allocate: %w", err)
+	}
+	return err
+}
+
+func budget(ctx context.Context, q querier, tenantID string) (privalytics.BudgetStatus, error) {
+	var beps, bdelta, seps, sdelta, aeps, adelta int64
+	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	} else if err != nil {
 		return privalytics.BudgetStatus{}, err
 	}
-	return ledger.Status(tenantID, beps, bdelta, seps, sdelta), nil
+	st := ledger.Status(tenantID, beps, bdelta, seps, sdelta)
+	st.Allocated = ledger.Cost(aeps, adelta)
+	return st, nil
 }
 
 // Refund marks a charge refunded and gives its amount back, once.
 func (db *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var eps, delta int64
-		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta`, chargeID, tenantID).Scan(&eps, &delta)
+		var keyID string
+		var fromKey bool
+		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta, key_id, from_key`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE id = $3`, eps, delta, tenantID)
+		if fromKey {
+			if _, err := tx.Exec(ctx, `UPDATE key_budgets SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE key_id = $3`, eps, delta, keyID); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE id = $3`, eps, delta, tenantID)
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2, shared_eps = shared_eps - $1, shared_delta = shared_delta - $2 WHERE id = $3`, eps, delta, tenantID)
 		return err
 	})
 	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {

@@ -97,6 +97,22 @@ var migrations = []string{
 		refunded    INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX charges_tenant_time ON charges(tenant_id, time);`,
+	// 2: per-key allocations. Keys without one share budget − allocated; the
+	// shared pool's spending is tracked on its own so allocated shares stay whole.
+	`ALTER TABLE tenants ADD COLUMN alloc_eps INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tenants ADD COLUMN alloc_delta INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tenants ADD COLUMN shared_eps INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tenants ADD COLUMN shared_delta INTEGER NOT NULL DEFAULT 0;
+	UPDATE tenants SET shared_eps = spent_eps, shared_delta = spent_delta;
+	CREATE TABLE key_budgets (
+		key_id       TEXT PRIMARY KEY,
+		tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+		budget_eps   INTEGER NOT NULL,
+		budget_delta INTEGER NOT NULL,
+		spent_eps    INTEGER NOT NULL DEFAULT 0,
+		spent_delta  INTEGER NOT NULL DEFAULT 0
+	);
+	ALTER TABLE charges ADD COLUMN from_key INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -319,24 +335,51 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 	c.ID = hex.EncodeToString(id[:])
 	var st privalytics.BudgetStatus
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var beps, bdelta, seps, sdelta int64
-		err := tx.QueryRowContext(ctx, `UPDATE tenants SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ?
-			WHERE id = ? AND spent_eps + ? <= budget_eps AND spent_delta + ? <= budget_delta
-			RETURNING budget_eps, budget_delta, spent_eps, spent_delta`, eps, delta, c.TenantID, eps, delta).Scan(&beps, &bdelta, &seps, &sdelta)
-		if errors.Is(err, sql.ErrNoRows) {
-			cur, err := budgetTx(ctx, tx, c.TenantID)
+		// A key with an allocation spends only from it.
+		var own int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_budgets WHERE key_id = ? AND tenant_id = ?`, c.KeyID, c.TenantID).Scan(&own); err != nil {
+			return err
+		}
+		if own > 0 {
+			res, err := tx.ExecContext(ctx, `UPDATE key_budgets SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ?
+				WHERE key_id = ? AND spent_eps + ? <= budget_eps AND spent_delta + ? <= budget_delta`, eps, delta, c.KeyID, eps, delta)
 			if err != nil {
 				return err
 			}
-			return ledger.Exhausted(c.Cost, cur.Remaining)
+			if n, _ := res.RowsAffected(); n == 0 {
+				kb, err := keyBudget(ctx, tx, c.TenantID, c.KeyID)
+				if err != nil {
+					return err
+				}
+				return ledger.ExhaustedKey(c.Cost, kb.Remaining)
+			}
+		}
+		shared := `AND shared_eps + ? <= budget_eps - alloc_eps AND shared_delta + ? <= budget_delta - alloc_delta`
+		sharedSet := `, shared_eps = shared_eps + ?, shared_delta = shared_delta + ?`
+		args := []any{eps, delta, eps, delta, c.TenantID, eps, delta, eps, delta}
+		if own > 0 {
+			shared, sharedSet = "", ""
+			args = []any{eps, delta, c.TenantID, eps, delta}
+		}
+		var beps, bdelta, seps, sdelta, aeps, adelta int64
+		err := tx.QueryRowContext(ctx, `UPDATE tenants SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ?`+sharedSet+`
+			WHERE id = ? AND spent_eps + ? <= budget_eps AND spent_delta + ? <= budget_delta `+shared+`
+			RETURNING budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta`, args...).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta)
+		if errors.Is(err, sql.ErrNoRows) {
+			kb, err := keyBudget(ctx, tx, c.TenantID, c.KeyID)
+			if err != nil {
+				return err
+			}
+			return ledger.Exhausted(c.Cost, kb.Remaining)
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, own > 0); err != nil {
 			return err
 		}
 		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
+		st.Allocated = ledger.Cost(aeps, adelta)
 		return nil
 	})
 	if err != nil {
@@ -348,30 +391,119 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 	return st, nil
 }
 
+type querier interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+// keyBudget is what a key may spend: its allocation, or the shared pool.
+func keyBudget(ctx context.Context, q querier, tenantID, keyID string) (privalytics.KeyBudget, error) {
+	var b, d, se, sd int64
+	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM key_budgets WHERE key_id = ? AND tenant_id = ?`, keyID, tenantID).Scan(&b, &d, &se, &sd)
+	if err == nil {
+		return ledger.KeyStatus(keyID, false, b, d, se, sd), nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return privalytics.KeyBudget{}, err
+	}
+	var ae, ad int64
+	err = q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta FROM tenants WHERE id = ?`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return privalytics.KeyBudget{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+	} else if err != nil {
+		return privalytics.KeyBudget{}, err
+	}
+	return ledger.KeyStatus(keyID, true, b-ae, d-ad, se, sd), nil
+}
+
+// KeyBudget returns what the key may spend.
+func (s *DB) KeyBudget(ctx context.Context, tenantID, keyID string) (privalytics.KeyBudget, error) {
+	kb, err := keyBudget(ctx, s.db, tenantID, keyID)
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return kb, fmt.Errorf("sqlite: key budget: %w", err)
+	}
+	return kb, err
+}
+
+// Allocate sets or removes a key's own share.
+func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privalytics.Cost) error {
+	if err := ledger.CheckCharge(share); err != nil {
+		return err
+	}
+	eps, delta := ledger.Down(share.Epsilon, ledger.EpsilonDigits), ledger.Down(share.Delta, ledger.DeltaDigits)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var owner string
+		if err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM api_keys WHERE id = ?`, keyID).Scan(&owner); errors.Is(err, sql.ErrNoRows) || owner != tenantID {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", keyID)
+		} else if err != nil {
+			return err
+		}
+		var oe, od, ke, kd int64 // the key's old share and spending
+		err := tx.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM key_budgets WHERE key_id = ?`, keyID).Scan(&oe, &od, &ke, &kd)
+		had := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var b, d, ae, ad, se, sd int64
+		if err := tx.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta FROM tenants WHERE id = ?`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd); err != nil {
+			return err
+		}
+		plan, err := ledger.Reallocate(ledger.Allocation{Budget: [2]int64{b, d}, Allocated: [2]int64{ae, ad}, SharedSpent: [2]int64{se, sd}},
+			had, [2]int64{oe, od}, [2]int64{ke, kd}, [2]int64{eps, delta})
+		if err != nil {
+			return err
+		}
+		if plan.Remove {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM key_budgets WHERE key_id = ?`, keyID); err != nil {
+				return err
+			}
+		} else if _, err := tx.ExecContext(ctx, `INSERT INTO key_budgets (key_id, tenant_id, budget_eps, budget_delta) VALUES (?, ?, ?, ?)
+			ON CONFLICT (key_id) DO UPDATE SET budget_eps = excluded.budget_eps, budget_delta = excluded.budget_delta`, keyID, tenantID, eps, delta); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tenants SET alloc_eps = ?, alloc_delta = ?, shared_eps = ?, shared_delta = ? WHERE id = ?`,
+			plan.Allocated[0], plan.Allocated[1], plan.SharedSpent[0], plan.SharedSpent[1], tenantID)
+		return err
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return fmt.Errorf("sqlite: allocate: %w", err)
+	}
+	return err
+}
+
 func budgetTx(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, tenantID string) (privalytics.BudgetStatus, error) {
-	var beps, bdelta, seps, sdelta int64
-	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta)
+	var beps, bdelta, seps, sdelta, aeps, adelta int64
+	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta)
 	if errors.Is(err, sql.ErrNoRows) {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	} else if err != nil {
 		return privalytics.BudgetStatus{}, err
 	}
-	return ledger.Status(tenantID, beps, bdelta, seps, sdelta), nil
+	st := ledger.Status(tenantID, beps, bdelta, seps, sdelta)
+	st.Allocated = ledger.Cost(aeps, adelta)
+	return st, nil
 }
 
 // Refund marks a charge refunded and gives its amount back, once.
 func (s *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var eps, delta int64
-		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta`, chargeID, tenantID).Scan(&eps, &delta)
+		var keyID string
+		var fromKey bool
+		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta, key_id, from_key`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey)
 		if errors.Is(err, sql.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE id = ?`, eps, delta, tenantID)
+		if fromKey {
+			if _, err := tx.ExecContext(ctx, `UPDATE key_budgets SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE key_id = ?`, eps, delta, keyID); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE id = ?`, eps, delta, tenantID)
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ?, shared_eps = shared_eps - ?, shared_delta = shared_delta - ? WHERE id = ?`, eps, delta, eps, delta, tenantID)
 		return err
 	})
 	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {

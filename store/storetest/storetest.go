@@ -19,6 +19,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 	t.Run("ChargeRefundBudget", func(t *testing.T) { testCharge(t, open(t)) })
 	t.Run("ConcurrentChargesNeverOverspend", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("SmallChargesCannotRoundPastTotal", func(t *testing.T) { testRounding(t, open(t)) })
+	t.Run("KeyAllocations", func(t *testing.T) { testAllocations(t, open(t)) })
 }
 
 func tenant(id string, eps, delta float64) *privalytics.Tenant {
@@ -176,5 +177,69 @@ func testRounding(t *testing.T, s privalytics.MetaStore) {
 	}
 	if n < 10_000 {
 		t.Errorf("only %d charges of 1e-4 fit in a budget of 1; rounding is stricter than it needs to be", n)
+	}
+}
+
+// testAllocations: a key with an allocation spends only from it; keys without one
+// share what is not allocated; allocations cannot exceed the total.
+func testAllocations(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, tenant("alloc", 10, 1e-5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx, tenant("stranger", 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct{ id, tenant string }{{"ka", "alloc"}, {"kb", "alloc"}, {"kc", "alloc"}, {"kx", "stranger"}} {
+		if err := s.CreateKey(ctx, &privalytics.APIKey{ID: k.id, TenantID: k.tenant, Name: k.id, Role: privalytics.RoleQuery, Hash: []byte{1}, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	charge := func(key string, eps float64) error {
+		_, err := s.Charge(ctx, &privalytics.Charge{TenantID: "alloc", KeyID: key, Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps}})
+		return err
+	}
+	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 7}); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("allocating 4 + 7 of 10: %v, want invalid", err)
+	}
+	if err := s.Allocate(ctx, "alloc", "kx", privalytics.Cost{Epsilon: 1}); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("allocating to another tenant's key: %v, want not found", err)
+	}
+	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// ka: 4 of its own. kb: 3. kc: the shared 10 − 7 = 3.
+	if err := charge("ka", 3.5); err != nil {
+		t.Fatal(err)
+	}
+	if err := charge("ka", 1); privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Errorf("ka over its allocation: %v, want budget", err)
+	}
+	if err := charge("kc", 3); err != nil {
+		t.Fatalf("kc spending the shared pool: %v", err)
+	}
+	if err := charge("kc", 0.5); privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Errorf("kc past the shared pool: %v, want budget (kb's share must stay untouched)", err)
+	}
+	if err := charge("kb", 3); err != nil {
+		t.Errorf("kb spending its untouched share: %v", err)
+	}
+	kb, err := s.KeyBudget(ctx, "alloc", "ka")
+	if err != nil || kb.Shared || kb.Total.Epsilon != 4 || kb.Spent.Epsilon != 3.5 || kb.Remaining.Epsilon != 0.5 {
+		t.Errorf("ka's budget: %+v %v", kb, err)
+	}
+	kc, err := s.KeyBudget(ctx, "alloc", "kc")
+	if err != nil || !kc.Shared || kc.Total.Epsilon != 3 || kc.Remaining.Epsilon != 0 {
+		t.Errorf("kc's budget: %+v %v", kc, err)
+	}
+	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 3}); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("shrinking ka below what it spent: %v, want invalid", err)
+	}
+	st, _ := s.Budget(ctx, "alloc")
+	if st.Spent.Epsilon != 9.5 || st.Allocated.Epsilon != 7 || st.Spent.Epsilon > st.Total.Epsilon {
+		t.Errorf("tenant status %+v", st)
 	}
 }
