@@ -66,7 +66,9 @@ func (r *recorder) AddNoiseFloat64(x float64, l0 int64, linf, eps, del float64) 
 	r.l0, r.linf, r.eps, r.del = l0, linf, eps, del
 	return x, nil
 }
-func (r *recorder) Threshold(int64, float64, float64, float64, float64) (float64, error) { return 0, nil }
+func (r *recorder) Threshold(int64, float64, float64, float64, float64) (float64, error) {
+	return 0, nil
+}
 func (r *recorder) ComputeConfidenceIntervalInt64(x, _, _ int64, _, _, _ float64) (noise.ConfidenceInterval, error) {
 	return noise.ConfidenceInterval{LowerBound: float64(x) - 1, UpperBound: float64(x) + 1}, nil
 }
