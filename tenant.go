@@ -2,6 +2,10 @@ package privalytics
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -29,6 +33,26 @@ type Tenant struct {
 	// WrappedKey is the tenant's pseudonymisation (HMAC) key, encrypted under the
 	// server's master key. It never leaves the server and is never serialised to clients.
 	WrappedKey []byte `json:"-"`
+}
+
+var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Validate reports every problem with a new tenant: its ID, budget and schema.
+func (t *Tenant) Validate() error {
+	var problems []string
+	if !tenantID.MatchString(t.ID) {
+		problems = append(problems, fmt.Sprintf("id %q must be lower-case letters, digits and -, 1 to 63 long", t.ID))
+	}
+	if e := t.Budget.Epsilon; !(e > 0) || math.IsInf(e, 0) || e > 1e6 {
+		problems = append(problems, fmt.Sprintf("budget epsilon must be > 0 and finite (at most 1e6), got %v", e))
+	}
+	if d := t.Budget.Delta; !(d >= 0 && d < 1) {
+		problems = append(problems, fmt.Sprintf("budget delta must be in [0, 1), got %v", d))
+	}
+	if len(problems) > 0 {
+		return Errorf(EINVALID, "tenant: %s", strings.Join(problems, "; "))
+	}
+	return t.Schema.Validate()
 }
 
 // APIKey is a credential. The secret is shown once at creation; only its SHA-256

@@ -124,6 +124,15 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 	return out, groups, nil
 }
 
+// keyOf returns the key values of group code g.
+func keyOf(dims []execDim, g int) []string {
+	key := make([]string, len(dims))
+	for i, d := range dims {
+		key[i] = d.labels[(g/d.stride)%len(d.labels)]
+	}
+	return key
+}
+
 func timeRange(snap *privalytics.Snapshot) (lo, hi int64, ok bool) {
 	for _, ch := range snap.Chunks {
 		for _, t := range ch.Record.Column(1).(*array.Timestamp).TimestampValues() {

@@ -36,10 +36,7 @@ func Release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 				continue
 			}
 		}
-		row := privalytics.Row{Key: make([]string, len(part.dims)), Cells: make([]privalytics.Cell, len(p.aggs))}
-		for i, d := range part.dims {
-			row.Key[i] = d.labels[(g/d.stride)%len(d.labels)]
-		}
+		row := privalytics.Row{Key: keyOf(part.dims, g), Cells: make([]privalytics.Cell, len(p.aggs))}
 		for i, a := range p.aggs {
 			c, err := releaseCell(p, part, a, g, m)
 			if err != nil {
@@ -139,10 +136,7 @@ func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Pl
 		if part.count[g] == 0 || emptyDims(dims) {
 			continue
 		}
-		key := make([]string, len(dims))
-		for i, d := range dims {
-			key[i] = d.labels[(g/d.stride)%len(d.labels)]
-		}
+		key := keyOf(dims, g)
 		vals := make([]float64, len(p.aggs))
 		for i, a := range p.aggs {
 			switch {

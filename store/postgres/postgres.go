@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -145,24 +143,9 @@ func isUnique(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // CreateTenant stores t.
 func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
-	var problems []string
-	if !tenantID.MatchString(t.ID) {
-		problems = append(problems, fmt.Sprintf("id %q must be lower-case letters, digits and -, 1 to 63 long", t.ID))
-	}
-	if e := t.Budget.Epsilon; !(e > 0) || e > 1e6 {
-		problems = append(problems, fmt.Sprintf("budget epsilon must be > 0 and finite (at most 1e6), got %v", e))
-	}
-	if d := t.Budget.Delta; !(d >= 0 && d < 1) {
-		problems = append(problems, fmt.Sprintf("budget delta must be in [0, 1), got %v", d))
-	}
-	if len(problems) > 0 {
-		return privalytics.Errorf(privalytics.EINVALID, "tenant: %s", strings.Join(problems, "; "))
-	}
-	if err := t.Schema.Validate(); err != nil {
+	if err := t.Validate(); err != nil {
 		return err
 	}
 	schema, _ := json.Marshal(t.Schema)

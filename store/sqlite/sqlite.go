@@ -13,10 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -151,8 +149,6 @@ func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func parseTS(s string) time.Time {
@@ -162,20 +158,7 @@ func parseTS(s string) time.Time {
 
 // CreateTenant stores t.
 func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
-	var problems []string
-	if !tenantID.MatchString(t.ID) {
-		problems = append(problems, fmt.Sprintf("id %q must be lower-case letters, digits and -, 1 to 63 long", t.ID))
-	}
-	if e := t.Budget.Epsilon; !(e > 0) || math.IsInf(e, 0) || e > 1e6 {
-		problems = append(problems, fmt.Sprintf("budget epsilon must be > 0 and finite (at most 1e6), got %v", e))
-	}
-	if d := t.Budget.Delta; !(d >= 0 && d < 1) {
-		problems = append(problems, fmt.Sprintf("budget delta must be in [0, 1), got %v", d))
-	}
-	if len(problems) > 0 {
-		return privalytics.Errorf(privalytics.EINVALID, "tenant: %s", strings.Join(problems, "; "))
-	}
-	if err := t.Schema.Validate(); err != nil {
+	if err := t.Validate(); err != nil {
 		return err
 	}
 	schema, _ := json.Marshal(t.Schema)
