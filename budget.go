@@ -35,6 +35,18 @@ type BudgetStatus struct {
 	Allocated Cost `json:"allocated"`
 }
 
+// BudgetChange records a change of a tenant's budget: a grant that raises the
+// total, or a key's allocation set or removed.
+type BudgetChange struct {
+	ID         string    `json:"id"`
+	TenantID   string    `json:"tenant_id"`
+	Time       time.Time `json:"time"`
+	Kind       string    `json:"kind"`             // "grant" or "allocate"
+	KeyID      string    `json:"key_id,omitempty"` // the key allocated to
+	ActorKeyID string    `json:"actor_key_id"`     // the admin key that made the change
+	Amount     Cost      `json:"amount"`           // added by a grant; the new share of an allocation
+}
+
 // KeyBudget is what one API key may spend: its own allocation, or (Shared) the
 // tenant's unallocated pool that every key without an allocation draws from.
 type KeyBudget struct {
@@ -65,7 +77,12 @@ type Ledger interface {
 	// key has already spent more than the new share; ENOTFOUND for a key of
 	// another tenant. Charge then checks a key with an allocation against it, and
 	// any other key against the unallocated pool.
-	Allocate(ctx context.Context, tenantID, keyID string, share Cost) error
+	Allocate(ctx context.Context, tenantID, keyID string, share Cost, actorKeyID string) error
+	// Grant raises the tenant's total by add. EINVALID for a negative or
+	// non-finite amount or a total past ε = 1e6 or δ = 1.
+	Grant(ctx context.Context, tenantID string, add Cost, actorKeyID string) (BudgetStatus, error)
+	// BudgetChanges lists grants and allocations, newest first.
+	BudgetChanges(ctx context.Context, tenantID string, offset, limit int) ([]BudgetChange, error)
 	// KeyBudget returns what the key may spend.
 	KeyBudget(ctx context.Context, tenantID, keyID string) (KeyBudget, error)
 }

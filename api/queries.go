@@ -164,7 +164,7 @@ func (s *Server) allocate(c *gin.Context) {
 		return
 	}
 	tenant, id := callerOf(c).Key.TenantID, c.Param("id")
-	if err := s.meta.Allocate(c.Request.Context(), tenant, id, share); err != nil {
+	if err := s.meta.Allocate(c.Request.Context(), tenant, id, share, callerOf(c).Key.ID); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -190,4 +190,36 @@ func (s *Server) charges(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"charges": list, "offset": offset, "limit": limit})
+}
+
+// grant raises the tenant's total budget (admin); the grant is recorded.
+func (s *Server) grant(c *gin.Context) {
+	var add privalytics.Cost
+	if err := decodeJSON(c, s.limits.MaxQueryBytes, &add); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	k := callerOf(c).Key
+	st, err := s.meta.Grant(c.Request.Context(), k.TenantID, add, k.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// budgetChanges pages through the record of grants and allocations (admin).
+func (s *Server) budgetChanges(c *gin.Context) {
+	offset, err1 := strconv.Atoi(c.DefaultQuery("offset", "0"))
+	limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	if err1 != nil || err2 != nil || offset < 0 || limit < 1 || limit > 500 {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "offset must be ≥ 0 and limit 1..500"))
+		return
+	}
+	list, err := s.meta.BudgetChanges(c.Request.Context(), callerOf(c).Key.TenantID, offset, limit)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"changes": list, "offset": offset, "limit": limit})
 }

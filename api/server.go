@@ -142,6 +142,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
 	v1.GET("/budget", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.budget)
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
+	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
+	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
 	return r
 }
 

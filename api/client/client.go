@@ -166,6 +166,21 @@ func (c *Client) Allocate(ctx context.Context, keyID string, share privalytics.C
 	return &out, c.do(ctx, http.MethodPut, "/v1/keys/"+url.PathEscape(keyID)+"/budget", share, &out)
 }
 
+// Grant raises the tenant's total budget (admin key).
+func (c *Client) Grant(ctx context.Context, add privalytics.Cost) (*privalytics.BudgetStatus, error) {
+	var out privalytics.BudgetStatus
+	return &out, c.do(ctx, http.MethodPost, "/v1/budget/grants", add, &out)
+}
+
+// BudgetChanges pages through the record of grants and allocations (admin key).
+func (c *Client) BudgetChanges(ctx context.Context, offset, limit int) ([]privalytics.BudgetChange, error) {
+	var out struct {
+		Changes []privalytics.BudgetChange `json:"changes"`
+	}
+	path := "/v1/budget/changes?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
+	return out.Changes, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
 // Charges pages through the tenant's ledger, newest first.
 func (c *Client) Charges(ctx context.Context, offset, limit int) ([]privalytics.Charge, error) {
 	var out struct {

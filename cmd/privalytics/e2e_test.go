@@ -465,4 +465,18 @@ func TestEndToEndKeyShares(t *testing.T) {
 	if err != nil || kb.Shared || math.Abs(kb.Remaining.Epsilon-0.2) > 1e-9 {
 		t.Errorf("bob's share after two queries: %+v %v", kb, err)
 	}
+	// The admin grants more; alice's pool grows; both changes are on record.
+	if _, err := b.Grant(ctx, privalytics.Cost{Epsilon: 1}); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
+		t.Errorf("a query key granting budget: %v, want forbidden", err)
+	}
+	if _, err := admin.Grant(ctx, privalytics.Cost{Epsilon: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q(a, 50); err != nil {
+		t.Errorf("alice after a grant: %v", err)
+	}
+	changes, err := admin.BudgetChanges(ctx, 0, 10)
+	if err != nil || len(changes) != 2 || changes[0].Kind != "grant" || changes[1].KeyID != bob.ID {
+		t.Errorf("recorded changes: %+v %v", changes, err)
+	}
 }

@@ -4,6 +4,8 @@
 package ledger
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"math"
 	"math/big"
 	"strconv"
@@ -106,4 +108,25 @@ func Reallocate(cur Allocation, had bool, old, spent, share [2]int64) (Allocatio
 		}
 	}
 	return next, nil
+}
+
+// CheckGrant validates a grant against the tenant's current total, in units.
+func CheckGrant(add privalytics.Cost, totalEps, totalDelta int64) (eps, delta int64, err error) {
+	if err := CheckCharge(add); err != nil {
+		return 0, 0, privalytics.Errorf(privalytics.EINVALID, "grant: ε must be ≥ 0 and finite and δ in [0, 1), got ε=%v δ=%v", add.Epsilon, add.Delta)
+	}
+	eps, delta = Down(add.Epsilon, EpsilonDigits), Down(add.Delta, DeltaDigits)
+	if Cost(totalEps+eps, 0).Epsilon > 1e6 || Cost(0, totalDelta+delta).Delta >= 1 {
+		return 0, 0, privalytics.Errorf(privalytics.EINVALID, "grant: the total would pass ε = 1e6 or δ = 1")
+	}
+	return eps, delta, nil
+}
+
+// NewID returns a random 128-bit hex identifier.
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
 }

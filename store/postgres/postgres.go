@@ -108,6 +108,18 @@ var migrations = []string{
 		CHECK (spent_eps <= budget_eps AND spent_delta <= budget_delta)
 	);
 	ALTER TABLE charges ADD COLUMN from_key BOOLEAN NOT NULL DEFAULT FALSE;`,
+	// 3: the record of grants and allocations.
+	`CREATE TABLE budget_changes (
+		id           TEXT PRIMARY KEY,
+		tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+		time         TIMESTAMPTZ NOT NULL,
+		kind         TEXT NOT NULL,
+		key_id       TEXT NOT NULL,
+		actor_key_id TEXT NOT NULL,
+		eps          BIGINT NOT NULL,
+		delta        BIGINT NOT NULL
+	);
+	CREATE INDEX budget_changes_tenant_time ON budget_changes(tenant_id, time);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -377,7 +389,7 @@ func (db *DB) KeyBudget(ctx context.Context, tenantID, keyID string) (privalytic
 }
 
 // Allocate sets or removes a key's own share.
-func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share privalytics.Cost) error {
+func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share privalytics.Cost, actorKeyID string) error {
 	if err := ledger.CheckCharge(share); err != nil {
 		return err
 	}
@@ -414,9 +426,11 @@ func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share prival
 			ON CONFLICT (key_id) DO UPDATE SET budget_eps = excluded.budget_eps, budget_delta = excluded.budget_delta`, keyID, tenantID, eps, delta); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE tenants SET alloc_eps = $1, alloc_delta = $2, shared_eps = $3, shared_delta = $4 WHERE id = $5`,
-			plan.Allocated[0], plan.Allocated[1], plan.SharedSpent[0], plan.SharedSpent[1], tenantID)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET alloc_eps = $1, alloc_delta = $2, shared_eps = $3, shared_delta = $4 WHERE id = $5`,
+			plan.Allocated[0], plan.Allocated[1], plan.SharedSpent[0], plan.SharedSpent[1], tenantID); err != nil {
+			return err
+		}
+		return recordChange(ctx, tx, tenantID, "allocate", keyID, actorKeyID, eps, delta)
 	})
 	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
 		return fmt.Errorf("postgres: allocate: %w", err)
@@ -490,6 +504,69 @@ func (db *DB) Charges(ctx context.Context, tenantID string, offset, limit int) (
 			return nil, fmt.Errorf("postgres: charges: %w", err)
 		}
 		c.Time, c.Cost = c.Time.UTC(), ledger.Cost(eps, delta)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// recordChange appends to the record of grants and allocations. The sequence
+// column orders changes made within one clock tick.
+func recordChange(ctx context.Context, tx pgx.Tx, tenantID, kind, keyID, actor string, eps, delta int64) error {
+	id, err := ledger.NewID()
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO budget_changes (id, tenant_id, time, kind, key_id, actor_key_id, eps, delta) VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7)`,
+		id, tenantID, kind, keyID, actor, eps, delta)
+	return err
+}
+
+// Grant raises the tenant's total.
+func (db *DB) Grant(ctx context.Context, tenantID string, add privalytics.Cost, actorKeyID string) (privalytics.BudgetStatus, error) {
+	var st privalytics.BudgetStatus
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var b, d int64
+		err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&b, &d)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+		} else if err != nil {
+			return err
+		}
+		eps, delta, err := ledger.CheckGrant(add, b, d)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET budget_eps = budget_eps + $1, budget_delta = budget_delta + $2 WHERE id = $3`, eps, delta, tenantID); err != nil {
+			return err
+		}
+		if err := recordChange(ctx, tx, tenantID, "grant", "", actorKeyID, eps, delta); err != nil {
+			return err
+		}
+		st, err = budget(ctx, tx, tenantID)
+		return err
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return st, fmt.Errorf("postgres: grant: %w", err)
+	}
+	return st, err
+}
+
+// BudgetChanges lists grants and allocations, newest first.
+func (db *DB) BudgetChanges(ctx context.Context, tenantID string, offset, limit int) ([]privalytics.BudgetChange, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, time, kind, key_id, actor_key_id, eps, delta FROM budget_changes
+		WHERE tenant_id = $1 ORDER BY time DESC, id DESC LIMIT $2 OFFSET $3`, tenantID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: budget changes: %w", err)
+	}
+	defer rows.Close()
+	out := []privalytics.BudgetChange{}
+	for rows.Next() {
+		c := privalytics.BudgetChange{TenantID: tenantID}
+		var eps, delta int64
+		if err := rows.Scan(&c.ID, &c.Time, &c.Kind, &c.KeyID, &c.ActorKeyID, &eps, &delta); err != nil {
+			return nil, fmt.Errorf("postgres: budget changes: %w", err)
+		}
+		c.Time, c.Amount = c.Time.UTC(), ledger.Cost(eps, delta)
 		out = append(out, c)
 	}
 	return out, rows.Err()

@@ -111,6 +111,18 @@ var migrations = []string{
 		spent_delta  INTEGER NOT NULL DEFAULT 0
 	);
 	ALTER TABLE charges ADD COLUMN from_key INTEGER NOT NULL DEFAULT 0;`,
+	// 3: the record of grants and allocations.
+	`CREATE TABLE budget_changes (
+		id           TEXT PRIMARY KEY,
+		tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+		time         TEXT NOT NULL,
+		kind         TEXT NOT NULL,
+		key_id       TEXT NOT NULL,
+		actor_key_id TEXT NOT NULL,
+		eps          INTEGER NOT NULL,
+		delta        INTEGER NOT NULL
+	);
+	CREATE INDEX budget_changes_tenant_time ON budget_changes(tenant_id, time);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -407,7 +419,7 @@ func (s *DB) KeyBudget(ctx context.Context, tenantID, keyID string) (privalytics
 }
 
 // Allocate sets or removes a key's own share.
-func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privalytics.Cost) error {
+func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privalytics.Cost, actorKeyID string) error {
 	if err := ledger.CheckCharge(share); err != nil {
 		return err
 	}
@@ -442,9 +454,11 @@ func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privaly
 			ON CONFLICT (key_id) DO UPDATE SET budget_eps = excluded.budget_eps, budget_delta = excluded.budget_delta`, keyID, tenantID, eps, delta); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE tenants SET alloc_eps = ?, alloc_delta = ?, shared_eps = ?, shared_delta = ? WHERE id = ?`,
-			plan.Allocated[0], plan.Allocated[1], plan.SharedSpent[0], plan.SharedSpent[1], tenantID)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET alloc_eps = ?, alloc_delta = ?, shared_eps = ?, shared_delta = ? WHERE id = ?`,
+			plan.Allocated[0], plan.Allocated[1], plan.SharedSpent[0], plan.SharedSpent[1], tenantID); err != nil {
+			return err
+		}
+		return recordChange(ctx, tx, tenantID, "allocate", keyID, actorKeyID, eps, delta)
 	})
 	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
 		return fmt.Errorf("sqlite: allocate: %w", err)
@@ -521,6 +535,66 @@ func (s *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([
 			return nil, fmt.Errorf("sqlite: charges: %w", err)
 		}
 		c.Time, c.Cost = parseTS(t), ledger.Cost(eps, delta)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// recordChange appends to the record of grants and allocations.
+func recordChange(ctx context.Context, tx *sql.Tx, tenantID, kind, keyID, actor string, eps, delta int64) error {
+	id, err := ledger.NewID()
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO budget_changes (id, tenant_id, time, kind, key_id, actor_key_id, eps, delta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, tenantID, ts(time.Now()), kind, keyID, actor, eps, delta)
+	return err
+}
+
+// Grant raises the tenant's total.
+func (s *DB) Grant(ctx context.Context, tenantID string, add privalytics.Cost, actorKeyID string) (privalytics.BudgetStatus, error) {
+	var st privalytics.BudgetStatus
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := budgetTx(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		eps, delta, err := ledger.CheckGrant(add, ledger.Down(cur.Total.Epsilon, ledger.EpsilonDigits), ledger.Down(cur.Total.Delta, ledger.DeltaDigits))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET budget_eps = budget_eps + ?, budget_delta = budget_delta + ? WHERE id = ?`, eps, delta, tenantID); err != nil {
+			return err
+		}
+		if err := recordChange(ctx, tx, tenantID, "grant", "", actorKeyID, eps, delta); err != nil {
+			return err
+		}
+		st, err = budgetTx(ctx, tx, tenantID)
+		return err
+	})
+	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+		return st, fmt.Errorf("sqlite: grant: %w", err)
+	}
+	return st, err
+}
+
+// BudgetChanges lists grants and allocations, newest first.
+func (s *DB) BudgetChanges(ctx context.Context, tenantID string, offset, limit int) ([]privalytics.BudgetChange, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, time, kind, key_id, actor_key_id, eps, delta FROM budget_changes
+		WHERE tenant_id = ? ORDER BY time DESC, rowid DESC LIMIT ? OFFSET ?`, tenantID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: budget changes: %w", err)
+	}
+	defer rows.Close()
+	out := []privalytics.BudgetChange{}
+	for rows.Next() {
+		c := privalytics.BudgetChange{TenantID: tenantID}
+		var t string
+		var eps, delta int64
+		if err := rows.Scan(&c.ID, &t, &c.Kind, &c.KeyID, &c.ActorKeyID, &eps, &delta); err != nil {
+			return nil, fmt.Errorf("sqlite: budget changes: %w", err)
+		}
+		c.Time, c.Amount = parseTS(t), ledger.Cost(eps, delta)
 		out = append(out, c)
 	}
 	return out, rows.Err()

@@ -5,6 +5,8 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -199,16 +201,16 @@ func testAllocations(t *testing.T, s privalytics.MetaStore) {
 		_, err := s.Charge(ctx, &privalytics.Charge{TenantID: "alloc", KeyID: key, Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps}})
 		return err
 	}
-	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 4}); err != nil {
+	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 4}, "admin1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 7}); privalytics.ErrorCode(err) != privalytics.EINVALID {
+	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 7}, "admin1"); privalytics.ErrorCode(err) != privalytics.EINVALID {
 		t.Errorf("allocating 4 + 7 of 10: %v, want invalid", err)
 	}
-	if err := s.Allocate(ctx, "alloc", "kx", privalytics.Cost{Epsilon: 1}); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+	if err := s.Allocate(ctx, "alloc", "kx", privalytics.Cost{Epsilon: 1}, "admin1"); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
 		t.Errorf("allocating to another tenant's key: %v, want not found", err)
 	}
-	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 3}); err != nil {
+	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 3}, "admin1"); err != nil {
 		t.Fatal(err)
 	}
 	// ka: 4 of its own. kb: 3. kc: the shared 10 − 7 = 3.
@@ -235,11 +237,36 @@ func testAllocations(t *testing.T, s privalytics.MetaStore) {
 	if err != nil || !kc.Shared || kc.Total.Epsilon != 3 || kc.Remaining.Epsilon != 0 {
 		t.Errorf("kc's budget: %+v %v", kc, err)
 	}
-	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 3}); privalytics.ErrorCode(err) != privalytics.EINVALID {
+	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 3}, "admin1"); privalytics.ErrorCode(err) != privalytics.EINVALID {
 		t.Errorf("shrinking ka below what it spent: %v, want invalid", err)
 	}
 	st, _ := s.Budget(ctx, "alloc")
 	if st.Spent.Epsilon != 9.5 || st.Allocated.Epsilon != 7 || st.Spent.Epsilon > st.Total.Epsilon {
 		t.Errorf("tenant status %+v", st)
+	}
+	// A grant raises the total and so the shared pool: kc can spend again.
+	if _, err := s.Grant(ctx, "alloc", privalytics.Cost{Epsilon: -1}, "admin1"); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("negative grant: %v, want invalid", err)
+	}
+	st, err = s.Grant(ctx, "alloc", privalytics.Cost{Epsilon: 2, Delta: 1e-6}, "admin1")
+	if err != nil || st.Total.Epsilon != 12 || math.Abs(st.Total.Delta-1.1e-5) > 1e-18 {
+		t.Fatalf("grant: %+v %v", st, err)
+	}
+	if err := charge("kc", 2); err != nil {
+		t.Errorf("kc after a grant of 2: %v", err)
+	}
+	changes, err := s.BudgetChanges(ctx, "alloc", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, c := range changes {
+		kinds = append(kinds, c.Kind+":"+c.KeyID)
+		if c.ActorKeyID != "admin1" {
+			t.Errorf("change %+v lost its actor", c)
+		}
+	}
+	if want := []string{"grant:", "allocate:kb", "allocate:ka"}; !slices.Equal(kinds, want) {
+		t.Errorf("recorded changes %v, want %v (newest first; refused changes are not recorded)", kinds, want)
 	}
 }
