@@ -22,6 +22,16 @@ type Charge struct {
 	Mechanisms  string    `json:"mechanisms"`  // e.g. "laplace count; laplace sum; partition selection"
 	Cost        Cost      `json:"cost"`
 	Refunded    bool      `json:"refunded,omitempty"`
+	// Periods are the data periods (e.g. "2025-03") the charge draws on, for a
+	// tenant with data-period budgets; empty otherwise.
+	Periods []string `json:"periods,omitempty"`
+}
+
+// PeriodStatus is one data period's budget, for tenants with data-period budgets.
+type PeriodStatus struct {
+	Period    string `json:"period"`
+	Spent     Cost   `json:"spent"`
+	Remaining Cost   `json:"remaining"`
 }
 
 // BudgetStatus is a tenant's budget at one moment.
@@ -33,6 +43,11 @@ type BudgetStatus struct {
 	// Allocated is the part of Total reserved for keys with their own allocation;
 	// keys without one share Total − Allocated.
 	Allocated Cost `json:"allocated"`
+	// Period and Periods are set for a tenant with data-period budgets: Total is
+	// then each period's budget, Spent the sum over periods, and Periods lists
+	// every period that has been charged.
+	Period  string         `json:"period,omitempty"`
+	Periods []PeriodStatus `json:"periods,omitempty"`
 }
 
 // BudgetChange records a change of a tenant's budget: a grant that raises the
@@ -63,7 +78,9 @@ type KeyBudget struct {
 type Ledger interface {
 	// Charge checks and records c in one transaction, filling c.ID. It returns the
 	// status after the charge, or EBUDGET (details: remaining and needed) when c
-	// would take the spent total past the tenant's budget; nothing is recorded then.
+	// would take the spent total past the tenant's budget — or, for a tenant with
+	// data-period budgets, any of c.Periods past its budget (EINVALID if c.Periods
+	// is empty then); nothing is recorded then.
 	Charge(ctx context.Context, c *Charge) (BudgetStatus, error)
 	// Refund marks a charge refunded. Call it only when nothing derived from the
 	// charged computation was released. ENOTFOUND if there is no such charge.

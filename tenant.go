@@ -28,12 +28,20 @@ type Tenant struct {
 	Schema    Schema    `json:"schema"`
 	Budget    Cost      `json:"budget"` // total privacy loss the business allows over the data's lifetime
 	Purposes  []string  `json:"purposes"`
+	// Period, when "month", gives each calendar month of data (UTC) its own
+	// budget of Budget: a query charges every month its time filter touches. The
+	// guarantee is then per month: a customer's privacy loss about any one month
+	// of their activity is at most Budget.Epsilon. Empty: one budget for all data.
+	Period    string    `json:"period,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 
 	// WrappedKey is the tenant's pseudonymisation (HMAC) key, encrypted under the
 	// server's master key. It never leaves the server and is never serialised to clients.
 	WrappedKey []byte `json:"-"`
 }
+
+// PeriodMonth is the one data period budgets can have today.
+const PeriodMonth = "month"
 
 var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -48,6 +56,9 @@ func (t *Tenant) Validate() error {
 	}
 	if d := t.Budget.Delta; !(d >= 0 && d < 1) {
 		problems = append(problems, fmt.Sprintf("budget delta must be in [0, 1), got %v", d))
+	}
+	if t.Period != "" && t.Period != PeriodMonth {
+		problems = append(problems, fmt.Sprintf("period must be empty (one budget) or %q, got %q", PeriodMonth, t.Period))
 	}
 	if len(problems) > 0 {
 		return Errorf(EINVALID, "tenant: %s", strings.Join(problems, "; "))

@@ -270,6 +270,20 @@ func (p *Plan) Cost() privalytics.Cost { return p.cost }
 // Fingerprint identifies the canonical query.
 func (p *Plan) Fingerprint() string { return p.fp }
 
+// Months returns the calendar months (UTC, "2006-01") the query's time filter
+// touches, or nil when the time range is not bounded on both sides. Tenants with
+// data-period budgets are charged in each of them.
+func (p *Plan) Months() []string {
+	if !p.timeBound {
+		return nil
+	}
+	_, labels, err := buckets("month", p.timeFrom, p.timeTo, time.UTC, 1<<20)
+	if err != nil {
+		return nil
+	}
+	return labels
+}
+
 // Purpose is the declared purpose the query serves.
 func (p *Plan) Purpose() string { return p.q.Purpose }
 

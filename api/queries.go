@@ -30,16 +30,24 @@ func (s *Server) runQuery(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	// A cheap pre-check against what this key may spend, before any work; the
-	// binding check is the ledger's, atomic with the charge.
-	kb, err := s.meta.KeyBudget(ctx, st.tenant.ID, key.ID)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if cost.Epsilon > kb.Remaining.Epsilon || cost.Delta > kb.Remaining.Delta {
-		s.writeError(c, budgetError(kb.Remaining, cost))
-		return
+	var periods []string
+	if st.tenant.Period == privalytics.PeriodMonth {
+		if periods = plan.Months(); len(periods) == 0 {
+			s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "this tenant budgets each month of data separately, so a query must say which months it reads: add a time filter on %s with both ends (gte and lt)", st.tenant.Schema.Time))
+			return
+		}
+	} else {
+		// A cheap pre-check against what this key may spend, before any work;
+		// the binding check is the ledger's, atomic with the charge.
+		kb, err := s.meta.KeyBudget(ctx, st.tenant.ID, key.ID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if cost.Epsilon > kb.Remaining.Epsilon || cost.Delta > kb.Remaining.Delta {
+			s.writeError(c, budgetError(kb.Remaining, cost))
+			return
+		}
 	}
 	snap, err := s.events.Snapshot(ctx, st.tenant.ID, st.tenant.Schema)
 	if err != nil {
@@ -63,7 +71,7 @@ func (s *Server) runQuery(c *gin.Context) {
 		return
 	}
 
-	charge := &privalytics.Charge{TenantID: st.tenant.ID, KeyID: key.ID, Time: s.now().UTC(), Fingerprint: plan.Fingerprint(), Mechanisms: plan.Mechanisms(), Cost: cost}
+	charge := &privalytics.Charge{TenantID: st.tenant.ID, KeyID: key.ID, Time: s.now().UTC(), Fingerprint: plan.Fingerprint(), Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods}
 	status, err = s.meta.Charge(ctx, charge)
 	if err != nil {
 		s.writeError(c, err)

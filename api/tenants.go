@@ -52,6 +52,7 @@ type CreateTenantRequest struct {
 	Schema   *privalytics.Schema `json:"schema,omitempty"`   // default: the retail schema
 	Budget   privalytics.Cost    `json:"budget"`             // total (ε, δ) over the data's lifetime
 	Purposes []string            `json:"purposes,omitempty"` // default: ["analytics"]
+	Period   string              `json:"period,omitempty"`   // "month": each month of data has its own budget
 }
 
 // CreateTenantResponse returns the tenant and its first admin key, shown once.
@@ -78,7 +79,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, CreatedAt: s.now().UTC()}
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, CreatedAt: s.now().UTC()}
 	if req.Schema != nil {
 		t.Schema = *req.Schema
 	} else {
@@ -96,7 +97,7 @@ func (s *Server) createTenant(c *gin.Context) {
 			return
 		}
 	}
-	if err := t.Schema.Validate(); err != nil {
+	if err := t.Validate(); err != nil {
 		s.writeError(c, err)
 		return
 	}

@@ -54,6 +54,7 @@ type CreateTenantRequest struct {
 	Schema   *privalytics.Schema `json:"schema,omitempty"`
 	Budget   privalytics.Cost    `json:"budget"`
 	Purposes []string            `json:"purposes,omitempty"`
+	Period   string              `json:"period,omitempty"`
 }
 
 // IssuedKey is a new key with its token (shown once).

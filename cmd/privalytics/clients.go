@@ -98,6 +98,7 @@ func tenantCommand() *cobra.Command {
 		eps, delta  float64
 		schemaFile  string
 		purposeList []string
+		period      string
 	)
 	create := &cobra.Command{
 		Use:   "create",
@@ -108,7 +109,7 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := client.CreateTenantRequest{ID: id, Name: name, Budget: privalytics.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList}
+			req := client.CreateTenantRequest{ID: id, Name: name, Budget: privalytics.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period}
 			if schemaFile != "" {
 				raw, err := os.ReadFile(schemaFile)
 				if err != nil {
@@ -135,6 +136,7 @@ func tenantCommand() *cobra.Command {
 	create.Flags().Float64Var(&delta, "delta", 1e-5, "total privacy budget δ")
 	create.Flags().StringVar(&schemaFile, "schema", "", "JSON schema file (default: the retail schema)")
 	create.Flags().StringSliceVar(&purposeList, "purposes", nil, "declared purposes (default analytics)")
+	create.Flags().StringVar(&period, "period", "", "month: give each month of data its own budget (a weaker, per-month guarantee; see docs/privacy-budget.md)")
 	cmd.AddCommand(create)
 	return cmd
 }

@@ -480,3 +480,37 @@ func TestEndToEndKeyShares(t *testing.T) {
 		t.Errorf("recorded changes: %+v %v", changes, err)
 	}
 }
+
+// TestEndToEndMonthlyBudgets: a tenant with monthly budgets needs bounded time
+// filters, charges every month a query touches, and refuses a spent month while
+// other months still answer.
+func TestEndToEndMonthlyBudgets(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	ctx := context.Background()
+	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: "monthly", Budget: privalytics.Cost{Epsilon: 1}, Period: privalytics.PeriodMonth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ts.operator.WithToken(res.AdminKey.Token)
+	q := func(from, to string, eps float64) error {
+		_, err := admin.QueryJSON(ctx, []byte(fmt.Sprintf(`{"where":[{"column":"ts","gte":%q,"lt":%q}],"aggregates":[{"op":"count"}],"epsilon":%v}`, from, to, eps)))
+		return err
+	}
+	if _, err := admin.QueryJSON(ctx, []byte(`{"aggregates":[{"op":"count"}],"epsilon":0.1}`)); privalytics.ErrorCode(err) != privalytics.EINVALID || !strings.Contains(err.Error(), "time filter") {
+		t.Errorf("unbounded query on a monthly tenant: %v, want invalid asking for a time filter", err)
+	}
+	if err := q("2025-01-01", "2025-03-01", 0.8); err != nil {
+		t.Fatalf("January and February: %v", err)
+	}
+	if err := q("2025-02-01", "2025-03-01", 0.3); privalytics.ErrorCode(err) != privalytics.EBUDGET || !strings.Contains(err.Error(), "2025-02") {
+		t.Errorf("February again past its budget: %v, want budget naming 2025-02", err)
+	}
+	if err := q("2025-03-01", "2025-04-01", 0.9); err != nil {
+		t.Errorf("March has its own budget: %v", err)
+	}
+	b, err := admin.Budget(ctx)
+	if err != nil || b.Period != privalytics.PeriodMonth || len(b.Periods) != 3 {
+		t.Errorf("budget: %+v %v", b, err)
+	}
+}

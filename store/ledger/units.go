@@ -130,3 +130,43 @@ func NewID() (string, error) {
 	}
 	return hex.EncodeToString(b[:]), nil
 }
+
+// CheckPeriods validates the periods of a charge on a tenant with data-period budgets.
+func CheckPeriods(periods []string) error {
+	if len(periods) == 0 {
+		return privalytics.Errorf(privalytics.EINVALID, "this tenant budgets each month of data separately, so a query must say which months it reads: add a time filter with both ends (gte and lt)")
+	}
+	if len(periods) > 240 {
+		return privalytics.Errorf(privalytics.EINVALID, "a query may touch at most 240 months, this one touches %d", len(periods))
+	}
+	return nil
+}
+
+// ExhaustedPeriod is the EBUDGET error of a data period that is spent.
+func ExhaustedPeriod(period string, needed, remaining privalytics.Cost) error {
+	return privalytics.Errorf(privalytics.EBUDGET, "the privacy budget of %s is exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g remain for that month; leave it out of the time range",
+		period, needed.Epsilon, needed.Delta, remaining.Epsilon, remaining.Delta).With("remaining", remaining).With("needed", needed).With("period", period)
+}
+
+// ErrSharesWithPeriods refuses per-key shares on tenants with data-period budgets.
+var ErrSharesWithPeriods = privalytics.Errorf(privalytics.EINVALID, "per-key shares are not available for tenants with data-period budgets")
+
+// PeriodUnits is one period's spending in units.
+type PeriodUnits struct {
+	Period     string
+	Eps, Delta int64
+}
+
+// WithPeriods fills a status for a tenant with data-period budgets: Total is each
+// period's budget, Remaining the least any period has left.
+func WithPeriods(st privalytics.BudgetStatus, period string, budgetEps, budgetDelta int64, ps []PeriodUnits) privalytics.BudgetStatus {
+	st.Period = period
+	st.Remaining = Cost(budgetEps, budgetDelta)
+	for _, p := range ps {
+		rem := Cost(budgetEps-p.Eps, budgetDelta-p.Delta)
+		st.Periods = append(st.Periods, privalytics.PeriodStatus{Period: p.Period, Spent: Cost(p.Eps, p.Delta), Remaining: rem})
+		st.Remaining.Epsilon = math.Min(st.Remaining.Epsilon, rem.Epsilon)
+		st.Remaining.Delta = math.Min(st.Remaining.Delta, rem.Delta)
+	}
+	return st
+}

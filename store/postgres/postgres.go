@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -120,6 +121,19 @@ var migrations = []string{
 		delta        BIGINT NOT NULL
 	);
 	CREATE INDEX budget_changes_tenant_time ON budget_changes(tenant_id, time);`,
+	// 4: data-period budgets. A monthly tenant's summed spending may pass one
+	// month's budget, so the guard applies to single-budget tenants only.
+	`ALTER TABLE tenants ADD COLUMN period TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tenants DROP CONSTRAINT tenants_check;
+	ALTER TABLE tenants ADD CONSTRAINT tenants_spent_within_budget CHECK (period <> '' OR (spent_eps <= budget_eps AND spent_delta <= budget_delta));
+	ALTER TABLE charges ADD COLUMN periods TEXT NOT NULL DEFAULT '';
+	CREATE TABLE period_spent (
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+		period      TEXT NOT NULL,
+		spent_eps   BIGINT NOT NULL DEFAULT 0,
+		spent_delta BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (tenant_id, period)
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -162,8 +176,8 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	}
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
-	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt)
+	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period)
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -172,7 +186,7 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	return nil
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period`
 
 func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 	var (
@@ -180,7 +194,7 @@ func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 		schema, purp []byte
 		beps, bdelta int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(schema, &t.Schema); err != nil {
@@ -303,6 +317,47 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 	c.ID = hex.EncodeToString(id[:])
 	var st privalytics.BudgetStatus
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var period string
+		var pb, pd int64
+		if err := tx.QueryRow(ctx, `SELECT period, budget_eps, budget_delta FROM tenants WHERE id = $1`, c.TenantID).Scan(&period, &pb, &pd); errors.Is(err, pgx.ErrNoRows) {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", c.TenantID)
+		} else if err != nil {
+			return err
+		}
+		if period != "" {
+			if err := ledger.CheckPeriods(c.Periods); err != nil {
+				return err
+			}
+			// Each period the query touches needs room for the whole charge; the
+			// row locks serialise charges of one period across processes.
+			for _, p := range c.Periods {
+				if _, err := tx.Exec(ctx, `INSERT INTO period_spent (tenant_id, period) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.TenantID, p); err != nil {
+					return err
+				}
+				tag, err := tx.Exec(ctx, `UPDATE period_spent SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2
+					WHERE tenant_id = $3 AND period = $4 AND spent_eps + $1 <= $5 AND spent_delta + $2 <= $6`, eps, delta, c.TenantID, p, pb, pd)
+				if err != nil {
+					return err
+				}
+				if tag.RowsAffected() == 0 {
+					var se, sd int64
+					if err := tx.QueryRow(ctx, `SELECT spent_eps, spent_delta FROM period_spent WHERE tenant_id = $1 AND period = $2`, c.TenantID, p).Scan(&se, &sd); err != nil {
+						return err
+					}
+					return ledger.ExhaustedPeriod(p, c.Cost, ledger.Cost(pb-se, pd-sd))
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2 WHERE id = $3`, eps, delta, c.TenantID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ",")); err != nil {
+				return err
+			}
+			var err error
+			st, err = budget(ctx, tx, c.TenantID)
+			return err
+		}
 		// A key with an allocation spends only from it. The UPDATE's row lock
 		// serialises charges of one key across processes.
 		tag, err := tx.Exec(ctx, `UPDATE key_budgets SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2
@@ -358,6 +413,7 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 
 type querier interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
+	Query(context.Context, string, ...any) (pgx.Rows, error)
 }
 
 // keyBudget is what a key may spend: its allocation, or the shared pool.
@@ -404,8 +460,12 @@ func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share prival
 		// Lock the tenant row first: allocations and charges of the shared pool
 		// must not interleave.
 		var b, d, ae, ad, se, sd int64
-		if err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd); err != nil {
+		var period string
+		if err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta, period FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd, &period); err != nil {
 			return err
+		}
+		if period != "" {
+			return ledger.ErrSharesWithPeriods
 		}
 		var oe, od, ke, kd int64
 		err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta FROM key_budgets WHERE key_id = $1 FOR UPDATE`, keyID).Scan(&oe, &od, &ke, &kd)
@@ -440,7 +500,8 @@ func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share prival
 
 func budget(ctx context.Context, q querier, tenantID string) (privalytics.BudgetStatus, error) {
 	var beps, bdelta, seps, sdelta, aeps, adelta int64
-	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta)
+	var period string
+	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta, period FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta, &period)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	} else if err != nil {
@@ -448,19 +509,44 @@ func budget(ctx context.Context, q querier, tenantID string) (privalytics.Budget
 	}
 	st := ledger.Status(tenantID, beps, bdelta, seps, sdelta)
 	st.Allocated = ledger.Cost(aeps, adelta)
-	return st, nil
+	if period == "" {
+		return st, nil
+	}
+	rows, err := q.Query(ctx, `SELECT period, spent_eps, spent_delta FROM period_spent WHERE tenant_id = $1 ORDER BY period`, tenantID)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	var ps []ledger.PeriodUnits
+	for rows.Next() {
+		var p ledger.PeriodUnits
+		if err := rows.Scan(&p.Period, &p.Eps, &p.Delta); err != nil {
+			return st, err
+		}
+		ps = append(ps, p)
+	}
+	return ledger.WithPeriods(st, period, beps, bdelta, ps), rows.Err()
 }
 
 // Refund marks a charge refunded and gives its amount back, once.
 func (db *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var eps, delta int64
-		var keyID string
+		var keyID, periods string
 		var fromKey bool
-		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta, key_id, from_key`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey)
+		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta, key_id, from_key, periods`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey, &periods)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
 		} else if err != nil {
+			return err
+		}
+		if periods != "" {
+			for _, p := range strings.Split(periods, ",") {
+				if _, err := tx.Exec(ctx, `UPDATE period_spent SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE tenant_id = $3 AND period = $4`, eps, delta, tenantID, p); err != nil {
+					return err
+				}
+			}
+			_, err = tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE id = $3`, eps, delta, tenantID)
 			return err
 		}
 		if fromKey {

@@ -123,6 +123,16 @@ var migrations = []string{
 		delta        INTEGER NOT NULL
 	);
 	CREATE INDEX budget_changes_tenant_time ON budget_changes(tenant_id, time);`,
+	// 4: data-period budgets.
+	`ALTER TABLE tenants ADD COLUMN period TEXT NOT NULL DEFAULT '';
+	ALTER TABLE charges ADD COLUMN periods TEXT NOT NULL DEFAULT '';
+	CREATE TABLE period_spent (
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+		period      TEXT NOT NULL,
+		spent_eps   INTEGER NOT NULL DEFAULT 0,
+		spent_delta INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (tenant_id, period)
+	);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -175,8 +185,8 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	}
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period)
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -189,7 +199,7 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period`
 
 func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error) {
 	var (
@@ -197,7 +207,7 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 		schema, purp, crat string
 		beps, bdelta       int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(schema), &t.Schema); err != nil {
@@ -330,6 +340,45 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 	c.ID = hex.EncodeToString(id[:])
 	var st privalytics.BudgetStatus
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var period string
+		var pb, pd int64
+		if err := tx.QueryRowContext(ctx, `SELECT period, budget_eps, budget_delta FROM tenants WHERE id = ?`, c.TenantID).Scan(&period, &pb, &pd); errors.Is(err, sql.ErrNoRows) {
+			return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", c.TenantID)
+		} else if err != nil {
+			return err
+		}
+		if period != "" {
+			if err := ledger.CheckPeriods(c.Periods); err != nil {
+				return err
+			}
+			// Each period the query touches needs room for the whole charge.
+			for _, p := range c.Periods {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO period_spent (tenant_id, period) VALUES (?, ?) ON CONFLICT DO NOTHING`, c.TenantID, p); err != nil {
+					return err
+				}
+				var se, sd int64
+				err := tx.QueryRowContext(ctx, `UPDATE period_spent SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ?
+					WHERE tenant_id = ? AND period = ? AND spent_eps + ? <= ? AND spent_delta + ? <= ? RETURNING spent_eps`, eps, delta, c.TenantID, p, eps, pb, delta, pd).Scan(&se)
+				if errors.Is(err, sql.ErrNoRows) {
+					if err := tx.QueryRowContext(ctx, `SELECT spent_eps, spent_delta FROM period_spent WHERE tenant_id = ? AND period = ?`, c.TenantID, p).Scan(&se, &sd); err != nil {
+						return err
+					}
+					return ledger.ExhaustedPeriod(p, c.Cost, ledger.Cost(pb-se, pd-sd))
+				} else if err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ? WHERE id = ?`, eps, delta, c.TenantID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ",")); err != nil {
+				return err
+			}
+			var err error
+			st, err = budgetTx(ctx, tx, c.TenantID)
+			return err
+		}
 		// A key with an allocation spends only from it.
 		var own int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_budgets WHERE key_id = ? AND tenant_id = ?`, c.KeyID, c.TenantID).Scan(&own); err != nil {
@@ -388,6 +437,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 
 type querier interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }
 
 // keyBudget is what a key may spend: its allocation, or the shared pool.
@@ -438,8 +488,12 @@ func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privaly
 			return err
 		}
 		var b, d, ae, ad, se, sd int64
-		if err := tx.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta FROM tenants WHERE id = ?`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd); err != nil {
+		var period string
+		if err := tx.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta, period FROM tenants WHERE id = ?`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd, &period); err != nil {
 			return err
+		}
+		if period != "" {
+			return ledger.ErrSharesWithPeriods
 		}
 		plan, err := ledger.Reallocate(ledger.Allocation{Budget: [2]int64{b, d}, Allocated: [2]int64{ae, ad}, SharedSpent: [2]int64{se, sd}},
 			had, [2]int64{oe, od}, [2]int64{ke, kd}, [2]int64{eps, delta})
@@ -466,11 +520,10 @@ func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privaly
 	return err
 }
 
-func budgetTx(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, tenantID string) (privalytics.BudgetStatus, error) {
+func budgetTx(ctx context.Context, q querier, tenantID string) (privalytics.BudgetStatus, error) {
 	var beps, bdelta, seps, sdelta, aeps, adelta int64
-	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta)
+	var period string
+	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta, period FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta, &period)
 	if errors.Is(err, sql.ErrNoRows) {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	} else if err != nil {
@@ -478,19 +531,44 @@ func budgetTx(ctx context.Context, q interface {
 	}
 	st := ledger.Status(tenantID, beps, bdelta, seps, sdelta)
 	st.Allocated = ledger.Cost(aeps, adelta)
-	return st, nil
+	if period == "" {
+		return st, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT period, spent_eps, spent_delta FROM period_spent WHERE tenant_id = ? ORDER BY period`, tenantID)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	var ps []ledger.PeriodUnits
+	for rows.Next() {
+		var p ledger.PeriodUnits
+		if err := rows.Scan(&p.Period, &p.Eps, &p.Delta); err != nil {
+			return st, err
+		}
+		ps = append(ps, p)
+	}
+	return ledger.WithPeriods(st, period, beps, bdelta, ps), rows.Err()
 }
 
 // Refund marks a charge refunded and gives its amount back, once.
 func (s *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var eps, delta int64
-		var keyID string
+		var keyID, periods string
 		var fromKey bool
-		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta, key_id, from_key`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey)
+		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta, key_id, from_key, periods`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey, &periods)
 		if errors.Is(err, sql.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
 		} else if err != nil {
+			return err
+		}
+		if periods != "" {
+			for _, p := range strings.Split(periods, ",") {
+				if _, err := tx.ExecContext(ctx, `UPDATE period_spent SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE tenant_id = ? AND period = ?`, eps, delta, tenantID, p); err != nil {
+					return err
+				}
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE id = ?`, eps, delta, tenantID)
 			return err
 		}
 		if fromKey {

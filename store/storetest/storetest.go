@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 	t.Run("ConcurrentChargesNeverOverspend", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("SmallChargesCannotRoundPastTotal", func(t *testing.T) { testRounding(t, open(t)) })
 	t.Run("KeyAllocations", func(t *testing.T) { testAllocations(t, open(t)) })
+	t.Run("DataPeriodBudgets", func(t *testing.T) { testPeriods(t, open(t)) })
 }
 
 func tenant(id string, eps, delta float64) *privalytics.Tenant {
@@ -268,5 +270,68 @@ func testAllocations(t *testing.T, s privalytics.MetaStore) {
 	}
 	if want := []string{"grant:", "allocate:kb", "allocate:ka"}; !slices.Equal(kinds, want) {
 		t.Errorf("recorded changes %v, want %v (newest first; refused changes are not recorded)", kinds, want)
+	}
+}
+
+// testPeriods: with monthly budgets, each month has the whole budget; a charge
+// touching several months needs room in each; refunds give back to each.
+func testPeriods(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	tn := tenant("monthly", 1, 0)
+	tn.Period = privalytics.PeriodMonth
+	if err := s.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Tenant(ctx, "monthly")
+	if got.Period != privalytics.PeriodMonth {
+		t.Fatalf("period not stored: %q", got.Period)
+	}
+	charge := func(eps float64, periods ...string) (*privalytics.Charge, error) {
+		c := &privalytics.Charge{TenantID: "monthly", KeyID: "k", Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps}, Periods: periods}
+		_, err := s.Charge(ctx, c)
+		return c, err
+	}
+	if _, err := charge(0.5); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("a charge without periods on a monthly tenant: %v, want invalid", err)
+	}
+	if _, err := charge(0.7, "2025-01", "2025-02"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := charge(0.7, "2025-03"); err != nil {
+		t.Errorf("March has its own budget: %v", err)
+	}
+	c, err := charge(0.3, "2025-02", "2025-03")
+	if err != nil {
+		t.Fatalf("0.3 more in February and March (0.7 spent of 1 each): %v", err)
+	}
+	_, err = charge(0.1, "2025-01", "2025-03")
+	if privalytics.ErrorCode(err) != privalytics.EBUDGET || !strings.Contains(privalytics.ErrorMessage(err), "2025-03") {
+		t.Errorf("March is full: %v, want budget naming 2025-03", err)
+	}
+	if _, err := charge(0.2, "2025-01"); err != nil {
+		t.Errorf("January still has 0.3: %v", err)
+	}
+	if err := s.Refund(ctx, "monthly", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Budget(ctx, "monthly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent := map[string]float64{}
+	for _, p := range st.Periods {
+		spent[p.Period] = p.Spent.Epsilon
+	}
+	want := map[string]float64{"2025-01": 0.9, "2025-02": 0.7, "2025-03": 0.7}
+	for p, w := range want {
+		if math.Abs(spent[p]-w) > 1e-9 {
+			t.Errorf("%s spent %v, want %v (all: %v)", p, spent[p], w, spent)
+		}
+	}
+	if st.Period != privalytics.PeriodMonth || st.Total.Epsilon != 1 {
+		t.Errorf("status %+v", st)
+	}
+	if err := s.Allocate(ctx, "monthly", "k", privalytics.Cost{Epsilon: 0.5}, "a"); privalytics.ErrorCode(err) == "" {
+		t.Errorf("allocating a key share on a monthly tenant succeeded; shares are not available there")
 	}
 }
