@@ -23,11 +23,11 @@ func (r Role) Valid() bool { return r == RoleAdmin || r == RoleIngest || r == Ro
 
 // Tenant is one business: its schema, its privacy budget and its secrets.
 type Tenant struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Schema    Schema    `json:"schema"`
-	Budget    Cost      `json:"budget"` // total privacy loss the business allows over the data's lifetime
-	Purposes  []string  `json:"purposes"`
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Schema   Schema   `json:"schema"`
+	Budget   Cost     `json:"budget"` // total privacy loss the business allows over the data's lifetime
+	Purposes []string `json:"purposes"`
 	// Period, when "month", gives each calendar month of data (UTC) its own
 	// budget of Budget: a query charges every month its time filter touches. The
 	// guarantee is then per month: a customer's privacy loss about any one month
