@@ -5,10 +5,12 @@ import (
 	"time"
 )
 
-// Cost is an amount of privacy loss under basic composition: (ε, δ).
+// Cost is an amount of privacy loss: (ε, δ) under basic composition, and ρ, its
+// zero-concentrated DP measure, for tenants that account in zCDP.
 type Cost struct {
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
+	Rho     float64 `json:"rho,omitempty"`
 }
 
 // Charge is one debit of a tenant's privacy budget: the record of privacy loss of
@@ -48,6 +50,9 @@ type BudgetStatus struct {
 	// every period that has been charged.
 	Period  string         `json:"period,omitempty"`
 	Periods []PeriodStatus `json:"periods,omitempty"`
+	// Accounting is "zcdp" for a tenant that accounts in ρ; its ε figures are then
+	// conversions of ρ (see docs/privacy-budget.md).
+	Accounting string `json:"accounting,omitempty"`
 }
 
 // BudgetChange records a change of a tenant's budget: a grant that raises the

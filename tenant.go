@@ -32,8 +32,14 @@ type Tenant struct {
 	// budget of Budget: a query charges every month its time filter touches. The
 	// guarantee is then per month: a customer's privacy loss about any one month
 	// of their activity is at most Budget.Epsilon. Empty: one budget for all data.
-	Period    string    `json:"period,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Period string `json:"period,omitempty"`
+	// Accounting is how charges compose: "" (basic composition: ε and δ add up)
+	// or "zcdp" (zero-concentrated DP: ρ adds up, which is much tighter for many
+	// Gaussian answers). A zCDP tenant's Budget.Rho is derived from its (ε, δ):
+	// half of δ is kept for converting ρ back to (ε, δ), half for the approximate
+	// parts (partition selection).
+	Accounting string    `json:"accounting,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 
 	// WrappedKey is the tenant's pseudonymisation (HMAC) key, encrypted under the
 	// server's master key. It never leaves the server and is never serialised to clients.
@@ -42,6 +48,9 @@ type Tenant struct {
 
 // PeriodMonth is the one data period budgets can have today.
 const PeriodMonth = "month"
+
+// AccountingZCDP selects zero-concentrated DP accounting for a tenant.
+const AccountingZCDP = "zcdp"
 
 var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -59,6 +68,18 @@ func (t *Tenant) Validate() error {
 	}
 	if t.Period != "" && t.Period != PeriodMonth {
 		problems = append(problems, fmt.Sprintf("period must be empty (one budget) or %q, got %q", PeriodMonth, t.Period))
+	}
+	switch t.Accounting {
+	case "":
+	case AccountingZCDP:
+		if t.Budget.Delta <= 0 {
+			problems = append(problems, "zcdp accounting needs a budget delta > 0, used to convert ρ to (ε, δ)")
+		}
+		if t.Period != "" {
+			problems = append(problems, "zcdp accounting cannot be combined with data-period budgets yet")
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("accounting must be empty (basic composition) or %q, got %q", AccountingZCDP, t.Accounting))
 	}
 	if len(problems) > 0 {
 		return Errorf(EINVALID, "tenant: %s", strings.Join(problems, "; "))

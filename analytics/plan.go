@@ -226,7 +226,7 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 		p.aggs[i].info.Epsilon, p.aggs[i].info.Delta = aggs[i].Epsilon, aggs[i].Delta
 	}
 	p.selBudget = sel
-	p.cost = privalytics.Cost{Epsilon: n.Epsilon}
+	p.cost = privalytics.Cost{Epsilon: n.Epsilon, Rho: p.rho()}
 	if p.selection || p.kind == dp.Gaussian {
 		p.cost.Delta = n.Delta
 	}
@@ -264,8 +264,48 @@ func (p *Plan) canonical() privalytics.Query {
 	return c
 }
 
-// Cost is what the query charges.
+// Cost is what the query charges under basic composition; its Rho is the zCDP
+// measure of the same release, recorded with every charge.
 func (p *Plan) Cost() privalytics.Cost { return p.cost }
+
+// ZCDPCost is what the query charges a tenant that accounts in zCDP: ρ, plus the δ
+// of partition selection (which is δ-approximately (ε²/2)-zCDP); the Gaussians'
+// δ is absorbed into their ρ. Epsilon stays the basic-composition figure.
+func (p *Plan) ZCDPCost() privalytics.Cost {
+	return privalytics.Cost{Epsilon: p.cost.Epsilon, Delta: p.selBudget.Delta, Rho: p.cost.Rho}
+}
+
+// rho is the zCDP cost of the release (Bun and Steinke 2016): ε²/2 for each pure
+// ε-DP part (Laplace aggregates; partition selection's ε), Δ²/2σ² for each
+// Gaussian, with the sensitivities Release uses.
+func (p *Plan) rho() float64 {
+	gauss := func(linf, eps, delta float64) float64 {
+		if linf <= 0 {
+			linf = 1 // as Release does
+		}
+		return dp.RhoOfGaussian(p.l0, linf, eps, delta)
+	}
+	total := dp.RhoOfLaplace(p.selBudget.Epsilon)
+	for _, a := range p.aggs {
+		e, d := a.budget.Epsilon, a.budget.Delta
+		maxAbs := math.Max(math.Abs(a.flo), math.Abs(a.fhi))
+		switch {
+		case p.kind == dp.Laplace && a.op == "mean":
+			total += 2 * dp.RhoOfLaplace(e/2)
+		case p.kind == dp.Laplace:
+			total += dp.RhoOfLaplace(e)
+		case a.op == "count":
+			total += gauss(float64(p.linf), e, d)
+		case a.op == "distinct_customers":
+			total += gauss(1, e, d)
+		case a.op == "sum":
+			total += gauss(maxAbs*float64(p.linf), e, d)
+		case a.op == "mean":
+			total += gauss(float64(p.linf), e/2, d/2) + gauss((a.fhi-a.flo)/2*float64(p.linf), e/2, d/2)
+		}
+	}
+	return total
+}
 
 // Fingerprint identifies the canonical query.
 func (p *Plan) Fingerprint() string { return p.fp }

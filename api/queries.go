@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/dp"
 )
 
 // runQuery answers a DP query. The order is the privacy model's: plan (bad queries
@@ -31,7 +33,13 @@ func (s *Server) runQuery(c *gin.Context) {
 		return
 	}
 	var periods []string
-	if st.tenant.Period == privalytics.PeriodMonth {
+	if st.tenant.Accounting == privalytics.AccountingZCDP {
+		cost = plan.ZCDPCost()
+		if cost.Rho > status.Remaining.Rho || cost.Delta > status.Remaining.Delta {
+			s.writeError(c, budgetError(status.Remaining, cost))
+			return
+		}
+	} else if st.tenant.Period == privalytics.PeriodMonth {
 		if periods = plan.Months(); len(periods) == 0 {
 			s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "this tenant budgets each month of data separately, so a query must say which months it reads: add a time filter on %s with both ends (gte and lt)", st.tenant.Schema.Time))
 			return
@@ -56,6 +64,7 @@ func (s *Server) runQuery(c *gin.Context) {
 	}
 	cacheKey := analytics.CacheKey(st.tenant.ID, plan, snap.Version)
 	if res, ok := s.cache.Get(cacheKey); ok {
+		present(&status)
 		res.Budget = &status
 		c.JSON(http.StatusOK, res)
 		return
@@ -89,6 +98,7 @@ func (s *Server) runQuery(c *gin.Context) {
 	res.Cost = cost
 	res.Snapshot = snap.Version
 	s.cache.Put(cacheKey, res)
+	present(&status)
 	res.Budget = &status
 	c.JSON(http.StatusOK, res)
 }
@@ -130,12 +140,32 @@ func (s *Server) explainQuery(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if st.tenant.Accounting == privalytics.AccountingZCDP {
+		ex.Cost = plan.ZCDPCost()
+	}
+	present(&status)
 	ex.Budget = &status
 	c.JSON(http.StatusOK, ex)
 }
 
+// present fills the ε figures of a zCDP tenant's status with conversions of ρ at
+// half the δ budget, so every tenant can be read in ε: spent is ε(ρ spent), and
+// remaining is the total less that.
+func present(st *privalytics.BudgetStatus) {
+	if st.Accounting != privalytics.AccountingZCDP || st.Total.Delta <= 0 {
+		return
+	}
+	st.Spent.Epsilon = dp.EpsilonOfRho(st.Spent.Rho, st.Total.Delta/2)
+	st.Remaining.Epsilon = math.Max(0, st.Total.Epsilon-st.Spent.Epsilon)
+}
+
 // budgetError says what is left and what the query needed.
 func budgetError(remaining, needed privalytics.Cost) error {
+	if needed.Rho > 0 && remaining.Rho > 0 || needed.Rho > remaining.Rho {
+		return privalytics.Errorf(privalytics.EBUDGET,
+			"privacy budget exhausted: the query needs ρ=%g, δ=%g but ρ=%g, δ=%g remain; ask the tenant admin for more budget or spend less ε",
+			needed.Rho, needed.Delta, remaining.Rho, remaining.Delta).With("remaining", remaining).With("needed", needed)
+	}
 	return privalytics.Errorf(privalytics.EBUDGET,
 		"privacy budget exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g remain; ask the tenant admin for more budget or spend less ε",
 		needed.Epsilon, needed.Delta, remaining.Epsilon, remaining.Delta).
@@ -160,6 +190,7 @@ func (s *Server) budget(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	present(&status)
 	c.JSON(http.StatusOK, BudgetResponse{BudgetStatus: status, Key: kb})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/ingest"
 	"github.com/privalytics/privalytics/store/keyring"
 )
@@ -53,6 +54,9 @@ type CreateTenantRequest struct {
 	Budget   privalytics.Cost    `json:"budget"`             // total (ε, δ) over the data's lifetime
 	Purposes []string            `json:"purposes,omitempty"` // default: ["analytics"]
 	Period   string              `json:"period,omitempty"`   // "month": each month of data has its own budget
+	// Accounting "zcdp" composes answers in ρ (zero-concentrated DP), much
+	// tighter for many Gaussian answers; default basic composition.
+	Accounting string `json:"accounting,omitempty"`
 }
 
 // CreateTenantResponse returns the tenant and its first admin key, shown once.
@@ -79,7 +83,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, CreatedAt: s.now().UTC()}
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, Accounting: req.Accounting, CreatedAt: s.now().UTC()}
 	if req.Schema != nil {
 		t.Schema = *req.Schema
 	} else {
@@ -100,6 +104,10 @@ func (s *Server) createTenant(c *gin.Context) {
 	if err := t.Validate(); err != nil {
 		s.writeError(c, err)
 		return
+	}
+	if t.Accounting == privalytics.AccountingZCDP {
+		// Half of δ converts ρ back to ε; the other half is for approximate parts.
+		t.Budget.Rho = dp.RhoForEpsilon(t.Budget.Epsilon, t.Budget.Delta/2)
 	}
 	dataKey, err := keyring.NewDataKey()
 	if err != nil {

@@ -49,12 +49,13 @@ func (c *Client) BaseURL() string { return c.base }
 
 // CreateTenantRequest mirrors api.CreateTenantRequest.
 type CreateTenantRequest struct {
-	ID       string              `json:"id"`
-	Name     string              `json:"name,omitempty"`
-	Schema   *privalytics.Schema `json:"schema,omitempty"`
-	Budget   privalytics.Cost    `json:"budget"`
-	Purposes []string            `json:"purposes,omitempty"`
-	Period   string              `json:"period,omitempty"`
+	ID         string              `json:"id"`
+	Name       string              `json:"name,omitempty"`
+	Schema     *privalytics.Schema `json:"schema,omitempty"`
+	Budget     privalytics.Cost    `json:"budget"`
+	Purposes   []string            `json:"purposes,omitempty"`
+	Period     string              `json:"period,omitempty"`
+	Accounting string              `json:"accounting,omitempty"`
 }
 
 // IssuedKey is a new key with its token (shown once).

@@ -99,6 +99,7 @@ func tenantCommand() *cobra.Command {
 		schemaFile  string
 		purposeList []string
 		period      string
+		accounting  string
 	)
 	create := &cobra.Command{
 		Use:   "create",
@@ -109,7 +110,7 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := client.CreateTenantRequest{ID: id, Name: name, Budget: privalytics.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period}
+			req := client.CreateTenantRequest{ID: id, Name: name, Budget: privalytics.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period, Accounting: accounting}
 			if schemaFile != "" {
 				raw, err := os.ReadFile(schemaFile)
 				if err != nil {
@@ -136,6 +137,7 @@ func tenantCommand() *cobra.Command {
 	create.Flags().Float64Var(&delta, "delta", 1e-5, "total privacy budget δ")
 	create.Flags().StringVar(&schemaFile, "schema", "", "JSON schema file (default: the retail schema)")
 	create.Flags().StringSliceVar(&purposeList, "purposes", nil, "declared purposes (default analytics)")
+	create.Flags().StringVar(&accounting, "accounting", "", "zcdp: compose answers in ρ (zero-concentrated DP), much tighter for many Gaussian answers; default basic composition")
 	create.Flags().StringVar(&period, "period", "", "month: give each month of data its own budget (a weaker, per-month guarantee; see docs/privacy-budget.md)")
 	cmd.AddCommand(create)
 	return cmd

@@ -514,3 +514,42 @@ func TestEndToEndMonthlyBudgets(t *testing.T) {
 		t.Errorf("budget: %+v %v", b, err)
 	}
 }
+
+// TestEndToEndZCDP: with zCDP accounting, many Gaussian answers fit in a budget
+// that basic composition would exhaust after ten, and the converted ε spent never
+// passes the total.
+func TestEndToEndZCDP(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	ctx := context.Background()
+	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: "z", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-5}, Accounting: privalytics.AccountingZCDP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ts.operator.WithToken(res.AdminKey.Token)
+	answered, refused := 0, false
+	for i := range 200 {
+		_, err := admin.QueryJSON(ctx, []byte(fmt.Sprintf(`{"aggregates":[{"op":"count"}],"epsilon":0.1,"delta":1e-7,"noise":"gaussian","where":[{"column":"quantity","gte":%d}]}`, -i)))
+		if privalytics.ErrorCode(err) == privalytics.EBUDGET {
+			refused = true
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		answered++
+	}
+	if !refused {
+		t.Errorf("200 answers and the budget never bound")
+	}
+	b, err := admin.Budget(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answered <= 10 {
+		t.Errorf("only %d Gaussian answers at ε=0.1 fit in ε=1 under zCDP; basic composition alone allows 10", answered)
+	}
+	if b.Accounting != privalytics.AccountingZCDP || b.Spent.Epsilon > b.Total.Epsilon+1e-9 || b.Spent.Rho > b.Total.Rho {
+		t.Errorf("budget %+v: the converted ε or ρ spent passes the total", b)
+	}
+	t.Logf("%d answers at (ε=0.1, δ=1e-7); spent ρ=%.5f of %.5f, i.e. ε=%.3f of 1", answered, b.Spent.Rho, b.Total.Rho, b.Spent.Epsilon)
+}

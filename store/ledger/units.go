@@ -17,6 +17,7 @@ import (
 const (
 	EpsilonDigits = 9
 	DeltaDigits   = 15
+	RhoDigits     = 12
 )
 
 // Up converts v to units of 10^-digits, rounding up (for charges). Down rounds
@@ -149,7 +150,7 @@ func ExhaustedPeriod(period string, needed, remaining privalytics.Cost) error {
 }
 
 // ErrSharesWithPeriods refuses per-key shares on tenants with data-period budgets.
-var ErrSharesWithPeriods = privalytics.Errorf(privalytics.EINVALID, "per-key shares are not available for tenants with data-period budgets")
+var ErrSharesWithPeriods = privalytics.Errorf(privalytics.EINVALID, "per-key shares are not available for tenants with data-period budgets or zCDP accounting yet")
 
 // PeriodUnits is one period's spending in units.
 type PeriodUnits struct {
@@ -168,5 +169,28 @@ func WithPeriods(st privalytics.BudgetStatus, period string, budgetEps, budgetDe
 		st.Remaining.Epsilon = math.Min(st.Remaining.Epsilon, rem.Epsilon)
 		st.Remaining.Delta = math.Min(st.Remaining.Delta, rem.Delta)
 	}
+	return st
+}
+
+// ExhaustedRho is the EBUDGET error of a zCDP tenant.
+func ExhaustedRho(needed, remaining privalytics.Cost) error {
+	return privalytics.Errorf(privalytics.EBUDGET, "privacy budget exhausted: the query needs ρ=%g, δ=%g but ρ=%g, δ=%g remain",
+		needed.Rho, needed.Delta, remaining.Rho, remaining.Delta).With("remaining", remaining).With("needed", needed)
+}
+
+// RhoCost is a ρ amount in units.
+func RhoCost(rho int64) float64 { return float64(rho) / 1e12 }
+
+// WithRho fills the ρ figures of a status. For a zCDP tenant, ρ is what binds,
+// and the δ left is half the δ budget (the other half converts ρ to ε) minus
+// what approximate parts spent.
+func WithRho(st privalytics.BudgetStatus, accounting string, budgetDelta, spentDelta, budgetRho, spentRho int64) privalytics.BudgetStatus {
+	st.Spent.Rho = RhoCost(spentRho)
+	if accounting != privalytics.AccountingZCDP {
+		return st
+	}
+	st.Accounting = accounting
+	st.Total.Rho, st.Remaining.Rho = RhoCost(budgetRho), RhoCost(budgetRho-spentRho)
+	st.Remaining.Delta = Cost(0, budgetDelta/2-spentDelta).Delta
 	return st
 }

@@ -134,6 +134,15 @@ var migrations = []string{
 		spent_delta BIGINT NOT NULL DEFAULT 0,
 		PRIMARY KEY (tenant_id, period)
 	);`,
+	// 5: zCDP accounting; ρ is recorded with every charge.
+	`ALTER TABLE tenants ADD COLUMN accounting TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tenants ADD COLUMN budget_rho BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE tenants ADD COLUMN spent_rho BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE charges ADD COLUMN rho BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE tenants DROP CONSTRAINT tenants_spent_within_budget;
+	ALTER TABLE tenants ADD CONSTRAINT tenants_spent_within_budget CHECK (
+		(accounting = 'zcdp' AND spent_rho <= budget_rho AND 2 * spent_delta <= budget_delta)
+		OR (accounting = '' AND (period <> '' OR (spent_eps <= budget_eps AND spent_delta <= budget_delta))));`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -176,8 +185,8 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	}
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
-	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period)
+	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits))
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -186,7 +195,7 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	return nil
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho`
 
 func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 	var (
@@ -194,7 +203,8 @@ func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 		schema, purp []byte
 		beps, bdelta int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period); err != nil {
+	var brho int64
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period, &t.Accounting, &brho); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(schema, &t.Schema); err != nil {
@@ -204,6 +214,7 @@ func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 		return nil, err
 	}
 	t.Budget, t.CreatedAt = ledger.Cost(beps, bdelta), t.CreatedAt.UTC()
+	t.Budget.Rho = ledger.RhoCost(brho)
 	return &t, nil
 }
 
@@ -309,7 +320,7 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 	if err := ledger.CheckCharge(c.Cost); err != nil {
 		return privalytics.BudgetStatus{}, err
 	}
-	eps, delta := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits)
+	eps, delta, rho := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits), ledger.Up(c.Cost.Rho, ledger.RhoDigits)
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return privalytics.BudgetStatus{}, err
@@ -317,11 +328,38 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 	c.ID = hex.EncodeToString(id[:])
 	var st privalytics.BudgetStatus
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		var period string
+		var period, accounting string
 		var pb, pd int64
-		if err := tx.QueryRow(ctx, `SELECT period, budget_eps, budget_delta FROM tenants WHERE id = $1`, c.TenantID).Scan(&period, &pb, &pd); errors.Is(err, pgx.ErrNoRows) {
+		if err := tx.QueryRow(ctx, `SELECT period, budget_eps, budget_delta, accounting FROM tenants WHERE id = $1`, c.TenantID).Scan(&period, &pb, &pd, &accounting); errors.Is(err, pgx.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", c.TenantID)
 		} else if err != nil {
+			return err
+		}
+		if accounting == privalytics.AccountingZCDP {
+			// ρ adds up; the approximate parts' δ may use half the δ budget, the
+			// other half is kept for converting ρ back to (ε, δ).
+			var srho int64
+			err := tx.QueryRow(ctx, `UPDATE tenants SET spent_rho = spent_rho + $1, spent_delta = spent_delta + $2, spent_eps = spent_eps + $3
+				WHERE id = $4 AND spent_rho + $1 <= budget_rho AND spent_delta + $2 <= budget_delta / 2 RETURNING spent_rho`, rho, delta, eps, c.TenantID).Scan(&srho)
+			if errors.Is(err, pgx.ErrNoRows) {
+				cur, err := budget(ctx, tx, c.TenantID)
+				if err != nil {
+					return err
+				}
+				return ledger.ExhaustedRho(c.Cost, cur.Remaining)
+			} else if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, rho); err != nil {
+				return err
+			}
+			var err2 error
+			st, err2 = budget(ctx, tx, c.TenantID)
+			return err2
+		}
+		// Every charge records its ρ, whatever the accounting.
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET spent_rho = spent_rho + $1 WHERE id = $2`, rho, c.TenantID); err != nil {
 			return err
 		}
 		if period != "" {
@@ -350,8 +388,8 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 			if _, err := tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps + $1, spent_delta = spent_delta + $2 WHERE id = $3`, eps, delta, c.TenantID); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ",")); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods, rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ","), rho); err != nil {
 				return err
 			}
 			var err error
@@ -397,8 +435,8 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, own); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key, rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, own, rho); err != nil {
 			return err
 		}
 		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
@@ -461,7 +499,7 @@ func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share prival
 		// must not interleave.
 		var b, d, ae, ad, se, sd int64
 		var period string
-		if err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta, period FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd, &period); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta, period || accounting FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd, &period); err != nil {
 			return err
 		}
 		if period != "" {
@@ -499,9 +537,9 @@ func (db *DB) Allocate(ctx context.Context, tenantID, keyID string, share prival
 }
 
 func budget(ctx context.Context, q querier, tenantID string) (privalytics.BudgetStatus, error) {
-	var beps, bdelta, seps, sdelta, aeps, adelta int64
-	var period string
-	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta, period FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta, &period)
+	var beps, bdelta, seps, sdelta, aeps, adelta, brho, srho int64
+	var period, accounting string
+	err := q.QueryRow(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta, period, accounting, budget_rho, spent_rho FROM tenants WHERE id = $1`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta, &period, &accounting, &brho, &srho)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	} else if err != nil {
@@ -509,6 +547,7 @@ func budget(ctx context.Context, q querier, tenantID string) (privalytics.Budget
 	}
 	st := ledger.Status(tenantID, beps, bdelta, seps, sdelta)
 	st.Allocated = ledger.Cost(aeps, adelta)
+	st = ledger.WithRho(st, accounting, bdelta, sdelta, brho, srho)
 	if period == "" {
 		return st, nil
 	}
@@ -532,12 +571,20 @@ func budget(ctx context.Context, q querier, tenantID string) (privalytics.Budget
 func (db *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var eps, delta int64
-		var keyID, periods string
+		var keyID, periods, accounting string
 		var fromKey bool
-		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta, key_id, from_key, periods`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey, &periods)
+		var rho int64
+		err := tx.QueryRow(ctx, `UPDATE charges SET refunded = TRUE WHERE id = $1 AND tenant_id = $2 AND NOT refunded RETURNING eps, delta, key_id, from_key, periods, rho`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey, &periods, &rho)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
 		} else if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `UPDATE tenants SET spent_rho = spent_rho - $1 WHERE id = $2 RETURNING accounting`, rho, tenantID).Scan(&accounting); err != nil {
+			return err
+		}
+		if accounting == privalytics.AccountingZCDP {
+			_, err = tx.Exec(ctx, `UPDATE tenants SET spent_eps = spent_eps - $1, spent_delta = spent_delta - $2 WHERE id = $3`, eps, delta, tenantID)
 			return err
 		}
 		if periods != "" {
@@ -576,7 +623,7 @@ func (db *DB) Budget(ctx context.Context, tenantID string) (privalytics.BudgetSt
 
 // Charges lists a tenant's charges, newest first.
 func (db *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([]privalytics.Charge, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, key_id, time, fingerprint, mechanisms, eps, delta, refunded FROM charges
+	rows, err := db.pool.Query(ctx, `SELECT id, key_id, time, fingerprint, mechanisms, eps, delta, refunded, rho, periods FROM charges
 		WHERE tenant_id = $1 ORDER BY time DESC, id DESC LIMIT $2 OFFSET $3`, tenantID, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: charges: %w", err)
@@ -585,11 +632,16 @@ func (db *DB) Charges(ctx context.Context, tenantID string, offset, limit int) (
 	out := []privalytics.Charge{}
 	for rows.Next() {
 		c := privalytics.Charge{TenantID: tenantID}
-		var eps, delta int64
-		if err := rows.Scan(&c.ID, &c.KeyID, &c.Time, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded); err != nil {
+		var eps, delta, rho int64
+		var periods string
+		if err := rows.Scan(&c.ID, &c.KeyID, &c.Time, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded, &rho, &periods); err != nil {
 			return nil, fmt.Errorf("postgres: charges: %w", err)
 		}
 		c.Time, c.Cost = c.Time.UTC(), ledger.Cost(eps, delta)
+		c.Cost.Rho = ledger.RhoCost(rho)
+		if periods != "" {
+			c.Periods = strings.Split(periods, ",")
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()

@@ -133,6 +133,11 @@ var migrations = []string{
 		spent_delta INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (tenant_id, period)
 	);`,
+	// 5: zCDP accounting; ρ is recorded with every charge.
+	`ALTER TABLE tenants ADD COLUMN accounting TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tenants ADD COLUMN budget_rho INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tenants ADD COLUMN spent_rho INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE charges ADD COLUMN rho INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -185,8 +190,8 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	}
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits))
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -199,7 +204,7 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho`
 
 func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error) {
 	var (
@@ -207,7 +212,8 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 		schema, purp, crat string
 		beps, bdelta       int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period); err != nil {
+	var brho int64
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(schema), &t.Schema); err != nil {
@@ -217,6 +223,7 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 		return nil, fmt.Errorf("tenant %s purposes: %w", t.ID, err)
 	}
 	t.Budget = ledger.Cost(beps, bdelta)
+	t.Budget.Rho = ledger.RhoCost(brho)
 	t.CreatedAt = parseTS(crat)
 	return &t, nil
 }
@@ -332,7 +339,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 	if err := ledger.CheckCharge(c.Cost); err != nil {
 		return privalytics.BudgetStatus{}, err
 	}
-	eps, delta := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits)
+	eps, delta, rho := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits), ledger.Up(c.Cost.Rho, ledger.RhoDigits)
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return privalytics.BudgetStatus{}, err
@@ -340,11 +347,38 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 	c.ID = hex.EncodeToString(id[:])
 	var st privalytics.BudgetStatus
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var period string
+		var period, accounting string
 		var pb, pd int64
-		if err := tx.QueryRowContext(ctx, `SELECT period, budget_eps, budget_delta FROM tenants WHERE id = ?`, c.TenantID).Scan(&period, &pb, &pd); errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, `SELECT period, budget_eps, budget_delta, accounting FROM tenants WHERE id = ?`, c.TenantID).Scan(&period, &pb, &pd, &accounting); errors.Is(err, sql.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", c.TenantID)
 		} else if err != nil {
+			return err
+		}
+		if accounting == privalytics.AccountingZCDP {
+			// ρ adds up; the approximate parts' δ may use half the δ budget, the
+			// other half is kept for converting ρ back to (ε, δ).
+			var srho int64
+			err := tx.QueryRowContext(ctx, `UPDATE tenants SET spent_rho = spent_rho + ?, spent_delta = spent_delta + ?, spent_eps = spent_eps + ?
+				WHERE id = ? AND spent_rho + ? <= budget_rho AND spent_delta + ? <= budget_delta / 2 RETURNING spent_rho`, rho, delta, eps, c.TenantID, rho, delta).Scan(&srho)
+			if errors.Is(err, sql.ErrNoRows) {
+				cur, err := budgetTx(ctx, tx, c.TenantID)
+				if err != nil {
+					return err
+				}
+				return ledger.ExhaustedRho(c.Cost, cur.Remaining)
+			} else if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, rho); err != nil {
+				return err
+			}
+			var err2 error
+			st, err2 = budgetTx(ctx, tx, c.TenantID)
+			return err2
+		}
+		// Every charge records its ρ, whatever the accounting.
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET spent_rho = spent_rho + ? WHERE id = ?`, rho, c.TenantID); err != nil {
 			return err
 		}
 		if period != "" {
@@ -371,8 +405,8 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 			if _, err := tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps + ?, spent_delta = spent_delta + ? WHERE id = ?`, eps, delta, c.TenantID); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ",")); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods, rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ","), rho); err != nil {
 				return err
 			}
 			var err error
@@ -418,8 +452,8 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, own > 0); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key, rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, own > 0, rho); err != nil {
 			return err
 		}
 		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
@@ -489,7 +523,7 @@ func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privaly
 		}
 		var b, d, ae, ad, se, sd int64
 		var period string
-		if err := tx.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta, period FROM tenants WHERE id = ?`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd, &period); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, alloc_eps, alloc_delta, shared_eps, shared_delta, period || accounting FROM tenants WHERE id = ?`, tenantID).Scan(&b, &d, &ae, &ad, &se, &sd, &period); err != nil {
 			return err
 		}
 		if period != "" {
@@ -521,9 +555,9 @@ func (s *DB) Allocate(ctx context.Context, tenantID, keyID string, share privaly
 }
 
 func budgetTx(ctx context.Context, q querier, tenantID string) (privalytics.BudgetStatus, error) {
-	var beps, bdelta, seps, sdelta, aeps, adelta int64
-	var period string
-	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta, period FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta, &period)
+	var beps, bdelta, seps, sdelta, aeps, adelta, brho, srho int64
+	var period, accounting string
+	err := q.QueryRowContext(ctx, `SELECT budget_eps, budget_delta, spent_eps, spent_delta, alloc_eps, alloc_delta, period, accounting, budget_rho, spent_rho FROM tenants WHERE id = ?`, tenantID).Scan(&beps, &bdelta, &seps, &sdelta, &aeps, &adelta, &period, &accounting, &brho, &srho)
 	if errors.Is(err, sql.ErrNoRows) {
 		return privalytics.BudgetStatus{}, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	} else if err != nil {
@@ -531,6 +565,7 @@ func budgetTx(ctx context.Context, q querier, tenantID string) (privalytics.Budg
 	}
 	st := ledger.Status(tenantID, beps, bdelta, seps, sdelta)
 	st.Allocated = ledger.Cost(aeps, adelta)
+	st = ledger.WithRho(st, accounting, bdelta, sdelta, brho, srho)
 	if period == "" {
 		return st, nil
 	}
@@ -554,12 +589,20 @@ func budgetTx(ctx context.Context, q querier, tenantID string) (privalytics.Budg
 func (s *DB) Refund(ctx context.Context, tenantID, chargeID string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var eps, delta int64
-		var keyID, periods string
+		var keyID, periods, accounting string
 		var fromKey bool
-		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta, key_id, from_key, periods`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey, &periods)
+		var rho int64
+		err := tx.QueryRowContext(ctx, `UPDATE charges SET refunded = 1 WHERE id = ? AND tenant_id = ? AND refunded = 0 RETURNING eps, delta, key_id, from_key, periods, rho`, chargeID, tenantID).Scan(&eps, &delta, &keyID, &fromKey, &periods, &rho)
 		if errors.Is(err, sql.ErrNoRows) {
 			return privalytics.Errorf(privalytics.ENOTFOUND, "no unrefunded charge %q", chargeID)
 		} else if err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `UPDATE tenants SET spent_rho = spent_rho - ? WHERE id = ? RETURNING accounting`, rho, tenantID).Scan(&accounting); err != nil {
+			return err
+		}
+		if accounting == privalytics.AccountingZCDP {
+			_, err = tx.ExecContext(ctx, `UPDATE tenants SET spent_eps = spent_eps - ?, spent_delta = spent_delta - ? WHERE id = ?`, eps, delta, tenantID)
 			return err
 		}
 		if periods != "" {
@@ -598,7 +641,7 @@ func (s *DB) Budget(ctx context.Context, tenantID string) (privalytics.BudgetSta
 
 // Charges lists a tenant's charges, newest first.
 func (s *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([]privalytics.Charge, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, key_id, time, fingerprint, mechanisms, eps, delta, refunded FROM charges
+	rows, err := s.db.QueryContext(ctx, `SELECT id, key_id, time, fingerprint, mechanisms, eps, delta, refunded, rho, periods FROM charges
 		WHERE tenant_id = ? ORDER BY time DESC, id DESC LIMIT ? OFFSET ?`, tenantID, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: charges: %w", err)
@@ -608,11 +651,16 @@ func (s *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([
 	for rows.Next() {
 		c := privalytics.Charge{TenantID: tenantID}
 		var t string
-		var eps, delta int64
-		if err := rows.Scan(&c.ID, &c.KeyID, &t, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded); err != nil {
+		var eps, delta, rho int64
+		var periods string
+		if err := rows.Scan(&c.ID, &c.KeyID, &t, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded, &rho, &periods); err != nil {
 			return nil, fmt.Errorf("sqlite: charges: %w", err)
 		}
 		c.Time, c.Cost = parseTS(t), ledger.Cost(eps, delta)
+		c.Cost.Rho = ledger.RhoCost(rho)
+		if periods != "" {
+			c.Periods = strings.Split(periods, ",")
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 	t.Run("SmallChargesCannotRoundPastTotal", func(t *testing.T) { testRounding(t, open(t)) })
 	t.Run("KeyAllocations", func(t *testing.T) { testAllocations(t, open(t)) })
 	t.Run("DataPeriodBudgets", func(t *testing.T) { testPeriods(t, open(t)) })
+	t.Run("ZCDPAccounting", func(t *testing.T) { testZCDP(t, open(t)) })
 }
 
 func tenant(id string, eps, delta float64) *privalytics.Tenant {
@@ -333,5 +334,54 @@ func testPeriods(t *testing.T, s privalytics.MetaStore) {
 	}
 	if err := s.Allocate(ctx, "monthly", "k", privalytics.Cost{Epsilon: 0.5}, "a"); privalytics.ErrorCode(err) == "" {
 		t.Errorf("allocating a key share on a monthly tenant succeeded; shares are not available there")
+	}
+}
+
+// testZCDP: a zCDP tenant is bounded by ρ (and half its δ for approximate parts),
+// not by the sum of ε's; every charge records ρ; refunds give ρ back.
+func testZCDP(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	tn := tenant("z", 1, 2e-6)
+	tn.Accounting, tn.Budget.Rho = privalytics.AccountingZCDP, 0.01
+	if err := s.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Tenant(ctx, "z"); got.Accounting != privalytics.AccountingZCDP || got.Budget.Rho != 0.01 {
+		t.Fatalf("tenant round trip: %+v", got)
+	}
+	charge := func(eps, delta, rho float64) (*privalytics.Charge, error) {
+		c := &privalytics.Charge{TenantID: "z", KeyID: "k", Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps, Delta: delta, Rho: rho}}
+		_, err := s.Charge(ctx, c)
+		return c, err
+	}
+	// Ten charges of ε = 0.5 would be 5 > 1 under basic composition; in ρ they fit.
+	var last *privalytics.Charge
+	for i := range 10 {
+		c, err := charge(0.5, 0, 0.001)
+		if err != nil {
+			t.Fatalf("charge %d of ρ=0.001 against ρ=0.01: %v", i, err)
+		}
+		last = c
+	}
+	if _, err := charge(0.5, 0, 0.001); privalytics.ErrorCode(err) != privalytics.EBUDGET || !strings.Contains(err.Error(), "ρ") {
+		t.Errorf("the eleventh ρ=0.001: %v, want budget in ρ", err)
+	}
+	if err := s.Refund(ctx, "z", last.ID); err != nil {
+		t.Fatal(err)
+	}
+	// δ for approximate parts: half of 2e-6.
+	if _, err := charge(0.1, 1.5e-6, 0.0001); privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Errorf("δ 1.5e-6 past half the δ budget: %v, want budget", err)
+	}
+	if _, err := charge(0.1, 1e-6, 0.0001); err != nil {
+		t.Errorf("δ 1e-6, exactly half: %v", err)
+	}
+	st, err := s.Budget(ctx, "z")
+	if err != nil || st.Accounting != privalytics.AccountingZCDP || math.Abs(st.Spent.Rho-0.0091) > 1e-12 || math.Abs(st.Remaining.Rho-0.0009) > 1e-12 || st.Remaining.Delta != 0 {
+		t.Errorf("status %+v %v", st, err)
+	}
+	list, _ := s.Charges(ctx, "z", 0, 1)
+	if len(list) != 1 || list[0].Cost.Rho != 0.0001 {
+		t.Errorf("the ledger row lost ρ: %+v", list)
 	}
 }
