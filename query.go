@@ -51,9 +51,9 @@ type GroupKey struct {
 // Aggregate is one measure per group.
 type Aggregate struct {
 	Name   string   `json:"name,omitempty"` // defaults to op or op_column
-	Op     string   `json:"op"`             // count, distinct_customers, sum, mean
+	Op     string   `json:"op"`             // count, distinct_customers, sum, mean, variance, stddev
 	Column string   `json:"column,omitempty"`
-	Lower  *float64 `json:"lower,omitempty"`  // clamping bounds per row, required for sum and mean
+	Lower  *float64 `json:"lower,omitempty"`  // clamping bounds per row, required for every op but count and distinct_customers
 	Upper  *float64 `json:"upper,omitempty"`  //
 	Weight float64  `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
 }

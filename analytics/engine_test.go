@@ -137,6 +137,7 @@ type refQuery struct {
 type refCell struct {
 	count, sum int64
 	n          int64
+	sq         float64 // Σ x² of the clamped values, natural units
 	subjects   map[uint64]bool
 }
 
@@ -159,7 +160,9 @@ func reference(events []event, rq refQuery) map[string]*refCell {
 		c.subjects[e.subj] = true
 		if e.hasAmt {
 			c.n++
-			c.sum += min(rq.hi, max(rq.lo, e.amount))
+			x := min(rq.hi, max(rq.lo, e.amount))
+			c.sum += x
+			c.sq += float64(x) / 1000 * float64(x) / 1000
 		}
 	}
 	return out
@@ -179,7 +182,9 @@ func TestExactnessAgainstReference(t *testing.T) {
 			q := &privalytics.Query{Epsilon: 1, Delta: 1e-6,
 				Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "distinct_customers"},
 					{Name: "s", Op: "sum", Column: "amount", Lower: f64(-5), Upper: f64(150)},
-					{Name: "m", Op: "mean", Column: "amount", Lower: f64(-5), Upper: f64(150)}},
+					{Name: "m", Op: "mean", Column: "amount", Lower: f64(-5), Upper: f64(150)},
+					{Name: "v", Op: "variance", Column: "amount", Lower: f64(-5), Upper: f64(150)},
+					{Name: "sd", Op: "stddev", Column: "amount", Lower: f64(-5), Upper: f64(150)}},
 				Bounds: privalytics.Bounds{MaxGroups: 1000, MaxRowsPerGroup: 100_000}}
 			rq := refQuery{keep: func(event) bool { return true }, lo: -5000, hi: 150_000}
 			// A random filter.
@@ -235,8 +240,14 @@ func TestExactnessAgainstReference(t *testing.T) {
 				} else {
 					wantMean = (-5 + 150) / 2.0
 				}
-				for i, exp := range []float64{float64(w.count), float64(len(w.subjects)), float64(w.sum) / 1000, wantMean} {
+				variance := 0.0
+				if w.n > 0 {
+					mu := float64(w.sum) / 1000 / float64(w.n)
+					variance = math.Max(0, w.sq/float64(w.n)-mu*mu)
+				}
+				for i, exp := range []float64{float64(w.count), float64(len(w.subjects)), float64(w.sum) / 1000, wantMean, variance, math.Sqrt(variance)} {
 					if math.Abs(row.Cells[i].Value-exp) > 1e-6*math.Max(1, math.Abs(exp)) {
+						// (variance is computed around the midpoint: float rounding stays far below this)
 						t.Errorf("group %q %s: got %v, want %v", k, res.Aggregates[i].Name, row.Cells[i].Value, exp)
 					}
 				}
@@ -446,5 +457,31 @@ func TestFingerprintIgnoresOrder(t *testing.T) {
 	pb, _ := NewPlan(b, schema, DefaultLimits())
 	if pa.Fingerprint() != pb.Fingerprint() {
 		t.Errorf("equivalent queries have different fingerprints")
+	}
+}
+
+// TestVarianceIntervalCovers: the variance interval holds the bounded variance in
+// at least 95% of 400 runs. Its three parts hold together with probability at
+// least 0.95 (union bound), so misses are at most Binomial(400, 0.05): mean 20,
+// sd 4.4; more than 40 misses has probability below 1e-4.
+func TestVarianceIntervalCovers(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(4, 4))
+	events := randomEvents(rng, 4000, 400)
+	for i := range events {
+		events[i].subj = uint64(i) // one row each: nothing is sampled away
+	}
+	snap := snapshotOf(events, 4000)
+	q := &privalytics.Query{Epsilon: 1, Aggregates: []privalytics.Aggregate{{Op: "variance", Column: "amount", Lower: f64(0), Upper: f64(100)}}, Bounds: privalytics.Bounds{MaxRowsPerGroup: 1}}
+	truth := run(t, q, snap, dptest.NoNoise()).Rows[0].Cells[0].Value
+	misses := 0
+	for range 400 {
+		c := run(t, q, snap, dp.Secure()).Rows[0].Cells[0]
+		if truth < c.Lower || truth > c.Upper {
+			misses++
+		}
+	}
+	if misses > 40 {
+		t.Errorf("%d of 400 variance intervals missed the truth %v", misses, truth)
 	}
 }

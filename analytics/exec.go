@@ -40,6 +40,7 @@ type Partial struct {
 	sumI     [][]int64   // slot → group
 	sumF     [][]float64 // slot → group
 	n        [][]int64   // slot → group: rows with a value (means)
+	sq       [][]float64 // slot → group: Σ(x − midpoint)² in natural units (variances)
 }
 
 // rows are the filtered, grouped rows of a snapshot, flattened.
@@ -457,9 +458,12 @@ func Execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial
 
 func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 	part := &Partial{plan: p, dims: dims, groups: groups, count: make([]int64, groups), distinct: make([]int64, groups),
-		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots)}
+		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots), sq: make([][]float64, p.slots)}
 	for s := range p.slots {
 		part.sumI[s], part.sumF[s], part.n[s] = make([]int64, groups), make([]float64, groups), make([]int64, groups)
+		if p.slotSq[s] {
+			part.sq[s] = make([]float64, groups)
+		}
 	}
 	return part
 }
@@ -472,6 +476,9 @@ func (a *Partial) merge(b *Partial) {
 			a.sumI[s][g] += b.sumI[s][g]
 			a.sumF[s][g] += b.sumF[s][g]
 			a.n[s][g] += b.n[s][g]
+			if a.sq[s] != nil {
+				a.sq[s][g] += b.sq[s][g]
+			}
 		}
 	}
 }
@@ -503,17 +510,28 @@ func splitmix64(x uint64) uint64 {
 }
 
 func (b *bounder) add(g int32, row uint32) {
-	pt, r := b.part, b.r
+	b.part.add(b.p, b.r, g, row)
+}
+
+// add accumulates one kept row into group g.
+func (pt *Partial) add(p *Plan, r *rows, g int32, row uint32) {
 	pt.count[g]++
-	for s := range b.p.slots {
+	for s := range p.slots {
 		if !r.has[s][row] {
 			continue
 		}
 		pt.n[s][g]++
+		var x float64
 		if r.valsF[s] != nil {
-			pt.sumF[s][g] += r.valsF[s][row]
+			x = r.valsF[s][row]
+			pt.sumF[s][g] += x
 		} else {
 			pt.sumI[s][g] += r.valsI[s][row]
+			x = float64(r.valsI[s][row]) / p.slotUnit[s]
+		}
+		if pt.sq[s] != nil {
+			d := x - p.slotMid[s]
+			pt.sq[s][g] += d * d
 		}
 	}
 }

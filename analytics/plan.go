@@ -73,6 +73,9 @@ type Plan struct {
 	dims      []dim
 	aggs      []aggregate
 	slots     int // value accumulators per group
+	slotSq    []bool    // the slot also sums squared distances from its midpoint (variance, stddev)
+	slotMid   []float64 // midpoint of the slot's bounds, natural units
+	slotUnit  []float64 // 10^scale of the slot's column (1 for floats)
 	l0, linf  int64
 	kind      dp.NoiseKind
 	selection bool
@@ -292,6 +295,8 @@ func (p *Plan) rho() float64 {
 		switch {
 		case p.kind == dp.Laplace && a.op == "mean":
 			total += 2 * dp.RhoOfLaplace(e/2)
+		case p.kind == dp.Laplace && (a.op == "variance" || a.op == "stddev"):
+			total += 3 * dp.RhoOfLaplace(e/3)
 		case p.kind == dp.Laplace:
 			total += dp.RhoOfLaplace(e)
 		case a.op == "count":
@@ -302,6 +307,9 @@ func (p *Plan) rho() float64 {
 			total += gauss(maxAbs*float64(p.linf), e, d)
 		case a.op == "mean":
 			total += gauss(float64(p.linf), e/2, d/2) + gauss((a.fhi-a.flo)/2*float64(p.linf), e/2, d/2)
+		default: // variance, stddev
+			half := (a.fhi - a.flo) / 2
+			total += gauss(float64(p.linf), e/3, d/3) + gauss(half*float64(p.linf), e/3, d/3) + gauss(half*half*float64(p.linf), e/3, d/3)
 		}
 	}
 	return total
@@ -696,9 +704,9 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 			ag.info.Name = a.Op
 		}
 		return ag, nil
-	case "sum", "mean":
+	case "sum", "mean", "variance", "stddev":
 	default:
-		return ag, fmt.Errorf("op %q is not one of count, distinct_customers, sum, mean", a.Op)
+		return ag, fmt.Errorf("op %q is not one of count, distinct_customers, sum, mean, variance, stddev", a.Op)
 	}
 	idx, c, err := p.column(a.Column)
 	if err != nil {
@@ -722,8 +730,8 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	if lo > hi {
 		return ag, fmt.Errorf("bounds are reversed: lower %v is above upper %v", lo, hi)
 	}
-	if a.Op == "mean" && lo == hi {
-		return ag, fmt.Errorf("mean needs lower < upper")
+	if a.Op != "sum" && lo == hi {
+		return ag, fmt.Errorf("%s needs lower < upper", a.Op)
 	}
 	if math.Max(math.Abs(lo), math.Abs(hi))*math.Pow10(ag.scale)*float64(p.q.Bounds.MaxRowsPerGroup) > 1e15 {
 		return ag, fmt.Errorf("bounds are too large for exact arithmetic; use smaller bounds")
@@ -736,6 +744,9 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	ag.info.Lower, ag.info.Upper = lo, hi
 	ag.slot = p.slots
 	p.slots++
+	p.slotSq = append(p.slotSq, a.Op == "variance" || a.Op == "stddev")
+	p.slotMid = append(p.slotMid, lo+(hi-lo)/2)
+	p.slotUnit = append(p.slotUnit, unit)
 	if ag.info.Name == "" {
 		ag.info.Name = a.Op + "_" + a.Column
 	}

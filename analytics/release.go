@@ -73,16 +73,25 @@ func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (d
 	case a.op == "sum":
 		return m.SumInt(part.sumI[a.slot][g], sp)
 	}
-	// mean: the sum of distances from the midpoint, in natural units.
-	mid := a.flo + (a.fhi-a.flo)/2
+	// mean, variance: the sum of distances from the midpoint, in natural units.
 	n := part.n[a.slot][g]
-	var norm float64
-	if a.isFloat {
-		norm = part.sumF[a.slot][g] - mid*float64(n)
-	} else {
-		norm = float64(part.sumI[a.slot][g])/math.Pow10(a.scale) - mid*float64(n)
+	norm := part.sum(a, g) - p.slotMid[a.slot]*float64(n)
+	switch a.op {
+	case "variance":
+		return m.Variance(norm, part.sq[a.slot][g], n, sp)
+	case "stddev":
+		c, err := m.Variance(norm, part.sq[a.slot][g], n, sp)
+		return dp.Cell{Value: math.Sqrt(c.Value), Lower: math.Sqrt(c.Lower), Upper: math.Sqrt(c.Upper)}, err
 	}
 	return m.Mean(norm, n, sp)
+}
+
+// sum is an aggregate's exact sum in group g, in natural units.
+func (part *Partial) sum(a aggregate, g int) float64 {
+	if a.isFloat {
+		return part.sumF[a.slot][g]
+	}
+	return float64(part.sumI[a.slot][g]) / math.Pow10(a.scale)
 }
 
 // PlainResult is an exact, unbounded, non-private answer.
@@ -111,18 +120,7 @@ func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Pl
 		}
 	}
 	for i, g := range r.grp {
-		part.count[g]++
-		for s := range p.slots {
-			if !r.has[s][i] {
-				continue
-			}
-			part.n[s][g]++
-			if r.valsF[s] != nil {
-				part.sumF[s][g] += r.valsF[s][i]
-			} else {
-				part.sumI[s][g] += r.valsI[s][i]
-			}
-		}
+		part.add(p, r, g, uint32(i))
 		if seen != nil {
 			k := [2]int64{int64(r.subj[i]), int64(g)}
 			if !seen[k] {
@@ -144,14 +142,18 @@ func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Pl
 				vals[i] = float64(part.count[g])
 			case a.op == "distinct_customers":
 				vals[i] = float64(part.distinct[g])
-			case a.isFloat && a.op == "sum":
-				vals[i] = part.sumF[a.slot][g]
 			case a.op == "sum":
-				vals[i] = float64(part.sumI[a.slot][g]) / math.Pow10(a.scale)
-			case a.isFloat:
-				vals[i] = part.sumF[a.slot][g] / math.Max(1, float64(part.n[a.slot][g]))
-			default:
-				vals[i] = float64(part.sumI[a.slot][g]) / math.Pow10(a.scale) / math.Max(1, float64(part.n[a.slot][g]))
+				vals[i] = part.sum(a, g)
+			case a.op == "mean":
+				vals[i] = part.sum(a, g) / math.Max(1, float64(part.n[a.slot][g]))
+			default: // variance, stddev: E[(x−m)²] − E[x−m]²
+				n := math.Max(1, float64(part.n[a.slot][g]))
+				mu := part.sum(a, g)/n - p.slotMid[a.slot]
+				v := math.Max(0, part.sq[a.slot][g]/n-mu*mu)
+				if a.op == "stddev" {
+					v = math.Sqrt(v)
+				}
+				vals[i] = v
 			}
 		}
 		out.Keys, out.Values = append(out.Keys, key), append(out.Values, vals)

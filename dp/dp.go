@@ -213,6 +213,64 @@ func (m Mechanisms) Mean(normSum float64, count int64, p SumParams) (Cell, error
 
 func clamp(x, lo, hi float64) float64 { return math.Min(hi, math.Max(lo, x)) }
 
+// Variance releases a bounded (population) variance the way
+// dpagg.BoundedVariance does: a third of the budget each for the count, the sum
+// of distances from the midpoint m of [Lower, Upper], and the sum of their
+// squares; variance = Q/N − (S/N)², clamped to [0, ((Upper−Lower)/2)²]. normSum
+// is Σ(x−m) and normSq Σ(x−m)², in natural units, over count rows.
+//
+// Its interval holds the three parts' intervals at confidence 1 − α/3 each
+// together (union bound) and takes the extremes of the formula over them, so it
+// covers the bounded variance with probability at least the confidence.
+func (m Mechanisms) Variance(normSum, normSq float64, count int64, p SumParams) (Cell, error) {
+	n := m.noise(p.Kind)
+	third := Budget{p.Budget.Epsilon / 3, p.Budget.Delta / 3}
+	half := (p.Upper - p.Lower) / 2
+	maxVar := half * half
+	linfS, linfQ := half*float64(p.RowsPerGroup), maxVar*float64(p.RowsPerGroup)
+	if linfS <= 0 {
+		linfS, linfQ = 1, 1
+	}
+	nc, err := n.AddNoiseInt64(count, p.L0, p.RowsPerGroup, third.Epsilon, third.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: variance count: %w", err)
+	}
+	ns, err := n.AddNoiseFloat64(normSum, p.L0, linfS, third.Epsilon, third.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: variance sum: %w", err)
+	}
+	nq, err := n.AddNoiseFloat64(normSq, p.L0, linfQ, third.Epsilon, third.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: variance sum of squares: %w", err)
+	}
+	den := math.Max(1, float64(nc))
+	value := clamp(nq/den-(ns/den)*(ns/den), 0, maxVar)
+
+	a := (1 - p.Confidence) / 3
+	ci, err := n.ComputeConfidenceIntervalInt64(nc, p.L0, p.RowsPerGroup, third.Epsilon, third.Delta, a)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: variance interval: %w", err)
+	}
+	si, err := n.ComputeConfidenceIntervalFloat64(ns, p.L0, linfS, third.Epsilon, third.Delta, a)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: variance interval: %w", err)
+	}
+	qi, err := n.ComputeConfidenceIntervalFloat64(nq, p.L0, linfQ, third.Epsilon, third.Delta, a)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: variance interval: %w", err)
+	}
+	nLo, nHi := math.Max(1, ci.LowerBound), math.Max(1, ci.UpperBound)
+	qLo, qHi := math.Max(0, qi.LowerBound), math.Max(0, qi.UpperBound)
+	sqMax := math.Max(si.LowerBound*si.LowerBound, si.UpperBound*si.UpperBound) / (nLo * nLo)
+	sqMin := 0.0
+	if si.LowerBound > 0 || si.UpperBound < 0 {
+		sqMin = math.Min(si.LowerBound*si.LowerBound, si.UpperBound*si.UpperBound) / (nHi * nHi)
+	}
+	lo := clamp(qLo/nHi-sqMax, 0, maxVar)
+	hi := clamp(qHi/nLo-sqMin, 0, maxVar)
+	return Cell{Value: value, Lower: math.Min(lo, value), Upper: math.Max(hi, value)}, nil
+}
+
 // Split divides a query's (ε, δ) among its aggregates by weight, plus one equal
 // share of ε for partition selection when the groups come from the data; δ goes
 // to partition selection then (Laplace needs none), and is shared by the
