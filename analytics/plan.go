@@ -72,7 +72,7 @@ type Plan struct {
 	filters   []filter
 	dims      []dim
 	aggs      []aggregate
-	slots     int // value accumulators per group
+	slots     int       // value accumulators per group
 	slotSq    []bool    // the slot also sums squared distances from its midpoint (variance, stddev)
 	slotMid   []float64 // midpoint of the slot's bounds, natural units
 	slotUnit  []float64 // 10^scale of the slot's column (1 for floats)
