@@ -46,6 +46,10 @@ type GroupKey struct {
 	Column string   `json:"column,omitempty"`
 	Time   string   `json:"time,omitempty"` // hour, day, week (ISO), month, quarter, year
 	Keys   []string `json:"keys,omitempty"`
+	// Buckets make a histogram of a numeric column: ascending edges e0 < e1 < … ,
+	// one group per [e_i, e_i+1), labelled "[e_i, e_i+1)"; values outside
+	// [e0, last) fall in no group. The buckets are declared, so they are public.
+	Buckets []float64 `json:"buckets,omitempty"`
 }
 
 // Aggregate is one measure per group.

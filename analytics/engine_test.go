@@ -485,3 +485,39 @@ func TestVarianceIntervalCovers(t *testing.T) {
 		t.Errorf("%d of 400 variance intervals missed the truth %v", misses, truth)
 	}
 }
+
+// TestHistogramBuckets: counts per declared bucket of a decimal column equal a
+// plain count, edges inclusive below and exclusive above; buckets are public.
+func TestHistogramBuckets(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(6, 6))
+	events := randomEvents(rng, 3000, 3000)
+	for i := range events {
+		events[i].subj = uint64(i)
+	}
+	edges := []float64{-20, 0, 10.5, 50, 180}
+	q := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: edges}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}
+	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
+	want := make([]float64, len(edges)-1)
+	for _, e := range events {
+		if !e.hasAmt {
+			continue
+		}
+		for i := range len(edges) - 1 {
+			if float64(e.amount) >= edges[i]*1000 && float64(e.amount) < edges[i+1]*1000 {
+				want[i]++
+			}
+		}
+	}
+	if len(res.Rows) != 4 || res.Thresholded {
+		t.Fatalf("got %d rows (thresholded %v), want the 4 declared buckets", len(res.Rows), res.Thresholded)
+	}
+	for i, r := range res.Rows {
+		if label := fmt.Sprintf("[%g, %g)", edges[i], edges[i+1]); r.Key[0] != label || r.Cells[0].Value != want[i] {
+			t.Errorf("bucket %s: %v, want %s: %v", r.Key[0], r.Cells[0].Value, label, want[i])
+		}
+	}
+	if _, err := NewPlan(&privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{5, 1}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits()); err == nil {
+		t.Error("descending bucket edges accepted")
+	}
+}

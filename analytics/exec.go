@@ -59,7 +59,7 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 	for i, d := range p.dims {
 		ed := execDim{dim: d}
 		switch {
-		case d.time != "" && d.public:
+		case (d.time != "" || d.hist) && d.public:
 			ed.labels = d.labels
 		case d.time != "":
 			lo, hi, ok := timeRange(snap)
@@ -106,7 +106,7 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 				sort.Strings(ed.labels)
 			}
 		}
-		if d.time == "" {
+		if d.time == "" && !d.hist {
 			ed.code = make(map[string]int32, len(ed.labels))
 			for k, l := range ed.labels {
 				ed.code[l] = int32(k)
@@ -335,6 +335,10 @@ func groupCodes(d execDim, col arrow.Array, sel []int32, grp []int32) {
 			grp[i] += code * stride
 		}
 	}
+	if d.hist {
+		histCodes(d, col, sel, set)
+		return
+	}
 	switch c := col.(type) {
 	case *array.Dictionary:
 		dict := c.Dictionary().(*array.String)
@@ -390,6 +394,48 @@ func groupCodes(d execDim, col arrow.Array, sel []int32, grp []int32) {
 				code = d.code[strconv.FormatBool(c.Value(int(row)))]
 			}
 			set(i, code)
+		}
+	}
+}
+
+// histCodes puts each row's value in its bucket [e_i, e_i+1), or none.
+func histCodes(d execDim, col arrow.Array, sel []int32, set func(int, int32)) {
+	search := func(n int, less func(int) bool) int32 { // largest i with edge_i <= v, for 0 <= i < n-1
+		lo, hi := 0, n-1
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			if less(mid) {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		return int32(lo)
+	}
+	switch c := col.(type) {
+	case *array.Int64:
+		vals, b := c.Int64Values(), d.bounds
+		for i, row := range sel {
+			v := vals[row]
+			if c.IsNull(int(row)) || v < b[0] || v >= b[len(b)-1] {
+				set(i, -1)
+				continue
+			}
+			set(i, search(len(b), func(k int) bool { return b[k] <= v }))
+		}
+	case *array.Float64:
+		vals, b := c.Float64Values(), d.fbound
+		for i, row := range sel {
+			v := vals[row]
+			if c.IsNull(int(row)) || v < b[0] || v >= b[len(b)-1] {
+				set(i, -1)
+				continue
+			}
+			set(i, search(len(b), func(k int) bool { return b[k] <= v }))
+		}
+	default:
+		for i := range sel {
+			set(i, -1)
 		}
 	}
 }

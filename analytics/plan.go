@@ -43,11 +43,13 @@ type dim struct {
 	name   string
 	col    int
 	typ    privalytics.ColumnType
-	time   string   // bucket unit, "" for a column
-	bounds []int64  // time: bucket boundaries (µs), len(labels)+1
-	labels []string // time: bucket labels
-	keys   []string // column: the public keys, when public
+	time   string    // bucket unit, "" for a column
+	bounds []int64   // time, and buckets of int/decimal columns: boundaries (µs or scaled), len(labels)+1
+	fbound []float64 // buckets of float columns: boundaries
+	labels []string  // time and buckets: labels
+	keys   []string  // column: the public keys, when public
 	public bool
+	hist   bool // a histogram over declared buckets of a numeric column
 }
 
 type aggregate struct {
@@ -208,7 +210,7 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 			p.selection = true
 			continue
 		}
-		if d.time != "" {
+		if d.time != "" || d.hist {
 			public *= len(d.labels)
 		} else {
 			public *= len(d.keys)
@@ -581,6 +583,38 @@ func (p *Plan) compileDim(g privalytics.GroupKey) (dim, error) {
 			if d.bounds, d.labels, err = buckets(g.Time, p.timeFrom, p.timeTo, p.loc, p.limits.MaxTimeBuckets); err != nil {
 				return dim{}, err
 			}
+		}
+		return d, nil
+	case g.Column != "" && len(g.Buckets) > 0:
+		idx, c, err := p.column(g.Column)
+		if err != nil {
+			return dim{}, err
+		}
+		if len(g.Keys) > 0 {
+			return dim{}, fmt.Errorf("set buckets or keys, not both")
+		}
+		d := dim{name: c.Name, col: idx, typ: c.Type, hist: true, public: true}
+		if len(g.Buckets) < 2 || len(g.Buckets) > 1001 {
+			return dim{}, fmt.Errorf("buckets needs 2 to 1001 ascending edges, got %d", len(g.Buckets))
+		}
+		for i, e := range g.Buckets {
+			if math.IsInf(e, 0) || math.IsNaN(e) || (i > 0 && e <= g.Buckets[i-1]) {
+				return dim{}, fmt.Errorf("bucket edges must be finite and strictly ascending")
+			}
+		}
+		for i := range len(g.Buckets) - 1 {
+			d.labels = append(d.labels, fmt.Sprintf("[%g, %g)", g.Buckets[i], g.Buckets[i+1]))
+		}
+		switch c.Type {
+		case privalytics.TypeFloat:
+			d.fbound = slices.Clone(g.Buckets)
+		case privalytics.TypeInt, privalytics.TypeDecimal:
+			unit := math.Pow10(c.Scale)
+			for _, e := range g.Buckets {
+				d.bounds = append(d.bounds, int64(math.Ceil(e*unit)))
+			}
+		default:
+			return dim{}, fmt.Errorf("buckets need a numeric column; %q is %s", g.Column, c.Type)
 		}
 		return d, nil
 	case g.Column != "":
