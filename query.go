@@ -55,11 +55,12 @@ type GroupKey struct {
 // Aggregate is one measure per group.
 type Aggregate struct {
 	Name   string   `json:"name,omitempty"` // defaults to op or op_column
-	Op     string   `json:"op"`             // count, distinct_customers, sum, mean, variance, stddev
+	Op     string   `json:"op"`             // count, distinct_customers, sum, mean, variance, stddev, median, quantile
 	Column string   `json:"column,omitempty"`
 	Lower  *float64 `json:"lower,omitempty"`  // clamping bounds per row, required for every op but count and distinct_customers
 	Upper  *float64 `json:"upper,omitempty"`  //
 	Weight float64  `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
+	Rank   float64  `json:"rank,omitempty"`   // quantile only: 0 < rank < 1 (0.5 is the median)
 }
 
 // Bounds limit each customer's contribution; the executor enforces them by

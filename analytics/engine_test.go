@@ -433,7 +433,8 @@ func TestPlanErrors(t *testing.T) {
 		{"two filter families", `{"where":[{"column":"type","eq":"view","in":["purchase"]}],"aggregates":[{"op":"count"}],"epsilon":1}`, "exactly one"},
 		{"empty range", `{"where":[{"column":"amount","gte":5,"lt":1}],"aggregates":[{"op":"count"}],"epsilon":1}`, "empty"},
 		{"unknown field", `{"aggregates":[{"op":"count"}],"epsilon":1,"colour":"red"}`, "unknown field"},
-		{"bad op", `{"aggregates":[{"op":"median"}],"epsilon":1}`, "median"},
+		{"bad op", `{"aggregates":[{"op":"mode"}],"epsilon":1}`, "mode"},
+		{"quantile without rank", `{"aggregates":[{"op":"quantile","column":"amount","lower":0,"upper":1}],"epsilon":1}`, "rank between 0 and 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -519,5 +520,54 @@ func TestHistogramBuckets(t *testing.T) {
 	}
 	if _, err := NewPlan(&privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{5, 1}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits()); err == nil {
 		t.Error("descending bucket edges accepted")
+	}
+}
+
+// TestQuantiles: without noise, the median and the 90th percentile per channel
+// match the exact quantiles of the clamped values within the quantile tree's
+// resolution (range/16⁴) plus the gap between neighbouring values.
+func TestQuantiles(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 9))
+	events := randomEvents(rng, 6000, 6000)
+	for i := range events {
+		events[i].subj = uint64(i)
+	}
+	q := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "channel"}},
+		Aggregates: []privalytics.Aggregate{{Name: "med", Op: "median", Column: "amount", Lower: f64(0), Upper: f64(100)},
+			{Name: "p90", Op: "quantile", Rank: 0.9, Column: "amount", Lower: f64(0), Upper: f64(100)}}}
+	res := run(t, q, snapshotOf(events, 2000), dptest.NoNoise())
+	for _, r := range res.Rows {
+		var vals []float64
+		for _, e := range events {
+			if e.channel == r.Key[0] && e.hasAmt {
+				vals = append(vals, math.Min(100, math.Max(0, float64(e.amount)/1000)))
+			}
+		}
+		sort.Float64s(vals)
+		for i, rank := range []float64{0.5, 0.9} {
+			want := vals[int(rank*float64(len(vals)))]
+			if got := r.Cells[i].Value; math.Abs(got-want) > 0.5 {
+				t.Errorf("%s %s: %v, want about %v", r.Key[0], res.Aggregates[i].Name, got, want)
+			}
+			if r.Cells[i].Lower != 0 || r.Cells[i].Upper != 100 {
+				t.Errorf("%s: quantile interval %v..%v, want the clamping range", r.Key[0], r.Cells[i].Lower, r.Cells[i].Upper)
+			}
+		}
+	}
+	if len(res.Rows) != 3 {
+		t.Errorf("%d channels", len(res.Rows))
+	}
+	// With real noise, both noise kinds release a value inside the bounds.
+	for _, kind := range []string{"laplace", "gaussian"} {
+		q.Noise, q.Delta = kind, 0
+		if kind == "gaussian" {
+			q.Delta = 1e-6
+		}
+		for _, r := range run(t, q, snapshotOf(events, 2000), dp.Secure()).Rows {
+			if v := r.Cells[0].Value; v < 0 || v > 100 {
+				t.Errorf("%s median %v outside [0, 100]", kind, v)
+			}
+		}
 	}
 }

@@ -37,10 +37,11 @@ type Partial struct {
 	groups   int
 	count    []int64
 	distinct []int64
-	sumI     [][]int64   // slot → group
-	sumF     [][]float64 // slot → group
-	n        [][]int64   // slot → group: rows with a value (means)
-	sq       [][]float64 // slot → group: Σ(x − midpoint)² in natural units (variances)
+	sumI     [][]int64     // slot → group
+	sumF     [][]float64   // slot → group
+	n        [][]int64     // slot → group: rows with a value (means)
+	sq       [][]float64   // slot → group: Σ(x − midpoint)² in natural units (variances)
+	kept     [][][]float64 // slot → group → the kept values, natural units (quantiles)
 }
 
 // rows are the filtered, grouped rows of a snapshot, flattened.
@@ -510,6 +511,12 @@ func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 		if p.slotSq[s] {
 			part.sq[s] = make([]float64, groups)
 		}
+		if p.slotKeep[s] {
+			if part.kept == nil {
+				part.kept = make([][][]float64, p.slots)
+			}
+			part.kept[s] = make([][]float64, groups)
+		}
 	}
 	return part
 }
@@ -524,6 +531,9 @@ func (a *Partial) merge(b *Partial) {
 			a.n[s][g] += b.n[s][g]
 			if a.sq[s] != nil {
 				a.sq[s][g] += b.sq[s][g]
+			}
+			if a.kept != nil && a.kept[s] != nil {
+				a.kept[s][g] = append(a.kept[s][g], b.kept[s][g]...)
 			}
 		}
 	}
@@ -578,6 +588,9 @@ func (pt *Partial) add(p *Plan, r *rows, g int32, row uint32) {
 		if pt.sq[s] != nil {
 			d := x - p.slotMid[s]
 			pt.sq[s][g] += d * d
+		}
+		if pt.kept != nil && pt.kept[s] != nil {
+			pt.kept[s][g] = append(pt.kept[s][g], x)
 		}
 	}
 }

@@ -69,6 +69,8 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			}
 			e.HalfWidth = ci.UpperBound / meanRows
 			e.Note = fmt.Sprintf("for a group of %d rows; smaller groups are less precise", meanRows)
+		case "median", "quantile":
+			e.Note = "quantiles carry no interval from the library yet; the released interval is the clamping range"
 		default: // variance, stddev: the error depends on the data's spread
 			e.Note = "the interval depends on the group's size and spread; see it in the answer"
 		}

@@ -63,6 +63,7 @@ type aggregate struct {
 	budget   dp.Budget
 	slot     int // index into the value accumulators, -1 for count/distinct
 	isFloat  bool
+	rank     float64 // quantiles
 }
 
 // Plan is a validated query, ready to execute.
@@ -76,6 +77,7 @@ type Plan struct {
 	aggs      []aggregate
 	slots     int       // value accumulators per group
 	slotSq    []bool    // the slot also sums squared distances from its midpoint (variance, stddev)
+	slotKeep  []bool    // the slot keeps every kept value per group (quantiles)
 	slotMid   []float64 // midpoint of the slot's bounds, natural units
 	slotUnit  []float64 // 10^scale of the slot's column (1 for floats)
 	l0, linf  int64
@@ -309,6 +311,11 @@ func (p *Plan) rho() float64 {
 			total += gauss(maxAbs*float64(p.linf), e, d)
 		case a.op == "mean":
 			total += gauss(float64(p.linf), e/2, d/2) + gauss((a.fhi-a.flo)/2*float64(p.linf), e/2, d/2)
+		case a.op == "median" || a.op == "quantile":
+			// The quantile tree adds noise to every level; the library calibrates it
+			// so the whole tree is (ε, δ)-DP. As pure DP it costs ε²/2; under
+			// Gaussian noise this is an upper bound taken as its ρ.
+			total += dp.RhoOfLaplace(e)
 		default: // variance, stddev
 			half := (a.fhi - a.flo) / 2
 			total += gauss(float64(p.linf), e/3, d/3) + gauss(half*float64(p.linf), e/3, d/3) + gauss(half*half*float64(p.linf), e/3, d/3)
@@ -739,8 +746,18 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		}
 		return ag, nil
 	case "sum", "mean", "variance", "stddev":
+	case "median":
+		ag.rank = 0.5
+	case "quantile":
+		if !(a.Rank > 0 && a.Rank < 1) {
+			return ag, fmt.Errorf("quantile needs a rank between 0 and 1 (0.5 is the median), got %v", a.Rank)
+		}
+		ag.rank = a.Rank
 	default:
-		return ag, fmt.Errorf("op %q is not one of count, distinct_customers, sum, mean, variance, stddev", a.Op)
+		return ag, fmt.Errorf("op %q is not one of count, distinct_customers, sum, mean, variance, stddev, median, quantile", a.Op)
+	}
+	if a.Rank != 0 && a.Op != "quantile" {
+		return ag, fmt.Errorf("rank applies to quantile only")
 	}
 	idx, c, err := p.column(a.Column)
 	if err != nil {
@@ -779,6 +796,7 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	ag.slot = p.slots
 	p.slots++
 	p.slotSq = append(p.slotSq, a.Op == "variance" || a.Op == "stddev")
+	p.slotKeep = append(p.slotKeep, a.Op == "median" || a.Op == "quantile")
 	p.slotMid = append(p.slotMid, lo+(hi-lo)/2)
 	p.slotUnit = append(p.slotUnit, unit)
 	if ag.info.Name == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
@@ -72,6 +73,9 @@ func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (d
 		return m.SumFloat(part.sumF[a.slot][g], sp)
 	case a.op == "sum":
 		return m.SumInt(part.sumI[a.slot][g], sp)
+	}
+	if a.op == "median" || a.op == "quantile" {
+		return m.Quantile(part.kept[a.slot][g], a.rank, sp)
 	}
 	// mean, variance: the sum of distances from the midpoint, in natural units.
 	n := part.n[a.slot][g]
@@ -146,6 +150,8 @@ func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Pl
 				vals[i] = part.sum(a, g)
 			case a.op == "mean":
 				vals[i] = part.sum(a, g) / math.Max(1, float64(part.n[a.slot][g]))
+			case a.op == "median" || a.op == "quantile":
+				vals[i] = exactQuantile(part.kept[a.slot][g], a.rank)
 			default: // variance, stddev: E[(x−m)²] − E[x−m]²
 				n := math.Max(1, float64(part.n[a.slot][g]))
 				mu := part.sum(a, g)/n - p.slotMid[a.slot]
@@ -159,4 +165,21 @@ func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Pl
 		out.Keys, out.Values = append(out.Keys, key), append(out.Values, vals)
 	}
 	return out, nil
+}
+
+// exactQuantile is the nearest-rank quantile of values (the plain path only).
+func exactQuantile(values []float64, rank float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	v := slices.Clone(values)
+	slices.Sort(v)
+	return v[min(len(v)-1, int(math.Ceil(rank*float64(len(v))))-1+boolInt(rank*float64(len(v)) == 0))]
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -213,6 +213,32 @@ func (m Mechanisms) Mean(normSum float64, count int64, p SumParams) (Cell, error
 
 func clamp(x, lo, hi float64) float64 { return math.Min(hi, math.Max(lo, x)) }
 
+// Quantile releases a quantile of one group's kept values with the library's
+// BoundedQuantiles (a noisy quantile tree over [Lower, Upper]) using these
+// mechanisms' noise. The library gives no interval for quantiles; the one
+// released is the clamping range, which holds the bounded quantile always.
+func (m Mechanisms) Quantile(values []float64, rank float64, p SumParams) (Cell, error) {
+	opt := &dpagg.BoundedQuantilesOptions{
+		Epsilon: p.Budget.Epsilon, Delta: p.Budget.Delta,
+		MaxPartitionsContributed: p.L0, MaxContributionsPerPartition: p.RowsPerGroup,
+		Lower: p.Lower, Upper: p.Upper, Noise: m.noise(p.Kind),
+	}
+	bq, err := dpagg.NewBoundedQuantiles(opt)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: quantile: %w", err)
+	}
+	for _, v := range values {
+		if err := bq.Add(v); err != nil {
+			return Cell{}, fmt.Errorf("dp: quantile: %w", err)
+		}
+	}
+	v, err := bq.Result(rank)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: quantile: %w", err)
+	}
+	return Cell{Value: v, Lower: p.Lower, Upper: p.Upper}, nil
+}
+
 // Variance releases a bounded (population) variance the way
 // dpagg.BoundedVariance does: a third of the budget each for the count, the sum
 // of distances from the midpoint m of [Lower, Upper], and the sum of their
