@@ -68,6 +68,10 @@ type Aggregate struct {
 type Bounds struct {
 	MaxGroups       int `json:"max_groups,omitempty"`         // L0: groups one customer may touch; default 1 without group_by, else 4
 	MaxRowsPerGroup int `json:"max_rows_per_group,omitempty"` // L∞: rows one customer adds to one group; default 8
+	// MaxRows optionally caps the rows one customer adds in total, across groups
+	// (a uniform sample of what the other bounds keep). Under Laplace noise a cap
+	// below max_groups × max_rows_per_group makes the noise smaller.
+	MaxRows int `json:"max_rows,omitempty"`
 }
 
 // Result is a DP answer. Every number in it is safe to release.

@@ -571,3 +571,40 @@ func TestQuantiles(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxRowsCapsTotalAndNoise: with max_rows, a heavy customer adds at most that
+// many rows across all groups, and under Laplace noise the count's interval is
+// as narrow as L1 = max_rows allows (explain and the released width agree).
+func TestMaxRowsCapsTotalAndNoise(t *testing.T) {
+	t.Parallel()
+	var events []event
+	for i := range 5000 {
+		events = append(events, event{subj: 1, ts: time.Date(2025, 5, 1+i%28, 12, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: cats[i%len(cats)]})
+	}
+	q := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "category", Keys: cats}},
+		Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "distinct_customers"}},
+		Bounds:     privalytics.Bounds{MaxGroups: 5, MaxRowsPerGroup: 10, MaxRows: 7}}
+	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
+	total, groups := 0.0, 0.0
+	for _, r := range res.Rows {
+		total += r.Cells[0].Value
+		groups += r.Cells[1].Value
+	}
+	if total != 7 || groups < 1 || groups > 5 {
+		t.Errorf("the customer added %v rows in %v groups, want exactly the cap of 7 in at most 5", total, groups)
+	}
+	capped, _ := NewPlan(q, schema, DefaultLimits())
+	uncapped := *q
+	uncapped.Bounds.MaxRows = 0
+	free, _ := NewPlan(&uncapped, schema, DefaultLimits())
+	ec, _ := capped.Explain(dp.Secure())
+	ef, _ := free.Explain(dp.Secure())
+	// L1 drops from 5 × 10 = 50 to 7: the half-width shrinks by the same factor.
+	if ratio := ef.Aggregates[0].HalfWidth / ec.Aggregates[0].HalfWidth; math.Abs(ratio-50.0/7) > 0.2 {
+		t.Errorf("count half-width ratio uncapped/capped = %v, want about %v", ratio, 50.0/7)
+	}
+	c := run(t, q, snapshotOf(events, 1000), dp.Secure()).Rows[0].Cells[0]
+	if hw := (c.Upper - c.Lower) / 2; c.Lower > 0 && math.Abs(hw-ec.Aggregates[0].HalfWidth) > 1 {
+		t.Errorf("released half-width %v, explain said %v", hw, ec.Aggregates[0].HalfWidth)
+	}
+}

@@ -546,6 +546,7 @@ type bounder struct {
 	part               *Partial
 	rowSeed, groupSeed uint64
 	scratch            []keyed
+	kept               []keyed
 	groupsOf           []int32
 }
 
@@ -600,7 +601,11 @@ func (pt *Partial) add(p *Plan, r *rows, g int32, row uint32) {
 func (b *bounder) subject(s uint32, rowsOf []uint32) {
 	l0, linf := int(b.p.l0), int(b.p.linf)
 	grp := b.r.grp
-	if len(rowsOf) <= min(l0, linf) {
+	fast := min(l0, linf)
+	if b.p.ltotal > 0 {
+		fast = min(fast, int(b.p.ltotal))
+	}
+	if len(rowsOf) <= fast {
 		// Nothing to sample: at most len(rowsOf) groups and rows per group.
 		b.groupsOf = b.groupsOf[:0]
 		for _, row := range rowsOf {
@@ -657,11 +662,41 @@ func (b *bounder) subject(s uint32, rowsOf []uint32) {
 		})
 		runs = runs[:l0]
 	}
+	if b.p.ltotal <= 0 {
+		for _, rn := range runs {
+			b.part.distinct[rn.grp]++
+			for _, k := range ks[rn.start:min(rn.end, rn.start+linf)] {
+				b.add(rn.grp, k.row)
+			}
+		}
+		b.scratch = ks
+		return
+	}
+	// A total cap: a uniform sample, by the rows' random priorities, of what the
+	// per-group bounds kept.
+	kept := b.kept[:0]
 	for _, rn := range runs {
-		b.part.distinct[rn.grp]++
-		for _, k := range ks[rn.start:min(rn.end, rn.start+linf)] {
-			b.add(rn.grp, k.row)
+		kept = append(kept, ks[rn.start:min(rn.end, rn.start+linf)]...)
+	}
+	if len(kept) > int(b.p.ltotal) {
+		slices.SortFunc(kept, func(x, y keyed) int {
+			if x.prio < y.prio {
+				return -1
+			}
+			if x.prio > y.prio {
+				return 1
+			}
+			return 0
+		})
+		kept = kept[:b.p.ltotal]
+	}
+	b.groupsOf = b.groupsOf[:0]
+	for _, k := range kept {
+		b.add(k.grp, k.row)
+		if !slices.Contains(b.groupsOf, k.grp) {
+			b.groupsOf = append(b.groupsOf, k.grp)
+			b.part.distinct[k.grp]++
 		}
 	}
-	b.scratch = ks
+	b.scratch, b.kept = ks, kept
 }

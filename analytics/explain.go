@@ -41,29 +41,30 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		n = m.Gaussian
 	}
 	alpha := 1 - p.q.Confidence
+	l0, rows := p.rowSens()
 	for _, a := range p.aggs {
 		e := AggregateExplanation{AggregateInfo: a.info}
 		switch a.op {
 		case "count", "distinct_customers":
-			linf := p.linf
+			l0c, linf := l0, rows
 			if a.op == "distinct_customers" {
-				linf = 1
+				l0c, linf = p.distinctL0(), 1
 			}
-			ci, err := n.ComputeConfidenceIntervalInt64(0, p.l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
+			ci, err := n.ComputeConfidenceIntervalInt64(0, l0c, linf, a.budget.Epsilon, a.budget.Delta, alpha)
 			if err != nil {
 				return nil, fmt.Errorf("analytics: explain: %w", err)
 			}
 			e.HalfWidth = ci.UpperBound
 		case "sum":
-			linf := math.Max(math.Abs(a.flo), math.Abs(a.fhi)) * float64(p.linf)
-			ci, err := n.ComputeConfidenceIntervalFloat64(0, p.l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
+			linf := math.Max(math.Abs(a.flo), math.Abs(a.fhi)) * float64(rows)
+			ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
 			if err != nil {
 				return nil, fmt.Errorf("analytics: explain: %w", err)
 			}
 			e.HalfWidth = ci.UpperBound
 		case "mean":
-			linf := (a.fhi - a.flo) / 2 * float64(p.linf)
-			ci, err := n.ComputeConfidenceIntervalFloat64(0, p.l0, linf, a.budget.Epsilon/2, a.budget.Delta/2, alpha)
+			linf := (a.fhi - a.flo) / 2 * float64(rows)
+			ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, linf, a.budget.Epsilon/2, a.budget.Delta/2, alpha)
 			if err != nil {
 				return nil, fmt.Errorf("analytics: explain: %w", err)
 			}

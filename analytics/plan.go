@@ -81,6 +81,7 @@ type Plan struct {
 	slotMid   []float64 // midpoint of the slot's bounds, natural units
 	slotUnit  []float64 // 10^scale of the slot's column (1 for floats)
 	l0, linf  int64
+	ltotal    int64 // rows per customer in total; 0 = no cap
 	kind      dp.NoiseKind
 	selection bool
 	selBudget dp.Budget
@@ -152,6 +153,9 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if n.Bounds.MaxRowsPerGroup < 1 || n.Bounds.MaxRowsPerGroup > 100_000 {
 		bad("bounds.max_rows_per_group must be 1..100000, got %d", n.Bounds.MaxRowsPerGroup)
 	}
+	if n.Bounds.MaxRows < 0 || n.Bounds.MaxRows > 1_000_000 {
+		bad("bounds.max_rows must be 0 (no cap) or 1..1000000, got %d", n.Bounds.MaxRows)
+	}
 	loc, err := time.LoadLocation(n.TimeZone)
 	if err != nil {
 		bad("time_zone %q is not an IANA zone like Europe/London", n.TimeZone)
@@ -167,7 +171,7 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if len(problems) > 0 {
 		return nil, invalid("query: %s", strings.Join(problems, "; "))
 	}
-	p.l0, p.linf = int64(n.Bounds.MaxGroups), int64(n.Bounds.MaxRowsPerGroup)
+	p.l0, p.linf, p.ltotal = int64(n.Bounds.MaxGroups), int64(n.Bounds.MaxRowsPerGroup), int64(n.Bounds.MaxRows)
 
 	for i, f := range n.Where {
 		cf, err := p.compileFilter(f)
@@ -326,6 +330,25 @@ func (p *Plan) rho() float64 {
 
 // Fingerprint identifies the canonical query.
 func (p *Plan) Fingerprint() string { return p.fp }
+
+// rowSens returns the (L0, rows per group) to calibrate row-additive statistics
+// with: under Laplace noise only L1 = L0 × rows matters, so a total cap below it
+// is expressed as one group of max_rows rows. Gaussian noise depends on L2 as
+// well, so it keeps the per-group bounds (valid, not tighter).
+func (p *Plan) rowSens() (l0, rows int64) {
+	if p.kind == dp.Laplace && p.ltotal > 0 && p.ltotal < p.l0*p.linf {
+		return 1, p.ltotal
+	}
+	return p.l0, p.linf
+}
+
+// distinctL0 bounds the groups in which one customer has a kept row.
+func (p *Plan) distinctL0() int64 {
+	if p.ltotal > 0 {
+		return min(p.l0, p.ltotal)
+	}
+	return p.l0
+}
 
 // Months returns the calendar months (UTC, "2006-01") the query's time filter
 // touches, or nil when the time range is not bounded on both sides. Tenants with

@@ -61,13 +61,14 @@ func emptyDims(dims []execDim) bool {
 
 func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
 	conf := p.q.Confidence
+	l0, rows := p.rowSens()
 	switch a.op {
 	case "count":
-		return m.Count(part.count[g], dp.CountParams{Kind: p.kind, L0: p.l0, LInf: p.linf, Budget: a.budget, Confidence: conf})
+		return m.Count(part.count[g], dp.CountParams{Kind: p.kind, L0: l0, LInf: rows, Budget: a.budget, Confidence: conf})
 	case "distinct_customers":
-		return m.Count(part.distinct[g], dp.CountParams{Kind: p.kind, L0: p.l0, LInf: 1, Budget: a.budget, Confidence: conf})
+		return m.Count(part.distinct[g], dp.CountParams{Kind: p.kind, L0: p.distinctL0(), LInf: 1, Budget: a.budget, Confidence: conf})
 	}
-	sp := dp.SumParams{Kind: p.kind, L0: p.l0, RowsPerGroup: p.linf, Lower: a.flo, Upper: a.fhi, Scale: a.scale, Budget: a.budget, Confidence: conf}
+	sp := dp.SumParams{Kind: p.kind, L0: l0, RowsPerGroup: rows, Lower: a.flo, Upper: a.fhi, Scale: a.scale, Budget: a.budget, Confidence: conf}
 	switch {
 	case a.op == "sum" && a.isFloat:
 		return m.SumFloat(part.sumF[a.slot][g], sp)
