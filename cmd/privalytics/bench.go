@@ -122,11 +122,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	if have < opt.rows {
 		gcfg.Events, gcfg.Seed = opt.rows-have, 12
 		fmt.Fprintf(out, "loading %d more rows for the query benchmark …\n", gcfg.Events)
-		more, err := ndjsonBatches(gcfg, 50_000)
-		if err != nil {
-			return err
-		}
-		if _, err := sendBatches(ctx, ingestClient, more, opt.senders); err != nil {
+		if err := streamBatches(ctx, ingestClient, gcfg, 50_000, opt.senders); err != nil {
 			return err
 		}
 	}
@@ -243,6 +239,53 @@ func ndjsonBatches(cfg synth.Config, per int) ([][]byte, error) {
 		out = append(out, buf)
 	}
 	return out, nil
+}
+
+// streamBatches generates and sends batches as it goes, so loading tens of
+// millions of rows does not hold their text in memory (the timed HTTP figure
+// uses pre-generated batches instead, so generation is not timed).
+func streamBatches(ctx context.Context, c *client.Client, cfg synth.Config, per, senders int) error {
+	gen, err := synth.New(cfg)
+	if err != nil {
+		return err
+	}
+	work := make(chan []byte, senders)
+	errc := make(chan error, senders)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				if _, err := c.Ingest(ctx, b, client.IngestOptions{}); err != nil {
+					errc <- err
+					for range work {
+					}
+					return
+				}
+			}
+		}()
+	}
+	var ev synth.Event
+	buf, n := make([]byte, 0, per*150), 0
+	for gen.Next(&ev) {
+		buf = synth.AppendNDJSON(buf, &ev)
+		if n++; n == per {
+			work <- buf
+			buf, n = make([]byte, 0, per*150), 0
+		}
+	}
+	if n > 0 {
+		work <- buf
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
 }
 
 func sendBatches(ctx context.Context, c *client.Client, batches [][]byte, senders int) (time.Duration, error) {
