@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
@@ -120,24 +117,7 @@ func TestTwoServersShareAPostgresBudget(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	dsn := base + "&search_path=" + schema
+	dsn := freshPostgresSchema(t, base)
 	key := make([]byte, 32)
 	rand.Read(key)
 	env := []string{"PRIVALYTICS_POSTGRES=" + dsn, "PRIVALYTICS_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key)}
