@@ -608,3 +608,30 @@ func TestMaxRowsCapsTotalAndNoise(t *testing.T) {
 		t.Errorf("released half-width %v, explain said %v", hw, ec.Aggregates[0].HalfWidth)
 	}
 }
+
+// TestZCDPCostChargesApproximateDeltas: in zCDP accounting, the δ charged is that
+// of the approximate parts: partition selection, and quantile trees under
+// Gaussian noise; a Gaussian count's δ is absorbed into its ρ.
+func TestZCDPCostChargesApproximateDeltas(t *testing.T) {
+	t.Parallel()
+	plan := func(js string) *Plan {
+		q, err := DecodeQuery([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPlan(q, schema, DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if d := plan(`{"aggregates":[{"op":"count"}],"epsilon":1,"delta":1e-6,"noise":"gaussian"}`).ZCDPCost().Delta; d != 0 {
+		t.Errorf("Gaussian count: δ %v charged, want 0 (in ρ)", d)
+	}
+	if d := plan(`{"aggregates":[{"op":"count"},{"op":"median","column":"amount","lower":0,"upper":10}],"epsilon":1,"delta":1e-6,"noise":"gaussian"}`).ZCDPCost().Delta; math.Abs(d-5e-7) > 1e-18 {
+		t.Errorf("Gaussian median: δ %v charged, want its share 5e-7", d)
+	}
+	if d := plan(`{"group_by":[{"column":"category"}],"aggregates":[{"op":"count"}],"epsilon":1,"delta":1e-6}`).ZCDPCost().Delta; d != 1e-6 {
+		t.Errorf("Laplace with partition selection: δ %v charged, want 1e-6", d)
+	}
+}

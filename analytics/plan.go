@@ -280,10 +280,17 @@ func (p *Plan) canonical() privalytics.Query {
 func (p *Plan) Cost() privalytics.Cost { return p.cost }
 
 // ZCDPCost is what the query charges a tenant that accounts in zCDP: ρ, plus the δ
-// of partition selection (which is δ-approximately (ε²/2)-zCDP); the Gaussians'
-// δ is absorbed into their ρ. Epsilon stays the basic-composition figure.
+// of its approximate parts — partition selection, and quantile trees under
+// Gaussian noise — each δ-approximately (ε²/2)-zCDP. The Gaussian sums' and
+// counts' δ is absorbed into their ρ. Epsilon stays the basic-composition figure.
 func (p *Plan) ZCDPCost() privalytics.Cost {
-	return privalytics.Cost{Epsilon: p.cost.Epsilon, Delta: p.selBudget.Delta, Rho: p.cost.Rho}
+	delta := p.selBudget.Delta
+	for _, a := range p.aggs {
+		if p.kind == dp.Gaussian && (a.op == "median" || a.op == "quantile") {
+			delta += a.budget.Delta
+		}
+	}
+	return privalytics.Cost{Epsilon: p.cost.Epsilon, Delta: delta, Rho: p.cost.Rho}
 }
 
 // rho is the zCDP cost of the release (Bun and Steinke 2016): ε²/2 for each pure
@@ -316,9 +323,9 @@ func (p *Plan) rho() float64 {
 		case a.op == "mean":
 			total += gauss(float64(p.linf), e/2, d/2) + gauss((a.fhi-a.flo)/2*float64(p.linf), e/2, d/2)
 		case a.op == "median" || a.op == "quantile":
-			// The quantile tree adds noise to every level; the library calibrates it
-			// so the whole tree is (ε, δ)-DP. As pure DP it costs ε²/2; under
-			// Gaussian noise this is an upper bound taken as its ρ.
+			// The library calibrates the whole quantile tree to (ε, δ)-DP: with
+			// Laplace noise pure ε-DP (ε²/2); with Gaussian noise δ-approximately
+			// ε²/2-zCDP, its δ charged with the approximate parts (ZCDPCost).
 			total += dp.RhoOfLaplace(e)
 		default: // variance, stddev
 			half := (a.fhi - a.flo) / 2
