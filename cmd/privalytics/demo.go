@@ -13,6 +13,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
@@ -151,7 +152,8 @@ func ingestSynthetic(ctx context.Context, c *client.Client, cfg synth.Config, ou
 	}
 	const batchRows, senders = 20_000, 4
 	bar := progressbar.NewOptions(cfg.Events, progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("ingesting"),
-		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetVisibility(isTerminal(out)))
 	batches := make(chan []byte, senders)
 	errc := make(chan error, senders)
 	var wg sync.WaitGroup
@@ -282,4 +284,11 @@ func remainingEps(r *privalytics.Result) float64 {
 		return 0
 	}
 	return r.Budget.Remaining.Epsilon
+}
+
+// isTerminal reports whether w is a terminal: progress bars are for people, and
+// in logs and pipes they are noise.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -109,7 +109,7 @@ func importFile(ctx context.Context, c *client.Client, path string, opt client.I
 		return nil, err
 	}
 	var body io.Reader = f
-	if !quiet {
+	if !quiet && isTerminal(progress) {
 		bar := progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(progress), progressbar.OptionSetDescription("uploading "+filepath.Base(path)),
 			progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 		defer bar.Finish()
