@@ -1,5 +1,7 @@
 // Package keyring holds the server's secrets: the master key that wraps every
-// tenant's keys (AES-256-GCM), and the format of API key tokens.
+// tenant's keys (AES-256-GCM, with the tenant bound in as associated data so a
+// wrapped key cannot be moved to another tenant), and the format of API key
+// tokens, of which the server keeps only a SHA-256.
 package keyring
 
 import (
@@ -11,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,57 +41,111 @@ func newMasterKey(key []byte) (*MasterKey, error) {
 }
 
 // LoadOrCreateMasterKey reads the key file, or creates it (0600, in a 0700
-// directory) with a new random key. A key file that group or others can read is
-// refused: the key protects every tenant's pseudonymisation secret.
+// directory) with a new random key. A key file that group or others may read or
+// write is refused: the key protects every tenant's pseudonymisation secret.
+// An existing file is never overwritten, since every wrapped tenant key would
+// be lost with it; when two processes start at once, both end up with the key
+// the first one wrote.
 func LoadOrCreateMasterKey(path string) (mk *MasterKey, created bool, err error) {
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, false, err
-		}
-		key, err := NewDataKey()
-		if err != nil {
-			return nil, false, err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, false, err
-		}
-		if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-			f.Close()
-			return nil, false, err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, false, err
-		}
-		if err := f.Close(); err != nil {
-			return nil, false, err
-		}
-		mk, err := newMasterKey(key)
-		return mk, true, err
-	} else if err != nil {
-		return nil, false, err
+	mk, err = loadMasterKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return mk, false, err
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, false, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, false, fmt.Errorf("master key file %s has mode %v: others can read it; run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	mk, err = MasterKeyFromEnv(strings.TrimSpace(string(raw)))
-	if err != nil {
+	switch err := createMasterKey(path); {
+	case errors.Is(err, fs.ErrExist):
+		// Another process created it between our read and our create.
+	case err != nil:
 		return nil, false, fmt.Errorf("master key file %s: %w", path, err)
+	default:
+		created = true
 	}
-	return mk, false, nil
+	mk, err = loadMasterKey(path)
+	return mk, created && err == nil, err
 }
 
-// MasterKeyFromEnv parses a base64 (standard encoding) 32-byte key.
-func MasterKeyFromEnv(value string) (*MasterKey, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+// maxKeyFile bounds what loadMasterKey reads: a key file is 45 bytes.
+const maxKeyFile = 4096
+
+func loadMasterKey(path string) (*MasterKey, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, errors.New("master key must be base64 of 32 random bytes (e.g. `head -c32 /dev/urandom | base64`)")
+		return nil, err // fs.ErrNotExist reaches the caller unwrapped
+	}
+	defer f.Close()
+	// The mode of the file we opened, not of whatever the path names later.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("master key file %s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("master key file %s has mode %v, so other users can read or change it; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	mk, err := MasterKeyFromEnv(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	return mk, nil
+}
+
+// createMasterKey writes a new key to a temporary file and links it into place,
+// so that a crash never leaves a half-written key file and an existing one is
+// never replaced (fs.ErrExist then).
+func createMasterKey(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	key, err := NewDataKey()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".master-key-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Make the new directory entry durable too.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// MasterKeyFromEnv parses a master key given as base64 (standard encoding) of
+// 32 bytes, surrounding white space ignored. Errors never repeat the value.
+func MasterKeyFromEnv(value string) (*MasterKey, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil, errors.New("master key is empty; set it to base64 of 32 random bytes (e.g. `head -c32 /dev/urandom | base64`)")
+	}
+	key, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		return nil, errors.New("master key is not standard base64; set it to base64 of 32 random bytes (e.g. `head -c32 /dev/urandom | base64`)")
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("master key decodes to %d bytes, it must be 32 (e.g. `head -c32 /dev/urandom | base64`)", len(key))
 	}
 	return newMasterKey(key)
 }
@@ -153,7 +210,16 @@ func ParseAPIKeyToken(token string) (id string, ok bool) {
 	if _, err := hex.DecodeString(id); err != nil || strings.ToLower(id) != id {
 		return "", false
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(rest[13:]); err != nil {
+	// The decoder skips \r and \n, so check the alphabet first; Strict then
+	// refuses a last character with stray low bits. A token is either spelt
+	// exactly as issued or malformed.
+	secret := rest[13:]
+	if strings.IndexFunc(secret, func(r rune) bool {
+		return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return "", false
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(secret); err != nil {
 		return "", false
 	}
 	return id, true

@@ -63,6 +63,10 @@ func CheckCharge(c privalytics.Cost) error {
 	if e, d := c.Epsilon, c.Delta; !(e >= 0) || math.IsInf(e, 0) || !(d >= 0) || d >= 1 {
 		return privalytics.Errorf(privalytics.EINVALID, "charge: ε must be ≥ 0 and finite and δ in [0, 1), got ε=%v δ=%v", e, d)
 	}
+	// A NaN or infinite ρ would convert to 0 units: a free charge for a zCDP tenant.
+	if r := c.Rho; !(r >= 0) || math.IsInf(r, 0) {
+		return privalytics.Errorf(privalytics.EINVALID, "charge: ρ must be ≥ 0 and finite, got ρ=%v", r)
+	}
 	return nil
 }
 

@@ -321,11 +321,12 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 		return privalytics.BudgetStatus{}, err
 	}
 	eps, delta, rho := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits), ledger.Up(c.Cost.Rho, ledger.RhoDigits)
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return privalytics.BudgetStatus{}, err
+	var idb [16]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return privalytics.BudgetStatus{}, fmt.Errorf("postgres: charge: %w", err)
 	}
-	c.ID = hex.EncodeToString(id[:])
+	// The caller's charge gets its ID only once it is recorded.
+	id := hex.EncodeToString(idb[:])
 	var st privalytics.BudgetStatus
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var period, accounting string
@@ -351,7 +352,7 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 				return err
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, rho); err != nil {
+				id, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, rho); err != nil {
 				return err
 			}
 			var err2 error
@@ -389,7 +390,7 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 				return err
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods, rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ","), rho); err != nil {
+				id, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ","), rho); err != nil {
 				return err
 			}
 			var err error
@@ -436,17 +437,21 @@ func (db *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bu
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key, rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			c.ID, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, own, rho); err != nil {
+			id, c.TenantID, c.KeyID, c.Time, c.Fingerprint, c.Mechanisms, eps, delta, own, rho); err != nil {
 			return err
 		}
 		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
 		st.Allocated = ledger.Cost(aeps, adelta)
 		return nil
 	})
-	if err != nil && privalytics.ErrorCode(err) == privalytics.EINTERNAL {
-		return privalytics.BudgetStatus{}, fmt.Errorf("postgres: charge: %w", err)
+	if err != nil {
+		if privalytics.ErrorCode(err) == privalytics.EINTERNAL {
+			return privalytics.BudgetStatus{}, fmt.Errorf("postgres: charge: %w", err)
+		}
+		return privalytics.BudgetStatus{}, err
 	}
-	return st, err
+	c.ID = id
+	return st, nil
 }
 
 type querier interface {

@@ -69,3 +69,17 @@ func TestConformance(t *testing.T) {
 		return db
 	})
 }
+
+func TestReopen(t *testing.T) {
+	base := dsn(t)
+	t.Parallel()
+	schema := freshSchema(t, base)
+	storetest.RunReopen(t, func(t *testing.T) privalytics.MetaStore {
+		db, err := postgres.Open(context.Background(), schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
+}

@@ -1,8 +1,14 @@
 // Package sqlite is the embedded metadata store: tenants, API keys and the privacy
 // ledger in one SQLite file (pure-Go driver, no cgo). It implements
-// privalytics.MetaStore. Writes are serialised through one connection so that the
-// ledger's check-and-charge is a single atomic statement; synchronous=FULL makes a
-// charge durable before Charge returns.
+// privalytics.MetaStore.
+//
+// The ledger's guarantee rests on three settings made in Open: every transaction
+// begins IMMEDIATE (it takes the write lock at BEGIN, so two check-and-charges,
+// even from two processes, can never both read the same spent total); the
+// check is a conditional UPDATE, so it and the debit are one statement; and
+// synchronous=FULL makes a charge durable before Charge returns. Amounts are
+// integer units (see store/ledger), so no sequence of charges can round past a
+// budget.
 package sqlite
 
 import (
@@ -13,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,30 +38,66 @@ type DB struct {
 
 var _ privalytics.MetaStore = (*DB)(nil)
 
-// Open opens (creating, 0600) the database at path and applies migrations.
+// BusyTimeout is how long a write waits for another process's transaction on
+// the same file before it fails.
+const BusyTimeout = 10 * time.Second
+
+// Open opens the database at path, creating it (0600, in a 0700 directory) if
+// needed, and applies migrations. It refuses a database written by a newer
+// version of Privalytics.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
-		return nil, err
-	} else {
-		f.Close()
+	// Create the file ourselves: SQLite would create it with the umask's mode,
+	// and its -wal and -shm files copy the main file's mode.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	f.Close()
+	dsn, err := dataSourceName(path, BusyTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	// One connection: SQLite has one writer anyway, and this makes every
 	// transaction, including check-and-charge, strictly serial within the process.
+	// The PRAGMAs live in the DSN so that a connection database/sql replaces
+	// gets them too.
 	db.SetMaxOpenConns(1)
 	s := &DB{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, migrations); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// dataSourceName is a file: URI for path, escaped so that a '?', '#' or '%' in
+// a directory name stays part of the path, with the settings the ledger relies on.
+func dataSourceName(path string, busyTimeout time.Duration) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive letter: file:///C:/...
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	// BEGIN IMMEDIATE: a transaction holds the write lock from its first
+	// statement, so a check made inside it cannot be invalidated by a concurrent
+	// writer before the debit.
+	q.Set("_txlock", "immediate")
+	return (&url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}).String(), nil
 }
 
 // Close closes the database.
@@ -138,11 +181,38 @@ var migrations = []string{
 	ALTER TABLE tenants ADD COLUMN budget_rho INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE tenants ADD COLUMN spent_rho INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE charges ADD COLUMN rho INTEGER NOT NULL DEFAULT 0;`,
+	// 6: times were RFC 3339 with trailing zeros of the fraction cut, so text
+	// order was not time order ("…:05Z" sorted after "…:05.5Z"). Pad every
+	// stored time to nine fraction digits, the form ts now writes.
+	`UPDATE tenants SET created_at = ` + padTime("created_at") + `;
+	UPDATE api_keys SET created_at = ` + padTime("created_at") + `, revoked_at = ` + padTime("revoked_at") + `;
+	UPDATE charges SET time = ` + padTime("time") + `;
+	UPDATE budget_changes SET time = ` + padTime("time") + `;`,
 }
 
-func (s *DB) migrate(ctx context.Context) error {
+// padTime is the SQL of migration 6 for one column: "2006-01-02T15:04:05Z" or
+// "…05.5Z" becomes "…05.000000000Z" or "…05.500000000Z"; NULL stays NULL.
+func padTime(col string) string {
+	return `CASE WHEN substr(` + col + `, 20, 1) = '.'
+		THEN substr(` + col + `, 1, 20) || substr(substr(` + col + `, 21, length(` + col + `) - 21) || '000000000', 1, 9) || 'Z'
+		ELSE substr(` + col + `, 1, 19) || '.000000000Z' END`
+}
+
+// migrate applies the migrations not yet recorded in schema_migrations, each in
+// its own transaction with its version, so a crash leaves either all or none of
+// a migration. Version i+1 is migrations[i]; versions are never renumbered.
+func (s *DB) migrate(ctx context.Context, migrations []string) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	var newest int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if newest > len(migrations) {
+		// Running old code on a newer schema could miss columns that enforce a
+		// budget (allocations, periods); refuse rather than guess.
+		return fmt.Errorf("sqlite: the metadata database is at schema version %d but this build of Privalytics knows only up to %d; run a newer Privalytics", newest, len(migrations))
 	}
 	for i, m := range migrations {
 		version := i + 1
@@ -176,11 +246,18 @@ func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// timeFormat has a fixed-width fraction so that text order is time order, which
+// the ORDER BY of Keys and Charges rely on.
+const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
-func parseTS(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
+func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func parseTS(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stored time %q: %w", s, err)
+	}
+	return t, nil
 }
 
 // CreateTenant stores t.
@@ -188,9 +265,15 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	schema, _ := json.Marshal(t.Schema)
-	purposes, _ := json.Marshal(t.Purposes)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	schema, err := json.Marshal(t.Schema)
+	if err != nil {
+		return fmt.Errorf("sqlite: create tenant: schema: %w", err)
+	}
+	purposes, err := json.Marshal(t.Purposes)
+	if err != nil {
+		return fmt.Errorf("sqlite: create tenant: purposes: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits))
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
@@ -224,7 +307,10 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 	}
 	t.Budget = ledger.Cost(beps, bdelta)
 	t.Budget.Rho = ledger.RhoCost(brho)
-	t.CreatedAt = parseTS(crat)
+	var err error
+	if t.CreatedAt, err = parseTS(crat); err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
 	return &t, nil
 }
 
@@ -284,9 +370,16 @@ func scanKey(row interface{ Scan(...any) error }) (*privalytics.APIKey, error) {
 	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &role, &k.Hash, &created, &revoked); err != nil {
 		return nil, err
 	}
-	k.Role, k.CreatedAt = privalytics.Role(role), parseTS(created)
+	k.Role = privalytics.Role(role)
+	var err error
+	if k.CreatedAt, err = parseTS(created); err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.ID, err)
+	}
 	if revoked.Valid {
-		t := parseTS(revoked.String)
+		t, err := parseTS(revoked.String)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", k.ID, err)
+		}
 		k.RevokedAt = &t
 	}
 	return &k, nil
@@ -340,11 +433,12 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 		return privalytics.BudgetStatus{}, err
 	}
 	eps, delta, rho := ledger.Up(c.Cost.Epsilon, ledger.EpsilonDigits), ledger.Up(c.Cost.Delta, ledger.DeltaDigits), ledger.Up(c.Cost.Rho, ledger.RhoDigits)
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return privalytics.BudgetStatus{}, err
+	var idb [16]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return privalytics.BudgetStatus{}, fmt.Errorf("sqlite: charge: %w", err)
 	}
-	c.ID = hex.EncodeToString(id[:])
+	// The caller's charge gets its ID only once it is recorded.
+	id := hex.EncodeToString(idb[:])
 	var st privalytics.BudgetStatus
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var period, accounting string
@@ -370,7 +464,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, rho); err != nil {
+				id, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, rho); err != nil {
 				return err
 			}
 			var err2 error
@@ -406,7 +500,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, periods, rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ","), rho); err != nil {
+				id, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, strings.Join(c.Periods, ","), rho); err != nil {
 				return err
 			}
 			var err error
@@ -453,7 +547,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (id, tenant_id, key_id, time, fingerprint, mechanisms, eps, delta, from_key, rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, own > 0, rho); err != nil {
+			id, c.TenantID, c.KeyID, ts(c.Time), c.Fingerprint, c.Mechanisms, eps, delta, own > 0, rho); err != nil {
 			return err
 		}
 		st = ledger.Status(c.TenantID, beps, bdelta, seps, sdelta)
@@ -466,6 +560,7 @@ func (s *DB) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.Bud
 		}
 		return privalytics.BudgetStatus{}, fmt.Errorf("sqlite: charge: %w", err)
 	}
+	c.ID = id
 	return st, nil
 }
 
@@ -656,7 +751,10 @@ func (s *DB) Charges(ctx context.Context, tenantID string, offset, limit int) ([
 		if err := rows.Scan(&c.ID, &c.KeyID, &t, &c.Fingerprint, &c.Mechanisms, &eps, &delta, &c.Refunded, &rho, &periods); err != nil {
 			return nil, fmt.Errorf("sqlite: charges: %w", err)
 		}
-		c.Time, c.Cost = parseTS(t), ledger.Cost(eps, delta)
+		if c.Time, err = parseTS(t); err != nil {
+			return nil, fmt.Errorf("sqlite: charges: %w", err)
+		}
+		c.Cost = ledger.Cost(eps, delta)
 		c.Cost.Rho = ledger.RhoCost(rho)
 		if periods != "" {
 			c.Periods = strings.Split(periods, ",")
@@ -720,7 +818,10 @@ func (s *DB) BudgetChanges(ctx context.Context, tenantID string, offset, limit i
 		if err := rows.Scan(&c.ID, &t, &c.Kind, &c.KeyID, &c.ActorKeyID, &eps, &delta); err != nil {
 			return nil, fmt.Errorf("sqlite: budget changes: %w", err)
 		}
-		c.Time, c.Amount = parseTS(t), ledger.Cost(eps, delta)
+		if c.Time, err = parseTS(t); err != nil {
+			return nil, fmt.Errorf("sqlite: budget changes: %w", err)
+		}
+		c.Amount = ledger.Cost(eps, delta)
 		out = append(out, c)
 	}
 	return out, rows.Err()

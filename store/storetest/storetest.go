@@ -1,5 +1,11 @@
-// Package storetest is the conformance suite of privalytics.MetaStore. Every
-// implementation (SQLite, PostgreSQL) runs the same tests through Run.
+// Package storetest is the conformance suite of privalytics.MetaStore: the
+// behaviour every implementation (store/sqlite, store/postgres) must share,
+// above all the ledger's promises — a concurrent burst of charges never spends
+// past the budget, no sequence of small charges rounds past it, a refund gives
+// back exactly what was taken, and what was charged survives a restart.
+//
+// An implementation's test calls Run with a function that opens a fresh, empty
+// store, and RunReopen with one that reopens the same storage.
 package storetest
 
 import (
@@ -13,175 +19,540 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/privalytics/privalytics"
 )
 
-// Run runs the suite. open must return a fresh, empty store for each call.
+// Run runs the suite. open must return a fresh, empty store on each call and
+// close it when t ends; subtests call it in parallel.
 func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
-	t.Run("TenantsAndKeys", func(t *testing.T) { testTenantsAndKeys(t, open(t)) })
-	t.Run("ChargeRefundBudget", func(t *testing.T) { testCharge(t, open(t)) })
-	t.Run("ConcurrentChargesNeverOverspend", func(t *testing.T) { testConcurrent(t, open(t)) })
-	t.Run("SmallChargesCannotRoundPastTotal", func(t *testing.T) { testRounding(t, open(t)) })
-	t.Run("KeyAllocations", func(t *testing.T) { testAllocations(t, open(t)) })
-	t.Run("DataPeriodBudgets", func(t *testing.T) { testPeriods(t, open(t)) })
-	t.Run("ZCDPAccounting", func(t *testing.T) { testZCDP(t, open(t)) })
+	tests := []struct {
+		name string
+		run  func(*testing.T, privalytics.MetaStore)
+	}{
+		{"Tenants", testTenants},
+		{"TenantValidation", testTenantValidation},
+		{"Keys", testKeys},
+		{"ChargeRefundBudget", testCharge},
+		{"ChargeValidation", testChargeValidation},
+		{"ConcurrentChargesNeverOverspend", testConcurrent},
+		{"SmallChargesCannotRoundPastTotal", testRounding},
+		{"KeyAllocations", testAllocations},
+		{"DataPeriodBudgets", testPeriods},
+		{"ZCDPAccounting", testZCDP},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.run(t, open(t))
+		})
+	}
 }
+
+// RunReopen checks that tenants, keys and the ledger survive Close and a new
+// open. open must return a store over the same storage every time it is called
+// (empty on the first call); RunReopen closes each store it opens, so a Close
+// that open also registers with t.Cleanup must be harmless the second time.
+func RunReopen(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
+	ctx := context.Background()
+	s := open(t)
+	tn := tenant("durable", 2, 1e-6)
+	mustCreate(t, s, tn)
+	key := &privalytics.APIKey{ID: "k1", TenantID: "durable", Name: "dashboard", Role: privalytics.RoleQuery, Hash: []byte{7, 7}, CreatedAt: at(0)}
+	if err := s.CreateKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeKey(ctx, "durable", "k1", at(5)); err != nil {
+		t.Fatal(err)
+	}
+	var refunded string
+	for i := range 5 {
+		c := &privalytics.Charge{TenantID: "durable", KeyID: "k1", Time: at(i), Fingerprint: fmt.Sprint("q", i), Mechanisms: "laplace count", Cost: privalytics.Cost{Epsilon: 0.3, Delta: 1e-7}}
+		if _, err := s.Charge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		refunded = c.ID
+	}
+	if err := s.Refund(ctx, "durable", refunded); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s, "durable", "k1")
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	s = open(t)
+	defer s.Close()
+	after := snapshot(t, s, "durable", "k1")
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("after close and reopen (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(privalytics.Cost{Epsilon: 1.2, Delta: 4e-7}, after.Budget.Spent, approx); diff != "" {
+		t.Errorf("spent after four kept charges of (0.3, 1e-7) and one refund (-want +got):\n%s", diff)
+	}
+	// The reopened ledger still refuses what does not fit: 0.8 is left.
+	if _, err := s.Charge(ctx, &privalytics.Charge{TenantID: "durable", Time: at(9), Cost: privalytics.Cost{Epsilon: 0.9}}); privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Errorf("charging 0.9 of the 0.8 left after reopening: %v, want budget", err)
+	}
+}
+
+// state is what a store reports about one tenant, for comparing across reopening.
+type state struct {
+	Tenant  *privalytics.Tenant
+	Key     *privalytics.APIKey
+	Budget  privalytics.BudgetStatus
+	Charges []privalytics.Charge
+}
+
+func snapshot(t *testing.T, s privalytics.MetaStore, tenantID, keyID string) state {
+	t.Helper()
+	ctx := context.Background()
+	var st state
+	var err error
+	if st.Tenant, err = s.Tenant(ctx, tenantID); err != nil {
+		t.Fatal(err)
+	}
+	if st.Key, err = s.Key(ctx, keyID); err != nil {
+		t.Fatal(err)
+	}
+	if st.Budget, err = s.Budget(ctx, tenantID); err != nil {
+		t.Fatal(err)
+	}
+	if st.Charges, err = s.Charges(ctx, tenantID, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// approx compares ledger figures read back from integer units: relative 1e-9
+// is far below one unit of any amount the tests use, far above float noise.
+var approx = cmpopts.EquateApprox(1e-9, 0)
+
+// base is a fixed instant; at(i) is i seconds later, truncated to what every
+// store keeps (PostgreSQL: microseconds).
+var base = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
 
 func tenant(id string, eps, delta float64) *privalytics.Tenant {
-	return &privalytics.Tenant{ID: id, Name: id, Schema: privalytics.DefaultRetailSchema(), Budget: privalytics.Cost{Epsilon: eps, Delta: delta},
-		Purposes: []string{"analytics"}, WrappedKey: []byte("wrapped"), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	return &privalytics.Tenant{ID: id, Name: "Shop " + id, Schema: privalytics.DefaultRetailSchema(), Budget: privalytics.Cost{Epsilon: eps, Delta: delta},
+		Purposes: []string{"analytics"}, WrappedKey: []byte("wrapped"), CreatedAt: base}
 }
 
-func testTenantsAndKeys(t *testing.T, s privalytics.MetaStore) {
+func mustCreate(t *testing.T, s privalytics.MetaStore, tn *privalytics.Tenant) {
+	t.Helper()
+	if err := s.CreateTenant(context.Background(), tn); err != nil {
+		t.Fatalf("create tenant %s: %v", tn.ID, err)
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := privalytics.ErrorCode(err); got != code {
+		t.Errorf("%s: error %v (code %q), want code %q", what, err, got, code)
+	}
+}
+
+// ledgerAddsUp checks the ledger's central invariant: the tenant's spent total
+// is the sum of its charges that were not refunded, to the unit.
+func ledgerAddsUp(t *testing.T, s privalytics.MetaStore, tenantID string) privalytics.BudgetStatus {
+	t.Helper()
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, tenant("shop", 1, 0)); err != nil {
+	st, err := s.Budget(ctx, tenantID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTenant(ctx, tenant("shop", 1, 0)); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
-		t.Errorf("duplicate tenant: %v, want conflict", err)
-	}
-	for _, bad := range []*privalytics.Tenant{tenant("Bad ID", 1, 0), tenant("x", -1, 0), tenant("y", 1, 1.5)} {
-		if err := s.CreateTenant(ctx, bad); privalytics.ErrorCode(err) != privalytics.EINVALID {
-			t.Errorf("tenant %q budget %+v: %v, want invalid", bad.ID, bad.Budget, err)
+	var eps, delta int64
+	for offset := 0; ; offset += 1000 {
+		page, err := s.Charges(ctx, tenantID, offset, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			if !c.Refunded {
+				eps += int64(math.Round(c.Cost.Epsilon * 1e9))
+				delta += int64(math.Round(c.Cost.Delta * 1e15))
+			}
+		}
+		if len(page) < 1000 {
+			break
 		}
 	}
-	got, err := s.Tenant(ctx, "shop")
-	if err != nil || got.Schema.Subject != "customer_id" || string(got.WrappedKey) != "wrapped" || got.Budget.Epsilon != 1 {
-		t.Errorf("tenant round trip: %+v %v", got, err)
+	if got := int64(math.Round(st.Spent.Epsilon * 1e9)); got != eps {
+		t.Errorf("tenant %s: spent ε is %d units but its unrefunded charges add up to %d", tenantID, got, eps)
 	}
-	if _, err := s.Tenant(ctx, "none"); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
-		t.Errorf("missing tenant: %v", err)
+	if got := int64(math.Round(st.Spent.Delta * 1e15)); got != delta {
+		t.Errorf("tenant %s: spent δ is %d units but its unrefunded charges add up to %d", tenantID, got, delta)
 	}
-	if err := s.CreateTenant(ctx, tenant("other", 1, 0)); err != nil {
+	return st
+}
+
+func testTenants(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	for _, id := range []string{"shop-b", "shop-a", "9-shop"} {
+		mustCreate(t, s, tenant(id, 1, 1e-6))
+	}
+	got, err := s.Tenant(ctx, "shop-a")
+	if err != nil {
 		t.Fatal(err)
 	}
-	k := &privalytics.APIKey{ID: "abc", TenantID: "shop", Name: "k", Role: privalytics.RoleQuery, Hash: []byte{1, 2}, CreatedAt: time.Now().UTC()}
-	if err := s.CreateKey(ctx, k); err != nil {
+	if diff := cmp.Diff(tenant("shop-a", 1, 1e-6), got, approx); diff != "" {
+		t.Errorf("tenant round trip (-want +got):\n%s", diff)
+	}
+
+	dup := tenant("shop-a", 5, 0)
+	dup.Name = "Impostor"
+	wantCode(t, "creating a tenant whose ID is taken", s.CreateTenant(ctx, dup), privalytics.ECONFLICT)
+	if got, _ := s.Tenant(ctx, "shop-a"); got == nil || got.Name != "Shop shop-a" || got.Budget.Epsilon != 1 {
+		t.Errorf("a refused duplicate changed the tenant: %+v", got)
+	}
+
+	_, err = s.Tenant(ctx, "no-such-shop")
+	wantCode(t, "reading an unknown tenant", err, privalytics.ENOTFOUND)
+
+	all, err := s.Tenants(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateKey(ctx, k); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
-		t.Errorf("duplicate key: %v", err)
+	var ids []string
+	for _, tn := range all {
+		ids = append(ids, tn.ID)
 	}
-	if err := s.RevokeKey(ctx, "other", "abc", time.Now()); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
-		t.Errorf("revoking another tenant's key: %v, want not found", err)
+	if diff := cmp.Diff([]string{"9-shop", "shop-a", "shop-b"}, ids); diff != "" {
+		t.Errorf("Tenants lists by ID (-want +got):\n%s", diff)
 	}
-	if err := s.RevokeKey(ctx, "shop", "abc", time.Now()); err != nil {
+}
+
+func testTenantValidation(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		tenant *privalytics.Tenant
+		want   string // in the message, so the user knows what to change
+	}{
+		{"upper case ID", tenant("Shop", 1, 0), "id"},
+		{"ID with a space", tenant("my shop", 1, 0), "id"},
+		{"ID starting with -", tenant("-shop", 1, 0), "id"},
+		{"ID of 64 characters", tenant(strings.Repeat("a", 64), 1, 0), "id"},
+		{"empty ID", tenant("", 1, 0), "id"},
+		{"ε = 0", tenant("eps-zero", 0, 0), "epsilon"},
+		{"negative ε", tenant("eps-neg", -1, 0), "epsilon"},
+		{"infinite ε", tenant("eps-inf", math.Inf(1), 0), "epsilon"},
+		{"NaN ε", tenant("eps-nan", math.NaN(), 0), "epsilon"},
+		{"negative δ", tenant("delta-neg", 1, -1e-9), "delta"},
+		{"δ = 1", tenant("delta-one", 1, 1), "delta"},
+		{"NaN δ", tenant("delta-nan", 1, math.NaN()), "delta"},
+		{"invalid schema", func() *privalytics.Tenant {
+			tn := tenant("bad-schema", 1, 0)
+			tn.Schema.Subject = "nobody"
+			return tn
+		}(), "nobody"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.CreateTenant(ctx, tt.tenant)
+			wantCode(t, "CreateTenant", err, privalytics.EINVALID)
+			if !strings.Contains(privalytics.ErrorMessage(err), tt.want) {
+				t.Errorf("message %q does not mention %q", privalytics.ErrorMessage(err), tt.want)
+			}
+			if _, err := s.Tenant(ctx, tt.tenant.ID); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+				t.Errorf("a refused tenant was stored: %v", err)
+			}
+		})
+	}
+}
+
+func testKeys(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	mustCreate(t, s, tenant("shop", 1, 0))
+	mustCreate(t, s, tenant("other", 1, 0))
+	// CreatedAt values whose RFC 3339 text does not sort in time order
+	// ("…:00Z" after "…:00.5Z"), listed out of order.
+	keys := []*privalytics.APIKey{
+		{ID: "k-late", TenantID: "shop", Name: "ingest", Role: privalytics.RoleIngest, Hash: []byte{3}, CreatedAt: at(1)},
+		{ID: "k-first", TenantID: "shop", Name: "admin", Role: privalytics.RoleAdmin, Hash: []byte{1}, CreatedAt: at(0)},
+		{ID: "k-half", TenantID: "shop", Name: "dashboard", Role: privalytics.RoleQuery, Hash: []byte{2}, CreatedAt: at(0).Add(500 * time.Millisecond)},
+		{ID: "k-other", TenantID: "other", Name: "admin", Role: privalytics.RoleAdmin, Hash: []byte{4}, CreatedAt: at(0)},
+		{ID: "k-operator", TenantID: "", Name: "operator", Role: privalytics.RoleAdmin, Hash: []byte{5}, CreatedAt: at(0)},
+	}
+	for _, k := range keys {
+		if err := s.CreateKey(ctx, k); err != nil {
+			t.Fatalf("create key %s: %v", k.ID, err)
+		}
+	}
+	got, err := s.Key(ctx, "k-half")
+	if err != nil {
 		t.Fatal(err)
 	}
-	got2, err := s.Key(ctx, "abc")
-	if err != nil || got2.RevokedAt == nil || got2.Role != privalytics.RoleQuery || string(got2.Hash) != "\x01\x02" {
-		t.Errorf("revoked key: %+v %v", got2, err)
+	if diff := cmp.Diff(keys[2], got); diff != "" {
+		t.Errorf("key round trip (-want +got):\n%s", diff)
 	}
-	keys, err := s.Keys(ctx, "shop")
-	if err != nil || len(keys) != 1 {
-		t.Errorf("keys of shop: %v %v", keys, err)
+	_, err = s.Key(ctx, "k-none")
+	wantCode(t, "reading an unknown key", err, privalytics.ENOTFOUND)
+	wantCode(t, "creating a key whose ID is taken", s.CreateKey(ctx, &privalytics.APIKey{ID: "k-first", TenantID: "other", Role: privalytics.RoleQuery, Hash: []byte{9}, CreatedAt: at(2)}), privalytics.ECONFLICT)
+	wantCode(t, "creating a key with an unknown role", s.CreateKey(ctx, &privalytics.APIKey{ID: "k-bad", TenantID: "shop", Role: "owner", Hash: []byte{9}, CreatedAt: at(2)}), privalytics.EINVALID)
+
+	listed := map[string][]string{}
+	for _, tenantID := range []string{"shop", "other", "", "nobody"} {
+		ks, err := s.Keys(ctx, tenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed[tenantID] = []string{}
+		for _, k := range ks {
+			listed[tenantID] = append(listed[tenantID], k.ID)
+		}
 	}
-	if keys, _ := s.Keys(ctx, "other"); len(keys) != 0 {
-		t.Errorf("keys of other: %v", keys)
+	want := map[string][]string{"shop": {"k-first", "k-half", "k-late"}, "other": {"k-other"}, "": {"k-operator"}, "nobody": {}}
+	if diff := cmp.Diff(want, listed); diff != "" {
+		t.Errorf("keys per tenant, oldest first (-want +got):\n%s", diff)
+	}
+
+	// One tenant cannot revoke, or learn of, another's key.
+	wantCode(t, "revoking another tenant's key", s.RevokeKey(ctx, "other", "k-half", at(3)), privalytics.ENOTFOUND)
+	wantCode(t, "revoking an operator key as a tenant", s.RevokeKey(ctx, "shop", "k-operator", at(3)), privalytics.ENOTFOUND)
+	wantCode(t, "revoking an unknown key", s.RevokeKey(ctx, "shop", "k-none", at(3)), privalytics.ENOTFOUND)
+	if k, _ := s.Key(ctx, "k-half"); k == nil || k.RevokedAt != nil {
+		t.Errorf("a refused revocation revoked the key: %+v", k)
+	}
+	if err := s.RevokeKey(ctx, "shop", "k-half", at(4)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Key(ctx, "k-half")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := *keys[2]
+	revoked.RevokedAt = new(at(4))
+	if diff := cmp.Diff(&revoked, got); diff != "" {
+		t.Errorf("revoked key (-want +got):\n%s", diff)
+	}
+	if k, _ := s.Key(ctx, "k-first"); k == nil || k.RevokedAt != nil {
+		t.Errorf("revoking k-half revoked k-first too: %+v", k)
 	}
 }
 
 func testCharge(t *testing.T, s privalytics.MetaStore) {
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, tenant("shop", 1, 1e-6)); err != nil {
+	mustCreate(t, s, tenant("shop", 1, 1e-6))
+	mustCreate(t, s, tenant("other", 1, 1e-6))
+
+	c := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: at(1), Fingerprint: "f1", Mechanisms: "laplace count", Cost: privalytics.Cost{Epsilon: 0.75}}
+	st, err := s.Charge(ctx, c)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: time.Now(), Fingerprint: "f", Mechanisms: "laplace count", Cost: privalytics.Cost{Epsilon: 0.75}}
-	st, err := s.Charge(ctx, c)
-	if err != nil || c.ID == "" {
-		t.Fatalf("charge: %v", err)
+	if len(c.ID) != 32 || strings.Trim(c.ID, "0123456789abcdef") != "" {
+		t.Errorf("charge ID %q, want 32 lower-case hex digits (128 random bits)", c.ID)
 	}
-	if d := st.Remaining.Epsilon - 0.25; d > 1e-9 || d < -1e-9 {
-		t.Errorf("remaining %v, want 0.25", st.Remaining.Epsilon)
+	want := privalytics.BudgetStatus{TenantID: "shop", Total: privalytics.Cost{Epsilon: 1, Delta: 1e-6}, Spent: privalytics.Cost{Epsilon: 0.75}, Remaining: privalytics.Cost{Epsilon: 0.25, Delta: 1e-6}}
+	if diff := cmp.Diff(want, st, approx); diff != "" {
+		t.Errorf("status after charging 0.75 of 1 (-want +got):\n%s", diff)
 	}
-	_, err = s.Charge(ctx, &privalytics.Charge{TenantID: "shop", Cost: privalytics.Cost{Epsilon: 0.5}})
-	if privalytics.ErrorCode(err) != privalytics.EBUDGET {
-		t.Fatalf("over budget: %v, want budget", err)
+	if got, _ := s.Budget(ctx, "shop"); !cmp.Equal(want, got, approx) {
+		t.Errorf("Budget disagrees with what Charge returned: %+v", got)
 	}
-	if d := privalytics.ErrorDetails(err); d["remaining"] == nil || d["needed"] == nil {
-		t.Errorf("budget error details %v, want remaining and needed", d)
+
+	over := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: at(2), Cost: privalytics.Cost{Epsilon: 0.5}}
+	_, err = s.Charge(ctx, over)
+	wantCode(t, "charging 0.5 when 0.25 is left", err, privalytics.EBUDGET)
+	if got, want := privalytics.ErrorMessage(err), "privacy budget exhausted: the query needs ε=0.5, δ=0 but ε=0.25, δ=1e-06 remain"; got != want {
+		t.Errorf("message %q, want %q", got, want)
 	}
-	if err := s.Refund(ctx, "other", c.ID); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
-		t.Errorf("refund through another tenant: %v", err)
+	wantDetails := map[string]any{"remaining": privalytics.Cost{Epsilon: 0.25, Delta: 1e-6}, "needed": privalytics.Cost{Epsilon: 0.5}}
+	if diff := cmp.Diff(wantDetails, privalytics.ErrorDetails(err), approx); diff != "" {
+		t.Errorf("budget error details (-want +got):\n%s", diff)
 	}
+	if over.ID != "" {
+		t.Errorf("a refused charge got ID %q; nothing was recorded", over.ID)
+	}
+	_, err = s.Charge(ctx, &privalytics.Charge{TenantID: "shop", Time: at(2), Cost: privalytics.Cost{Epsilon: 0.1, Delta: 2e-6}})
+	wantCode(t, "charging δ=2e-6 when 1e-6 is left", err, privalytics.EBUDGET)
+	_, err = s.Charge(ctx, &privalytics.Charge{TenantID: "no-such-shop", Time: at(2), Cost: privalytics.Cost{Epsilon: 0.1}})
+	wantCode(t, "charging an unknown tenant", err, privalytics.ENOTFOUND)
+	_, err = s.Budget(ctx, "no-such-shop")
+	wantCode(t, "the budget of an unknown tenant", err, privalytics.ENOTFOUND)
+
+	wantCode(t, "refunding through another tenant", s.Refund(ctx, "other", c.ID), privalytics.ENOTFOUND)
+	wantCode(t, "refunding an unknown charge", s.Refund(ctx, "shop", "00000000000000000000000000000000"), privalytics.ENOTFOUND)
 	if err := s.Refund(ctx, "shop", c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Refund(ctx, "shop", c.ID); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
-		t.Errorf("second refund: %v, want not found", err)
+	wantCode(t, "refunding the same charge twice", s.Refund(ctx, "shop", c.ID), privalytics.ENOTFOUND)
+	st = ledgerAddsUp(t, s, "shop")
+	want = privalytics.BudgetStatus{TenantID: "shop", Total: privalytics.Cost{Epsilon: 1, Delta: 1e-6}, Remaining: privalytics.Cost{Epsilon: 1, Delta: 1e-6}}
+	if diff := cmp.Diff(want, st, approx); diff != "" {
+		t.Errorf("after the refund (-want +got):\n%s", diff)
 	}
-	b, _ := s.Budget(ctx, "shop")
-	if b.Spent.Epsilon != 0 || b.Remaining.Epsilon != 1 {
-		t.Errorf("after refund: %+v", b)
+	if other, _ := s.Budget(ctx, "other"); other.Spent != (privalytics.Cost{}) {
+		t.Errorf("another tenant's budget moved: %+v", other)
 	}
+
+	// What the refund gave back can be spent: the whole budget, exactly.
+	c2 := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: at(3), Fingerprint: "f2", Mechanisms: "gaussian sum", Cost: privalytics.Cost{Epsilon: 1, Delta: 1e-6}}
+	if _, err := s.Charge(ctx, c2); err != nil {
+		t.Fatalf("charging the whole budget after the refund: %v", err)
+	}
+	c3 := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: at(4), Fingerprint: "f3", Mechanisms: "free", Cost: privalytics.Cost{}}
+	if _, err := s.Charge(ctx, c3); err != nil {
+		t.Fatalf("a zero charge on a spent budget: %v", err)
+	}
+	st = ledgerAddsUp(t, s, "shop")
+	if st.Remaining != (privalytics.Cost{}) {
+		t.Errorf("remaining %+v, want zero", st.Remaining)
+	}
+
 	list, err := s.Charges(ctx, "shop", 0, 10)
-	if err != nil || len(list) != 1 || !list[0].Refunded || list[0].Cost.Epsilon != 0.75 {
-		t.Errorf("charges: %+v %v", list, err)
-	}
-}
-
-// testConcurrent: 64 goroutines charge ε=1 at once against a budget of exactly k;
-// exactly k succeed, in each of 100 trials.
-func testConcurrent(t *testing.T, s privalytics.MetaStore) {
-	ctx := context.Background()
-	for trial := range 100 {
-		k := 1 + trial%40
-		id := fmt.Sprintf("t%d", trial)
-		if err := s.CreateTenant(ctx, tenant(id, float64(k), 0)); err != nil {
-			t.Fatal(err)
-		}
-		var ok, refused atomic.Int64
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for range 64 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, err := s.Charge(ctx, &privalytics.Charge{TenantID: id, Time: time.Now(), Cost: privalytics.Cost{Epsilon: 1}})
-				switch privalytics.ErrorCode(err) {
-				case "":
-					ok.Add(1)
-				case privalytics.EBUDGET:
-					refused.Add(1)
-				default:
-					t.Errorf("charge: %v", err)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if ok.Load() != int64(k) || refused.Load() != int64(64-k) {
-			t.Fatalf("trial %d: %d charges succeeded and %d were refused, want exactly %d and %d", trial, ok.Load(), refused.Load(), k, 64-k)
-		}
-	}
-}
-
-// testRounding: 10,000 charges of ε=1e-4 (not exact in binary) against ε=1 can
-// never take the spent total past the budget.
-func testRounding(t *testing.T, s privalytics.MetaStore) {
-	ctx := context.Background()
-	if err := s.CreateTenant(ctx, tenant("r", 1, 0)); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for range 10_050 {
-		st, err := s.Charge(ctx, &privalytics.Charge{TenantID: "r", Time: time.Now(), Cost: privalytics.Cost{Epsilon: 1e-4}})
-		if privalytics.ErrorCode(err) == privalytics.EBUDGET {
-			continue
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		n++
-		if st.Spent.Epsilon > st.Total.Epsilon {
-			t.Fatalf("spent %v > total %v", st.Spent.Epsilon, st.Total.Epsilon)
-		}
+	wantList := []privalytics.Charge{
+		{ID: c3.ID, TenantID: "shop", KeyID: "k", Time: at(4), Fingerprint: "f3", Mechanisms: "free"},
+		{ID: c2.ID, TenantID: "shop", KeyID: "k", Time: at(3), Fingerprint: "f2", Mechanisms: "gaussian sum", Cost: privalytics.Cost{Epsilon: 1, Delta: 1e-6}},
+		{ID: c.ID, TenantID: "shop", KeyID: "k", Time: at(1), Fingerprint: "f1", Mechanisms: "laplace count", Cost: privalytics.Cost{Epsilon: 0.75}, Refunded: true},
 	}
-	if n > 10_000 {
-		t.Errorf("%d charges of 1e-4 fit in a budget of 1", n)
+	if diff := cmp.Diff(wantList, list, approx, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("charges, newest first (-want +got):\n%s", diff)
 	}
-	if n < 10_000 {
-		t.Errorf("only %d charges of 1e-4 fit in a budget of 1; rounding is stricter than it needs to be", n)
+	page, err := s.Charges(ctx, "shop", 1, 1)
+	if err != nil || len(page) != 1 || page[0].ID != c2.ID {
+		t.Errorf("Charges(offset 1, limit 1) = %+v %v, want only the middle charge", page, err)
+	}
+	if list, _ := s.Charges(ctx, "other", 0, 10); len(list) != 0 {
+		t.Errorf("another tenant's charges: %+v", list)
+	}
+}
+
+func testChargeValidation(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	mustCreate(t, s, tenant("shop", 1e6, 0.5))
+	tests := []struct {
+		name string
+		cost privalytics.Cost
+	}{
+		{"negative ε", privalytics.Cost{Epsilon: -1}},
+		{"NaN ε", privalytics.Cost{Epsilon: math.NaN()}},
+		{"infinite ε", privalytics.Cost{Epsilon: math.Inf(1)}},
+		{"negative δ", privalytics.Cost{Epsilon: 0.1, Delta: -1e-9}},
+		{"δ = 1", privalytics.Cost{Epsilon: 0.1, Delta: 1}},
+		{"NaN δ", privalytics.Cost{Epsilon: 0.1, Delta: math.NaN()}},
+		// ρ is recorded for every tenant and binds a zCDP tenant; a negative
+		// one would give budget back, an infinite one must not count as 0.
+		{"negative ρ", privalytics.Cost{Epsilon: 0.1, Rho: -0.01}},
+		{"NaN ρ", privalytics.Cost{Epsilon: 0.1, Rho: math.NaN()}},
+		{"infinite ρ", privalytics.Cost{Epsilon: 0.1, Rho: math.Inf(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.Charge(ctx, &privalytics.Charge{TenantID: "shop", Time: at(0), Cost: tt.cost})
+			wantCode(t, fmt.Sprintf("charging %+v", tt.cost), err, privalytics.EINVALID)
+		})
+	}
+	if list, _ := s.Charges(ctx, "shop", 0, 10); len(list) != 0 {
+		t.Errorf("refused charges were recorded: %+v", list)
+	}
+}
+
+// testConcurrent: 64 goroutines charge at once against a budget that fits
+// exactly k of them; exactly k succeed, in every trial. A store that reads the
+// spent total and writes it back in two steps fails this within a few trials.
+func testConcurrent(t *testing.T, s privalytics.MetaStore) {
+	const racers = 64
+	tests := []struct {
+		name           string
+		budget, charge float64
+		k, trials      int
+	}{
+		{"k=17", 17, 1, 17, 100},
+		{"k=1", 1, 1, 1, 20},
+		{"k=63", 63, 1, 63, 20},
+		{"k=64, all fit", 64, 1, 64, 10},
+		{"k=17 in tenths", 1.7, 0.1, 17, 20}, // 0.1 and 1.7 are not exact in binary
+	}
+	ctx := context.Background()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for trial := range tt.trials {
+				id := fmt.Sprintf("race-%d-%d", i, trial)
+				mustCreate(t, s, tenant(id, tt.budget, 0))
+				var ok, refused atomic.Int64
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for range racers {
+					wg.Go(func() {
+						<-start
+						_, err := s.Charge(ctx, &privalytics.Charge{TenantID: id, Time: time.Now(), Cost: privalytics.Cost{Epsilon: tt.charge}})
+						switch privalytics.ErrorCode(err) {
+						case "":
+							ok.Add(1)
+						case privalytics.EBUDGET:
+							refused.Add(1)
+						default:
+							t.Errorf("charge: %v", err)
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				if ok.Load() != int64(tt.k) || refused.Load() != int64(racers-tt.k) {
+					t.Fatalf("trial %d: %d charges succeeded and %d were refused, want exactly %d and %d", trial, ok.Load(), refused.Load(), tt.k, racers-tt.k)
+				}
+				st := ledgerAddsUp(t, s, id)
+				if diff := cmp.Diff(float64(tt.k)*tt.charge, st.Spent.Epsilon, approx); diff != "" {
+					t.Fatalf("trial %d: spent ε (-want +got):\n%s", trial, diff)
+				}
+			}
+		})
+	}
+}
+
+// testRounding: charges that are not exact in binary, or smaller than one unit,
+// can never take the spent total past the budget — and the budget is not made
+// stricter than it needs to be either: exactly `fit` charges succeed.
+func testRounding(t *testing.T, s privalytics.MetaStore) {
+	tests := []struct {
+		name           string
+		budget, charge privalytics.Cost
+		attempts, fit  int
+	}{
+		{"10^4 charges of ε=1e-4 against 1", privalytics.Cost{Epsilon: 1}, privalytics.Cost{Epsilon: 1e-4}, 10_050, 10_000},
+		{"ε=0.1 against 1", privalytics.Cost{Epsilon: 1}, privalytics.Cost{Epsilon: 0.1}, 15, 10},
+		// The float just above 0.3 is 0.30000000000000004, what 0.1+0.2 gives at
+		// run time: it costs 300000001 units, so three do not fit in 0.9.
+		{"ε=0.30000000000000004 against 0.9", privalytics.Cost{Epsilon: 0.9}, privalytics.Cost{Epsilon: math.Nextafter(0.3, 1)}, 5, 2},
+		// Below one unit (1e-9) a charge costs a whole unit, never nothing.
+		{"ε=3e-10 against 1e-8", privalytics.Cost{Epsilon: 1e-8}, privalytics.Cost{Epsilon: 3e-10}, 50, 10},
+		{"δ=1e-7 against 1e-6", privalytics.Cost{Epsilon: 1, Delta: 1e-6}, privalytics.Cost{Delta: 1e-7}, 15, 10},
+		{"δ=3e-16 against 1e-14", privalytics.Cost{Epsilon: 1, Delta: 1e-14}, privalytics.Cost{Delta: 3e-16}, 50, 10},
+	}
+	ctx := context.Background()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("round-%d", i)
+			mustCreate(t, s, tenant(id, tt.budget.Epsilon, tt.budget.Delta))
+			n := 0
+			for range tt.attempts {
+				st, err := s.Charge(ctx, &privalytics.Charge{TenantID: id, Time: time.Now(), Cost: tt.charge})
+				if privalytics.ErrorCode(err) == privalytics.EBUDGET {
+					continue
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				n++
+				if st.Spent.Epsilon > st.Total.Epsilon || st.Spent.Delta > st.Total.Delta {
+					t.Fatalf("after %d charges: spent %+v > total %+v", n, st.Spent, st.Total)
+				}
+			}
+			if n != tt.fit {
+				t.Errorf("%d charges of %+v fit in %+v, want exactly %d", n, tt.charge, tt.budget, tt.fit)
+			}
+			st := ledgerAddsUp(t, s, id)
+			if st.Spent.Epsilon > st.Total.Epsilon || st.Spent.Delta > st.Total.Delta || st.Remaining.Epsilon < 0 || st.Remaining.Delta < 0 {
+				t.Errorf("final status %+v spends past the total", st)
+			}
+		})
 	}
 }
 
@@ -189,14 +560,10 @@ func testRounding(t *testing.T, s privalytics.MetaStore) {
 // share what is not allocated; allocations cannot exceed the total.
 func testAllocations(t *testing.T, s privalytics.MetaStore) {
 	ctx := context.Background()
-	if err := s.CreateTenant(ctx, tenant("alloc", 10, 1e-5)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateTenant(ctx, tenant("stranger", 1, 0)); err != nil {
-		t.Fatal(err)
-	}
+	mustCreate(t, s, tenant("alloc", 10, 1e-5))
+	mustCreate(t, s, tenant("stranger", 1, 0))
 	for _, k := range []struct{ id, tenant string }{{"ka", "alloc"}, {"kb", "alloc"}, {"kc", "alloc"}, {"kx", "stranger"}} {
-		if err := s.CreateKey(ctx, &privalytics.APIKey{ID: k.id, TenantID: k.tenant, Name: k.id, Role: privalytics.RoleQuery, Hash: []byte{1}, CreatedAt: time.Now()}); err != nil {
+		if err := s.CreateKey(ctx, &privalytics.APIKey{ID: k.id, TenantID: k.tenant, Name: k.id, Role: privalytics.RoleQuery, Hash: []byte{1}, CreatedAt: at(0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,12 +574,8 @@ func testAllocations(t *testing.T, s privalytics.MetaStore) {
 	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 4}, "admin1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 7}, "admin1"); privalytics.ErrorCode(err) != privalytics.EINVALID {
-		t.Errorf("allocating 4 + 7 of 10: %v, want invalid", err)
-	}
-	if err := s.Allocate(ctx, "alloc", "kx", privalytics.Cost{Epsilon: 1}, "admin1"); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
-		t.Errorf("allocating to another tenant's key: %v, want not found", err)
-	}
+	wantCode(t, "allocating 4 + 7 of 10", s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 7}, "admin1"), privalytics.EINVALID)
+	wantCode(t, "allocating to another tenant's key", s.Allocate(ctx, "alloc", "kx", privalytics.Cost{Epsilon: 1}, "admin1"), privalytics.ENOTFOUND)
 	if err := s.Allocate(ctx, "alloc", "kb", privalytics.Cost{Epsilon: 3}, "admin1"); err != nil {
 		t.Fatal(err)
 	}
@@ -220,37 +583,30 @@ func testAllocations(t *testing.T, s privalytics.MetaStore) {
 	if err := charge("ka", 3.5); err != nil {
 		t.Fatal(err)
 	}
-	if err := charge("ka", 1); privalytics.ErrorCode(err) != privalytics.EBUDGET {
-		t.Errorf("ka over its allocation: %v, want budget", err)
-	}
+	wantCode(t, "ka over its allocation", charge("ka", 1), privalytics.EBUDGET)
 	if err := charge("kc", 3); err != nil {
 		t.Fatalf("kc spending the shared pool: %v", err)
 	}
-	if err := charge("kc", 0.5); privalytics.ErrorCode(err) != privalytics.EBUDGET {
-		t.Errorf("kc past the shared pool: %v, want budget (kb's share must stay untouched)", err)
-	}
+	wantCode(t, "kc past the shared pool (kb's share must stay untouched)", charge("kc", 0.5), privalytics.EBUDGET)
 	if err := charge("kb", 3); err != nil {
 		t.Errorf("kb spending its untouched share: %v", err)
 	}
 	kb, err := s.KeyBudget(ctx, "alloc", "ka")
-	if err != nil || kb.Shared || kb.Total.Epsilon != 4 || kb.Spent.Epsilon != 3.5 || kb.Remaining.Epsilon != 0.5 {
-		t.Errorf("ka's budget: %+v %v", kb, err)
+	if diff := cmp.Diff(privalytics.KeyBudget{KeyID: "ka", Total: privalytics.Cost{Epsilon: 4}, Spent: privalytics.Cost{Epsilon: 3.5}, Remaining: privalytics.Cost{Epsilon: 0.5}}, kb, approx); err != nil || diff != "" {
+		t.Errorf("ka's budget (%v) (-want +got):\n%s", err, diff)
 	}
 	kc, err := s.KeyBudget(ctx, "alloc", "kc")
-	if err != nil || !kc.Shared || kc.Total.Epsilon != 3 || kc.Remaining.Epsilon != 0 {
-		t.Errorf("kc's budget: %+v %v", kc, err)
+	if diff := cmp.Diff(privalytics.KeyBudget{KeyID: "kc", Shared: true, Total: privalytics.Cost{Epsilon: 3, Delta: 1e-5}, Spent: privalytics.Cost{Epsilon: 3}, Remaining: privalytics.Cost{Delta: 1e-5}}, kc, approx); err != nil || diff != "" {
+		t.Errorf("kc's budget (%v) (-want +got):\n%s", err, diff)
 	}
-	if err := s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 3}, "admin1"); privalytics.ErrorCode(err) != privalytics.EINVALID {
-		t.Errorf("shrinking ka below what it spent: %v, want invalid", err)
-	}
-	st, _ := s.Budget(ctx, "alloc")
+	wantCode(t, "shrinking ka below what it spent", s.Allocate(ctx, "alloc", "ka", privalytics.Cost{Epsilon: 3}, "admin1"), privalytics.EINVALID)
+	st := ledgerAddsUp(t, s, "alloc")
 	if st.Spent.Epsilon != 9.5 || st.Allocated.Epsilon != 7 || st.Spent.Epsilon > st.Total.Epsilon {
 		t.Errorf("tenant status %+v", st)
 	}
 	// A grant raises the total and so the shared pool: kc can spend again.
-	if _, err := s.Grant(ctx, "alloc", privalytics.Cost{Epsilon: -1}, "admin1"); privalytics.ErrorCode(err) != privalytics.EINVALID {
-		t.Errorf("negative grant: %v, want invalid", err)
-	}
+	_, err = s.Grant(ctx, "alloc", privalytics.Cost{Epsilon: -1}, "admin1")
+	wantCode(t, "a negative grant", err, privalytics.EINVALID)
 	st, err = s.Grant(ctx, "alloc", privalytics.Cost{Epsilon: 2, Delta: 1e-6}, "admin1")
 	if err != nil || st.Total.Epsilon != 12 || math.Abs(st.Total.Delta-1.1e-5) > 1e-18 {
 		t.Fatalf("grant: %+v %v", st, err)
@@ -280,21 +636,18 @@ func testPeriods(t *testing.T, s privalytics.MetaStore) {
 	ctx := context.Background()
 	tn := tenant("monthly", 1, 0)
 	tn.Period = privalytics.PeriodMonth
-	if err := s.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
+	mustCreate(t, s, tn)
 	got, _ := s.Tenant(ctx, "monthly")
-	if got.Period != privalytics.PeriodMonth {
-		t.Fatalf("period not stored: %q", got.Period)
+	if got == nil || got.Period != privalytics.PeriodMonth {
+		t.Fatalf("period not stored: %+v", got)
 	}
 	charge := func(eps float64, periods ...string) (*privalytics.Charge, error) {
 		c := &privalytics.Charge{TenantID: "monthly", KeyID: "k", Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps}, Periods: periods}
 		_, err := s.Charge(ctx, c)
 		return c, err
 	}
-	if _, err := charge(0.5); privalytics.ErrorCode(err) != privalytics.EINVALID {
-		t.Errorf("a charge without periods on a monthly tenant: %v, want invalid", err)
-	}
+	_, err := charge(0.5)
+	wantCode(t, "a charge without periods on a monthly tenant", err, privalytics.EINVALID)
 	if _, err := charge(0.7, "2025-01", "2025-02"); err != nil {
 		t.Fatal(err)
 	}
@@ -306,8 +659,9 @@ func testPeriods(t *testing.T, s privalytics.MetaStore) {
 		t.Fatalf("0.3 more in February and March (0.7 spent of 1 each): %v", err)
 	}
 	_, err = charge(0.1, "2025-01", "2025-03")
-	if privalytics.ErrorCode(err) != privalytics.EBUDGET || !strings.Contains(privalytics.ErrorMessage(err), "2025-03") {
-		t.Errorf("March is full: %v, want budget naming 2025-03", err)
+	wantCode(t, "March is full", err, privalytics.EBUDGET)
+	if !strings.Contains(privalytics.ErrorMessage(err), "2025-03") {
+		t.Errorf("message %q does not name the full month 2025-03", privalytics.ErrorMessage(err))
 	}
 	if _, err := charge(0.2, "2025-01"); err != nil {
 		t.Errorf("January still has 0.3: %v", err)
@@ -315,19 +669,13 @@ func testPeriods(t *testing.T, s privalytics.MetaStore) {
 	if err := s.Refund(ctx, "monthly", c.ID); err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Budget(ctx, "monthly")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := ledgerAddsUp(t, s, "monthly")
 	spent := map[string]float64{}
 	for _, p := range st.Periods {
 		spent[p.Period] = p.Spent.Epsilon
 	}
-	want := map[string]float64{"2025-01": 0.9, "2025-02": 0.7, "2025-03": 0.7}
-	for p, w := range want {
-		if math.Abs(spent[p]-w) > 1e-9 {
-			t.Errorf("%s spent %v, want %v (all: %v)", p, spent[p], w, spent)
-		}
+	if diff := cmp.Diff(map[string]float64{"2025-01": 0.9, "2025-02": 0.7, "2025-03": 0.7}, spent, approx); diff != "" {
+		t.Errorf("spent per month after the refund (-want +got):\n%s", diff)
 	}
 	if st.Period != privalytics.PeriodMonth || st.Total.Epsilon != 1 {
 		t.Errorf("status %+v", st)
@@ -343,10 +691,8 @@ func testZCDP(t *testing.T, s privalytics.MetaStore) {
 	ctx := context.Background()
 	tn := tenant("z", 1, 2e-6)
 	tn.Accounting, tn.Budget.Rho = privalytics.AccountingZCDP, 0.01
-	if err := s.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.Tenant(ctx, "z"); got.Accounting != privalytics.AccountingZCDP || got.Budget.Rho != 0.01 {
+	mustCreate(t, s, tn)
+	if got, _ := s.Tenant(ctx, "z"); got == nil || got.Accounting != privalytics.AccountingZCDP || got.Budget.Rho != 0.01 {
 		t.Fatalf("tenant round trip: %+v", got)
 	}
 	charge := func(eps, delta, rho float64) (*privalytics.Charge, error) {
@@ -363,16 +709,17 @@ func testZCDP(t *testing.T, s privalytics.MetaStore) {
 		}
 		last = c
 	}
-	if _, err := charge(0.5, 0, 0.001); privalytics.ErrorCode(err) != privalytics.EBUDGET || !strings.Contains(err.Error(), "ρ") {
-		t.Errorf("the eleventh ρ=0.001: %v, want budget in ρ", err)
+	_, err := charge(0.5, 0, 0.001)
+	wantCode(t, "the eleventh ρ=0.001", err, privalytics.EBUDGET)
+	if !strings.Contains(privalytics.ErrorMessage(err), "ρ") {
+		t.Errorf("message %q does not speak of ρ", privalytics.ErrorMessage(err))
 	}
 	if err := s.Refund(ctx, "z", last.ID); err != nil {
 		t.Fatal(err)
 	}
 	// δ for approximate parts: half of 2e-6.
-	if _, err := charge(0.1, 1.5e-6, 0.0001); privalytics.ErrorCode(err) != privalytics.EBUDGET {
-		t.Errorf("δ 1.5e-6 past half the δ budget: %v, want budget", err)
-	}
+	_, err = charge(0.1, 1.5e-6, 0.0001)
+	wantCode(t, "δ 1.5e-6 past half the δ budget", err, privalytics.EBUDGET)
 	if _, err := charge(0.1, 1e-6, 0.0001); err != nil {
 		t.Errorf("δ 1e-6, exactly half: %v", err)
 	}
