@@ -2,9 +2,9 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
@@ -35,7 +35,7 @@ type event struct {
 
 var cats = []string{"bread", "cake", "coffee", "tea", "wine"}
 
-func randomEvents(rng *rand.Rand, n, subjects int) []event {
+func randomEvents(rng *testRNG, n, subjects int) []event {
 	out := make([]event, n)
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range out {
@@ -169,15 +169,21 @@ func reference(events []event, rq refQuery) map[string]*refCell {
 }
 
 // TestExactnessAgainstReference: with bounds that never bind and no noise, every
-// cell equals the plain reference, over random data, filters and groupings.
+// cell equals the plain reference, over random data, filters and groupings; and
+// so does every cell of ExecutePlain. The last seed is large enough (200k rows)
+// that Execute splits subjects into several partitions.
 func TestExactnessAgainstReference(t *testing.T) {
 	t.Parallel()
-	for seed := range uint64(25) {
+	for seed := range uint64(26) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
-			rng := rand.New(rand.NewPCG(seed, 99))
+			rng := newRNG(seed, 99)
 			events := randomEvents(rng, 500+rng.IntN(3000), 20+rng.IntN(200))
 			snap := snapshotOf(events, 1+rng.IntN(700))
+			if seed == 25 {
+				events = randomEvents(rng, 200_000, 30_000)
+				snap = snapshotOf(events, 50_000)
+			}
 
 			q := &privalytics.Query{Epsilon: 1, Delta: 1e-6,
 				Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "distinct_customers"},
@@ -257,7 +263,180 @@ func TestExactnessAgainstReference(t *testing.T) {
 					t.Errorf("group %q missing from the result", k)
 				}
 			}
+
+			// The non-private baseline: the same cells, and only non-empty groups.
+			p, err := NewPlan(q, schema, DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := ExecutePlain(context.Background(), p, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plain.Keys) != len(want) {
+				t.Errorf("ExecutePlain: %d groups, the reference has %d", len(plain.Keys), len(want))
+			}
+			for i, key := range plain.Keys {
+				k := strings.Join(key, "|")
+				w := want[k]
+				if w == nil {
+					t.Errorf("ExecutePlain: group %q is not in the reference", k)
+					continue
+				}
+				exp := []float64{float64(w.count), float64(len(w.subjects)), float64(w.sum) / 1000}
+				if w.n > 0 {
+					exp = append(exp, float64(w.sum)/1000/float64(w.n))
+				}
+				for j, e := range exp {
+					if got := plain.Values[i][j]; math.Abs(got-e) > 1e-6*math.Max(1, math.Abs(e)) {
+						t.Errorf("ExecutePlain: group %q %s: got %v, want %v", k, res.Aggregates[j].Name, got, e)
+					}
+				}
+			}
 		})
+	}
+}
+
+// TestBoundsHoldPerCustomer runs every customer alone through binding bounds: it
+// reaches at most L0 groups with at most L∞ rows each (and, with a total cap, at
+// most max_rows rows); over all customers, each bounded group count is at most
+// the unbounded one.
+func TestBoundsHoldPerCustomer(t *testing.T) {
+	t.Parallel()
+	rng := newRNG(21, 21)
+	events := randomEvents(rng, 6000, 60)
+	bySubject := map[uint64][]event{}
+	for _, e := range events {
+		bySubject[e.subj] = append(bySubject[e.subj], e)
+	}
+	tests := []struct {
+		name               string
+		l0, linf, maxRows  int
+		groupBy            []privalytics.GroupKey
+		wantTotalAtMostCap bool
+	}{
+		{name: "category", l0: 2, linf: 3, groupBy: []privalytics.GroupKey{{Column: "category", Keys: cats}}},
+		{name: "channel x month", l0: 3, linf: 2, groupBy: []privalytics.GroupKey{{Column: "channel"}, {Time: "month"}}},
+		{name: "total cap", l0: 4, linf: 5, maxRows: 6, groupBy: []privalytics.GroupKey{{Column: "category", Keys: cats}}, wantTotalAtMostCap: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := &privalytics.Query{Epsilon: 1, Delta: 1e-6, GroupBy: tt.groupBy,
+				Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "distinct_customers"}},
+				Bounds:     privalytics.Bounds{MaxGroups: tt.l0, MaxRowsPerGroup: tt.linf, MaxRows: tt.maxRows}}
+			heavy := 0
+			for subj, evs := range bySubject {
+				total, groups := 0.0, 0
+				for _, r := range run(t, q, snapshotOf(evs, 100), dptest.NoNoise()).Rows {
+					c, d := r.Cells[0].Value, r.Cells[1].Value
+					if c > float64(tt.linf) || d > 1 {
+						t.Errorf("customer %d: group %v got %v rows and %v customers; L∞ is %d", subj, r.Key, c, d, tt.linf)
+					}
+					if c > 0 {
+						groups++
+					}
+					total += c
+				}
+				if groups > tt.l0 {
+					t.Errorf("customer %d reached %d groups; L0 is %d", subj, groups, tt.l0)
+				}
+				if tt.wantTotalAtMostCap && total > float64(tt.maxRows) {
+					t.Errorf("customer %d added %v rows; max_rows is %d", subj, total, tt.maxRows)
+				}
+				if len(evs) > tt.l0*tt.linf {
+					heavy++
+				}
+			}
+			if heavy == 0 {
+				t.Fatal("no customer has enough rows for the bounds to bind; the test proves nothing")
+			}
+			p, err := NewPlan(q, schema, DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := ExecutePlain(context.Background(), p, snapshotOf(events, 700))
+			if err != nil {
+				t.Fatal(err)
+			}
+			unbounded := map[string]float64{}
+			for i, k := range plain.Keys {
+				unbounded[strings.Join(k, "|")] = plain.Values[i][0]
+			}
+			bounded, sum, sumPlain := run(t, q, snapshotOf(events, 700), dptest.NoNoise()), 0.0, 0.0
+			for _, r := range bounded.Rows {
+				k := strings.Join(r.Key, "|")
+				if r.Cells[0].Value > unbounded[k] {
+					t.Errorf("group %s: bounded count %v exceeds the unbounded %v", k, r.Cells[0].Value, unbounded[k])
+				}
+				sum += r.Cells[0].Value
+			}
+			for _, v := range unbounded {
+				sumPlain += v
+			}
+			if sum >= sumPlain {
+				t.Errorf("bounded total %v is not below the unbounded %v though bounds bind", sum, sumPlain)
+			}
+		})
+	}
+}
+
+// TestBoundingSamplesUniformly: bounding keeps a uniformly random subset, never
+// "the first k". One customer with 100 rows in one group and L∞ = 1: the kept
+// row's index is below 50 in Binomial(2000, 1/2) of 2000 runs (mean 1000, sd
+// 22.4); with rows in 10 groups and L0 = 1, each group is kept in Binomial(2000,
+// 1/10) runs (mean 200, sd 13.4). The bands are ±5 sd: a false failure has
+// probability below 1e-5 overall.
+func TestBoundingSamplesUniformly(t *testing.T) {
+	t.Parallel()
+	var rows, groups []event
+	for i := range 100 {
+		rows = append(rows, event{subj: 7, ts: time.Date(2025, 3, 1, 0, 0, i, 0, time.UTC), typ: "purchase", channel: "web", category: "bread", amount: int64(i) * 1000, hasAmt: true})
+	}
+	keys := make([]string, 10)
+	for i := range 10 {
+		keys[i] = fmt.Sprintf("c%d", i)
+		groups = append(groups, event{subj: 7, ts: time.Date(2025, 3, 1, 0, 0, i, 0, time.UTC), typ: "purchase", channel: "web", category: keys[i]})
+	}
+	rowQ := &privalytics.Query{Epsilon: 1, Aggregates: []privalytics.Aggregate{{Op: "sum", Column: "amount", Lower: f64(0), Upper: f64(1000)}},
+		Bounds: privalytics.Bounds{MaxRowsPerGroup: 1}}
+	groupQ := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "category", Keys: keys}}, Aggregates: []privalytics.Aggregate{{Op: "count"}},
+		Bounds: privalytics.Bounds{MaxGroups: 1, MaxRowsPerGroup: 1}}
+	rowSnap, groupSnap := snapshotOf(rows, 100), snapshotOf(groups, 10)
+	low, kept := 0, make([]int, 10)
+	for range 2000 {
+		if run(t, rowQ, rowSnap, dptest.NoNoise()).Rows[0].Cells[0].Value < 50 {
+			low++
+		}
+		for i, r := range run(t, groupQ, groupSnap, dptest.NoNoise()).Rows {
+			kept[i] += int(r.Cells[0].Value)
+		}
+	}
+	if low < 888 || low > 1112 {
+		t.Errorf("the kept row was in the first half %d times of 2000; want about 1000", low)
+	}
+	for i, k := range kept {
+		if k < 133 || k > 267 {
+			t.Errorf("group %s kept %d times of 2000; want about 200", keys[i], k)
+		}
+	}
+}
+
+// TestExecuteHonoursCancellation: a cancelled context stops the scan.
+func TestExecuteHonoursCancellation(t *testing.T) {
+	t.Parallel()
+	snap := snapshotOf(randomEvents(newRNG(1, 1), 5000, 100), 100)
+	p, err := NewPlan(&privalytics.Query{Epsilon: 1, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Execute(ctx, p, snap); !errors.Is(err, context.Canceled) {
+		t.Errorf("Execute: got %v, want context.Canceled", err)
+	}
+	if _, err := ExecutePlain(ctx, p, snap); !errors.Is(err, context.Canceled) {
+		t.Errorf("ExecutePlain: got %v, want context.Canceled", err)
 	}
 }
 
@@ -266,7 +445,7 @@ func TestExactnessAgainstReference(t *testing.T) {
 // customer's distinct contribution is at most L0.
 func TestBoundsBind(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(5, 5))
+	rng := newRNG(5, 5)
 	events := randomEvents(rng, 5000, 40)
 	snap := snapshotOf(events, 333)
 	q := &privalytics.Query{Epsilon: 1, Delta: 1e-6, GroupBy: []privalytics.GroupKey{{Column: "category"}},
@@ -297,7 +476,7 @@ func TestBoundsBind(t *testing.T) {
 // changes any cell by at most L∞·max|bound| (sum) or L∞ (count).
 func TestHeavyCustomerMovesACellByItsSensitivity(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(8, 8))
+	rng := newRNG(8, 8)
 	// Everyone else has one row, so bounding samples only the heavy customer.
 	base := randomEvents(rng, 2000, 300)
 	for i := range base {
@@ -378,7 +557,7 @@ func TestLoneCustomerGroupIsSuppressed(t *testing.T) {
 // probability below 1e-4.
 func TestIntervalsCover(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(3, 3))
+	rng := newRNG(3, 3)
 	events := randomEvents(rng, 3000, 100)
 	snap := snapshotOf(events, 3000)
 	q := &privalytics.Query{Epsilon: 0.5, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxRowsPerGroup: 100_000}}
@@ -467,7 +646,7 @@ func TestFingerprintIgnoresOrder(t *testing.T) {
 // sd 4.4; more than 40 misses has probability below 1e-4.
 func TestVarianceIntervalCovers(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(4, 4))
+	rng := newRNG(4, 4)
 	events := randomEvents(rng, 4000, 400)
 	for i := range events {
 		events[i].subj = uint64(i) // one row each: nothing is sampled away
@@ -491,7 +670,7 @@ func TestVarianceIntervalCovers(t *testing.T) {
 // plain count, edges inclusive below and exclusive above; buckets are public.
 func TestHistogramBuckets(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(6, 6))
+	rng := newRNG(6, 6)
 	events := randomEvents(rng, 3000, 3000)
 	for i := range events {
 		events[i].subj = uint64(i)
@@ -528,7 +707,7 @@ func TestHistogramBuckets(t *testing.T) {
 // resolution (range/16⁴) plus the gap between neighbouring values.
 func TestQuantiles(t *testing.T) {
 	t.Parallel()
-	rng := rand.New(rand.NewPCG(9, 9))
+	rng := newRNG(9, 9)
 	events := randomEvents(rng, 6000, 6000)
 	for i := range events {
 		events[i].subj = uint64(i)
@@ -633,5 +812,31 @@ func TestZCDPCostChargesApproximateDeltas(t *testing.T) {
 	}
 	if d := plan(`{"group_by":[{"column":"category"}],"aggregates":[{"op":"count"}],"epsilon":1,"delta":1e-6}`).ZCDPCost().Delta; d != 1e-6 {
 		t.Errorf("Laplace with partition selection: δ %v charged, want 1e-6", d)
+	}
+}
+
+// TestSnapshotEdges: an empty snapshot releases every public group (noise only)
+// and no data-derived one; a chunk whose subject numbers break the snapshot's
+// contract is an internal error, not a panic.
+func TestSnapshotEdges(t *testing.T) {
+	t.Parallel()
+	empty := &privalytics.Snapshot{Version: 1}
+	public := run(t, &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "channel"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, empty, dptest.NoNoise())
+	if len(public.Rows) != 3 {
+		t.Errorf("public keys over no data: %d rows, want the 3 channels", len(public.Rows))
+	}
+	derived := run(t, &privalytics.Query{Epsilon: 1, Delta: 1e-6, GroupBy: []privalytics.GroupKey{{Column: "category"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, empty, dptest.NoNoise())
+	if len(derived.Rows) != 0 {
+		t.Errorf("data-derived keys over no data: %d rows, want none", len(derived.Rows))
+	}
+
+	bad := snapshotOf(randomEvents(newRNG(2, 2), 100, 10), 50)
+	bad.Subjects = 3 // fewer than the subject numbers in use
+	p, err := NewPlan(&privalytics.Query{Epsilon: 1, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Execute(context.Background(), p, bad); privalytics.ErrorCode(err) != privalytics.EINTERNAL {
+		t.Errorf("subject numbers beyond Snapshot.Subjects: got %v, want an internal error", err)
 	}
 }

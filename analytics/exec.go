@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -24,9 +27,11 @@ const maxGroupSpace = 4_000_000
 // execDim is a dimension resolved against a snapshot.
 type execDim struct {
 	dim
-	labels []string
-	code   map[string]int32 // string/int/bool key → code
-	stride int
+	labels  []string
+	code    map[string]int32 // string/bool key → code
+	intCode map[int64]int32  // int key → code
+	stride  int
+	first   bool // the first dimension: group codes start at zero
 }
 
 // Partial holds the exact, bounded per-group aggregates of one execution. It never
@@ -42,15 +47,6 @@ type Partial struct {
 	n        [][]int64     // slot → group: rows with a value (means)
 	sq       [][]float64   // slot → group: Σ(x − midpoint)² in natural units (variances)
 	kept     [][][]float64 // slot → group → the kept values, natural units (quantiles)
-}
-
-// rows are the filtered, grouped rows of a snapshot, flattened.
-type rows struct {
-	subj  []uint32
-	grp   []int32
-	valsI [][]int64   // slot → row (scaled, clamped)
-	valsF [][]float64 // slot → row (clamped)
-	has   [][]bool    // slot → row: the value is present (nil: always)
 }
 
 // resolveDims fixes each dimension's keys: public ones as planned, data-derived
@@ -75,21 +71,34 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 			ed.bounds, ed.labels = b, l
 		case d.public:
 			ed.labels = d.keys
+		case d.typ == privalytics.TypeInt:
+			set := map[int64]bool{}
+			for _, ch := range snap.Chunks {
+				c, ok := ch.Record.Column(d.col).(*array.Int64)
+				if !ok {
+					continue
+				}
+				for j, v := range c.Int64Values() {
+					if c.IsValid(j) {
+						set[v] = true
+					}
+				}
+			}
+			keys := make([]int64, 0, len(set))
+			for k := range set {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				ed.labels = append(ed.labels, strconv.FormatInt(k, 10))
+			}
 		default:
 			set := map[string]bool{}
 			for _, ch := range snap.Chunks {
-				col := ch.Record.Column(d.col)
-				switch c := col.(type) {
-				case *array.Dictionary:
+				if c, ok := ch.Record.Column(d.col).(*array.Dictionary); ok {
 					dict := c.Dictionary().(*array.String)
 					for k := range dict.Len() {
 						set[dict.Value(k)] = true
-					}
-				case *array.Int64:
-					for j, v := range c.Int64Values() {
-						if c.IsValid(j) {
-							set[strconv.FormatInt(v, 10)] = true
-						}
 					}
 				}
 			}
@@ -97,23 +106,26 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 			for k := range set {
 				ed.labels = append(ed.labels, k)
 			}
-			if d.typ == privalytics.TypeInt {
-				sort.Slice(ed.labels, func(a, b int) bool {
-					x, _ := strconv.ParseInt(ed.labels[a], 10, 64)
-					y, _ := strconv.ParseInt(ed.labels[b], 10, 64)
-					return x < y
-				})
-			} else {
-				sort.Strings(ed.labels)
-			}
+			sort.Strings(ed.labels)
 		}
 		if d.time == "" && !d.hist {
 			ed.code = make(map[string]int32, len(ed.labels))
 			for k, l := range ed.labels {
 				ed.code[l] = int32(k)
 			}
+			if d.typ == privalytics.TypeInt {
+				ed.intCode = make(map[int64]int32, len(ed.labels))
+				for k, l := range ed.labels {
+					if v, err := strconv.ParseInt(l, 10, 64); err == nil {
+						ed.intCode[v] = int32(k)
+					}
+				}
+			}
 		}
 		out[i] = ed
+	}
+	if len(out) > 0 {
+		out[0].first = true
 	}
 	groups := 1
 	for i := len(out) - 1; i >= 0; i-- {
@@ -147,81 +159,34 @@ func timeRange(snap *privalytics.Snapshot) (lo, hi int64, ok bool) {
 	return
 }
 
-// scan filters and groups every chunk in parallel and flattens the rows.
-func (p *Plan) scan(ctx context.Context, snap *privalytics.Snapshot, dims []execDim) (*rows, error) {
-	parts := make([]*rows, len(snap.Chunks))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	errs := make([]error, len(snap.Chunks))
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if ctx.Err() != nil {
-					errs[i] = ctx.Err()
-					continue
-				}
-				parts[i], errs[i] = p.scanChunk(snap.Chunks[i], dims)
-			}
-		}()
-	}
-	for i := range snap.Chunks {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	n := 0
-	for _, r := range parts {
-		n += len(r.subj)
-	}
-	out := &rows{subj: make([]uint32, 0, n), grp: make([]int32, 0, n), valsI: make([][]int64, p.slots), valsF: make([][]float64, p.slots), has: make([][]bool, p.slots)}
-	for _, a := range p.aggs {
-		if a.slot < 0 {
-			continue
-		}
-		if a.isFloat {
-			out.valsF[a.slot] = make([]float64, 0, n)
-		} else {
-			out.valsI[a.slot] = make([]int64, 0, n)
-		}
-		out.has[a.slot] = make([]bool, 0, n)
-	}
-	for _, r := range parts {
-		out.subj = append(out.subj, r.subj...)
-		out.grp = append(out.grp, r.grp...)
-		for s := range p.slots {
-			if out.valsF[s] != nil {
-				out.valsF[s] = append(out.valsF[s], r.valsF[s]...)
-			} else {
-				out.valsI[s] = append(out.valsI[s], r.valsI[s]...)
-			}
-			out.has[s] = append(out.has[s], r.has[s]...)
-		}
-	}
-	return out, nil
-}
+// missingInt marks a row without a value in an integer slot; clamped values never
+// reach it. Float slots mark a missing value with NaN (NaN data counts as missing).
+const missingInt = math.MinInt64
 
-// scanChunk applies the filters, computes group codes and materialises values.
-func (p *Plan) scanChunk(ch privalytics.Chunk, dims []execDim) (*rows, error) {
+var (
+	missingFloat   = math.Float64bits(math.NaN())
+	missingIntBits = uint64(1) << 63 // missingInt's bits
+)
+
+// selectChunk applies the filters and computes the group codes of one chunk: the
+// rows that pass and have a key in every dimension, and their group codes.
+func (p *Plan) selectChunk(ch privalytics.Chunk, dims []execDim, sc *scratch) (sel, grp []int32) {
 	rec := ch.Record
 	n := int(rec.NumRows())
-	sel := make([]int32, n)
+	sc.sel = slices.Grow(sc.sel[:0], n)[:n]
+	sel = sc.sel
 	for i := range sel {
 		sel[i] = int32(i)
 	}
 	for _, f := range p.filters {
 		sel = applyFilter(f, rec.Column(f.col), sel)
 		if len(sel) == 0 {
-			break
+			return nil, nil
 		}
 	}
-	grp := make([]int32, len(sel))
+	sc.grp = slices.Grow(sc.grp[:0], len(sel))[:len(sel)]
+	grp = sc.grp
+	clear(grp)
 	for _, d := range dims {
 		groupCodes(d, rec.Column(d.col), sel, grp)
 	}
@@ -233,39 +198,137 @@ func (p *Plan) scanChunk(ch privalytics.Chunk, dims []execDim) (*rows, error) {
 			k++
 		}
 	}
-	sel, grp = sel[:k], grp[:k]
-	r := &rows{subj: make([]uint32, len(sel)), grp: grp, valsI: make([][]int64, p.slots), valsF: make([][]float64, p.slots), has: make([][]bool, p.slots)}
-	for i, row := range sel {
-		r.subj[i] = ch.Subjects[row]
+	return sel[:k], grp[:k]
+}
+
+// scratch is a worker's reusable buffers for one chunk at a time.
+type scratch struct {
+	sel, grp, dest []int32
+}
+
+// slotValues writes the clamped value of each selected row of slot a's column to
+// dst[dest[i]] (dst[i] when dest is nil) as bits (int64, or float64 bits), or the
+// slot's missing marker.
+func slotValues(a aggregate, col arrow.Array, sel []int32, dst []uint64, dest []int32) {
+	if dest == nil {
+		dest = make([]int32, len(sel))
+		for i := range dest { // the identity, without a branch per row below
+			dest[i] = int32(i)
+		}
 	}
-	for _, a := range p.aggs {
-		if a.slot < 0 {
+	nulls := col.NullN() > 0
+	if !a.isFloat && !nulls {
+		vals := col.(*array.Int64).Int64Values()
+		for i, row := range sel {
+			dst[dest[i]] = uint64(min(a.hi, max(a.lo, vals[row])))
+		}
+		return
+	}
+	if a.isFloat {
+		vals := col.(*array.Float64).Float64Values()
+		for i, row := range sel {
+			v := vals[row]
+			if (nulls && col.IsNull(int(row))) || v != v {
+				dst[dest[i]] = missingFloat
+				continue
+			}
+			dst[dest[i]] = math.Float64bits(min(a.fhi, max(a.flo, v)))
+		}
+		return
+	}
+	vals := col.(*array.Int64).Int64Values()
+	for i, row := range sel {
+		if nulls && col.IsNull(int(row)) {
+			dst[dest[i]] = missingIntBits
 			continue
 		}
-		col := rec.Column(a.col)
-		has := make([]bool, len(sel))
-		if a.isFloat {
-			vals := col.(*array.Float64).Float64Values()
-			out := make([]float64, len(sel))
-			for i, row := range sel {
-				if col.IsValid(int(row)) {
-					out[i], has[i] = min(a.fhi, max(a.flo, vals[row])), true
-				}
-			}
-			r.valsF[a.slot] = out
-		} else {
-			vals := col.(*array.Int64).Int64Values()
-			out := make([]int64, len(sel))
-			for i, row := range sel {
-				if col.IsValid(int(row)) {
-					out[i], has[i] = min(a.hi, max(a.lo, vals[row])), true
-				}
-			}
-			r.valsI[a.slot] = out
-		}
-		r.has[a.slot] = has
+		dst[dest[i]] = uint64(min(a.hi, max(a.lo, vals[row])))
 	}
-	return r, nil
+}
+
+// chunkRows are one chunk's selected rows, ordered by subject partition.
+type chunkRows struct {
+	off  []int32 // partition → first row; len partitions+1
+	subj []uint32
+	grp  []int32
+	vals [][]uint64 // slot → row
+}
+
+// chunkRowsPool recycles the row buffers of finished executions: they are the
+// engine's largest allocation, about 16 bytes per selected row.
+var chunkRowsPool sync.Pool
+
+// partitionChunk selects a chunk's rows and orders them by subject partition
+// (subject >> shift), so each partition can later be bounded on its own.
+func (p *Plan) partitionChunk(ch privalytics.Chunk, dims []execDim, shift uint, subjects int, sc *scratch) (*chunkRows, error) {
+	if len(ch.Subjects) != int(ch.Record.NumRows()) {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: a chunk has %d rows but %d subject numbers", ch.Record.NumRows(), len(ch.Subjects))
+	}
+	parts := (subjects-1)>>shift + 1
+	sel, grp := p.selectChunk(ch, dims, sc)
+	out, _ := chunkRowsPool.Get().(*chunkRows)
+	if out == nil {
+		out = &chunkRows{}
+	}
+	n := len(sel)
+	out.off = slices.Grow(out.off[:0], parts+1)[:parts+1]
+	clear(out.off)
+	out.subj = slices.Grow(out.subj[:0], n)[:n]
+	out.grp = slices.Grow(out.grp[:0], n)[:n]
+	out.vals = slices.Grow(out.vals[:0], p.slots)[:p.slots]
+	nums := ch.Subjects
+	for _, row := range sel {
+		s := nums[row]
+		if int(s) >= subjects {
+			chunkRowsPool.Put(out)
+			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: subject number %d is not below the snapshot's %d subjects", s, subjects)
+		}
+		out.off[s>>shift+1]++
+	}
+	for i := 1; i <= parts; i++ {
+		out.off[i] += out.off[i-1]
+	}
+	pos := slices.Clone(out.off[:parts])
+	sc.dest = slices.Grow(sc.dest[:0], len(sel))[:len(sel)]
+	dest := sc.dest
+	for i, row := range sel {
+		s := nums[row]
+		d := pos[s>>shift]
+		pos[s>>shift]++
+		out.subj[d], out.grp[d], dest[i] = s, grp[i], d
+	}
+	for _, a := range p.aggs {
+		if a.slot >= 0 {
+			out.vals[a.slot] = slices.Grow(out.vals[a.slot][:0], n)[:n]
+			slotValues(a, ch.Record.Column(a.col), sel, out.vals[a.slot], dest)
+		}
+	}
+	return out, nil
+}
+
+// workerCount is how many goroutines share n independent tasks.
+func workerCount(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n)) }
+
+// parallel runs f(worker, i) for every i in [0, n) on the given number of
+// workers, stopping early when ctx is done.
+func parallel(ctx context.Context, workers, n int, f func(worker, i int)) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				f(w, i)
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
 }
 
 // applyFilter keeps the selected rows that pass f. Nulls never pass.
@@ -285,6 +348,13 @@ func applyFilter(f filter, col arrow.Array, sel []int32) []int32 {
 			mask[j] = f.set[dict.Value(j)] != f.negate
 		}
 		idx := c.Indices().(*array.Int32).Int32Values()
+		if c.NullN() == 0 { // the hot path: branch-free compaction
+			for _, row := range sel {
+				sel[k] = row
+				k += boolInt(mask[idx[row]])
+			}
+			return sel[:k]
+		}
 		for _, row := range sel {
 			keep(row, mask[idx[row]])
 		}
@@ -352,6 +422,12 @@ func groupCodes(d execDim, col arrow.Array, sel []int32, grp []int32) {
 			trans[j] = code
 		}
 		idx := c.Indices().(*array.Int32).Int32Values()
+		if c.NullN() == 0 && d.stride == 1 && d.first {
+			for i, row := range sel {
+				grp[i] = trans[idx[row]]
+			}
+			return
+		}
 		for i, row := range sel {
 			if c.IsNull(int(row)) {
 				set(i, -1)
@@ -382,17 +458,23 @@ func groupCodes(d execDim, col arrow.Array, sel []int32, grp []int32) {
 	case *array.Int64:
 		vals := c.Int64Values()
 		for i, row := range sel {
-			code, ok := d.code[strconv.FormatInt(vals[row], 10)]
+			code, ok := d.intCode[vals[row]]
 			if !ok || c.IsNull(int(row)) {
 				code = -1
 			}
 			set(i, code)
 		}
 	case *array.Boolean:
+		codes := [2]int32{-1, -1} // false, true
+		for k, v := range []string{"false", "true"} {
+			if code, ok := d.code[v]; ok {
+				codes[k] = code
+			}
+		}
 		for i, row := range sel {
 			code := int32(-1)
 			if c.IsValid(int(row)) {
-				code = d.code[strconv.FormatBool(c.Value(int(row)))]
+				code = codes[boolInt(c.Value(int(row)))]
 			}
 			set(i, code)
 		}
@@ -441,64 +523,69 @@ func histCodes(d execDim, col arrow.Array, sel []int32, set func(int, int32)) {
 	}
 }
 
+// partitionRows is the number of selected rows a subject partition should hold
+// about, so that its counting sort stays in the CPU caches.
+const partitionRows = 1 << 16
+
 // Execute runs the plan over the snapshot with per-customer contribution bounding.
+//
+// Design: (1) chunks in parallel: filter into a selection vector, compute group
+// codes, and order the selected rows by subject partition (a range of dense
+// subject numbers); (2) partitions in parallel: counting-sort the partition's rows
+// by subject, then bound one subject at a time (a fast path when nothing can
+// exceed a bound, uniform sampling otherwise) and accumulate per group; (3) merge
+// the workers' accumulators.
 func Execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial, error) {
 	dims, groups, err := p.resolveDims(snap)
 	if err != nil {
 		return nil, err
 	}
-	r, err := p.scan(ctx, snap, dims)
-	if err != nil {
-		return nil, err
-	}
-	// Counting sort of the rows by dense subject number.
-	ns := snap.Subjects + 1
-	off := make([]uint32, ns+1)
-	for _, s := range r.subj {
-		off[s+1]++
-	}
-	for i := 1; i <= ns; i++ {
-		off[i] += off[i-1]
-	}
-	order := make([]uint32, len(r.subj))
-	next := slices.Clone(off[:ns])
-	for i, s := range r.subj {
-		order[next[s]] = uint32(i)
-		next[s]++
-	}
 	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("analytics: seed: %w", err)
 	}
-	rowSeed, groupSeed := binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])
+	subjects := max(snap.Subjects, 1)
+	parts := 1 << bits.Len(uint(snap.Rows()/partitionRows))
+	subjBits := bits.Len(uint(subjects - 1))
+	shift := uint(max(0, subjBits-bits.Len(uint(parts-1))))
+	parts = (subjects-1)>>shift + 1
 
-	workers := runtime.GOMAXPROCS(0)
-	partials := make([]*Partial, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			part := p.newPartial(dims, groups)
-			b := bounder{p: p, r: r, part: part, rowSeed: rowSeed, groupSeed: groupSeed}
-			for s := w; s < ns; s += workers {
-				if s%65536 == 0 && ctx.Err() != nil {
-					return
-				}
-				if lo, hi := off[s], off[s+1]; hi > lo {
-					b.subject(uint32(s), order[lo:hi])
-				}
+	chunks := make([]*chunkRows, len(snap.Chunks))
+	defer func() {
+		for _, c := range chunks {
+			if c != nil {
+				chunkRowsPool.Put(c)
 			}
-			partials[w] = part
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		}
+	}()
+	scratches := make([]scratch, workerCount(len(chunks)))
+	errs := make([]error, len(chunks))
+	if err := parallel(ctx, len(scratches), len(chunks), func(w, i int) {
+		chunks[i], errs[i] = p.partitionChunk(snap.Chunks[i], dims, shift, subjects, &scratches[w])
+	}); err != nil {
 		return nil, err
 	}
-	out := partials[0]
-	for _, q := range partials[1:] {
-		out.merge(q)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	workers := workerCount(parts)
+	bs := make([]*bounder, workers)
+	for w := range bs {
+		bs[w] = &bounder{p: p, part: p.newPartial(dims, groups), rowSeed: binary.LittleEndian.Uint64(seed[:8]), groupSeed: binary.LittleEndian.Uint64(seed[8:]),
+			mark: make([]uint32, groups), kmark: make([]uint32, groups), gcnt: make([]int32, groups), vals: make([][]uint64, p.slots)}
+		bs[w].kinds = p.slotKinds()
+	}
+	if err := parallel(ctx, workers, parts, func(w, i int) {
+		bs[w].partition(chunks, i, shift, subjects)
+	}); err != nil {
+		return nil, err
+	}
+	out := bs[0].part
+	for _, b := range bs[1:] {
+		out.merge(b.part)
 	}
 	return out, nil
 }
@@ -539,21 +626,80 @@ func (a *Partial) merge(b *Partial) {
 	}
 }
 
-// bounder applies the contribution bounds to one subject's rows at a time.
+// slotKind is what the accumulator does with one slot's values.
+type slotKind struct {
+	float, sq, keep bool
+	mid, unit       float64
+}
+
+func (p *Plan) slotKinds() []slotKind {
+	k := make([]slotKind, p.slots)
+	for _, a := range p.aggs {
+		if a.slot >= 0 {
+			k[a.slot] = slotKind{float: a.isFloat, sq: p.slotSq[a.slot], keep: p.slotKeep[a.slot], mid: p.slotMid[a.slot], unit: p.slotUnit[a.slot]}
+		}
+	}
+	return k
+}
+
+// add accumulates row i of vals (slot → row) into group g.
+func (pt *Partial) add(kinds []slotKind, vals [][]uint64, g int32, i int) {
+	pt.count[g]++
+	for s, k := range kinds {
+		b := vals[s][i]
+		var x float64
+		if k.float {
+			x = math.Float64frombits(b)
+			if x != x {
+				continue
+			}
+			pt.sumF[s][g] += x
+		} else {
+			if int64(b) == missingInt {
+				continue
+			}
+			pt.sumI[s][g] += int64(b)
+			if !k.sq && !k.keep {
+				pt.n[s][g]++
+				continue
+			}
+			x = float64(int64(b)) / k.unit
+		}
+		pt.n[s][g]++
+		if k.sq {
+			d := x - k.mid
+			pt.sq[s][g] += d * d
+		}
+		if k.keep {
+			pt.kept[s][g] = append(pt.kept[s][g], x)
+		}
+	}
+}
+
+// bounder is one worker's state: it bounds a subject partition at a time.
 type bounder struct {
 	p                  *Plan
-	r                  *rows
 	part               *Partial
+	kinds              []slotKind
 	rowSeed, groupSeed uint64
-	scratch            []keyed
-	kept               []keyed
-	groupsOf           []int32
+	// One partition's rows, sorted by subject.
+	cnt, pos []int32
+	grp      []int32
+	vals     [][]uint64
+	// Per-group marks, valid for the current subject when equal to stamp.
+	stamp       uint32
+	mark, kmark []uint32
+	gcnt        []int32
+	glist       []int32
+	gprio       []uint64
+	scratch     []keyed
+	kept        []keyed
 }
 
 type keyed struct {
 	grp  int32
 	prio uint64
-	row  uint32
+	row  int32
 }
 
 // splitmix64 is a keyed hash used for uniform sampling. This is sampling for
@@ -566,137 +712,206 @@ func splitmix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-func (b *bounder) add(g int32, row uint32) {
-	b.part.add(b.p, b.r, g, row)
-}
-
-// add accumulates one kept row into group g.
-func (pt *Partial) add(p *Plan, r *rows, g int32, row uint32) {
-	pt.count[g]++
-	for s := range p.slots {
-		if !r.has[s][row] {
-			continue
+// partition gathers partition i's rows from every chunk, counting-sorts them by
+// subject and bounds each subject.
+func (b *bounder) partition(chunks []*chunkRows, i int, shift uint, subjects int) {
+	base := uint32(i) << shift
+	nsub := min(1<<shift, subjects-int(base))
+	b.cnt = slices.Grow(b.cnt[:0], nsub+1)[:nsub+1]
+	clear(b.cnt)
+	for _, c := range chunks {
+		for _, s := range c.subj[c.off[i]:c.off[i+1]] {
+			b.cnt[s-base+1]++
 		}
-		pt.n[s][g]++
-		var x float64
-		if r.valsF[s] != nil {
-			x = r.valsF[s][row]
-			pt.sumF[s][g] += x
-		} else {
-			pt.sumI[s][g] += r.valsI[s][row]
-			x = float64(r.valsI[s][row]) / p.slotUnit[s]
+	}
+	for j := 1; j <= nsub; j++ {
+		b.cnt[j] += b.cnt[j-1]
+	}
+	n := int(b.cnt[nsub])
+	if n == 0 {
+		return
+	}
+	b.pos = append(b.pos[:0], b.cnt[:nsub]...)
+	b.grp = slices.Grow(b.grp[:0], n)[:n]
+	for s := range b.vals {
+		b.vals[s] = slices.Grow(b.vals[s][:0], n)[:n]
+	}
+	for _, c := range chunks {
+		lo, hi := c.off[i], c.off[i+1]
+		for r := lo; r < hi; r++ {
+			d := b.pos[c.subj[r]-base]
+			b.pos[c.subj[r]-base]++
+			b.grp[d] = c.grp[r]
+			switch len(c.vals) {
+			case 0:
+			case 1:
+				b.vals[0][d] = c.vals[0][r]
+			default:
+				for s, v := range c.vals {
+					b.vals[s][d] = v[r]
+				}
+			}
 		}
-		if pt.sq[s] != nil {
-			d := x - p.slotMid[s]
-			pt.sq[s][g] += d * d
-		}
-		if pt.kept != nil && pt.kept[s] != nil {
-			pt.kept[s][g] = append(pt.kept[s][g], x)
+	}
+	for j := range nsub {
+		if lo, hi := int(b.cnt[j]), int(b.cnt[j+1]); hi > lo {
+			b.subject(base+uint32(j), lo, hi)
 		}
 	}
 }
 
-// subject keeps at most L0 groups of the subject, chosen uniformly at random, and
-// at most L∞ rows in each, chosen uniformly at random.
-func (b *bounder) subject(s uint32, rowsOf []uint32) {
-	l0, linf := int(b.p.l0), int(b.p.linf)
-	grp := b.r.grp
+func (b *bounder) add(g int32, i int) { b.part.add(b.kinds, b.vals, g, i) }
+
+// subject keeps at most L0 of subject s's groups (rows lo..hi of the partition),
+// chosen uniformly at random, and at most L∞ rows in each, chosen uniformly at
+// random; with a total cap, a uniform sample of max_rows of those.
+func (b *bounder) subject(s uint32, lo, hi int) {
+	l0, linf, ltotal := int(b.p.l0), int(b.p.linf), int(b.p.ltotal)
+	grp := b.grp
+	stamp := b.nextStamp()
 	fast := min(l0, linf)
-	if b.p.ltotal > 0 {
-		fast = min(fast, int(b.p.ltotal))
+	if ltotal > 0 {
+		fast = min(fast, ltotal)
 	}
-	if len(rowsOf) <= fast {
-		// Nothing to sample: at most len(rowsOf) groups and rows per group.
-		b.groupsOf = b.groupsOf[:0]
-		for _, row := range rowsOf {
-			g := grp[row]
-			b.add(g, row)
-			if !slices.Contains(b.groupsOf, g) {
-				b.groupsOf = append(b.groupsOf, g)
+	if hi-lo <= fast {
+		// Nothing to sample: at most hi−lo groups and rows per group.
+		for i := lo; i < hi; i++ {
+			g := grp[i]
+			b.add(g, i)
+			if b.mark[g] != stamp {
+				b.mark[g] = stamp
 				b.part.distinct[g]++
 			}
 		}
 		return
 	}
-	ks := b.scratch[:0]
-	base := b.rowSeed ^ uint64(s)<<32
-	for j, row := range rowsOf {
-		ks = append(ks, keyed{grp: grp[row], prio: splitmix64(base ^ uint64(j)), row: row})
+	// The subject's groups and its rows in each.
+	gl := b.glist[:0]
+	for i := lo; i < hi; i++ {
+		g := grp[i]
+		if b.mark[g] != stamp {
+			b.mark[g], b.gcnt[g] = stamp, 0
+			gl = append(gl, g)
+		}
+		b.gcnt[g]++
 	}
+	if len(gl) > l0 {
+		// The l0 groups of lowest random priority.
+		gp := b.gprio[:0]
+		for _, g := range gl {
+			gp = append(gp, splitmix64(b.groupSeed^uint64(s)<<32^uint64(uint32(g))))
+		}
+		if l0 <= 8 { // a partial selection sort: cheapest for the usual small l0
+			for k := range l0 {
+				m := k
+				for j := k + 1; j < len(gl); j++ {
+					if gp[j] < gp[m] {
+						m = j
+					}
+				}
+				gl[k], gl[m], gp[k], gp[m] = gl[m], gl[k], gp[m], gp[k]
+			}
+		} else {
+			sort.Sort(byPrio{gl, gp})
+		}
+		gl, b.gprio = gl[:l0], gp
+	}
+	b.glist = gl
+	for _, g := range gl {
+		b.kmark[g] = stamp
+	}
+	rowPrio := func(i int) uint64 { return splitmix64(b.rowSeed ^ uint64(s)<<32 ^ uint64(i-lo)) }
+	ks := b.scratch[:0]
+	if ltotal <= 0 {
+		for i := lo; i < hi; i++ {
+			g := grp[i]
+			switch {
+			case b.kmark[g] != stamp:
+			case int(b.gcnt[g]) <= linf:
+				b.add(g, i)
+			default:
+				ks = append(ks, keyed{grp: g, prio: rowPrio(i), row: int32(i)})
+			}
+		}
+		for _, g := range gl {
+			b.part.distinct[g]++
+		}
+		b.scratch = b.sampleRows(ks, linf, func(k keyed) { b.add(k.grp, int(k.row)) })
+		return
+	}
+	// A total cap: a uniform sample, by the rows' random priorities, of what the
+	// per-group bounds keep.
+	for i := lo; i < hi; i++ {
+		if g := grp[i]; b.kmark[g] == stamp {
+			ks = append(ks, keyed{grp: g, prio: rowPrio(i), row: int32(i)})
+		}
+	}
+	kept := b.kept[:0]
+	b.scratch = b.sampleRows(ks, linf, func(k keyed) { kept = append(kept, k) })
+	if len(kept) > ltotal {
+		slices.SortFunc(kept, func(x, y keyed) int { return cmpU64(x.prio, y.prio) })
+		kept = kept[:ltotal]
+	}
+	stamp = b.nextStamp() // fresh marks for the distinct groups of what is kept
+	for _, k := range kept {
+		b.add(k.grp, int(k.row))
+		if b.mark[k.grp] != stamp {
+			b.mark[k.grp] = stamp
+			b.part.distinct[k.grp]++
+		}
+	}
+	b.kept = kept
+}
+
+// nextStamp invalidates every group mark at once.
+func (b *bounder) nextStamp() uint32 {
+	b.stamp++
+	if b.stamp == 0 { // wrapped: stale marks could match again
+		clear(b.mark)
+		clear(b.kmark)
+		b.stamp = 1
+	}
+	return b.stamp
+}
+
+// sampleRows passes to keep the linf rows of lowest priority in each group of ks,
+// and returns ks for reuse.
+func (b *bounder) sampleRows(ks []keyed, linf int, keep func(keyed)) []keyed {
 	slices.SortFunc(ks, func(x, y keyed) int {
 		if x.grp != y.grp {
 			return int(x.grp - y.grp)
 		}
-		if x.prio < y.prio {
-			return -1
-		}
-		if x.prio > y.prio {
-			return 1
-		}
-		return 0
+		return cmpU64(x.prio, y.prio)
 	})
-	// Distinct groups of the subject, with their runs in ks.
-	type run struct {
-		grp        int32
-		start, end int
-		prio       uint64
-	}
-	var runs []run
 	for i := 0; i < len(ks); {
 		j := i
 		for j < len(ks) && ks[j].grp == ks[i].grp {
 			j++
 		}
-		runs = append(runs, run{grp: ks[i].grp, start: i, end: j, prio: splitmix64(b.groupSeed ^ uint64(s)<<32 ^ uint64(uint32(ks[i].grp)))})
+		for _, k := range ks[i:min(j, i+linf)] {
+			keep(k)
+		}
 		i = j
 	}
-	if len(runs) > l0 {
-		slices.SortFunc(runs, func(x, y run) int {
-			if x.prio < y.prio {
-				return -1
-			}
-			if x.prio > y.prio {
-				return 1
-			}
-			return 0
-		})
-		runs = runs[:l0]
+	return ks
+}
+
+// byPrio sorts groups by their priorities.
+type byPrio struct {
+	g []int32
+	p []uint64
+}
+
+func (b byPrio) Len() int           { return len(b.g) }
+func (b byPrio) Less(i, j int) bool { return b.p[i] < b.p[j] }
+func (b byPrio) Swap(i, j int)      { b.g[i], b.g[j], b.p[i], b.p[j] = b.g[j], b.g[i], b.p[j], b.p[i] }
+
+func cmpU64(x, y uint64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
 	}
-	if b.p.ltotal <= 0 {
-		for _, rn := range runs {
-			b.part.distinct[rn.grp]++
-			for _, k := range ks[rn.start:min(rn.end, rn.start+linf)] {
-				b.add(rn.grp, k.row)
-			}
-		}
-		b.scratch = ks
-		return
-	}
-	// A total cap: a uniform sample, by the rows' random priorities, of what the
-	// per-group bounds kept.
-	kept := b.kept[:0]
-	for _, rn := range runs {
-		kept = append(kept, ks[rn.start:min(rn.end, rn.start+linf)]...)
-	}
-	if len(kept) > int(b.p.ltotal) {
-		slices.SortFunc(kept, func(x, y keyed) int {
-			if x.prio < y.prio {
-				return -1
-			}
-			if x.prio > y.prio {
-				return 1
-			}
-			return 0
-		})
-		kept = kept[:b.p.ltotal]
-	}
-	b.groupsOf = b.groupsOf[:0]
-	for _, k := range kept {
-		b.add(k.grp, k.row)
-		if !slices.Contains(b.groupsOf, k.grp) {
-			b.groupsOf = append(b.groupsOf, k.grp)
-			b.part.distinct[k.grp]++
-		}
-	}
-	b.scratch, b.kept = ks, kept
+	return 0
 }

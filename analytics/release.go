@@ -107,31 +107,58 @@ type PlainResult struct {
 
 // ExecutePlain computes the query exactly, without contribution bounding or noise.
 // It is the baseline of the engine's benchmarks and the reference of its tests,
-// and is deliberately not reachable over HTTP.
+// and is deliberately not reachable over HTTP: its answers are not private.
 func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*PlainResult, error) {
 	dims, groups, err := p.resolveDims(snap)
 	if err != nil {
 		return nil, err
 	}
-	r, err := p.scan(ctx, snap, dims)
-	if err != nil {
-		return nil, err
-	}
-	part := p.newPartial(dims, groups)
-	var seen map[[2]int64]bool
+	distinct := false
 	for _, a := range p.aggs {
-		if a.op == "distinct_customers" {
-			seen = map[[2]int64]bool{}
+		distinct = distinct || a.op == "distinct_customers"
+	}
+	workers := workerCount(len(snap.Chunks))
+	parts := make([]*Partial, workers)
+	seen := make([]map[uint64]bool, workers)
+	for w := range parts {
+		parts[w] = p.newPartial(dims, groups)
+		if distinct {
+			seen[w] = map[uint64]bool{}
 		}
 	}
-	for i, g := range r.grp {
-		part.add(p, r, g, uint32(i))
-		if seen != nil {
-			k := [2]int64{int64(r.subj[i]), int64(g)}
-			if !seen[k] {
-				seen[k] = true
-				part.distinct[g]++
+	kinds := p.slotKinds()
+	scratches := make([]scratch, workers)
+	if err := parallel(ctx, workers, len(snap.Chunks), func(w, i int) {
+		ch := snap.Chunks[i]
+		sel, grp := p.selectChunk(ch, dims, &scratches[w])
+		vals := make([][]uint64, p.slots)
+		for _, a := range p.aggs {
+			if a.slot >= 0 {
+				vals[a.slot] = make([]uint64, len(sel))
+				slotValues(a, ch.Record.Column(a.col), sel, vals[a.slot], nil)
 			}
+		}
+		for j, g := range grp {
+			parts[w].add(kinds, vals, g, j)
+			if distinct {
+				seen[w][uint64(ch.Subjects[sel[j]])<<32|uint64(uint32(g))] = true
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	part := parts[0]
+	for _, q := range parts[1:] {
+		part.merge(q)
+	}
+	if distinct {
+		for _, m := range seen[1:] {
+			for k := range m {
+				seen[0][k] = true
+			}
+		}
+		for k := range seen[0] {
+			part.distinct[int32(uint32(k))]++
 		}
 	}
 	out := &PlainResult{}

@@ -9,7 +9,7 @@
 // value is (ε, δ)-differentially private with respect to adding or removing one
 // customer. Threat model: the caller of the query API is untrusted and may repeat
 // or combine queries; that is what the ledger's budget is for. This package never
-// does I/O and never draws randomness from math/rand.
+// does I/O and draws no randomness of its own.
 package dp
 
 import (
