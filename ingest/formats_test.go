@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,11 +80,36 @@ func TestImportFormatsAgree(t *testing.T) {
 		"customer_id": {Column: "cust"}, "ts": {Column: "when"}, "type": {Column: "kind"}, "amount": {Column: "value"},
 		"quantity": {Column: "n"}, "store": {Column: "shop"}, "channel": {Column: "via"},
 	}}
+	path := filepath.Join(t.TempDir(), "events.parquet")
+	if err := os.WriteFile(path, pq.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fromPQ := collect(func(e func(arrow.Record) error) (ImportReport, error) {
 		return ImportParquetReader(ctx, &pq, conv, m, 10, e, nil)
 	})
 	if diff := cmp.Diff(fromND, fromPQ); diff != "" {
 		t.Errorf("NDJSON vs Parquet (-ndjson +parquet):\n%s", diff)
+	}
+	var read int64
+	fromPQFile := collect(func(e func(arrow.Record) error) (ImportReport, error) {
+		return ImportParquet(ctx, path, conv, m, 10, e, func(n int64) { read = n })
+	})
+	if diff := cmp.Diff(fromND, fromPQFile); diff != "" {
+		t.Errorf("NDJSON vs Parquet by path (-ndjson +parquet):\n%s", diff)
+	}
+	if read == 0 {
+		t.Error("no progress reported while reading the Parquet file")
+	}
+
+	// NDJSON with source keys, through the same mapping; unmapped keys are dropped.
+	srcND := `{"cust":"a","when":"2025-01-02T03:04:05Z","kind":"purchase","value":1.5,"n":1,"shop":"x","free_text":"dropped"}
+{"cust":"b","when":1735862400,"kind":"view","value":null,"via":"app"}
+`
+	fromMappedND := collect(func(e func(arrow.Record) error) (ImportReport, error) {
+		return ImportNDJSON(ctx, strings.NewReader(srcND), conv, m, 10, e, nil)
+	})
+	if diff := cmp.Diff(fromND, fromMappedND); diff != "" {
+		t.Errorf("NDJSON vs mapped NDJSON (-ndjson +mapped):\n%s", diff)
 	}
 
 	_, err = ImportNDJSON(ctx, strings.NewReader(nd+`{"customer_id":"c","ts":"bad","type":"view"}`+"\n"), conv, nil, 10, func(arrow.Record) error { return nil }, nil)

@@ -3,12 +3,15 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/privalytics/privalytics"
 )
@@ -16,12 +19,15 @@ import (
 // FuzzDecodeNDJSON checks the hand-written scanner against encoding/json: on one
 // line, whatever encoding/json reads as a flat object of scalars (in valid UTF-8)
 // we must read with the same values, and whatever it rejects we must reject.
-// It also runs the whole converter on the input: no panic, coded errors only.
+// It also runs the whole converter on the input: no panic, coded errors with a
+// line only, and records that follow the tenant's Arrow schema.
 func FuzzDecodeNDJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"customer_id":"c1","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"12.5","quantity":2}`,
+		`{"customer_id":"c1","ts":1740823200.5,"type":"view","channel":"web","amount":-0.125,"quantity":-3,"store":null}`,
 		`{"a":"\u00e9\ud83d\ude00\n","b":-0.5e+3,"c":true,"d":null}`,
-		`{}`, `{"a":1,"a":2}`, `{"a":[1]}`, `{"a":"\ud800"}`, `{"a":01}`, `{"a" 1}`, `[{"a":1}]`,
+		`{}`, `{"a":1,"a":2}`, `{"a":[1]}`, `{"a":"\ud800"}`, `{"a":"\ud83d\u0041"}`, `{"a":01}`, `{"a" 1}`, `[{"a":1}]`,
+		`{"a":1}{"b":2}`, `{"a":"x\u0000"}`, " {\"a\":\t1 } ", `{"a":-}`, `{"a":1.}`, `{"a":tru}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -34,10 +40,8 @@ func FuzzDecodeNDJSON(f *testing.F) {
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.UseNumber()
 		jsonErr := dec.Decode(&want)
-		if jsonErr == nil {
-			if _, err := dec.Token(); err == nil {
-				jsonErr = errors.New("trailing data")
-			}
+		if jsonErr == nil && len(bytes.Trim(line[dec.InputOffset():], " \t\r")) > 0 {
+			jsonErr = errors.New("trailing data")
 		}
 		got := map[string]any{}
 		sc := &scanner{buf: line}
@@ -73,18 +77,20 @@ func FuzzDecodeNDJSON(f *testing.F) {
 		case flat && ourErr != nil:
 			t.Fatalf("we reject a flat object encoding/json accepts: %v: %q", ourErr, line)
 		case flat:
-			for k, w := range want {
-				if g, ok := got[k]; !ok || g != w {
-					t.Fatalf("field %q: got %#v, want %#v in %q", k, g, w, line)
-				}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("values of %q (-encoding/json +ours):\n%s", line, diff)
 			}
 		}
 
 		rec, err := conv.DecodeJSON(line)
 		if err != nil {
-			if c := privalytics.ErrorCode(err); c != privalytics.EINVALID && c != privalytics.ETOOLARGE {
-				t.Fatalf("error with code %q: %v", c, err)
+			if e, ok := err.(*privalytics.Error); ok && e.Code == privalytics.EINVALID && e.Message == msgNoEvents {
+				if bytes.Contains(line, []byte("{")) {
+					t.Fatalf("%q holds an object but was read as holding no events", line)
+				}
+				return
 			}
+			checkCodedError(t, err)
 			return
 		}
 		checkRecord(t, conv, rec)
@@ -92,31 +98,71 @@ func FuzzDecodeNDJSON(f *testing.F) {
 }
 
 // FuzzImportCSV feeds arbitrary bytes to the CSV importer: it must never panic,
-// and every error must be a coded error.
+// every error must be an *privalytics.Error with the line to blame, and records
+// must follow the tenant's schema. The block splitter must also agree with
+// encoding/csv: the same records where it reads the text, an error where it
+// refuses it.
 func FuzzImportCSV(f *testing.F) {
 	for _, s := range []string{
 		"customer_id,ts,type,amount\nc1,2025-03-01T10:00:00Z,purchase,12.50\n",
 		"customer_id,ts,type\n\"c,1\",2025-03-01T10:00:00Z,view\n",
+		"customer_id,ts,type,quantity\r\n\"c\"\"1\",1740823200,view,3\r\n\r\n\"c\n2\",2025-03-01T10:00:00+01:00,purchase,\r\n",
 		"customer_id,ts\nc1\n", "a,b\n1,2\n", "", "customer_id,ts,type\n\"unterminated\n",
+		"customer_id,ts,type\nc1,2025-03-01T10:00:00Z,view\nc\"2,x,y\n", "\x1f\x8b\x08\x00",
+		uciHeader + "536365,85123A,\"WHITE, HEART\",6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n",
 	} {
 		f.Add([]byte(s))
 	}
 	conv := testConverter(f)
+	uci := UCIOnlineRetailMapping()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var recs []arrow.Record
-		_, err := ImportCSV(context.Background(), bytes.NewReader(data), conv, nil, 1000, func(r arrow.Record) error {
-			recs = append(recs, r)
-			return nil
-		}, nil)
-		if err != nil {
-			if c := privalytics.ErrorCode(err); c != privalytics.EINVALID && c != privalytics.ETOOLARGE {
-				t.Fatalf("error with code %q: %v", c, err)
+		for _, m := range []*Mapping{nil, &uci} {
+			var recs []arrow.Record
+			_, err := ImportCSV(context.Background(), bytes.NewReader(data), conv, m, 3, func(r arrow.Record) error {
+				recs = append(recs, r)
+				return nil
+			}, nil)
+			if err != nil {
+				checkCodedError(t, err)
+			}
+			for _, r := range recs {
+				checkRecord(t, conv, r)
 			}
 		}
-		for _, r := range recs {
-			checkRecord(t, conv, r)
+
+		if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+			return // gzip: the splitter sees other bytes
+		}
+		want, wantErr := csv.NewReader(bytes.NewReader(data)).ReadAll()
+		got, gotErr := splitAll(string(data))
+		switch {
+		case wantErr == nil && gotErr != nil:
+			t.Fatalf("we refuse what encoding/csv reads: %v: %q", gotErr, data)
+		case wantErr != nil && gotErr == nil:
+			t.Fatalf("we read what encoding/csv refuses (%v): %q", wantErr, data)
+		case wantErr == nil:
+			if len(want) == 0 {
+				want = nil
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("records of %q (-encoding/csv +ours):\n%s", data, diff)
+			}
 		}
 	})
+}
+
+func checkCodedError(t *testing.T, err error) {
+	t.Helper()
+	e, ok := err.(*privalytics.Error)
+	if !ok {
+		t.Fatalf("error %T is not an *privalytics.Error: %v", err, err)
+	}
+	if e.Code != privalytics.EINVALID && e.Code != privalytics.ETOOLARGE {
+		t.Fatalf("error with code %q: %v", e.Code, err)
+	}
+	if line, ok := e.Details["line"].(int); !ok || line < 1 {
+		t.Fatalf("error without a line: %v (details %v)", err, e.Details)
+	}
 }
 
 func checkRecord(t *testing.T, conv *Converter, rec arrow.Record) {
@@ -130,6 +176,16 @@ func checkRecord(t *testing.T, conv *Converter, rec arrow.Record) {
 	for i, c := range rec.Columns() {
 		if c.Len() != int(rec.NumRows()) {
 			t.Fatalf("column %d has %d rows, record %d", i, c.Len(), rec.NumRows())
+		}
+		if d, ok := c.(*array.Dictionary); ok {
+			for r := range d.Len() {
+				if d.IsValid(r) && d.GetValueIndex(r) >= d.Dictionary().Len() {
+					t.Fatalf("column %d row %d: dictionary index %d out of %d", i, r, d.GetValueIndex(r), d.Dictionary().Len())
+				}
+			}
+		}
+		if !rec.Schema().Field(i).Nullable && c.NullN() != 0 {
+			t.Fatalf("column %d is required but has %d nulls", i, c.NullN())
 		}
 	}
 }

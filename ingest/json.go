@@ -2,21 +2,33 @@ package ingest
 
 import (
 	"bytes"
-	"errors"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/privalytics/privalytics"
 )
 
+// msgNoEvents is the error for a body without rows; it names no line.
+const msgNoEvents = "the body holds no events; send NDJSON (one object per line) or a JSON array of objects"
+
 // DecodeJSON converts a body of NDJSON (one flat object per line; blank lines are
 // ignored) or one JSON array of flat objects into one record. The form is told by
-// the first non-space byte. Errors name the line of NDJSON, or the element of an
-// array (as "line", counting from 1), the field and the reason.
+// the first non-space byte. It returns the whole batch or nothing: the first bad
+// row gives an *privalytics.Error, EINVALID (ETOOLARGE past Limits.MaxRows), with
+// Details "line" (the 1-based line of NDJSON, blank lines counted; for an array,
+// the 1-based index of the element), "field" (when one field is to blame) and
+// "reason".
+//
+// Values: strings for string columns; JSON numbers for int (whole, no point or
+// exponent) and float (finite) columns; decimals as a number or a string, with at
+// most the column's scale of digits after the point, parsed exactly; timestamps as
+// RFC 3339 text with a zone or Unix seconds as a number; true/false for bools;
+// null or absence for a missing optional field. The customer identifier must be
+// a non-empty string.
 func (c *Converter) DecodeJSON(body []byte) (arrow.Record, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "the body holds no events")
+		return nil, privalytics.Errorf(privalytics.EINVALID, msgNoEvents)
 	}
 	estimate := bytes.Count(body, []byte{'\n'}) + 1
 	if trimmed[0] == '[' {
@@ -33,7 +45,7 @@ func (c *Converter) DecodeJSON(body []byte) (arrow.Record, error) {
 		return nil, err
 	}
 	if b.rows == 0 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "the body holds no events")
+		return nil, privalytics.Errorf(privalytics.EINVALID, msgNoEvents)
 	}
 	return b.record(), nil
 }
@@ -93,22 +105,42 @@ func (c *Converter) decodeArray(b *batch, body []byte) error {
 	}
 	sc.skipSpace()
 	if sc.pos != len(body) {
-		return rowError(elem, "", "unexpected text after the array")
+		return rowError(max(elem, 1), "", "unexpected text after the array")
 	}
 	return nil
 }
 
 // row scans one object into the batch.
 func (c *Converter) row(b *batch, sc *scanner, line int) error {
-	err := sc.object(func(key []byte, v value) error {
-		i, ok := c.byName[string(key)]
-		if !ok {
-			return rowError(line, string(key), "unknown field: the schema does not declare it, so it is not accepted (data minimisation)")
+	err := sc.begin()
+	k := 0 // position of the field in the object
+	for err == nil {
+		ok, e := sc.next()
+		if e != nil || !ok {
+			err = e
+			break
 		}
-		return b.set(i, v, line, string(key))
-	})
-	var se *syntaxError
-	if errors.As(err, &se) {
+		key := sc.key
+		// Senders write their fields in the same order on every row: guess the
+		// column from the previous row's order before asking the map (whose
+		// lookup with string(key) does not allocate, but hashes).
+		i := -1
+		if k < len(b.order) && c.names[b.order[k]] == string(key) {
+			i = b.order[k]
+		} else if j, known := c.byName[string(key)]; known {
+			i = j
+			if k < len(b.order) {
+				b.order[k] = j
+			}
+		} else {
+			return rowError(line, string(key), "unknown field: the schema does not declare it, so it is not accepted (data minimisation); remove it or add it to the schema")
+		}
+		k++
+		if err := b.set(i, &sc.val, line); err != nil {
+			return err
+		}
+	}
+	if se, ok := err.(*syntaxError); ok {
 		return rowError(line, "", "malformed JSON: "+se.msg)
 	} else if err != nil {
 		return err
