@@ -55,6 +55,7 @@ type EventStore interface {
 	// Snapshot returns the tenant's current events. A tenant with no events gets an
 	// empty snapshot, not an error.
 	Snapshot(ctx context.Context, tenantID string, schema Schema) (*Snapshot, error)
-	// Close seals what can be sealed, flushes and releases files.
+	// Close waits for background work and releases files. Every acknowledged
+	// append is already on disk; unsealed logs are replayed at the next open.
 	Close() error
 }

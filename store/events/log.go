@@ -30,6 +30,9 @@ const maxFrame = 1 << 30
 
 // encodeFrame appends one frame holding rec and its idempotency key.
 func encodeFrame(dst []byte, key string, rec arrow.Record) ([]byte, error) {
+	if len(key) > 0xffff {
+		return nil, fmt.Errorf("idempotency key of %d bytes does not fit a frame", len(key))
+	}
 	start := len(dst)
 	dst = append(dst, frameMagic[:]...)
 	dst = append(dst, make([]byte, 8)...)
@@ -58,48 +61,66 @@ type frame struct {
 	rec arrow.Record
 }
 
-// readLog decodes every whole, valid frame of a log file. It returns the frames and
-// the offset just after the last good one; anything after it (a torn write, a
-// corrupt frame, and everything following a corrupt frame) is not trusted.
-func readLog(path string) ([]frame, int64, error) {
+// readLog decodes every whole, valid frame of a log file. It returns the frames,
+// the offset just after the last good one and, when bytes follow it, why they are
+// not trusted: a torn write, a corrupt frame, and everything after a corrupt frame.
+func readLog(path string) (frames []frame, good int64, reason string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
+	frames, good, reason = parseLog(data)
+	return frames, good, reason, nil
+}
+
+// parseLog is readLog on bytes in memory.
+func parseLog(data []byte) ([]frame, int64, string) {
 	var out []frame
 	off := 0
-	for {
+	for off < len(data) {
 		if len(data)-off < frameHeader {
-			return out, int64(off), nil
+			return out, int64(off), "short frame header"
 		}
 		if !bytes.Equal(data[off:off+4], frameMagic[:]) {
-			return out, int64(off), nil
+			return out, int64(off), "bad magic"
 		}
 		n := int(binary.LittleEndian.Uint32(data[off+4:]))
 		sum := binary.LittleEndian.Uint32(data[off+8:])
-		if n > maxFrame || len(data)-off-frameHeader < n {
-			return out, int64(off), nil
+		if n > maxFrame {
+			return out, int64(off), "length over the limit"
+		}
+		if len(data)-off-frameHeader < n {
+			return out, int64(off), "short payload"
 		}
 		payload := data[off+frameHeader : off+frameHeader+n]
 		if crc32.Checksum(payload, crcTable) != sum {
-			return out, int64(off), nil
+			return out, int64(off), "CRC mismatch"
 		}
 		f, err := decodePayload(payload)
 		if err != nil {
-			return out, int64(off), nil
+			return out, int64(off), "undecodable payload: " + err.Error()
 		}
 		out = append(out, f)
 		off += frameHeader + n
 	}
+	return out, int64(off), ""
 }
 
-func decodePayload(p []byte) (frame, error) {
+// decodePayload decodes a frame's payload. The Arrow IPC reader trusts its input
+// and may panic on bytes that pass the CRC yet are not a valid stream (a bug
+// elsewhere, not disk corruption); that is reported as an error, never a crash.
+func decodePayload(p []byte) (f frame, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = frame{}, fmt.Errorf("malformed Arrow IPC stream: %v", r)
+		}
+	}()
 	if len(p) < 2 {
 		return frame{}, errors.New("short payload")
 	}
 	kl := int(binary.LittleEndian.Uint16(p))
 	if len(p) < 2+kl {
-		return frame{}, errors.New("short payload")
+		return frame{}, errors.New("key longer than the payload")
 	}
 	key := string(p[2 : 2+kl])
 	r, err := ipc.NewReader(bytes.NewReader(p[2+kl:]), ipc.WithAllocator(memory.DefaultAllocator))
@@ -115,5 +136,9 @@ func decodePayload(p []byte) (frame, error) {
 	}
 	rec := r.Record()
 	rec.Retain()
+	if r.Next() {
+		rec.Release()
+		return frame{}, errors.New("more than one record in frame")
+	}
 	return frame{key: key, rec: rec}, nil
 }

@@ -2,13 +2,17 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/bitutil"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/compress"
@@ -18,37 +22,32 @@ import (
 	"github.com/privalytics/privalytics"
 )
 
-// segmentRows is the most rows one in-memory record (and Parquet row group) holds.
+// segmentRows is the most rows one sealed in-memory record (and Parquet row group) holds.
 const segmentRows = 1 << 20
 
+// sealAsync starts a background seal unless one is scheduled or the store is closing.
 func (t *tenant) sealAsync() {
-	t.sealMu.Lock()
-	if t.sealing {
-		t.sealMu.Unlock()
+	if !t.sealing.CompareAndSwap(false, true) {
 		return
 	}
-	t.sealing = true
-	t.sealMu.Unlock()
-	t.s.sealers.Add(1)
-	go func() {
-		defer t.s.sealers.Done()
+	if !t.s.goWorker(func() {
+		defer t.sealing.Store(false)
 		if err := t.sealNow(); err != nil {
-			t.s.log.Error("sealing failed; the log is kept and sealing is retried later", "tenant", t.id, "err", err)
+			t.s.log.Error("sealing failed; the rows stay in the log and are sealed with the next seal", "tenant", t.id, "err", err)
 		}
-		t.sealMu.Lock()
-		t.sealing = false
-		t.sealMu.Unlock()
-	}()
+	}) {
+		t.sealing.Store(false)
+	}
 }
 
 // sealNow turns every closed log into one sorted Parquet segment. A crash at any
 // step leaves the old state (logs, old manifest) or the new one: the segment is
-// only named by the manifest after it is fsynced, and logs are removed only after
-// the manifest is.
+// named by the manifest only after it is fsynced, and logs are removed only after
+// the manifest is. Appends are blocked only while the log is rotated.
 func (t *tenant) sealNow() error {
 	t.sealRun.Lock()
 	defer t.sealRun.Unlock()
-	// 1. Rotate the log: what follows goes to a new file.
+	// 1. Rotate the log: appends from now on go to a new file.
 	t.wmu.Lock()
 	if t.logRows == 0 || t.log == nil {
 		t.wmu.Unlock()
@@ -66,7 +65,7 @@ func (t *tenant) sealNow() error {
 	t.mu.Lock()
 	var recs []privalytics.Chunk
 	for i, c := range t.chunks {
-		if t.sources[i] != 0 && t.sources[i] <= through {
+		if m := t.meta[i]; m.seq != 0 && m.seq <= through {
 			recs = append(recs, c)
 		}
 	}
@@ -76,23 +75,31 @@ func (t *tenant) sealNow() error {
 	}
 
 	// 3. Merge into big records sorted by (subject, time): compact dictionaries,
-	// runs of one subject for the executor, and small files (subjects and
-	// timestamps compress well once sorted).
+	// one subject's rows together for the executor, and small files (subjects
+	// and timestamps compress well once sorted).
 	merged := mergeSorted(t.arrow, recs)
 
 	// 4. Write and fsync the segment.
 	name := fmt.Sprintf("%08d.parquet", through)
 	path := filepath.Join(t.dir, "segments", name)
-	if err := writeSegment(path, t.arrow, merged); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("events: write segment: %w", err)
-	}
+	recsOnly := make([]arrow.Record, len(merged))
 	rows := 0
-	for _, r := range merged {
-		rows += int(r.NumRows())
+	for i, c := range merged {
+		recsOnly[i] = c.Record
+		rows += int(c.Record.NumRows())
+	}
+	if err := writeSegment(path, t.arrow, recsOnly); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("events: write segment %s: %w", path, err)
+	}
+	if hook := t.s.crashBeforeManifest; hook != nil {
+		if err := hook(); err != nil {
+			return err
+		}
 	}
 
-	// 5. Swap the manifest.
+	// 5. Swap the manifest. It also keeps the recent idempotency keys, since the
+	// logs that hold them are about to go.
 	t.mu.Lock()
 	m := t.man
 	m.Segments = append(slices.Clone(m.Segments), segment{File: name, Rows: rows})
@@ -103,36 +110,36 @@ func (t *tenant) sealNow() error {
 	}
 	t.mu.Unlock()
 	if err := writeManifest(t.dir, m); err != nil {
+		// Whether or not the rename happened, the state on disk is whole: the
+		// old manifest with the logs, or the new one with the segment.
 		return fmt.Errorf("events: write manifest: %w", err)
 	}
 
-	// 6. Show the merged records instead of the log's small ones.
+	// 6. Show the merged records instead of the log's. The visible rows are the
+	// same, so the version stays.
 	t.mu.Lock()
 	t.man = m
-	var chunks []privalytics.Chunk
-	var sources []int
+	chunks := make([]privalytics.Chunk, 0, len(t.chunks)+len(merged))
+	meta := make([]chunkMeta, 0, cap(chunks))
 	for i, c := range t.chunks {
-		if t.sources[i] == 0 {
-			chunks, sources = append(chunks, c), append(sources, 0)
+		if t.meta[i].seq == 0 {
+			chunks, meta = append(chunks, c), append(meta, t.meta[i])
 		}
 	}
-	for _, r := range merged {
-		subj := r.Column(0).(*array.Uint64).Uint64Values()
-		nums := make([]uint32, len(subj))
-		for i, s := range subj {
-			nums[i] = t.subjects[s]
-		}
-		chunks, sources = append(chunks, privalytics.Chunk{Record: r, Subjects: nums}), append(sources, 0)
+	for _, c := range merged {
+		t.nextID++
+		chunks, meta = append(chunks, c), append(meta, chunkMeta{id: t.nextID, seq: 0, level: fullLevel})
 	}
 	for i, c := range t.chunks {
-		if t.sources[i] > through {
-			chunks, sources = append(chunks, c), append(sources, t.sources[i])
+		if t.meta[i].seq > through {
+			chunks, meta = append(chunks, c), append(meta, t.meta[i])
 		}
 	}
-	t.chunks, t.sources = chunks, sources
+	t.chunks, t.meta = chunks, meta
 	t.mu.Unlock()
 
-	// 7. The sealed logs are no longer needed.
+	// 7. The sealed logs are no longer needed; Open deletes them if a crash
+	// comes first.
 	seqs, _ := logFiles(filepath.Join(t.dir, "wal"))
 	for _, seq := range seqs {
 		if seq <= through {
@@ -142,150 +149,207 @@ func (t *tenant) sealNow() error {
 	return nil
 }
 
-// mergeSorted concatenates chunks into records of at most segmentRows rows, sorted
-// by subject then time, with one dictionary per string column.
-func mergeSorted(schema *arrow.Schema, chunks []privalytics.Chunk) []arrow.Record {
-	type ref struct {
-		subj uint64
-		ts   int64
-		c, r uint32
+// rowRef names one row of one source record.
+type rowRef struct{ c, r uint32 }
+
+// concatRecords joins records, in order, into one with one dictionary per string column.
+func concatRecords(schema *arrow.Schema, recs []arrow.Record) arrow.Record {
+	if len(recs) == 1 {
+		return recs[0]
 	}
 	n := 0
-	for _, c := range chunks {
-		n += int(c.Record.NumRows())
+	for _, r := range recs {
+		n += int(r.NumRows())
 	}
-	refs := make([]ref, 0, n)
+	refs := make([]rowRef, 0, n)
+	for ci, r := range recs {
+		for i := range uint32(r.NumRows()) {
+			refs = append(refs, rowRef{uint32(ci), i})
+		}
+	}
+	return gather(schema, recs, refs)
+}
+
+// mergeSorted joins chunks into records of at most segmentRows rows sorted by
+// subject then time, carrying their dense subject numbers along.
+func mergeSorted(schema *arrow.Schema, chunks []privalytics.Chunk) []privalytics.Chunk {
+	type key struct {
+		subj uint64
+		ts   int64
+		ref  rowRef
+	}
+	n := 0
+	recs := make([]arrow.Record, len(chunks))
+	for i, c := range chunks {
+		n += int(c.Record.NumRows())
+		recs[i] = c.Record
+	}
+	keys := make([]key, 0, n)
 	for ci, c := range chunks {
 		subj := c.Record.Column(0).(*array.Uint64).Uint64Values()
 		ts := c.Record.Column(1).(*array.Timestamp).TimestampValues()
 		for i := range subj {
-			refs = append(refs, ref{subj[i], int64(ts[i]), uint32(ci), uint32(i)})
+			keys = append(keys, key{subj[i], int64(ts[i]), rowRef{uint32(ci), uint32(i)}})
 		}
 	}
-	slices.SortFunc(refs, func(a, b ref) int {
-		if a.subj != b.subj {
-			if a.subj < b.subj {
-				return -1
-			}
-			return 1
+	slices.SortFunc(keys, func(a, b key) int {
+		switch {
+		case a.subj != b.subj:
+			return cmpOrder(a.subj, b.subj)
+		case a.ts != b.ts:
+			return cmpOrder(a.ts, b.ts)
+		case a.ref.c != b.ref.c:
+			return cmpOrder(a.ref.c, b.ref.c)
 		}
-		if a.ts != b.ts {
-			if a.ts < b.ts {
-				return -1
-			}
-			return 1
-		}
-		return 0
+		return cmpOrder(a.ref.r, b.ref.r)
 	})
-	// Global dictionaries and per-chunk translations.
-	nf := schema.NumFields()
-	trans := make([][][]int32, nf) // field → chunk → old code → new code
-	dicts := make([][]string, nf)
-	for f := 0; f < nf; f++ {
-		if _, ok := schema.Field(f).Type.(*arrow.DictionaryType); !ok {
-			continue
+	var out []privalytics.Chunk
+	for start := 0; start < len(keys); start += segmentRows {
+		part := keys[start:min(start+segmentRows, len(keys))]
+		refs := make([]rowRef, len(part))
+		nums := make([]uint32, len(part))
+		for i, k := range part {
+			refs[i] = k.ref
+			nums[i] = chunks[k.ref.c].Subjects[k.ref.r]
 		}
-		codes := map[string]int32{}
-		trans[f] = make([][]int32, len(chunks))
-		for ci, c := range chunks {
-			d := c.Record.Column(f).(*array.Dictionary).Dictionary().(*array.String)
-			tr := make([]int32, d.Len())
-			for k := range tr {
-				s := d.Value(k)
-				code, ok := codes[s]
-				if !ok {
-					code = int32(len(dicts[f]))
-					codes[s] = code
-					dicts[f] = append(dicts[f], s)
-				}
-				tr[k] = code
-			}
-			trans[f][ci] = tr
-		}
-	}
-	var out []arrow.Record
-	mem := memory.DefaultAllocator
-	for start := 0; start < len(refs); start += segmentRows {
-		part := refs[start:min(start+segmentRows, len(refs))]
-		cols := make([]arrow.Array, nf)
-		for f := 0; f < nf; f++ {
-			field := schema.Field(f)
-			valid := make([]bool, len(part))
-			anyNull := false
-			for i, r := range part {
-				valid[i] = chunks[r.c].Record.Column(f).IsValid(int(r.r))
-				anyNull = anyNull || !valid[i]
-			}
-			if !anyNull {
-				valid = nil
-			}
-			switch typ := field.Type.(type) {
-			case *arrow.DictionaryType:
-				idx := make([]int32, len(part))
-				for i, r := range part {
-					if valid == nil || valid[i] {
-						idx[i] = trans[f][r.c][chunks[r.c].Record.Column(f).(*array.Dictionary).GetValueIndex(int(r.r))]
-					}
-				}
-				ib := array.NewInt32Builder(mem)
-				ib.AppendValues(idx, valid)
-				ind := ib.NewArray()
-				sb := array.NewStringBuilder(mem)
-				sb.AppendValues(dicts[f], nil)
-				dict := sb.NewArray()
-				cols[f] = array.NewDictionaryArray(typ, ind, dict)
-			case *arrow.TimestampType:
-				v := make([]arrow.Timestamp, len(part))
-				for i, r := range part {
-					v[i] = chunks[r.c].Record.Column(f).(*array.Timestamp).Value(int(r.r))
-				}
-				b := array.NewTimestampBuilder(mem, typ)
-				b.AppendValues(v, valid)
-				cols[f] = b.NewArray()
-			default:
-				switch field.Type.ID() {
-				case arrow.UINT64:
-					v := make([]uint64, len(part))
-					for i, r := range part {
-						v[i] = r.subj
-					}
-					b := array.NewUint64Builder(mem)
-					b.AppendValues(v, valid)
-					cols[f] = b.NewArray()
-				case arrow.INT64:
-					v := make([]int64, len(part))
-					for i, r := range part {
-						v[i] = chunks[r.c].Record.Column(f).(*array.Int64).Value(int(r.r))
-					}
-					b := array.NewInt64Builder(mem)
-					b.AppendValues(v, valid)
-					cols[f] = b.NewArray()
-				case arrow.FLOAT64:
-					v := make([]float64, len(part))
-					for i, r := range part {
-						v[i] = chunks[r.c].Record.Column(f).(*array.Float64).Value(int(r.r))
-					}
-					b := array.NewFloat64Builder(mem)
-					b.AppendValues(v, valid)
-					cols[f] = b.NewArray()
-				case arrow.BOOL:
-					v := make([]bool, len(part))
-					for i, r := range part {
-						v[i] = chunks[r.c].Record.Column(f).(*array.Boolean).Value(int(r.r))
-					}
-					b := array.NewBooleanBuilder(mem)
-					b.AppendValues(v, valid)
-					cols[f] = b.NewArray()
-				}
-			}
-		}
-		out = append(out, array.NewRecord(schema, cols, int64(len(part))))
+		out = append(out, privalytics.Chunk{Record: gather(schema, recs, refs), Subjects: nums})
 	}
 	return out
 }
 
-// writeSegment writes records to a Parquet file (zstd; time delta-encoded) and
-// fsyncs it and its directory.
+func cmpOrder[T int64 | uint64 | uint32](a, b T) int {
+	if a < b {
+		return -1
+	} else if a > b {
+		return 1
+	}
+	return 0
+}
+
+// zeroBytes backs every value buffer that is all zeros (a column that is
+// constant or always null: a shop with one store or no channel), so such columns
+// cost nothing per row. Buffers are never written after they are built.
+var zeroBytes = sync.OnceValue(func() []byte { return make([]byte, 8*segmentRows) })
+
+// valueBuffer wraps b, swapping it for the shared zeros when it is all zeros.
+func valueBuffer(b []byte) *memory.Buffer {
+	for _, x := range b {
+		if x != 0 {
+			return memory.NewBufferBytes(b)
+		}
+	}
+	return memory.NewBufferBytes(zeroBytes()[:len(b)])
+}
+
+// gather builds one record from the rows refs names, in that order. String
+// columns get one dictionary holding the values the sources' dictionaries have;
+// every buffer has exactly the size it needs.
+func gather(schema *arrow.Schema, recs []arrow.Record, refs []rowRef) arrow.Record {
+	n := len(refs)
+	cols := make([]arrow.Array, schema.NumFields())
+	for f := range cols {
+		field := schema.Field(f)
+		srcs := make([]arrow.ArrayData, len(recs))
+		nulls := 0
+		for i, r := range recs {
+			srcs[i] = r.Column(f).Data()
+			nulls += srcs[i].NullN()
+		}
+		var validity *memory.Buffer
+		nullCount := 0
+		if nulls > 0 {
+			bits := make([]byte, bitutil.BytesForBits(int64(n)))
+			for i, ref := range refs {
+				d := srcs[ref.c]
+				if d.NullN() == 0 || bitutil.BitIsSet(d.Buffers()[0].Bytes(), d.Offset()+int(ref.r)) {
+					bitutil.SetBit(bits, i)
+				} else {
+					nullCount++
+				}
+			}
+			if nullCount > 0 {
+				validity = memory.NewBufferBytes(bits)
+			}
+		}
+		var data arrow.ArrayData
+		switch typ := field.Type.(type) {
+		case *arrow.DictionaryType:
+			idx, dict := unifyDictionary(srcs, refs)
+			data = array.NewDataWithDictionary(typ, n, []*memory.Buffer{validity, valueBuffer(arrow.Int32Traits.CastToBytes(idx))}, nullCount, 0, dict)
+		case *arrow.BooleanType:
+			bits := make([]byte, bitutil.BytesForBits(int64(n)))
+			for i, ref := range refs {
+				d := srcs[ref.c]
+				if bitutil.BitIsSet(d.Buffers()[1].Bytes(), d.Offset()+int(ref.r)) {
+					bitutil.SetBit(bits, i)
+				}
+			}
+			data = array.NewData(typ, n, []*memory.Buffer{validity, valueBuffer(bits)}, nil, nullCount, 0)
+		default: // every other stored type is 8 bytes wide: uint64, int64, float64, timestamp
+			vals := make([]uint64, n)
+			src := make([][]uint64, len(srcs))
+			for i, d := range srcs {
+				src[i] = arrow.Uint64Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+			}
+			for i, ref := range refs {
+				vals[i] = src[ref.c][ref.r]
+			}
+			data = array.NewData(typ, n, []*memory.Buffer{validity, valueBuffer(arrow.Uint64Traits.CastToBytes(vals))}, nil, nullCount, 0)
+		}
+		cols[f] = array.MakeFromData(data)
+	}
+	return array.NewRecord(schema, cols, int64(n))
+}
+
+// unifyDictionary returns the dictionary codes of the referenced rows in one new
+// dictionary, which keeps only values some row uses.
+func unifyDictionary(srcs []arrow.ArrayData, refs []rowRef) ([]int32, *array.Data) {
+	codes := make([][]int32, len(srcs)) // source → old code → new code (-1: not yet)
+	dicts := make([]*array.String, len(srcs))
+	idx := make([][]int32, len(srcs))
+	for i, d := range srcs {
+		dicts[i] = array.MakeFromData(d.Dictionary()).(*array.String)
+		codes[i] = make([]int32, dicts[i].Len())
+		for k := range codes[i] {
+			codes[i][k] = -1
+		}
+		idx[i] = arrow.Int32Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+	}
+	seen := map[string]int32{}
+	var values []string
+	size := 0
+	out := make([]int32, len(refs))
+	for i, ref := range refs {
+		d := srcs[ref.c]
+		if d.NullN() > 0 && !bitutil.BitIsSet(d.Buffers()[0].Bytes(), d.Offset()+int(ref.r)) {
+			continue // a null row keeps code 0
+		}
+		old := idx[ref.c][ref.r]
+		code := codes[ref.c][old]
+		if code < 0 {
+			s := dicts[ref.c].Value(int(old))
+			var ok bool
+			if code, ok = seen[s]; !ok {
+				code = int32(len(values))
+				seen[s] = code
+				values = append(values, s)
+				size += len(s)
+			}
+			codes[ref.c][old] = code
+		}
+		out[i] = code
+	}
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	defer b.Release()
+	b.Reserve(len(values))
+	b.ReserveData(size)
+	b.AppendValues(values, nil)
+	dict := b.NewStringArray()
+	return out, dict.Data().(*array.Data)
+}
+
+// writeSegment writes records to a Parquet file (zstd, dictionary encoding, the
+// time column delta-encoded) and fsyncs it and its directory.
 func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -317,14 +381,18 @@ func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record) error 
 		return err
 	}
 	err = g.Sync()
-	g.Close()
+	if cerr := g.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
 }
 
-// readSegment loads a segment's records with the tenant's Arrow schema.
+// readSegment loads a segment's records in the tenant's Arrow schema, each
+// compacted by gather (the Parquet reader's buffers carry slack and per-batch
+// dictionaries).
 func readSegment(path string, schema *arrow.Schema) ([]arrow.Record, error) {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
@@ -350,18 +418,21 @@ func readSegment(path string, schema *arrow.Schema) ([]arrow.Record, error) {
 	for rr.Next() {
 		r := rr.Record()
 		if int(r.NumCols()) != schema.NumFields() {
-			return nil, fmt.Errorf("segment has %d columns, the schema %d", r.NumCols(), schema.NumFields())
+			return nil, fmt.Errorf("segment has %d columns, the tenant's schema %d", r.NumCols(), schema.NumFields())
 		}
-		cols := make([]arrow.Array, r.NumCols())
-		for i := range cols {
-			c := r.Column(i)
-			if !arrow.TypeEqual(c.DataType(), schema.Field(i).Type) {
-				return nil, fmt.Errorf("segment column %s is %s, the schema says %s", schema.Field(i).Name, c.DataType(), schema.Field(i).Type)
+		for i := range int(r.NumCols()) {
+			if got := r.Column(i).DataType(); !arrow.TypeEqual(got, schema.Field(i).Type) {
+				return nil, fmt.Errorf("segment column %s is %s, the tenant's schema says %s", schema.Field(i).Name, got, schema.Field(i).Type)
 			}
-			c.Retain()
-			cols[i] = c
 		}
-		out = append(out, array.NewRecord(schema, cols, r.NumRows()))
+		refs := make([]rowRef, r.NumRows())
+		for i := range refs {
+			refs[i] = rowRef{0, uint32(i)}
+		}
+		out = append(out, gather(schema, []arrow.Record{r}, refs))
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
 	}
 	return out, nil
 }

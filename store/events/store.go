@@ -14,40 +14,60 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/privalytics/privalytics"
 )
 
-// Options tune the store.
+// Options tune the store. The zero value gives the defaults, except SyncWrites:
+// set it to true everywhere but in tests and benchmarks that say why not.
 type Options struct {
-	SealRows          int  // seal the log into a segment at this many rows; default 1,000,000
-	SyncWrites        bool // fsync before Append returns; turn off only in tests that say why
+	SealRows          int  // seal the log into a segment once it holds this many rows; default 1,000,000
+	SyncWrites        bool // fsync before Append returns; false loses acknowledged appends on a power cut
 	Logger            *slog.Logger
 	IdempotencyWindow int // recent idempotency keys remembered per tenant; default 100,000
 }
 
-// Store is the event store of every tenant under one directory.
+// MaxIdempotencyKey is the longest idempotency key accepted, in bytes.
+const MaxIdempotencyKey = 256
+
+// Store is the event store of every tenant under one directory. Tenants are
+// loaded lazily, on their first Append or Snapshot, because loading needs the
+// tenant's schema; loading one tenant does not block the others.
 type Store struct {
 	dir string
 	opt Options
 	log *slog.Logger
 
 	mu      sync.Mutex
-	tenants map[string]*tenant
+	tenants map[string]*tenantSlot
 	closed  bool
-	sealers sync.WaitGroup
+	// workers counts the goroutines the store owns (background seals and
+	// coalescing); Close waits for them.
+	workers sync.WaitGroup
+
+	// crashBeforeManifest, when set (tests only), makes a seal stop after its
+	// segment is written and fsynced but before the manifest names it, as a crash would.
+	crashBeforeManifest func() error
+}
+
+// tenantSlot lets one goroutine load a tenant while others wait for that tenant only.
+type tenantSlot struct {
+	ready chan struct{}
+	t     *tenant
+	err   error
 }
 
 var _ privalytics.EventStore = (*Store)(nil)
 
-// Open opens (creating, 0700) the store in dir. Tenants are loaded on first use,
-// since loading needs the tenant's schema.
+// Open opens the store in dir, creating it (0700) if needed.
 func Open(dir string, opt Options) (*Store, error) {
 	if opt.SealRows <= 0 {
 		opt.SealRows = 1_000_000
@@ -59,93 +79,159 @@ func Open(dir string, opt Options) (*Store, error) {
 		opt.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("events: %w", err)
+		return nil, fmt.Errorf("events: open %s: %w", dir, err)
 	}
-	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenant{}}, nil
+	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}}, nil
 }
 
 // Stats describes a tenant's stored events.
 type Stats struct {
 	Rows         int   `json:"rows"`
-	Segments     int   `json:"segments"`
-	LogBytes     int64 `json:"log_bytes"`
-	SegmentBytes int64 `json:"segment_bytes"`
+	Subjects     int   `json:"subjects"`      // distinct subjects numbered in memory
+	Segments     int   `json:"segments"`      // sealed Parquet files
+	Chunks       int   `json:"chunks"`        // in-memory records a snapshot holds
+	LogBytes     int64 `json:"log_bytes"`     // write-ahead log files on disk
+	SegmentBytes int64 `json:"segment_bytes"` // segment files on disk
+	// MemoryBytes is what the in-memory records hold: Arrow buffers (a buffer
+	// shared by several columns counted once), dictionaries and the subject numbers.
+	MemoryBytes int64 `json:"memory_bytes"`
+	LogSyncs    int64 `json:"log_syncs"` // group commits (one write + fsync each) since the tenant was loaded
 }
 
+// tenantIDPattern is the root package's rule for tenant IDs; it also keeps IDs
+// safe as directory names.
+var tenantIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// tenant returns the loaded tenant, loading it on first use.
 func (s *Store) tenant(id string, schema privalytics.Schema) (*tenant, error) {
+	if !tenantIDPattern.MatchString(id) {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "tenant id %q must be lower-case letters, digits and -, 1 to 63 long", id)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
-		return nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closed")
+		s.mu.Unlock()
+		return nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closed; retry once the server has restarted")
 	}
-	if t, ok := s.tenants[id]; ok {
-		return t, nil
+	slot, ok := s.tenants[id]
+	if !ok {
+		slot = &tenantSlot{ready: make(chan struct{})}
+		s.tenants[id] = slot
+		s.workers.Add(1) // Close must not close files under a loading tenant
+		s.mu.Unlock()
+		slot.t, slot.err = openTenant(s, id, schema)
+		close(slot.ready)
+		s.workers.Done()
+		if slot.err != nil {
+			// Forget the failure so a later call (after the operator fixed the
+			// files) tries again.
+			s.mu.Lock()
+			delete(s.tenants, id)
+			s.mu.Unlock()
+		}
+	} else {
+		s.mu.Unlock()
+		<-slot.ready
 	}
-	if id == "" || strings.ContainsAny(id, "/\\.") {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "bad tenant id %q", id)
+	if slot.err != nil {
+		return nil, slot.err
 	}
-	t, err := openTenant(s, id, schema)
-	if err != nil {
-		return nil, err
+	if !slot.t.arrow.Equal(schema.Arrow()) {
+		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s was loaded with another schema; restart the server after changing a tenant's schema", id)
 	}
-	s.tenants[id] = t
-	return t, nil
+	return slot.t, nil
 }
 
-// Append stores b durably.
+// loaded returns the tenant if it is loaded, without loading it.
+func (s *Store) loaded(id string) *tenant {
+	s.mu.Lock()
+	slot, ok := s.tenants[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	<-slot.ready
+	return slot.t
+}
+
+// Append stores b durably: when it returns without error, the batch is in the
+// log and fsynced (with SyncWrites), and visible to later snapshots. Errors:
+// EINVALID for an empty batch, a batch not in the tenant's schema or an overlong
+// key; EUNAVAILABLE while closing; EINTERNAL for I/O failures.
 func (s *Store) Append(ctx context.Context, tenantID string, schema privalytics.Schema, b privalytics.Batch) (privalytics.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return privalytics.AppendResult{}, err
+	}
 	if b.Record == nil || b.Record.NumRows() == 0 {
-		return privalytics.AppendResult{}, privalytics.Errorf(privalytics.EINVALID, "empty batch")
+		return privalytics.AppendResult{}, privalytics.Errorf(privalytics.EINVALID, "the batch has no rows; send at least one event")
+	}
+	if len(b.IdempotencyKey) > MaxIdempotencyKey {
+		return privalytics.AppendResult{}, privalytics.Errorf(privalytics.EINVALID, "idempotency key is %d bytes; use at most %d", len(b.IdempotencyKey), MaxIdempotencyKey)
 	}
 	t, err := s.tenant(tenantID, schema)
 	if err != nil {
 		return privalytics.AppendResult{}, err
 	}
 	if !t.arrow.Equal(b.Record.Schema()) {
-		return privalytics.AppendResult{}, fmt.Errorf("events: batch schema does not match tenant %s", tenantID)
+		return privalytics.AppendResult{}, privalytics.Errorf(privalytics.EINVALID, "the batch's columns do not match tenant %s's schema: build records with Schema.Arrow(), got %s", tenantID, schemaOf(b.Record))
 	}
 	frame, err := encodeFrame(nil, b.IdempotencyKey, b.Record)
 	if err != nil {
-		return privalytics.AppendResult{}, fmt.Errorf("events: encode: %w", err)
+		return privalytics.AppendResult{}, fmt.Errorf("events: encode batch: %w", err)
 	}
-	return t.commit(&pending{frame: frame, key: b.IdempotencyKey, rec: b.Record, done: make(chan struct{})})
+	b.Record.Retain() // held in memory for as long as the tenant is
+	p := &pending{frame: frame, key: b.IdempotencyKey, rec: b.Record, done: make(chan struct{})}
+	res, err := t.commit(p)
+	if err != nil || res.Duplicate {
+		b.Record.Release()
+	}
+	return res, err
 }
 
-// Snapshot returns the tenant's current events.
+// Snapshot returns the tenant's current events: an immutable view that later
+// appends, coalescing and seals do not change. A tenant with no events gets an
+// empty snapshot.
 func (s *Store) Snapshot(ctx context.Context, tenantID string, schema privalytics.Schema) (*privalytics.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	t, err := s.tenant(tenantID, schema)
 	if err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return &privalytics.Snapshot{Version: t.version, Chunks: t.chunks, Subjects: len(t.subjects)}, nil
+	// Clipped, so a caller appending to Chunks cannot write into the array the
+	// tenant keeps appending to.
+	return &privalytics.Snapshot{Version: t.version, Chunks: slices.Clip(t.chunks), Subjects: len(t.subjects)}, nil
 }
 
-// Seal seals the tenant's log now and waits for it.
+// Seal seals the tenant's log now and waits for it. A tenant not loaded has
+// nothing in memory to seal; its logs are replayed when it is loaded.
 func (s *Store) Seal(ctx context.Context, tenantID string) error {
-	s.mu.Lock()
-	t, ok := s.tenants[tenantID]
-	s.mu.Unlock()
-	if !ok {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := s.loaded(tenantID)
+	if t == nil {
 		return nil
 	}
 	return t.sealNow()
 }
 
-// Stats returns a tenant's sizes; a tenant never opened has none.
+// Stats returns a tenant's sizes; a tenant not loaded yet reports zeros.
 func (s *Store) Stats(tenantID string) (Stats, error) {
-	s.mu.Lock()
-	t, ok := s.tenants[tenantID]
-	s.mu.Unlock()
-	if !ok {
+	t := s.loaded(tenantID)
+	if t == nil {
 		return Stats{}, nil
 	}
 	return t.stats()
 }
 
-// Close waits for background sealing and closes the logs. Appends already
-// acknowledged are on disk; unsealed logs are replayed at the next Open.
+// Close waits for background seals and coalescing, then closes the logs. It
+// does not seal: every acknowledged append is already fsynced in a log, which
+// the next Open replays (a few hundred ms per million rows), while sealing a
+// nearly full log at shutdown could outlast the shutdown deadline. Appends
+// after Close get EUNAVAILABLE. Close is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -153,15 +239,24 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	ts := s.tenants
+	slots := s.tenants
 	s.mu.Unlock()
-	s.sealers.Wait()
+	s.workers.Wait()
 	var errs []error
-	for _, t := range ts {
-		errs = append(errs, t.close())
+	for _, slot := range slots {
+		if slot.t != nil {
+			errs = append(errs, slot.t.close())
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// firstVersion starts a tenant's versions from the clock, so a version seen
+// before a restart is not reused for different data after it (versions key
+// cached answers). Seconds × 2^20 leaves room for a million appends a second
+// between restarts and stays below 2^53, so JSON clients in JavaScript read
+// versions exactly (until the year 2242).
+func firstVersion() uint64 { return uint64(time.Now().Unix()) << 20 }
 
 // manifest is the tenant's durable state outside the logs.
 type manifest struct {
@@ -193,6 +288,9 @@ func readManifest(path string) (manifest, error) {
 	var m manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return manifest{}, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	if m.Version != 1 {
+		return manifest{}, fmt.Errorf("manifest %s has format version %d; this build reads version 1", path, m.Version)
 	}
 	return m, nil
 }
@@ -248,7 +346,7 @@ func logFiles(walDir string) ([]int, error) {
 			}
 		}
 	}
-	sort.Ints(seqs)
+	slices.Sort(seqs)
 	return seqs, nil
 }
 
