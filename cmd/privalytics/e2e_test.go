@@ -111,7 +111,7 @@ func loadSynthetic(t *testing.T, c *client.Client, cfg synth.Config) monthTruth 
 	for gen.Next(&ev) {
 		buf = synth.AppendNDJSON(buf, &ev)
 		rows++
-		// Sessions late on the last day can spill past the period the queries ask about.
+		// The generator keeps events inside the period; the guard keeps the reference honest if that changes.
 		if ev.Type == privalytics.EventPurchase && ev.TS.Before(end) {
 			m := ev.TS.UTC().Format("2006-01")
 			tr.purchases[m]++
