@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -11,10 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/store/storetest"
 )
 
 // raceQueries runs 100 trials: each creates a tenant whose budget allows exactly
@@ -73,7 +70,7 @@ func TestConcurrentQueriesExactlyKPostgres(t *testing.T) {
 	cfg := DefaultConfig()
 	dir := t.TempDir()
 	cfg.Addr, cfg.DataDir, cfg.MasterKeyFile, cfg.LogLevel = "127.0.0.1:0", dir, dir+"/master.key", "warn"
-	cfg.Postgres = freshPostgresSchema(t, base)
+	cfg.Postgres = storetest.PostgresSchema(t, base)
 	runCtx, cancel := context.WithCancel(ctx)
 	app, err := openApp(runCtx, cfg, appOptions{logOutput: io.Discard})
 	if err != nil {
@@ -83,29 +80,4 @@ func TestConcurrentQueriesExactlyKPostgres(t *testing.T) {
 	go func() { done <- app.serve(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	raceQueries(t, &testServer{app: app, operator: client.New(app.URL(), app.OperatorToken)})
-}
-
-// freshPostgresSchema creates an empty schema on the test server, dropped when
-// the test ends, and returns a DSN whose search_path is it.
-func freshPostgresSchema(t *testing.T, base string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", base, err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	return base + "&search_path=" + schema
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/store/sqlite"
+	"github.com/privalytics/privalytics/store/storetest"
 )
 
 // storm sends distinct queries (each a new fingerprint, so none is served from
@@ -117,7 +118,7 @@ func TestTwoServersShareAPostgresBudget(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	dsn := freshPostgresSchema(t, base)
+	dsn := storetest.PostgresSchema(t, base)
 	key := make([]byte, 32)
 	rand.Read(key)
 	env := []string{"PRIVALYTICS_POSTGRES=" + dsn, "PRIVALYTICS_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key)}
