@@ -57,10 +57,19 @@ type Aggregate struct {
 	Name   string   `json:"name,omitempty"` // defaults to op or op_column
 	Op     string   `json:"op"`             // count, distinct_customers, sum, mean, variance, stddev, median, quantile
 	Column string   `json:"column,omitempty"`
-	Lower  *float64 `json:"lower,omitempty"`  // clamping bounds per row, required for every op but count and distinct_customers
-	Upper  *float64 `json:"upper,omitempty"`  //
-	Weight float64  `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
-	Rank   float64  `json:"rank,omitempty"`   // quantile only: 0 < rank < 1 (0.5 is the median)
+	Lower  *float64 `json:"lower,omitempty"` // clamping bounds per row, required for every op but count and distinct_customers, unless bounds is "auto"
+	Upper  *float64 `json:"upper,omitempty"` //
+	// Bounds "auto" replaces lower and upper by a DP estimate of the column's
+	// range from the data, spending AutoShare of the aggregate's ε on it; the
+	// range used is reported in the answer.
+	Bounds    string  `json:"bounds,omitempty"`
+	AutoShare float64 `json:"auto_share,omitempty"` // share of the aggregate's ε for "auto" bounds; default 0.2
+	// Within asks for accuracy first: the query's epsilon is left out (0) and the
+	// engine picks the smallest ε whose interval half-width for a typical cell is
+	// at most Within (count, distinct_customers, sum, mean with fixed bounds).
+	Within float64 `json:"within,omitempty"`
+	Weight float64 `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
+	Rank   float64 `json:"rank,omitempty"`   // quantile only: 0 < rank < 1 (0.5 is the median)
 }
 
 // Bounds limit each customer's contribution; the executor enforces them by
@@ -97,6 +106,10 @@ type AggregateInfo struct {
 	Delta     float64 `json:"delta"`
 	Lower     float64 `json:"lower,omitempty"`
 	Upper     float64 `json:"upper,omitempty"`
+	// AutoBounds is set when lower and upper were estimated from the data (with
+	// BoundsEpsilon of the aggregate's Epsilon); before execution they are zero.
+	AutoBounds    bool    `json:"auto_bounds,omitempty"`
+	BoundsEpsilon float64 `json:"bounds_epsilon,omitempty"`
 }
 
 // Row is one released group: its key values and one cell per aggregate.

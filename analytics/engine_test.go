@@ -116,6 +116,10 @@ func run(t *testing.T, q *privalytics.Query, snap *privalytics.Snapshot, m dp.Me
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
+	p, err = p.ResolveBounds(context.Background(), snap, m)
+	if err != nil {
+		t.Fatalf("bounds: %v", err)
+	}
 	part, err := Execute(context.Background(), p, snap)
 	if err != nil {
 		t.Fatalf("execute: %v", err)
@@ -613,6 +617,10 @@ func TestPlanErrors(t *testing.T) {
 		{"empty range", `{"where":[{"column":"amount","gte":5,"lt":1}],"aggregates":[{"op":"count"}],"epsilon":1}`, "empty"},
 		{"unknown field", `{"aggregates":[{"op":"count"}],"epsilon":1,"colour":"red"}`, "unknown field"},
 		{"bad op", `{"aggregates":[{"op":"mode"}],"epsilon":1}`, "mode"},
+		{"auto and bounds", `{"aggregates":[{"op":"sum","column":"amount","bounds":"auto","lower":0,"upper":1}],"epsilon":1}`, "not both"},
+		{"bad bounds word", `{"aggregates":[{"op":"sum","column":"amount","bounds":"guess"}],"epsilon":1}`, `"auto" or absent`},
+		{"auto share", `{"aggregates":[{"op":"mean","column":"amount","bounds":"auto","auto_share":1.5}],"epsilon":1}`, "auto_share must be between 0 and 1"},
+		{"share without auto", `{"aggregates":[{"op":"sum","column":"amount","lower":0,"upper":1,"auto_share":0.5}],"epsilon":1}`, "only with"},
 		{"quantile without rank", `{"aggregates":[{"op":"quantile","column":"amount","lower":0,"upper":1}],"epsilon":1}`, "rank between 0 and 1"},
 	}
 	for _, tt := range tests {

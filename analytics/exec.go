@@ -47,6 +47,7 @@ type Partial struct {
 	n        [][]int64     // slot → group: rows with a value (means)
 	sq       [][]float64   // slot → group: Σ(x − midpoint)² in natural units (variances)
 	kept     [][][]float64 // slot → group → the kept values, natural units (quantiles)
+	hist     [][]int64     // slot → magnitude bin, over all groups (automatic bounds' first pass)
 }
 
 // resolveDims fixes each dimension's keys: public ones as planned, data-derived
@@ -536,6 +537,15 @@ const partitionRows = 1 << 16
 // exceed a bound, uniform sampling otherwise) and accumulate per group; (3) merge
 // the workers' accumulators.
 func Execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial, error) {
+	for _, a := range p.aggs {
+		if a.auto && !a.resolved {
+			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: %s has automatic bounds: call ResolveBounds before Execute", a.info.Name)
+		}
+	}
+	return execute(ctx, p, snap)
+}
+
+func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial, error) {
 	dims, groups, err := p.resolveDims(snap)
 	if err != nil {
 		return nil, err
@@ -598,6 +608,12 @@ func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 		if p.slotSq[s] {
 			part.sq[s] = make([]float64, groups)
 		}
+		if p.slotHist[s] {
+			if part.hist == nil {
+				part.hist = make([][]int64, p.slots)
+			}
+			part.hist[s] = make([]int64, p.histBins(s).n())
+		}
 		if p.slotKeep[s] {
 			if part.kept == nil {
 				part.kept = make([][][]float64, p.slots)
@@ -609,6 +625,11 @@ func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 }
 
 func (a *Partial) merge(b *Partial) {
+	for s := range a.hist {
+		for i, c := range b.hist[s] {
+			a.hist[s][i] += c
+		}
+	}
 	for g := range a.groups {
 		a.count[g] += b.count[g]
 		a.distinct[g] += b.distinct[g]
@@ -628,15 +649,19 @@ func (a *Partial) merge(b *Partial) {
 
 // slotKind is what the accumulator does with one slot's values.
 type slotKind struct {
-	float, sq, keep bool
-	mid, unit       float64
+	float, sq, keep, hist bool
+	mid, unit             float64
+	bins                  magnitudeBins
 }
 
 func (p *Plan) slotKinds() []slotKind {
 	k := make([]slotKind, p.slots)
 	for _, a := range p.aggs {
 		if a.slot >= 0 {
-			k[a.slot] = slotKind{float: a.isFloat, sq: p.slotSq[a.slot], keep: p.slotKeep[a.slot], mid: p.slotMid[a.slot], unit: p.slotUnit[a.slot]}
+			k[a.slot] = slotKind{float: a.isFloat, sq: p.slotSq[a.slot], keep: p.slotKeep[a.slot], hist: p.slotHist[a.slot], mid: p.slotMid[a.slot], unit: p.slotUnit[a.slot]}
+			if k[a.slot].hist {
+				k[a.slot].bins = p.histBins(a.slot)
+			}
 		}
 	}
 	return k
@@ -659,7 +684,7 @@ func (pt *Partial) add(kinds []slotKind, vals [][]uint64, g int32, i int) {
 				continue
 			}
 			pt.sumI[s][g] += int64(b)
-			if !k.sq && !k.keep {
+			if !k.sq && !k.keep && !k.hist {
 				pt.n[s][g]++
 				continue
 			}
@@ -672,6 +697,9 @@ func (pt *Partial) add(kinds []slotKind, vals [][]uint64, g int32, i int) {
 		}
 		if k.keep {
 			pt.kept[s][g] = append(pt.kept[s][g], x)
+		}
+		if k.hist {
+			pt.hist[s][k.bins.bin(x)]++
 		}
 	}
 }

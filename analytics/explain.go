@@ -13,11 +13,14 @@ import (
 // Explanation is what a query would cost and how precise its cells would be,
 // computed from the plan alone: no data is read and no budget is spent.
 type Explanation struct {
-	Cost        privalytics.Cost          `json:"cost"`
-	Confidence  float64                   `json:"confidence"`
-	Thresholded bool                      `json:"thresholded"` // group keys come from the data and pass DP partition selection
-	Aggregates  []AggregateExplanation    `json:"aggregates"`
-	Budget      *privalytics.BudgetStatus `json:"budget,omitempty"`
+	Cost        privalytics.Cost `json:"cost"`
+	Confidence  float64          `json:"confidence"`
+	Thresholded bool             `json:"thresholded"` // group keys come from the data and pass DP partition selection
+	// AccuracyFirst: the query gave no epsilon but a target half-width ("within")
+	// for some aggregates; Cost.Epsilon is the smallest ε that meets every target.
+	AccuracyFirst bool                      `json:"accuracy_first,omitempty"`
+	Aggregates    []AggregateExplanation    `json:"aggregates"`
+	Budget        *privalytics.BudgetStatus `json:"budget,omitempty"`
 }
 
 // AggregateExplanation gives the expected error of one aggregate: the half-width
@@ -35,7 +38,7 @@ const meanRows = 1000
 // widths of the Laplace and Gaussian mechanisms do not depend on the data, so this
 // is exact for counts and sums; for a mean it is quoted for a group of meanRows rows.
 func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
-	ex := &Explanation{Cost: p.cost, Confidence: p.q.Confidence, Thresholded: p.selection}
+	ex := &Explanation{Cost: p.cost, Confidence: p.q.Confidence, Thresholded: p.selection, AccuracyFirst: p.accuracyFirst}
 	n := m.Laplace
 	if p.kind == dp.Gaussian {
 		n = m.Gaussian
@@ -44,6 +47,11 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 	l0, rows := p.rowSens()
 	for _, a := range p.aggs {
 		e := AggregateExplanation{AggregateInfo: a.info}
+		if a.auto {
+			e.Note = fmt.Sprintf("the clamping range is estimated from the data with ε = %.4g; the interval scales with it and is in the answer", a.autoEps)
+			ex.Aggregates = append(ex.Aggregates, e)
+			continue
+		}
 		switch a.op {
 		case "count", "distinct_customers":
 			l0c, linf := l0, rows

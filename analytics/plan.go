@@ -23,6 +23,7 @@ const (
 	DefaultConfidence      = 0.95
 	DefaultMaxRowsPerGroup = 8
 	DefaultMaxGroups       = 4 // with group_by; 1 without
+	DefaultAutoShare       = 0.2
 )
 
 type filter struct {
@@ -64,6 +65,11 @@ type aggregate struct {
 	slot     int // index into the value accumulators, -1 for count/distinct
 	isFloat  bool
 	rank     float64 // quantiles
+	// Automatic bounds: autoEps of the aggregate's ε goes to the DP estimate of
+	// [lo, hi] (ResolveBounds), budget to the aggregate itself.
+	auto     bool
+	autoEps  float64
+	resolved bool // the bounds were estimated (ResolveBounds)
 }
 
 // Plan is a validated query, ready to execute.
@@ -80,6 +86,7 @@ type Plan struct {
 	slotKeep  []bool    // the slot keeps every kept value per group (quantiles)
 	slotMid   []float64 // midpoint of the slot's bounds, natural units
 	slotUnit  []float64 // 10^scale of the slot's column (1 for floats)
+	slotHist  []bool    // the slot builds a histogram of magnitudes (the first pass of automatic bounds)
 	l0, linf  int64
 	ltotal    int64 // rows per customer in total; 0 = no cap
 	kind      dp.NoiseKind
@@ -91,6 +98,8 @@ type Plan struct {
 	timeFrom  int64
 	timeTo    int64
 	timeBound bool
+	// accuracyFirst: Epsilon was chosen by NewPlan to meet the aggregates' Within.
+	accuracyFirst bool
 }
 
 func invalid(format string, args ...any) error {
@@ -103,6 +112,15 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if lim.MaxGroups <= 0 {
 		lim = DefaultLimits()
 	}
+	for _, a := range q.Aggregates {
+		if a.Within != 0 {
+			return planForAccuracy(q, schema, lim)
+		}
+	}
+	return newPlan(q, schema, lim)
+}
+
+func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan, error) {
 	p := &Plan{q: *q, schema: schema, cols: schema.Stored(), limits: lim}
 	n := &p.q
 	if n.Purpose == "" {
@@ -233,8 +251,18 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	}
 	aggs, sel := dp.Split(dp.Budget{Epsilon: n.Epsilon, Delta: n.Delta}, weights, p.selection, p.kind)
 	for i := range p.aggs {
-		p.aggs[i].budget = aggs[i]
-		p.aggs[i].info.Epsilon, p.aggs[i].info.Delta = aggs[i].Epsilon, aggs[i].Delta
+		a := &p.aggs[i]
+		a.budget = aggs[i]
+		a.info.Epsilon, a.info.Delta = aggs[i].Epsilon, aggs[i].Delta
+		if a.auto {
+			share := n.Aggregates[i].AutoShare
+			if share == 0 {
+				share = DefaultAutoShare
+			}
+			a.autoEps = aggs[i].Epsilon * share
+			a.budget.Epsilon -= a.autoEps
+			a.info.BoundsEpsilon = a.autoEps
+		}
 	}
 	p.selBudget = sel
 	p.cost = privalytics.Cost{Epsilon: n.Epsilon, Rho: p.rho()}
@@ -306,6 +334,9 @@ func (p *Plan) rho() float64 {
 	total := dp.RhoOfLaplace(p.selBudget.Epsilon)
 	for _, a := range p.aggs {
 		e, d := a.budget.Epsilon, a.budget.Delta
+		if a.auto {
+			total += dp.RhoOfLaplace(a.autoEps) // the bounds' histogram: Laplace noise
+		}
 		maxAbs := math.Max(math.Abs(a.flo), math.Abs(a.fhi))
 		switch {
 		case p.kind == dp.Laplace && a.op == "mean":
@@ -801,8 +832,32 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	default:
 		return ag, fmt.Errorf("%s needs a numeric column; %q is %s", a.Op, a.Column, c.Type)
 	}
+	switch a.Bounds {
+	case "":
+		if a.AutoShare != 0 {
+			return ag, fmt.Errorf("auto_share applies only with \"bounds\": \"auto\"")
+		}
+	case "auto":
+		if a.Lower != nil || a.Upper != nil {
+			return ag, fmt.Errorf("give either lower and upper or \"bounds\": \"auto\", not both")
+		}
+		if a.AutoShare != 0 && !(a.AutoShare > 0 && a.AutoShare < 1) {
+			return ag, fmt.Errorf("auto_share must be between 0 and 1 (default %v), got %v", DefaultAutoShare, a.AutoShare)
+		}
+	default:
+		return ag, fmt.Errorf("bounds must be \"auto\" or absent (then give lower and upper), got %q", a.Bounds)
+	}
+	if a.Bounds == "auto" {
+		ag.col, ag.typ, ag.auto = idx, c.Type, true
+		ag.info.AutoBounds = true
+		p.addSlot(&ag, a.Op, 0, 0)
+		if ag.info.Name == "" {
+			ag.info.Name = a.Op + "_" + a.Column
+		}
+		return ag, nil
+	}
 	if a.Lower == nil || a.Upper == nil {
-		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500", a.Op, a.Column)
+		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500, or \"bounds\": \"auto\"", a.Op, a.Column)
 	}
 	lo, hi := *a.Lower, *a.Upper
 	if math.IsInf(lo, 0) || math.IsNaN(lo) || math.IsInf(hi, 0) || math.IsNaN(hi) {
@@ -818,19 +873,31 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		return ag, fmt.Errorf("bounds are too large for exact arithmetic; use smaller bounds")
 	}
 	ag.col, ag.typ = idx, c.Type
-	ag.flo, ag.fhi = lo, hi
-	// Integer bounds round inwards so clamping never exceeds the declared range.
-	unit := math.Pow10(ag.scale)
-	ag.lo, ag.hi = int64(math.Ceil(lo*unit)), int64(math.Floor(hi*unit))
-	ag.info.Lower, ag.info.Upper = lo, hi
-	ag.slot = p.slots
-	p.slots++
-	p.slotSq = append(p.slotSq, a.Op == "variance" || a.Op == "stddev")
-	p.slotKeep = append(p.slotKeep, a.Op == "median" || a.Op == "quantile")
-	p.slotMid = append(p.slotMid, lo+(hi-lo)/2)
-	p.slotUnit = append(p.slotUnit, unit)
+	p.addSlot(&ag, a.Op, lo, hi)
 	if ag.info.Name == "" {
 		ag.info.Name = a.Op + "_" + a.Column
 	}
 	return ag, nil
+}
+
+// addSlot gives aggregate ag a value accumulator clamping to [lo, hi].
+func (p *Plan) addSlot(ag *aggregate, op string, lo, hi float64) {
+	ag.slot = p.slots
+	p.slots++
+	p.slotSq = append(p.slotSq, op == "variance" || op == "stddev")
+	p.slotKeep = append(p.slotKeep, op == "median" || op == "quantile")
+	p.slotMid = append(p.slotMid, 0)
+	p.slotUnit = append(p.slotUnit, math.Pow10(ag.scale))
+	p.slotHist = append(p.slotHist, false)
+	p.setBounds(ag, lo, hi)
+}
+
+// setBounds sets the clamping range of an aggregate with a slot. Integer bounds
+// round inwards so clamping never exceeds the range.
+func (p *Plan) setBounds(ag *aggregate, lo, hi float64) {
+	unit := p.slotUnit[ag.slot]
+	ag.flo, ag.fhi = lo, hi
+	ag.lo, ag.hi = int64(math.Ceil(lo*unit)), int64(math.Floor(hi*unit))
+	ag.info.Lower, ag.info.Upper = lo, hi
+	p.slotMid[ag.slot] = lo + (hi-lo)/2
 }

@@ -70,7 +70,13 @@ func (s *Server) runQuery(c *gin.Context) {
 		return
 	}
 	execCtx, cancel := context.WithTimeout(ctx, s.limits.QueryTimeout)
-	part, err := analytics.Execute(execCtx, plan, snap)
+	// Automatic bounds draw noise now; like the release's, it leaves the process
+	// only after the charge below succeeds.
+	plan, err = plan.ResolveBounds(execCtx, snap, s.mech)
+	var part *analytics.Partial
+	if err == nil {
+		part, err = analytics.Execute(execCtx, plan, snap)
+	}
 	cancel()
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.writeError(c, privalytics.Errorf(privalytics.EUNAVAILABLE, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters", s.limits.QueryTimeout))

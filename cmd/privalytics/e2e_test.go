@@ -553,3 +553,61 @@ func TestEndToEndZCDP(t *testing.T) {
 	}
 	t.Logf("%d answers at (ε=0.1, δ=1e-7); spent ρ=%.5f of %.5f, i.e. ε=%.3f of 1", answered, b.Spent.Rho, b.Total.Rho, b.Spent.Epsilon)
 }
+
+// TestEndToEndAutoBoundsAndAccuracyFirst: over HTTP, explain picks ε for a stated
+// error without spending anything, the query then charges exactly that ε, and
+// "bounds": "auto" reports the range it estimated and charges no more than ε.
+func TestEndToEndAutoBoundsAndAccuracyFirst(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, "")
+	ctx := context.Background()
+	_, ingest, query := ts.tenantKeys(t, "auto", privalytics.Cost{Epsilon: 5, Delta: 1e-5})
+	cfg := smallSynth()
+	cfg.Events = 20000
+	loadSynthetic(t, ingest, cfg)
+
+	target := []byte(`{"aggregates":[{"op":"count","within":20}],"bounds":{"max_rows_per_group":4}}`)
+	req, _ := http.NewRequest(http.MethodPost, ts.app.URL()+"/v1/queries:explain", bytes.NewReader(target))
+	req.Header.Set("Authorization", "Bearer "+query.Token())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex struct {
+		Cost          privalytics.Cost `json:"cost"`
+		AccuracyFirst bool             `json:"accuracy_first"`
+		Aggregates    []struct {
+			HalfWidth float64 `json:"half_width"`
+		} `json:"aggregates"`
+	}
+	json.NewDecoder(resp.Body).Decode(&ex)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !ex.AccuracyFirst || ex.Cost.Epsilon <= 0 || ex.Aggregates[0].HalfWidth > 20 {
+		t.Fatalf("accuracy-first explain: status %d, %+v", resp.StatusCode, ex)
+	}
+	if b, _ := query.Budget(ctx); b.Spent.Epsilon != 0 {
+		t.Fatalf("explain spent %v", b.Spent)
+	}
+	res, err := query.QueryJSON(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cost.Epsilon != ex.Cost.Epsilon {
+		t.Errorf("query charged ε %v, explain promised %v", res.Cost.Epsilon, ex.Cost.Epsilon)
+	}
+	if hw := (res.Rows[0].Cells[0].Upper - res.Rows[0].Cells[0].Lower) / 2; hw > 20 {
+		t.Errorf("released half-width %v, asked for ≤ 20", hw)
+	}
+
+	auto, err := query.QueryJSON(ctx, []byte(`{"where":[{"column":"type","eq":"purchase"}],"aggregates":[{"name":"basket","op":"mean","column":"amount","bounds":"auto"}],"epsilon":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := auto.Aggregates[0]
+	if !info.AutoBounds || info.Upper <= 0 || info.BoundsEpsilon != 0.2 || auto.Cost.Epsilon != 1 {
+		t.Fatalf("auto bounds: %+v, cost %+v", info, auto.Cost)
+	}
+	if c := auto.Rows[0].Cells[0]; c.Value < info.Lower || c.Value > info.Upper {
+		t.Errorf("mean %v outside the estimated range [%v, %v]", c.Value, info.Lower, info.Upper)
+	}
+}
