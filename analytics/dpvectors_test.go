@@ -1,0 +1,332 @@
+package analytics
+
+// The statistical DP test cases of google/differential-privacy
+// (../shared/dp_test_vectors), run against our mechanisms as the query path
+// wires them: each case becomes a query (aggregate, bounds, ε, δ, noise) planned
+// by NewPlan, its exact per-group aggregate is what the executor produces for
+// the case's entries (clamped, scaled to the column's decimals), and every
+// sample is a cell released by releaseCell — the function Release calls — with
+// the secure mechanisms. Contribution bounding itself (that one customer moves a
+// cell by at most its sensitivity) is tested separately, in
+// TestHeavyCustomerMovesACellByItsSensitivity and TestBoundsHoldPerCustomer.
+//
+// Acceptance is the cases' own rule: the approximate-DP test on histograms of the
+// samples (bucketed by the case's granularity) must hold in both directions with
+// δ + delta_tolerance, by a majority of 9 votes (votes stop once a majority is
+// reached). Per the cases' calibration a vote accepts a correct mechanism with
+// probability ≥ 0.9, so a case fails falsely with probability ≤ 0.00089; the
+// four cases run by default fail falsely together with probability ≤ 0.36%.
+//
+// Cost: each case draws 2 × 1,000,000 samples per vote from the library's
+// secure samplers (about 10 µs each on this 2-core machine), so a case takes
+// one to two minutes of CPU. By default the test runs the first Laplace and the
+// first Gaussian case of the count and bounded-sum files (four cases, about
+// three minutes on two cores);
+// PRIVALYTICS_DP_VECTORS=all runs all 163 cases of the five files (hours), and
+// PRIVALYTICS_DP_VECTORS=<text> the cases whose name contains <text>.
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+)
+
+const dpVectorsDir = "../../shared/dp_test_vectors"
+
+// tpMessage is a parsed text-format protobuf message: fields in order, repeated
+// fields appended.
+type tpMessage struct {
+	fields map[string][]string
+	msgs   map[string][]*tpMessage
+	order  []string // message field names in order (for the top level)
+}
+
+func (m *tpMessage) str(k string) string {
+	if v := m.fields[k]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
+
+func (m *tpMessage) num(t *testing.T, k string, def float64) float64 {
+	s := m.str(k)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("field %s: %v", k, err)
+	}
+	return v
+}
+
+func (m *tpMessage) list(t *testing.T, k string) []float64 {
+	var out []float64
+	for _, s := range m.fields[k] {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("field %s: %v", k, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// parseTextproto reads the subset of the protobuf text format the case files
+// use: nested messages, scalars, and [a, b] lists; # comments.
+func parseTextproto(path string) (*tpMessage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	root := &tpMessage{fields: map[string][]string{}, msgs: map[string][]*tpMessage{}}
+	stack := []*tpMessage{root}
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := sc.Text()
+		if i := strings.Index(s, "#"); i >= 0 && !strings.Contains(s[:i], `"`) {
+			s = s[:i]
+		}
+		s = strings.TrimSpace(s)
+		for strings.HasPrefix(afterColon(s), "[") && !strings.Contains(s, "]") && sc.Scan() { // a list over several lines
+			line++
+			s += " " + strings.TrimSpace(sc.Text())
+		}
+		switch {
+		case s == "":
+		case s == "}":
+			if len(stack) == 1 {
+				return nil, fmt.Errorf("%s:%d: unbalanced }", path, line)
+			}
+			stack = stack[:len(stack)-1]
+		case strings.HasSuffix(s, "{"):
+			name := strings.TrimSpace(strings.TrimSuffix(s, "{"))
+			m := &tpMessage{fields: map[string][]string{}, msgs: map[string][]*tpMessage{}}
+			top := stack[len(stack)-1]
+			top.msgs[name] = append(top.msgs[name], m)
+			top.order = append(top.order, name)
+			stack = append(stack, m)
+		default:
+			k, v, ok := strings.Cut(s, ":")
+			if !ok {
+				return nil, fmt.Errorf("%s:%d: cannot read %q", path, line, s)
+			}
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			top := stack[len(stack)-1]
+			if strings.HasPrefix(v, "[") {
+				for _, e := range strings.Split(strings.Trim(v, "[]"), ",") {
+					if e = strings.TrimSpace(e); e != "" {
+						top.fields[k] = append(top.fields[k], e)
+					}
+				}
+				if _, ok := top.fields[k]; !ok {
+					top.fields[k] = nil
+				}
+				continue
+			}
+			top.fields[k] = append(top.fields[k], strings.Trim(v, `"`))
+		}
+	}
+	if len(stack) != 1 {
+		return nil, fmt.Errorf("%s: unterminated message", path)
+	}
+	return root, sc.Err()
+}
+
+func afterColon(s string) string {
+	_, v, _ := strings.Cut(s, ":")
+	return strings.TrimSpace(v)
+}
+
+// approxDP is the cases' acceptance test in one direction: Σ_x max(0, P_a(x) −
+// e^ε P_b(x)) ≤ δ over the samples' histograms.
+func approxDP(a, b map[int64]int, n int, eps, delta float64) bool {
+	var s float64
+	for k, ca := range a {
+		s += math.Max(0, float64(ca)/float64(n)-math.Exp(eps)*float64(b[k])/float64(n))
+	}
+	return s <= delta
+}
+
+// dpCase is one case turned into a plan and two exact partials.
+type dpCase struct {
+	name        string
+	plan        *Plan
+	a, b        *Partial
+	samples     int
+	eps, delta  float64 // the test's
+	tolerance   float64
+	granularity float64
+}
+
+func (c *dpCase) histogram(t *testing.T, part *Partial, m dp.Mechanisms) map[int64]int {
+	h := map[int64]int{}
+	for range c.samples {
+		cell, err := releaseCell(c.plan, part, c.plan.aggs[0], 0, m)
+		if err != nil {
+			t.Fatalf("%s: release: %v", c.name, err)
+		}
+		h[int64(math.Round(cell.Value/c.granularity))]++
+	}
+	return h
+}
+
+// vote runs one vote: both datasets sampled, the test in both directions.
+func (c *dpCase) vote(t *testing.T, m dp.Mechanisms) bool {
+	ha, hb := c.histogram(t, c.a, m), c.histogram(t, c.b, m)
+	d := c.delta + c.tolerance
+	return approxDP(ha, hb, c.samples, c.eps, d) && approxDP(hb, ha, c.samples, c.eps, d)
+}
+
+// buildCase maps a case message to a query and the exact partials of its two
+// datasets. kind is the file's aggregate: count, sum, mean or stddev.
+func buildCase(t *testing.T, kind string, tc *tpMessage) *dpCase {
+	params := tc.msgs["dp_test_parameters"][0]
+	var sp *tpMessage
+	for name, ms := range tc.msgs {
+		if strings.HasSuffix(name, "_sampling_parameters") {
+			sp = ms[0]
+		}
+	}
+	if sp == nil {
+		t.Fatalf("%s: no sampling parameters", tc.str("name"))
+	}
+	l0 := int(sp.num(t, "max_partitions_contributed", 1))
+	linf := int(sp.num(t, "max_contributions_per_partition", 1))
+	// l0 public keys, so the plan keeps L0 as given (it lowers L0 to the number of groups).
+	keys := make([]string, l0)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("s%d", i)
+	}
+	q := &privalytics.Query{
+		GroupBy: []privalytics.GroupKey{{Column: "store", Keys: keys}},
+		Bounds:  privalytics.Bounds{MaxGroups: l0, MaxRowsPerGroup: linf},
+		Epsilon: sp.num(t, "epsilon", 0), Delta: sp.num(t, "delta", 0),
+		Noise: strings.ToLower(sp.str("noise_type")),
+	}
+	lo, hi := sp.num(t, "lower_bound", 0), sp.num(t, "upper_bound", 0)
+	if kind == "count" {
+		q.Aggregates = []privalytics.Aggregate{{Op: "count"}}
+	} else {
+		q.Aggregates = []privalytics.Aggregate{{Op: kind, Column: "amount", Lower: &lo, Upper: &hi}}
+	}
+	p, err := NewPlan(q, schema, DefaultLimits())
+	if err != nil {
+		t.Fatalf("%s: plan: %v", tc.str("name"), err)
+	}
+	dims, groups, err := p.resolveDims(&privalytics.Snapshot{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := func(entries []float64) *Partial {
+		part := p.newPartial(dims, groups)
+		if kind == "count" {
+			for _, v := range entries {
+				part.count[0] += int64(v)
+			}
+			return part
+		}
+		a := p.aggs[0]
+		for _, v := range entries {
+			// As the executor does: scaled to the decimals, clamped inwards.
+			x := min(a.hi, max(a.lo, int64(math.Round(v*1000))))
+			part.count[0]++
+			part.sumI[0][0] += x
+			part.n[0][0]++
+			if part.sq[0] != nil {
+				d := float64(x)/1000 - p.slotMid[0]
+				part.sq[0][0] += d * d
+			}
+		}
+		return part
+	}
+	rawKey, nbKey := "raw_entry", "neighbour_raw_entry"
+	if kind == "count" {
+		rawKey, nbKey = "raw_increment_by", "neighbour_raw_increment_by"
+	}
+	gran := params.num(t, "granularity", 1)
+	return &dpCase{
+		name: tc.str("name"), plan: p, a: partial(sp.list(t, rawKey)), b: partial(sp.list(t, nbKey)),
+		samples: int(sp.num(t, "number_of_samples", 0)),
+		eps:     params.num(t, "epsilon", 0), delta: params.num(t, "delta", 0),
+		tolerance: params.num(t, "delta_tolerance", 0), granularity: gran,
+	}
+}
+
+func TestDPTestVectorsThroughQueryPath(t *testing.T) {
+	if _, err := os.Stat(dpVectorsDir); err != nil {
+		t.Skipf("the statistical DP test cases are not at %s (they come with ../shared); skipping", dpVectorsDir)
+	}
+	all := os.Getenv("PRIVALYTICS_DP_VECTORS") == "all"
+	files := []struct {
+		file, msg, kind string
+		byDefault       bool // run the first Laplace and the first Gaussian case by default
+	}{
+		{"count_dp_test_cases.textproto", "count_dp_test_case", "count", true},
+		{"bounded_sum_dp_test_cases.textproto", "bounded_sum_dp_test_case", "sum", true},
+		{"long_bounded_sum_dp_test_cases.textproto", "long_bounded_sum_dp_test_case", "sum", false},
+		{"bounded_mean_dp_test_cases.textproto", "bounded_mean_dp_test_case", "mean", false},
+		{"bounded_stdv_dp_test_cases.textproto", "bounded_stdv_dp_test_case", "stddev", false},
+	}
+	if only := os.Getenv("PRIVALYTICS_DP_VECTORS"); only != "" && only != "all" {
+		t.Logf("PRIVALYTICS_DP_VECTORS=%s: running the cases whose name contains it", only)
+	}
+	m := dp.Secure()
+	for _, f := range files {
+		root, err := parseTextproto(filepath.Join(dpVectorsDir, f.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases := root.msgs[f.msg]
+		if len(cases) == 0 {
+			t.Fatalf("%s: no %s", f.file, f.msg)
+		}
+		seen := map[string]bool{}
+		for _, tc := range cases {
+			name := f.kind + "/" + tc.str("name")
+			noiseType := ""
+			for k, ms := range tc.msgs {
+				if strings.HasSuffix(k, "_sampling_parameters") {
+					noiseType = ms[0].str("noise_type")
+				}
+			}
+			only := os.Getenv("PRIVALYTICS_DP_VECTORS")
+			switch {
+			case all:
+			case only != "":
+				if !strings.Contains(name, only) {
+					continue
+				}
+			case !f.byDefault || seen[noiseType]:
+				continue
+			}
+			seen[noiseType] = true
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				c := buildCase(t, f.kind, tc)
+				yes, no := 0, 0
+				for yes < 5 && no < 5 { // the majority of 9 votes
+					if c.vote(t, m) {
+						yes++
+					} else {
+						no++
+					}
+				}
+				if no >= 5 {
+					t.Errorf("%s: rejected by %d of %d votes: the released cells are less private than ε = %v, δ = %v claim", c.name, no, yes+no, c.eps, c.delta)
+				}
+			})
+		}
+	}
+}
