@@ -195,7 +195,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 	q := federation.Query{SubjectColumn: "customer", CategoryColumn: "category", ValueColumn: "cents", Categories: franchiseCategories,
 		Aggregates: []string{federation.AggCount, federation.AggSum}, Lower: 0, Upper: 2500, MaxRowsPerSubject: 2, Epsilon: 1, Delta: 1e-6}
 	qb, _ := json.Marshal(q)
-	runCLI(t, "franchise", "round", "--key", admin, "--dir", fedDir, "--query", string(qb), "--contribute-for", "6s", "--decrypt-for", "60s")
+	runCLI(t, "franchise", "round", "--key", admin, "--dir", fedDir, "--query", string(qb), "--contribute-for", "10s", "--decrypt-for", "60s")
 
 	contributors := []int{0, 1, 2, 3, 4, 5, 6, 9}
 	truth := make([]int64, q.Cells())
@@ -229,7 +229,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 		t.Errorf("%d locations sent decryption shares, want t=%d:\n%s", sent, th, strings.Join(outs, ""))
 	}
 	out := runCLI(t, "franchise", "result", "--key", admin, "--dir", fedDir, "--round", "1", "--json", "--timeout", "1m")
-	t.Logf("round (6 s contribution window included): %v", time.Since(start))
+	t.Logf("round (10 s contribution window included): %v", time.Since(start))
 	var res RoundResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("result: %v\n%s", err, out)
