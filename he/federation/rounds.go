@@ -93,6 +93,10 @@ func (r *Registry) CreateRound(id, tenant string, req RoundRequest) (RoundView, 
 		rd.Query.MaxLocationsPerSubject = 1
 	}
 	f.rounds = append(f.rounds, rd)
+	if old := len(f.rounds) - 1 - KeptResults; old >= 0 && f.rounds[old].result != nil {
+		f.rounds[old].result = nil
+		f.rounds[old].Reason = "result dropped: the server keeps the latest " + itoa(KeptResults) + " results"
+	}
 	return r.roundView(f, rd), nil
 }
 
@@ -333,8 +337,8 @@ func (r *Registry) Result(id, tenant string, n int) ([]byte, RoundView, error) {
 	if err != nil {
 		return nil, RoundView{}, err
 	}
-	if rd.Status != RoundDone {
-		return nil, RoundView{}, notNow(rd, "the result", RoundDone)
+	if rd.Status != RoundDone || rd.result == nil {
+		return nil, RoundView{}, notNow(rd, "the result", RoundDone+" and among the latest "+itoa(KeptResults))
 	}
 	return rd.result, r.roundView(f, rd), nil
 }

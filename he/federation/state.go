@@ -40,6 +40,14 @@ const (
 // LocationTokenPrefix starts every location credential.
 const LocationTokenPrefix = "pvl_"
 
+// MaxFederationsPerTenant and KeptResults bound the server's memory: each
+// federation holds its setup shares, and each finished round a 262 kB result;
+// results of rounds older than the latest KeptResults are dropped.
+const (
+	MaxFederationsPerTenant = 32
+	KeptResults             = 32
+)
+
 // Limits of a round's timing.
 const (
 	MinWindow     = time.Second
@@ -202,6 +210,15 @@ func (r *Registry) Create(tenant string, req CreateRequest) (*Created, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	owned := 0
+	for _, g := range r.feds {
+		if g.Tenant == tenant {
+			owned++
+		}
+	}
+	if owned >= MaxFederationsPerTenant {
+		return nil, privalytics.Errorf(privalytics.ECONFLICT, "federation: tenant %s already has %d federations, the most a server keeps per tenant", tenant, MaxFederationsPerTenant)
+	}
 	r.feds[f.ID] = f
 	return &Created{Federation: f.view(), Tokens: tokens}, nil
 }

@@ -237,3 +237,20 @@ func TestRegistryFailsRoundsWithoutThreshold(t *testing.T) {
 	_, err := reg.Ready(id, 2, 2)
 	wantCode(t, err, privalytics.ECONFLICT, "ready after failure")
 }
+
+func TestRegistryCapsFederationsPerTenant(t *testing.T) {
+	t.Parallel()
+	reg := NewRegistry(nil, slog.New(slog.DiscardHandler))
+	p, _ := NewParams(2, 2)
+	req := CreateRequest{Name: "n", Locations: []string{"a", "b"}, Threshold: 2, FranchisorKey: p.EncodePublicKey(NewFranchisor(p).Public)}
+	for i := range MaxFederationsPerTenant {
+		if _, err := reg.Create("acme", req); err != nil {
+			t.Fatalf("federation %d: %v", i, err)
+		}
+	}
+	_, err := reg.Create("acme", req)
+	wantCode(t, err, privalytics.ECONFLICT, "one federation over the cap")
+	if _, err := reg.Create("other", req); err != nil {
+		t.Fatalf("another tenant is not capped by acme's federations: %v", err)
+	}
+}
