@@ -18,6 +18,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/he/federation"
 	"github.com/privalytics/privalytics/ingest"
 )
 
@@ -78,6 +79,7 @@ type Server struct {
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
 	cache   *analytics.Cache
+	feds    *federation.Registry
 	engine  *gin.Engine
 }
 
@@ -93,6 +95,7 @@ func New(d Deps) *Server {
 	if s.limits == (Limits{}) {
 		s.limits = DefaultLimits()
 	}
+	s.feds = federation.NewRegistry(s.now, s.log)
 	s.engine = s.routes()
 	return s
 }
@@ -144,6 +147,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
+	s.federationRoutes(r)
 	return r
 }
 

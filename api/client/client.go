@@ -238,24 +238,30 @@ func (c *Client) roundTrip(req *http.Request, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var eb struct {
-			Error struct {
-				Code    string         `json:"code"`
-				Message string         `json:"message"`
-				Details map[string]any `json:"details"`
-			} `json:"error"`
-		}
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
-			return &privalytics.Error{Code: privalytics.EINTERNAL, Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))}
-		}
-		return &privalytics.Error{Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}
+		return decodeError(resp.StatusCode, raw)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// decodeError turns a non-2xx answer into a *privalytics.Error with the
+// server's code, message and details.
+func decodeError(status int, raw []byte) error {
+	var eb struct {
+		Error struct {
+			Code    string         `json:"code"`
+			Message string         `json:"message"`
+			Details map[string]any `json:"details"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
+		return &privalytics.Error{Code: privalytics.EINTERNAL, Message: fmt.Sprintf("HTTP %d: %s", status, bytes.TrimSpace(raw))}
+	}
+	return &privalytics.Error{Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}
 }
 
 // ImportOptions describe an uploaded file.

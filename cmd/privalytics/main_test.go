@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -12,10 +13,30 @@ import (
 // PRIVALYTICS_* variables, like the binary) instead of the tests, prints its URL and
 // first-start operator key on stdout, and serves until it is killed.
 func TestMain(m *testing.M) {
-	if os.Getenv("PRIVALYTICS_TEST_CHILD") == "serve" {
+	switch os.Getenv("PRIVALYTICS_TEST_CHILD") {
+	case "serve":
 		os.Exit(childServe())
+	case "cli":
+		os.Exit(childCLI())
 	}
 	os.Exit(m.Run())
+}
+
+// childCLI runs the CLI with the arguments in PRIVALYTICS_TEST_ARGS (a JSON
+// array), so that end-to-end tests run each party as its own process.
+func childCLI() int {
+	var args []string
+	if err := json.Unmarshal([]byte(os.Getenv("PRIVALYTICS_TEST_ARGS")), &args); err != nil {
+		fmt.Fprintln(os.Stderr, "PRIVALYTICS_TEST_ARGS:", err)
+		return 2
+	}
+	root := rootCommand()
+	root.SetArgs(args)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, describe(err))
+		return 1
+	}
+	return 0
 }
 
 func childServe() int {

@@ -1,0 +1,613 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/he/federation"
+)
+
+// The franchise commands run the federation protocol (docs/franchise.md):
+// the franchisor (a tenant admin) creates the federation and rounds and
+// decrypts results; each location runs setup once and contribute per round.
+
+// Credentials is what the franchisor hands each location: where the server
+// is, which federation, which location, and its credential. Keep it 0600.
+type Credentials struct {
+	Server     string `json:"server"`
+	Federation string `json:"federation"`
+	Location   string `json:"location"`
+	Index      int    `json:"index"`
+	Token      string `json:"token"`
+}
+
+// franchisorState is the franchisor's file next to its key.
+type franchisorState struct {
+	Server     string `json:"server"`
+	Federation string `json:"federation"`
+}
+
+// pollInterval paces every wait for the other parties.
+const pollInterval = 25 * time.Millisecond
+
+func franchiseCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "franchise",
+		Short: "Pool franchise locations' figures under multiparty encryption and distributed DP",
+		Long: `franchise runs the federation protocol. The franchisor (a tenant admin) runs
+create, round and result; each location runs setup once and contribute for each
+round. The server relays and adds ciphertexts; it never sees a location's figures.
+See docs/franchise.md.`,
+	}
+	cmd.AddCommand(franchiseCreateCommand(), franchiseSetupCommand(), franchiseRoundCommand(), franchiseContributeCommand(), franchiseResultCommand(), franchiseBenchCommand())
+	return cmd
+}
+
+func writeSecret(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func writeJSONSecret(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeSecret(path, append(b, '\n'))
+}
+
+func readJSONFile(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return privalytics.Errorf(privalytics.EINVALID, "%s: %v", path, err)
+	}
+	return nil
+}
+
+func franchiseCreateCommand() *cobra.Command {
+	var (
+		sf        serverFlags
+		name, dir string
+		locations []string
+		threshold int
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a federation (franchisor, tenant admin key)",
+		Long: `create draws the franchisor's key pair into DIR/franchisor.key (0600), creates the
+federation on the server and writes one credentials file per location into
+DIR/locations/NAME.json (0600). Hand each location its file, by a channel you trust.`,
+		Example: `  privalytics franchise create --key $ADMIN_KEY --name north --locations leeds,york,hull --threshold 2 --dir ./north`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			p, err := federation.NewParams(len(locations), threshold)
+			if err != nil {
+				return err
+			}
+			fr := federation.NewFranchisor(p)
+			created, err := c.CreateFederation(cmd.Context(), federation.CreateRequest{Name: name, Locations: locations, Threshold: threshold, FranchisorKey: p.EncodePublicKey(fr.Public)})
+			if err != nil {
+				return err
+			}
+			id := created.Federation.ID
+			if err := writeSecret(filepath.Join(dir, "franchisor.key"), p.EncodeFranchisor(fr)); err != nil {
+				return err
+			}
+			if err := writeJSONSecret(filepath.Join(dir, "federation.json"), franchisorState{Server: sf.server, Federation: id}); err != nil {
+				return err
+			}
+			for i, tok := range created.Tokens {
+				cred := Credentials{Server: sf.server, Federation: id, Location: locations[i], Index: i, Token: tok}
+				if err := writeJSONSecret(filepath.Join(dir, "locations", locations[i]+".json"), cred); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Federation %s: %d locations, threshold %d.\nFranchisor key: %s\nLocation credentials: %s\n",
+				id, len(locations), threshold, filepath.Join(dir, "franchisor.key"), filepath.Join(dir, "locations"))
+			return nil
+		},
+	}
+	sf.bind(cmd)
+	cmd.Flags().StringVar(&name, "name", "", "federation name")
+	cmd.Flags().StringSliceVar(&locations, "locations", nil, "location names, comma-separated")
+	cmd.Flags().IntVar(&threshold, "threshold", 0, "t: how many live locations decrypt a round")
+	cmd.Flags().StringVar(&dir, "dir", ".", "directory for the franchisor's key and the locations' credentials")
+	return cmd
+}
+
+// locationClient loads a location's credentials.
+func locationClient(path string) (*Credentials, *client.Client, error) {
+	var cred Credentials
+	if err := readJSONFile(path, &cred); err != nil {
+		return nil, nil, err
+	}
+	if cred.Federation == "" || cred.Token == "" {
+		return nil, nil, privalytics.Errorf(privalytics.EINVALID, "%s is not a location credentials file", path)
+	}
+	return &cred, client.New(cred.Server, cred.Token), nil
+}
+
+func paramsOf(v *federation.View) (*federation.Params, error) {
+	if v.Preset != federation.PresetName {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "federation %s uses preset %q; this binary knows %q", v.ID, v.Preset, federation.PresetName)
+	}
+	return federation.NewParams(len(v.Locations), v.Threshold)
+}
+
+// waitFor polls until done returns true or an error, or the context ends.
+func waitFor(ctx context.Context, what string, done func() (bool, error)) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func secretsPath(credPath, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return strings.TrimSuffix(credPath, filepath.Ext(credPath)) + ".secrets"
+}
+
+func franchiseSetupCommand() *cobra.Command {
+	var (
+		credPath, secrets string
+		timeout           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Join the federation's key generation (location)",
+		Long: `setup draws this location's secret key share, sends its share of the collective
+public key, seals its t-of-N Shamir shares to the other locations, waits for
+theirs and writes its secrets (0600) to --secrets. Every location must run it;
+it waits for the others up to --timeout. Shares are accepted once: if setup is
+interrupted after sending, the federation has to be created again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			cred, c, err := locationClient(credPath)
+			if err != nil {
+				return err
+			}
+			out := secretsPath(credPath, secrets)
+			if _, err := os.Stat(out); err == nil {
+				return privalytics.Errorf(privalytics.ECONFLICT, "%s exists: this location has already finished setup", out)
+			}
+			v, err := c.Federation(ctx, cred.Federation)
+			if err != nil {
+				return err
+			}
+			p, err := paramsOf(v)
+			if err != nil {
+				return err
+			}
+			loc, err := federation.NewLocation(p, cred.Index)
+			if err != nil {
+				return err
+			}
+			ks, err := loc.KeyShare(v.Seed)
+			if err != nil {
+				return err
+			}
+			if _, err := c.PostKeyShare(ctx, cred.Federation, p.EncodeKeyShare(ks)); err != nil {
+				return err
+			}
+			err = waitFor(ctx, "every location's key share", func() (bool, error) {
+				v, err = c.Federation(ctx, cred.Federation)
+				return err == nil && v.Phase != federation.PhaseKeys, err
+			})
+			if err != nil {
+				return err
+			}
+			sealed, err := loc.ShamirShares(cred.Federation, v.Seed, v.TransportKeys)
+			if err != nil {
+				return err
+			}
+			if _, err := c.PostShamirShares(ctx, cred.Federation, p.EncodeSealed(sealed)); err != nil {
+				return err
+			}
+			err = waitFor(ctx, "every location's Shamir shares", func() (bool, error) {
+				v, err = c.Federation(ctx, cred.Federation)
+				return err == nil && v.Phase == federation.PhaseReady, err
+			})
+			if err != nil {
+				return err
+			}
+			raw, err := c.ShamirInbox(ctx, cred.Federation)
+			if err != nil {
+				return err
+			}
+			inbox, err := p.DecodeSealed(raw)
+			if err != nil {
+				return err
+			}
+			if err := loc.CombineShares(cred.Federation, v.Seed, v.TransportKeys, inbox); err != nil {
+				return err
+			}
+			b, err := p.EncodeLocation(loc)
+			if err != nil {
+				return err
+			}
+			if err := writeSecret(out, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Location %s (%d) is set up in federation %s; secrets in %s.\n", cred.Location, cred.Index, cred.Federation, out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&credPath, "credentials", "", "this location's credentials file (from franchise create)")
+	cmd.Flags().StringVar(&secrets, "secrets", "", "where to write this location's secrets (default: next to the credentials, .secrets)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the other locations")
+	_ = cmd.MarkFlagRequired("credentials")
+	return cmd
+}
+
+func franchisorClient(sf *serverFlags, changed bool, dir string) (*franchisorState, *client.Client, error) {
+	var st franchisorState
+	if err := readJSONFile(filepath.Join(dir, "federation.json"), &st); err != nil {
+		return nil, nil, err
+	}
+	if !changed {
+		sf.server = st.Server
+	}
+	c, err := sf.client()
+	return &st, c, err
+}
+
+func franchiseRoundCommand() *cobra.Command {
+	var (
+		sf                serverFlags
+		dir, query        string
+		contribute, decry time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "round",
+		Short: "Publish a federated query as the next round (franchisor)",
+		Long: `round publishes a query (JSON, or @FILE) to the federation in DIR. Locations then
+run contribute --round N. The query is public; see docs/franchise.md.`,
+		Example: `  privalytics franchise round --key $ADMIN_KEY --dir ./north --query '{"subject_column":"customer","category_column":"category","value_column":"cents","categories":["bread","cake"],"aggregates":["count","sum"],"lower":0,"upper":5000,"max_rows_per_subject":8,"epsilon":1,"delta":1e-6}'`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, c, err := franchisorClient(&sf, cmd.Flags().Changed("server"), dir)
+			if err != nil {
+				return err
+			}
+			raw := []byte(query)
+			if name, ok := strings.CutPrefix(query, "@"); ok {
+				if raw, err = os.ReadFile(name); err != nil {
+					return err
+				}
+			}
+			var q federation.Query
+			dec := json.NewDecoder(strings.NewReader(string(raw)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&q); err != nil {
+				return privalytics.Errorf(privalytics.EINVALID, "query: %v", err)
+			}
+			rv, err := c.CreateRound(cmd.Context(), st.Federation, federation.RoundRequest{Query: q, ContributeSeconds: contribute.Seconds(), DecryptSeconds: decry.Seconds()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Round %d of federation %s is collecting until %s.\n", rv.Number, st.Federation, rv.ContributeUntil.Format(time.RFC3339))
+			return nil
+		},
+	}
+	sf.bind(cmd)
+	cmd.Flags().StringVar(&dir, "dir", ".", "the federation's directory (from franchise create)")
+	cmd.Flags().StringVar(&query, "query", "", "the query as JSON, or @FILE")
+	cmd.Flags().DurationVar(&contribute, "contribute-for", 10*time.Minute, "how long contributions are accepted")
+	cmd.Flags().DurationVar(&decry, "decrypt-for", 10*time.Minute, "how long the decrypting locations have after that")
+	return cmd
+}
+
+func franchiseContributeCommand() *cobra.Command {
+	var (
+		credPath, secrets, data string
+		round                   int
+		noDecrypt               bool
+		timeout                 time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "contribute",
+		Short: "Contribute this location's noised, encrypted aggregates to a round, then help decrypt (location)",
+		Long: `contribute reads the round's published query, computes this location's bounded
+aggregates over --data (a CSV file with a header row), adds its share of the
+distributed DP noise, encrypts under the collective key and uploads once. It
+then declares itself live for decryption and, if chosen among the first t,
+sends its flooded key-switching share. --no-decrypt stops after uploading.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			cred, c, err := locationClient(credPath)
+			if err != nil {
+				return err
+			}
+			v, err := c.Federation(ctx, cred.Federation)
+			if err != nil {
+				return err
+			}
+			p, err := paramsOf(v)
+			if err != nil {
+				return err
+			}
+			sb, err := os.ReadFile(secretsPath(credPath, secrets))
+			if err != nil {
+				return fmt.Errorf("this location's secrets: %w (run franchise setup first)", err)
+			}
+			loc, err := p.DecodeLocation(sb)
+			if err != nil {
+				return err
+			}
+			if loc.Index != cred.Index {
+				return privalytics.Errorf(privalytics.EINVALID, "the secrets are location %d's, the credentials location %d's", loc.Index, cred.Index)
+			}
+			rv, err := c.Round(ctx, cred.Federation, round)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(data)
+			if err != nil {
+				return err
+			}
+			cells, err := rv.Query.LocalAggregates(f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if err := rv.Query.AddNoiseShares(cells, p.Threshold); err != nil {
+				return err
+			}
+			cpkRaw, err := c.CollectiveKey(ctx, cred.Federation)
+			if err != nil {
+				return err
+			}
+			cpk, err := p.DecodePublicKey(cpkRaw)
+			if err != nil {
+				return err
+			}
+			ct, err := federation.Encrypt(p, cpk, cells)
+			if err != nil {
+				return err
+			}
+			clear(cells)
+			if _, err := c.Contribute(ctx, cred.Federation, round, p.EncodeCiphertext(ct)); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Location %s contributed to round %d.\n", cred.Location, round)
+			if noDecrypt {
+				return nil
+			}
+			return decryptShare(ctx, w, c, p, loc, cred, round)
+		},
+	}
+	cmd.Flags().StringVar(&credPath, "credentials", "", "this location's credentials file")
+	cmd.Flags().StringVar(&secrets, "secrets", "", "this location's secrets (default: next to the credentials, .secrets)")
+	cmd.Flags().StringVar(&data, "data", "", "this location's data: a CSV file with a header row")
+	cmd.Flags().IntVar(&round, "round", 0, "the round to contribute to")
+	cmd.Flags().BoolVar(&noDecrypt, "no-decrypt", false, "only contribute; do not take part in decryption")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the round")
+	_ = cmd.MarkFlagRequired("credentials")
+	_ = cmd.MarkFlagRequired("data")
+	_ = cmd.MarkFlagRequired("round")
+	return cmd
+}
+
+var errRoundOver = errors.New("round over")
+
+// decryptShare waits for the round to decrypt, joins, and sends this
+// location's share if it is in the decrypting set.
+func decryptShare(ctx context.Context, w io.Writer, c *client.Client, p *federation.Params, loc *federation.Location, cred *Credentials, round int) error {
+	var rv *federation.RoundView
+	err := waitFor(ctx, "the round to start decrypting", func() (bool, error) {
+		var err error
+		rv, err = c.Round(ctx, cred.Federation, round)
+		if err != nil {
+			return false, err
+		}
+		switch rv.Status {
+		case federation.RoundDecrypting:
+			return true, nil
+		case federation.RoundCollecting:
+			return false, nil
+		}
+		return false, errRoundOver
+	})
+	if errors.Is(err, errRoundOver) {
+		fmt.Fprintf(w, "Round %d is %s without this location's decryption share. %s\n", round, rv.Status, rv.Reason)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rv, err = c.ReadyToDecrypt(ctx, cred.Federation, round); err != nil {
+		return err
+	}
+	err = waitFor(ctx, "the decrypting set", func() (bool, error) {
+		if len(rv.Active) > 0 {
+			return true, nil
+		}
+		var err error
+		rv, err = c.Round(ctx, cred.Federation, round)
+		if err == nil && rv.Status != federation.RoundDecrypting {
+			return false, errRoundOver
+		}
+		return false, err
+	})
+	if errors.Is(err, errRoundOver) {
+		fmt.Fprintf(w, "Round %d is %s. %s\n", round, rv.Status, rv.Reason)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(rv.Active, loc.Index) {
+		fmt.Fprintf(w, "Round %d is decrypted by locations %v; this one is not needed.\n", round, rv.Active)
+		return nil
+	}
+	aggRaw, err := c.RoundAggregate(ctx, cred.Federation, round)
+	if err != nil {
+		return err
+	}
+	agg, err := p.DecodeCiphertext(aggRaw)
+	if err != nil {
+		return err
+	}
+	frRaw, err := c.FranchisorKey(ctx, cred.Federation)
+	if err != nil {
+		return err
+	}
+	frk, err := p.DecodePublicKey(frRaw)
+	if err != nil {
+		return err
+	}
+	share, err := loc.DecryptionShare(rv.Active, agg, frk)
+	if err != nil {
+		return err
+	}
+	if _, err := c.PostDecryptionShare(ctx, cred.Federation, round, p.EncodeDecryptionShare(share)); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Location %s sent its decryption share for round %d.\n", cred.Location, round)
+	return nil
+}
+
+// RoundResult is what franchise result prints with --json.
+type RoundResult struct {
+	Round        int                `json:"round"`
+	Contributors int                `json:"contributors"`
+	Confidence   float64            `json:"confidence"`
+	Cells        []ResultCell       `json:"cells"`
+	NoiseStd     map[string]float64 `json:"noise_std"`
+}
+
+// ResultCell is one released value with its interval half-width.
+type ResultCell struct {
+	Aggregate string  `json:"aggregate"`
+	Category  string  `json:"category"`
+	Value     int64   `json:"value"`
+	PlusMinus float64 `json:"plus_minus"`
+}
+
+func franchiseResultCommand() *cobra.Command {
+	var (
+		sf      serverFlags
+		dir     string
+		round   int
+		asJSON  bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "result",
+		Short: "Wait for a round and decrypt its DP total (franchisor)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			st, c, err := franchisorClient(&sf, cmd.Flags().Changed("server"), dir)
+			if err != nil {
+				return err
+			}
+			v, err := c.Federation(ctx, st.Federation)
+			if err != nil {
+				return err
+			}
+			p, err := paramsOf(v)
+			if err != nil {
+				return err
+			}
+			kb, err := os.ReadFile(filepath.Join(dir, "franchisor.key"))
+			if err != nil {
+				return err
+			}
+			fr, err := p.DecodeFranchisor(kb)
+			if err != nil {
+				return err
+			}
+			var rv *federation.RoundView
+			err = waitFor(ctx, "the round's result", func() (bool, error) {
+				rv, err = c.Round(ctx, st.Federation, round)
+				if err == nil && rv.Status == federation.RoundFailed {
+					return false, privalytics.Errorf(privalytics.ECONFLICT, "round %d failed: %s", round, rv.Reason)
+				}
+				return err == nil && rv.Status == federation.RoundDone, err
+			})
+			if err != nil {
+				return err
+			}
+			raw, err := c.RoundResult(ctx, st.Federation, round)
+			if err != nil {
+				return err
+			}
+			ct, err := p.DecodeCiphertext(raw)
+			if err != nil {
+				return err
+			}
+			q := rv.Query
+			vals, err := fr.Decrypt(ct, q.Cells())
+			if err != nil {
+				return err
+			}
+			res := RoundResult{Round: round, Contributors: len(rv.Contributors), Confidence: 0.95, NoiseStd: rv.NoiseStd}
+			for a, agg := range q.Aggregates {
+				pm := q.Interval(agg, p.Threshold, len(rv.Contributors), res.Confidence)
+				for k, cat := range q.Categories {
+					res.Cells = append(res.Cells, ResultCell{Aggregate: agg, Category: cat, Value: vals[q.Cell(a, k)], PlusMinus: pm})
+				}
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			fmt.Fprintf(w, "Round %d: %d locations contributed; ε=%g δ=%g; 95%% intervals.\n", round, res.Contributors, q.Epsilon, q.Delta)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "aggregate\tcategory\tvalue\t±\t")
+			for _, cell := range res.Cells {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t\n", cell.Aggregate, cell.Category, cell.Value, cell.PlusMinus)
+			}
+			return tw.Flush()
+		},
+	}
+	sf.bind(cmd)
+	cmd.Flags().StringVar(&dir, "dir", ".", "the federation's directory (from franchise create)")
+	cmd.Flags().IntVar(&round, "round", 0, "the round to decrypt")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the round")
+	_ = cmd.MarkFlagRequired("round")
+	return cmd
+}
