@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -226,8 +228,35 @@ func (s *Server) createRound(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	// A round releases a DP aggregate: its (ε, δ) is charged to the
+	// franchisor's budget before the round exists, and refunded if it cannot
+	// be created (nothing has been released then).
+	ctx := c.Request.Context()
+	st, err := s.tenantState(ctx, tenant)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if st.tenant.Accounting == privalytics.AccountingZCDP || st.tenant.Period != "" {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "federated rounds are charged in (ε, δ) to a whole-lifetime budget; this tenant accounts in zCDP or per data period, which rounds do not support yet"))
+		return
+	}
+	q := req.Query
+	if !(q.Epsilon > 0) || math.IsInf(q.Epsilon, 0) || !(q.Delta > 0) || q.Delta >= 1 {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "query: epsilon must be > 0 and finite and delta in (0, 1); got ε = %v, δ = %v", q.Epsilon, q.Delta))
+		return
+	}
+	charge := &privalytics.Charge{TenantID: tenant, KeyID: callerOf(c).Key.ID, Time: s.now().UTC(), Fingerprint: "federation:" + c.Param("fed"),
+		Mechanisms: "distributed gaussian (federated round)", Cost: privalytics.Cost{Epsilon: q.Epsilon, Delta: q.Delta}}
+	if _, err := s.meta.Charge(ctx, charge); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	v, err := s.feds.CreateRound(c.Param("fed"), tenant, req)
 	if err != nil {
+		if rerr := s.meta.Refund(context.WithoutCancel(ctx), tenant, charge.ID); rerr != nil {
+			s.log.Error("refund after a failed round", "charge", charge.ID, "err", rerr)
+		}
 		s.writeError(c, err)
 		return
 	}

@@ -196,6 +196,10 @@ func TestFranchiseEndToEnd(t *testing.T) {
 		Aggregates: []string{federation.AggCount, federation.AggSum}, Lower: 0, Upper: 2500, MaxRowsPerSubject: 2, Epsilon: 1, Delta: 1e-6}
 	qb, _ := json.Marshal(q)
 	runCLI(t, "franchise", "round", "--key", admin, "--dir", fedDir, "--query", string(qb), "--contribute-for", "10s", "--decrypt-for", "60s")
+	// The round's (ε, δ) is charged to the franchisor's budget when it is published.
+	if b, err := client.New(srv.url, admin).Budget(ctx); err != nil || b.Spent.Epsilon != 1 || b.Spent.Delta != 1e-6 {
+		t.Fatalf("budget after publishing a round: %+v, %v; want ε = 1, δ = 1e-6 spent", b, err)
+	}
 
 	contributors := []int{0, 1, 2, 3, 4, 5, 6, 9}
 	truth := make([]int64, q.Cells())
