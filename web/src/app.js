@@ -30,6 +30,7 @@ const state = {
   tenant: null,
   budget: null,
   charges: [],
+  explained: null, // the question last explained, with the answer of :explain
   lastQuery: null,
   lastResult: null,
   charts: { trend: null, gauge: null, history: null },
@@ -62,7 +63,7 @@ async function api(method, path, body) {
 
 function fmt(v) {
   if (!Number.isFinite(v)) return String(v);
-  const digits = Math.abs(v) >= 100 ? 0 : 2;
+  const digits = Math.abs(v) >= 100 || Number.isInteger(v) ? 0 : 2;
   return v.toLocaleString("en-GB", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
@@ -232,13 +233,14 @@ let explainTimer = 0;
 let explainSeq = 0;
 
 function scheduleExplain() {
+  explainSeq++; // an answer to an older question is dropped when it arrives
   clearTimeout(explainTimer);
   $("run").disabled = true;
   explainTimer = setTimeout(explain, 250);
 }
 
 async function explain() {
-  const seq = ++explainSeq;
+  const seq = explainSeq;
   const box = $("explain");
   const body = $("explain-body");
   let q;
@@ -247,6 +249,7 @@ async function explain() {
     const ex = await api("POST", "/v1/queries:explain", q);
     if (seq !== explainSeq) return; // a newer question is on its way
     box.classList.remove("bad");
+    state.explained = { query: q, explanation: ex };
     const a = ex.aggregates[0];
     const b = ex.budget;
     const rows = [
@@ -352,7 +355,7 @@ function renderTrend(res) {
     datasets.push({ label: s.name, role: "value", data: s.value, borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: labels.length > 60 ? 0 : 3, tension: 0.25, fill: false });
   });
   const agg = res.aggregates[0];
-  $("trend-title").textContent = `${agg.name} by ${res.group_by[0]}${res.group_by.length > 1 ? ` and ${res.group_by[1]}` : ""}`;
+  $("trend-title").textContent = `${agg.name[0].toUpperCase()}${agg.name.slice(1)} by ${res.group_by[0]}${res.group_by.length > 1 ? ` and ${res.group_by[1]}` : ""}`;
   $("trend-note").textContent = (hidden ? `chart shows the ${series.length} largest of ${series.length + hidden}; the table has all · ` : "") + "shaded: 95% interval";
   const config = {
     type: "line",
