@@ -214,13 +214,8 @@ func setFieldsJS(fields [][2]string) string {
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	browser := findChromium(t)
-	ts := startServer(t, nil, "")
-	_, ingest, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 10, Delta: 1e-5})
-	// Enough customers that a month's purchases per channel stand well above the
-	// noise, as in a real shop (and in the README's screenshots).
-	cfg := smallSynth()
-	cfg.Customers, cfg.Events = 20_000, 400_000
-	loadSynthetic(t, ingest, cfg)
+	shop := startDemoShop(t, privalytics.Cost{Epsilon: 10, Delta: 1e-5})
+	ts, query, cfg := shop.server, shop.query, shop.cfg
 	from, to := cfg.Start.Format(time.DateOnly), cfg.Start.AddDate(0, 0, cfg.Days).Format(time.DateOnly)
 
 	// A first query from the API, so the budget history has a step before the dashboard's.
