@@ -253,10 +253,18 @@ async function explain() {
     const a = ex.aggregates[0];
     const b = ex.budget;
     const rows = [
-      ["Cost", `ε ${fmtEps(ex.cost.epsilon)}${ex.cost.delta ? ` · δ ${ex.cost.delta.toExponential(0)}` : ""}`],
+      ["Cost", `ε ${fmtEps(ex.cost.epsilon)}${ex.cost.delta ? ` · δ ${ex.cost.delta.toExponential(0)}` : ""}${ex.cost.rho ? ` · ρ ${fmtEps(ex.cost.rho)}` : ""}`],
       ["Expected error", `± ${fmt(a.half_width)} per cell (${Math.round(ex.confidence * 100)}%)${a.note ? ` — ${a.note}` : ""}`],
     ];
-    if (b) rows.push(["Budget after", `ε ${fmtEps(Math.max(0, b.remaining.epsilon - ex.cost.epsilon))} of ${fmtEps(b.total.epsilon)}`]);
+    // A key with its own share spends from that share; zCDP answers compose in ρ,
+    // so there subtracting ε would mislead and the budget is shown as it stands.
+    const share = state.budget && state.budget.key && !state.budget.key.shared ? state.budget.key : null;
+    const pool = share || b;
+    if (pool && b.accounting === "zcdp") {
+      rows.push(["Budget now", `ε ${fmtEps(pool.remaining.epsilon)} of ${fmtEps(pool.total.epsilon)} (zCDP)`]);
+    } else if (pool) {
+      rows.push(["Budget after", `ε ${fmtEps(Math.max(0, pool.remaining.epsilon - ex.cost.epsilon))} of ${fmtEps(pool.total.epsilon)}${share ? " (this key's share)" : ""}`]);
+    }
     if (ex.thresholded) rows.push(["Groups", "chosen by DP partition selection: rare values are hidden"]);
     const dl = document.createElement("dl");
     for (const [k, v] of rows) {
