@@ -209,7 +209,9 @@ func setFieldsJS(fields [][2]string) string {
 // against a real server with synthetic shop data: it signs in with a query key
 // (after a wrong one is refused), reads the cost shown before running, runs the
 // query, and checks the drawn chart (points and interval bands on the canvas,
-// their data the API's) and the table (every row and value the API's answer).
+// their data the API's) and the table (every row and value the API's answer);
+// then a second question split by a data-derived column (partition selection,
+// δ in the cost, only the largest series drawn, every row in the table).
 // With PRIVALYTICS_SCREENSHOTS=dir it saves the README's screenshots there.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
@@ -357,17 +359,22 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#result-table td[data-value]`)),
 		chromedp.WaitEnabled(chromedp.ID("run")),
 	)
-	var lastQuery json.RawMessage
-	eval("read the query sent", `window.privalyticsDashboard.lastQuery`, &lastQuery)
 	// The same question again on unchanged data comes from the server's cache, at
 	// no cost and with the very numbers the dashboard received.
-	res, err := query.QueryJSON(context.Background(), lastQuery)
-	if err != nil {
-		t.Fatalf("the dashboard's query through the API: %v", err)
+	answerOfAPI := func() *privalytics.Result {
+		t.Helper()
+		var lastQuery json.RawMessage
+		eval("read the query sent", `window.privalyticsDashboard.lastQuery`, &lastQuery)
+		res, err := query.QueryJSON(context.Background(), lastQuery)
+		if err != nil {
+			t.Fatalf("the dashboard's query through the API: %v", err)
+		}
+		if !res.Cached {
+			t.Fatalf("the repeated query was not served from the cache, so its numbers cannot be compared: %s", lastQuery)
+		}
+		return res
 	}
-	if !res.Cached {
-		t.Fatalf("the repeated query was not served from the cache, so its numbers cannot be compared: %s", lastQuery)
-	}
+	res := answerOfAPI()
 	if len(res.Rows) != 12*3 {
 		t.Fatalf("the API answered %d rows, want 36 (12 months × 3 channels)", len(res.Rows))
 	}
@@ -424,29 +431,34 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// The table: one row per cell, in key order, values as the API answered.
-	var table tableSummary
-	eval("read the table", readTableJS, &table)
-	if diff := strings.Join(table.Head, "|"); diff != "month|channel|events|events 95% lower|events 95% upper" {
-		t.Errorf("table header %q", table.Head)
-	}
-	rows := slices.Clone(res.Rows)
-	slices.SortFunc(rows, func(a, b privalytics.Row) int {
-		return strings.Compare(strings.Join(a.Key, "\x00"), strings.Join(b.Key, "\x00"))
-	})
-	if len(table.Rows) != len(rows) {
-		t.Fatalf("table has %d rows, the API answered %d", len(table.Rows), len(rows))
-	}
-	for i, r := range rows {
-		got := table.Rows[i]
-		c := r.Cells[0]
-		wantText := []string{r.Key[0], r.Key[1], jsNumber(c.Value), jsNumber(c.Lower), jsNumber(c.Upper)}
-		if !slices.Equal(got.Text, wantText) {
-			t.Errorf("table row %d reads %q, want %q", i, got.Text, wantText)
+	checkTable := func(res *privalytics.Result, header string) []privalytics.Row {
+		t.Helper()
+		var table tableSummary
+		eval("read the table", readTableJS, &table)
+		if got := strings.Join(table.Head, "|"); got != header {
+			t.Errorf("table header %q, want %q", got, header)
 		}
-		if !slices.Equal(got.Values, []float64{c.Value, c.Lower, c.Upper}) {
-			t.Errorf("table row %d holds %v, the API answered %v", i, got.Values, []float64{c.Value, c.Lower, c.Upper})
+		rows := slices.Clone(res.Rows)
+		slices.SortFunc(rows, func(a, b privalytics.Row) int {
+			return strings.Compare(strings.Join(a.Key, "\x00"), strings.Join(b.Key, "\x00"))
+		})
+		if len(table.Rows) != len(rows) {
+			t.Fatalf("table has %d rows, the API answered %d", len(table.Rows), len(rows))
 		}
+		for i, r := range rows {
+			got := table.Rows[i]
+			c := r.Cells[0]
+			wantText := append(slices.Clone(r.Key), jsNumber(c.Value), jsNumber(c.Lower), jsNumber(c.Upper))
+			if !slices.Equal(got.Text, wantText) {
+				t.Errorf("table row %d reads %q, want %q", i, got.Text, wantText)
+			}
+			if !slices.Equal(got.Values, []float64{c.Value, c.Lower, c.Upper}) {
+				t.Errorf("table row %d holds %v, the API answered %v", i, got.Values, []float64{c.Value, c.Lower, c.Upper})
+			}
+		}
+		return rows
 	}
+	rows := checkTable(res, "month|channel|events|events 95% lower|events 95% upper")
 
 	// The CSV export holds the full-precision values, one line per row.
 	var csv string
@@ -480,6 +492,48 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("budget history %v, want the cumulative spend [0 0.5 1.5]", budget.History)
 	}
 	do("screenshot the results", screenshot("dashboard.png", true))
+
+	// A second question whose split comes from the data: the average line per
+	// quarter and category. Its keys pass DP partition selection, which needs δ;
+	// the chart keeps the largest series and the table has them all.
+	fill = chromedp.Evaluate[bool](setFieldsJS([][2]string{
+		{"measure", "mean:amount"}, {"lower", "0"}, {"upper", "50"}, {"dimension", "category"},
+		{"granularity", "quarter"}, {"epsilon", "1"}, {"max-groups", "4"}, {"max-rows", "2"},
+	}))
+	do("ask a second question",
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error { _, err := fill(ctx, tg); return err }),
+		chromedp.WaitVisible(chromedp.ID("bounds-row")),
+		chromedp.WaitEnabled(chromedp.ID("run")),
+	)
+	explainText = text("read the second cost", "explain-body")
+	for _, want := range []string{"δ 1e-6", "chosen by DP partition selection"} {
+		if !strings.Contains(explainText, want) {
+			t.Errorf("the cost of a split by category reads %q; it lacks %q", explainText, want)
+		}
+	}
+	do("run the second question",
+		chromedp.Click(chromedp.ID("run")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`(window.privalyticsDashboard.lastResult || {aggregates: [{}]}).aggregates[0].op === "mean"`)(ctx, tg)
+			return err
+		}),
+		chromedp.WaitEnabled(chromedp.ID("run")),
+	)
+	res = answerOfAPI()
+	if !res.Thresholded || len(res.Rows) <= 8*4 {
+		t.Fatalf("average per quarter and category: thresholded %v, %d rows; want partition selection to release more than 8 categories × 4 quarters", res.Thresholded, len(res.Rows))
+	}
+	checkTable(res, "quarter|category|mean_amount|mean_amount 95% lower|mean_amount 95% upper")
+	eval("read the second chart", readTrendJS, &trend)
+	lines = 0
+	for _, ds := range trend.Datasets {
+		if ds.Role == "value" {
+			lines++
+		}
+	}
+	if note := text("read the chart note", "trend-note"); lines != 8 || !strings.Contains(note, "the 8 largest of") {
+		t.Errorf("the chart of %d rows draws %d lines with the note %q; want the 8 largest categories, and a note that says so", len(res.Rows), lines, note)
+	}
 
 	if p := problems.unexpected("status of 401"); len(p) > 0 {
 		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
