@@ -46,7 +46,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	s := New(Deps{})
 	var got []string
-	param := regexp.MustCompile(`/:([a-z_]+)`)
+	param := regexp.MustCompile(`/[:*]([a-z_]+)`)
 	for _, r := range s.engine.Routes() {
 		got = append(got, r.Method+" "+param.ReplaceAllString(r.Path, "/{$1}"))
 	}

@@ -127,6 +127,8 @@ func (s *Server) routes() *gin.Engine {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 	r.GET("/openapi.yaml", s.openAPI)
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/dashboard/") })
+	r.GET("/dashboard/*filepath", s.serveDashboard())
 
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/tenants", s.createTenant)

@@ -131,7 +131,7 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 		fmt.Fprintf(out, "Privacy budget of tenant %q: ε %.2f of %.2f left (δ %.2g of %.2g).\n", b.TenantID, b.Remaining.Epsilon, b.Total.Epsilon, b.Remaining.Delta, b.Total.Delta)
 	}
 	fmt.Fprintf(out, "Demo ready in %.1fs.\n\n", time.Since(start).Seconds())
-	fmt.Fprintf(out, "Server:          %s\nQuery API key:   %s\nIngest API key:  %s\nAdmin API key:   %s\n\n", app.URL(), queryKey.Token, ingestKey.Token, created.AdminKey.Token)
+	fmt.Fprintf(out, "Server:          %s\nDashboard:       %s/dashboard/ (sign in with the query key)\nQuery API key:   %s\nIngest API key:  %s\nAdmin API key:   %s\n\n", app.URL(), app.URL(), queryKey.Token, ingestKey.Token, created.AdminKey.Token)
 	fmt.Fprintf(out, "Try:\n  curl -s -X POST %s/v1/queries -H 'Authorization: Bearer %s' \\\n    -d '{\"group_by\":[{\"column\":\"channel\"}],\"aggregates\":[{\"op\":\"distinct_customers\"}],\"epsilon\":0.5}'\n\n", app.URL(), queryKey.Token)
 	if !opt.wait {
 		return nil

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/synth"
+)
+
+// demoShop is a real server with a tenant "shop" holding a year of synthetic
+// purchases: enough customers that a month's figures per channel stand well
+// above the noise, as in a real shop. The dashboard and notebook tests use it.
+type demoShop struct {
+	server               *testServer
+	admin, ingest, query *client.Client
+	cfg                  synth.Config
+}
+
+func startDemoShop(t *testing.T, budget privalytics.Cost) *demoShop {
+	t.Helper()
+	ts := startServer(t, nil, "")
+	admin, ingest, query := ts.tenantKeys(t, "shop", budget)
+	cfg := smallSynth()
+	cfg.Customers, cfg.Events = 20_000, 400_000
+	loadSynthetic(t, ingest, cfg)
+	return &demoShop{server: ts, admin: admin, ingest: ingest, query: query, cfg: cfg}
+}
+
+// notebookModules are what the notebooks import, from Debian's packages
+// python3-nbconvert, python3-ipykernel, python3-pandas, python3-matplotlib and
+// python3-requests (.ci/run installs them).
+const notebookModules = "import nbconvert, ipykernel, pandas, matplotlib, requests"
+
+// findNotebookPython returns a Python that has nbconvert and the notebooks'
+// modules: PRIVALYTICS_PYTHON, else Debian's /usr/bin/python3, else python3 on
+// PATH. Without one the test skips and says what to install, unless
+// PRIVALYTICS_REQUIRE_NOTEBOOKS is set (as .ci/run does).
+func findNotebookPython(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("PRIVALYTICS_PYTHON"), "/usr/bin/python3"}
+	if p, err := exec.LookPath("python3"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, p := range candidates {
+		if p == "" {
+			continue
+		}
+		if err := exec.Command(p, "-c", notebookModules).Run(); err == nil {
+			return p
+		}
+	}
+	msg := "no Python with nbconvert, ipykernel, pandas, matplotlib and requests: apt-get install -y python3-nbconvert python3-ipykernel python3-pandas python3-matplotlib python3-requests (.ci/run does), or set PRIVALYTICS_PYTHON"
+	if os.Getenv("PRIVALYTICS_REQUIRE_NOTEBOOKS") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// executedNotebook is the part of an executed .ipynb the test reads.
+type executedNotebook struct {
+	Cells []struct {
+		CellType string `json:"cell_type"`
+		Outputs  []struct {
+			OutputType string         `json:"output_type"`
+			Data       map[string]any `json:"data"`
+			EName      string         `json:"ename"`
+			EValue     string         `json:"evalue"`
+		} `json:"outputs"`
+	} `json:"cells"`
+}
+
+// TestNotebooks executes every notebook in notebooks/ top to bottom with
+// `python3 -m nbconvert --to notebook --execute` against a live server holding
+// the demo shop, and fails when a cell fails or a notebook draws no chart.
+// Adding a notebook is adding its .ipynb file: each one gets, in its
+// environment, PRIVALYTICS_URL, PRIVALYTICS_KEY (a query key of its own),
+// PRIVALYTICS_ADMIN_KEY, PRIVALYTICS_INGEST_KEY and PRIVALYTICS_OPERATOR_KEY (to
+// create tenants of its own), and PRIVALYTICS_FROM / PRIVALYTICS_TO (the data's
+// period). With PRIVALYTICS_NOTEBOOKS_OUT=dir the executed notebooks, charts
+// included, are written there (the committed ones come from this).
+func TestNotebooks(t *testing.T) {
+	t.Parallel()
+	python := findNotebookPython(t)
+	dir, err := filepath.Abs(filepath.Join("..", "..", "notebooks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notebooks, err := filepath.Glob(filepath.Join(dir, "*.ipynb"))
+	if err != nil || len(notebooks) == 0 {
+		t.Fatalf("no notebooks in %s (%v)", dir, err)
+	}
+	shop := startDemoShop(t, privalytics.Cost{Epsilon: 100, Delta: 1e-4})
+	outDir := os.Getenv("PRIVALYTICS_NOTEBOOKS_OUT")
+	if outDir != "" {
+		if outDir, err = filepath.Abs(outDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// One at a time: each kernel takes a core while it starts, and CI has few.
+	for _, nb := range notebooks {
+		name := strings.TrimSuffix(filepath.Base(nb), ".ipynb")
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			key, err := shop.admin.CreateKey(ctx, "notebook-"+name, privalytics.RoleQuery)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := outDir
+			if out == "" {
+				out = t.TempDir()
+			}
+			scratch := t.TempDir()
+			cmd := exec.CommandContext(ctx, python, "-m", "nbconvert", "--to", "notebook", "--execute",
+				"--ExecutePreprocessor.timeout=180", "--output-dir", out, nb)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(),
+				"PRIVALYTICS_URL="+shop.server.app.URL(),
+				"PRIVALYTICS_KEY="+key.Token,
+				"PRIVALYTICS_ADMIN_KEY="+shop.admin.Token(),
+				"PRIVALYTICS_INGEST_KEY="+shop.ingest.Token(),
+				"PRIVALYTICS_OPERATOR_KEY="+shop.server.operator.Token(),
+				"PRIVALYTICS_FROM="+shop.cfg.Start.Format(time.DateOnly),
+				"PRIVALYTICS_TO="+shop.cfg.Start.AddDate(0, 0, shop.cfg.Days).Format(time.DateOnly),
+				// Keep Jupyter's, IPython's and matplotlib's files out of $HOME and the repository.
+				"JUPYTER_RUNTIME_DIR="+scratch, "IPYTHONDIR="+scratch, "MPLCONFIGDIR="+scratch,
+				"PYTHONDONTWRITEBYTECODE=1", "PYDEVD_DISABLE_FILE_VALIDATION=1",
+			)
+			start := time.Now()
+			if output, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s failed: %v\n%s", filepath.Base(nb), err, output)
+			}
+			raw, err := os.ReadFile(filepath.Join(out, filepath.Base(nb)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var executed executedNotebook
+			if err := json.Unmarshal(raw, &executed); err != nil {
+				t.Fatalf("executed notebook: %v", err)
+			}
+			charts, code := 0, 0
+			for i, c := range executed.Cells {
+				if c.CellType == "code" {
+					code++
+				}
+				for _, o := range c.Outputs {
+					if o.OutputType == "error" {
+						t.Errorf("cell %d: %s: %s", i, o.EName, o.EValue)
+					}
+					if _, ok := o.Data["image/png"]; ok {
+						charts++
+					}
+				}
+			}
+			if charts == 0 {
+				t.Errorf("%s ran but shows no chart (no image/png output)", filepath.Base(nb))
+			}
+			t.Logf("%s: %d code cells, %d charts, executed in %.1fs", filepath.Base(nb), code, charts, time.Since(start).Seconds())
+		})
+	}
+}

@@ -1,0 +1,543 @@
+// The Privalytics dashboard: a marketer signs in with a query API key, picks a
+// measure, a split and a time range, sees what the question costs and how precise
+// it will be (POST /v1/queries:explain), runs it (POST /v1/queries), and reads the
+// trend with its 95% intervals, the privacy budget and a table to export.
+//
+// The page only ever calls the public HTTP API with the key the user typed; it
+// holds no secrets of its own. The key lives in sessionStorage, so it is gone when
+// the tab closes.
+import "./style.css";
+import {
+  Chart, LineController, LineElement, PointElement, CategoryScale, LinearScale,
+  Filler, Tooltip, Legend, DoughnutController, ArcElement,
+} from "chart.js";
+
+Chart.register(LineController, LineElement, PointElement, CategoryScale, LinearScale,
+  Filler, Tooltip, Legend, DoughnutController, ArcElement);
+Chart.defaults.font.family = getComputedStyle(document.documentElement).fontFamily;
+Chart.defaults.color = "#5b6b7c";
+
+const KEY_STORAGE = "privalytics.apiKey";
+const SERIES_IN_CHART = 8; // more series than this make the chart unreadable; the table has them all
+const PALETTE = ["#2a7f72", "#3d6fb6", "#d9822b", "#8e5bb5", "#c2434b", "#5a8f29", "#b8860b", "#2f8fbf"];
+
+const $ = (id) => document.getElementById(id);
+
+// state is the page's memory; window.privalyticsDashboard exposes it read-only
+// to the browser test, which compares what is drawn with what the API answered.
+const state = {
+  key: "",
+  tenant: null,
+  budget: null,
+  charges: [],
+  explained: null, // the question last explained, with the answer of :explain
+  lastQuery: null,
+  lastResult: null,
+  charts: { trend: null, gauge: null, history: null },
+};
+window.privalyticsDashboard = state;
+
+// ---------------------------------------------------------------- API
+
+class APIError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || "";
+    this.requestID = e.request_id || "";
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await res.json(); } catch { /* an empty or non-JSON body */ }
+  if (!res.ok) throw new APIError(res.status, data);
+  return data;
+}
+
+// ---------------------------------------------------------------- formatting
+
+function fmt(v) {
+  if (!Number.isFinite(v)) return String(v);
+  const digits = Math.abs(v) >= 100 || Number.isInteger(v) ? 0 : 2;
+  return v.toLocaleString("en-GB", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function fmtEps(v) {
+  return Number.isFinite(v) ? Number(v.toPrecision(4)).toString() : "—";
+}
+
+function isoDate(d) {
+  return d.toISOString().slice(0, 10);
+}
+
+function show(el, on) { el.hidden = !on; }
+
+function setError(el, err) {
+  if (!err) { show(el, false); el.textContent = ""; return; }
+  el.textContent = err.requestID ? `${err.message} (request ${err.requestID})` : err.message;
+  show(el, true);
+}
+
+// ---------------------------------------------------------------- sign in
+
+async function signIn(key) {
+  state.key = key;
+  const tenant = await api("GET", "/v1/tenant");
+  try {
+    await refreshBudget();
+  } catch (err) {
+    if (err.code === "forbidden") {
+      throw new Error("This key cannot run queries; sign in with a key that has the query (or admin) role.");
+    }
+    throw err;
+  }
+  state.tenant = tenant;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $("tenant-name").textContent = tenant.name || tenant.id;
+  setupForm(tenant.schema);
+  show($("login-view"), false);
+  show($("app-view"), true);
+  show($("session"), true);
+  scheduleExplain();
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  location.reload();
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const button = $("login-button");
+  button.disabled = true;
+  setError($("login-error"), null);
+  try {
+    await signIn($("api-key").value.trim());
+  } catch (err) {
+    state.key = "";
+    setError($("login-error"), err.status === 401 ? new Error("That key was not accepted: check it was copied whole and has not been revoked.") : err);
+  } finally {
+    button.disabled = false;
+  }
+});
+$("logout").addEventListener("click", signOut);
+
+// ---------------------------------------------------------------- the question
+
+// measures lists what can be asked of this tenant's schema: counts, and the sum
+// and mean of each numeric column (these need clamping bounds per event).
+function measuresOf(schema) {
+  const out = [
+    { id: "count", label: "Events (count)", agg: { name: "events", op: "count" } },
+    { id: "distinct", label: "Distinct customers", agg: { name: "customers", op: "distinct_customers" } },
+  ];
+  for (const c of schema.columns) {
+    if (!["int", "decimal", "float"].includes(c.type)) continue;
+    out.push({ id: `sum:${c.name}`, label: `Sum of ${c.name}`, agg: { name: `sum_${c.name}`, op: "sum", column: c.name }, bounded: true });
+    out.push({ id: `mean:${c.name}`, label: `Average ${c.name}`, agg: { name: `mean_${c.name}`, op: "mean", column: c.name }, bounded: true });
+  }
+  return out;
+}
+
+// dimensions are the string columns a result may be split by. Columns with a
+// declared set of values have public keys; the others need DP partition
+// selection, which costs a little δ.
+function dimensionsOf(schema) {
+  return schema.columns.filter((c) => c.type === "string" && c.name !== schema.subject && !c.free_text);
+}
+
+let measures = [];
+let dimensions = [];
+
+function option(value, text, selected) {
+  const o = document.createElement("option");
+  o.value = value;
+  o.textContent = text;
+  o.selected = !!selected;
+  return o;
+}
+
+function setupForm(schema) {
+  measures = measuresOf(schema);
+  dimensions = dimensionsOf(schema);
+  const m = $("measure");
+  m.replaceChildren(...measures.map((x) => option(x.id, x.label, x.id === "sum:amount")));
+  const d = $("dimension");
+  d.replaceChildren(option("", "Nothing (one total)", true),
+    ...dimensions.filter((c) => c.name !== "type").map((c) => option(c.name, c.allowed ? c.name : `${c.name} (keys chosen privately)`)));
+
+  // The event-type filter exists when the schema declares the retail "type" column.
+  const typeCol = schema.columns.find((c) => c.name === "type" && c.allowed);
+  show($("type-row"), !!typeCol);
+  if (typeCol) {
+    $("event-type").replaceChildren(option("", "All events"),
+      ...typeCol.allowed.map((v) => option(v, v, v === "purchase")));
+  }
+
+  // Default range: the last full calendar year, which a yearly review starts from.
+  const year = new Date().getUTCFullYear();
+  $("from").value = `${year - 1}-01-01`;
+  $("to").value = `${year}-01-01`;
+  syncBounds();
+}
+
+function currentMeasure() {
+  return measures.find((x) => x.id === $("measure").value) || measures[0];
+}
+
+function syncBounds() {
+  show($("bounds-row"), !!currentMeasure().bounded);
+}
+
+// buildQuery turns the form into a query of the JSON model (see the README).
+function buildQuery() {
+  const schema = state.tenant.schema;
+  const m = currentMeasure();
+  const agg = { ...m.agg };
+  if (m.bounded) {
+    agg.lower = Number($("lower").value);
+    agg.upper = Number($("upper").value);
+  }
+  const where = [];
+  const type = $("event-type").value;
+  if (!$("type-row").hidden && type) where.push({ column: "type", eq: type });
+  where.push({ column: schema.time, gte: $("from").value, lt: $("to").value });
+  const groupBy = [{ time: $("granularity").value }];
+  const dim = $("dimension").value;
+  let delta = 0;
+  if (dim) {
+    groupBy.push({ column: dim });
+    const col = dimensions.find((c) => c.name === dim);
+    if (col && !col.allowed) delta = 1e-6; // partition selection of data-derived keys
+  }
+  const q = {
+    where,
+    group_by: groupBy,
+    aggregates: [agg],
+    bounds: { max_groups: Number($("max-groups").value), max_rows_per_group: Number($("max-rows").value) },
+    epsilon: Number($("epsilon").value),
+    confidence: 0.95,
+  };
+  if (delta) q.delta = delta;
+  return q;
+}
+
+// ---------------------------------------------------------------- explain
+
+let explainTimer = 0;
+let explainSeq = 0;
+
+function scheduleExplain() {
+  explainSeq++; // an answer to an older question is dropped when it arrives
+  clearTimeout(explainTimer);
+  $("run").disabled = true;
+  explainTimer = setTimeout(explain, 250);
+}
+
+async function explain() {
+  const seq = explainSeq;
+  const box = $("explain");
+  const body = $("explain-body");
+  let q;
+  try {
+    q = buildQuery();
+    const ex = await api("POST", "/v1/queries:explain", q);
+    if (seq !== explainSeq) return; // a newer question is on its way
+    box.classList.remove("bad");
+    state.explained = { query: q, explanation: ex };
+    const a = ex.aggregates[0];
+    const b = ex.budget;
+    const rows = [
+      ["Cost", `ε ${fmtEps(ex.cost.epsilon)}${ex.cost.delta ? ` · δ ${ex.cost.delta.toExponential(0)}` : ""}${ex.cost.rho ? ` · ρ ${fmtEps(ex.cost.rho)}` : ""}`],
+      ["Expected error", `± ${fmt(a.half_width)} per cell (${Math.round(ex.confidence * 100)}%)${a.note ? ` — ${a.note}` : ""}`],
+    ];
+    // A key with its own share spends from that share; zCDP answers compose in ρ,
+    // so there subtracting ε would mislead and the budget is shown as it stands.
+    const share = state.budget && state.budget.key && !state.budget.key.shared ? state.budget.key : null;
+    const pool = share || b;
+    if (pool && b.accounting === "zcdp") {
+      rows.push(["Budget now", `ε ${fmtEps(pool.remaining.epsilon)} of ${fmtEps(pool.total.epsilon)} (zCDP)`]);
+    } else if (pool) {
+      rows.push(["Budget after", `ε ${fmtEps(Math.max(0, pool.remaining.epsilon - ex.cost.epsilon))} of ${fmtEps(pool.total.epsilon)}${share ? " (this key's share)" : ""}`]);
+    }
+    if (ex.thresholded) rows.push(["Groups", "chosen by DP partition selection: rare values are hidden"]);
+    const dl = document.createElement("dl");
+    for (const [k, v] of rows) {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      dl.append(dt, dd);
+    }
+    dl.id = "explain-list";
+    body.replaceChildren(dl);
+    body.classList.remove("muted");
+    $("run").disabled = false;
+  } catch (err) {
+    if (seq !== explainSeq) return;
+    box.classList.add("bad");
+    body.textContent = err.message;
+  }
+}
+
+const form = $("query-form");
+form.addEventListener("input", (ev) => {
+  if (ev.target.id === "measure") syncBounds();
+  scheduleExplain();
+});
+form.addEventListener("change", scheduleExplain);
+
+// ---------------------------------------------------------------- run
+
+form.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const run = $("run");
+  run.disabled = true;
+  setError($("query-error"), null);
+  const q = buildQuery();
+  try {
+    const res = await api("POST", "/v1/queries", q);
+    state.lastQuery = q;
+    state.lastResult = res;
+    if (res.budget) state.budget = { ...state.budget, ...res.budget };
+    render(res);
+    await refreshBudget();
+  } catch (err) {
+    setError($("query-error"), err);
+  } finally {
+    run.disabled = false;
+    scheduleExplain();
+  }
+});
+
+function render(res) {
+  renderTrend(res);
+  renderTable(res);
+  const agg = res.aggregates[0];
+  const parts = [`Charged ε ${fmtEps(res.cost.epsilon)}${res.cost.delta ? `, δ ${res.cost.delta.toExponential(0)}` : ""}`,
+    `${agg.mechanism} noise`, `${res.rows.length} cells`];
+  if (res.cached) parts[0] = "Answered from the cache at no cost (same question, same data)";
+  if (res.thresholded) parts.push("groups released through DP partition selection");
+  $("result-meta").textContent = parts.join(" · ");
+}
+
+// series splits the rows by the second key (the dimension), or one "total".
+function seriesOf(res) {
+  const labels = [...new Set(res.rows.map((r) => r.key[0]))].sort();
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const byName = new Map();
+  for (const r of res.rows) {
+    const name = r.key.length > 1 ? r.key[1] : res.aggregates[0].name;
+    if (!byName.has(name)) {
+      byName.set(name, { name, value: labels.map(() => null), lower: labels.map(() => null), upper: labels.map(() => null), total: 0 });
+    }
+    const s = byName.get(name);
+    const i = index.get(r.key[0]);
+    s.value[i] = r.cells[0].value;
+    s.lower[i] = r.cells[0].lower;
+    s.upper[i] = r.cells[0].upper;
+    s.total += r.cells[0].value;
+  }
+  const all = [...byName.values()].sort((a, b) => b.total - a.total);
+  return { labels, series: all.slice(0, SERIES_IN_CHART), hidden: Math.max(0, all.length - SERIES_IN_CHART) };
+}
+
+function alpha(hex, a) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
+}
+
+function renderTrend(res) {
+  const { labels, series, hidden } = seriesOf(res);
+  const datasets = [];
+  series.forEach((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    // The band: the lower edge, then the upper edge filled down to it.
+    datasets.push({ label: `${s.name} lower`, role: "band-lower", data: s.lower, borderWidth: 0, pointRadius: 0, fill: false, borderColor: "transparent" });
+    datasets.push({ label: `${s.name} 95% interval`, role: "band-upper", data: s.upper, borderWidth: 0, pointRadius: 0, fill: "-1", backgroundColor: alpha(color, 0.18), borderColor: "transparent" });
+    datasets.push({ label: s.name, role: "value", data: s.value, borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: labels.length > 60 ? 0 : 3, tension: 0.25, fill: false });
+  });
+  const agg = res.aggregates[0];
+  $("trend-title").textContent = `${agg.name[0].toUpperCase()}${agg.name.slice(1)} by ${res.group_by[0]}${res.group_by.length > 1 ? ` and ${res.group_by[1]}` : ""}`;
+  $("trend-note").textContent = (hidden ? `chart shows the ${series.length} largest of ${series.length + hidden}; the table has all · ` : "") + "shaded: 95% interval";
+  const config = {
+    type: "line",
+    data: { labels, datasets },
+    options: {
+      maintainAspectRatio: false,
+      animation: false, // the chart is final as soon as it is drawn (screenshots and tests rely on it)
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        x: { grid: { display: false } },
+        y: { beginAtZero: agg.op === "count" || agg.op === "distinct_customers", grid: { color: "#eef1f5" }, ticks: { callback: (v) => fmt(v) } },
+      },
+      plugins: {
+        legend: { labels: { filter: (item, data) => data.datasets[item.datasetIndex].role === "value", boxWidth: 12 } },
+        tooltip: {
+          filter: (item) => item.dataset.role === "value",
+          callbacks: {
+            label: (ctx) => {
+              const s = series[Math.floor(ctx.datasetIndex / 3)];
+              return `${s.name}: ${fmt(ctx.parsed.y)}  [${fmt(s.lower[ctx.dataIndex])}, ${fmt(s.upper[ctx.dataIndex])}]`;
+            },
+          },
+        },
+      },
+    },
+  };
+  if (state.charts.trend) state.charts.trend.destroy();
+  state.charts.trend = new Chart($("trend-chart"), config);
+}
+
+function columnsOf(res) {
+  const agg = res.aggregates[0].name;
+  const pct = Math.round(res.confidence * 100);
+  return [...res.group_by, agg, `${agg} ${pct}% lower`, `${agg} ${pct}% upper`];
+}
+
+function renderTable(res) {
+  const table = $("result-table");
+  const head = document.createElement("tr");
+  columnsOf(res).forEach((c, i) => {
+    const th = document.createElement("th");
+    th.textContent = c;
+    if (i >= res.group_by.length) th.className = "num";
+    head.append(th);
+  });
+  table.tHead.replaceChildren(head);
+  const rows = [...res.rows].sort((a, b) => a.key.join("\u0000").localeCompare(b.key.join("\u0000")));
+  const body = rows.map((r) => {
+    const tr = document.createElement("tr");
+    for (const k of r.key) {
+      const td = document.createElement("td");
+      td.textContent = k;
+      tr.append(td);
+    }
+    const c = r.cells[0];
+    [c.value, c.lower, c.upper].forEach((v, i) => {
+      const td = document.createElement("td");
+      td.className = i === 0 ? "num" : "num interval";
+      td.dataset.value = String(v);
+      td.textContent = fmt(v);
+      tr.append(td);
+    });
+    return tr;
+  });
+  table.tBodies[0].replaceChildren(...body);
+  $("export").disabled = rows.length === 0;
+}
+
+// ---------------------------------------------------------------- CSV
+
+function csvField(v) {
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+// toCSV writes the full-precision values (the table shows them rounded).
+function toCSV(res) {
+  const lines = [columnsOf(res).map(csvField).join(",")];
+  for (const r of res.rows) {
+    const c = r.cells[0];
+    lines.push([...r.key, c.value, c.lower, c.upper].map(csvField).join(","));
+  }
+  return lines.join("\r\n") + "\r\n";
+}
+
+$("export").addEventListener("click", () => {
+  const res = state.lastResult;
+  if (!res) return;
+  const blob = new Blob([toCSV(res)], { type: "text/csv;charset=utf-8" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `privalytics-${res.aggregates[0].name}-by-${res.group_by.join("-")}-${isoDate(new Date())}.csv`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+});
+state.toCSV = toCSV;
+
+// ---------------------------------------------------------------- budget
+
+async function refreshBudget() {
+  state.budget = await api("GET", "/v1/budget");
+  try {
+    state.charges = (await api("GET", "/v1/budget/charges?limit=500")).charges || [];
+  } catch {
+    state.charges = []; // the gauge still says what is left
+  }
+  renderBudget();
+}
+
+function renderBudget() {
+  const b = state.budget;
+  if (!b) return;
+  const key = b.key && !b.key.shared ? b.key : null;
+  const total = key ? key.total.epsilon : b.total.epsilon;
+  const left = key ? key.remaining.epsilon : b.remaining.epsilon;
+  const spent = Math.max(0, total - left);
+  $("budget-pill").textContent = `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} left`;
+  $("gauge-left").textContent = `ε ${fmtEps(left)}`;
+  $("gauge-of").textContent = `left of ${fmtEps(total)}${key ? " (this key's share)" : ""}`;
+  const notes = [];
+  if (b.accounting === "zcdp") notes.push("zCDP accounting; ε figures are conversions of ρ");
+  if (b.period) notes.push(`each ${b.period} of data has its own budget`);
+  $("budget-note").textContent = notes.join(" · ");
+
+  const ratio = total > 0 ? left / total : 0;
+  const leftColor = ratio > 0.5 ? "#2a7f72" : ratio > 0.2 ? "#d9822b" : "#c2434b";
+  const gaugeData = { labels: ["left", "spent"], datasets: [{ data: [left, spent], backgroundColor: [leftColor, "#e3e8ee"], borderWidth: 0 }] };
+  if (state.charts.gauge) {
+    state.charts.gauge.data = gaugeData;
+    state.charts.gauge.update();
+  } else {
+    state.charts.gauge = new Chart($("budget-gauge"), {
+      type: "doughnut",
+      data: gaugeData,
+      options: { maintainAspectRatio: false, animation: false, rotation: -90, circumference: 180, cutout: "72%", plugins: { legend: { display: false }, tooltip: { enabled: false } } },
+    });
+  }
+
+  // The history: ε spent, cumulated over the ledger's charges (refunds excluded).
+  const charges = state.charges.filter((c) => !c.refunded).sort((a, c) => a.time.localeCompare(c.time));
+  let sum = 0;
+  const points = charges.map((c) => { sum += c.cost.epsilon; return sum; });
+  const labels = charges.map((c) => new Date(c.time).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
+  const historyData = {
+    labels: ["start", ...labels],
+    datasets: [{ label: "ε spent", data: [0, ...points], stepped: true, borderColor: "#3d6fb6", backgroundColor: alpha("#3d6fb6", 0.12), fill: true, pointRadius: 2, borderWidth: 2 }],
+  };
+  if (state.charts.history) {
+    state.charts.history.data = historyData;
+    state.charts.history.update();
+  } else {
+    state.charts.history = new Chart($("budget-history"), {
+      type: "line",
+      data: historyData,
+      options: {
+        maintainAspectRatio: false, animation: false,
+        scales: { x: { grid: { display: false }, ticks: { maxTicksLimit: 6 } }, y: { beginAtZero: true, suggestedMax: b.total.epsilon, grid: { color: "#eef1f5" } } },
+        plugins: { legend: { display: false } },
+      },
+    });
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+(async () => {
+  const saved = sessionStorage.getItem(KEY_STORAGE);
+  if (!saved) return;
+  try {
+    await signIn(saved);
+  } catch {
+    sessionStorage.removeItem(KEY_STORAGE);
+    state.key = "";
+  }
+})();
