@@ -243,7 +243,12 @@ func (s *Server) createRound(c *gin.Context) {
 	}
 	q := req.Query
 	if !(q.Epsilon > 0) || math.IsInf(q.Epsilon, 0) || !(q.Delta > 0) || q.Delta >= 1 {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "query: epsilon must be > 0 and finite and delta in (0, 1); got ε = %v, δ = %v", q.Epsilon, q.Delta))
+		// Not chargeable; CreateRound refuses it with the full list of problems.
+		_, err := s.feds.CreateRound(c.Param("fed"), tenant, req)
+		if err == nil {
+			err = privalytics.Errorf(privalytics.EINTERNAL, "a round with ε = %v, δ = %v was accepted", q.Epsilon, q.Delta)
+		}
+		s.writeError(c, err)
 		return
 	}
 	charge := &privalytics.Charge{TenantID: tenant, KeyID: callerOf(c).Key.ID, Time: s.now().UTC(), Fingerprint: "federation:" + c.Param("fed"),
