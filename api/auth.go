@@ -105,13 +105,14 @@ func callerOf(c *gin.Context) principal {
 	return p.(principal)
 }
 
-// require aborts unless the caller is a tenant key with one of the roles.
+// require aborts unless the caller is a tenant key with one of the roles; every
+// denial is audited.
 // Operator keys are not tenant keys: they manage tenants, nothing else.
 func (s *Server) require(roles ...privalytics.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p := callerOf(c)
 		if p.Key.TenantID == "" {
-			s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "the operator key manages tenants only; use a key issued for a tenant"))
+			s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "the operator key manages tenants only; use a key issued for a tenant"))
 			return
 		}
 		for _, r := range roles {
@@ -120,7 +121,7 @@ func (s *Server) require(roles ...privalytics.Role) gin.HandlerFunc {
 				return
 			}
 		}
-		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this %s key cannot do that; it needs a key with role %s", p.Key.Role, joinRoles(roles)))
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this %s key cannot do that; it needs a key with role %s", p.Key.Role, joinRoles(roles)))
 	}
 }
 

@@ -56,6 +56,9 @@ type Deps struct {
 	Meta   privalytics.MetaStore
 	Events privalytics.EventStore
 	Keys   KeyWrapper
+	// Audit records administrative actions, queries, consent changes and
+	// denials. The binary always sets it; nil (tests of other parts) records nothing.
+	Audit privalytics.AuditLog
 	// Mechanisms add the noise. Always dp.Secure() in the binary; tests may pass
 	// dptest.NoNoise() to assert exact values.
 	Mechanisms dp.Mechanisms
@@ -66,13 +69,14 @@ type Deps struct {
 
 // Server serves the Privalytics HTTP API.
 type Server struct {
-	meta   privalytics.MetaStore
-	events privalytics.EventStore
-	wrap   KeyWrapper
-	mech   dp.Mechanisms
-	limits Limits
-	log    *slog.Logger
-	now    func() time.Time
+	meta     privalytics.MetaStore
+	events   privalytics.EventStore
+	wrap     KeyWrapper
+	auditLog privalytics.AuditLog
+	mech     dp.Mechanisms
+	limits   Limits
+	log      *slog.Logger
+	now      func() time.Time
 
 	keys    keyCache
 	ready   atomic.Bool
@@ -83,7 +87,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -144,6 +148,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
+	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.auditEntries)
 	return r
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -75,7 +76,7 @@ var purposeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 func (s *Server) createTenant(c *gin.Context) {
 	if !callerOf(c).operator() {
-		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
 		return
 	}
 	var req CreateTenantRequest
@@ -118,7 +119,9 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if err := s.meta.CreateTenant(c.Request.Context(), t); err != nil {
+	err = s.meta.CreateTenant(c.Request.Context(), t)
+	_ = s.auditFor(c, t.ID, auditTenantCreate, t.ID, err, map[string]string{"epsilon": fmtFloat(t.Budget.Epsilon), "delta": fmtFloat(t.Budget.Delta), "purposes": strings.Join(t.Purposes, ",")})
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -127,6 +130,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	_ = s.auditFor(c, t.ID, auditKeyIssue, key.ID, nil, map[string]string{"role": string(key.Role), "name": key.Name})
 	c.JSON(http.StatusCreated, CreateTenantResponse{Tenant: t, AdminKey: key})
 }
 
@@ -135,7 +139,7 @@ func (s *Server) createTenant(c *gin.Context) {
 func (s *Server) getTenant(c *gin.Context) {
 	p, id := callerOf(c), c.Param("tenant")
 	if !p.operator() && (p.Key.TenantID != id || p.Key.Role != privalytics.RoleAdmin) {
-		s.writeError(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
+		s.deny(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
 		return
 	}
 	t, err := s.meta.Tenant(c.Request.Context(), id)
@@ -176,6 +180,11 @@ func (s *Server) createKey(c *gin.Context) {
 		return
 	}
 	k, err := s.issueKey(c.Request.Context(), callerOf(c).Key.TenantID, req.Name, req.Role)
+	target := ""
+	if k != nil {
+		target = k.ID
+	}
+	_ = s.audit(c, auditKeyIssue, target, err, map[string]string{"role": string(req.Role), "name": req.Name})
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -212,10 +221,15 @@ func (s *Server) listKeys(c *gin.Context) {
 
 func (s *Server) revokeKey(c *gin.Context) {
 	id := c.Param("id")
-	if err := s.meta.RevokeKey(c.Request.Context(), callerOf(c).Key.TenantID, id, s.now().UTC()); err != nil {
+	err := s.meta.RevokeKey(c.Request.Context(), callerOf(c).Key.TenantID, id, s.now().UTC())
+	_ = s.audit(c, auditKeyRevoke, id, err, nil)
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
 	s.keys.evict(id)
 	c.Status(http.StatusNoContent)
 }
+
+// fmtFloat formats a number for audit details: shortest exact form.
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

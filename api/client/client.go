@@ -183,6 +183,15 @@ func (c *Client) BudgetChanges(ctx context.Context, offset, limit int) ([]prival
 	return out.Changes, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
+// Audit pages through the tenant's audit trail, newest first (admin).
+func (c *Client) Audit(ctx context.Context, offset, limit int) ([]privalytics.AuditEntry, error) {
+	var out struct {
+		Entries []privalytics.AuditEntry `json:"entries"`
+	}
+	path := "/v1/audit?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
+	return out.Entries, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
 // Charges pages through the tenant's ledger, newest first.
 func (c *Client) Charges(ctx context.Context, offset, limit int) ([]privalytics.Charge, error) {
 	var out struct {
