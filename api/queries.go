@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
@@ -48,6 +50,7 @@ type queryAudit struct {
 	purpose, fingerprint, mechanisms, chargeID, cacheKey string
 	cost                                                 privalytics.Cost
 	snapshot                                             uint64
+	consent                                              int64
 	cached                                               bool
 }
 
@@ -67,6 +70,9 @@ func (qa *queryAudit) details() map[string]string {
 	}
 	if qa.snapshot != 0 {
 		d["snapshot"] = strconv.FormatUint(qa.snapshot, 10)
+	}
+	if qa.consent != 0 {
+		d["consent_version"] = strconv.FormatInt(qa.consent, 10)
 	}
 	if qa.cached {
 		d["cached"] = "true"
@@ -121,7 +127,13 @@ func (s *Server) answer(c *gin.Context) (*privalytics.Result, queryAudit, error)
 		return nil, qa, err
 	}
 	qa.snapshot = snap.Version
-	qa.cacheKey = analytics.CacheKey(st.tenant.ID, plan, snap.Version)
+	// The query sees only customers whose consent covers its purpose now.
+	hidden, consentVersion, err := s.hiddenFor(ctx, st, plan.Purpose(), snap)
+	if err != nil {
+		return nil, qa, err
+	}
+	qa.consent = consentVersion
+	qa.cacheKey = analytics.CacheKey(st.tenant.ID, plan, snap.Version, consentVersion)
 	if res, ok := s.cache.Get(qa.cacheKey); ok {
 		qa.cached = true
 		present(&status)
@@ -129,7 +141,7 @@ func (s *Server) answer(c *gin.Context) (*privalytics.Result, queryAudit, error)
 		return res, qa, nil
 	}
 	execCtx, cancel := context.WithTimeout(ctx, s.limits.QueryTimeout)
-	part, err := analytics.Execute(execCtx, plan, snap)
+	part, err := analytics.ExecuteHiding(execCtx, plan, snap, hidden)
 	cancel()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil, qa, privalytics.Errorf(privalytics.EUNAVAILABLE, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters", s.limits.QueryTimeout)
@@ -175,6 +187,9 @@ func (s *Server) plan(c *gin.Context) (*tenantState, *analytics.Plan, error) {
 		return nil, nil, err
 	}
 	plan, err := analytics.NewPlan(q, st.tenant.Schema, s.limits.Query)
+	if err == nil && !slices.Contains(st.tenant.Purposes, plan.Purpose()) {
+		err = privalytics.Errorf(privalytics.EINVALID, "purpose %q is not declared by this tenant; declared: %s (a query without one serves %q)", plan.Purpose(), strings.Join(st.tenant.Purposes, ", "), privalytics.DefaultPurpose)
+	}
 	return st, plan, err
 }
 

@@ -82,6 +82,7 @@ type Server struct {
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
 	cache   *analytics.Cache
+	views   consentViews
 	engine  *gin.Engine
 }
 
@@ -149,6 +150,9 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
 	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.auditEntries)
+
+	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.recordConsents)
+	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.consentStatus)
 	return r
 }
 

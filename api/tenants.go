@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -20,6 +19,7 @@ import (
 type tenantState struct {
 	tenant *privalytics.Tenant
 	conv   *ingest.Converter
+	pseudo *ingest.Pseudonymiser // the same keyed hash ingest stores, for consent and subject lookups
 }
 
 func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, error) {
@@ -42,7 +42,7 @@ func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, erro
 	if err != nil {
 		return nil, err
 	}
-	st := &tenantState{tenant: t, conv: conv}
+	st := &tenantState{tenant: t, conv: conv, pseudo: p}
 	v, _ := s.tenants.LoadOrStore(id, st)
 	return v.(*tenantState), nil
 }
@@ -58,6 +58,11 @@ type CreateTenantRequest struct {
 	// Accounting "zcdp" composes answers in ρ (zero-concentrated DP), much
 	// tighter for many Gaussian answers; default basic composition.
 	Accounting string `json:"accounting,omitempty"`
+	// Privacy declares the consent policy per purpose (default: opt-out for
+	// analytics, opt-in for every other purpose), what to do with stray
+	// personal data in free text (reject, the default, or redact), and the
+	// processors named in the privacy notice.
+	Privacy *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
 }
 
 // CreateTenantResponse returns the tenant and its first admin key, shown once.
@@ -71,8 +76,6 @@ type IssuedKey struct {
 	privalytics.APIKey
 	Token string `json:"token"`
 }
-
-var purposeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 func (s *Server) createTenant(c *gin.Context) {
 	if !callerOf(c).operator() {
@@ -93,15 +96,10 @@ func (s *Server) createTenant(c *gin.Context) {
 	if t.Name == "" {
 		t.Name = t.ID
 	}
-	if len(t.Purposes) == 0 {
-		t.Purposes = []string{"analytics"}
+	if req.Privacy != nil {
+		t.Privacy = *req.Privacy
 	}
-	for _, p := range t.Purposes {
-		if !purposeName.MatchString(p) {
-			s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "purpose %q must be lower-case letters, digits, _ or -, at most 32 long", p))
-			return
-		}
-	}
+	t.FillPrivacyDefaults()
 	if err := t.Validate(); err != nil {
 		s.writeError(c, err)
 		return

@@ -49,13 +49,14 @@ func (c *Client) BaseURL() string { return c.base }
 
 // CreateTenantRequest mirrors api.CreateTenantRequest.
 type CreateTenantRequest struct {
-	ID         string              `json:"id"`
-	Name       string              `json:"name,omitempty"`
-	Schema     *privalytics.Schema `json:"schema,omitempty"`
-	Budget     privalytics.Cost    `json:"budget"`
-	Purposes   []string            `json:"purposes,omitempty"`
-	Period     string              `json:"period,omitempty"`
-	Accounting string              `json:"accounting,omitempty"`
+	ID         string                     `json:"id"`
+	Name       string                     `json:"name,omitempty"`
+	Schema     *privalytics.Schema        `json:"schema,omitempty"`
+	Budget     privalytics.Cost           `json:"budget"`
+	Purposes   []string                   `json:"purposes,omitempty"`
+	Period     string                     `json:"period,omitempty"`
+	Accounting string                     `json:"accounting,omitempty"`
+	Privacy    *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
 }
 
 // IssuedKey is a new key with its token (shown once).
@@ -306,4 +307,53 @@ func (c *Client) Import(ctx context.Context, body io.Reader, size int64, opt Imp
 	}
 	var out ImportReport
 	return &out, c.roundTrip(req, &out)
+}
+
+// ConsentRecord mirrors api.ConsentRecord: one customer's decision for one purpose.
+type ConsentRecord struct {
+	CustomerID string     `json:"customer_id"`
+	Purpose    string     `json:"purpose"`
+	Granted    bool       `json:"granted"`
+	Time       *time.Time `json:"time,omitempty"`
+	Source     string     `json:"source,omitempty"`
+}
+
+// ConsentsRecorded mirrors api.ConsentsRecorded.
+type ConsentsRecorded struct {
+	Recorded int   `json:"recorded"`
+	Version  int64 `json:"version"`
+}
+
+// RecordConsents sends consent decisions as NDJSON (ingest or admin key); all
+// are recorded or none.
+func (c *Client) RecordConsents(ctx context.Context, recs []ConsentRecord) (*ConsentsRecorded, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			return nil, err
+		}
+	}
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/x-ndjson")
+	var out ConsentsRecorded
+	return &out, c.send(ctx, http.MethodPost, "/v1/consents", hdr, buf.Bytes(), &out)
+}
+
+// PurposeConsent mirrors api.PurposeConsent.
+type PurposeConsent struct {
+	Policy  string `json:"policy"`
+	Granted bool   `json:"granted"`
+}
+
+// ConsentStatus mirrors api.ConsentStatus.
+type ConsentStatus struct {
+	Purposes map[string]PurposeConsent `json:"purposes"`
+	History  []privalytics.Consent     `json:"history"`
+}
+
+// ConsentStatus returns one customer's consent per purpose and its history (admin).
+func (c *Client) ConsentStatus(ctx context.Context, customerID string) (*ConsentStatus, error) {
+	var out ConsentStatus
+	return &out, c.do(ctx, http.MethodGet, "/v1/consents/"+url.PathEscape(customerID), nil, &out)
 }
