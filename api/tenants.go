@@ -42,6 +42,9 @@ func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := conv.SetStrayData(t.Privacy.StrayData); err != nil {
+		return nil, err
+	}
 	st := &tenantState{tenant: t, conv: conv, pseudo: p}
 	v, _ := s.tenants.LoadOrStore(id, st)
 	return v.(*tenantState), nil
