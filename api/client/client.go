@@ -265,6 +265,10 @@ func (c *Client) roundTrip(req *http.Request, out any) error {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
+	if buf, ok := out.(*bytes.Buffer); ok { // a body that is not JSON (the privacy notice)
+		_, err := io.Copy(buf, resp.Body)
+		return err
+	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
@@ -356,4 +360,22 @@ type ConsentStatus struct {
 func (c *Client) ConsentStatus(ctx context.Context, customerID string) (*ConsentStatus, error) {
 	var out ConsentStatus
 	return &out, c.do(ctx, http.MethodGet, "/v1/consents/"+url.PathEscape(customerID), nil, &out)
+}
+
+// PrivacyNotice returns the tenant's privacy notice in format "json",
+// "markdown" or "html" (any tenant key).
+func (c *Client) PrivacyNotice(ctx context.Context, format string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/privacy-notice?format="+url.QueryEscape(format), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	var raw json.RawMessage
+	if format == "json" {
+		err = c.roundTrip(req, &raw)
+		return string(raw), err
+	}
+	var buf bytes.Buffer
+	err = c.roundTrip(req, &buf)
+	return buf.String(), err
 }
