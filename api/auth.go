@@ -91,6 +91,14 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.keys.put(k, now)
 	}
 	if subtle.ConstantTimeCompare(k.Hash, keyring.HashAPIKeyToken(strings.TrimSpace(token))) != 1 || k.RevokedAt != nil {
+		// The key ID is real, so the attempt belongs to a tenant's trail: a
+		// revoked key still in use, or a forged token for a known ID. Tokens
+		// naming no key are not recorded (anyone can send them, without limit).
+		reason := "wrong secret"
+		if k.RevokedAt != nil {
+			reason = "revoked key"
+		}
+		_ = s.auditFor(c, k.TenantID, auditDenied, c.Request.Method+" "+c.FullPath(), errUnauthorized, map[string]string{"key_id": k.ID, "reason": reason})
 		s.writeError(c, errUnauthorized)
 		return
 	}
