@@ -112,6 +112,10 @@ type MetaStore interface {
 	Tenant(ctx context.Context, id string) (*Tenant, error)
 	// Tenants lists all tenants by ID.
 	Tenants(ctx context.Context) ([]*Tenant, error)
+	// SetPrivacy replaces the tenant's privacy policy (validated by the caller
+	// with Tenant.Validate) and bumps its consent version, so answers cached
+	// under the old policy are not served again. ENOTFOUND if no such tenant.
+	SetPrivacy(ctx context.Context, tenantID string, p PrivacyPolicy) (consentVersion int64, err error)
 
 	// CreateKey stores k (with its hash). ECONFLICT if the ID is taken.
 	CreateKey(ctx context.Context, k *APIKey) error

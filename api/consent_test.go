@@ -165,3 +165,28 @@ func TestTenantPrivacyPolicyValidation(t *testing.T) {
 		t.Errorf("privacy policy with defaults = %+v, want consent %v and stray_data reject", created.Tenant.Privacy, want)
 	}
 }
+
+// TestConsentPolicyChange switches analytics to opt-in: customers without a
+// grant drop out of the next query, which is not served from the cache.
+func TestConsentPolicyChange(t *testing.T) {
+	t.Parallel()
+	f, ingest, query := consentFixture(t)
+	if res := customers(t, f, query, "analytics"); res.Rows[0].Cells[0].Value != 3 {
+		t.Fatalf("before: %v customers", res.Rows[0].Cells[0].Value)
+	}
+	f.mustDo(t, http.MethodPost, "/v1/consents", ingest, "application/json", nil, []byte(`{"customer_id":"c3","purpose":"analytics","granted":true}`), http.StatusOK, nil)
+	if st, _, _ := f.do(t, http.MethodPut, "/v1/tenant/privacy", query, "application/json", nil, []byte(`{"consent":{"analytics":"opt-in"}}`)); st != http.StatusForbidden {
+		t.Errorf("query key changing the consent policy: %d, want 403", st)
+	}
+	var tn privalytics.Tenant
+	f.mustDo(t, http.MethodPut, "/v1/tenant/privacy", f.admin, "application/json", nil, []byte(`{"consent":{"analytics":"opt-in"}}`), http.StatusOK, &tn)
+	if tn.Privacy.Consent["analytics"] != privalytics.OptIn || tn.Privacy.Consent["marketing"] != privalytics.OptIn || tn.Privacy.StrayData != privalytics.StrayReject {
+		t.Errorf("policy after the change: %+v", tn.Privacy)
+	}
+	if res := customers(t, f, query, "analytics"); res.Rows[0].Cells[0].Value != 1 || res.Cached {
+		t.Errorf("after switching analytics to opt-in: %v customers (cached %v); want only c3, freshly computed", res.Rows[0].Cells[0].Value, res.Cached)
+	}
+	if st, _, _ := f.do(t, http.MethodPut, "/v1/tenant/privacy", f.admin, "application/json", nil, []byte(`{"consent":{"profiling":"opt-in"}}`)); st != http.StatusBadRequest {
+		t.Errorf("a policy for an undeclared purpose: %d, want 400", st)
+	}
+}

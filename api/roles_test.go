@@ -32,6 +32,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"POST /v1/tenants":               "operator",
 		"GET /v1/tenants/{tenant}":       "operator admin",
 		"GET /v1/tenant":                 "admin ingest query",
+		"PUT /v1/tenant/privacy":         "admin",
 		"GET /v1/privacy-notice":         "admin ingest query",
 		"POST /v1/keys":                  "admin",
 		"GET /v1/keys":                   "admin",

@@ -134,6 +134,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants/:tenant", s.getTenant)
 	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.ownTenant)
+	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.setPrivacy)
 	v1.GET("/privacy-notice", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.privacyNotice)
 
 	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.createKey)

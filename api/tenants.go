@@ -234,3 +234,43 @@ func (s *Server) revokeKey(c *gin.Context) {
 
 // fmtFloat formats a number for audit details: shortest exact form.
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// setPrivacy replaces the tenant's privacy policy (admin): the consent policy
+// per purpose, the stray personal data policy and the processors. Purposes
+// left out of the consent map get the defaults. The change applies to every
+// request after the answer on this server; answers cached under the old
+// policy are not served again (the consent version moves). Other servers
+// sharing a PostgreSQL database pick it up when they restart.
+func (s *Server) setPrivacy(c *gin.Context) {
+	var req privalytics.PrivacyPolicy
+	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	id := callerOf(c).Key.TenantID
+	cur, err := s.meta.Tenant(ctx, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	t := *cur
+	t.Privacy = req
+	t.FillPrivacyDefaults()
+	if err := t.Validate(); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	details := map[string]string{"stray_data": t.Privacy.StrayData, "processors": strconv.Itoa(len(t.Privacy.Processors))}
+	for p, pol := range t.Privacy.Consent {
+		details["consent."+p] = pol
+	}
+	_, err = s.meta.SetPrivacy(ctx, id, t.Privacy)
+	_ = s.audit(c, "tenant.privacy", id, err, details)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.tenants.Delete(id)
+	c.JSON(http.StatusOK, t)
+}

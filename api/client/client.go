@@ -379,3 +379,9 @@ func (c *Client) PrivacyNotice(ctx context.Context, format string) (string, erro
 	err = c.roundTrip(req, &buf)
 	return buf.String(), err
 }
+
+// SetPrivacy replaces the tenant's privacy policy (admin).
+func (c *Client) SetPrivacy(ctx context.Context, p privalytics.PrivacyPolicy) (*privalytics.Tenant, error) {
+	var out privalytics.Tenant
+	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/privacy", p, &out)
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -105,4 +106,20 @@ func (db *DB) ConsentVersion(ctx context.Context, tenantID string) (int64, error
 		return 0, fmt.Errorf("postgres: consent version: %w", err)
 	}
 	return v, nil
+}
+
+// SetPrivacy replaces the tenant's privacy policy and bumps its consent version.
+func (db *DB) SetPrivacy(ctx context.Context, tenantID string, p privalytics.PrivacyPolicy) (int64, error) {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: set privacy: %w", err)
+	}
+	var version int64
+	err = db.pool.QueryRow(ctx, `UPDATE tenants SET privacy = $1, consent_version = consent_version + 1 WHERE id = $2 RETURNING consent_version`, raw, tenantID).Scan(&version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+	} else if err != nil {
+		return 0, fmt.Errorf("postgres: set privacy: %w", err)
+	}
+	return version, nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/privalytics/privalytics"
@@ -115,4 +116,20 @@ func (s *DB) ConsentVersion(ctx context.Context, tenantID string) (int64, error)
 		return 0, fmt.Errorf("sqlite: consent version: %w", err)
 	}
 	return v, nil
+}
+
+// SetPrivacy replaces the tenant's privacy policy and bumps its consent version.
+func (s *DB) SetPrivacy(ctx context.Context, tenantID string, p privalytics.PrivacyPolicy) (int64, error) {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: set privacy: %w", err)
+	}
+	var version int64
+	err = s.db.QueryRowContext(ctx, `UPDATE tenants SET privacy = ?, consent_version = consent_version + 1 WHERE id = ? RETURNING consent_version`, string(raw), tenantID).Scan(&version)
+	if err == sql.ErrNoRows {
+		return 0, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
+	} else if err != nil {
+		return 0, fmt.Errorf("sqlite: set privacy: %w", err)
+	}
+	return version, nil
 }

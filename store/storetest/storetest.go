@@ -801,4 +801,17 @@ func testConsents(t *testing.T, s privalytics.MetaStore) {
 	}
 	_, err = s.RecordConsents(ctx, "no-such-shop", []privalytics.Consent{rec(1, "analytics", true, 1)})
 	wantCode(t, "recording consent for an unknown tenant", err, privalytics.ENOTFOUND)
+
+	// A policy change is stored and moves the consent version (cached answers
+	// under the old policy must not be served).
+	newPolicy := privalytics.PrivacyPolicy{Consent: map[string]string{"analytics": privalytics.OptIn, "marketing": privalytics.OptIn}, StrayData: privalytics.StrayReject}
+	v3, err := s.SetPrivacy(ctx, tn.ID, newPolicy)
+	if err != nil || v3 <= v2 {
+		t.Errorf("SetPrivacy = %d, %v; want a version above %d", v3, err, v2)
+	}
+	if got, _ := s.Tenant(ctx, tn.ID); got == nil || cmp.Diff(newPolicy, got.Privacy) != "" {
+		t.Errorf("policy after SetPrivacy = %+v, want %+v", got, newPolicy)
+	}
+	_, err = s.SetPrivacy(ctx, "no-such-shop", newPolicy)
+	wantCode(t, "setting the policy of an unknown tenant", err, privalytics.ENOTFOUND)
 }
