@@ -89,13 +89,20 @@ func Hash(e *privalytics.AuditEntry) string {
 // Log is the audit log file of one server. It is safe for concurrent use; one
 // process writes it (the data directory's lock guarantees that).
 type Log struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
-	size int64
-	seq  uint64
-	head string
-	now  func() time.Time
+	mu     sync.Mutex // orders appends: seq, head, size
+	f      *os.File
+	path   string
+	size   int64
+	seq    uint64
+	head   string
+	now    func() time.Time
+	broken error // set by a failed fsync: nothing more is appended
+
+	// Group commit: an appender writes under mu, then waits until an fsync
+	// covers its bytes. One fsync covers every entry written before it, so
+	// concurrent requests share fsyncs instead of queueing for one each.
+	syncMu sync.Mutex
+	synced int64 // bytes known durable
 }
 
 var _ privalytics.AuditLog = (*Log)(nil)
@@ -130,7 +137,7 @@ func (l *Log) recover() error {
 		}
 		data = data[:end]
 	}
-	l.size = int64(end)
+	l.size, l.synced = int64(end), int64(end)
 	if end == 0 {
 		return nil
 	}
@@ -145,6 +152,8 @@ func (l *Log) recover() error {
 
 // Close closes the file.
 func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -163,13 +172,19 @@ func (l *Log) Head() (uint64, string) {
 	return l.seq, l.head
 }
 
-// Append chains e to the log and fsyncs it. On a failed write the file is cut
-// back to its previous length, so the chain stays whole.
+// Append chains e to the log and returns once it is fsynced. A failed write
+// cuts the file back, so the chain stays whole; a failed fsync makes the log
+// refuse further appends (the kernel may have dropped the data), and the
+// server's requests fail until it is restarted and the log verified.
 func (l *Log) Append(_ context.Context, e *privalytics.AuditEntry) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.f == nil {
+		l.mu.Unlock()
 		return errors.New("audit: append to a closed log")
+	}
+	if l.broken != nil {
+		l.mu.Unlock()
+		return l.broken
 	}
 	if e.Time.IsZero() {
 		e.Time = l.now()
@@ -179,19 +194,46 @@ func (l *Log) Append(_ context.Context, e *privalytics.AuditEntry) error {
 	e.Hash = Hash(e)
 	line, err := json.Marshal(e)
 	if err != nil {
+		l.mu.Unlock()
 		return fmt.Errorf("audit: encode: %w", err)
 	}
 	line = append(line, '\n')
 	if _, err := l.f.WriteAt(line, l.size); err != nil {
 		_ = l.f.Truncate(l.size)
+		l.mu.Unlock()
 		return fmt.Errorf("audit: append: %w", err)
-	}
-	if err := l.f.Sync(); err != nil {
-		_ = l.f.Truncate(l.size)
-		return fmt.Errorf("audit: sync: %w", err)
 	}
 	l.size += int64(len(line))
 	l.seq, l.head = e.Seq, e.Hash
+	end := l.size
+	l.mu.Unlock()
+	return l.syncTo(end)
+}
+
+// syncTo returns once the first end bytes of the file are durable.
+func (l *Log) syncTo(end int64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= end {
+		return nil
+	}
+	l.mu.Lock()
+	f, upTo, broken := l.f, l.size, l.broken
+	l.mu.Unlock()
+	if broken != nil {
+		return broken
+	}
+	if f == nil {
+		return errors.New("audit: log closed before its entry was synced")
+	}
+	if err := f.Sync(); err != nil {
+		err = fmt.Errorf("audit: sync %s: %w; restart the server and run privalytics audit verify", l.path, err)
+		l.mu.Lock()
+		l.broken = err
+		l.mu.Unlock()
+		return err
+	}
+	l.synced = upTo
 	return nil
 }
 
