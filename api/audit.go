@@ -19,8 +19,9 @@ const (
 	auditBudgetGrant  = "budget.grant"
 	auditQuery        = "query.run" // with its cost and charge: the budget charge and the query are one entry
 	auditConsent      = "consent.record"
-	auditDenied       = "access.denied"
-	auditRead         = "audit.read"
+	auditConsentRead  = "consent.read" // an admin looked at one customer's consent history
+	auditPrivacy      = "tenant.privacy"
+	auditDenied       = "access.denied" // a role or tenant refused (403/404), or a revoked or forged key of a tenant (401)
 )
 
 // audit records one action of the request's caller on the caller's tenant. err

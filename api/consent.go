@@ -208,7 +208,7 @@ func (s *Server) consentStatus(c *gin.Context) {
 		return
 	}
 	hist, err := s.meta.ConsentHistory(c.Request.Context(), st.tenant.ID, st.pseudo.Subject([]byte(id)))
-	_ = s.audit(c, "consent.read", "", err, map[string]string{"records": strconv.Itoa(len(hist))})
+	_ = s.audit(c, auditConsentRead, "", err, map[string]string{"records": strconv.Itoa(len(hist))})
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -266,7 +266,7 @@ func (s *Server) setPrivacy(c *gin.Context) {
 		details["consent."+p] = pol
 	}
 	_, err = s.meta.SetPrivacy(ctx, id, t.Privacy)
-	_ = s.audit(c, "tenant.privacy", id, err, details)
+	_ = s.audit(c, auditPrivacy, id, err, details)
 	if err != nil {
 		s.writeError(c, err)
 		return
