@@ -38,8 +38,11 @@ type Tenant struct {
 	// Gaussian answers). A zCDP tenant's Budget.Rho is derived from its (ε, δ):
 	// half of δ is kept for converting ρ back to (ε, δ), half for the approximate
 	// parts (partition selection).
-	Accounting string    `json:"accounting,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	Accounting string `json:"accounting,omitempty"`
+	// Privacy is the declared consent policy per purpose, the stray personal
+	// data policy and the processors; see PrivacyPolicy.
+	Privacy   PrivacyPolicy `json:"privacy"`
+	CreatedAt time.Time     `json:"created_at"`
 
 	// WrappedKey is the tenant's pseudonymisation (HMAC) key, encrypted under the
 	// server's master key. It never leaves the server and is never serialised to clients.
@@ -81,6 +84,7 @@ func (t *Tenant) Validate() error {
 	default:
 		problems = append(problems, fmt.Sprintf("accounting must be empty (basic composition) or %q, got %q", AccountingZCDP, t.Accounting))
 	}
+	problems = append(problems, t.privacyProblems()...)
 	if len(problems) > 0 {
 		return Errorf(EINVALID, "tenant: %s", strings.Join(problems, "; "))
 	}
@@ -99,7 +103,7 @@ type APIKey struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
-// MetaStore keeps tenants, API keys and the privacy ledger. Implementations:
+// MetaStore keeps tenants, API keys, the privacy ledger and consent records. Implementations:
 // store/sqlite (embedded default) and, later, PostgreSQL.
 type MetaStore interface {
 	// CreateTenant stores t. ECONFLICT if the ID is taken; EINVALID for a bad tenant.
@@ -108,6 +112,10 @@ type MetaStore interface {
 	Tenant(ctx context.Context, id string) (*Tenant, error)
 	// Tenants lists all tenants by ID.
 	Tenants(ctx context.Context) ([]*Tenant, error)
+	// SetPrivacy replaces the tenant's privacy policy (validated by the caller
+	// with Tenant.Validate) and bumps its consent version, so answers cached
+	// under the old policy are not served again. ENOTFOUND if no such tenant.
+	SetPrivacy(ctx context.Context, tenantID string, p PrivacyPolicy) (consentVersion int64, err error)
 
 	// CreateKey stores k (with its hash). ECONFLICT if the ID is taken.
 	CreateKey(ctx context.Context, k *APIKey) error
@@ -120,5 +128,6 @@ type MetaStore interface {
 	RevokeKey(ctx context.Context, tenantID, id string, at time.Time) error
 
 	Ledger
+	ConsentStore
 	Close() error
 }

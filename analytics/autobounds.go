@@ -90,10 +90,10 @@ func (p *Plan) HasAutoBounds() bool {
 }
 
 // ResolveBounds returns the plan with every "auto" range estimated from the
-// snapshot (see above), ready for Execute; a plan without automatic bounds is
+// snapshot without the hidden customers (as ExecuteHiding), ready for Execute; a plan without automatic bounds is
 // returned as is. It draws noise: like Release, call it only for a query whose
 // answer will be charged, and release nothing if the charge fails.
-func (p *Plan) ResolveBounds(ctx context.Context, snap *privalytics.Snapshot, m dp.Mechanisms) (*Plan, error) {
+func (p *Plan) ResolveBounds(ctx context.Context, snap *privalytics.Snapshot, hidden []bool, m dp.Mechanisms) (*Plan, error) {
 	if !p.HasAutoBounds() {
 		return p, nil
 	}
@@ -107,7 +107,7 @@ func (p *Plan) ResolveBounds(ctx context.Context, snap *privalytics.Snapshot, m 
 			a.flo, a.fhi = -math.MaxFloat64, math.MaxFloat64
 		}
 	}
-	part, err := execute(ctx, hp, snap)
+	part, err := execute(ctx, hp, snap, hidden)
 	if err != nil {
 		return nil, err
 	}

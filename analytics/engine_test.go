@@ -116,7 +116,7 @@ func run(t *testing.T, q *privalytics.Query, snap *privalytics.Snapshot, m dp.Me
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	p, err = p.ResolveBounds(context.Background(), snap, m)
+	p, err = p.ResolveBounds(context.Background(), snap, nil, m)
 	if err != nil {
 		t.Fatalf("bounds: %v", err)
 	}

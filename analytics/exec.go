@@ -176,8 +176,21 @@ func (p *Plan) selectChunk(ch privalytics.Chunk, dims []execDim, sc *scratch) (s
 	n := int(rec.NumRows())
 	sc.sel = slices.Grow(sc.sel[:0], n)[:n]
 	sel = sc.sel
-	for i := range sel {
-		sel[i] = int32(i)
+	if hidden := sc.hidden; hidden != nil {
+		// Customers the query may not see (no consent for its purpose) are
+		// gone before anything else looks at their rows.
+		k := 0
+		for i, s := range ch.Subjects {
+			if int(s) >= len(hidden) || !hidden[s] {
+				sel[k] = int32(i)
+				k++
+			}
+		}
+		sel = sel[:k]
+	} else {
+		for i := range sel {
+			sel[i] = int32(i)
+		}
 	}
 	for _, f := range p.filters {
 		sel = applyFilter(f, rec.Column(f.col), sel)
@@ -205,6 +218,7 @@ func (p *Plan) selectChunk(ch privalytics.Chunk, dims []execDim, sc *scratch) (s
 // scratch is a worker's reusable buffers for one chunk at a time.
 type scratch struct {
 	sel, grp, dest []int32
+	hidden         []bool // see ExecuteHiding; shared, read-only
 }
 
 // slotValues writes the clamped value of each selected row of slot a's column to
@@ -537,15 +551,22 @@ const partitionRows = 1 << 16
 // exceed a bound, uniform sampling otherwise) and accumulate per group; (3) merge
 // the workers' accumulators.
 func Execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial, error) {
+	return ExecuteHiding(ctx, p, snap, nil)
+}
+
+// ExecuteHiding is Execute over the snapshot without the customers whose dense
+// subject number n has hidden[n] set (customers whose consent does not cover
+// the query's purpose). A nil hidden hides no one.
+func ExecuteHiding(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []bool) (*Partial, error) {
 	for _, a := range p.aggs {
 		if a.auto && !a.resolved {
 			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: %s has automatic bounds: call ResolveBounds before Execute", a.info.Name)
 		}
 	}
-	return execute(ctx, p, snap)
+	return execute(ctx, p, snap, hidden)
 }
 
-func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial, error) {
+func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []bool) (*Partial, error) {
 	dims, groups, err := p.resolveDims(snap)
 	if err != nil {
 		return nil, err
@@ -569,6 +590,9 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial
 		}
 	}()
 	scratches := make([]scratch, workerCount(len(chunks)))
+	for i := range scratches {
+		scratches[i].hidden = hidden
+	}
 	errs := make([]error, len(chunks))
 	if err := parallel(ctx, len(scratches), len(chunks), func(w, i int) {
 		chunks[i], errs[i] = p.partitionChunk(snap.Chunks[i], dims, shift, subjects, &scratches[w])

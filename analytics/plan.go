@@ -19,7 +19,7 @@ import (
 
 // Defaults of the query model (documented in the README and the OpenAPI spec).
 const (
-	DefaultPurpose         = "analytics"
+	DefaultPurpose         = privalytics.DefaultPurpose
 	DefaultConfidence      = 0.95
 	DefaultMaxRowsPerGroup = 8
 	DefaultMaxGroups       = 4 // with group_by; 1 without
@@ -125,6 +125,9 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	n := &p.q
 	if n.Purpose == "" {
 		n.Purpose = DefaultPurpose
+	}
+	if !privalytics.ValidPurpose(n.Purpose) {
+		return nil, invalid("purpose %q must be lower-case letters, digits, _ or -, starting with a letter, at most 32 long (default %q)", n.Purpose, DefaultPurpose)
 	}
 	if n.Confidence == 0 {
 		n.Confidence = DefaultConfidence

@@ -16,6 +16,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
 	"github.com/privalytics/privalytics/store/sqlite"
@@ -27,9 +28,17 @@ type fixture struct {
 	srv      *httptest.Server
 	operator string
 	admin    string
+	audit    *audit.Log
 }
 
 func newFixture(t *testing.T, limits api.Limits) *fixture {
+	t.Helper()
+	return newFixtureWith(t, limits, dp.Secure(), `{"id":"shop","budget":{"epsilon":1}}`)
+}
+
+// newFixtureWith is newFixture with chosen mechanisms and tenant; the server
+// keeps an audit log in the temp dir (f.audit).
+func newFixtureWith(t *testing.T, limits api.Limits, mech dp.Mechanisms, tenantJSON string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -45,21 +54,26 @@ func newFixture(t *testing.T, limits api.Limits) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Deps{Meta: meta, Events: ev, Keys: mk, Mechanisms: dp.Secure(), Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	al, err := audit.Open(filepath.Join(dir, audit.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := api.New(api.Deps{Meta: meta, Events: ev, Keys: mk, Audit: al, Mechanisms: mech, Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s.SetReady(true)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
 		ev.Close()
 		meta.Close()
+		al.Close()
 	})
 	op, err := s.IssueKey(ctx, "", "operator", privalytics.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, operator: op.Token}
+	f := &fixture{srv: srv, operator: op.Token, audit: al}
 	var created api.CreateTenantResponse
-	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(`{"id":"shop","budget":{"epsilon":1}}`), http.StatusCreated, &created)
+	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(tenantJSON), http.StatusCreated, &created)
 	f.admin = created.AdminKey.Token
 	return f
 }

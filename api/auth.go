@@ -91,6 +91,14 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.keys.put(k, now)
 	}
 	if subtle.ConstantTimeCompare(k.Hash, keyring.HashAPIKeyToken(strings.TrimSpace(token))) != 1 || k.RevokedAt != nil {
+		// The key ID is real, so the attempt belongs to a tenant's trail: a
+		// revoked key still in use, or a forged token for a known ID. Tokens
+		// naming no key are not recorded (anyone can send them, without limit).
+		reason := "wrong secret"
+		if k.RevokedAt != nil {
+			reason = "revoked key"
+		}
+		_ = s.auditFor(c, k.TenantID, auditDenied, c.Request.Method+" "+c.FullPath(), errUnauthorized, map[string]string{"key_id": k.ID, "reason": reason})
 		s.writeError(c, errUnauthorized)
 		return
 	}
@@ -105,13 +113,14 @@ func callerOf(c *gin.Context) principal {
 	return p.(principal)
 }
 
-// require aborts unless the caller is a tenant key with one of the roles.
+// require aborts unless the caller is a tenant key with one of the roles; every
+// denial is audited.
 // Operator keys are not tenant keys: they manage tenants, nothing else.
 func (s *Server) require(roles ...privalytics.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p := callerOf(c)
 		if p.Key.TenantID == "" {
-			s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "the operator key manages tenants only; use a key issued for a tenant"))
+			s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "the operator key manages tenants only; use a key issued for a tenant"))
 			return
 		}
 		for _, r := range roles {
@@ -120,7 +129,7 @@ func (s *Server) require(roles ...privalytics.Role) gin.HandlerFunc {
 				return
 			}
 		}
-		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this %s key cannot do that; it needs a key with role %s", p.Key.Role, joinRoles(roles)))
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this %s key cannot do that; it needs a key with role %s", p.Key.Role, joinRoles(roles)))
 	}
 }
 

@@ -61,7 +61,7 @@ func (s *Server) fedAdmin(c *gin.Context) (string, bool) {
 	}
 	p := callerOf(c)
 	if p.Key.TenantID == "" || p.Key.Role != privalytics.RoleAdmin {
-		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "federations are managed with a tenant admin key"))
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "federations are managed with a tenant admin key"))
 		return "", false
 	}
 	return p.Key.TenantID, true
@@ -71,7 +71,7 @@ func (s *Server) fedAdmin(c *gin.Context) (string, bool) {
 func (s *Server) fedLocation(c *gin.Context) (int, bool) {
 	l, ok := locationOf(c)
 	if !ok {
-		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only a location of the federation can do that; use its pvl_… credential"))
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only a location of the federation can do that; use its pvl_… credential"))
 		return 0, false
 	}
 	if l.fed != c.Param("fed") {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
@@ -17,96 +19,162 @@ import (
 // cost nothing), a cheap budget pre-check, exact execution inside the process, then
 // the ledger is charged atomically, and only then is noise added and the answer
 // released. If release fails after the charge, nothing left the process and the
-// charge is refunded.
+// charge is refunded. Every query, answered or not, is audited with its cost; an
+// answer whose audit entry cannot be written is not released (and is refunded).
 func (s *Server) runQuery(c *gin.Context) {
-	ctx := c.Request.Context()
-	key := callerOf(c).Key
-	st, plan, err := s.plan(c)
+	res, qa, err := s.answer(c)
+	details := qa.details()
 	if err != nil {
+		_ = s.audit(c, auditQuery, qa.purpose, err, details)
 		s.writeError(c, err)
 		return
 	}
+	if aerr := s.audit(c, auditQuery, qa.purpose, nil, details); aerr != nil {
+		if qa.chargeID != "" {
+			if rerr := s.meta.Refund(context.WithoutCancel(c.Request.Context()), callerOf(c).Key.TenantID, qa.chargeID); rerr != nil {
+				s.log.Error("refund after failed audit", "charge", qa.chargeID, "err", rerr)
+			}
+		}
+		s.writeError(c, aerr)
+		return
+	}
+	if !res.Cached {
+		s.cache.Put(qa.cacheKey, res)
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// queryAudit is what the audit trail records of a query: no filter values, no
+// group keys — the fingerprint of the canonical query identifies it.
+type queryAudit struct {
+	purpose, fingerprint, mechanisms, chargeID, cacheKey string
+	cost                                                 privalytics.Cost
+	snapshot                                             uint64
+	consent                                              int64
+	cached                                               bool
+}
+
+func (qa *queryAudit) details() map[string]string {
+	d := map[string]string{}
+	if qa.fingerprint != "" {
+		d["fingerprint"] = qa.fingerprint
+		d["mechanisms"] = qa.mechanisms
+		d["epsilon"] = fmtFloat(qa.cost.Epsilon)
+		d["delta"] = fmtFloat(qa.cost.Delta)
+	}
+	if qa.cost.Rho > 0 {
+		d["rho"] = fmtFloat(qa.cost.Rho)
+	}
+	if qa.chargeID != "" {
+		d["charge_id"] = qa.chargeID
+	}
+	if qa.snapshot != 0 {
+		d["snapshot"] = strconv.FormatUint(qa.snapshot, 10)
+	}
+	if qa.consent != 0 {
+		d["consent_version"] = strconv.FormatInt(qa.consent, 10)
+	}
+	if qa.cached {
+		d["cached"] = "true"
+		d["epsilon"], d["delta"] = "0", "0"
+	}
+	return d
+}
+
+// answer plans, executes, charges and releases one query; the caller audits
+// and, once audited, caches and sends the result.
+func (s *Server) answer(c *gin.Context) (*privalytics.Result, queryAudit, error) {
+	var qa queryAudit
+	ctx := c.Request.Context()
+	key := callerOf(c).Key
+	st, plan, err := s.plan(c)
+	if plan != nil {
+		qa.purpose, qa.fingerprint, qa.mechanisms = plan.Purpose(), plan.Fingerprint(), plan.Mechanisms()
+	}
+	if err != nil {
+		return nil, qa, err
+	}
 	cost := plan.Cost()
+	qa.cost = cost
 	status, err := s.meta.Budget(ctx, st.tenant.ID)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, qa, err
 	}
 	var periods []string
 	if st.tenant.Accounting == privalytics.AccountingZCDP {
 		cost = plan.ZCDPCost()
+		qa.cost = cost
 		if cost.Rho > status.Remaining.Rho || cost.Delta > status.Remaining.Delta {
-			s.writeError(c, budgetError(status.Remaining, cost))
-			return
+			return nil, qa, budgetError(status.Remaining, cost)
 		}
 	} else if st.tenant.Period == privalytics.PeriodMonth {
 		if periods = plan.Months(); len(periods) == 0 {
-			s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "this tenant budgets each month of data separately, so a query must say which months it reads: add a time filter on %s with both ends (gte and lt)", st.tenant.Schema.Time))
-			return
+			return nil, qa, privalytics.Errorf(privalytics.EINVALID, "this tenant budgets each month of data separately, so a query must say which months it reads: add a time filter on %s with both ends (gte and lt)", st.tenant.Schema.Time)
 		}
 	} else {
 		// A cheap pre-check against what this key may spend, before any work;
 		// the binding check is the ledger's, atomic with the charge.
 		kb, err := s.meta.KeyBudget(ctx, st.tenant.ID, key.ID)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, qa, err
 		}
 		if cost.Epsilon > kb.Remaining.Epsilon || cost.Delta > kb.Remaining.Delta {
-			s.writeError(c, budgetError(kb.Remaining, cost))
-			return
+			return nil, qa, budgetError(kb.Remaining, cost)
 		}
 	}
 	snap, err := s.events.Snapshot(ctx, st.tenant.ID, st.tenant.Schema)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, qa, err
 	}
-	cacheKey := analytics.CacheKey(st.tenant.ID, plan, snap.Version)
-	if res, ok := s.cache.Get(cacheKey); ok {
+	qa.snapshot = snap.Version
+	// The query sees only customers whose consent covers its purpose now.
+	hidden, consentVersion, err := s.hiddenFor(ctx, st, plan.Purpose(), snap)
+	if err != nil {
+		return nil, qa, err
+	}
+	qa.consent = consentVersion
+	qa.cacheKey = analytics.CacheKey(st.tenant.ID, plan, snap.Version, consentVersion)
+	if res, ok := s.cache.Get(qa.cacheKey); ok {
+		qa.cached = true
 		present(&status)
 		res.Budget = &status
-		c.JSON(http.StatusOK, res)
-		return
+		return res, qa, nil
 	}
 	execCtx, cancel := context.WithTimeout(ctx, s.limits.QueryTimeout)
 	// Automatic bounds draw noise now; like the release's, it leaves the process
 	// only after the charge below succeeds.
-	plan, err = plan.ResolveBounds(execCtx, snap, s.mech)
+	plan, err = plan.ResolveBounds(execCtx, snap, hidden, s.mech)
 	var part *analytics.Partial
 	if err == nil {
-		part, err = analytics.Execute(execCtx, plan, snap)
+		part, err = analytics.ExecuteHiding(execCtx, plan, snap, hidden)
 	}
 	cancel()
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.writeError(c, privalytics.Errorf(privalytics.EUNAVAILABLE, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters", s.limits.QueryTimeout))
-		return
+		return nil, qa, privalytics.Errorf(privalytics.EUNAVAILABLE, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters", s.limits.QueryTimeout)
 	} else if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, qa, err
 	}
 
 	charge := &privalytics.Charge{TenantID: st.tenant.ID, KeyID: key.ID, Time: s.now().UTC(), Fingerprint: plan.Fingerprint(), Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods}
 	status, err = s.meta.Charge(ctx, charge)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, qa, err
 	}
+	qa.chargeID = charge.ID
 	res, err := analytics.Release(plan, part, s.mech)
 	if err != nil {
 		// Nothing derived from the charged computation has left the process.
 		if rerr := s.meta.Refund(context.WithoutCancel(ctx), st.tenant.ID, charge.ID); rerr != nil {
 			s.log.Error("refund after failed release", "charge", charge.ID, "err", rerr)
 		}
-		s.writeError(c, err)
-		return
+		qa.chargeID = ""
+		return nil, qa, err
 	}
 	res.Cost = cost
 	res.Snapshot = snap.Version
-	s.cache.Put(cacheKey, res)
 	present(&status)
 	res.Budget = &status
-	c.JSON(http.StatusOK, res)
+	return res, qa, nil
 }
 
 // plan decodes and plans the request's query against the caller's tenant.
@@ -125,6 +193,9 @@ func (s *Server) plan(c *gin.Context) (*tenantState, *analytics.Plan, error) {
 		return nil, nil, err
 	}
 	plan, err := analytics.NewPlan(q, st.tenant.Schema, s.limits.Query)
+	if err == nil && !slices.Contains(st.tenant.Purposes, plan.Purpose()) {
+		err = privalytics.Errorf(privalytics.EINVALID, "purpose %q is not declared by this tenant; declared: %s (a query without one serves %q)", plan.Purpose(), strings.Join(st.tenant.Purposes, ", "), privalytics.DefaultPurpose)
+	}
 	return st, plan, err
 }
 
@@ -209,7 +280,9 @@ func (s *Server) allocate(c *gin.Context) {
 		return
 	}
 	tenant, id := callerOf(c).Key.TenantID, c.Param("id")
-	if err := s.meta.Allocate(c.Request.Context(), tenant, id, share, callerOf(c).Key.ID); err != nil {
+	err := s.meta.Allocate(c.Request.Context(), tenant, id, share, callerOf(c).Key.ID)
+	_ = s.audit(c, auditKeyBudget, id, err, map[string]string{"epsilon": fmtFloat(share.Epsilon), "delta": fmtFloat(share.Delta)})
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -246,6 +319,7 @@ func (s *Server) grant(c *gin.Context) {
 	}
 	k := callerOf(c).Key
 	st, err := s.meta.Grant(c.Request.Context(), k.TenantID, add, k.ID)
+	_ = s.audit(c, auditBudgetGrant, k.TenantID, err, map[string]string{"epsilon": fmtFloat(add.Epsilon), "delta": fmtFloat(add.Delta)})
 	if err != nil {
 		s.writeError(c, err)
 		return

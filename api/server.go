@@ -57,6 +57,9 @@ type Deps struct {
 	Meta   privalytics.MetaStore
 	Events privalytics.EventStore
 	Keys   KeyWrapper
+	// Audit records administrative actions, queries, consent changes and
+	// denials. The binary always sets it; nil (tests of other parts) records nothing.
+	Audit privalytics.AuditLog
 	// Mechanisms add the noise. Always dp.Secure() in the binary; tests may pass
 	// dptest.NoNoise() to assert exact values.
 	Mechanisms dp.Mechanisms
@@ -67,25 +70,27 @@ type Deps struct {
 
 // Server serves the Privalytics HTTP API.
 type Server struct {
-	meta   privalytics.MetaStore
-	events privalytics.EventStore
-	wrap   KeyWrapper
-	mech   dp.Mechanisms
-	limits Limits
-	log    *slog.Logger
-	now    func() time.Time
+	meta     privalytics.MetaStore
+	events   privalytics.EventStore
+	wrap     KeyWrapper
+	auditLog privalytics.AuditLog
+	mech     dp.Mechanisms
+	limits   Limits
+	log      *slog.Logger
+	now      func() time.Time
 
 	keys    keyCache
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
 	cache   *analytics.Cache
 	feds    *federation.Registry
+	views   consentViews
 	engine  *gin.Engine
 }
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -134,6 +139,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants/:tenant", s.getTenant)
 	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.ownTenant)
+	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.setPrivacy)
+	v1.GET("/privacy-notice", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.privacyNotice)
 
 	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.createKey)
 	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.listKeys)
@@ -150,6 +157,10 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
 	s.federationRoutes(r)
+	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.auditEntries)
+
+	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.recordConsents)
+	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.consentStatus)
 	return r
 }
 

@@ -3,7 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -19,6 +19,7 @@ import (
 type tenantState struct {
 	tenant *privalytics.Tenant
 	conv   *ingest.Converter
+	pseudo *ingest.Pseudonymiser // the same keyed hash ingest stores, for consent and subject lookups
 }
 
 func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, error) {
@@ -41,7 +42,10 @@ func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, erro
 	if err != nil {
 		return nil, err
 	}
-	st := &tenantState{tenant: t, conv: conv}
+	if err := conv.SetStrayData(t.Privacy.StrayData); err != nil {
+		return nil, err
+	}
+	st := &tenantState{tenant: t, conv: conv, pseudo: p}
 	v, _ := s.tenants.LoadOrStore(id, st)
 	return v.(*tenantState), nil
 }
@@ -57,6 +61,11 @@ type CreateTenantRequest struct {
 	// Accounting "zcdp" composes answers in ρ (zero-concentrated DP), much
 	// tighter for many Gaussian answers; default basic composition.
 	Accounting string `json:"accounting,omitempty"`
+	// Privacy declares the consent policy per purpose (default: opt-out for
+	// analytics, opt-in for every other purpose), what to do with stray
+	// personal data in free text (reject, the default, or redact), and the
+	// processors named in the privacy notice.
+	Privacy *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
 }
 
 // CreateTenantResponse returns the tenant and its first admin key, shown once.
@@ -71,11 +80,9 @@ type IssuedKey struct {
 	Token string `json:"token"`
 }
 
-var purposeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
-
 func (s *Server) createTenant(c *gin.Context) {
 	if !callerOf(c).operator() {
-		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
 		return
 	}
 	var req CreateTenantRequest
@@ -92,15 +99,10 @@ func (s *Server) createTenant(c *gin.Context) {
 	if t.Name == "" {
 		t.Name = t.ID
 	}
-	if len(t.Purposes) == 0 {
-		t.Purposes = []string{"analytics"}
+	if req.Privacy != nil {
+		t.Privacy = *req.Privacy
 	}
-	for _, p := range t.Purposes {
-		if !purposeName.MatchString(p) {
-			s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "purpose %q must be lower-case letters, digits, _ or -, at most 32 long", p))
-			return
-		}
-	}
+	t.FillPrivacyDefaults()
 	if err := t.Validate(); err != nil {
 		s.writeError(c, err)
 		return
@@ -118,7 +120,9 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if err := s.meta.CreateTenant(c.Request.Context(), t); err != nil {
+	err = s.meta.CreateTenant(c.Request.Context(), t)
+	_ = s.auditFor(c, t.ID, auditTenantCreate, t.ID, err, map[string]string{"epsilon": fmtFloat(t.Budget.Epsilon), "delta": fmtFloat(t.Budget.Delta), "purposes": strings.Join(t.Purposes, ",")})
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -127,6 +131,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	_ = s.auditFor(c, t.ID, auditKeyIssue, key.ID, nil, map[string]string{"role": string(key.Role), "name": key.Name})
 	c.JSON(http.StatusCreated, CreateTenantResponse{Tenant: t, AdminKey: key})
 }
 
@@ -135,7 +140,7 @@ func (s *Server) createTenant(c *gin.Context) {
 func (s *Server) getTenant(c *gin.Context) {
 	p, id := callerOf(c), c.Param("tenant")
 	if !p.operator() && (p.Key.TenantID != id || p.Key.Role != privalytics.RoleAdmin) {
-		s.writeError(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
+		s.deny(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
 		return
 	}
 	t, err := s.meta.Tenant(c.Request.Context(), id)
@@ -176,6 +181,11 @@ func (s *Server) createKey(c *gin.Context) {
 		return
 	}
 	k, err := s.issueKey(c.Request.Context(), callerOf(c).Key.TenantID, req.Name, req.Role)
+	target := ""
+	if k != nil {
+		target = k.ID
+	}
+	_ = s.audit(c, auditKeyIssue, target, err, map[string]string{"role": string(req.Role), "name": req.Name})
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -212,10 +222,55 @@ func (s *Server) listKeys(c *gin.Context) {
 
 func (s *Server) revokeKey(c *gin.Context) {
 	id := c.Param("id")
-	if err := s.meta.RevokeKey(c.Request.Context(), callerOf(c).Key.TenantID, id, s.now().UTC()); err != nil {
+	err := s.meta.RevokeKey(c.Request.Context(), callerOf(c).Key.TenantID, id, s.now().UTC())
+	_ = s.audit(c, auditKeyRevoke, id, err, nil)
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
 	s.keys.evict(id)
 	c.Status(http.StatusNoContent)
+}
+
+// fmtFloat formats a number for audit details: shortest exact form.
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// setPrivacy replaces the tenant's privacy policy (admin): the consent policy
+// per purpose, the stray personal data policy and the processors. Purposes
+// left out of the consent map get the defaults. The change applies to every
+// request after the answer on this server; answers cached under the old
+// policy are not served again (the consent version moves). Other servers
+// sharing a PostgreSQL database pick it up when they restart.
+func (s *Server) setPrivacy(c *gin.Context) {
+	var req privalytics.PrivacyPolicy
+	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	id := callerOf(c).Key.TenantID
+	cur, err := s.meta.Tenant(ctx, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	t := *cur
+	t.Privacy = req
+	t.FillPrivacyDefaults()
+	if err := t.Validate(); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	details := map[string]string{"stray_data": t.Privacy.StrayData, "processors": strconv.Itoa(len(t.Privacy.Processors))}
+	for p, pol := range t.Privacy.Consent {
+		details["consent."+p] = pol
+	}
+	_, err = s.meta.SetPrivacy(ctx, id, t.Privacy)
+	_ = s.audit(c, auditPrivacy, id, err, details)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.tenants.Delete(id)
+	c.JSON(http.StatusOK, t)
 }

@@ -82,6 +82,25 @@ type Converter struct {
 	maxLen  []int
 	pseudo  *Pseudonymiser
 	limits  Limits
+	// freeText marks the columns scanned for stray personal data; redact says
+	// whether findings are redacted (else the batch is rejected).
+	freeText []bool
+	redact   bool
+}
+
+// SetStrayData sets the tenant's policy for personal data found in free-text
+// fields: privalytics.StrayReject (the default) or StrayRedact. Call it before
+// the converter is shared.
+func (c *Converter) SetStrayData(policy string) error {
+	switch policy {
+	case "", privalytics.StrayReject:
+		c.redact = false
+	case privalytics.StrayRedact:
+		c.redact = true
+	default:
+		return privalytics.Errorf(privalytics.EINVALID, "stray data policy must be %q or %q, got %q", privalytics.StrayReject, privalytics.StrayRedact, policy)
+	}
+	return nil
 }
 
 // NewConverter prepares conversion into schema.Arrow(). Zero limits take the
@@ -102,6 +121,7 @@ func NewConverter(schema privalytics.Schema, p *Pseudonymiser, lim Limits) (*Con
 	c := &Converter{schema: schema, cols: schema.Stored(), arrow: schema.Arrow(), byName: map[string]int{}, pseudo: p, limits: lim}
 	c.allowed = make([]map[string]bool, len(c.cols))
 	c.maxLen = make([]int, len(c.cols))
+	c.freeText = make([]bool, len(c.cols))
 	c.names = make([]string, len(c.cols))
 	for i, col := range c.cols {
 		name := col.Name
@@ -116,6 +136,7 @@ func NewConverter(schema privalytics.Schema, p *Pseudonymiser, lim Limits) (*Con
 				c.allowed[i][a] = true
 			}
 		}
+		c.freeText[i] = col.FreeText && col.Type == privalytics.TypeString && i > 0
 		c.maxLen[i] = col.MaxLength
 		if c.maxLen[i] == 0 {
 			c.maxLen[i] = lim.MaxStringBytes
@@ -166,6 +187,7 @@ type batch struct {
 	// customers appear many times in one batch, and HMAC is the costliest step.
 	// It lives only as long as the batch.
 	pseudonyms map[string]uint64
+	finds      []Finding // scratch of the stray personal data scan
 }
 
 func (c *Converter) newBatch(capacity int) *batch {
@@ -239,9 +261,24 @@ func (b *batch) set(i int, v *value, line int) error {
 				return rowError(line, b.c.names[i], "is not valid UTF-8; convert the file to UTF-8")
 			}
 			s := string(v.raw) // a copy: raw points into the caller's buffer
-			code = int32(len(b.dvals[i]))
+			stored := s
+			if b.c.freeText[i] {
+				// Scanned once per distinct value of the batch: the dictionary
+				// remembers what a value became.
+				if b.finds = ScanStray(v.raw, b.finds[:0]); len(b.finds) > 0 {
+					if !b.c.redact {
+						f := b.finds[0]
+						return rowError(line, b.c.names[i], fmt.Sprintf("holds what looks like %s (bytes %d to %d); free-text fields must not carry personal data: remove it, or have the tenant redact it (privacy.stray_data \"redact\")", strayNames[f.Kind], f.Start, f.End)).With("kind", f.Kind)
+					}
+					stored = string(Redact(v.raw, b.finds))
+				}
+			}
+			if code, ok = b.dict[i][stored]; !ok {
+				code = int32(len(b.dvals[i]))
+				b.dict[i][stored] = code
+				b.dvals[i] = append(b.dvals[i], stored)
+			}
 			b.dict[i][s] = code
-			b.dvals[i] = append(b.dvals[i], s)
 		}
 		b.idx[i] = append(b.idx[i], code)
 		b.last[i] = code

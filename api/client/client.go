@@ -49,13 +49,14 @@ func (c *Client) BaseURL() string { return c.base }
 
 // CreateTenantRequest mirrors api.CreateTenantRequest.
 type CreateTenantRequest struct {
-	ID         string              `json:"id"`
-	Name       string              `json:"name,omitempty"`
-	Schema     *privalytics.Schema `json:"schema,omitempty"`
-	Budget     privalytics.Cost    `json:"budget"`
-	Purposes   []string            `json:"purposes,omitempty"`
-	Period     string              `json:"period,omitempty"`
-	Accounting string              `json:"accounting,omitempty"`
+	ID         string                     `json:"id"`
+	Name       string                     `json:"name,omitempty"`
+	Schema     *privalytics.Schema        `json:"schema,omitempty"`
+	Budget     privalytics.Cost           `json:"budget"`
+	Purposes   []string                   `json:"purposes,omitempty"`
+	Period     string                     `json:"period,omitempty"`
+	Accounting string                     `json:"accounting,omitempty"`
+	Privacy    *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
 }
 
 // IssuedKey is a new key with its token (shown once).
@@ -183,6 +184,15 @@ func (c *Client) BudgetChanges(ctx context.Context, offset, limit int) ([]prival
 	return out.Changes, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
+// Audit pages through the tenant's audit trail, newest first (admin).
+func (c *Client) Audit(ctx context.Context, offset, limit int) ([]privalytics.AuditEntry, error) {
+	var out struct {
+		Entries []privalytics.AuditEntry `json:"entries"`
+	}
+	path := "/v1/audit?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
+	return out.Entries, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
 // Charges pages through the tenant's ledger, newest first.
 func (c *Client) Charges(ctx context.Context, offset, limit int) ([]privalytics.Charge, error) {
 	var out struct {
@@ -245,6 +255,10 @@ func (c *Client) roundTrip(req *http.Request, out any) error {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
+	if buf, ok := out.(*bytes.Buffer); ok { // a body that is not JSON (the privacy notice)
+		_, err := io.Copy(buf, resp.Body)
+		return err
+	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
@@ -303,4 +317,77 @@ func (c *Client) Import(ctx context.Context, body io.Reader, size int64, opt Imp
 	}
 	var out ImportReport
 	return &out, c.roundTrip(req, &out)
+}
+
+// ConsentRecord mirrors api.ConsentRecord: one customer's decision for one purpose.
+type ConsentRecord struct {
+	CustomerID string     `json:"customer_id"`
+	Purpose    string     `json:"purpose"`
+	Granted    bool       `json:"granted"`
+	Time       *time.Time `json:"time,omitempty"`
+	Source     string     `json:"source,omitempty"`
+}
+
+// ConsentsRecorded mirrors api.ConsentsRecorded.
+type ConsentsRecorded struct {
+	Recorded int   `json:"recorded"`
+	Version  int64 `json:"version"`
+}
+
+// RecordConsents sends consent decisions as NDJSON (ingest or admin key); all
+// are recorded or none.
+func (c *Client) RecordConsents(ctx context.Context, recs []ConsentRecord) (*ConsentsRecorded, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			return nil, err
+		}
+	}
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/x-ndjson")
+	var out ConsentsRecorded
+	return &out, c.send(ctx, http.MethodPost, "/v1/consents", hdr, buf.Bytes(), &out)
+}
+
+// PurposeConsent mirrors api.PurposeConsent.
+type PurposeConsent struct {
+	Policy  string `json:"policy"`
+	Granted bool   `json:"granted"`
+}
+
+// ConsentStatus mirrors api.ConsentStatus.
+type ConsentStatus struct {
+	Purposes map[string]PurposeConsent `json:"purposes"`
+	History  []privalytics.Consent     `json:"history"`
+}
+
+// ConsentStatus returns one customer's consent per purpose and its history (admin).
+func (c *Client) ConsentStatus(ctx context.Context, customerID string) (*ConsentStatus, error) {
+	var out ConsentStatus
+	return &out, c.do(ctx, http.MethodGet, "/v1/consents/"+url.PathEscape(customerID), nil, &out)
+}
+
+// PrivacyNotice returns the tenant's privacy notice in format "json",
+// "markdown" or "html" (any tenant key).
+func (c *Client) PrivacyNotice(ctx context.Context, format string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/privacy-notice?format="+url.QueryEscape(format), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	var raw json.RawMessage
+	if format == "json" {
+		err = c.roundTrip(req, &raw)
+		return string(raw), err
+	}
+	var buf bytes.Buffer
+	err = c.roundTrip(req, &buf)
+	return buf.String(), err
+}
+
+// SetPrivacy replaces the tenant's privacy policy (admin).
+func (c *Client) SetPrivacy(ctx context.Context, p privalytics.PrivacyPolicy) (*privalytics.Tenant, error) {
+	var out privalytics.Tenant
+	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/privacy", p, &out)
 }

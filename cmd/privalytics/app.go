@@ -16,6 +16,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
 	"github.com/privalytics/privalytics/store/postgres"
@@ -30,6 +31,7 @@ type App struct {
 	lock   *os.File
 	meta   privalytics.MetaStore
 	events *events.Store
+	audit  *audit.Log
 	api    *api.Server
 	ln     net.Listener
 	srv    *http.Server
@@ -90,6 +92,9 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}); err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
+	if a.audit, err = audit.Open(filepath.Join(cfg.DataDir, audit.FileName)); err != nil {
+		return nil, err
+	}
 	mech := dp.Secure()
 	if opt.mechanisms != nil {
 		mech = *opt.mechanisms
@@ -97,7 +102,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	limits := api.DefaultLimits()
 	limits.MaxBodyBytes, limits.MaxDecodedBytes, limits.QueryTimeout = cfg.MaxBodyBytes, cfg.MaxDecodedBytes, cfg.QueryTimeout
 	limits.Ingest.MaxRows, limits.Ingest.MaxStringBytes = cfg.MaxBatchRows, cfg.MaxStringBytes
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Mechanisms: mech, Limits: limits, Logger: a.log})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, Logger: a.log})
 
 	ops, err := a.meta.Keys(ctx, "")
 	if err != nil {
@@ -155,6 +160,10 @@ func (a *App) close() error {
 	if a.events != nil {
 		errs = append(errs, a.events.Close())
 		a.events = nil
+	}
+	if a.audit != nil {
+		errs = append(errs, a.audit.Close())
+		a.audit = nil
 	}
 	if a.meta != nil {
 		errs = append(errs, a.meta.Close())

@@ -97,7 +97,7 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 
 	fmt.Fprintf(out, "Privalytics demo — server at %s (data in %s)\n\n", app.URL(), cfg.DataDir)
 	op := client.New(app.URL(), app.OperatorToken)
-	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "demo", Name: "Demo Bakery & Co.", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}})
+	created, err := op.CreateTenant(ctx, demoTenant())
 	if err != nil {
 		return fmt.Errorf("create demo tenant: %w", err)
 	}
@@ -291,4 +291,10 @@ func remainingEps(r *privalytics.Result) float64 {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// demoTenant is the demo's tenant: the default retail schema and purposes, a
+// lifetime budget of ε = 10. Its privacy notice is in the README (golden-tested).
+func demoTenant() client.CreateTenantRequest {
+	return client.CreateTenantRequest{ID: "demo", Name: "Demo Bakery & Co.", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}}
 }

@@ -112,7 +112,7 @@ func runParallel(t *testing.T, what string, argLists [][]string) []string {
 }
 
 // runCLI runs the CLI in this process and returns its output.
-func runCLI(t *testing.T, args ...string) string {
+func mustRunCLI(t *testing.T, args ...string) string {
 	t.Helper()
 	var out bytes.Buffer
 	root := rootCommand()
@@ -172,7 +172,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("store-%02d", i)
 	}
-	runCLI(t, "franchise", "create", "--server", srv.url, "--key", admin, "--name", "north", "--locations", strings.Join(names, ","), "--threshold", strconv.Itoa(th), "--dir", fedDir)
+	mustRunCLI(t, "franchise", "create", "--server", srv.url, "--key", admin, "--name", "north", "--locations", strings.Join(names, ","), "--threshold", strconv.Itoa(th), "--dir", fedDir)
 
 	cred := func(i int) string { return filepath.Join(dir, "loc", names[i]+".json") }
 	for i := range n { // hand each location its credentials
@@ -195,7 +195,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 	q := federation.Query{SubjectColumn: "customer", CategoryColumn: "category", ValueColumn: "cents", Categories: franchiseCategories,
 		Aggregates: []string{federation.AggCount, federation.AggSum}, Lower: 0, Upper: 2500, MaxRowsPerSubject: 2, Epsilon: 1, Delta: 1e-6}
 	qb, _ := json.Marshal(q)
-	runCLI(t, "franchise", "round", "--key", admin, "--dir", fedDir, "--query", string(qb), "--contribute-for", "10s", "--decrypt-for", "60s")
+	mustRunCLI(t, "franchise", "round", "--key", admin, "--dir", fedDir, "--query", string(qb), "--contribute-for", "10s", "--decrypt-for", "60s")
 	// The round's (ε, δ) is charged to the franchisor's budget when it is published.
 	if b, err := client.New(srv.url, admin).Budget(ctx); err != nil || b.Spent.Epsilon != 1 || b.Spent.Delta != 1e-6 {
 		t.Fatalf("budget after publishing a round: %+v, %v; want ε = 1, δ = 1e-6 spent", b, err)
@@ -232,7 +232,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 	if sent != th {
 		t.Errorf("%d locations sent decryption shares, want t=%d:\n%s", sent, th, strings.Join(outs, ""))
 	}
-	out := runCLI(t, "franchise", "result", "--key", admin, "--dir", fedDir, "--round", "1", "--json", "--timeout", "1m")
+	out := mustRunCLI(t, "franchise", "result", "--key", admin, "--dir", fedDir, "--round", "1", "--json", "--timeout", "1m")
 	t.Logf("round (10 s contribution window included): %v", time.Since(start))
 	var res RoundResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {

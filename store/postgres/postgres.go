@@ -143,6 +143,22 @@ var migrations = []string{
 	ALTER TABLE tenants ADD CONSTRAINT tenants_spent_within_budget CHECK (
 		(accounting = 'zcdp' AND spent_rho <= budget_rho AND 2 * spent_delta <= budget_delta)
 		OR (accounting = '' AND (period <> '' OR (spent_eps <= budget_eps AND spent_delta <= budget_delta))));`,
+	// 6: the tenant's privacy policy, and consent records with their history
+	// (see store/sqlite).
+	`ALTER TABLE tenants ADD COLUMN privacy JSONB NOT NULL DEFAULT '{}';
+	ALTER TABLE tenants ADD COLUMN consent_version BIGINT NOT NULL DEFAULT 0;
+	CREATE TABLE consents (
+		seq         BIGSERIAL PRIMARY KEY,
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+		subject     BIGINT NOT NULL,
+		purpose     TEXT NOT NULL,
+		granted     BOOLEAN NOT NULL,
+		time        TIMESTAMPTZ NOT NULL,
+		source      TEXT NOT NULL,
+		recorded_at TIMESTAMPTZ NOT NULL
+	);
+	CREATE INDEX consents_subject ON consents(tenant_id, subject);
+	CREATE INDEX consents_purpose ON consents(tenant_id, purpose);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -185,8 +201,9 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	}
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
-	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits))
+	privacy, _ := json.Marshal(t.Privacy)
+	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), privacy)
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -195,16 +212,20 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	return nil
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy`
 
 func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 	var (
 		t            privalytics.Tenant
 		schema, purp []byte
 		beps, bdelta int64
+		privacy      []byte
 	)
 	var brho int64
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period, &t.Accounting, &brho); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period, &t.Accounting, &brho, &privacy); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(privacy, &t.Privacy); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(schema, &t.Schema); err != nil {

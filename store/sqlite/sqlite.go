@@ -188,6 +188,22 @@ var migrations = []string{
 	UPDATE api_keys SET created_at = ` + padTime("created_at") + `, revoked_at = ` + padTime("revoked_at") + `;
 	UPDATE charges SET time = ` + padTime("time") + `;
 	UPDATE budget_changes SET time = ` + padTime("time") + `;`,
+	// 7: the tenant's privacy policy, and consent records with their history.
+	// consent_version goes up with every recorded batch (it keys cached answers).
+	`ALTER TABLE tenants ADD COLUMN privacy TEXT NOT NULL DEFAULT '{}';
+	ALTER TABLE tenants ADD COLUMN consent_version INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE consents (
+		seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+		subject     INTEGER NOT NULL,  -- the uint64 pseudonym, bits as int64
+		purpose     TEXT NOT NULL,
+		granted     INTEGER NOT NULL,
+		time        TEXT NOT NULL,
+		source      TEXT NOT NULL,
+		recorded_at TEXT NOT NULL
+	);
+	CREATE INDEX consents_subject ON consents(tenant_id, subject);
+	CREATE INDEX consents_purpose ON consents(tenant_id, purpose);`,
 }
 
 // padTime is the SQL of migration 6 for one column: "2006-01-02T15:04:05Z" or
@@ -273,8 +289,12 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create tenant: purposes: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits))
+	privacy, err := json.Marshal(t.Privacy)
+	if err != nil {
+		return fmt.Errorf("sqlite: create tenant: privacy: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), string(privacy))
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -287,17 +307,21 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy`
 
 func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error) {
 	var (
 		t                  privalytics.Tenant
 		schema, purp, crat string
 		beps, bdelta       int64
+		privacy            string
 	)
 	var brho int64
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho, &privacy); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(privacy), &t.Privacy); err != nil {
+		return nil, fmt.Errorf("tenant %s privacy: %w", t.ID, err)
 	}
 	if err := json.Unmarshal([]byte(schema), &t.Schema); err != nil {
 		return nil, fmt.Errorf("tenant %s schema: %w", t.ID, err)

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"KeyAllocations", testAllocations},
 		{"DataPeriodBudgets", testPeriods},
 		{"ZCDPAccounting", testZCDP},
+		{"Consents", testConsents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -731,4 +732,86 @@ func testZCDP(t *testing.T, s privalytics.MetaStore) {
 	if len(list) != 1 || list[0].Cost.Rho != 0.0001 {
 		t.Errorf("the ledger row lost ρ: %+v", list)
 	}
+}
+
+// testConsents checks consent records: the privacy policy round-trips with the
+// tenant, history is kept in order, the newest decision by time (then by
+// record order) is in force, and every recorded batch moves the version.
+func testConsents(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	tn := tenant("consenting", 1, 1e-6)
+	tn.Purposes = []string{"analytics", "marketing"}
+	tn.Privacy = privalytics.PrivacyPolicy{Consent: map[string]string{"analytics": privalytics.OptOut, "marketing": privalytics.OptIn}, StrayData: privalytics.StrayRedact, Processors: []string{"Hosting Ltd"}}
+	mustCreate(t, s, tn)
+	mustCreate(t, s, tenant("other", 1, 1e-6))
+	got, err := s.Tenant(ctx, tn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(tn.Privacy, got.Privacy); diff != "" {
+		t.Errorf("privacy policy round trip (-want +got):\n%s", diff)
+	}
+	if v, err := s.ConsentVersion(ctx, tn.ID); err != nil || v != 0 {
+		t.Errorf("ConsentVersion of a new tenant = %d, %v; want 0", v, err)
+	}
+	rec := func(subject uint64, purpose string, granted bool, when int) privalytics.Consent {
+		return privalytics.Consent{Subject: subject, Purpose: purpose, Granted: granted, Time: at(when), Source: "test", RecordedAt: at(100)}
+	}
+	// Subject 1<<63 checks that the full uint64 range survives the store.
+	big := uint64(1) << 63
+	v1, err := s.RecordConsents(ctx, tn.ID, []privalytics.Consent{rec(1, "marketing", true, 1), rec(2, "marketing", true, 1), rec(big, "analytics", false, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subject 1 withdraws; subject 2's late-arriving older withdrawal loses to
+	// its newer grant.
+	v2, err := s.RecordConsents(ctx, tn.ID, []privalytics.Consent{rec(1, "marketing", false, 5), rec(2, "marketing", false, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(v1 > 0 && v2 > v1) {
+		t.Errorf("consent versions %d then %d; want increasing", v1, v2)
+	}
+	if v, _ := s.ConsentVersion(ctx, tn.ID); v != v2 {
+		t.Errorf("ConsentVersion = %d, want %d", v, v2)
+	}
+	if v, _ := s.ConsentVersion(ctx, "other"); v != 0 {
+		t.Errorf("another tenant's consents moved this tenant's version to %d", v)
+	}
+	dec, v, err := s.ConsentDecisions(ctx, tn.ID, "marketing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[uint64]bool{1: false, 2: true}, dec); diff != "" || v != v2 {
+		t.Errorf("marketing decisions at version %d (want %d) (-want +got):\n%s", v, v2, diff)
+	}
+	dec, _, err = s.ConsentDecisions(ctx, tn.ID, "analytics")
+	if err != nil || len(dec) != 1 || dec[big] != false {
+		t.Errorf("analytics decisions = %v, %v; want subject 2^63 withdrawn", dec, err)
+	}
+	hist, err := s.ConsentHistory(ctx, tn.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || !hist[0].Granted || hist[1].Granted || !hist[1].Time.Equal(at(5)) || hist[0].Seq >= hist[1].Seq || hist[0].Source != "test" || !hist[0].RecordedAt.Equal(at(100)) {
+		t.Errorf("history of subject 1 = %+v; want grant at 1 then withdrawal at 5", hist)
+	}
+	if hist, _ := s.ConsentHistory(ctx, "other", 1); len(hist) != 0 {
+		t.Errorf("another tenant sees %d consent records of subject 1", len(hist))
+	}
+	_, err = s.RecordConsents(ctx, "no-such-shop", []privalytics.Consent{rec(1, "analytics", true, 1)})
+	wantCode(t, "recording consent for an unknown tenant", err, privalytics.ENOTFOUND)
+
+	// A policy change is stored and moves the consent version (cached answers
+	// under the old policy must not be served).
+	newPolicy := privalytics.PrivacyPolicy{Consent: map[string]string{"analytics": privalytics.OptIn, "marketing": privalytics.OptIn}, StrayData: privalytics.StrayReject}
+	v3, err := s.SetPrivacy(ctx, tn.ID, newPolicy)
+	if err != nil || v3 <= v2 {
+		t.Errorf("SetPrivacy = %d, %v; want a version above %d", v3, err, v2)
+	}
+	if got, _ := s.Tenant(ctx, tn.ID); got == nil || cmp.Diff(newPolicy, got.Privacy) != "" {
+		t.Errorf("policy after SetPrivacy = %+v, want %+v", got, newPolicy)
+	}
+	_, err = s.SetPrivacy(ctx, "no-such-shop", newPolicy)
+	wantCode(t, "setting the policy of an unknown tenant", err, privalytics.ENOTFOUND)
 }

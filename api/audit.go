@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/privalytics/privalytics"
+)
+
+// Audit actions. Every route that changes something or reads data records one.
+const (
+	auditTenantCreate = "tenant.create"
+	auditKeyIssue     = "key.issue"
+	auditKeyRevoke    = "key.revoke"
+	auditKeyBudget    = "key.budget"
+	auditBudgetGrant  = "budget.grant"
+	auditQuery        = "query.run" // with its cost and charge: the budget charge and the query are one entry
+	auditConsent      = "consent.record"
+	auditConsentRead  = "consent.read" // an admin looked at one customer's consent history
+	auditPrivacy      = "tenant.privacy"
+	auditDenied       = "access.denied" // a role or tenant refused (403/404), or a revoked or forged key of a tenant (401)
+)
+
+// audit records one action of the request's caller on the caller's tenant. err
+// is the action's outcome (nil: "ok"). Details must hold no personal data.
+// It returns the append error so that a route that must not act unaudited
+// (queries) can fail closed; other routes may ignore it — it is logged here.
+func (s *Server) audit(c *gin.Context, action, target string, err error, details map[string]string) error {
+	tenant := ""
+	if p, ok := c.Get(principalKey); ok {
+		tenant = p.(principal).Key.TenantID
+	}
+	return s.auditFor(c, tenant, action, target, err, details)
+}
+
+// auditFor is audit for an action on a given tenant (the operator creating one).
+func (s *Server) auditFor(c *gin.Context, tenantID, action, target string, err error, details map[string]string) error {
+	if s.auditLog == nil {
+		return nil
+	}
+	e := &privalytics.AuditEntry{Time: s.now().UTC(), TenantID: tenantID, Action: action, Target: target, Outcome: privalytics.AuditOK, Details: details}
+	if p, ok := c.Get(principalKey); ok {
+		e.Actor = p.(principal).Key.ID
+	}
+	if err != nil {
+		e.Outcome = privalytics.ErrorCode(err)
+	}
+	if e.Details == nil {
+		e.Details = map[string]string{}
+	}
+	e.Details["request_id"] = requestID(c)
+	// The entry must be written even when the client has gone away.
+	if aerr := s.auditLog.Append(context.WithoutCancel(c.Request.Context()), e); aerr != nil {
+		s.log.Error("audit append failed", slog.String("request_id", requestID(c)), slog.String("action", action), slog.Any("err", aerr))
+		return privalytics.Errorf(privalytics.EINTERNAL, "audit: %v", aerr)
+	}
+	return nil
+}
+
+// deny writes a 403 (or the 404 that hides another tenant's things) and
+// records the denial.
+func (s *Server) deny(c *gin.Context, err error) {
+	route := c.Request.Method + " " + c.FullPath()
+	details := map[string]string{}
+	if p, ok := c.Get(principalKey); ok {
+		details["role"] = string(p.(principal).Key.Role)
+	}
+	_ = s.audit(c, auditDenied, route, err, details)
+	s.writeError(c, err)
+}
+
+// AuditPage is the body of GET /v1/audit.
+type AuditPage struct {
+	Entries []privalytics.AuditEntry `json:"entries"`
+	Offset  int                      `json:"offset"`
+	Limit   int                      `json:"limit"`
+}
+
+// auditEntries pages through the tenant's audit trail, newest first (admin).
+func (s *Server) auditEntries(c *gin.Context) {
+	offset, err1 := strconv.Atoi(c.DefaultQuery("offset", "0"))
+	limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "50"))
+	if err1 != nil || err2 != nil || offset < 0 || limit < 1 || limit > 500 {
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "offset must be ≥ 0 and limit 1..500"))
+		return
+	}
+	if s.auditLog == nil {
+		s.writeError(c, privalytics.Errorf(privalytics.EUNAVAILABLE, "this server runs without an audit log"))
+		return
+	}
+	list, err := s.auditLog.Entries(c.Request.Context(), callerOf(c).Key.TenantID, offset, limit)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, AuditPage{Entries: list, Offset: offset, Limit: limit})
+}
