@@ -56,7 +56,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), heCommand())
 	return root
 }
 
