@@ -60,8 +60,10 @@ type Deps struct {
 	// dptest.NoNoise() to assert exact values.
 	Mechanisms dp.Mechanisms
 	Limits     Limits
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// HE configures the processor role (encrypted datasets); off by default.
+	HE     HELimits
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server serves the Privalytics HTTP API.
@@ -73,6 +75,9 @@ type Server struct {
 	limits Limits
 	log    *slog.Logger
 	now    func() time.Time
+
+	heLimits HELimits
+	he       *heState
 
 	keys    keyCache
 	ready   atomic.Bool
@@ -93,6 +98,13 @@ func New(d Deps) *Server {
 	if s.limits == (Limits{}) {
 		s.limits = DefaultLimits()
 	}
+	s.heLimits = d.HE
+	if s.heLimits.MaxUploadBytes == 0 {
+		enabled := s.heLimits.Enabled
+		s.heLimits = DefaultHELimits()
+		s.heLimits.Enabled = enabled
+	}
+	s.he = newHEState(s.heLimits)
 	s.engine = s.routes()
 	return s
 }
@@ -144,6 +156,15 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
+
+	heRoles := s.require(privalytics.RoleProcessor, privalytics.RoleAdmin)
+	hg := v1.Group("/he", s.heEnabled, heRoles)
+	hg.POST("/datasets", s.createHEDataset)
+	hg.GET("/datasets/:dataset", s.getHEDataset)
+	hg.DELETE("/datasets/:dataset", s.deleteHEDataset)
+	hg.POST("/datasets/:dataset/jobs", s.createHEJob)
+	hg.GET("/datasets/:dataset/jobs/:job", s.getHEJob)
+	hg.GET("/datasets/:dataset/jobs/:job/result", s.getHEJobResult)
 	return r
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/he"
 )
 
@@ -42,7 +43,7 @@ func heCommand() *cobra.Command {
 
 The processor is another privalytics server started with --role processor.`,
 	}
-	cmd.AddCommand(heKeygenCommand(), heEncryptCommand(), heDecryptCommand())
+	cmd.AddCommand(heKeygenCommand(), heEncryptCommand(), heDecryptCommand(), heUploadCommand(), heJobCommand())
 	return cmd
 }
 
@@ -488,4 +489,125 @@ func fmtInt(n int64) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+func heUploadCommand() *cobra.Command {
+	var (
+		sf    serverFlags
+		eval  string
+		quiet bool
+	)
+	cmd := &cobra.Command{
+		Use:   "upload TABLE --eval KEYS",
+		Short: "Send an encrypted table and its evaluation keys to a processor",
+		Long: `upload streams the evaluation keys (eval.keys) and the encrypted table to the
+processor's POST /v1/he/datasets and prints the dataset ID. The key must have
+role processor (or admin) on the processor. Never pass secret.key: the
+processor refuses it, and it must not leave this machine.`,
+		Example: `  privalytics he upload orders.pvht --eval owner-keys/eval.keys --server http://processor:8080 --key $PROCESSOR_KEY`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			keys, err := os.ReadFile(eval)
+			if err != nil {
+				return fmt.Errorf("--eval: %w", err)
+			}
+			if he.LooksLikeSecretKey(keys) {
+				return privalytics.Errorf(privalytics.EINVALID, "--eval %s is a secret key; pass eval.keys — the secret key never leaves this machine", eval)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			var body io.Reader = f
+			if !quiet && isTerminal(cmd.ErrOrStderr()) {
+				bar := progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetDescription("uploading"),
+					progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+				defer bar.Finish()
+				r := progressbar.NewReader(f, bar)
+				body = &r
+			}
+			start := time.Now()
+			ds, err := c.UploadHEDataset(cmd.Context(), keys, body, fi.Size())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Dataset %s: %s rows × %d columns, preset %s, ops %v; %s uploaded in %.2fs\n",
+				ds.ID, fmtInt(ds.Rows), len(ds.Columns), ds.Preset, ds.Ops, sizeOf(int(ds.Bytes)), time.Since(start).Seconds())
+			return nil
+		},
+	}
+	sf.bind(cmd)
+	cmd.Flags().StringVar(&eval, "eval", "", "evaluation keys from he keygen (eval.keys)")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	_ = cmd.MarkFlagRequired("eval")
+	return cmd
+}
+
+func heJobCommand() *cobra.Command {
+	var (
+		sf                         serverFlags
+		dataset, op, column, group string
+		columns, target, out       string
+	)
+	cmd := &cobra.Command{
+		Use:   "job --dataset ID --op OP … --out RESULT",
+		Short: "Run a statistic on an encrypted dataset and download the encrypted result",
+		Long: `job asks the processor to compute one statistic on an uploaded dataset, waits
+for it and writes the encrypted result to --out for he decrypt.
+
+  --op count [--column INDICATOR]       --op sum|mean|variance --column X
+  --op category-count --group G         --op category-sum --group G --column X
+  --op dot --columns A,B                --op covariance --columns A,B,…
+  --op regression --columns X1,X2 --target Y
+
+The processor refuses, before computing, a job whose result could wrap around
+(BGV) or overflow (CKKS) given the declared bounds and the row count.`,
+		Example: `  privalytics he job --dataset hds_… --op mean --column quantity --out mean.pvhr --server http://processor:8080 --key $PROCESSOR_KEY`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			spec := client.HEJobSpec{Op: op, Column: column, Group: group, Target: target}
+			if columns != "" {
+				spec.Columns = strings.Split(columns, ",")
+			}
+			start := time.Now()
+			j, err := c.SubmitHEJob(cmd.Context(), dataset, spec)
+			if err != nil {
+				return err
+			}
+			res, err := c.WaitHEJob(cmd.Context(), dataset, j.ID)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, res, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Job %s (%s) done in %.2fs; encrypted result → %s (%s)\n", j.ID, op, time.Since(start).Seconds(), out, sizeOf(len(res)))
+			return nil
+		},
+	}
+	sf.bind(cmd)
+	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset ID from he upload")
+	cmd.Flags().StringVar(&op, "op", "", "count, sum, mean, variance, category-count, category-sum, dot, covariance or regression")
+	cmd.Flags().StringVar(&column, "column", "", "the value column (or indicator for count)")
+	cmd.Flags().StringVar(&group, "group", "", "the categorical column for category-count and category-sum")
+	cmd.Flags().StringVar(&columns, "columns", "", "comma-separated columns for dot, covariance, regression")
+	cmd.Flags().StringVar(&target, "target", "", "the y column for regression")
+	cmd.Flags().StringVar(&out, "out", "", "file for the encrypted result")
+	_ = cmd.MarkFlagRequired("dataset")
+	_ = cmd.MarkFlagRequired("op")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
 }
