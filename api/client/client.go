@@ -346,7 +346,7 @@ type HEJob struct {
 // UploadHEDataset streams evaluation keys and an encrypted table of tableSize
 // bytes to POST /v1/he/datasets as multipart/form-data (part "keys", then
 // part "table"), with an exact Content-Length so the processor can refuse an
-// oversized upload before reading it.
+// oversized upload before reading it (tableSize -1: unknown, sent chunked).
 func (c *Client) UploadHEDataset(ctx context.Context, keys []byte, table io.Reader, tableSize int64) (*HEDataset, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -369,7 +369,10 @@ func (c *Client) UploadHEDataset(ctx context.Context, keys []byte, table io.Read
 	if err != nil {
 		return nil, err
 	}
-	req.ContentLength = int64(len(keysHead)+len(keys)+len(tableHead)+len(tail)) + tableSize
+	req.ContentLength = -1
+	if tableSize >= 0 {
+		req.ContentLength = int64(len(keysHead)+len(keys)+len(tableHead)+len(tail)) + tableSize
+	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	var out HEDataset
