@@ -180,3 +180,16 @@ func decryptJSON(t *testing.T, args ...string) decryptOutput {
 	}
 	return d
 }
+
+// TestBenchHESmall keeps `privalytics bench he` working: a small run must
+// reproduce the plaintext mean exactly under BGV.
+func TestBenchHESmall(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := runBenchHE(context.Background(), &out, 20_000, 1, []string{he.PresetBGVAgg}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "END TO END") || !strings.Contains(out.String(), "(|Δ| 0)") {
+		t.Fatalf("bench he output:\n%s", out.String())
+	}
+}
