@@ -149,6 +149,8 @@ type Value struct {
 	// NoiseStd and FloodStd are the estimated ring noise σ_noise and the
 	// flooding σ_flood added at decryption (per coefficient, before decoding).
 	NoiseStd, FloodStd float64
+	// LaplaceScale is the scale b of the DP noise Release added (0 before release).
+	LaplaceScale float64
 }
 
 // Plain is a decrypted result.

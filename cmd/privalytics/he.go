@@ -177,7 +177,7 @@ func heEncryptCommand() *cobra.Command {
 	var (
 		public, format, out string
 		columns, categories []string
-		quiet               bool
+		quiet, clip         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "encrypt FILE --public KEY --column NAME:MIN:MAX … --out TABLE",
@@ -186,8 +186,9 @@ func heEncryptCommand() *cobra.Command {
 writes the encrypted-table file (he/FORMAT.md) to --out, with a progress bar.
 
 --column NAME:MIN:MAX declares a numeric column and its bounds. The bounds are a
-contract: a value outside them is refused (with its row), and the processor
-sizes its overflow checks from them. BGV presets take integers only; store
+contract: a value outside them is refused (with its row) unless --clip clamps
+it, and the processor sizes its overflow checks and the DP release its noise
+from them: tight bounds mean less noise. BGV presets take integers only; store
 decimals scaled (cents). --category NAME:A,B,C turns a categorical column into
 one 0/1 indicator column per declared value (NAME=A, …) for per-category counts
 and sums; values not declared count in none. Column names, bounds, declared
@@ -216,7 +217,7 @@ categories and the row count are visible to the processor; the values are not.`,
 				}
 			}
 			start := time.Now()
-			src, err := readSource(args[0], format, req)
+			src, err := readSource(args[0], format, req, clip)
 			if err != nil {
 				return err
 			}
@@ -266,6 +267,9 @@ categories and the row count are visible to the processor; the values are not.`,
 			for i, s := range specs {
 				names[i] = s.Name
 			}
+			if clip {
+				fmt.Fprintf(cmd.OutOrStdout(), "Clipped %d values to their declared bounds\n", src.clipped)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Encrypted %d rows × %d columns [%s] under %s in %.2fs → %s (%s)\n",
 				rows, len(specs), strings.Join(names, ", "), preset.Name, time.Since(start).Seconds(), out, sizeOf(int(fi.Size())))
 			return nil
@@ -277,6 +281,7 @@ categories and the row count are visible to the processor; the values are not.`,
 	cmd.Flags().StringArrayVar(&categories, "category", nil, "categorical column with declared values, NAME:A,B,C (repeatable)")
 	cmd.Flags().StringVar(&out, "out", "", "encrypted table file to write")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	cmd.Flags().BoolVar(&clip, "clip", false, "clamp values outside the declared bounds instead of refusing the file (the count is printed)")
 	_ = cmd.MarkFlagRequired("public")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
@@ -414,8 +419,8 @@ func printPlain(w io.Writer, plain, shown *he.Plain, label string, exact bool) {
 		switch {
 		case d.Exact && exact:
 			fmt.Fprintf(w, "  %-28s %.0f  (exact; σ_flood %.3g hidden mod t)\n", v.Name, v.Value, d.FloodStd)
-		case d.Exact:
-			fmt.Fprintf(w, "  %-28s %.6g  (σ_flood %.3g, hidden mod t)\n", v.Name, v.Value, d.FloodStd)
+		case !exact:
+			fmt.Fprintf(w, "  %-28s %.6g  (Laplace b = %.3g; decryption error ±%.3g)\n", v.Name, v.Value, v.LaplaceScale, d.ErrorStd)
 		default:
 			fmt.Fprintf(w, "  %-28s %.6g  (decryption error ±%.3g; σ_flood %.3g)\n", v.Name, v.Value, d.ErrorStd, d.FloodStd)
 		}
@@ -461,6 +466,7 @@ func printPlainJSON(w io.Writer, p *he.Plain, label string, exact bool) error {
 		Value    float64 `json:"value"`
 		ErrorStd float64 `json:"error_std"`
 		FloodStd float64 `json:"flood_std"`
+		Laplace  float64 `json:"laplace_scale,omitempty"`
 	}
 	out := struct {
 		Job     he.Job   `json:"job"`
@@ -472,7 +478,7 @@ func printPlainJSON(w io.Writer, p *he.Plain, label string, exact bool) error {
 		Derived []string `json:"derived,omitempty"`
 	}{Job: p.Job, Rows: p.Header.Rows, Preset: p.Header.Preset.Name, Exact: exact, Label: label, Derived: derived(p)}
 	for _, v := range p.Values {
-		out.Values = append(out.Values, value{v.Name, v.Value, v.ErrorStd, v.FloodStd})
+		out.Values = append(out.Values, value{v.Name, v.Value, v.ErrorStd, v.FloodStd, v.LaplaceScale})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -82,9 +82,11 @@ func parseEncryptColumns(columns, categories []string) (encryptRequest, error) {
 // value): the table header carries the row count, so it must be known before
 // the first ciphertext is written.
 type source struct {
-	rows int
-	nums map[string][]float64
-	strs map[string][]string
+	clip    bool // clamp out-of-bounds values instead of refusing
+	clipped int
+	rows    int
+	nums    map[string][]float64
+	strs    map[string][]string
 }
 
 // encryptColumns returns the column specs and values in table order: the
@@ -103,13 +105,13 @@ func (s *source) encryptColumns(req encryptRequest) ([]he.ColumnSpec, [][]float6
 	return specs, values
 }
 
-func readSource(path, format string, req encryptRequest) (*source, error) {
+func readSource(path, format string, req encryptRequest, clip bool) (*source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	s := &source{nums: map[string][]float64{}, strs: map[string][]string{}}
+	s := &source{clip: clip, nums: map[string][]float64{}, strs: map[string][]string{}}
 	switch format {
 	case "csv":
 		var r io.Reader = bufio.NewReaderSize(f, 1<<20)
@@ -193,8 +195,12 @@ func (s *source) readCSV(r io.Reader, req encryptRequest) error {
 }
 
 func (s *source) addNum(c he.ColumnSpec, v float64, row int) error {
+	if s.clip && !math.IsNaN(v) && (v < c.Min || v > c.Max) {
+		v = math.Min(math.Max(v, c.Min), c.Max)
+		s.clipped++
+	}
 	if !(v >= c.Min && v <= c.Max) {
-		return privalytics.Errorf(privalytics.EINVALID, "row %d, column %q: %g is outside the declared bounds [%g, %g]; widen --column %s:MIN:MAX or clip the data first", row, c.Name, v, c.Min, c.Max, c.Name)
+		return privalytics.Errorf(privalytics.EINVALID, "row %d, column %q: %g is outside the declared bounds [%g, %g]; widen --column %s:MIN:MAX or pass --clip", row, c.Name, v, c.Min, c.Max, c.Name)
 	}
 	s.nums[c.Name] = append(s.nums[c.Name], v)
 	return nil
