@@ -10,6 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/he"
 )
@@ -191,5 +196,94 @@ func TestBenchHESmall(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "END TO END") || !strings.Contains(out.String(), "(|Δ| 0)") {
 		t.Fatalf("bench he output:\n%s", out.String())
+	}
+}
+
+// TestHEEncryptParquetAndClip: a Parquet file encrypts to the same table
+// contents as its CSV twin; --clip clamps out-of-bounds values (and says how
+// many) where the default refuses them; a null is refused with its row.
+func TestHEEncryptParquetAndClip(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	mustCLI(t, "he", "keygen", "--scheme", "bgv", "--ops", "sum,category-count", "--out", keys)
+	q := []int64{3, 250, -7, 40, 12, 0, 99}
+	c := []string{"France", "Spain", "France", "Germany", "France", "", "Germany"}
+	sch := arrow.NewSchema([]arrow.Field{
+		{Name: "quantity", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "country", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	write := func(name string, valid []bool) string {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, sch)
+		b.Field(0).(*array.Int64Builder).AppendValues(q, valid)
+		b.Field(1).(*array.StringBuilder).AppendValues(c, nil)
+		var buf bytes.Buffer
+		w, err := pqarrow.NewFileWriter(sch, &buf, nil, pqarrow.DefaultWriterProps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(b.NewRecord()); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pq := write("orders.parquet", nil)
+	table := filepath.Join(dir, "t.pvht")
+	args := []string{"he", "encrypt", pq, "--public", filepath.Join(keys, publicKeyFile), "--column", "quantity:0:100", "--category", "country:France,Germany", "--out", table, "--quiet"}
+	if _, err := runCLI(t, args...); privalytics.ErrorCode(err) != privalytics.EINVALID || !strings.Contains(err.Error(), "row 2") {
+		t.Fatalf("out of bounds without --clip: %v", err)
+	}
+	out := mustCLI(t, append(args, "--clip")...)
+	if !strings.Contains(out, "Clipped 2 values") || !strings.Contains(out, "Encrypted 7 rows × 3 columns") {
+		t.Fatalf("encrypt output: %s", out)
+	}
+	f, _ := os.Open(table)
+	tab, err := he.ReadTable(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evb, _ := os.ReadFile(filepath.Join(keys, evalKeysFile))
+	var evk he.EvaluationKeys
+	if err := evk.UnmarshalBinary(evb); err != nil {
+		t.Fatal(err)
+	}
+	proc, _ := he.NewProcessor(&evk)
+	kb, _ := os.ReadFile(filepath.Join(keys, secretKeyFile))
+	var owner he.OwnerKeys
+	if err := owner.UnmarshalBinary(kb); err != nil {
+		t.Fatal(err)
+	}
+	dec, _ := he.NewDecryptor(&owner)
+	for _, tc := range []struct {
+		job  he.Job
+		name string
+		want float64
+	}{
+		{he.Job{Op: he.OpSum, Column: "quantity"}, "sum(quantity)", 3 + 100 + 0 + 40 + 12 + 0 + 99},
+		{he.Job{Op: he.OpCategoryCount, Group: "country"}, "sum(country=France)", 3},
+		{he.Job{Op: he.OpCategoryCount, Group: "country"}, "sum(country=Germany)", 2},
+	} {
+		res, err := proc.Run(context.Background(), tab, tc.job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := dec.Decrypt(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := plain.Get(tc.name); v != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, v, tc.want)
+		}
+	}
+	withNull := write("nulls.parquet", []bool{true, true, true, false, true, true, true})
+	args[2] = withNull
+	if _, err := runCLI(t, append(args, "--clip")...); privalytics.ErrorCode(err) != privalytics.EINVALID || !strings.Contains(err.Error(), "row 4") {
+		t.Fatalf("null value: %v", err)
 	}
 }
