@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,6 +179,42 @@ func TestHEEndToEnd(t *testing.T) {
 	}
 
 	phase("decrypt")
+
+	// CKKS (reals): the mean of prices in euros, within the stated precision.
+	ckeys := filepath.Join(dir, "ckks-keys")
+	ownerCLI(t, "he", "keygen", "--scheme", "ckks", "--ops", "mean", "--out", ckeys)
+	euros := filepath.Join(dir, "prices.csv")
+	var eb strings.Builder
+	eb.WriteString("price\n")
+	var priceSum float64
+	for i := range 30_000 {
+		p := float64((i*104729)%500000) / 1000 // 0 … 499.999 €
+		priceSum += p
+		fmt.Fprintf(&eb, "%.3f\n", p)
+	}
+	if err := os.WriteFile(euros, []byte(eb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctable := filepath.Join(dir, "prices.pvht")
+	ownerCLI(t, "he", "encrypt", euros, "--public", filepath.Join(ckeys, "public.key"), "--column", "price:0:500", "--out", ctable)
+	out = ownerCLI(t, append([]string{"he", "upload", ctable, "--eval", filepath.Join(ckeys, "eval.keys")}, srv...)...)
+	cm := regexp.MustCompile(`Dataset (hds_[0-9a-f]+): 30,000 rows × 1 columns, preset ckks-agg`).FindStringSubmatch(out)
+	if cm == nil {
+		t.Fatalf("upload output: %s", out)
+	}
+	ownerCLI(t, append([]string{"he", "job", "--dataset", cm[1], "--op", "mean", "--column", "price", "--out", filepath.Join(dir, "price.pvhr")}, srv...)...)
+	out = ownerCLI(t, "he", "decrypt", "--secret", filepath.Join(ckeys, "secret.key"), "--result", filepath.Join(dir, "price.pvhr"), "--exact", "--json")
+	var cd decryptOutput
+	if err := json.Unmarshal([]byte(out), &cd); err != nil || len(cd.Values) != 1 {
+		t.Fatalf("ckks decrypt: %v %s", err, out)
+	}
+	if got, std := cd.Values[0].Value, cd.Values[0].ErrorStd; !(std > 0) || math.Abs(got-priceSum) > 6*std || std > 1e-3*priceSum {
+		t.Errorf("ckks sum(price) = %v ± %v, plaintext %v", got, std, priceSum)
+	} else {
+		t.Logf("ckks sum(price) = %.4f ± %.3g, plaintext %.4f", got, std, priceSum)
+	}
+	phase("ckks")
+
 	// Refusals.
 	tab, err := os.ReadFile(table)
 	if err != nil {
