@@ -16,10 +16,15 @@ const (
 	RoleAdmin  Role = "admin"  // manage the tenant, its keys and budget; with an empty TenantID, the operator who creates tenants
 	RoleIngest Role = "ingest" // send events
 	RoleQuery  Role = "query"  // ask DP queries and read the budget
+	// RoleProcessor uploads encrypted tables to a processor (serve --role
+	// processor), runs jobs on them and downloads the encrypted results.
+	RoleProcessor Role = "processor"
 )
 
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleIngest || r == RoleQuery }
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleIngest || r == RoleQuery || r == RoleProcessor
+}
 
 // Tenant is one business: its schema, its privacy budget and its secrets.
 type Tenant struct {

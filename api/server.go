@@ -64,8 +64,10 @@ type Deps struct {
 	// dptest.NoNoise() to assert exact values.
 	Mechanisms dp.Mechanisms
 	Limits     Limits
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// HE configures the processor role (encrypted datasets); off by default.
+	HE     HELimits
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server serves the Privalytics HTTP API.
@@ -78,6 +80,9 @@ type Server struct {
 	limits   Limits
 	log      *slog.Logger
 	now      func() time.Time
+
+	heLimits HELimits
+	he       *heState
 
 	keys    keyCache
 	ready   atomic.Bool
@@ -101,6 +106,13 @@ func New(d Deps) *Server {
 		s.limits = DefaultLimits()
 	}
 	s.feds = federation.NewRegistry(s.now, s.log)
+	s.heLimits = d.HE
+	if s.heLimits.MaxUploadBytes == 0 {
+		enabled := s.heLimits.Enabled
+		s.heLimits = DefaultHELimits()
+		s.heLimits.Enabled = enabled
+	}
+	s.he = newHEState(s.heLimits)
 	s.engine = s.routes()
 	return s
 }
@@ -161,6 +173,15 @@ func (s *Server) routes() *gin.Engine {
 
 	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.recordConsents)
 	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.consentStatus)
+
+	heRoles := s.require(privalytics.RoleProcessor, privalytics.RoleAdmin)
+	hg := v1.Group("/he", heRoles, s.heEnabled) // roles first: every denial is audited, on any server
+	hg.POST("/datasets", s.createHEDataset)
+	hg.GET("/datasets/:dataset", s.getHEDataset)
+	hg.DELETE("/datasets/:dataset", s.deleteHEDataset)
+	hg.POST("/datasets/:dataset/jobs", s.createHEJob)
+	hg.GET("/datasets/:dataset/jobs/:job", s.getHEJob)
+	hg.GET("/datasets/:dataset/jobs/:job/result", s.getHEJobResult)
 	return r
 }
 

@@ -173,7 +173,7 @@ func (s *Server) createKey(c *gin.Context) {
 		return
 	}
 	if !req.Role.Valid() {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest or query, got %q", req.Role))
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", req.Role))
 		return
 	}
 	if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 64 {

@@ -82,6 +82,11 @@ func TestFuzzSeedsRejected(t *testing.T) {
 		result, evk := decoderSeeds(t)
 		writeSeed(t, filepath.Join("testdata", "fuzz", "FuzzDecodeResult"), "valid", result)
 		writeSeed(t, filepath.Join("testdata", "fuzz", "FuzzDecodeEvaluationKeys"), "valid", evk)
+		pub, err := MarshalPublicKey(testInsecureTiny, keysFor(t, testInsecureTiny, OpSum).keys.Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeSeed(t, filepath.Join("testdata", "fuzz", "FuzzDecodePublicKey"), "valid", pub)
 	}
 }
 

@@ -52,6 +52,8 @@ func Release(p *Plain, opts ReleaseOptions) (*Plain, error) {
 			if v.Value, err = noise.Laplace().AddNoiseFloat64(v.Value, int64(len(terms)), sens, opts.Epsilon, 0); err != nil {
 				return nil, privalytics.Errorf(privalytics.EINVALID, "he: release %s: %v", tm.name, err)
 			}
+			// The library's Laplace scale for l0 partitions and l∞ sensitivity.
+			v.LaplaceScale = float64(len(terms)) * sens / opts.Epsilon
 		}
 		v.Exact = false
 		out.Values[i] = v

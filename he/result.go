@@ -146,6 +146,11 @@ type Value struct {
 	ErrorStd float64
 	// Bound is the largest magnitude the declared bounds allow.
 	Bound float64
+	// NoiseStd and FloodStd are the estimated ring noise σ_noise and the
+	// flooding σ_flood added at decryption (per coefficient, before decoding).
+	NoiseStd, FloodStd float64
+	// LaplaceScale is the scale b of the DP noise Release added (0 before release).
+	LaplaceScale float64
 }
 
 // Plain is a decrypted result.
@@ -231,7 +236,7 @@ func (d *Decryptor) decryptOne(ct *rlwe.Ciphertext, est estimate) (Value, error)
 	if err := addFlooding(c, pt, est.floodStd); err != nil {
 		return Value{}, err
 	}
-	v := Value{Bound: est.bound}
+	v := Value{Bound: est.bound, NoiseStd: est.noiseStd, FloodStd: est.floodStd}
 	if c.Scheme == BGV {
 		vals := make([]int64, c.slots())
 		if err := heint.NewEncoder(c.bgv).Decode(pt, vals); err != nil {

@@ -102,7 +102,10 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	limits := api.DefaultLimits()
 	limits.MaxBodyBytes, limits.MaxDecodedBytes, limits.QueryTimeout = cfg.MaxBodyBytes, cfg.MaxDecodedBytes, cfg.QueryTimeout
 	limits.Ingest.MaxRows, limits.Ingest.MaxStringBytes = cfg.MaxBatchRows, cfg.MaxStringBytes
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, Logger: a.log})
+	heLimits := api.DefaultHELimits()
+	heLimits.Enabled = cfg.Role == "processor"
+	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log})
 
 	ops, err := a.meta.Keys(ctx, "")
 	if err != nil {
@@ -131,7 +134,7 @@ func (a *App) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.ln) }()
 	a.api.SetReady(true)
-	a.log.Info("serving", "url", a.URL(), "data_dir", a.cfg.DataDir)
+	a.log.Info("serving", "url", a.URL(), "data_dir", a.cfg.DataDir, "role", a.cfg.Role)
 	var serveErr error
 	select {
 	case <-ctx.Done():

@@ -41,6 +41,7 @@ Each timing is the median of --repeat runs. The README's table comes from this c
 			return runBench(cmd.Context(), cmd.OutOrStdout(), opt)
 		},
 	}
+	cmd.AddCommand(benchHECommand())
 	cmd.Flags().IntVar(&opt.httpRows, "http-rows", 2_000_000, "events sent through HTTP ingest")
 	cmd.Flags().IntVar(&opt.importRows, "import-rows", 2_000_000, "rows in the imported CSV file")
 	cmd.Flags().IntVar(&opt.rows, "rows", 10_000_000, "rows in the store for the query benchmark")

@@ -148,7 +148,7 @@ func keysCommand() *cobra.Command {
 	var sf1, sf2, sf3 serverFlags
 	var name, role string
 	create := &cobra.Command{
-		Use: "create", Short: "Issue a key with a role (admin, ingest, query)", Args: cobra.NoArgs,
+		Use: "create", Short: "Issue a key with a role (admin, ingest, query, processor)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := sf1.client()
 			if err != nil {
@@ -164,7 +164,7 @@ func keysCommand() *cobra.Command {
 	}
 	sf1.bind(create)
 	create.Flags().StringVar(&name, "name", "", "what the key is for, e.g. web-shop or marketing")
-	create.Flags().StringVar(&role, "role", "query", "admin, ingest or query")
+	create.Flags().StringVar(&role, "role", "query", "admin, ingest, query or processor")
 	list := &cobra.Command{
 		Use: "list", Short: "List the tenant's keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -32,23 +32,33 @@ type Config struct {
 	QueryTimeout    time.Duration `json:"query_timeout"`
 	SealRows        int           `json:"seal_rows"` // log rows that trigger sealing into a Parquet segment
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	// Role is "analytics" (the default) or "processor", which also serves the
+	// encrypted-analytics routes /v1/he/… for outside data owners.
+	Role             string `json:"role"`
+	HEMaxUploadBytes int64  `json:"he_max_upload_bytes"` // one encrypted dataset upload (keys + table); 413 above
+	HEMaxHeldBytes   int64  `json:"he_max_held_bytes"`   // all encrypted datasets and results in memory; 503 above
+	HEJobs           int    `json:"he_jobs"`             // encrypted jobs computing at once
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
 // listening on 127.0.0.1:8080.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            "127.0.0.1:8080",
-		DataDir:         "privalytics-data",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		MaxBodyBytes:    64 << 20,
-		MaxDecodedBytes: 256 << 20,
-		MaxBatchRows:    100_000,
-		MaxStringBytes:  256,
-		QueryTimeout:    30 * time.Second,
-		SealRows:        1_000_000,
-		ShutdownTimeout: 30 * time.Second,
+		Addr:             "127.0.0.1:8080",
+		DataDir:          "privalytics-data",
+		LogFormat:        "text",
+		LogLevel:         "info",
+		MaxBodyBytes:     64 << 20,
+		MaxDecodedBytes:  256 << 20,
+		MaxBatchRows:     100_000,
+		MaxStringBytes:   256,
+		QueryTimeout:     30 * time.Second,
+		SealRows:         1_000_000,
+		ShutdownTimeout:  30 * time.Second,
+		Role:             "analytics",
+		HEMaxUploadBytes: 1 << 30,
+		HEMaxHeldBytes:   4 << 30,
+		HEJobs:           2,
 	}
 }
 
@@ -117,6 +127,14 @@ func settings() []setting {
 	add("seal-rows", "log rows that trigger sealing into a Parquet segment", g, s)
 	g, s = dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })
 	add("shutdown-timeout", "longest graceful shutdown waits for in-flight requests", g, s)
+	g, s = str(func(c *Config) *string { return &c.Role })
+	add("role", "analytics, or processor to also run jobs on encrypted datasets (/v1/he/…)", g, s)
+	g, s = i64(func(c *Config) *int64 { return &c.HEMaxUploadBytes })
+	add("he-max-upload-bytes", "largest encrypted dataset upload (evaluation keys + table)", g, s)
+	g, s = i64(func(c *Config) *int64 { return &c.HEMaxHeldBytes })
+	add("he-max-held-bytes", "most bytes of encrypted datasets and results held in memory", g, s)
+	g, s = integer(func(c *Config) *int { return &c.HEJobs })
+	add("he-jobs", "encrypted jobs computing at once (each uses one core)", g, s)
 	return out
 }
 
@@ -179,19 +197,23 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 
 // fileConfig is the JSON file's shape: durations as Go duration strings.
 type fileConfig struct {
-	Addr            *string `json:"addr"`
-	DataDir         *string `json:"data_dir"`
-	MasterKeyFile   *string `json:"master_key_file"`
-	Postgres        *string `json:"postgres"`
-	LogFormat       *string `json:"log_format"`
-	LogLevel        *string `json:"log_level"`
-	MaxBodyBytes    *int64  `json:"max_body_bytes"`
-	MaxDecodedBytes *int64  `json:"max_decoded_bytes"`
-	MaxBatchRows    *int    `json:"max_batch_rows"`
-	MaxStringBytes  *int    `json:"max_string_bytes"`
-	QueryTimeout    *string `json:"query_timeout"`
-	SealRows        *int    `json:"seal_rows"`
-	ShutdownTimeout *string `json:"shutdown_timeout"`
+	Addr             *string `json:"addr"`
+	DataDir          *string `json:"data_dir"`
+	MasterKeyFile    *string `json:"master_key_file"`
+	Postgres         *string `json:"postgres"`
+	LogFormat        *string `json:"log_format"`
+	LogLevel         *string `json:"log_level"`
+	MaxBodyBytes     *int64  `json:"max_body_bytes"`
+	MaxDecodedBytes  *int64  `json:"max_decoded_bytes"`
+	MaxBatchRows     *int    `json:"max_batch_rows"`
+	MaxStringBytes   *int    `json:"max_string_bytes"`
+	QueryTimeout     *string `json:"query_timeout"`
+	SealRows         *int    `json:"seal_rows"`
+	ShutdownTimeout  *string `json:"shutdown_timeout"`
+	Role             *string `json:"role"`
+	HEMaxUploadBytes *int64  `json:"he_max_upload_bytes"`
+	HEMaxHeldBytes   *int64  `json:"he_max_held_bytes"`
+	HEJobs           *int    `json:"he_jobs"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -220,6 +242,16 @@ func (f fileConfig) apply(c *Config) error {
 	}
 	if f.SealRows != nil {
 		c.SealRows = *f.SealRows
+	}
+	setS(&c.Role, f.Role)
+	if f.HEMaxUploadBytes != nil {
+		c.HEMaxUploadBytes = *f.HEMaxUploadBytes
+	}
+	if f.HEMaxHeldBytes != nil {
+		c.HEMaxHeldBytes = *f.HEMaxHeldBytes
+	}
+	if f.HEJobs != nil {
+		c.HEJobs = *f.HEJobs
 	}
 	var errs []error
 	for _, d := range []struct {
@@ -278,6 +310,18 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout must be > 0, got %s", c.ShutdownTimeout))
+	}
+	if c.Role != "analytics" && c.Role != "processor" {
+		errs = append(errs, fmt.Errorf("role must be analytics or processor, got %q", c.Role))
+	}
+	if c.HEMaxUploadBytes < 1024 {
+		errs = append(errs, fmt.Errorf("he-max-upload-bytes must be at least 1024, got %d", c.HEMaxUploadBytes))
+	}
+	if c.HEMaxHeldBytes < c.HEMaxUploadBytes {
+		errs = append(errs, fmt.Errorf("he-max-held-bytes (%d) must be at least he-max-upload-bytes (%d)", c.HEMaxHeldBytes, c.HEMaxUploadBytes))
+	}
+	if c.HEJobs < 1 || c.HEJobs > 256 {
+		errs = append(errs, fmt.Errorf("he-jobs must be 1..256, got %d", c.HEJobs))
 	}
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))

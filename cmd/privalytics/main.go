@@ -56,7 +56,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand())
 	return root
 }
 
@@ -67,7 +67,12 @@ func serveCommand() *cobra.Command {
 		Long: `Run the Privalytics server. Settings come from defaults, then the JSON file
 given by --config, then PRIVALYTICS_* environment variables, then flags.
 The first start creates the data directory, the metadata database, a master key
-(0600) and prints the operator API key once.`,
+(0600) and prints the operator API key once.
+
+With --role processor the server also accepts encrypted datasets from outside
+data owners (POST /v1/he/datasets) and runs jobs on them without being able to
+read them; give the owner a key with role processor. Datasets are held in
+memory (--he-max-held-bytes) and are gone after a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.Flags(), os.Getenv)

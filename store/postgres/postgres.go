@@ -271,7 +271,7 @@ func (db *DB) Tenants(ctx context.Context) ([]*privalytics.Tenant, error) {
 // CreateKey stores k.
 func (db *DB) CreateKey(ctx context.Context, k *privalytics.APIKey) error {
 	if !k.Role.Valid() {
-		return privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest or query, got %q", k.Role)
+		return privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", k.Role)
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.ID, k.TenantID, k.Name, string(k.Role), k.Hash, k.CreatedAt)

@@ -370,7 +370,7 @@ func (s *DB) Tenants(ctx context.Context) ([]*privalytics.Tenant, error) {
 // CreateKey stores k.
 func (s *DB) CreateKey(ctx context.Context, k *privalytics.APIKey) error {
 	if !k.Role.Valid() {
-		return privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest or query, got %q", k.Role)
+		return privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", k.Role)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, k.Name, string(k.Role), k.Hash, ts(k.CreatedAt))

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/he"
+)
+
+// encryptRequest is what he encrypt was asked to encrypt.
+type encryptRequest struct {
+	values     []he.ColumnSpec
+	categories []categorySpec
+}
+
+type categorySpec struct {
+	name   string
+	values []string
+}
+
+// parseEncryptColumns reads --column NAME:MIN:MAX and --category NAME:A,B,C.
+func parseEncryptColumns(columns, categories []string) (encryptRequest, error) {
+	var req encryptRequest
+	seen := map[string]bool{}
+	for _, c := range columns {
+		parts := strings.Split(c, ":")
+		if len(parts) != 3 || parts[0] == "" {
+			return req, privalytics.Errorf(privalytics.EINVALID, "--column %q: write NAME:MIN:MAX, e.g. quantity:0:100", c)
+		}
+		lo, err1 := strconv.ParseFloat(parts[1], 64)
+		hi, err2 := strconv.ParseFloat(parts[2], 64)
+		if err1 != nil || err2 != nil || !(lo <= hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+			return req, privalytics.Errorf(privalytics.EINVALID, "--column %q: MIN and MAX must be finite numbers with MIN ≤ MAX", c)
+		}
+		if seen[parts[0]] {
+			return req, privalytics.Errorf(privalytics.EINVALID, "column %q is declared twice", parts[0])
+		}
+		seen[parts[0]] = true
+		req.values = append(req.values, he.ColumnSpec{Name: parts[0], Kind: he.KindValue, Min: lo, Max: hi})
+	}
+	for _, c := range categories {
+		name, list, ok := strings.Cut(c, ":")
+		if !ok || name == "" || list == "" {
+			return req, privalytics.Errorf(privalytics.EINVALID, "--category %q: write NAME:A,B,C with the declared values, e.g. country:France,Germany", c)
+		}
+		if seen[name] {
+			return req, privalytics.Errorf(privalytics.EINVALID, "column %q is declared twice", name)
+		}
+		seen[name] = true
+		vals := strings.Split(list, ",")
+		for i, v := range vals {
+			if v == "" || slices.Contains(vals[:i], v) {
+				return req, privalytics.Errorf(privalytics.EINVALID, "--category %q: a declared value is empty or repeated", c)
+			}
+		}
+		req.categories = append(req.categories, categorySpec{name: name, values: vals})
+	}
+	if len(req.values)+len(req.categories) == 0 {
+		return req, privalytics.Errorf(privalytics.EINVALID, "nothing to encrypt: declare columns with --column NAME:MIN:MAX or --category NAME:A,B,C")
+	}
+	return req, nil
+}
+
+// source holds the requested columns of a file in memory (8 bytes per numeric
+// value): the table header carries the row count, so it must be known before
+// the first ciphertext is written.
+type source struct {
+	clip    bool // clamp out-of-bounds values instead of refusing
+	clipped int
+	rows    int
+	nums    map[string][]float64
+	strs    map[string][]string
+}
+
+// encryptColumns returns the column specs and values in table order: the
+// numeric columns, then one indicator per declared category.
+func (s *source) encryptColumns(req encryptRequest) ([]he.ColumnSpec, [][]float64) {
+	specs := append([]he.ColumnSpec(nil), req.values...)
+	var values [][]float64
+	for _, c := range req.values {
+		values = append(values, s.nums[c.Name])
+	}
+	for _, c := range req.categories {
+		sp, cols := he.IndicatorColumns(c.name, c.values, s.strs[c.name])
+		specs = append(specs, sp...)
+		values = append(values, cols...)
+	}
+	return specs, values
+}
+
+func readSource(path, format string, req encryptRequest, clip bool) (*source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s := &source{clip: clip, nums: map[string][]float64{}, strs: map[string][]string{}}
+	switch format {
+	case "csv":
+		var r io.Reader = bufio.NewReaderSize(f, 1<<20)
+		if strings.HasSuffix(strings.ToLower(path), ".gz") {
+			gz, err := gzip.NewReader(r)
+			if err != nil {
+				return nil, privalytics.Errorf(privalytics.EINVALID, "%s: not gzip: %v", path, err)
+			}
+			defer gz.Close()
+			r = gz
+		}
+		err = s.readCSV(r, req)
+	case "parquet":
+		err = s.readParquet(f, req)
+	default:
+		err = privalytics.Errorf(privalytics.EINVALID, "he encrypt reads csv or parquet, not %q", format)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.rows == 0 {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "%s has no rows to encrypt", path)
+	}
+	return s, nil
+}
+
+func (s *source) readCSV(r io.Reader, req encryptRequest) error {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return privalytics.Errorf(privalytics.EINVALID, "CSV header: %v", err)
+	}
+	index := map[string]int{}
+	for i, h := range header {
+		index[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+	}
+	col := func(name string) (int, error) {
+		i, ok := index[name]
+		if !ok {
+			return 0, privalytics.Errorf(privalytics.EINVALID, "the CSV has no column %q; it has %s", name, strings.Join(header, ", "))
+		}
+		return i, nil
+	}
+	numIdx := make([]int, len(req.values))
+	for i, c := range req.values {
+		if numIdx[i], err = col(c.Name); err != nil {
+			return err
+		}
+	}
+	catIdx := make([]int, len(req.categories))
+	for i, c := range req.categories {
+		if catIdx[i], err = col(c.name); err != nil {
+			return err
+		}
+	}
+	line := 1
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		line++
+		if err != nil {
+			return privalytics.Errorf(privalytics.EINVALID, "CSV line %d: %v", line, err)
+		}
+		for i, c := range req.values {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rec[numIdx[i]]), 64)
+			if err != nil {
+				return privalytics.Errorf(privalytics.EINVALID, "CSV line %d, column %q: %q is not a number; fix or drop the row", line, c.Name, rec[numIdx[i]])
+			}
+			if err := s.addNum(c, v, line); err != nil {
+				return err
+			}
+		}
+		for i, c := range req.categories {
+			s.strs[c.name] = append(s.strs[c.name], strings.TrimSpace(rec[catIdx[i]]))
+		}
+		s.rows++
+	}
+}
+
+func (s *source) addNum(c he.ColumnSpec, v float64, row int) error {
+	if s.clip && !math.IsNaN(v) && (v < c.Min || v > c.Max) {
+		v = math.Min(math.Max(v, c.Min), c.Max)
+		s.clipped++
+	}
+	if !(v >= c.Min && v <= c.Max) {
+		return privalytics.Errorf(privalytics.EINVALID, "row %d, column %q: %g is outside the declared bounds [%g, %g]; widen --column %s:MIN:MAX or pass --clip", row, c.Name, v, c.Min, c.Max, c.Name)
+	}
+	s.nums[c.Name] = append(s.nums[c.Name], v)
+	return nil
+}
+
+func (s *source) readParquet(f *os.File, req encryptRequest) error {
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return privalytics.Errorf(privalytics.EINVALID, "not a Parquet file: %v", err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 65536}, memory.DefaultAllocator)
+	if err != nil {
+		return privalytics.Errorf(privalytics.EINVALID, "Parquet: %v", err)
+	}
+	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	if err != nil {
+		return privalytics.Errorf(privalytics.EINVALID, "Parquet: %v", err)
+	}
+	defer rr.Release()
+	sch := rr.Schema()
+	col := func(name string) (int, error) {
+		idx := sch.FieldIndices(name)
+		if len(idx) != 1 {
+			var names []string
+			for _, f := range sch.Fields() {
+				names = append(names, f.Name)
+			}
+			return 0, privalytics.Errorf(privalytics.EINVALID, "the Parquet file has no column %q; it has %s", name, strings.Join(names, ", "))
+		}
+		return idx[0], nil
+	}
+	numIdx := make([]int, len(req.values))
+	for i, c := range req.values {
+		if numIdx[i], err = col(c.Name); err != nil {
+			return err
+		}
+	}
+	catIdx := make([]int, len(req.categories))
+	for i, c := range req.categories {
+		if catIdx[i], err = col(c.name); err != nil {
+			return err
+		}
+	}
+	for rr.Next() {
+		rec := rr.Record()
+		n := int(rec.NumRows())
+		for i, c := range req.values {
+			arr := rec.Column(numIdx[i])
+			for r := range n {
+				v, err := numberAt(arr, r)
+				if err != nil {
+					return privalytics.Errorf(privalytics.EINVALID, "Parquet row %d, column %q: %v", s.rows+r+1, c.Name, err)
+				}
+				if err := s.addNum(c, v, s.rows+r+1); err != nil {
+					return err
+				}
+			}
+		}
+		for i, c := range req.categories {
+			arr := rec.Column(catIdx[i])
+			for r := range n {
+				s.strs[c.name] = append(s.strs[c.name], stringAt(arr, r))
+			}
+		}
+		s.rows += n
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return privalytics.Errorf(privalytics.EINVALID, "Parquet: %v", err)
+	}
+	return nil
+}
+
+func numberAt(arr arrow.Array, r int) (float64, error) {
+	if arr.IsNull(r) {
+		return 0, errors.New("null; fill or drop the row")
+	}
+	switch a := arr.(type) {
+	case *array.Float64:
+		return a.Value(r), nil
+	case *array.Float32:
+		return float64(a.Value(r)), nil
+	case *array.Int64:
+		return float64(a.Value(r)), nil
+	case *array.Int32:
+		return float64(a.Value(r)), nil
+	case *array.Int16:
+		return float64(a.Value(r)), nil
+	case *array.Int8:
+		return float64(a.Value(r)), nil
+	case *array.Uint32:
+		return float64(a.Value(r)), nil
+	case *array.Uint16:
+		return float64(a.Value(r)), nil
+	case *array.Uint8:
+		return float64(a.Value(r)), nil
+	case *array.String:
+		return strconv.ParseFloat(strings.TrimSpace(a.Value(r)), 64)
+	case *array.LargeString:
+		return strconv.ParseFloat(strings.TrimSpace(a.Value(r)), 64)
+	}
+	return 0, fmt.Errorf("type %s is not numeric", arr.DataType())
+}
+
+func stringAt(arr arrow.Array, r int) string {
+	if arr.IsNull(r) {
+		return ""
+	}
+	switch a := arr.(type) {
+	case *array.String:
+		return strings.TrimSpace(a.Value(r))
+	case *array.LargeString:
+		return strings.TrimSpace(a.Value(r))
+	}
+	return arr.ValueStr(r)
+}
+
+// bufferedFile batches the table writer's many small writes.
+type bufferedFile struct{ *bufio.Writer }
+
+func newBufferedFile(w io.Writer) bufferedFile { return bufferedFile{bufio.NewWriterSize(w, 4<<20)} }
