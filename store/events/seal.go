@@ -47,6 +47,11 @@ func (t *tenant) sealAsync() {
 func (t *tenant) sealNow() error {
 	t.sealRun.Lock()
 	defer t.sealRun.Unlock()
+	return t.sealLocked()
+}
+
+// sealLocked is sealNow for a caller that holds sealRun.
+func (t *tenant) sealLocked() error {
 	// 1. Rotate the log: appends from now on go to a new file.
 	t.wmu.Lock()
 	if t.logRows == 0 || t.log == nil {
@@ -71,7 +76,9 @@ func (t *tenant) sealNow() error {
 	}
 	t.mu.Unlock()
 	if len(recs) == 0 {
-		return nil
+		// Every row of the closed logs was erased or purged: no segment, but
+		// the logs still go, since they hold those rows.
+		return t.dropLogs(through)
 	}
 
 	// 3. Merge into big records sorted by (subject, time): compact dictionaries,
@@ -104,10 +111,7 @@ func (t *tenant) sealNow() error {
 	m := t.man
 	m.Segments = append(slices.Clone(m.Segments), segment{File: name, Rows: rows})
 	m.SealedThrough = through
-	m.Idempotency = make([]idemItem, 0, len(t.idemFIFO))
-	for _, k := range t.idemFIFO {
-		m.Idempotency = append(m.Idempotency, idemItem{Key: k, Rows: t.idem[k]})
-	}
+	m.Idempotency = t.idemItems()
 	t.mu.Unlock()
 	if err := writeManifest(t.dir, m); err != nil {
 		// Whether or not the rename happened, the state on disk is whole: the
@@ -140,13 +144,50 @@ func (t *tenant) sealNow() error {
 
 	// 7. The sealed logs are no longer needed; Open deletes them if a crash
 	// comes first.
+	t.removeLogs(through)
+	return nil
+}
+
+// dropLogs marks the logs through seq sealed without a segment (their rows are
+// all hidden), then removes them. Callers hold sealRun.
+func (t *tenant) dropLogs(through int) error {
+	t.mu.Lock()
+	m := t.man
+	m.SealedThrough = through
+	m.Idempotency = t.idemItems()
+	t.mu.Unlock()
+	if err := writeManifest(t.dir, m); err != nil {
+		return fmt.Errorf("events: write manifest: %w", err)
+	}
+	t.mu.Lock()
+	t.man = m
+	for i := range t.meta {
+		if s := t.meta[i].seq; s != 0 && s <= through {
+			t.meta[i].seq = 0 // empty records left by erasure; none remain normally
+		}
+	}
+	t.mu.Unlock()
+	t.removeLogs(through)
+	return nil
+}
+
+// idemItems lists the remembered idempotency keys, oldest first. Callers hold mu.
+func (t *tenant) idemItems() []idemItem {
+	out := make([]idemItem, 0, len(t.idemFIFO))
+	for _, k := range t.idemFIFO {
+		out = append(out, idemItem{Key: k, Rows: t.idem[k]})
+	}
+	return out
+}
+
+// removeLogs deletes the log files numbered through seq.
+func (t *tenant) removeLogs(through int) {
 	seqs, _ := logFiles(filepath.Join(t.dir, "wal"))
 	for _, seq := range seqs {
 		if seq <= through {
 			os.Remove(filepath.Join(t.dir, "wal", logName(seq)))
 		}
 	}
-	return nil
 }
 
 // rowRef names one row of one source record.

@@ -56,6 +56,9 @@ type Store struct {
 	// crashBeforeManifest, when set (tests only), makes a seal stop after its
 	// segment is written and fsynced but before the manifest names it, as a crash would.
 	crashBeforeManifest func() error
+	// manualCompaction, when set (tests only), leaves compaction to Compact, so
+	// a test can see the state between an erasure and its compaction.
+	manualCompaction bool
 }
 
 // tenantSlot lets one goroutine load a tenant while others wait for that tenant only.
@@ -264,6 +267,24 @@ type manifest struct {
 	Segments      []segment  `json:"segments"`
 	SealedThrough int        `json:"sealed_through"` // log files with seq ≤ this are in segments
 	Idempotency   []idemItem `json:"idempotency,omitempty"`
+	// Erasures are the erasures not yet compacted: their subjects' rows in
+	// segments and logs numbered ≤ Through are hidden when loading. Compaction
+	// removes the entry, so no subject stays named on disk.
+	Erasures []erasure `json:"erasures,omitempty"`
+	// PurgedBefore (µs since the epoch) hides every older row when loading; it
+	// stays after compaction, so rows older than a purge never come back.
+	PurgedBefore int64 `json:"purged_before,omitempty"`
+	// PurgePending says a purge has not been compacted yet.
+	PurgePending bool `json:"purge_pending,omitempty"`
+	// Receipts are the tenant's most recent erasure receipts (maxReceipts).
+	Receipts []privalytics.ErasureReceipt `json:"receipts,omitempty"`
+}
+
+// erasure is a pending erasure: a tombstone until compaction.
+type erasure struct {
+	Receipt  string   `json:"receipt"`
+	Subjects []uint64 `json:"subjects"`
+	Through  int      `json:"through"` // highest log (and segment) number holding rows to hide
 }
 
 type segment struct {

@@ -68,6 +68,8 @@ type tenant struct {
 	sealing  atomic.Bool // a background seal is scheduled or running
 	sealRun  sync.Mutex  // held for a whole seal: two seals at once would both take the same log records
 	coalesce sync.Mutex  // one coalescer at a time; others skip
+	// compacting is set while a background compaction is scheduled or running.
+	compacting atomic.Bool
 }
 
 type pending struct {
@@ -100,6 +102,8 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	for _, it := range m.Idempotency {
 		t.remember(it.Key, it.Rows)
 	}
+	// Erasures and purges not yet compacted are applied as the rows load.
+	h := newHider(m)
 	known := map[string]bool{}
 	for _, seg := range m.Segments {
 		known[seg.File] = true
@@ -108,7 +112,9 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			return nil, fmt.Errorf("events: tenant %s segment %s: %w", id, seg.File, err)
 		}
 		for _, r := range recs {
-			t.addChunk(r, chunkMeta{seq: 0, level: fullLevel})
+			if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
+				t.addChunk(r, chunkMeta{seq: 0, level: fullLevel})
+			}
 		}
 	}
 	// A segment the manifest does not name is the product of an interrupted
@@ -161,8 +167,10 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			if !t.arrow.Equal(f.rec.Schema()) {
 				return nil, fmt.Errorf("events: tenant %s log %s holds a batch of another schema: %s", id, path, schemaOf(f.rec))
 			}
-			recs = append(recs, f.rec)
 			t.logRows += int(f.rec.NumRows())
+			if r, _ := h.filter(t.arrow, f.rec, seq); r.NumRows() > 0 {
+				recs = append(recs, r)
+			}
 			if f.key != "" {
 				t.remember(f.key, int(f.rec.NumRows()))
 			}
@@ -180,6 +188,9 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	}
 	if err := t.openLog(last + 1); err != nil {
 		return nil, err
+	}
+	if len(m.Erasures) > 0 {
+		t.compactAsync() // a crash or failure interrupted compaction: finish it
 	}
 	return t, nil
 }
