@@ -188,6 +188,8 @@ var migrations = []string{
 	UPDATE api_keys SET created_at = ` + padTime("created_at") + `, revoked_at = ` + padTime("revoked_at") + `;
 	UPDATE charges SET time = ` + padTime("time") + `;
 	UPDATE budget_changes SET time = ` + padTime("time") + `;`,
+	// 7: retention periods.
+	`ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // padTime is the SQL of migration 6 for one column: "2006-01-02T15:04:05Z" or
@@ -273,8 +275,8 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create tenant: purposes: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits))
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, retention_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), t.RetentionDays)
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -287,7 +289,7 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, retention_days`
 
 func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error) {
 	var (
@@ -296,7 +298,7 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 		beps, bdelta       int64
 	)
 	var brho int64
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho, &t.RetentionDays); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(schema), &t.Schema); err != nil {
@@ -422,6 +424,21 @@ func (s *DB) RevokeKey(ctx context.Context, tenantID, id string, at time.Time) e
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	}
+	return nil
+}
+
+// SetRetention changes a tenant's retention period.
+func (s *DB) SetRetention(ctx context.Context, tenantID string, days int) error {
+	if err := privalytics.ValidateRetention(days); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE tenants SET retention_days = ? WHERE id = ?`, days, tenantID)
+	if err != nil {
+		return fmt.Errorf("sqlite: set retention: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"KeyAllocations", testAllocations},
 		{"DataPeriodBudgets", testPeriods},
 		{"ZCDPAccounting", testZCDP},
+		{"Retention", testRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -730,5 +731,39 @@ func testZCDP(t *testing.T, s privalytics.MetaStore) {
 	list, _ := s.Charges(ctx, "z", 0, 1)
 	if len(list) != 1 || list[0].Cost.Rho != 0.0001 {
 		t.Errorf("the ledger row lost ρ: %+v", list)
+	}
+}
+
+// testRetention: a tenant's retention period round-trips, can be changed, and
+// is checked.
+func testRetention(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	tn := tenant("r", 1, 0)
+	tn.RetentionDays = 400
+	mustCreate(t, s, tn)
+	if got, err := s.Tenant(ctx, "r"); err != nil || got.RetentionDays != 400 {
+		t.Fatalf("tenant round trip: %+v, %v; want retention 400 days", got, err)
+	}
+	if err := s.SetRetention(ctx, "r", 30); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Tenant(ctx, "r"); got == nil || got.RetentionDays != 30 {
+		t.Errorf("after SetRetention(30): %+v", got)
+	}
+	for _, days := range []int{-1, privalytics.MaxRetentionDays + 1} {
+		if err := s.SetRetention(ctx, "r", days); privalytics.ErrorCode(err) != privalytics.EINVALID {
+			t.Errorf("SetRetention(%d): %v, want EINVALID", days, err)
+		}
+	}
+	if err := s.SetRetention(ctx, "nobody", 30); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("SetRetention of an unknown tenant: %v, want ENOTFOUND", err)
+	}
+	bad := tenant("r2", 1, 0)
+	bad.RetentionDays = -5
+	if err := s.CreateTenant(ctx, bad); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("create with retention -5: %v, want EINVALID", err)
+	}
+	if got, _ := s.Tenants(ctx); len(got) == 0 {
+		t.Error("no tenants listed")
 	}
 }
