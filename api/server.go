@@ -62,6 +62,9 @@ type Deps struct {
 	Limits     Limits
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Privacy receives a record of every erasure, rectification and retention
+	// purge (the audit log attaches here).
+	Privacy PrivacyHooks
 }
 
 // Server serves the Privalytics HTTP API.
@@ -73,6 +76,7 @@ type Server struct {
 	limits Limits
 	log    *slog.Logger
 	now    func() time.Time
+	hooks  PrivacyHooks
 
 	keys    keyCache
 	ready   atomic.Bool
@@ -83,7 +87,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, hooks: d.Privacy, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -144,6 +148,14 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
+
+	// A customer's rights, exercised through the business: admin keys only (a
+	// query key cannot read one customer's events).
+	v1.GET("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.exportSubject)
+	v1.PATCH("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.rectifySubject)
+	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.eraseSubject)
+	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.erasureReceipt)
+	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.setRetention)
 	return r
 }
 

@@ -19,6 +19,7 @@ import (
 type tenantState struct {
 	tenant *privalytics.Tenant
 	conv   *ingest.Converter
+	pseudo *ingest.Pseudonymiser // finds a customer's events for access and erasure
 }
 
 func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, error) {
@@ -41,7 +42,7 @@ func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, erro
 	if err != nil {
 		return nil, err
 	}
-	st := &tenantState{tenant: t, conv: conv}
+	st := &tenantState{tenant: t, conv: conv, pseudo: p}
 	v, _ := s.tenants.LoadOrStore(id, st)
 	return v.(*tenantState), nil
 }
@@ -57,6 +58,9 @@ type CreateTenantRequest struct {
 	// Accounting "zcdp" composes answers in ρ (zero-concentrated DP), much
 	// tighter for many Gaussian answers; default basic composition.
 	Accounting string `json:"accounting,omitempty"`
+	// RetentionDays, when > 0, purges events older than that many days
+	// automatically; 0 keeps them until erased.
+	RetentionDays int `json:"retention_days,omitempty"`
 }
 
 // CreateTenantResponse returns the tenant and its first admin key, shown once.
@@ -83,7 +87,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, Accounting: req.Accounting, CreatedAt: s.now().UTC()}
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, Accounting: req.Accounting, RetentionDays: req.RetentionDays, CreatedAt: s.now().UTC()}
 	if req.Schema != nil {
 		t.Schema = *req.Schema
 	} else {

@@ -125,6 +125,10 @@ func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
 func (a *App) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.ln) }()
+	// Expired events are purged by a loop this function owns and waits for.
+	rctx, stopRetention := context.WithCancel(ctx)
+	retentionDone := make(chan struct{})
+	go func() { defer close(retentionDone); a.api.RunRetention(rctx, a.cfg.RetentionEvery) }()
 	a.api.SetReady(true)
 	a.log.Info("serving", "url", a.URL(), "data_dir", a.cfg.DataDir)
 	var serveErr error
@@ -133,6 +137,8 @@ func (a *App) serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	a.api.SetReady(false)
+	stopRetention()
+	<-retentionDone // before the stores close under it
 	a.log.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

@@ -32,6 +32,7 @@ type Config struct {
 	QueryTimeout    time.Duration `json:"query_timeout"`
 	SealRows        int           `json:"seal_rows"` // log rows that trigger sealing into a Parquet segment
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	RetentionEvery  time.Duration `json:"retention_every"` // how often expired events are purged
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
@@ -49,6 +50,7 @@ func DefaultConfig() Config {
 		QueryTimeout:    30 * time.Second,
 		SealRows:        1_000_000,
 		ShutdownTimeout: 30 * time.Second,
+		RetentionEvery:  time.Hour,
 	}
 }
 
@@ -117,6 +119,8 @@ func settings() []setting {
 	add("seal-rows", "log rows that trigger sealing into a Parquet segment", g, s)
 	g, s = dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })
 	add("shutdown-timeout", "longest graceful shutdown waits for in-flight requests", g, s)
+	g, s = dur(func(c *Config) *time.Duration { return &c.RetentionEvery })
+	add("retention-every", "how often events past their tenant's retention period are purged", g, s)
 	return out
 }
 
@@ -192,6 +196,7 @@ type fileConfig struct {
 	QueryTimeout    *string `json:"query_timeout"`
 	SealRows        *int    `json:"seal_rows"`
 	ShutdownTimeout *string `json:"shutdown_timeout"`
+	RetentionEvery  *string `json:"retention_every"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -226,7 +231,7 @@ func (f fileConfig) apply(c *Config) error {
 		dst *time.Duration
 		v   *string
 		key string
-	}{{&c.QueryTimeout, f.QueryTimeout, "query_timeout"}, {&c.ShutdownTimeout, f.ShutdownTimeout, "shutdown_timeout"}} {
+	}{{&c.QueryTimeout, f.QueryTimeout, "query_timeout"}, {&c.ShutdownTimeout, f.ShutdownTimeout, "shutdown_timeout"}, {&c.RetentionEvery, f.RetentionEvery, "retention_every"}} {
 		if d.v != nil {
 			v, err := time.ParseDuration(*d.v)
 			if err != nil {
@@ -278,6 +283,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout must be > 0, got %s", c.ShutdownTimeout))
+	}
+	if c.RetentionEvery < time.Second {
+		errs = append(errs, fmt.Errorf("retention-every must be at least 1s, got %s", c.RetentionEvery))
 	}
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))
