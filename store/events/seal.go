@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,7 +97,7 @@ func (t *tenant) sealLocked() error {
 		recsOnly[i] = c.Record
 		rows += int(c.Record.NumRows())
 	}
-	if err := writeSegment(path, t.arrow, recsOnly); err != nil {
+	if err := writeSegment(path, t.arrow, recsOnly, t.keys); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("events: write segment %s: %w", path, err)
 	}
@@ -391,30 +393,38 @@ func unifyDictionary(srcs []arrow.ArrayData, refs []rowRef) ([]int32, *array.Dat
 
 // writeSegment writes records to a Parquet file (zstd, dictionary encoding, the
 // time column delta-encoded) and fsyncs it and its directory.
-func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record) error {
+func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record, keys *tenantKeys) error {
+	if keys != nil {
+		// The Parquet file is built in memory and written sealed in chunks.
+		var buf bytes.Buffer
+		if err := writeParquet(&buf, schema, recs); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(f, 1<<20)
+		err = keys.sealSegment(bw, buf.Bytes())
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(path))
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithMaxRowGroupLength(segmentRows),
-		parquet.WithDictionaryFor(schema.Field(1).Name, false),
-		parquet.WithEncodingFor(schema.Field(1).Name, parquet.Encodings.DeltaBinaryPacked),
-	)
-	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		f.Close()
-		return err
-	}
-	for _, r := range recs {
-		if err := w.Write(r); err != nil {
-			w.Close()
-			return err
-		}
-	}
-	if err := w.Close(); err != nil { // closes f
+	if err := writeParquet(f, schema, recs); err != nil { // closes f
 		return err
 	}
 	g, err := os.OpenFile(path, os.O_RDONLY, 0)
@@ -431,11 +441,48 @@ func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record) error 
 	return syncDir(filepath.Dir(path))
 }
 
+// writeParquet writes records as one Parquet file to w, closing w if it is an io.Closer.
+func writeParquet(f io.Writer, schema *arrow.Schema, recs []arrow.Record) error {
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithDictionaryDefault(true),
+		parquet.WithMaxRowGroupLength(segmentRows),
+		parquet.WithDictionaryFor(schema.Field(1).Name, false),
+		parquet.WithEncodingFor(schema.Field(1).Name, parquet.Encodings.DeltaBinaryPacked),
+	)
+	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		if c, ok := f.(io.Closer); ok {
+			c.Close()
+		}
+		return err
+	}
+	for _, r := range recs {
+		if err := w.Write(r); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close() // closes f when it is an io.Closer
+}
+
 // readSegment loads a segment's records in the tenant's Arrow schema, each
 // compacted by gather (the Parquet reader's buffers carry slack and per-batch
 // dictionaries).
-func readSegment(path string, schema *arrow.Schema) ([]arrow.Record, error) {
-	pf, err := file.OpenParquetFile(path, false)
+func readSegment(path string, schema *arrow.Schema, keys *tenantKeys) ([]arrow.Record, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) >= 4 && bytes.Equal(raw[:4], encSegmentMagic[:]) {
+		if keys == nil {
+			return nil, errors.New("the segment is encrypted at rest; open the store with the master key")
+		}
+		if raw, err = keys.openSegment(raw); err != nil {
+			return nil, err
+		}
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,11 @@ type Options struct {
 	SyncWrites        bool // fsync before Append returns; false loses acknowledged appends on a power cut
 	Logger            *slog.Logger
 	IdempotencyWindow int // recent idempotency keys remembered per tenant; default 100,000
+	// Encryption, when set, encrypts every log frame and segment file with
+	// AES-256-GCM under per-tenant data keys it wraps (see FORMAT.md). Plaintext
+	// files written before it was set stay readable and are re-encrypted by
+	// compaction. Nil: files in plaintext.
+	Encryption KeyWrapper
 }
 
 // MaxIdempotencyKey is the longest idempotency key accepted, in bytes.

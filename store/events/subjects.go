@@ -496,9 +496,10 @@ func (t *tenant) compactNow() error {
 	t.mu.Lock()
 	m0 := t.man
 	t.mu.Unlock()
-	if len(m0.Erasures) == 0 && !m0.PurgePending {
+	if len(m0.Erasures) == 0 && !m0.PurgePending && !t.staleKeys {
 		return nil
 	}
+	reencrypt := t.staleKeys && t.keys != nil
 	h := newHider(m0)
 	if !m0.PurgePending {
 		h.before = 0 // older purges are compacted already
@@ -513,12 +514,20 @@ func (t *tenant) compactNow() error {
 	var dropped []string
 	for _, seg := range segs {
 		seq := segmentSeq(seg.File)
-		if !h.mayHide(seq) {
+		path := filepath.Join(t.dir, "segments", seg.File)
+		stale := false
+		if reencrypt {
+			kid, enc, err := segmentKey(path)
+			if err != nil {
+				return fmt.Errorf("events: compact %s: %w", path, err)
+			}
+			stale = !enc || kid != t.keys.current
+		}
+		if !h.mayHide(seq) && !stale {
 			kept = append(kept, seg)
 			continue
 		}
-		path := filepath.Join(t.dir, "segments", seg.File)
-		recs, err := readSegment(path, t.arrow)
+		recs, err := readSegment(path, t.arrow, t.keys)
 		if err != nil {
 			return fmt.Errorf("events: compact %s: %w", path, err)
 		}
@@ -533,7 +542,7 @@ func (t *tenant) compactNow() error {
 			}
 		}
 		switch {
-		case removed == 0:
+		case removed == 0 && !stale:
 			kept = append(kept, seg)
 		case rows == 0:
 			dropped = append(dropped, seg.File)
@@ -542,7 +551,7 @@ func (t *tenant) compactNow() error {
 			// rename; a crash before it leaves a stray file Open removes.
 			tmp := path + ".compact"
 			os.Remove(tmp)
-			if err := writeSegment(tmp, t.arrow, out); err != nil {
+			if err := writeSegment(tmp, t.arrow, out, t.keys); err != nil {
 				os.Remove(tmp)
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
@@ -581,6 +590,84 @@ func (t *tenant) compactNow() error {
 	t.mu.Unlock()
 	for _, f := range dropped {
 		os.Remove(filepath.Join(t.dir, "segments", f))
+	}
+	if reencrypt {
+		// Every log frame and segment is now under the current key.
+		if err := t.keys.retire(); err != nil {
+			return fmt.Errorf("events: retire old data keys: %w", err)
+		}
+		t.staleKeys = false
+	}
+	return nil
+}
+
+// RotateKey gives the tenant a new data key without stopping ingest: appends
+// after it are sealed under the new key (in a new log file), files under older
+// keys stay readable, and a background compaction re-encrypts them and then
+// forgets the old keys. ECONFLICT when encryption at rest is off.
+func (s *Store) RotateKey(ctx context.Context, tenantID string, schema privalytics.Schema) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t, err := s.tenant(tenantID, schema)
+	if err != nil {
+		return err
+	}
+	if t.keys == nil {
+		return privalytics.Errorf(privalytics.ECONFLICT, "encryption at rest is off for this store; there is no data key to rotate")
+	}
+	t.sealRun.Lock()
+	t.wmu.Lock()
+	err = t.keys.rotate()
+	if err == nil && t.log != nil {
+		err = t.openLog(t.logSeq + 1)
+	}
+	t.wmu.Unlock()
+	if err == nil {
+		t.staleKeys = true
+	}
+	t.sealRun.Unlock()
+	if err != nil {
+		return fmt.Errorf("events: rotate key: %w", err)
+	}
+	t.compactAsync()
+	return nil
+}
+
+// Shred crypto-shreds a tenant: its data keys are overwritten and removed, so
+// its log and segment files (and any copy of them made without the KEYS file)
+// can never be decrypted; the tenant can no longer be loaded (ECONFLICT).
+// The files themselves stay until the operator deletes them. ECONFLICT when
+// encryption at rest is off: plaintext files must be deleted instead.
+func (s *Store) Shred(ctx context.Context, tenantID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !tenantIDPattern.MatchString(tenantID) {
+		return privalytics.Errorf(privalytics.EINVALID, "tenant id %q must be lower-case letters, digits and -, 1 to 63 long", tenantID)
+	}
+	if s.opt.Encryption == nil {
+		return privalytics.Errorf(privalytics.ECONFLICT, "encryption at rest is off: tenant %s's files are plaintext and must be deleted, not shredded", tenantID)
+	}
+	if t := s.loaded(tenantID); t != nil {
+		t.sealRun.Lock()
+		t.wmu.Lock()
+		if t.log != nil {
+			t.log.Close()
+			t.log = nil // appends now fail with EUNAVAILABLE
+		}
+		t.wmu.Unlock()
+		t.sealRun.Unlock()
+		s.mu.Lock()
+		delete(s.tenants, tenantID)
+		s.mu.Unlock()
+	}
+	dir := filepath.Join(s.dir, tenantID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("events: shred: %w", err)
+	}
+	if err := shredKeys(dir); err != nil {
+		return fmt.Errorf("events: shred: %w", err)
 	}
 	return nil
 }

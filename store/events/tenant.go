@@ -70,6 +70,11 @@ type tenant struct {
 	coalesce sync.Mutex  // one coalescer at a time; others skip
 	// compacting is set while a background compaction is scheduled or running.
 	compacting atomic.Bool
+	// keys are the tenant's data keys when encryption at rest is on, else nil.
+	keys *tenantKeys
+	// staleKeys says some file is plaintext or under an older key: compaction
+	// re-encrypts it, then retires the old keys. Guarded by sealRun.
+	staleKeys bool
 }
 
 type pending struct {
@@ -87,6 +92,7 @@ type pending struct {
 func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error) {
 	t := &tenant{s: s, id: id, dir: filepath.Join(s.dir, id), schema: schema, arrow: schema.Arrow(),
 		subjects: map[uint64]uint32{}, idem: map[string]int{}, version: firstVersion()}
+	var err error
 	walDir := filepath.Join(t.dir, "wal")
 	segDir := filepath.Join(t.dir, "segments")
 	for _, d := range []string{walDir, segDir} {
@@ -94,7 +100,16 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 		}
 	}
-	m, err := readManifest(t.manifestPath())
+	if s.opt.Encryption != nil {
+		if t.keys, err = loadKeys(t.dir, id, s.opt.Encryption); err != nil {
+			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
+		}
+		t.staleKeys = len(t.keys.file.Keys) > 1 // a re-encryption was interrupted
+	} else if _, err := os.Stat(filepath.Join(t.dir, "KEYS")); err == nil {
+		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s's events are encrypted at rest (or crypto-shredded); open the store with the master key", id)
+	}
+	var m manifest
+	m, err = readManifest(t.manifestPath())
 	if err != nil {
 		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 	}
@@ -107,9 +122,15 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	known := map[string]bool{}
 	for _, seg := range m.Segments {
 		known[seg.File] = true
-		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow)
+		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow, t.keys)
 		if err != nil {
 			return nil, fmt.Errorf("events: tenant %s segment %s: %w", id, seg.File, err)
+		}
+		if t.keys != nil {
+			// A plaintext segment, or one under an older key, is re-encrypted by compaction.
+			if kid, enc, err := segmentKey(filepath.Join(segDir, seg.File)); err != nil || !enc || kid != t.keys.current {
+				t.staleKeys = true
+			}
 		}
 		for _, r := range recs {
 			if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
@@ -149,7 +170,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			os.Remove(path)
 			continue
 		}
-		frames, good, reason, err := readLog(path)
+		frames, good, reason, err := readLog(path, t.keys)
 		if err != nil {
 			return nil, fmt.Errorf("events: tenant %s log %s: %w", id, path, err)
 		}
@@ -189,8 +210,8 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	if err := t.openLog(last + 1); err != nil {
 		return nil, err
 	}
-	if len(m.Erasures) > 0 {
-		t.compactAsync() // a crash or failure interrupted compaction: finish it
+	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys {
+		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
 	}
 	return t, nil
 }
@@ -302,17 +323,30 @@ func (t *tenant) writeGroup(group []*pending) {
 		fresh = append(fresh, p)
 	}
 	t.mu.Unlock()
-	if len(fresh) == 1 {
+	var err error
+	if t.keys != nil {
+		// Sealed here, under wmu, so a key rotation (which holds wmu while it
+		// starts a new log) never sees an old-key frame land in the new log.
+		for _, p := range fresh {
+			if p.frame, err = t.keys.sealFrame(p.frame); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("events: encrypt batch: %w", err)
+	} else if len(fresh) == 1 {
 		buf = fresh[0].frame
 	} else {
 		for _, p := range fresh {
 			buf = append(buf, p.frame...)
 		}
 	}
-	var err error
-	if len(buf) > 0 && t.log == nil {
+	switch {
+	case err != nil: // nothing is written
+	case len(buf) > 0 && t.log == nil:
 		err = privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
-	} else if len(buf) > 0 {
+	case len(buf) > 0:
 		if _, err = t.log.Write(buf); err == nil && t.s.opt.SyncWrites {
 			err = t.log.Sync()
 		}
