@@ -87,7 +87,11 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 		a.meta = nil
 		return nil, fmt.Errorf("metadata store: %w", err)
 	}
-	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}); err != nil {
+	evOpt := events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}
+	if cfg.EncryptAtRest {
+		evOpt.Encryption = mk
+	}
+	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), evOpt); err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
 	mech := dp.Secure()

@@ -33,6 +33,9 @@ type Config struct {
 	SealRows        int           `json:"seal_rows"` // log rows that trigger sealing into a Parquet segment
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	RetentionEvery  time.Duration `json:"retention_every"` // how often expired events are purged
+	// EncryptAtRest seals event logs and segments with AES-256-GCM under
+	// per-tenant data keys wrapped by the master key.
+	EncryptAtRest bool `json:"encrypt_at_rest"`
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
@@ -51,6 +54,7 @@ func DefaultConfig() Config {
 		SealRows:        1_000_000,
 		ShutdownTimeout: 30 * time.Second,
 		RetentionEvery:  time.Hour,
+		EncryptAtRest:   true,
 	}
 }
 
@@ -121,6 +125,13 @@ func settings() []setting {
 	add("shutdown-timeout", "longest graceful shutdown waits for in-flight requests", g, s)
 	g, s = dur(func(c *Config) *time.Duration { return &c.RetentionEvery })
 	add("retention-every", "how often events past their tenant's retention period are purged", g, s)
+	add("encrypt-at-rest", "encrypt event logs and segments under per-tenant keys wrapped by the master key (true or false)",
+		func(c *Config) string { return strconv.FormatBool(c.EncryptAtRest) },
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.EncryptAtRest = b
+			return err
+		})
 	return out
 }
 
@@ -197,6 +208,7 @@ type fileConfig struct {
 	SealRows        *int    `json:"seal_rows"`
 	ShutdownTimeout *string `json:"shutdown_timeout"`
 	RetentionEvery  *string `json:"retention_every"`
+	EncryptAtRest   *bool   `json:"encrypt_at_rest"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -225,6 +237,9 @@ func (f fileConfig) apply(c *Config) error {
 	}
 	if f.SealRows != nil {
 		c.SealRows = *f.SealRows
+	}
+	if f.EncryptAtRest != nil {
+		c.EncryptAtRest = *f.EncryptAtRest
 	}
 	var errs []error
 	for _, d := range []struct {

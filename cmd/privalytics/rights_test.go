@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,12 +100,25 @@ func needlesIn(t *testing.T, dir string, needles [][]byte) []string {
 // the next answer at once, and after compaction no file in the data directory
 // holds the customer's pseudonym (8 bytes either way round, decimal, hex) or
 // any value unique to them. Then retention purges old events.
+//
+// It runs with encryption at rest off, where the files before erasure show the
+// search finds the customer, and on, where no event value of any customer
+// appears in any file at any time.
 func TestEndToEndCustomerRights(t *testing.T) {
 	t.Parallel()
+	for _, encrypted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypt_at_rest=%v", encrypted), func(t *testing.T) {
+			t.Parallel()
+			testCustomerRights(t, encrypted)
+		})
+	}
+}
+
+func testCustomerRights(t *testing.T, encrypted bool) {
 	ctx := context.Background()
 	mech := dptest.NoNoise()
 	dir := t.TempDir()
-	ts := startServer(t, &mech, dir)
+	ts := startServerWith(t, &mech, dir, func(c *Config) { c.EncryptAtRest = encrypted })
 	admin, ingestKey, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 100, Delta: 1e-3})
 	customers := []string{"cust-victim-7781", "cust-2", "cust-3", "cust-4"}
 	evs, body := rightsEvents(customers, 6)
@@ -194,7 +208,16 @@ func TestEndToEndCustomerRights(t *testing.T) {
 	for _, ev := range evs[:6] {
 		needles = append(needles, []byte(ev["order_id"].(string)), []byte(ev["product"].(string)))
 	}
-	if hits := needlesIn(t, dir, needles); len(hits) == 0 {
+	if encrypted {
+		// No value of any customer, nor the victim's pseudonym, is in the clear.
+		all := slices.Clone(needles)
+		for _, ev := range evs[6:] {
+			all = append(all, []byte(ev["order_id"].(string)), []byte(ev["product"].(string)))
+		}
+		if hits := needlesIn(t, dir, all); len(hits) > 0 {
+			t.Errorf("with encryption at rest on, files hold plaintext:\n%s", strings.Join(hits, "\n"))
+		}
+	} else if hits := needlesIn(t, dir, needles); len(hits) == 0 {
 		t.Fatal("before erasure no file holds the victim's bytes, so the check after it would prove nothing")
 	}
 
