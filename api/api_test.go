@@ -24,12 +24,19 @@ import (
 // fixture is a server on real stores in a temp dir, with an operator key and a
 // tenant "shop" whose admin key is known.
 type fixture struct {
+	server   *api.Server
 	srv      *httptest.Server
 	operator string
 	admin    string
 }
 
 func newFixture(t *testing.T, limits api.Limits) *fixture {
+	t.Helper()
+	return newFixtureWith(t, limits, nil)
+}
+
+// newFixtureWith is newFixture with a change to the server's dependencies.
+func newFixtureWith(t *testing.T, limits api.Limits, change func(*api.Deps)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -45,7 +52,12 @@ func newFixture(t *testing.T, limits api.Limits) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Deps{Meta: meta, Events: ev, Keys: mk, Mechanisms: dp.Secure(), Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	deps := api.Deps{Meta: meta, Events: ev, Keys: mk, Mechanisms: dp.Secure(), Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if change != nil {
+		change(&deps)
+	}
+	s := api.New(deps)
+	f0 := &fixture{server: s}
 	s.SetReady(true)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
@@ -57,7 +69,8 @@ func newFixture(t *testing.T, limits api.Limits) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, operator: op.Token}
+	f := f0
+	f.srv, f.operator = srv, op.Token
 	var created api.CreateTenantResponse
 	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(`{"id":"shop","budget":{"epsilon":1}}`), http.StatusCreated, &created)
 	f.admin = created.AdminKey.Token
