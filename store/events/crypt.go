@@ -184,6 +184,12 @@ func (k *tenantKeys) aead(id uint32) (cipher.AEAD, error) {
 	return a, nil
 }
 
+func (k *tenantKeys) currentID() uint32 {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.current
+}
+
 func (k *tenantKeys) currentAEAD() (uint32, cipher.AEAD) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()

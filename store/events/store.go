@@ -186,8 +186,16 @@ func (s *Store) Append(ctx context.Context, tenantID string, schema privalytics.
 	if err != nil {
 		return privalytics.AppendResult{}, fmt.Errorf("events: encode batch: %w", err)
 	}
-	b.Record.Retain() // held in memory for as long as the tenant is
 	p := &pending{frame: frame, key: b.IdempotencyKey, rec: b.Record, done: make(chan struct{})}
+	if t.keys != nil {
+		// Sealed here, by each writer in parallel; the leader re-seals the rare
+		// frame whose key a rotation retired meanwhile.
+		p.plain = frame
+		if p.frame, err = t.keys.sealFrame(frame); err != nil {
+			return privalytics.AppendResult{}, fmt.Errorf("events: encrypt batch: %w", err)
+		}
+	}
+	b.Record.Retain() // held in memory for as long as the tenant is
 	res, err := t.commit(p)
 	if err != nil || res.Duplicate {
 		b.Record.Release()

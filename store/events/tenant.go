@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -79,6 +80,7 @@ type tenant struct {
 
 type pending struct {
 	frame []byte
+	plain []byte // the frame before sealing, when encryption is on
 	key   string
 	rec   arrow.Record
 	done  chan struct{}
@@ -325,11 +327,16 @@ func (t *tenant) writeGroup(group []*pending) {
 	t.mu.Unlock()
 	var err error
 	if t.keys != nil {
-		// Sealed here, under wmu, so a key rotation (which holds wmu while it
-		// starts a new log) never sees an old-key frame land in the new log.
+		// A frame sealed under a key that is no longer current (a rotation came
+		// between Append and now) is sealed again, here under wmu, which a
+		// rotation holds while it starts a new log: no old-key frame ever lands
+		// in a log started after its key was rotated out.
+		cur := t.keys.currentID()
 		for _, p := range fresh {
-			if p.frame, err = t.keys.sealFrame(p.frame); err != nil {
-				break
+			if binary.LittleEndian.Uint32(p.frame[frameHeader:]) != cur {
+				if p.frame, err = t.keys.sealFrame(p.plain); err != nil {
+					break
+				}
 			}
 		}
 	}
@@ -382,7 +389,7 @@ func (t *tenant) writeGroup(group []*pending) {
 	}
 	t.mu.Unlock()
 	for _, p := range group {
-		p.frame = nil
+		p.frame, p.plain = nil, nil
 		close(p.done)
 	}
 }
