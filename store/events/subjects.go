@@ -28,8 +28,9 @@ import (
 
 var _ privalytics.SubjectStore = (*Store)(nil)
 
-// maxReceipts bounds the erasure receipts a tenant's manifest keeps.
-const maxReceipts = 10_000
+// maxReceipts bounds the erasure receipts a tenant's manifest keeps (the
+// manifest is rewritten whole at every seal); the audit log keeps them all.
+const maxReceipts = 1_000
 
 // hider decides which stored rows the manifest's tombstones hide.
 type hider struct {
@@ -437,7 +438,7 @@ func constantArray(typ arrow.DataType, n int, v any) (arrow.Array, error) {
 }
 
 // Receipt returns an erasure receipt with its current status. ENOTFOUND if
-// the tenant has no receipt with that ID (or it is older than the last 10,000).
+// the tenant has no receipt with that ID (or it is older than the last 1,000).
 func (s *Store) Receipt(ctx context.Context, tenantID string, schema privalytics.Schema, id string) (privalytics.ErasureReceipt, error) {
 	if err := ctx.Err(); err != nil {
 		return privalytics.ErasureReceipt{}, err
@@ -478,13 +479,26 @@ func (t *tenant) compactAsync() {
 		return
 	}
 	if !t.s.goWorker(func() {
-		defer t.compacting.Store(false)
-		if err := t.compactNow(); err != nil {
+		err := t.compactNow()
+		if err != nil {
 			t.s.log.Error("compaction failed; erased rows stay hidden and the next compaction (or open) removes them", "tenant", t.id, "err", err)
+		}
+		t.compacting.Store(false)
+		// An erasure that came while this compaction ran is not in it; its
+		// compactAsync found the flag set, so this one starts the next.
+		if err == nil && t.compactionDue() {
+			t.compactAsync()
 		}
 	}) {
 		t.compacting.Store(false)
 	}
+}
+
+// compactionDue reports whether erasures, a purge or old keys wait for compaction.
+func (t *tenant) compactionDue() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.man.Erasures) > 0 || t.man.PurgePending || t.staleKeys.Load()
 }
 
 // compactNow seals every log (from the in-memory records, which no longer hold
@@ -496,10 +510,10 @@ func (t *tenant) compactNow() error {
 	t.mu.Lock()
 	m0 := t.man
 	t.mu.Unlock()
-	if len(m0.Erasures) == 0 && !m0.PurgePending && !t.staleKeys {
+	if len(m0.Erasures) == 0 && !m0.PurgePending && !t.staleKeys.Load() {
 		return nil
 	}
-	reencrypt := t.staleKeys && t.keys != nil
+	reencrypt := t.staleKeys.Load() && t.keys != nil
 	h := newHider(m0)
 	if !m0.PurgePending {
 		h.before = 0 // older purges are compacted already
@@ -596,7 +610,7 @@ func (t *tenant) compactNow() error {
 		if err := t.keys.retire(); err != nil {
 			return fmt.Errorf("events: retire old data keys: %w", err)
 		}
-		t.staleKeys = false
+		t.staleKeys.Store(false)
 	}
 	return nil
 }
@@ -624,7 +638,7 @@ func (s *Store) RotateKey(ctx context.Context, tenantID string, schema privalyti
 	}
 	t.wmu.Unlock()
 	if err == nil {
-		t.staleKeys = true
+		t.staleKeys.Store(true)
 	}
 	t.sealRun.Unlock()
 	if err != nil {

@@ -74,8 +74,8 @@ type tenant struct {
 	// keys are the tenant's data keys when encryption at rest is on, else nil.
 	keys *tenantKeys
 	// staleKeys says some file is plaintext or under an older key: compaction
-	// re-encrypts it, then retires the old keys. Guarded by sealRun.
-	staleKeys bool
+	// re-encrypts it, then retires the old keys.
+	staleKeys atomic.Bool
 }
 
 type pending struct {
@@ -106,7 +106,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		if t.keys, err = loadKeys(t.dir, id, s.opt.Encryption); err != nil {
 			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 		}
-		t.staleKeys = len(t.keys.file.Keys) > 1 // a re-encryption was interrupted
+		t.staleKeys.Store(len(t.keys.file.Keys) > 1) // a re-encryption was interrupted
 	} else if _, err := os.Stat(filepath.Join(t.dir, "KEYS")); err == nil {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s's events are encrypted at rest (or crypto-shredded); open the store with the master key", id)
 	}
@@ -131,7 +131,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		if t.keys != nil {
 			// A plaintext segment, or one under an older key, is re-encrypted by compaction.
 			if kid, enc, err := segmentKey(filepath.Join(segDir, seg.File)); err != nil || !enc || kid != t.keys.current {
-				t.staleKeys = true
+				t.staleKeys.Store(true)
 			}
 		}
 		for _, r := range recs {
@@ -212,7 +212,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	if err := t.openLog(last + 1); err != nil {
 		return nil, err
 	}
-	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys {
+	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
 	}
 	return t, nil
