@@ -92,6 +92,18 @@ type SubjectStore interface {
 	Compact(ctx context.Context, tenantID string, schema Schema) error
 }
 
+// EncryptedStore is the part of an event store that manages encryption at
+// rest. Optional, like SubjectStore; implementation: store/events.
+type EncryptedStore interface {
+	// RotateKey gives the tenant a new data key without stopping ingest; files
+	// under older keys are re-encrypted in the background. ECONFLICT when
+	// encryption at rest is off.
+	RotateKey(ctx context.Context, tenantID string, schema Schema) error
+	// Shred destroys the tenant's data keys: its stored events can never be
+	// read again, and the tenant's events can no longer be loaded (ECONFLICT).
+	Shred(ctx context.Context, tenantID string) error
+}
+
 // Receipt statuses.
 const (
 	ErasurePending  = "pending"  // hidden from queries; compaction has not finished

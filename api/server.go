@@ -156,6 +156,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.eraseSubject)
 	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.erasureReceipt)
 	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.setRetention)
+	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.rotateDataKey)
+	v1.DELETE("/tenants/:tenant/events", s.shredTenant)
 	return r
 }
 

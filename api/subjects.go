@@ -444,3 +444,62 @@ func (s *Server) RunRetention(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+func (s *Server) encryptedStore() (privalytics.EncryptedStore, error) {
+	es, ok := s.events.(privalytics.EncryptedStore)
+	if !ok {
+		return nil, privalytics.Errorf(privalytics.ECONFLICT, "the event store does not encrypt at rest")
+	}
+	return es, nil
+}
+
+// rotateDataKey gives the caller's tenant a new data key; ingest goes on, and
+// files under the old key are re-encrypted in the background.
+func (s *Server) rotateDataKey(c *gin.Context) {
+	k := callerOf(c).Key
+	if k.TenantID == "" {
+		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "use the tenant's admin key"))
+		return
+	}
+	es, err := s.encryptedStore()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	st, err := s.tenantState(c.Request.Context(), k.TenantID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := es.RotateKey(c.Request.Context(), st.tenant.ID, st.tenant.Schema); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.log.Info("tenant data key rotated", slog.String("tenant", st.tenant.ID))
+	c.JSON(http.StatusOK, gin.H{"rotated": true})
+}
+
+// shredTenant crypto-shreds a tenant's events (operator key only): its data
+// keys are destroyed, so no copy of its event files can be read again.
+func (s *Server) shredTenant(c *gin.Context) {
+	if !callerOf(c).operator() {
+		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key shreds a tenant's events"))
+		return
+	}
+	es, err := s.encryptedStore()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	t, err := s.meta.Tenant(c.Request.Context(), c.Param("tenant"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := es.Shred(c.Request.Context(), t.ID); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.log.Warn("tenant events crypto-shredded", slog.String("tenant", t.ID))
+	c.Status(http.StatusNoContent)
+}

@@ -360,3 +360,13 @@ func (c *Client) SetRetention(ctx context.Context, days int) (*privalytics.Tenan
 	var out privalytics.Tenant
 	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/retention", map[string]int{"retention_days": days}, &out)
 }
+
+// RotateDataKey rotates the tenant's data key for encryption at rest (admin key).
+func (c *Client) RotateDataKey(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/tenant/data-keys", nil, nil)
+}
+
+// ShredTenantEvents crypto-shreds a tenant's events (operator key).
+func (c *Client) ShredTenantEvents(ctx context.Context, tenantID string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/tenants/"+url.PathEscape(tenantID)+"/events", nil, nil)
+}

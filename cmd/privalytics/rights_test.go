@@ -276,7 +276,39 @@ func testCustomerRights(t *testing.T, encrypted bool) {
 	if len(purged) != 1 || purged[0].Rows != old || !purged[0].Before.Equal(cut) {
 		t.Errorf("purges %+v, want one of %d rows before %s", purged, old, cut)
 	}
-	if got := countAll(t, query); got != total-6-float64(old) {
-		t.Errorf("count after the retention purge = %v, want %v", got, total-6-float64(old))
+	left := total - 6 - float64(old)
+	if got := countAll(t, query); got != left {
+		t.Errorf("count after the retention purge = %v, want %v", got, left)
+	}
+	if !encrypted {
+		if err := admin.RotateDataKey(ctx); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+			t.Errorf("rotate with encryption off: %v, want conflict", err)
+		}
+		return
+	}
+
+	// Key rotation while serving: ingest and queries go on, old data stays readable.
+	if err := admin.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	more, body2 := rightsEvents([]string{"cust-5"}, 3)
+	if _, err := ingestKey.Ingest(ctx, body2, client.IngestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := countAll(t, query); got != left+float64(len(more)) {
+		t.Errorf("count after rotation and more events = %v, want %v", got, left+float64(len(more)))
+	}
+	// Crypto-shredding: the operator destroys the tenant's keys; nothing reads its events again.
+	if err := admin.ShredTenantEvents(ctx, "shop"); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
+		t.Errorf("shred with the tenant's admin key: %v, want forbidden", err)
+	}
+	if err := ts.operator.ShredTenantEvents(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := query.Query(ctx, &privalytics.Query{Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxGroups: 1, MaxRowsPerGroup: 100}, Epsilon: 0.5}); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+		t.Errorf("query after shredding: %v, want conflict", err)
+	}
+	if _, err := admin.ExportSubject(ctx, customers[1]); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+		t.Errorf("export after shredding: %v, want conflict", err)
 	}
 }
