@@ -90,6 +90,10 @@ type SubjectStore interface {
 	Receipt(ctx context.Context, tenantID string, schema Schema, id string) (ErasureReceipt, error)
 	// Compact makes every pending erasure and purge physical now and waits.
 	Compact(ctx context.Context, tenantID string, schema Schema) error
+	// CompactDue compacts every loaded tenant with work pending: it retries a
+	// background compaction that failed, so the time to physical removal stays
+	// bounded by the caller's period.
+	CompactDue(ctx context.Context) error
 }
 
 // EncryptedStore is the part of an event store that manages encryption at

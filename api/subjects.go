@@ -430,12 +430,20 @@ func (s *Server) PurgeExpired(ctx context.Context, now time.Time) ([]privalytics
 	return out, nil
 }
 
-// RunRetention runs PurgeExpired now and then every interval until ctx is done.
+// RunRetention runs PurgeExpired (and retries pending compactions) now and
+// then every interval until ctx is done.
 // The caller owns the goroutine and waits for it.
 func (s *Server) RunRetention(ctx context.Context, every time.Duration) {
 	for {
 		if _, err := s.PurgeExpired(ctx, s.now()); err != nil && ctx.Err() == nil {
 			s.log.Error("retention pass", slog.Any("err", err))
+		}
+		// A background compaction that failed is retried here, so erased and
+		// purged rows leave the disk within one period even then.
+		if ss, err := s.subjectStore(); err == nil {
+			if err := ss.CompactDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("compaction retry", slog.Any("err", err))
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -467,6 +468,33 @@ func (s *Store) Compact(ctx context.Context, tenantID string, schema privalytics
 		return err
 	}
 	return t.compactNow()
+}
+
+// CompactDue compacts every loaded tenant that has erasures, a purge or
+// re-encryption pending, and returns the errors met.
+func (s *Store) CompactDue(ctx context.Context) error {
+	s.mu.Lock()
+	var due []*tenant
+	for _, slot := range s.tenants {
+		select {
+		case <-slot.ready:
+			if slot.t != nil && slot.t.compactionDue() {
+				due = append(due, slot.t)
+			}
+		default: // still loading: its load schedules what it needs
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range due {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := t.compactNow(); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // compactAsync starts a background compaction unless one is scheduled or the

@@ -275,3 +275,35 @@ func TestRectifyRewritesTheSubjectsRows(t *testing.T) {
 		t.Errorf("rectify of an unknown subject: %v, want ENOTFOUND", err)
 	}
 }
+
+// TestCompactDueRetriesPendingWork: an erasure whose background compaction
+// did not run is made physical by CompactDue, which the server calls every
+// retention period.
+func TestCompactDueRetriesPendingWork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir, 1_000_000, nil)
+	defer s.Close()
+	s.manualCompaction = true // stands for a compaction that failed
+	appendAll(t, s, 0, batches(0, 3, 30))
+	rc, err := s.Erase(ctx, "t1", retail, []uint64{victim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Receipt(ctx, "t1", retail, rc.ID); r.Status != privalytics.ErasurePending {
+		t.Fatalf("receipt before CompactDue: %+v, want pending", r)
+	}
+	if hits := filesHolding(t, dir, subjectNeedles(victim)); len(hits) == 0 {
+		t.Fatal("before CompactDue no file holds the subject, so the check after it proves nothing")
+	}
+	if err := s.CompactDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Receipt(ctx, "t1", retail, rc.ID); r.Status != privalytics.ErasureComplete {
+		t.Errorf("receipt after CompactDue: %+v, want complete", r)
+	}
+	if hits := filesHolding(t, dir, subjectNeedles(victim)); len(hits) > 0 {
+		t.Errorf("after CompactDue the subject remains:\n%v", hits)
+	}
+}
