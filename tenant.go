@@ -46,8 +46,12 @@ type Tenant struct {
 	Accounting string `json:"accounting,omitempty"`
 	// Privacy is the declared consent policy per purpose, the stray personal
 	// data policy and the processors; see PrivacyPolicy.
-	Privacy   PrivacyPolicy `json:"privacy"`
-	CreatedAt time.Time     `json:"created_at"`
+	Privacy PrivacyPolicy `json:"privacy"`
+	// RetentionDays, when > 0, is how long events are kept: events older than
+	// that many days (by their time column) are purged automatically, and the
+	// purge is recorded. 0 keeps events until they are erased.
+	RetentionDays int       `json:"retention_days,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 
 	// WrappedKey is the tenant's pseudonymisation (HMAC) key, encrypted under the
 	// server's master key. It never leaves the server and is never serialised to clients.
@@ -90,10 +94,33 @@ func (t *Tenant) Validate() error {
 		problems = append(problems, fmt.Sprintf("accounting must be empty (basic composition) or %q, got %q", AccountingZCDP, t.Accounting))
 	}
 	problems = append(problems, t.privacyProblems()...)
+	if err := ValidateRetention(t.RetentionDays); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(problems) > 0 {
 		return Errorf(EINVALID, "tenant: %s", strings.Join(problems, "; "))
 	}
 	return t.Schema.Validate()
+}
+
+// MaxRetentionDays is the longest retention period a tenant may declare (100 years).
+const MaxRetentionDays = 36_500
+
+// ValidateRetention checks a retention period in days (0: keep until erased).
+func ValidateRetention(days int) error {
+	if days < 0 || days > MaxRetentionDays {
+		return Errorf(EINVALID, "retention_days must be 0 (keep until erased) or 1 to %d, got %d", MaxRetentionDays, days)
+	}
+	return nil
+}
+
+// RetentionCutoff is the time before which a tenant's events have expired at
+// now, and false when the tenant keeps events until they are erased.
+func (t *Tenant) RetentionCutoff(now time.Time) (time.Time, bool) {
+	if t.RetentionDays <= 0 {
+		return time.Time{}, false
+	}
+	return now.AddDate(0, 0, -t.RetentionDays), true
 }
 
 // APIKey is a credential. The secret is shown once at creation; only its SHA-256
@@ -131,6 +158,10 @@ type MetaStore interface {
 	// RevokeKey marks the key revoked. ENOTFOUND if the key does not exist or belongs
 	// to another tenant (so one tenant cannot probe another's key IDs).
 	RevokeKey(ctx context.Context, tenantID, id string, at time.Time) error
+
+	// SetRetention changes a tenant's retention period in days (0: keep until
+	// erased). ENOTFOUND if no such tenant; EINVALID for a period out of range.
+	SetRetention(ctx context.Context, tenantID string, days int) error
 
 	Ledger
 	ConsentStore

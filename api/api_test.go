@@ -25,6 +25,7 @@ import (
 // fixture is a server on real stores in a temp dir, with an operator key and a
 // tenant "shop" whose admin key is known.
 type fixture struct {
+	server   *api.Server
 	srv      *httptest.Server
 	operator string
 	admin    string
@@ -36,9 +37,18 @@ func newFixture(t *testing.T, limits api.Limits) *fixture {
 	return newFixtureWith(t, limits, dp.Secure(), `{"id":"shop","budget":{"epsilon":1}}`)
 }
 
+// newFixtureDeps is newFixture with a change to the server's dependencies.
+func newFixtureDeps(t *testing.T, limits api.Limits, change func(*api.Deps)) *fixture {
+	return newFixtureOpts(t, limits, dp.Secure(), `{"id":"shop","budget":{"epsilon":1}}`, change)
+}
+
 // newFixtureWith is newFixture with chosen mechanisms and tenant; the server
 // keeps an audit log in the temp dir (f.audit).
 func newFixtureWith(t *testing.T, limits api.Limits, mech dp.Mechanisms, tenantJSON string) *fixture {
+	return newFixtureOpts(t, limits, mech, tenantJSON, nil)
+}
+
+func newFixtureOpts(t *testing.T, limits api.Limits, mech dp.Mechanisms, tenantJSON string, change func(*api.Deps)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -58,7 +68,12 @@ func newFixtureWith(t *testing.T, limits api.Limits, mech dp.Mechanisms, tenantJ
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Deps{Meta: meta, Events: ev, Keys: mk, Audit: al, Mechanisms: mech, Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	deps := api.Deps{Meta: meta, Events: ev, Keys: mk, Audit: al, Mechanisms: mech, Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if change != nil {
+		change(&deps)
+	}
+	s := api.New(deps)
+	f0 := &fixture{server: s, audit: al}
 	s.SetReady(true)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
@@ -71,7 +86,8 @@ func newFixtureWith(t *testing.T, limits api.Limits, mech dp.Mechanisms, tenantJ
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, operator: op.Token, audit: al}
+	f := f0
+	f.srv, f.operator = srv, op.Token
 	var created api.CreateTenantResponse
 	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(tenantJSON), http.StatusCreated, &created)
 	f.admin = created.AdminKey.Token

@@ -22,6 +22,12 @@ const (
 	auditConsentRead  = "consent.read" // an admin looked at one customer's consent history
 	auditPrivacy      = "tenant.privacy"
 	auditDenied       = "access.denied" // a role or tenant refused (403/404), or a revoked or forged key of a tenant (401)
+	auditRetention    = "tenant.retention"
+	auditKeyRotate    = "tenant.data_key.rotate"
+	auditShred        = "tenant.shred"
+	auditPurge        = "retention.purge" // by the server's retention pass (actor "retention")
+	auditErase        = "subject.erase"   // with the receipt ID and row count, never the customer
+	auditRectify      = "subject.rectify"
 )
 
 // audit records one action of the request's caller on the caller's tenant. err

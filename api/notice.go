@@ -31,8 +31,6 @@ func (s *Server) privacyNotice(c *gin.Context) {
 			format = "json"
 		}
 	}
-	// The tenant declares no retention period yet on this branch: the notice
-	// says "not set" until Tenant carries one.
 	n := notice.For(st.tenant, "")
 	switch format {
 	case "json":

@@ -65,6 +65,13 @@ func TestLeastPrivilege(t *testing.T) {
 		"POST /v1/federations/{fed}/rounds/{round}/ready":             "",
 		"GET /v1/federations/{fed}/rounds/{round}/aggregate":          "",
 		"POST /v1/federations/{fed}/rounds/{round}/decryption-shares": "",
+		// A customer's rights, retention, data keys.
+		"GET /v1/subjects/{customer_id}":     "admin",
+		"DELETE /v1/subjects/{customer_id}":  "admin",
+		"GET /v1/erasures/{id}":              "admin",
+		"PUT /v1/tenant/retention":           "admin",
+		"POST /v1/tenant/data-keys":          "admin",
+		"DELETE /v1/tenants/{tenant}/events": "operator",
 		// Encrypted datasets (processor role, or admin; the routes answer 404
 		// unless the server runs with --role processor).
 		"POST /v1/he/datasets":                            "admin",

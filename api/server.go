@@ -68,6 +68,9 @@ type Deps struct {
 	HE     HELimits
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Privacy receives a record of every erasure, rectification and retention
+	// purge (the audit log attaches here).
+	Privacy PrivacyHooks
 }
 
 // Server serves the Privalytics HTTP API.
@@ -80,6 +83,7 @@ type Server struct {
 	limits   Limits
 	log      *slog.Logger
 	now      func() time.Time
+	hooks    PrivacyHooks
 
 	heLimits HELimits
 	he       *heState
@@ -95,7 +99,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, hooks: d.Privacy, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -182,6 +186,16 @@ func (s *Server) routes() *gin.Engine {
 	hg.POST("/datasets/:dataset/jobs", s.createHEJob)
 	hg.GET("/datasets/:dataset/jobs/:job", s.getHEJob)
 	hg.GET("/datasets/:dataset/jobs/:job/result", s.getHEJobResult)
+
+	// A customer's rights, exercised through the business: admin keys only (a
+	// query key cannot read one customer's events).
+	v1.GET("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.exportSubject)
+	v1.PATCH("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.rectifySubject)
+	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.eraseSubject)
+	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.erasureReceipt)
+	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.setRetention)
+	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.rotateDataKey)
+	v1.DELETE("/tenants/:tenant/events", s.shredTenant)
 	return r
 }
 

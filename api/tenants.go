@@ -19,7 +19,7 @@ import (
 type tenantState struct {
 	tenant *privalytics.Tenant
 	conv   *ingest.Converter
-	pseudo *ingest.Pseudonymiser // the same keyed hash ingest stores, for consent and subject lookups
+	pseudo *ingest.Pseudonymiser // the same keyed hash ingest stores, for consent, access and erasure
 }
 
 func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, error) {
@@ -66,6 +66,9 @@ type CreateTenantRequest struct {
 	// personal data in free text (reject, the default, or redact), and the
 	// processors named in the privacy notice.
 	Privacy *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
+	// RetentionDays, when > 0, purges events older than that many days
+	// automatically; 0 keeps them until erased.
+	RetentionDays int `json:"retention_days,omitempty"`
 }
 
 // CreateTenantResponse returns the tenant and its first admin key, shown once.
@@ -90,7 +93,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, Accounting: req.Accounting, CreatedAt: s.now().UTC()}
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, Accounting: req.Accounting, RetentionDays: req.RetentionDays, CreatedAt: s.now().UTC()}
 	if req.Schema != nil {
 		t.Schema = *req.Schema
 	} else {

@@ -70,8 +70,8 @@ var purposeWhy = map[string]string{
 	"product":   "to improve our products and services",
 }
 
-// For builds the notice of a tenant. retention is the tenant's retention
-// period in words ("" when none is set).
+// For builds the notice of a tenant. retention overrides the tenant's
+// retention period in words; "" uses the tenant's RetentionDays ("not set" when 0).
 func For(t *privalytics.Tenant, retention string) *Notice {
 	name := t.Name
 	if name == "" {
@@ -115,6 +115,9 @@ func For(t *privalytics.Tenant, retention string) *Notice {
 	}
 
 	n.Protection = protection(t)
+	if retention == "" && t.RetentionDays > 0 {
+		retention = fmt.Sprintf("%d days from the time of each event; older events are deleted automatically", t.RetentionDays)
+	}
 	n.Retention = retention
 	if n.Retention == "" {
 		n.Retention = RetentionNotSet

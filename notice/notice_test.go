@@ -58,6 +58,12 @@ func TestNoticeFollowsConfiguration(t *testing.T) {
 			t.Errorf("%s: the business name is not escaped in HTML", tc.name)
 		}
 	}
+	if tn := base(); true {
+		tn.RetentionDays = 730
+		if md := notice.For(tn, "").Markdown(); !strings.Contains(md, "Retention period: 730 days from the time of each event; older events are deleted automatically.") {
+			t.Errorf("the notice does not state the tenant's retention of 730 days:\n%s", md)
+		}
+	}
 	if n := notice.For(base(), "2 years"); !strings.Contains(n.Markdown(), "Retention period: 2 years.") || strings.Contains(n.Markdown(), "Events are kept until") {
 		t.Errorf("a declared retention is not stated")
 	}

@@ -58,6 +58,8 @@ type CreateTenantRequest struct {
 	Period     string                     `json:"period,omitempty"`
 	Accounting string                     `json:"accounting,omitempty"`
 	Privacy    *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
+	// RetentionDays > 0 purges events older than that many days.
+	RetentionDays int `json:"retention_days,omitempty"`
 }
 
 // IssuedKey is a new key with its token (shown once).
@@ -255,6 +257,11 @@ func (c *Client) roundTrip(req *http.Request, out any) error {
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
+	}
+	if raw, ok := out.(*[]byte); ok { // the body as sent (CSV exports)
+		var err error
+		*raw, err = io.ReadAll(resp.Body)
+		return err
 	}
 	if w, ok := out.(io.Writer); ok {
 		_, err := io.Copy(w, resp.Body)
@@ -527,4 +534,70 @@ func (c *Client) WaitHEJob(ctx context.Context, dataset, job string) ([]byte, er
 		}
 		wait = min(2*wait, time.Second)
 	}
+}
+
+// SubjectExport mirrors api.SubjectExport: one customer's events.
+type SubjectExport struct {
+	Tenant     string           `json:"tenant"`
+	CustomerID string           `json:"customer_id"`
+	ExportedAt time.Time        `json:"exported_at"`
+	Rows       int              `json:"rows"`
+	Columns    []string         `json:"columns"`
+	Events     []map[string]any `json:"events"`
+}
+
+func subjectPath(customerID string) string { return "/v1/subjects/" + url.PathEscape(customerID) }
+
+// ExportSubject returns everything held about one customer (admin key).
+// Numbers come back as json.Number, so decimals keep every digit.
+func (c *Client) ExportSubject(ctx context.Context, customerID string) (*SubjectExport, error) {
+	var raw []byte
+	if err := c.send(ctx, http.MethodGet, subjectPath(customerID)+"?format=json", nil, nil, &raw); err != nil {
+		return nil, err
+	}
+	var out SubjectExport
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return &out, dec.Decode(&out)
+}
+
+// ExportSubjectCSV returns the same export as CSV.
+func (c *Client) ExportSubjectCSV(ctx context.Context, customerID string) ([]byte, error) {
+	var raw []byte
+	return raw, c.send(ctx, http.MethodGet, subjectPath(customerID)+"?format=csv", nil, nil, &raw)
+}
+
+// RectifySubject corrects fields on every event of one customer (admin key).
+func (c *Client) RectifySubject(ctx context.Context, customerID string, fields map[string]any) (*privalytics.ErasureReceipt, error) {
+	var out privalytics.ErasureReceipt
+	return &out, c.do(ctx, http.MethodPatch, subjectPath(customerID), map[string]any{"fields": fields}, &out)
+}
+
+// EraseSubject erases one customer (admin key); the receipt is pending until
+// compaction has removed the events from disk.
+func (c *Client) EraseSubject(ctx context.Context, customerID string) (*privalytics.ErasureReceipt, error) {
+	var out privalytics.ErasureReceipt
+	return &out, c.do(ctx, http.MethodDelete, subjectPath(customerID), nil, &out)
+}
+
+// Erasure returns an erasure receipt with its current status.
+func (c *Client) Erasure(ctx context.Context, id string) (*privalytics.ErasureReceipt, error) {
+	var out privalytics.ErasureReceipt
+	return &out, c.do(ctx, http.MethodGet, "/v1/erasures/"+url.PathEscape(id), nil, &out)
+}
+
+// SetRetention sets the tenant's retention period in days (admin key).
+func (c *Client) SetRetention(ctx context.Context, days int) (*privalytics.Tenant, error) {
+	var out privalytics.Tenant
+	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/retention", map[string]int{"retention_days": days}, &out)
+}
+
+// RotateDataKey rotates the tenant's data key for encryption at rest (admin key).
+func (c *Client) RotateDataKey(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/tenant/data-keys", nil, nil)
+}
+
+// ShredTenantEvents crypto-shreds a tenant's events (operator key).
+func (c *Client) ShredTenantEvents(ctx context.Context, tenantID string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/tenants/"+url.PathEscape(tenantID)+"/events", nil, nil)
 }

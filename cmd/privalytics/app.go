@@ -89,7 +89,11 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 		a.meta = nil
 		return nil, fmt.Errorf("metadata store: %w", err)
 	}
-	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}); err != nil {
+	evOpt := events.Options{SealRows: cfg.SealRows, SyncWrites: true, Logger: a.log}
+	if cfg.EncryptAtRest {
+		evOpt.Encryption = mk
+	}
+	if a.events, err = events.Open(filepath.Join(cfg.DataDir, "events"), evOpt); err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
 	if a.audit, err = audit.Open(filepath.Join(cfg.DataDir, audit.FileName)); err != nil {
@@ -133,6 +137,10 @@ func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
 func (a *App) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.ln) }()
+	// Expired events are purged by a loop this function owns and waits for.
+	rctx, stopRetention := context.WithCancel(ctx)
+	retentionDone := make(chan struct{})
+	go func() { defer close(retentionDone); a.api.RunRetention(rctx, a.cfg.RetentionEvery) }()
 	a.api.SetReady(true)
 	a.log.Info("serving", "url", a.URL(), "data_dir", a.cfg.DataDir, "role", a.cfg.Role)
 	var serveErr error
@@ -141,6 +149,8 @@ func (a *App) serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	a.api.SetReady(false)
+	stopRetention()
+	<-retentionDone // before the stores close under it
 	a.log.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

@@ -47,6 +47,7 @@ Each timing is the median of --repeat runs. The README's table comes from this c
 	cmd.Flags().IntVar(&opt.rows, "rows", 10_000_000, "rows in the store for the query benchmark")
 	cmd.Flags().IntVar(&opt.repeat, "repeat", 5, "runs per query timing (median reported)")
 	cmd.Flags().IntVar(&opt.senders, "senders", 4, "concurrent HTTP senders")
+	cmd.Flags().BoolVar(&opt.encrypt, "encrypt-at-rest", true, "encrypt logs and segments, as serve does by default; run with =false to measure the overhead")
 	cmd.Flags().StringVar(&opt.uci, "uci", "../shared/data/online_retail_uci.csv.gz", "UCI Online Retail file for the accuracy figure (skipped if absent)")
 	return cmd
 }
@@ -54,6 +55,7 @@ Each timing is the median of --repeat runs. The README's table comes from this c
 type benchOptions struct {
 	httpRows, importRows, rows, repeat, senders int
 	uci                                         string
+	encrypt                                     bool
 }
 
 type benchRow struct {
@@ -70,6 +72,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
 	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
 	cfg.SealRows = 2_000_000
+	cfg.EncryptAtRest = opt.encrypt
 	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
 	if err != nil {
 		return err
@@ -93,6 +96,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	ingestClient := admin.WithToken(ik.Token)
 
 	fmt.Fprintf(out, "Privalytics benchmark — %d CPUs (GOMAXPROCS %d), %s/%s, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(out, "encryption at rest: %v\n\n", opt.encrypt)
 	var rows []benchRow
 
 	// 1. Durable HTTP ingest.

@@ -34,10 +34,14 @@ type Config struct {
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	// Role is "analytics" (the default) or "processor", which also serves the
 	// encrypted-analytics routes /v1/he/… for outside data owners.
-	Role             string `json:"role"`
-	HEMaxUploadBytes int64  `json:"he_max_upload_bytes"` // one encrypted dataset upload (keys + table); 413 above
-	HEMaxHeldBytes   int64  `json:"he_max_held_bytes"`   // all encrypted datasets and results in memory; 503 above
-	HEJobs           int    `json:"he_jobs"`             // encrypted jobs computing at once
+	Role             string        `json:"role"`
+	HEMaxUploadBytes int64         `json:"he_max_upload_bytes"` // one encrypted dataset upload (keys + table); 413 above
+	HEMaxHeldBytes   int64         `json:"he_max_held_bytes"`   // all encrypted datasets and results in memory; 503 above
+	HEJobs           int           `json:"he_jobs"`             // encrypted jobs computing at once
+	RetentionEvery   time.Duration `json:"retention_every"`     // how often expired events are purged
+	// EncryptAtRest seals event logs and segments with AES-256-GCM under
+	// per-tenant data keys wrapped by the master key.
+	EncryptAtRest bool `json:"encrypt_at_rest"`
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
@@ -59,6 +63,8 @@ func DefaultConfig() Config {
 		HEMaxUploadBytes: 1 << 30,
 		HEMaxHeldBytes:   4 << 30,
 		HEJobs:           2,
+		RetentionEvery:   time.Hour,
+		EncryptAtRest:    true,
 	}
 }
 
@@ -135,6 +141,15 @@ func settings() []setting {
 	add("he-max-held-bytes", "most bytes of encrypted datasets and results held in memory", g, s)
 	g, s = integer(func(c *Config) *int { return &c.HEJobs })
 	add("he-jobs", "encrypted jobs computing at once (each uses one core)", g, s)
+	g, s = dur(func(c *Config) *time.Duration { return &c.RetentionEvery })
+	add("retention-every", "how often events past their tenant's retention period are purged", g, s)
+	add("encrypt-at-rest", "encrypt event logs and segments under per-tenant keys wrapped by the master key (true or false)",
+		func(c *Config) string { return strconv.FormatBool(c.EncryptAtRest) },
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.EncryptAtRest = b
+			return err
+		})
 	return out
 }
 
@@ -214,6 +229,8 @@ type fileConfig struct {
 	HEMaxUploadBytes *int64  `json:"he_max_upload_bytes"`
 	HEMaxHeldBytes   *int64  `json:"he_max_held_bytes"`
 	HEJobs           *int    `json:"he_jobs"`
+	RetentionEvery   *string `json:"retention_every"`
+	EncryptAtRest    *bool   `json:"encrypt_at_rest"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -253,12 +270,15 @@ func (f fileConfig) apply(c *Config) error {
 	if f.HEJobs != nil {
 		c.HEJobs = *f.HEJobs
 	}
+	if f.EncryptAtRest != nil {
+		c.EncryptAtRest = *f.EncryptAtRest
+	}
 	var errs []error
 	for _, d := range []struct {
 		dst *time.Duration
 		v   *string
 		key string
-	}{{&c.QueryTimeout, f.QueryTimeout, "query_timeout"}, {&c.ShutdownTimeout, f.ShutdownTimeout, "shutdown_timeout"}} {
+	}{{&c.QueryTimeout, f.QueryTimeout, "query_timeout"}, {&c.ShutdownTimeout, f.ShutdownTimeout, "shutdown_timeout"}, {&c.RetentionEvery, f.RetentionEvery, "retention_every"}} {
 		if d.v != nil {
 			v, err := time.ParseDuration(*d.v)
 			if err != nil {
@@ -322,6 +342,9 @@ func (c Config) Validate() error {
 	}
 	if c.HEJobs < 1 || c.HEJobs > 256 {
 		errs = append(errs, fmt.Errorf("he-jobs must be 1..256, got %d", c.HEJobs))
+	}
+	if c.RetentionEvery < time.Second {
+		errs = append(errs, fmt.Errorf("retention-every must be at least 1s, got %s", c.RetentionEvery))
 	}
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))

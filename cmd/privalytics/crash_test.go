@@ -19,6 +19,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/store/events"
+	"github.com/privalytics/privalytics/store/keyring"
 )
 
 type child struct {
@@ -173,7 +174,12 @@ func TestCrashIngest(t *testing.T) {
 // counts each batch's rows.
 func checkCrashStore(t *testing.T, dir string, acked, tried map[string]bool) {
 	t.Helper()
-	st, err := events.Open(filepath.Join(dir, "events"), events.Options{SealRows: 5000, SyncWrites: true})
+	// The server encrypts at rest under its master key, which it created in dir.
+	mk, _, err := keyring.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := events.Open(filepath.Join(dir, "events"), events.Options{SealRows: 5000, SyncWrites: true, Encryption: mk})
 	if err != nil {
 		t.Fatalf("reopen store after kill: %v", err)
 	}

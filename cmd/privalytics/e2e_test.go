@@ -29,7 +29,16 @@ type testServer struct {
 
 func startServer(t *testing.T, mech *dp.Mechanisms, dataDir string) *testServer {
 	t.Helper()
+	return startServerWith(t, mech, dataDir, nil)
+}
+
+// startServerWith is startServer with a change to the default configuration.
+func startServerWith(t *testing.T, mech *dp.Mechanisms, dataDir string, change func(*Config)) *testServer {
+	t.Helper()
 	cfg := DefaultConfig()
+	if change != nil {
+		change(&cfg)
+	}
 	cfg.Addr = "127.0.0.1:0"
 	if dataDir == "" {
 		dataDir = t.TempDir()

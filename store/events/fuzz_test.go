@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"crypto/cipher"
 	"testing"
 )
 
@@ -27,15 +29,21 @@ func FuzzParseLog(f *testing.F) {
 	f.Add(whole[:frameHeader+5])
 	f.Add([]byte("PVL1\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Add([]byte{})
+	sealed := sealLog(f, fuzzKeys(f), whole)
+	f.Add(sealed)
+	f.Add(sealed[:len(sealed)-3])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		frames, good, reason := parseLog(data)
+		frames, good, reason, err := parseLog(data, fuzzKeys(t))
+		if err != nil {
+			return // a whole encrypted frame that does not decrypt: an error, never a cut
+		}
 		if good < 0 || good > int64(len(data)) {
 			t.Fatalf("good offset %d outside 0..%d", good, len(data))
 		}
 		if (reason == "") != (good == int64(len(data))) {
 			t.Fatalf("reason %q with %d of %d bytes good", reason, good, len(data))
 		}
-		again, good2, reason2 := parseLog(data[:good])
+		again, good2, reason2 := parseLogT(t, data[:good])
 		if len(again) != len(frames) || good2 != good || reason2 != "" {
 			t.Fatalf("the kept prefix parses to %d frames, %d bytes, %q; first pass %d frames, %d bytes", len(again), good2, reason2, len(frames), good)
 		}
@@ -48,7 +56,7 @@ func FuzzParseLog(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encode frame %d: %v", i, err)
 			}
-			back, _, reason := parseLog(enc)
+			back, _, reason := parseLogT(t, enc)
 			if len(back) != 1 || reason != "" || back[0].key != fr.key || back[0].rec.NumRows() != fr.rec.NumRows() {
 				t.Fatalf("frame %d does not survive re-encoding (%q)", i, reason)
 			}
@@ -64,7 +72,7 @@ func TestEncodedFramesParseBack(t *testing.T) {
 	}{{"one frame", []int{5}}, {"three frames", []int{1, 10, 100}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			frames, good, reason := parseLog(validLog(t, tc.sizes...))
+			frames, good, reason := parseLogT(t, validLog(t, tc.sizes...))
 			if reason != "" || len(frames) != len(tc.sizes) {
 				t.Fatalf("%d frames, %d bytes good, cut because %q; want %d whole frames", len(frames), good, reason, len(tc.sizes))
 			}
@@ -91,4 +99,102 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("decoded without error into an unusable record")
 		}
 	})
+}
+
+// fuzzKeys are fixed data keys (test-only, insecure) for the encrypted paths.
+func fuzzKeys(tb testing.TB) *tenantKeys {
+	tb.Helper()
+	aead, err := newAEAD([]byte("testInsecureKey-32-bytes-long!!!"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &tenantKeys{tenant: "t1", aeads: map[uint32]cipher.AEAD{1: aead}, current: 1}
+}
+
+// parseLogT parses a log that must not fail to decrypt.
+func parseLogT(tb testing.TB, data []byte) ([]frame, int64, string) {
+	tb.Helper()
+	frames, good, reason, err := parseLog(data, fuzzKeys(tb))
+	if err != nil {
+		tb.Fatalf("parse: %v", err)
+	}
+	return frames, good, reason
+}
+
+// sealLog encrypts each frame of a plaintext log.
+func sealLog(tb testing.TB, k *tenantKeys, plain []byte) []byte {
+	tb.Helper()
+	frames, _, reason, err := parseLog(plain, nil)
+	if err != nil || reason != "" {
+		tb.Fatalf("seed log: %v %s", err, reason)
+	}
+	var out []byte
+	for _, fr := range frames {
+		enc, err := encodeFrame(nil, fr.key, fr.rec)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sealed, err := k.sealFrame(enc)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, sealed...)
+	}
+	return out
+}
+
+// FuzzOpenSegment feeds arbitrary bytes to the encrypted-segment decoder: it
+// must never panic, and whatever it accepts must have been sealed under the key.
+func FuzzOpenSegment(f *testing.F) {
+	k := fuzzKeys(f)
+	for _, n := range []int{0, 10, segChunk + 5} {
+		var buf bytes.Buffer
+		if err := k.sealSegment(&buf, bytes.Repeat([]byte("p"), n)); err != nil {
+			f.Fatal(err)
+		}
+		if n < segChunk {
+			f.Add(buf.Bytes())
+		}
+		f.Add(buf.Bytes()[:segHeader+3])
+	}
+	f.Add([]byte("PVS1\x01\x00\x00\x00\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		plain, err := k.openSegment(data)
+		if err != nil {
+			return
+		}
+		var again bytes.Buffer
+		if err := k.sealSegment(&again, plain); err != nil {
+			t.Fatal(err)
+		}
+		back, err := k.openSegment(again.Bytes())
+		if err != nil || !bytes.Equal(back, plain) {
+			t.Fatalf("re-sealed segment does not open to the same bytes: %v", err)
+		}
+	})
+}
+
+func TestSegmentSealingDetectsTampering(t *testing.T) {
+	t.Parallel()
+	k := fuzzKeys(t)
+	plain := bytes.Repeat([]byte("0123456789"), segChunk/5) // two chunks
+	var buf bytes.Buffer
+	if err := k.sealSegment(&buf, plain); err != nil {
+		t.Fatal(err)
+	}
+	sealed := buf.Bytes()
+	if got, err := k.openSegment(sealed); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if bytes.Contains(sealed, []byte("0123456789")) {
+		t.Error("the sealed segment holds plaintext")
+	}
+	cut := sealed[:segHeader+segChunk+gcmTag] // drop the last chunk: the first one is not marked last
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)/2] ^= 1
+	for name, bad := range map[string][]byte{"cut after a whole chunk": cut, "flipped byte": flipped, "header only": sealed[:segHeader]} {
+		if _, err := k.openSegment(bad); err == nil {
+			t.Errorf("%s: opened without error", name)
+		}
+	}
 }

@@ -52,9 +52,11 @@ func encodeFrame(dst []byte, key string, rec arrow.Record) ([]byte, error) {
 		return nil, fmt.Errorf("batch of %d bytes is over the %d-byte frame limit", len(payload), maxFrame)
 	}
 	binary.LittleEndian.PutUint32(dst[start+4:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(dst[start+8:], crc32.Checksum(payload, crcTable))
+	binary.LittleEndian.PutUint32(dst[start+8:], crcOf(payload))
 	return dst, nil
 }
+
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 
 type frame struct {
 	key string
@@ -64,46 +66,59 @@ type frame struct {
 // readLog decodes every whole, valid frame of a log file. It returns the frames,
 // the offset just after the last good one and, when bytes follow it, why they are
 // not trusted: a torn write, a corrupt frame, and everything after a corrupt frame.
-func readLog(path string) (frames []frame, good int64, reason string, err error) {
+func readLog(path string, keys *tenantKeys) (frames []frame, good int64, reason string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	frames, good, reason = parseLog(data)
-	return frames, good, reason, nil
+	return parseLog(data, keys)
 }
 
-// parseLog is readLog on bytes in memory.
-func parseLog(data []byte) ([]frame, int64, string) {
+// parseLog is readLog on bytes in memory. An encrypted frame that is whole and
+// passes its CRC yet cannot be decrypted (no keys, an unknown key, a failed
+// tag) is an error, not a torn tail: cutting it would destroy good data read
+// with the wrong master key.
+func parseLog(data []byte, keys *tenantKeys) ([]frame, int64, string, error) {
 	var out []frame
 	off := 0
 	for off < len(data) {
 		if len(data)-off < frameHeader {
-			return out, int64(off), "short frame header"
+			return out, int64(off), "short frame header", nil
 		}
-		if !bytes.Equal(data[off:off+4], frameMagic[:]) {
-			return out, int64(off), "bad magic"
+		encrypted := bytes.Equal(data[off:off+4], encFrameMagic[:])
+		if !encrypted && !bytes.Equal(data[off:off+4], frameMagic[:]) {
+			return out, int64(off), "bad magic", nil
 		}
 		n := int(binary.LittleEndian.Uint32(data[off+4:]))
 		sum := binary.LittleEndian.Uint32(data[off+8:])
 		if n > maxFrame {
-			return out, int64(off), "length over the limit"
+			return out, int64(off), "length over the limit", nil
 		}
 		if len(data)-off-frameHeader < n {
-			return out, int64(off), "short payload"
+			return out, int64(off), "short payload", nil
 		}
 		payload := data[off+frameHeader : off+frameHeader+n]
-		if crc32.Checksum(payload, crcTable) != sum {
-			return out, int64(off), "CRC mismatch"
+		if crcOf(payload) != sum {
+			return out, int64(off), "CRC mismatch", nil
+		}
+		if encrypted {
+			if keys == nil {
+				return out, int64(off), "", errors.New("the log is encrypted at rest; open the store with the master key")
+			}
+			plain, err := keys.openFrame(payload)
+			if err != nil {
+				return out, int64(off), "", fmt.Errorf("decrypt log frame at offset %d: %w", off, err)
+			}
+			payload = plain
 		}
 		f, err := decodePayload(payload)
 		if err != nil {
-			return out, int64(off), "undecodable payload: " + err.Error()
+			return out, int64(off), "undecodable payload: " + err.Error(), nil
 		}
 		out = append(out, f)
 		off += frameHeader + n
 	}
-	return out, int64(off), ""
+	return out, int64(off), "", nil
 }
 
 // decodePayload decodes a frame's payload. The Arrow IPC reader trusts its input

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +49,11 @@ func (t *tenant) sealAsync() {
 func (t *tenant) sealNow() error {
 	t.sealRun.Lock()
 	defer t.sealRun.Unlock()
+	return t.sealLocked()
+}
+
+// sealLocked is sealNow for a caller that holds sealRun.
+func (t *tenant) sealLocked() error {
 	// 1. Rotate the log: appends from now on go to a new file.
 	t.wmu.Lock()
 	if t.logRows == 0 || t.log == nil {
@@ -71,7 +78,9 @@ func (t *tenant) sealNow() error {
 	}
 	t.mu.Unlock()
 	if len(recs) == 0 {
-		return nil
+		// Every row of the closed logs was erased or purged: no segment, but
+		// the logs still go, since they hold those rows.
+		return t.dropLogs(through)
 	}
 
 	// 3. Merge into big records sorted by (subject, time): compact dictionaries,
@@ -88,7 +97,7 @@ func (t *tenant) sealNow() error {
 		recsOnly[i] = c.Record
 		rows += int(c.Record.NumRows())
 	}
-	if err := writeSegment(path, t.arrow, recsOnly); err != nil {
+	if err := writeSegment(path, t.arrow, recsOnly, t.keys); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("events: write segment %s: %w", path, err)
 	}
@@ -104,10 +113,7 @@ func (t *tenant) sealNow() error {
 	m := t.man
 	m.Segments = append(slices.Clone(m.Segments), segment{File: name, Rows: rows})
 	m.SealedThrough = through
-	m.Idempotency = make([]idemItem, 0, len(t.idemFIFO))
-	for _, k := range t.idemFIFO {
-		m.Idempotency = append(m.Idempotency, idemItem{Key: k, Rows: t.idem[k]})
-	}
+	m.Idempotency = t.idemItems()
 	t.mu.Unlock()
 	if err := writeManifest(t.dir, m); err != nil {
 		// Whether or not the rename happened, the state on disk is whole: the
@@ -140,13 +146,50 @@ func (t *tenant) sealNow() error {
 
 	// 7. The sealed logs are no longer needed; Open deletes them if a crash
 	// comes first.
+	t.removeLogs(through)
+	return nil
+}
+
+// dropLogs marks the logs through seq sealed without a segment (their rows are
+// all hidden), then removes them. Callers hold sealRun.
+func (t *tenant) dropLogs(through int) error {
+	t.mu.Lock()
+	m := t.man
+	m.SealedThrough = through
+	m.Idempotency = t.idemItems()
+	t.mu.Unlock()
+	if err := writeManifest(t.dir, m); err != nil {
+		return fmt.Errorf("events: write manifest: %w", err)
+	}
+	t.mu.Lock()
+	t.man = m
+	for i := range t.meta {
+		if s := t.meta[i].seq; s != 0 && s <= through {
+			t.meta[i].seq = 0 // empty records left by erasure; none remain normally
+		}
+	}
+	t.mu.Unlock()
+	t.removeLogs(through)
+	return nil
+}
+
+// idemItems lists the remembered idempotency keys, oldest first. Callers hold mu.
+func (t *tenant) idemItems() []idemItem {
+	out := make([]idemItem, 0, len(t.idemFIFO))
+	for _, k := range t.idemFIFO {
+		out = append(out, idemItem{Key: k, Rows: t.idem[k]})
+	}
+	return out
+}
+
+// removeLogs deletes the log files numbered through seq.
+func (t *tenant) removeLogs(through int) {
 	seqs, _ := logFiles(filepath.Join(t.dir, "wal"))
 	for _, seq := range seqs {
 		if seq <= through {
 			os.Remove(filepath.Join(t.dir, "wal", logName(seq)))
 		}
 	}
-	return nil
 }
 
 // rowRef names one row of one source record.
@@ -350,30 +393,38 @@ func unifyDictionary(srcs []arrow.ArrayData, refs []rowRef) ([]int32, *array.Dat
 
 // writeSegment writes records to a Parquet file (zstd, dictionary encoding, the
 // time column delta-encoded) and fsyncs it and its directory.
-func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record) error {
+func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record, keys *tenantKeys) error {
+	if keys != nil {
+		// The Parquet file is built in memory and written sealed in chunks.
+		var buf bytes.Buffer
+		if err := writeParquet(&buf, schema, recs); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(f, 1<<20)
+		err = keys.sealSegment(bw, buf.Bytes())
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(path))
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithMaxRowGroupLength(segmentRows),
-		parquet.WithDictionaryFor(schema.Field(1).Name, false),
-		parquet.WithEncodingFor(schema.Field(1).Name, parquet.Encodings.DeltaBinaryPacked),
-	)
-	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		f.Close()
-		return err
-	}
-	for _, r := range recs {
-		if err := w.Write(r); err != nil {
-			w.Close()
-			return err
-		}
-	}
-	if err := w.Close(); err != nil { // closes f
+	if err := writeParquet(f, schema, recs); err != nil { // closes f
 		return err
 	}
 	g, err := os.OpenFile(path, os.O_RDONLY, 0)
@@ -390,11 +441,48 @@ func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record) error 
 	return syncDir(filepath.Dir(path))
 }
 
+// writeParquet writes records as one Parquet file to w, closing w if it is an io.Closer.
+func writeParquet(f io.Writer, schema *arrow.Schema, recs []arrow.Record) error {
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithDictionaryDefault(true),
+		parquet.WithMaxRowGroupLength(segmentRows),
+		parquet.WithDictionaryFor(schema.Field(1).Name, false),
+		parquet.WithEncodingFor(schema.Field(1).Name, parquet.Encodings.DeltaBinaryPacked),
+	)
+	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		if c, ok := f.(io.Closer); ok {
+			c.Close()
+		}
+		return err
+	}
+	for _, r := range recs {
+		if err := w.Write(r); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close() // closes f when it is an io.Closer
+}
+
 // readSegment loads a segment's records in the tenant's Arrow schema, each
 // compacted by gather (the Parquet reader's buffers carry slack and per-batch
 // dictionaries).
-func readSegment(path string, schema *arrow.Schema) ([]arrow.Record, error) {
-	pf, err := file.OpenParquetFile(path, false)
+func readSegment(path string, schema *arrow.Schema, keys *tenantKeys) ([]arrow.Record, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) >= 4 && bytes.Equal(raw[:4], encSegmentMagic[:]) {
+		if keys == nil {
+			return nil, errors.New("the segment is encrypted at rest; open the store with the master key")
+		}
+		if raw, err = keys.openSegment(raw); err != nil {
+			return nil, err
+		}
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,11 @@ type Options struct {
 	SyncWrites        bool // fsync before Append returns; false loses acknowledged appends on a power cut
 	Logger            *slog.Logger
 	IdempotencyWindow int // recent idempotency keys remembered per tenant; default 100,000
+	// Encryption, when set, encrypts every log frame and segment file with
+	// AES-256-GCM under per-tenant data keys it wraps (see FORMAT.md). Plaintext
+	// files written before it was set stay readable and are re-encrypted by
+	// compaction. Nil: files in plaintext.
+	Encryption KeyWrapper
 }
 
 // MaxIdempotencyKey is the longest idempotency key accepted, in bytes.
@@ -56,6 +61,9 @@ type Store struct {
 	// crashBeforeManifest, when set (tests only), makes a seal stop after its
 	// segment is written and fsynced but before the manifest names it, as a crash would.
 	crashBeforeManifest func() error
+	// manualCompaction, when set (tests only), leaves compaction to Compact, so
+	// a test can see the state between an erasure and its compaction.
+	manualCompaction bool
 }
 
 // tenantSlot lets one goroutine load a tenant while others wait for that tenant only.
@@ -178,8 +186,16 @@ func (s *Store) Append(ctx context.Context, tenantID string, schema privalytics.
 	if err != nil {
 		return privalytics.AppendResult{}, fmt.Errorf("events: encode batch: %w", err)
 	}
-	b.Record.Retain() // held in memory for as long as the tenant is
 	p := &pending{frame: frame, key: b.IdempotencyKey, rec: b.Record, done: make(chan struct{})}
+	if t.keys != nil {
+		// Sealed here, by each writer in parallel; the leader re-seals the rare
+		// frame whose key a rotation retired meanwhile.
+		p.plain = frame
+		if p.frame, err = t.keys.sealFrame(frame); err != nil {
+			return privalytics.AppendResult{}, fmt.Errorf("events: encrypt batch: %w", err)
+		}
+	}
+	b.Record.Retain() // held in memory for as long as the tenant is
 	res, err := t.commit(p)
 	if err != nil || res.Duplicate {
 		b.Record.Release()
@@ -264,6 +280,24 @@ type manifest struct {
 	Segments      []segment  `json:"segments"`
 	SealedThrough int        `json:"sealed_through"` // log files with seq ≤ this are in segments
 	Idempotency   []idemItem `json:"idempotency,omitempty"`
+	// Erasures are the erasures not yet compacted: their subjects' rows in
+	// segments and logs numbered ≤ Through are hidden when loading. Compaction
+	// removes the entry, so no subject stays named on disk.
+	Erasures []erasure `json:"erasures,omitempty"`
+	// PurgedBefore (µs since the epoch) hides every older row when loading; it
+	// stays after compaction, so rows older than a purge never come back.
+	PurgedBefore int64 `json:"purged_before,omitempty"`
+	// PurgePending says a purge has not been compacted yet.
+	PurgePending bool `json:"purge_pending,omitempty"`
+	// Receipts are the tenant's most recent erasure receipts (maxReceipts).
+	Receipts []privalytics.ErasureReceipt `json:"receipts,omitempty"`
+}
+
+// erasure is a pending erasure: a tombstone until compaction.
+type erasure struct {
+	Receipt  string   `json:"receipt"`
+	Subjects []uint64 `json:"subjects"`
+	Through  int      `json:"through"` // highest log (and segment) number holding rows to hide
 }
 
 type segment struct {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -68,10 +69,18 @@ type tenant struct {
 	sealing  atomic.Bool // a background seal is scheduled or running
 	sealRun  sync.Mutex  // held for a whole seal: two seals at once would both take the same log records
 	coalesce sync.Mutex  // one coalescer at a time; others skip
+	// compacting is set while a background compaction is scheduled or running.
+	compacting atomic.Bool
+	// keys are the tenant's data keys when encryption at rest is on, else nil.
+	keys *tenantKeys
+	// staleKeys says some file is plaintext or under an older key: compaction
+	// re-encrypts it, then retires the old keys.
+	staleKeys atomic.Bool
 }
 
 type pending struct {
 	frame []byte
+	plain []byte // the frame before sealing, when encryption is on
 	key   string
 	rec   arrow.Record
 	done  chan struct{}
@@ -85,6 +94,7 @@ type pending struct {
 func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error) {
 	t := &tenant{s: s, id: id, dir: filepath.Join(s.dir, id), schema: schema, arrow: schema.Arrow(),
 		subjects: map[uint64]uint32{}, idem: map[string]int{}, version: firstVersion()}
+	var err error
 	walDir := filepath.Join(t.dir, "wal")
 	segDir := filepath.Join(t.dir, "segments")
 	for _, d := range []string{walDir, segDir} {
@@ -92,7 +102,16 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 		}
 	}
-	m, err := readManifest(t.manifestPath())
+	if s.opt.Encryption != nil {
+		if t.keys, err = loadKeys(t.dir, id, s.opt.Encryption); err != nil {
+			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
+		}
+		t.staleKeys.Store(len(t.keys.file.Keys) > 1) // a re-encryption was interrupted
+	} else if _, err := os.Stat(filepath.Join(t.dir, "KEYS")); err == nil {
+		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s's events are encrypted at rest (or crypto-shredded); open the store with the master key", id)
+	}
+	var m manifest
+	m, err = readManifest(t.manifestPath())
 	if err != nil {
 		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 	}
@@ -100,15 +119,25 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	for _, it := range m.Idempotency {
 		t.remember(it.Key, it.Rows)
 	}
+	// Erasures and purges not yet compacted are applied as the rows load.
+	h := newHider(m)
 	known := map[string]bool{}
 	for _, seg := range m.Segments {
 		known[seg.File] = true
-		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow)
+		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow, t.keys)
 		if err != nil {
 			return nil, fmt.Errorf("events: tenant %s segment %s: %w", id, seg.File, err)
 		}
+		if t.keys != nil {
+			// A plaintext segment, or one under an older key, is re-encrypted by compaction.
+			if kid, enc, err := segmentKey(filepath.Join(segDir, seg.File)); err != nil || !enc || kid != t.keys.current {
+				t.staleKeys.Store(true)
+			}
+		}
 		for _, r := range recs {
-			t.addChunk(r, chunkMeta{seq: 0, level: fullLevel})
+			if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
+				t.addChunk(r, chunkMeta{seq: 0, level: fullLevel})
+			}
 		}
 	}
 	// A segment the manifest does not name is the product of an interrupted
@@ -143,7 +172,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			os.Remove(path)
 			continue
 		}
-		frames, good, reason, err := readLog(path)
+		frames, good, reason, err := readLog(path, t.keys)
 		if err != nil {
 			return nil, fmt.Errorf("events: tenant %s log %s: %w", id, path, err)
 		}
@@ -161,8 +190,10 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			if !t.arrow.Equal(f.rec.Schema()) {
 				return nil, fmt.Errorf("events: tenant %s log %s holds a batch of another schema: %s", id, path, schemaOf(f.rec))
 			}
-			recs = append(recs, f.rec)
 			t.logRows += int(f.rec.NumRows())
+			if r, _ := h.filter(t.arrow, f.rec, seq); r.NumRows() > 0 {
+				recs = append(recs, r)
+			}
 			if f.key != "" {
 				t.remember(f.key, int(f.rec.NumRows()))
 			}
@@ -180,6 +211,9 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	}
 	if err := t.openLog(last + 1); err != nil {
 		return nil, err
+	}
+	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
+		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
 	}
 	return t, nil
 }
@@ -291,17 +325,35 @@ func (t *tenant) writeGroup(group []*pending) {
 		fresh = append(fresh, p)
 	}
 	t.mu.Unlock()
-	if len(fresh) == 1 {
+	var err error
+	if t.keys != nil {
+		// A frame sealed under a key that is no longer current (a rotation came
+		// between Append and now) is sealed again, here under wmu, which a
+		// rotation holds while it starts a new log: no old-key frame ever lands
+		// in a log started after its key was rotated out.
+		cur := t.keys.currentID()
+		for _, p := range fresh {
+			if binary.LittleEndian.Uint32(p.frame[frameHeader:]) != cur {
+				if p.frame, err = t.keys.sealFrame(p.plain); err != nil {
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("events: encrypt batch: %w", err)
+	} else if len(fresh) == 1 {
 		buf = fresh[0].frame
 	} else {
 		for _, p := range fresh {
 			buf = append(buf, p.frame...)
 		}
 	}
-	var err error
-	if len(buf) > 0 && t.log == nil {
+	switch {
+	case err != nil: // nothing is written
+	case len(buf) > 0 && t.log == nil:
 		err = privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
-	} else if len(buf) > 0 {
+	case len(buf) > 0:
 		if _, err = t.log.Write(buf); err == nil && t.s.opt.SyncWrites {
 			err = t.log.Sync()
 		}
@@ -337,7 +389,7 @@ func (t *tenant) writeGroup(group []*pending) {
 	}
 	t.mu.Unlock()
 	for _, p := range group {
-		p.frame = nil
+		p.frame, p.plain = nil, nil
 		close(p.done)
 	}
 }

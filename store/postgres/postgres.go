@@ -159,6 +159,8 @@ var migrations = []string{
 	);
 	CREATE INDEX consents_subject ON consents(tenant_id, subject);
 	CREATE INDEX consents_purpose ON consents(tenant_id, purpose);`,
+	// 7: retention periods.
+	`ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -202,8 +204,8 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	schema, _ := json.Marshal(t.Schema)
 	purposes, _ := json.Marshal(t.Purposes)
 	privacy, _ := json.Marshal(t.Privacy)
-	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), privacy)
+	_, err := db.pool.Exec(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy, retention_days) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		t.ID, t.Name, schema, purposes, ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, t.CreatedAt, t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), privacy, t.RetentionDays)
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -212,7 +214,7 @@ func (db *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	return nil
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy, retention_days`
 
 func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 	var (
@@ -222,7 +224,7 @@ func scanTenant(row pgx.Row) (*privalytics.Tenant, error) {
 		privacy      []byte
 	)
 	var brho int64
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period, &t.Accounting, &brho, &privacy); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &t.CreatedAt, &t.Period, &t.Accounting, &brho, &privacy, &t.RetentionDays); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(privacy, &t.Privacy); err != nil {
@@ -332,6 +334,21 @@ func (db *DB) RevokeKey(ctx context.Context, tenantID, id string, at time.Time) 
 	}
 	if tag.RowsAffected() == 0 {
 		return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	}
+	return nil
+}
+
+// SetRetention changes a tenant's retention period.
+func (db *DB) SetRetention(ctx context.Context, tenantID string, days int) error {
+	if err := privalytics.ValidateRetention(days); err != nil {
+		return err
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE tenants SET retention_days = $1 WHERE id = $2`, days, tenantID)
+	if err != nil {
+		return fmt.Errorf("postgres: set retention: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	}
 	return nil
 }

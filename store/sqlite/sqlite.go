@@ -204,6 +204,8 @@ var migrations = []string{
 	);
 	CREATE INDEX consents_subject ON consents(tenant_id, subject);
 	CREATE INDEX consents_purpose ON consents(tenant_id, purpose);`,
+	// 8: retention periods.
+	`ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // padTime is the SQL of migration 6 for one column: "2006-01-02T15:04:05Z" or
@@ -293,8 +295,8 @@ func (s *DB) CreateTenant(ctx context.Context, t *privalytics.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create tenant: privacy: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), string(privacy))
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy, retention_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(schema), string(purposes), ledger.Down(t.Budget.Epsilon, ledger.EpsilonDigits), ledger.Down(t.Budget.Delta, ledger.DeltaDigits), t.WrappedKey, ts(t.CreatedAt), t.Period, t.Accounting, ledger.Down(t.Budget.Rho, ledger.RhoDigits), string(privacy), t.RetentionDays)
 	if isUnique(err) {
 		return privalytics.Errorf(privalytics.ECONFLICT, "tenant %q already exists", t.ID)
 	} else if err != nil {
@@ -307,7 +309,7 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy`
+const tenantCols = `id, name, schema, purposes, budget_eps, budget_delta, wrapped_key, created_at, period, accounting, budget_rho, privacy, retention_days`
 
 func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error) {
 	var (
@@ -317,7 +319,7 @@ func scanTenant(row interface{ Scan(...any) error }) (*privalytics.Tenant, error
 		privacy            string
 	)
 	var brho int64
-	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho, &privacy); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &schema, &purp, &beps, &bdelta, &t.WrappedKey, &crat, &t.Period, &t.Accounting, &brho, &privacy, &t.RetentionDays); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(privacy), &t.Privacy); err != nil {
@@ -446,6 +448,21 @@ func (s *DB) RevokeKey(ctx context.Context, tenantID, id string, at time.Time) e
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return privalytics.Errorf(privalytics.ENOTFOUND, "no key %q", id)
+	}
+	return nil
+}
+
+// SetRetention changes a tenant's retention period.
+func (s *DB) SetRetention(ctx context.Context, tenantID string, days int) error {
+	if err := privalytics.ValidateRetention(days); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE tenants SET retention_days = ? WHERE id = ?`, days, tenantID)
+	if err != nil {
+		return fmt.Errorf("sqlite: set retention: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", tenantID)
 	}
 	return nil
 }

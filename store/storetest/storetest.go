@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"DataPeriodBudgets", testPeriods},
 		{"ZCDPAccounting", testZCDP},
 		{"Consents", testConsents},
+		{"Retention", testRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -814,4 +815,38 @@ func testConsents(t *testing.T, s privalytics.MetaStore) {
 	}
 	_, err = s.SetPrivacy(ctx, "no-such-shop", newPolicy)
 	wantCode(t, "setting the policy of an unknown tenant", err, privalytics.ENOTFOUND)
+}
+
+// testRetention: a tenant's retention period round-trips, can be changed, and
+// is checked.
+func testRetention(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	tn := tenant("r", 1, 0)
+	tn.RetentionDays = 400
+	mustCreate(t, s, tn)
+	if got, err := s.Tenant(ctx, "r"); err != nil || got.RetentionDays != 400 {
+		t.Fatalf("tenant round trip: %+v, %v; want retention 400 days", got, err)
+	}
+	if err := s.SetRetention(ctx, "r", 30); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Tenant(ctx, "r"); got == nil || got.RetentionDays != 30 {
+		t.Errorf("after SetRetention(30): %+v", got)
+	}
+	for _, days := range []int{-1, privalytics.MaxRetentionDays + 1} {
+		if err := s.SetRetention(ctx, "r", days); privalytics.ErrorCode(err) != privalytics.EINVALID {
+			t.Errorf("SetRetention(%d): %v, want EINVALID", days, err)
+		}
+	}
+	if err := s.SetRetention(ctx, "nobody", 30); privalytics.ErrorCode(err) != privalytics.ENOTFOUND {
+		t.Errorf("SetRetention of an unknown tenant: %v, want ENOTFOUND", err)
+	}
+	bad := tenant("r2", 1, 0)
+	bad.RetentionDays = -5
+	if err := s.CreateTenant(ctx, bad); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("create with retention -5: %v, want EINVALID", err)
+	}
+	if got, _ := s.Tenants(ctx); len(got) == 0 {
+		t.Error("no tenants listed")
+	}
 }
