@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
@@ -231,5 +233,28 @@ func TestAuthAndRouting(t *testing.T) {
 	}
 	if status, _, raw := f.do(t, "GET", "/openapi.yaml", "", "", nil, nil); status != 200 || !bytes.HasPrefix(raw, []byte("openapi: 3")) {
 		t.Errorf("/openapi.yaml: %d", status)
+	}
+}
+
+// TestQueryTooLongIsABadRequest: a query stopped by the time limit is the
+// query's fault (a 4xx saying what to change) and costs nothing.
+func TestQueryTooLongIsABadRequest(t *testing.T) {
+	t.Parallel()
+	limits := api.DefaultLimits()
+	limits.QueryTimeout = time.Nanosecond
+	f := newFixture(t, limits)
+	var lines strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&lines, `{"customer_id":"c%d","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"3.20"}`+"\n", i)
+	}
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(lines.String()), http.StatusOK, nil)
+	status, eb, _ := f.do(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil, []byte(`{"aggregates":[{"op":"count"}],"epsilon":0.5}`))
+	if status != http.StatusBadRequest || !strings.Contains(eb.Error.Message, "Narrow") {
+		t.Fatalf("status %d %q, want 400 saying what to narrow", status, eb.Error.Message)
+	}
+	var b privalytics.BudgetStatus
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if b.Spent.Epsilon != 0 {
+		t.Errorf("a stopped query spent ε %v", b.Spent.Epsilon)
 	}
 }

@@ -150,7 +150,7 @@ func (s *Server) answer(c *gin.Context) (*privalytics.Result, queryAudit, error)
 	}
 	cancel()
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, qa, privalytics.Errorf(privalytics.EUNAVAILABLE, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters", s.limits.QueryTimeout)
+		return nil, qa, privalytics.Errorf(privalytics.EINVALID, "the query ran longer than %s and was stopped; nothing was charged. Narrow the time range or filters, or use fewer groups", s.limits.QueryTimeout)
 	} else if err != nil {
 		return nil, qa, err
 	}
