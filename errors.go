@@ -15,6 +15,7 @@ const (
 	ECONFLICT     = "conflict"     // the thing already exists, or the state does not allow this now
 	EBUDGET       = "budget"       // the privacy budget cannot cover the query
 	ETOOLARGE     = "too_large"    // a body, batch or value is over a configured limit
+	ERATELIMIT    = "rate_limited" // the key sent more requests than its rate allows; retry after the stated delay
 	EUNSUPPORTED  = "unsupported"  // a content type or encoding we do not accept
 	EUNAVAILABLE  = "unavailable"  // not ready yet, shutting down, or overloaded; retry later
 	EINTERNAL     = "internal"     // a bug or an I/O failure; details are logged, never shown

@@ -258,3 +258,36 @@ func TestQueryTooLongIsABadRequest(t *testing.T) {
 		t.Errorf("a stopped query spent ε %v", b.Spent.Epsilon)
 	}
 }
+
+// TestRateLimitPerKey: past its burst a key gets 429 with Retry-After and a
+// message saying what to do; other keys are not affected.
+func TestRateLimitPerKey(t *testing.T) {
+	t.Parallel()
+	limits := api.DefaultLimits()
+	limits.RatePerKey, limits.RateBurst = 0.5, 2
+	f := newFixture(t, limits)
+	for range 2 {
+		f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, nil)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/budget", nil)
+	req.Header.Set("Authorization", "Bearer "+f.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb api.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || eb.Error.Code != privalytics.ERATELIMIT {
+		t.Fatalf("third request in a burst of 2: %d %s, want 429 %s", resp.StatusCode, eb.Error.Code, privalytics.ERATELIMIT)
+	}
+	// One token every 2 s: the wait is at most 2 s, rounded up to whole seconds.
+	if ra := resp.Header.Get("Retry-After"); ra != "1" && ra != "2" {
+		t.Errorf("Retry-After %q, want 1 or 2 (seconds)", ra)
+	}
+	if !strings.Contains(eb.Error.Message, "retry after") {
+		t.Errorf("message %q does not say when to retry", eb.Error.Message)
+	}
+	// The operator's key has its own bucket.
+	f.mustDo(t, http.MethodGet, "/v1/tenants/shop", f.operator, "", nil, nil, http.StatusOK, nil)
+}

@@ -2,6 +2,8 @@ package api
 
 import (
 	"crypto/subtle"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +105,12 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(principalKey, principal{Key: k})
+	if ok, retry := s.rate.allow(k.ID, now); !ok {
+		secs := int(math.Ceil(retry.Seconds()))
+		c.Header("Retry-After", strconv.Itoa(max(1, secs)))
+		s.writeError(c, privalytics.Errorf(privalytics.ERATELIMIT, "this key sent more than %g requests a second (bursts of %g); retry after %d s, or batch more events per request", s.rate.rate, s.rate.burst, max(1, secs)))
+		return
+	}
 	c.Next()
 }
 

@@ -18,6 +18,7 @@ var statusOf = map[string]int{
 	privalytics.ECONFLICT:     http.StatusConflict,
 	privalytics.EBUDGET:       http.StatusForbidden,
 	privalytics.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	privalytics.ERATELIMIT:    http.StatusTooManyRequests,
 	privalytics.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	privalytics.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	privalytics.EINTERNAL:     http.StatusInternalServerError,

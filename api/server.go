@@ -28,9 +28,13 @@ type Limits struct {
 	MaxDecodedBytes int64         // an ingest body after gzip decoding; 413 above
 	MaxQueryBytes   int64         // a query body; 413 above
 	MaxImportBytes  int64         // a whole file sent to /v1/imports; 413 above
-	QueryTimeout    time.Duration // a query running longer is cancelled, charges nothing and gets 503
-	Ingest          ingest.Limits
-	Query           analytics.Limits
+	QueryTimeout    time.Duration // a query running longer is cancelled, charges nothing and gets 400
+	// RatePerKey is the sustained requests per second one API key may send, with
+	// bursts up to RateBurst; above it the answer is 429 with Retry-After. 0: no limit.
+	RatePerKey float64
+	RateBurst  int
+	Ingest     ingest.Limits
+	Query      analytics.Limits
 }
 
 // DefaultLimits are the documented defaults.
@@ -41,6 +45,8 @@ func DefaultLimits() Limits {
 		MaxQueryBytes:   1 << 20,
 		MaxImportBytes:  4 << 30,
 		QueryTimeout:    30 * time.Second,
+		RatePerKey:      200,
+		RateBurst:       400,
 		Ingest:          ingest.DefaultLimits(),
 		Query:           analytics.DefaultLimits(),
 	}
@@ -89,6 +95,7 @@ type Server struct {
 	he       *heState
 
 	keys    keyCache
+	rate    *rateLimiter
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
 	cache   *analytics.Cache
@@ -109,6 +116,7 @@ func New(d Deps) *Server {
 	if s.limits == (Limits{}) {
 		s.limits = DefaultLimits()
 	}
+	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.feds = federation.NewRegistry(s.now, s.log)
 	s.heLimits = d.HE
 	if s.heLimits.MaxUploadBytes == 0 {

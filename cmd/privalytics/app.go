@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ type App struct {
 	audit  *audit.Log
 	api    *api.Server
 	ln     net.Listener
+	tls    bool // ln speaks TLS
 	srv    *http.Server
 
 	// OperatorToken is set when this start created the operator key (first start).
@@ -106,6 +108,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	limits := api.DefaultLimits()
 	limits.MaxBodyBytes, limits.MaxDecodedBytes, limits.QueryTimeout = cfg.MaxBodyBytes, cfg.MaxDecodedBytes, cfg.QueryTimeout
 	limits.Ingest.MaxRows, limits.Ingest.MaxStringBytes = cfg.MaxBatchRows, cfg.MaxStringBytes
+	limits.RatePerKey, limits.RateBurst = cfg.RatePerKey, cfg.RateBurst
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
@@ -122,15 +125,31 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 		}
 		a.OperatorToken = k.Token
 	}
+	var tlsConf *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls: load --tls-cert %s and --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another server running? set --addr)", cfg.Addr, err)
+	}
+	if tlsConf != nil {
+		a.ln, a.tls = tls.NewListener(a.ln, tlsConf), true
 	}
 	a.srv = &http.Server{Handler: a.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return a, nil
 }
 
 // URL is the base URL the server answers on.
-func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
+func (a *App) URL() string {
+	if a.tls {
+		return "https://" + a.ln.Addr().String()
+	}
+	return "http://" + a.ln.Addr().String()
+}
 
 // serve answers requests until ctx is done, then drains in-flight requests, seals
 // and flushes the stores.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,6 +43,14 @@ type Config struct {
 	// EncryptAtRest seals event logs and segments with AES-256-GCM under
 	// per-tenant data keys wrapped by the master key.
 	EncryptAtRest bool `json:"encrypt_at_rest"`
+	// RatePerKey and RateBurst limit each API key (token bucket): above them the
+	// answer is 429 with Retry-After. RatePerKey 0 turns the limit off.
+	RatePerKey float64 `json:"rate_per_key"`
+	RateBurst  int     `json:"rate_burst"`
+	// TLSCert and TLSKey (PEM files), when both are set, make the server speak
+	// HTTPS only.
+	TLSCert string `json:"tls_cert"`
+	TLSKey  string `json:"tls_key"`
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
@@ -65,6 +74,8 @@ func DefaultConfig() Config {
 		HEJobs:           2,
 		RetentionEvery:   time.Hour,
 		EncryptAtRest:    true,
+		RatePerKey:       200,
+		RateBurst:        400,
 	}
 }
 
@@ -143,6 +154,19 @@ func settings() []setting {
 	add("he-jobs", "encrypted jobs computing at once (each uses one core)", g, s)
 	g, s = dur(func(c *Config) *time.Duration { return &c.RetentionEvery })
 	add("retention-every", "how often events past their tenant's retention period are purged", g, s)
+	g, s = integer(func(c *Config) *int { return &c.RateBurst })
+	add("rate-burst", "requests one API key may send at once before the per-key rate applies", g, s)
+	add("rate-per-key", "sustained requests per second per API key (0: no limit); above it 429 with Retry-After",
+		func(c *Config) string { return strconv.FormatFloat(c.RatePerKey, 'g', -1, 64) },
+		func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			c.RatePerKey = f
+			return err
+		})
+	g, s = str(func(c *Config) *string { return &c.TLSCert })
+	add("tls-cert", "PEM certificate file; with --tls-key the server speaks HTTPS only", g, s)
+	g, s = str(func(c *Config) *string { return &c.TLSKey })
+	add("tls-key", "PEM private key file for --tls-cert", g, s)
 	add("encrypt-at-rest", "encrypt event logs and segments under per-tenant keys wrapped by the master key (true or false)",
 		func(c *Config) string { return strconv.FormatBool(c.EncryptAtRest) },
 		func(c *Config, v string) error {
@@ -212,25 +236,29 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 
 // fileConfig is the JSON file's shape: durations as Go duration strings.
 type fileConfig struct {
-	Addr             *string `json:"addr"`
-	DataDir          *string `json:"data_dir"`
-	MasterKeyFile    *string `json:"master_key_file"`
-	Postgres         *string `json:"postgres"`
-	LogFormat        *string `json:"log_format"`
-	LogLevel         *string `json:"log_level"`
-	MaxBodyBytes     *int64  `json:"max_body_bytes"`
-	MaxDecodedBytes  *int64  `json:"max_decoded_bytes"`
-	MaxBatchRows     *int    `json:"max_batch_rows"`
-	MaxStringBytes   *int    `json:"max_string_bytes"`
-	QueryTimeout     *string `json:"query_timeout"`
-	SealRows         *int    `json:"seal_rows"`
-	ShutdownTimeout  *string `json:"shutdown_timeout"`
-	Role             *string `json:"role"`
-	HEMaxUploadBytes *int64  `json:"he_max_upload_bytes"`
-	HEMaxHeldBytes   *int64  `json:"he_max_held_bytes"`
-	HEJobs           *int    `json:"he_jobs"`
-	RetentionEvery   *string `json:"retention_every"`
-	EncryptAtRest    *bool   `json:"encrypt_at_rest"`
+	Addr             *string  `json:"addr"`
+	DataDir          *string  `json:"data_dir"`
+	MasterKeyFile    *string  `json:"master_key_file"`
+	Postgres         *string  `json:"postgres"`
+	LogFormat        *string  `json:"log_format"`
+	LogLevel         *string  `json:"log_level"`
+	MaxBodyBytes     *int64   `json:"max_body_bytes"`
+	MaxDecodedBytes  *int64   `json:"max_decoded_bytes"`
+	MaxBatchRows     *int     `json:"max_batch_rows"`
+	MaxStringBytes   *int     `json:"max_string_bytes"`
+	QueryTimeout     *string  `json:"query_timeout"`
+	SealRows         *int     `json:"seal_rows"`
+	ShutdownTimeout  *string  `json:"shutdown_timeout"`
+	Role             *string  `json:"role"`
+	HEMaxUploadBytes *int64   `json:"he_max_upload_bytes"`
+	HEMaxHeldBytes   *int64   `json:"he_max_held_bytes"`
+	HEJobs           *int     `json:"he_jobs"`
+	RetentionEvery   *string  `json:"retention_every"`
+	EncryptAtRest    *bool    `json:"encrypt_at_rest"`
+	RatePerKey       *float64 `json:"rate_per_key"`
+	RateBurst        *int     `json:"rate_burst"`
+	TLSCert          *string  `json:"tls_cert"`
+	TLSKey           *string  `json:"tls_key"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -273,6 +301,14 @@ func (f fileConfig) apply(c *Config) error {
 	if f.EncryptAtRest != nil {
 		c.EncryptAtRest = *f.EncryptAtRest
 	}
+	if f.RatePerKey != nil {
+		c.RatePerKey = *f.RatePerKey
+	}
+	if f.RateBurst != nil {
+		c.RateBurst = *f.RateBurst
+	}
+	setS(&c.TLSCert, f.TLSCert)
+	setS(&c.TLSKey, f.TLSKey)
 	var errs []error
 	for _, d := range []struct {
 		dst *time.Duration
@@ -342,6 +378,15 @@ func (c Config) Validate() error {
 	}
 	if c.HEJobs < 1 || c.HEJobs > 256 {
 		errs = append(errs, fmt.Errorf("he-jobs must be 1..256, got %d", c.HEJobs))
+	}
+	if !(c.RatePerKey >= 0) || math.IsInf(c.RatePerKey, 0) {
+		errs = append(errs, fmt.Errorf("rate-per-key must be ≥ 0 and finite (0: no limit), got %v", c.RatePerKey))
+	}
+	if c.RatePerKey > 0 && c.RateBurst < 1 {
+		errs = append(errs, fmt.Errorf("rate-burst must be ≥ 1 when rate-per-key is set, got %d", c.RateBurst))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("tls-cert and tls-key go together: give both or neither"))
 	}
 	if c.RetentionEvery < time.Second {
 		errs = append(errs, fmt.Errorf("retention-every must be at least 1s, got %s", c.RetentionEvery))

@@ -36,6 +36,7 @@ func startServer(t *testing.T, mech *dp.Mechanisms, dataDir string) *testServer 
 func startServerWith(t *testing.T, mech *dp.Mechanisms, dataDir string, change func(*Config)) *testServer {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.RatePerKey = 0 // see TestMain
 	if change != nil {
 		change(&cfg)
 	}
