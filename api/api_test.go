@@ -291,3 +291,43 @@ func TestRateLimitPerKey(t *testing.T) {
 	// The operator's key has its own bucket.
 	f.mustDo(t, http.MethodGet, "/v1/tenants/shop", f.operator, "", nil, nil, http.StatusOK, nil)
 }
+
+// TestMetrics: the operator scrapes request, ingest, query and budget figures;
+// other keys are refused; no customer identifier reaches the output.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.DefaultLimits())
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil,
+		[]byte(`{"customer_id":"cust-secret-42","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"3.20"}`+"\n"+
+			`{"customer_id":"cust-secret-43","ts":"2025-03-01T11:00:00Z","type":"view"}`+"\n"), http.StatusOK, nil)
+	q := []byte(`{"aggregates":[{"op":"count"}],"epsilon":0.25}`)
+	f.mustDo(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil, q, http.StatusOK, nil)
+	f.mustDo(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil, q, http.StatusOK, nil) // cached
+	f.do(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil, []byte(`{"aggregates":[{"op":"count"}],"epsilon":50}`))
+
+	if status, _, _ := f.do(t, http.MethodGet, "/metrics", f.admin, "", nil, nil); status != http.StatusForbidden {
+		t.Errorf("a tenant admin key scraped metrics: %d, want 403", status)
+	}
+	status, _, body := f.do(t, http.MethodGet, "/metrics", f.operator, "", nil, nil)
+	if status != http.StatusOK {
+		t.Fatalf("operator scrape: %d", status)
+	}
+	text := string(body)
+	for _, want := range []string{
+		`privalytics_ingest_rows_total{tenant="shop"} 2`,
+		`privalytics_queries_total{outcome="answered",tenant="shop"} 1`,
+		`privalytics_queries_total{outcome="cached",tenant="shop"} 1`,
+		`privalytics_queries_total{outcome="refused",tenant="shop"} 1`,
+		`privalytics_budget_spent_epsilon_total{tenant="shop"} 0.25`,
+		`privalytics_http_requests_total{method="POST",route="/v1/queries",status="200"} 2`,
+		`privalytics_http_request_duration_seconds_bucket{route="/v1/events"`,
+		`privalytics_segments{tenant="shop"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(text, "cust-secret") {
+		t.Error("a customer identifier appears in the metrics")
+	}
+}

@@ -42,5 +42,8 @@ func (s *Server) ingestEvents(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if !res.Duplicate {
+		s.metrics.rows.WithLabelValues(st.tenant.ID).Add(float64(res.Rows))
+	}
 	c.JSON(http.StatusOK, res)
 }

@@ -26,6 +26,7 @@ func (s *Server) runQuery(c *gin.Context) {
 	details := qa.details()
 	if err != nil {
 		_ = s.audit(c, auditQuery, qa.purpose, err, details)
+		s.metrics.queries.WithLabelValues(callerOf(c).Key.TenantID, "refused").Inc()
 		s.writeError(c, err)
 		return
 	}
@@ -38,8 +39,13 @@ func (s *Server) runQuery(c *gin.Context) {
 		s.writeError(c, aerr)
 		return
 	}
-	if !res.Cached {
+	tenant := callerOf(c).Key.TenantID
+	if res.Cached {
+		s.metrics.queries.WithLabelValues(tenant, "cached").Inc()
+	} else {
 		s.cache.Put(qa.cacheKey, res)
+		s.metrics.queries.WithLabelValues(tenant, "answered").Inc()
+		s.metrics.epsilon.WithLabelValues(tenant).Add(res.Cost.Epsilon)
 	}
 	c.JSON(http.StatusOK, res)
 }

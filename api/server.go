@@ -96,6 +96,7 @@ type Server struct {
 
 	keys    keyCache
 	rate    *rateLimiter
+	metrics *metrics
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
 	cache   *analytics.Cache
@@ -117,6 +118,7 @@ func New(d Deps) *Server {
 		s.limits = DefaultLimits()
 	}
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
+	s.metrics = newMetrics(s)
 	s.feds = federation.NewRegistry(s.now, s.log)
 	s.heLimits = d.HE
 	if s.heLimits.MaxUploadBytes == 0 {
@@ -139,7 +141,7 @@ func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.requestIDs, s.accessLog, s.recover)
+	r.Use(s.requestIDs, s.accessLog, s.metrics.observe, s.recover)
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, privalytics.Errorf(privalytics.ENOTFOUND, "no route %s %s; see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
 	})
@@ -156,6 +158,7 @@ func (s *Server) routes() *gin.Engine {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 	r.GET("/openapi.yaml", s.openAPI)
+	r.GET("/metrics", s.authenticate, s.serveMetrics)
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/dashboard/") })
 	r.GET("/dashboard/*filepath", s.serveDashboard())
 

@@ -243,6 +243,13 @@ func (s *Store) Stats(tenantID string) (Stats, error) {
 	return t.stats()
 }
 
+// Segments returns the number of a tenant's sealed segments (0 for a tenant
+// not loaded yet); the server's metrics report it.
+func (s *Store) Segments(tenantID string) (int, error) {
+	st, err := s.Stats(tenantID)
+	return st.Segments, err
+}
+
 // Close waits for background seals and coalescing, then closes the logs. It
 // does not seal: every acknowledged append is already fsynced in a log, which
 // the next Open replays (a few hundred ms per million rows), while sealing a

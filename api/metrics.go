@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/privalytics/privalytics"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own (two
+// servers in one process do not share counters). Labels are routes, methods,
+// statuses, outcomes and tenant IDs — never a customer, a filter value or a key.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	rows     *prometheus.CounterVec
+	queries  *prometheus.CounterVec
+	epsilon  *prometheus.CounterVec
+}
+
+// tenantStats is implemented by event stores that can report a tenant's sizes
+// (store/events); the segment gauge needs it.
+type tenantStats interface {
+	Segments(tenantID string) (int, error)
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privalytics_http_requests_total",
+			Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "privalytics_http_request_duration_seconds",
+			Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"route"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privalytics_ingest_rows_total",
+			Help: "Events stored (duplicates of an idempotency key not counted), by tenant."}, []string{"tenant"}),
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privalytics_queries_total",
+			Help: "DP queries by tenant and outcome: answered, cached or refused."}, []string{"tenant", "outcome"}),
+		epsilon: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privalytics_budget_spent_epsilon_total",
+			Help: "Privacy budget ε charged by queries answered through this server, by tenant."}, []string{"tenant"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.rows, m.queries, m.epsilon,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&segmentCollector{s: s, desc: prometheus.NewDesc("privalytics_segments", "Sealed Parquet segments per tenant (tenants loaded in memory).", []string{"tenant"}, nil)})
+	return m
+}
+
+// observe is the middleware that counts and times every request.
+func (m *metrics) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// serveMetrics answers GET /metrics for the operator key (Prometheus sends it as
+// a bearer token): per-tenant figures are the business's, not the public's.
+func (s *Server) serveMetrics(c *gin.Context) {
+	if !callerOf(c).operator() {
+		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "metrics are for the operator key"))
+		return
+	}
+	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(c.Writer, c.Request)
+}
+
+type segmentCollector struct {
+	s    *Server
+	desc *prometheus.Desc
+}
+
+func (sc *segmentCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sc.desc }
+
+func (sc *segmentCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := sc.s.events.(tenantStats)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tenants, err := sc.s.meta.Tenants(ctx)
+	if err != nil {
+		sc.s.log.Warn("metrics: list tenants", "err", err)
+		return
+	}
+	for _, t := range tenants {
+		if n, err := st.Segments(t.ID); err == nil {
+			ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.GaugeValue, float64(n), t.ID)
+		}
+	}
+}
