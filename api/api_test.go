@@ -18,6 +18,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/dp/dptest"
 	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
@@ -329,5 +330,43 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(text, "cust-secret") {
 		t.Error("a customer identifier appears in the metrics")
+	}
+}
+
+// TestSQLOverHTTP: the SQL form answers exactly like the JSON form (one cached
+// answer serves both), and a mistake comes back as a 400 pointing at it.
+func TestSQLOverHTTP(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, api.DefaultLimits(), dptest.NoNoise(), `{"id":"shop","budget":{"epsilon":5}}`)
+	var lines strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&lines, `{"customer_id":"c%d","ts":"2025-03-01T10:00:00Z","type":"purchase","channel":"%s","amount":"2.50"}`+"\n", i, []string{"web", "app", "store"}[i%3])
+	}
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(lines.String()), http.StatusOK, nil)
+	sql := `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) channel, COUNT(*) AS n,
+		SUM(amount, contribution_bounds_per_row => (0, 10)) AS revenue FROM events WHERE type = 'purchase' GROUP BY channel`
+	var viaSQL, viaJSON privalytics.Result
+	f.mustDo(t, http.MethodPost, "/v1/sql", f.admin, "text/plain", nil, []byte(sql), http.StatusOK, &viaSQL)
+	f.mustDo(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil,
+		[]byte(`{"where":[{"column":"type","eq":"purchase"}],"group_by":[{"column":"channel"}],
+		"aggregates":[{"name":"n","op":"count"},{"name":"revenue","op":"sum","column":"amount","lower":0,"upper":10}],"epsilon":1}`), http.StatusOK, &viaJSON)
+	if !viaJSON.Cached || len(viaSQL.Rows) != 3 {
+		t.Fatalf("the JSON form was not served from the SQL form's cache entry (cached %v), rows %d", viaJSON.Cached, len(viaSQL.Rows))
+	}
+	for i, r := range viaSQL.Rows {
+		if r.Cells[0].Value != 10 || r.Cells[1].Value != 25 || r.Cells[0] != viaJSON.Rows[i].Cells[0] {
+			t.Errorf("row %v: %+v, want count 10 and revenue 25 (as the JSON form: %+v)", r.Key, r.Cells, viaJSON.Rows[i].Cells)
+		}
+	}
+	status, eb, _ := f.do(t, http.MethodPost, "/v1/sql", f.admin, "text/plain", nil, []byte("SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM orders"))
+	if status != http.StatusBadRequest || !strings.Contains(eb.Error.Message, "1:70") || !strings.Contains(eb.Error.Message, "^") {
+		t.Errorf("bad table: %d %q, want 400 at 1:70 with a caret", status, eb.Error.Message)
+	}
+	var ex struct {
+		Cost privalytics.Cost `json:"cost"`
+	}
+	f.mustDo(t, http.MethodPost, "/v1/sql:explain", f.admin, "application/json", nil, []byte(`{"sql":"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.3) COUNT(*) FROM events"}`), http.StatusOK, &ex)
+	if ex.Cost.Epsilon != 0.3 {
+		t.Errorf("explain of SQL: cost %+v, want ε 0.3", ex.Cost)
 	}
 }

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/analytics/dpsql"
 	"github.com/privalytics/privalytics/dp"
 )
 
@@ -193,7 +196,12 @@ func (s *Server) plan(c *gin.Context) (*tenantState, *analytics.Plan, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := analytics.DecodeQuery(body.Bytes())
+	var q *privalytics.Query
+	if strings.HasPrefix(c.FullPath(), "/v1/sql") {
+		q, err = sqlQuery(c.ContentType(), body.Bytes(), st.tenant.Schema)
+	} else {
+		q, err = analytics.DecodeQuery(body.Bytes())
+	}
 	releaseBody(body)
 	if err != nil {
 		return nil, nil, err
@@ -347,4 +355,22 @@ func (s *Server) budgetChanges(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"changes": list, "offset": offset, "limit": limit})
+}
+
+// sqlQuery reads the body of POST /v1/sql: the SQL text as text/plain (or
+// application/sql), or {"sql": "…"} as application/json.
+func sqlQuery(contentType string, body []byte, schema privalytics.Schema) (*privalytics.Query, error) {
+	text := string(body)
+	if contentType == "application/json" {
+		var req struct {
+			SQL string `json:"sql"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || req.SQL == "" {
+			return nil, privalytics.Errorf(privalytics.EINVALID, `send the SQL as text/plain, or as JSON {"sql": "SELECT WITH DIFFERENTIAL_PRIVACY …"}`)
+		}
+		text = req.SQL
+	}
+	return dpsql.Parse(text, schema)
 }

@@ -42,6 +42,8 @@ func TestLeastPrivilege(t *testing.T) {
 		"POST /v1/imports":               "admin ingest",
 		"POST /v1/queries":               "admin query",
 		"POST /v1/queries:explain":       "admin query",
+		"POST /v1/sql":                   "admin query",
+		"POST /v1/sql:explain":           "admin query",
 		"GET /v1/budget":                 "admin query",
 		"GET /v1/budget/charges":         "admin query",
 		"POST /v1/budget/grants":         "admin",

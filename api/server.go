@@ -179,6 +179,9 @@ func (s *Server) routes() *gin.Engine {
 
 	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
 	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
+	// The same two in SQL (BigQuery's differential-privacy clause; analytics/dpsql).
+	v1.POST("/sql", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
+	v1.POST("/sql:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
 	v1.GET("/budget", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.budget)
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)

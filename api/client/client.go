@@ -152,6 +152,13 @@ func (c *Client) QueryJSON(ctx context.Context, q []byte) (*privalytics.Result, 
 	return &out, c.send(ctx, http.MethodPost, "/v1/queries", http.Header{"Content-Type": {"application/json"}}, q, &out)
 }
 
+// SQL runs a query written in SQL (BigQuery's differential-privacy clause)
+// through POST /v1/sql; it spends budget like Query.
+func (c *Client) SQL(ctx context.Context, sql string) (*privalytics.Result, error) {
+	var out privalytics.Result
+	return &out, c.send(ctx, http.MethodPost, "/v1/sql", http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(sql), &out)
+}
+
 // Budget returns the tenant's privacy budget.
 func (c *Client) Budget(ctx context.Context) (*privalytics.BudgetStatus, error) {
 	var out privalytics.BudgetStatus

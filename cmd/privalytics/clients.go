@@ -39,22 +39,29 @@ func (f *serverFlags) client() (*client.Client, error) {
 
 func queryCommand() *cobra.Command {
 	var (
-		sf   serverFlags
-		file string
-		raw  bool
+		sf      serverFlags
+		file    string
+		raw     bool
+		sqlText string
 	)
 	cmd := &cobra.Command{
-		Use:   "query [JSON]",
+		Use:   "query [JSON] | query --sql 'SELECT WITH DIFFERENTIAL_PRIVACY …'",
 		Short: "Run a differentially private query and print the answer",
 		Long: `query sends a JSON query (the argument, or --file, or - for standard input) to
 POST /v1/queries and prints the answer as a table with its intervals. It spends
-privacy budget. See the README for the query model.`,
-		Example: `  privalytics query '{"group_by":[{"column":"channel"}],"aggregates":[{"op":"count"}],"epsilon":0.5}'`,
-		Args:    cobra.MaximumNArgs(1),
+privacy budget. See the README for the query model. With --sql the query is SQL
+in the shape of BigQuery's differential-privacy clause (docs/sql.md), sent to
+POST /v1/sql; it plans to the same query as its JSON form.`,
+		Example: `  privalytics query '{"group_by":[{"column":"channel"}],"aggregates":[{"op":"count"}],"epsilon":0.5}'
+  privalytics query --sql "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.5) channel, COUNT(*) FROM events GROUP BY channel"`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var body []byte
 			var err error
 			switch {
+			case sqlText != "" && (file != "" || len(args) == 1):
+				return errors.New("give the query once: --sql, or JSON as an argument or --file")
+			case sqlText != "":
 			case file == "-":
 				body, err = io.ReadAll(os.Stdin)
 			case file != "":
@@ -71,7 +78,12 @@ privacy budget. See the README for the query model.`,
 			if err != nil {
 				return err
 			}
-			res, err := c.QueryJSON(cmd.Context(), body)
+			var res *privalytics.Result
+			if sqlText != "" {
+				res, err = c.SQL(cmd.Context(), sqlText)
+			} else {
+				res, err = c.QueryJSON(cmd.Context(), body)
+			}
 			if err != nil {
 				return err
 			}
@@ -86,6 +98,7 @@ privacy budget. See the README for the query model.`,
 	}
 	sf.bind(cmd)
 	cmd.Flags().StringVar(&file, "file", "", "read the query from this file (- for standard input)")
+	cmd.Flags().StringVar(&sqlText, "sql", "", "the query in SQL (SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (…) … FROM events …), sent to POST /v1/sql")
 	cmd.Flags().BoolVar(&raw, "json", false, "print the raw JSON answer")
 	return cmd
 }
