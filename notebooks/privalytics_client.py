@@ -15,7 +15,7 @@ import os
 
 import requests
 
-__all__ = ["Client", "PrivalyticsError", "to_frame"]
+__all__ = ["Client", "PrivalyticsError", "cli", "cli_parallel", "to_frame"]
 
 
 class PrivalyticsError(Exception):
@@ -95,3 +95,31 @@ def to_frame(result):
     if result["group_by"] and not df.empty:
         df = df.sort_values(result["group_by"]).reset_index(drop=True)
     return df
+
+
+def cli(*args, check=True):
+    """Runs the privalytics command line (PRIVALYTICS_BIN, default `privalytics`)
+    and returns its standard output; a failure raises with its output."""
+    import subprocess
+
+    cmd = [os.environ.get("PRIVALYTICS_BIN", "privalytics"), *map(str, args)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} … failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def cli_parallel(argvs, timeout=300):
+    """Runs several privalytics commands at once (parties of a protocol that wait
+    for each other) and returns their outputs in order; any failure raises."""
+    import subprocess
+
+    bin_ = os.environ.get("PRIVALYTICS_BIN", "privalytics")
+    procs = [subprocess.Popen([bin_, *map(str, a)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for a in argvs]
+    outs = []
+    for p, a in zip(procs, argvs):
+        out, _ = p.communicate(timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError(f"privalytics {' '.join(map(str, a[:2]))} failed ({p.returncode}):\n{out}")
+        outs.append(out)
+    return outs

@@ -99,6 +99,22 @@ func TestNotebooks(t *testing.T) {
 		t.Fatalf("no notebooks in %s (%v)", dir, err)
 	}
 	shop := startDemoShop(t, privalytics.Cost{Epsilon: 100, Delta: 1e-4})
+	// The encrypted-analytics and franchise notebooks drive the command line
+	// (each party its own process) and, for the former, a processor server.
+	bin := filepath.Join(t.TempDir(), "privalytics")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	proc := startServerWith(t, nil, "", func(c *Config) { c.Role = "processor" })
+	pctx := context.Background()
+	pt, err := proc.operator.CreateTenant(pctx, client.CreateTenantRequest{ID: "analyst", Budget: privalytics.Cost{Epsilon: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := proc.operator.WithToken(pt.AdminKey.Token).CreateKey(pctx, "owner-uploads", privalytics.RoleProcessor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	outDir := os.Getenv("PRIVALYTICS_NOTEBOOKS_OUT")
 	if outDir != "" {
 		if outDir, err = filepath.Abs(outDir); err != nil {
@@ -130,6 +146,9 @@ func TestNotebooks(t *testing.T) {
 				"PRIVALYTICS_ADMIN_KEY="+shop.admin.Token(),
 				"PRIVALYTICS_INGEST_KEY="+shop.ingest.Token(),
 				"PRIVALYTICS_OPERATOR_KEY="+shop.server.operator.Token(),
+				"PRIVALYTICS_BIN="+bin,
+				"PRIVALYTICS_PROCESSOR_URL="+proc.app.URL(),
+				"PRIVALYTICS_PROCESSOR_KEY="+pk.Token,
 				"PRIVALYTICS_FROM="+shop.cfg.Start.Format(time.DateOnly),
 				"PRIVALYTICS_TO="+shop.cfg.Start.AddDate(0, 0, shop.cfg.Days).Format(time.DateOnly),
 				// Keep Jupyter's, IPython's and matplotlib's files out of $HOME and the repository.
