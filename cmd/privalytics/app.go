@@ -57,9 +57,10 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 		out = os.Stderr
 	}
 	a.log = newLogger(cfg, out)
+	opened := a // the named result is nil by the time an error return reaches the defer
 	defer func() {
 		if err != nil {
-			a.close()
+			opened.close()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
