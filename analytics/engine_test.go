@@ -848,3 +848,31 @@ func TestSnapshotEdges(t *testing.T) {
 		t.Errorf("subject numbers beyond Snapshot.Subjects: got %v, want an internal error", err)
 	}
 }
+
+// TestTimeRangeAcrossFilters: the lower and upper time limits may come in
+// separate filters (they are ANDed); the buckets inside are still public, and
+// the same as with one filter.
+func TestTimeRangeAcrossFilters(t *testing.T) {
+	t.Parallel()
+	one := `{"where":[{"column":"ts","gte":"2025-01-01","lt":"2025-04-01"}],"group_by":[{"time":"month"}],"aggregates":[{"op":"count"}],"epsilon":1}`
+	two := `{"where":[{"column":"ts","gte":"2025-01-01"},{"column":"ts","lt":"2025-04-01"},{"column":"ts","lt":"2025-06-01"}],"group_by":[{"time":"month"}],"aggregates":[{"op":"count"}],"epsilon":1}`
+	var months [][]string
+	for _, js := range []string{one, two} {
+		q, err := DecodeQuery([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPlan(q, schema, DefaultLimits())
+		if err != nil {
+			t.Fatalf("%s: %v (the months should be public: no delta needed)", js, err)
+		}
+		months = append(months, p.Months())
+	}
+	if fmt.Sprint(months[0]) != fmt.Sprint(months[1]) || len(months[0]) != 3 {
+		t.Errorf("months %v and %v, want the same three", months[0], months[1])
+	}
+	q, _ := DecodeQuery([]byte(`{"where":[{"column":"ts","gte":"2025-05-01"},{"column":"ts","lt":"2025-04-01"}],"aggregates":[{"op":"count"}],"epsilon":1}`))
+	if _, err := NewPlan(q, schema, DefaultLimits()); privalytics.ErrorCode(err) != privalytics.EINVALID || !strings.Contains(err.Error(), "leave no time") {
+		t.Errorf("disjoint time filters: %v, want an invalid query saying so", err)
+	}
+}

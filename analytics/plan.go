@@ -98,6 +98,9 @@ type Plan struct {
 	timeFrom  int64
 	timeTo    int64
 	timeBound bool
+	// The tightest bounds of all range filters on the event time (µs, inclusive).
+	timeLo, timeHi       int64
+	timeHasLo, timeHasHi bool
 	// accuracyFirst: Epsilon was chosen by NewPlan to meet the aggregates' Within.
 	accuracyFirst bool
 }
@@ -200,6 +203,12 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 			return nil, invalid("query: where[%d]: %v", i, err)
 		}
 		p.filters = append(p.filters, cf)
+	}
+	if p.timeHasLo && p.timeHasHi {
+		if p.timeLo > p.timeHi {
+			return nil, invalid("query: the time filters leave no time: the latest lower bound is after the earliest upper bound")
+		}
+		p.timeFrom, p.timeTo, p.timeBound = p.timeLo, p.timeHi+1, true
 	}
 	for i, g := range n.GroupBy {
 		d, err := p.compileDim(g)
@@ -588,8 +597,13 @@ func (p *Plan) compileFilter(f privalytics.Filter) (filter, error) {
 		if cf.hasLo && cf.hasHi && (cf.lo > cf.hi || c.Type == privalytics.TypeFloat && cf.flo > cf.fhi) {
 			return filter{}, fmt.Errorf("the range on %q is empty: the lower bound is above the upper", f.Column)
 		}
-		if idx == 1 && cf.hasLo && cf.hasHi {
-			p.timeFrom, p.timeTo, p.timeBound = cf.lo, cf.hi+1, true
+		if idx == 1 { // the event time: filters are ANDed, so the range is the tightest of them
+			if cf.hasLo && (!p.timeHasLo || cf.lo > p.timeLo) {
+				p.timeLo, p.timeHasLo = cf.lo, true
+			}
+			if cf.hasHi && (!p.timeHasHi || cf.hi < p.timeHi) {
+				p.timeHi, p.timeHasHi = cf.hi, true
+			}
 		}
 		return cf, nil
 	}
