@@ -58,30 +58,43 @@ type benchOptions struct {
 	encrypt                                     bool
 }
 
+// benchServer starts a server on 127.0.0.1:0 in a new temporary directory, with
+// the defaults changed by change (may be nil). stop shuts it down and removes
+// the directory.
+func benchServer(ctx context.Context, prefix string, change func(*Config)) (app *App, stop func(), err error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
+	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
+	if change != nil {
+		change(&cfg)
+	}
+	if app, err = openApp(ctx, cfg, appOptions{logOutput: io.Discard}); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = app.serve(serveCtx) }()
+	return app, func() { cancel(); <-done; os.RemoveAll(dir) }, nil
+}
+
 type benchRow struct {
 	figure, measured, target, verdict string
 }
 
 func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
-	dir, err := os.MkdirTemp("", "privalytics-bench-")
+	app, stop, err := benchServer(ctx, "privalytics-bench-", func(c *Config) {
+		c.SealRows = 2_000_000
+		c.EncryptAtRest = opt.encrypt
+	})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := DefaultConfig()
-	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
-	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
-	cfg.SealRows = 2_000_000
-	cfg.EncryptAtRest = opt.encrypt
-	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
-	if err != nil {
-		return err
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = app.serve(serveCtx) }()
-	defer func() { stop(); wg.Wait() }()
+	defer stop()
 
 	op := client.New(app.URL(), app.OperatorToken)
 	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench", Budget: privalytics.Cost{Epsilon: 1e6, Delta: 0.5}})
@@ -116,7 +129,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	batches = nil
 
 	// 2. File import of a CSV through the API.
-	importRate, err := benchImport(ctx, ingestClient, dir, opt.importRows, out)
+	importRate, err := benchImport(ctx, ingestClient, app.cfg.DataDir, opt.importRows, out)
 	if err != nil {
 		return err
 	}

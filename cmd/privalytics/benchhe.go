@@ -8,11 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -62,23 +59,11 @@ type heStages struct {
 }
 
 func runBenchHE(ctx context.Context, out io.Writer, n, repeat int, presets []string) error {
-	dir, err := os.MkdirTemp("", "privalytics-bench-he-")
+	app, stop, err := benchServer(ctx, "privalytics-bench-he-", func(c *Config) { c.Role = "processor" })
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := DefaultConfig()
-	cfg.Addr, cfg.DataDir, cfg.LogLevel, cfg.Role = "127.0.0.1:0", dir, "error", "processor"
-	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
-	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
-	if err != nil {
-		return err
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = app.serve(serveCtx) }()
-	defer func() { stop(); wg.Wait() }()
+	defer stop()
 	op := client.New(app.URL(), app.OperatorToken)
 	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench-he", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -54,23 +52,11 @@ type partyCosts struct {
 }
 
 func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOptions) error {
-	dir, err := os.MkdirTemp("", "privalytics-franchise-bench-")
+	app, stop, err := benchServer(ctx, "privalytics-franchise-bench-", nil)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := DefaultConfig()
-	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
-	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
-	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
-	if err != nil {
-		return err
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = app.serve(serveCtx) }()
-	defer func() { stop(); wg.Wait() }()
+	defer stop()
 
 	op := client.New(app.URL(), app.OperatorToken)
 	tenant, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}})
