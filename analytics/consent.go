@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 
 	"github.com/privalytics/privalytics"
@@ -19,11 +20,11 @@ func HiddenSubjects(snap *privalytics.Snapshot, visible func(subject uint64) boo
 		if len(idx) != 1 {
 			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: a chunk has no %q column", privalytics.SubjectColumn)
 		}
-		col, ok := ch.Record.Column(idx[0]).(*array.Uint64)
-		if !ok || col.Len() != len(ch.Subjects) {
+		col := ch.Record.Column(idx[0])
+		if !isSubjectColumn(col) || col.Len() != len(ch.Subjects) {
 			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: the %q column is not one uint64 per row", privalytics.SubjectColumn)
 		}
-		vals := col.Uint64Values()
+		vals := privalytics.Uint64s(col)
 		for i, n := range ch.Subjects {
 			if int(n) >= len(hidden) {
 				return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: subject number %d is not below the snapshot's %d subjects", n, len(hidden))
@@ -38,4 +39,15 @@ func HiddenSubjects(snap *privalytics.Snapshot, visible func(subject uint64) boo
 		return nil, nil
 	}
 	return hidden, nil
+}
+
+// isSubjectColumn reports whether col holds subject pseudonyms: uint64, plain or
+// dictionary-encoded in memory.
+func isSubjectColumn(col arrow.Array) bool {
+	if d, ok := col.(*array.Dictionary); ok {
+		_, ok = d.Dictionary().(*array.Uint64)
+		return ok
+	}
+	_, ok := col.(*array.Uint64)
+	return ok
 }

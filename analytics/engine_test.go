@@ -107,6 +107,23 @@ func snapshotOf(events []event, chunkRows int) *privalytics.Snapshot {
 	return snap
 }
 
+// compacted returns snap with every chunk in the event store's compact
+// in-memory form, failing unless some column changed form.
+func compacted(t *testing.T, snap *privalytics.Snapshot) *privalytics.Snapshot {
+	t.Helper()
+	out := *snap
+	out.Chunks = make([]privalytics.Chunk, len(snap.Chunks))
+	changed := false
+	for i, c := range snap.Chunks {
+		out.Chunks[i] = privalytics.Chunk{Record: privalytics.CompactRecord(c.Record), Subjects: c.Subjects}
+		changed = changed || !out.Chunks[i].Record.Schema().Equal(c.Record.Schema())
+	}
+	if !changed {
+		t.Fatal("CompactRecord changed no column")
+	}
+	return &out
+}
+
 func f64(v float64) *float64 { return &v }
 
 // run plans and executes q, releasing with m.
@@ -183,10 +200,21 @@ func TestExactnessAgainstReference(t *testing.T) {
 			t.Parallel()
 			rng := newRNG(seed, 99)
 			events := randomEvents(rng, 500+rng.IntN(3000), 20+rng.IntN(200))
-			snap := snapshotOf(events, 1+rng.IntN(700))
+			chunkRows := 1 + rng.IntN(700)
 			if seed == 25 {
-				events = randomEvents(rng, 200_000, 30_000)
-				snap = snapshotOf(events, 50_000)
+				events, chunkRows = randomEvents(rng, 200_000, 30_000), 50_000
+			}
+			// Odd seeds run on chunks in the event store's compact in-memory
+			// form, with amounts coarse enough to be dictionary-encoded.
+			compact := seed%2 == 1
+			if compact {
+				for i := range events {
+					events[i].amount -= events[i].amount % 5000
+				}
+			}
+			snap := snapshotOf(events, chunkRows)
+			if compact {
+				snap = compacted(t, snap)
 			}
 
 			q := &privalytics.Query{Epsilon: 1, Delta: 1e-6,
@@ -198,7 +226,10 @@ func TestExactnessAgainstReference(t *testing.T) {
 				Bounds: privalytics.Bounds{MaxGroups: 1000, MaxRowsPerGroup: 100_000}}
 			rq := refQuery{keep: func(event) bool { return true }, lo: -5000, hi: 150_000}
 			// A random filter.
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
+			case 4:
+				q.Where = []privalytics.Filter{{Column: "quantity", In: []any{1, 3}}}
+				rq.keep = func(e event) bool { return e.quantity == 1 || e.quantity == 3 }
 			case 0:
 				q.Where = []privalytics.Filter{{Column: "type", Eq: "purchase"}}
 				rq.keep = func(e event) bool { return e.typ == "purchase" }
@@ -682,10 +713,21 @@ func TestHistogramBuckets(t *testing.T) {
 	events := randomEvents(rng, 3000, 3000)
 	for i := range events {
 		events[i].subj = uint64(i)
+		events[i].amount -= events[i].amount % 500 // few enough values to be dictionary-encoded in memory
 	}
 	edges := []float64{-20, 0, 10.5, 50, 180}
 	q := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: edges}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}
-	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
+	for _, snap := range []*privalytics.Snapshot{snapshotOf(events, 1000), compacted(t, snapshotOf(events, 1000))} {
+		checkHistogram(t, q, snap, events, edges)
+	}
+	if _, err := NewPlan(&privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{5, 1}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits()); err == nil {
+		t.Error("descending bucket edges accepted")
+	}
+}
+
+func checkHistogram(t *testing.T, q *privalytics.Query, snap *privalytics.Snapshot, events []event, edges []float64) {
+	t.Helper()
+	res := run(t, q, snap, dptest.NoNoise())
 	want := make([]float64, len(edges)-1)
 	for _, e := range events {
 		if !e.hasAmt {
@@ -704,9 +746,6 @@ func TestHistogramBuckets(t *testing.T) {
 		if label := fmt.Sprintf("[%g, %g)", edges[i], edges[i+1]); r.Key[0] != label || r.Cells[0].Value != want[i] {
 			t.Errorf("bucket %s: %v, want %s: %v", r.Key[0], r.Cells[0].Value, label, want[i])
 		}
-	}
-	if _, err := NewPlan(&privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{5, 1}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits()); err == nil {
-		t.Error("descending bucket edges accepted")
 	}
 }
 

@@ -75,13 +75,18 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 		case d.typ == privalytics.TypeInt:
 			set := map[int64]bool{}
 			for _, ch := range snap.Chunks {
-				c, ok := ch.Record.Column(d.col).(*array.Int64)
-				if !ok {
-					continue
-				}
-				for j, v := range c.Int64Values() {
-					if c.IsValid(j) {
-						set[v] = true
+				switch c := ch.Record.Column(d.col).(type) {
+				case *array.Int64:
+					for j, v := range c.Int64Values() {
+						if c.IsValid(j) {
+							set[v] = true
+						}
+					}
+				case *array.Dictionary: // holds only values of non-null rows
+					if dict, ok := c.Dictionary().(*array.Int64); ok {
+						for _, v := range dict.Int64Values() {
+							set[v] = true
+						}
 					}
 				}
 			}
@@ -97,9 +102,10 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 			set := map[string]bool{}
 			for _, ch := range snap.Chunks {
 				if c, ok := ch.Record.Column(d.col).(*array.Dictionary); ok {
-					dict := c.Dictionary().(*array.String)
-					for k := range dict.Len() {
-						set[dict.Value(k)] = true
+					if dict, ok := c.Dictionary().(*array.String); ok {
+						for k := range dict.Len() {
+							set[dict.Value(k)] = true
+						}
 					}
 				}
 			}
@@ -232,6 +238,23 @@ func slotValues(a aggregate, col arrow.Array, sel []int32, dst []uint64, dest []
 		}
 	}
 	nulls := col.NullN() > 0
+	if c, ok := col.(*array.Dictionary); ok && !a.isFloat {
+		// Clamp each distinct value once, then look rows up.
+		dv := c.Dictionary().(*array.Int64).Int64Values()
+		clamped := make([]uint64, max(len(dv), 1))
+		for j, v := range dv {
+			clamped[j] = uint64(min(a.hi, max(a.lo, v)))
+		}
+		switch idx := c.Indices().(type) {
+		case *array.Uint8:
+			lookupCodes(idx.Uint8Values(), col, clamped, missingIntBits, sel, dst, dest)
+		case *array.Uint16:
+			lookupCodes(idx.Uint16Values(), col, clamped, missingIntBits, sel, dst, dest)
+		default:
+			lookupCodes(privalytics.DictCodes(c), col, clamped, missingIntBits, sel, dst, dest)
+		}
+		return
+	}
 	if !a.isFloat && !nulls {
 		vals := col.(*array.Int64).Int64Values()
 		for i, row := range sel {
@@ -259,6 +282,48 @@ func slotValues(a aggregate, col arrow.Array, sel []int32, dst []uint64, dest []
 		}
 		dst[dest[i]] = uint64(min(a.hi, max(a.lo, vals[row])))
 	}
+}
+
+// codes are the dictionary index types of in-memory chunks (see
+// privalytics.CompactRecord); the loops over them are generic so each width
+// gets its own compiled loop.
+type codes interface{ uint8 | uint16 | int32 }
+
+// lookupCodes writes table[code of row] for each selected row to dst[dest[i]],
+// or missing for a null row.
+func lookupCodes[T codes, V any](idx []T, col arrow.Array, table []V, missing V, sel []int32, dst []V, dest []int32) {
+	if col.NullN() == 0 {
+		for i, row := range sel {
+			dst[dest[i]] = table[idx[row]]
+		}
+		return
+	}
+	for i, row := range sel {
+		if col.IsNull(int(row)) {
+			dst[dest[i]] = missing
+		} else {
+			dst[dest[i]] = table[idx[row]]
+		}
+	}
+}
+
+// filterCodes keeps the selected rows whose code passes mask; nulls never pass.
+func filterCodes[T codes](idx []T, col arrow.Array, mask []bool, sel []int32) []int32 {
+	k := 0
+	if col.NullN() == 0 { // the hot path: branch-free compaction
+		for _, row := range sel {
+			sel[k] = row
+			k += boolInt(mask[idx[row]])
+		}
+		return sel[:k]
+	}
+	for _, row := range sel {
+		if col.IsValid(int(row)) && mask[idx[row]] {
+			sel[k] = row
+			k++
+		}
+	}
+	return sel[:k]
 }
 
 // chunkRows are one chunk's selected rows, ordered by subject partition.
@@ -357,21 +422,25 @@ func applyFilter(f filter, col arrow.Array, sel []int32) []int32 {
 	}
 	switch c := col.(type) {
 	case *array.Dictionary:
-		dict := c.Dictionary().(*array.String)
-		mask := make([]bool, dict.Len())
-		for j := range mask {
-			mask[j] = f.set[dict.Value(j)] != f.negate
-		}
-		idx := c.Indices().(*array.Int32).Int32Values()
-		if c.NullN() == 0 { // the hot path: branch-free compaction
-			for _, row := range sel {
-				sel[k] = row
-				k += boolInt(mask[idx[row]])
+		// Evaluate the filter once per distinct value, then per row by code.
+		mask := make([]bool, max(c.Dictionary().Len(), 1))
+		switch dict := c.Dictionary().(type) {
+		case *array.String:
+			for j := range dict.Len() {
+				mask[j] = f.set[dict.Value(j)] != f.negate
 			}
-			return sel[:k]
+		case *array.Int64:
+			for j, v := range dict.Int64Values() {
+				mask[j] = intPass(f, v)
+			}
 		}
-		for _, row := range sel {
-			keep(row, mask[idx[row]])
+		switch idx := c.Indices().(type) {
+		case *array.Uint8:
+			return filterCodes(idx.Uint8Values(), col, mask, sel)
+		case *array.Uint16:
+			return filterCodes(idx.Uint16Values(), col, mask, sel)
+		default:
+			return filterCodes(privalytics.DictCodes(c), col, mask, sel)
 		}
 	case *array.Int64:
 		vals := c.Int64Values()
@@ -421,35 +490,43 @@ func groupCodes(d execDim, col arrow.Array, sel []int32, grp []int32) {
 			grp[i] += code * stride
 		}
 	}
+	if c, ok := col.(*array.Dictionary); ok {
+		// Each distinct value's code once, then per row by dictionary code.
+		trans := make([]int32, max(c.Dictionary().Len(), 1))
+		for j := range trans {
+			trans[j] = -1
+		}
+		switch dict := c.Dictionary().(type) {
+		case *array.String:
+			for j := range dict.Len() {
+				if code, ok := d.code[dict.Value(j)]; ok && !d.hist {
+					trans[j] = code
+				}
+			}
+		case *array.Int64:
+			for j, v := range dict.Int64Values() {
+				if d.hist {
+					trans[j] = histCode(d.bounds, v)
+				} else if code, ok := d.intCode[v]; ok {
+					trans[j] = code
+				}
+			}
+		}
+		switch idx := c.Indices().(type) {
+		case *array.Uint8:
+			dictGroupCodes(idx.Uint8Values(), d, c, trans, sel, grp, set)
+		case *array.Uint16:
+			dictGroupCodes(idx.Uint16Values(), d, c, trans, sel, grp, set)
+		default:
+			dictGroupCodes(privalytics.DictCodes(c), d, c, trans, sel, grp, set)
+		}
+		return
+	}
 	if d.hist {
 		histCodes(d, col, sel, set)
 		return
 	}
 	switch c := col.(type) {
-	case *array.Dictionary:
-		dict := c.Dictionary().(*array.String)
-		trans := make([]int32, dict.Len())
-		for j := range trans {
-			code, ok := d.code[dict.Value(j)]
-			if !ok {
-				code = -1
-			}
-			trans[j] = code
-		}
-		idx := c.Indices().(*array.Int32).Int32Values()
-		if c.NullN() == 0 && d.stride == 1 && d.first {
-			for i, row := range sel {
-				grp[i] = trans[idx[row]]
-			}
-			return
-		}
-		for i, row := range sel {
-			if c.IsNull(int(row)) {
-				set(i, -1)
-			} else {
-				set(i, trans[idx[row]])
-			}
-		}
 	case *array.Timestamp:
 		vals := c.TimestampValues()
 		b := d.bounds
@@ -496,6 +573,41 @@ func groupCodes(d execDim, col arrow.Array, sel []int32, grp []int32) {
 	}
 }
 
+// dictGroupCodes is groupCodes for a dictionary column, with trans the code of
+// each dictionary value (-1: none).
+func dictGroupCodes[T codes](idx []T, d execDim, col arrow.Array, trans []int32, sel []int32, grp []int32, set func(int, int32)) {
+	if col.NullN() == 0 && d.stride == 1 && d.first {
+		for i, row := range sel {
+			grp[i] = trans[idx[row]]
+		}
+		return
+	}
+	for i, row := range sel {
+		if col.IsNull(int(row)) {
+			set(i, -1)
+		} else {
+			set(i, trans[idx[row]])
+		}
+	}
+}
+
+// histCode is the bucket [b_i, b_i+1) holding v, or -1.
+func histCode(b []int64, v int64) int32 {
+	if len(b) < 2 || v < b[0] || v >= b[len(b)-1] {
+		return -1
+	}
+	lo, hi := 0, len(b)-1 // b[lo] <= v < b[hi]
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if b[mid] <= v {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return int32(lo)
+}
+
 // histCodes puts each row's value in its bucket [e_i, e_i+1), or none.
 func histCodes(d execDim, col arrow.Array, sel []int32, set func(int, int32)) {
 	search := func(n int, less func(int) bool) int32 { // largest i with edge_i <= v, for 0 <= i < n-1
@@ -512,14 +624,13 @@ func histCodes(d execDim, col arrow.Array, sel []int32, set func(int, int32)) {
 	}
 	switch c := col.(type) {
 	case *array.Int64:
-		vals, b := c.Int64Values(), d.bounds
+		vals := c.Int64Values()
 		for i, row := range sel {
-			v := vals[row]
-			if c.IsNull(int(row)) || v < b[0] || v >= b[len(b)-1] {
+			if c.IsNull(int(row)) {
 				set(i, -1)
-				continue
+			} else {
+				set(i, histCode(d.bounds, vals[row]))
 			}
-			set(i, search(len(b), func(k int) bool { return b[k] <= v }))
 		}
 	case *array.Float64:
 		vals, b := c.Float64Values(), d.fbound

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow/go/v17/arrow/array"
-
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 )
@@ -145,13 +143,14 @@ func TestImportUCIOnlineRetail(t *testing.T) {
 	var qty, amountMilli int64
 	for _, ch := range snap.Chunks {
 		r := ch.Record
-		subj := r.Column(0).(*array.Uint64)
-		q := r.Column(r.Schema().FieldIndices("quantity")[0]).(*array.Int64)
-		a := r.Column(r.Schema().FieldIndices("amount")[0]).(*array.Int64)
+		// In memory the columns may be dictionary-encoded; Uint64s decodes.
+		subj := privalytics.Uint64s(r.Column(0))
+		q := privalytics.Uint64s(r.Column(r.Schema().FieldIndices("quantity")[0]))
+		a := privalytics.Uint64s(r.Column(r.Schema().FieldIndices("amount")[0]))
 		for i := range int(r.NumRows()) {
-			subjects[subj.Value(i)] = true
-			qty += q.Value(i)
-			amountMilli += a.Value(i)
+			subjects[subj[i]] = true
+			qty += int64(q[i])
+			amountMilli += int64(a[i])
 		}
 		rows += int(r.NumRows())
 	}

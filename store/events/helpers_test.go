@@ -147,8 +147,10 @@ func cell(t testing.TB, a arrow.Array, i int) any {
 		return nil
 	}
 	switch a := a.(type) {
-	case *array.Dictionary:
-		return a.Dictionary().(*array.String).Value(a.GetValueIndex(i))
+	case *array.Dictionary: // in memory, numbers and subjects may be dictionary-encoded too
+		return cell(t, a.Dictionary(), a.GetValueIndex(i))
+	case *array.String:
+		return a.Value(i)
 	case *array.Uint64:
 		return a.Value(i)
 	case *array.Int64:

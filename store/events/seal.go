@@ -107,6 +107,12 @@ func (t *tenant) sealLocked() error {
 		}
 	}
 
+	// The rows as memory holds them, built before taking mu.
+	var memory []privalytics.Chunk
+	for _, c := range merged {
+		memory = append(memory, memoryChunks(t.arrow, c)...)
+	}
+
 	// 5. Swap the manifest. It also keeps the recent idempotency keys, since the
 	// logs that hold them are about to go.
 	t.mu.Lock()
@@ -132,7 +138,7 @@ func (t *tenant) sealLocked() error {
 			chunks, meta = append(chunks, c), append(meta, t.meta[i])
 		}
 	}
-	for _, c := range merged {
+	for _, c := range memory {
 		t.nextID++
 		chunks, meta = append(chunks, c), append(meta, chunkMeta{id: t.nextID, seq: 0, level: fullLevel})
 	}
@@ -229,7 +235,7 @@ func mergeSorted(schema *arrow.Schema, chunks []privalytics.Chunk) []privalytics
 	}
 	keys := make([]key, 0, n)
 	for ci, c := range chunks {
-		subj := c.Record.Column(0).(*array.Uint64).Uint64Values()
+		subj := privalytics.Uint64s(c.Record.Column(0))
 		ts := c.Record.Column(1).(*array.Timestamp).TimestampValues()
 		for i := range subj {
 			keys = append(keys, key{subj[i], int64(ts[i]), rowRef{uint32(ci), uint32(i)}})
@@ -289,6 +295,11 @@ func valueBuffer(b []byte) *memory.Buffer {
 // every buffer has exactly the size it needs.
 func gather(schema *arrow.Schema, recs []arrow.Record, refs []rowRef) arrow.Record {
 	n := len(refs)
+	wide := make([]arrow.Record, len(recs))
+	for i, r := range recs {
+		wide[i] = privalytics.WidenRecord(r, schema) // in-memory chunks may be compact
+	}
+	recs = wide
 	cols := make([]arrow.Array, schema.NumFields())
 	for f := range cols {
 		field := schema.Field(f)

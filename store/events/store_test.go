@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/privalytics/privalytics"
@@ -380,7 +379,7 @@ func checkDense(t *testing.T, snap *privalytics.Snapshot) {
 	num := map[uint64]uint32{}
 	used := map[uint32]uint64{}
 	for _, ch := range snap.Chunks {
-		for i, sv := range ch.Record.Column(0).(*array.Uint64).Uint64Values() {
+		for i, sv := range privalytics.Uint64s(ch.Record.Column(0)) {
 			n := ch.Subjects[i]
 			if int(n) >= snap.Subjects {
 				t.Fatalf("subject number %d ≥ Subjects %d", n, snap.Subjects)

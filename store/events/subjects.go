@@ -85,7 +85,7 @@ func (h *hider) filter(schema *arrow.Schema, rec arrow.Record, seq int) (arrow.R
 	if !h.mayHide(seq) {
 		return rec, 0
 	}
-	subj := rec.Column(0).(*array.Uint64).Uint64Values()
+	subj := privalytics.Uint64s(rec.Column(0))
 	ts := rec.Column(1).(*array.Timestamp).TimestampValues()
 	refs := make([]rowRef, 0, len(subj))
 	for i := range subj {
@@ -147,7 +147,7 @@ func (t *tenant) hideLocked(drop func(subject uint32, ts int64) bool) ([]privaly
 		t.nextID++
 		m := t.meta[i]
 		m.id = t.nextID
-		chunks = append(chunks, privalytics.Chunk{Record: gather(t.arrow, []arrow.Record{c.Record}, refs), Subjects: nums})
+		chunks = append(chunks, privalytics.Chunk{Record: privalytics.CompactRecord(gather(t.arrow, []arrow.Record{c.Record}, refs)), Subjects: nums})
 		meta = append(meta, m)
 	}
 	return chunks, meta, hidden

@@ -136,7 +136,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		}
 		for _, r := range recs {
 			if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
-				t.addChunk(r, chunkMeta{seq: 0, level: fullLevel})
+				t.addChunk(r, chunkMeta{seq: 0, level: fullLevel}, true)
 			}
 		}
 	}
@@ -205,7 +205,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 				rows += int(recs[n].NumRows())
 				n++
 			}
-			t.addChunk(concatRecords(t.arrow, recs[:n]), chunkMeta{seq: seq, level: fullLevel})
+			t.addChunk(concatRecords(t.arrow, recs[:n]), chunkMeta{seq: seq, level: fullLevel}, true)
 			recs = recs[n:]
 		}
 	}
@@ -237,10 +237,10 @@ func (t *tenant) openLog(seq int) error {
 	return nil
 }
 
-// addChunk makes rec visible with its dense subject numbers. Callers hold mu (or
-// are the only user).
-func (t *tenant) addChunk(rec arrow.Record, m chunkMeta) {
-	subj := rec.Column(0).(*array.Uint64).Uint64Values()
+// addChunk makes rec visible with its dense subject numbers; compact lays it
+// out for memory (memoryChunks) first. Callers hold mu (or are the only user).
+func (t *tenant) addChunk(rec arrow.Record, m chunkMeta, compact bool) {
+	subj := privalytics.Uint64s(rec.Column(0))
 	nums := make([]uint32, len(subj))
 	for i, s := range subj {
 		n, ok := t.subjects[s]
@@ -250,11 +250,39 @@ func (t *tenant) addChunk(rec arrow.Record, m chunkMeta) {
 		}
 		nums[i] = n
 	}
-	t.chunks = append(t.chunks, privalytics.Chunk{Record: rec, Subjects: nums})
-	t.nextID++
-	m.id = t.nextID
-	t.meta = append(t.meta, m)
+	pieces := []privalytics.Chunk{{Record: rec, Subjects: nums}}
+	if compact {
+		pieces = memoryChunks(t.arrow, pieces[0])
+	}
+	for _, c := range pieces {
+		t.chunks = append(t.chunks, c)
+		t.nextID++
+		m.id = t.nextID
+		t.meta = append(t.meta, m)
+	}
 	t.version++
+}
+
+// memoryChunks lays a full-size chunk out for memory: pieces of at most
+// chunkRows rows (so every dictionary code fits 16 bits), each with its own
+// dictionaries of the values it uses and its columns in their narrowest form
+// (privalytics.CompactRecord).
+func memoryChunks(schema *arrow.Schema, c privalytics.Chunk) []privalytics.Chunk {
+	n := int(c.Record.NumRows())
+	if n <= chunkRows {
+		return []privalytics.Chunk{{Record: privalytics.CompactRecord(c.Record), Subjects: c.Subjects}}
+	}
+	out := make([]privalytics.Chunk, 0, (n+chunkRows-1)/chunkRows)
+	for lo := 0; lo < n; lo += chunkRows {
+		hi := min(lo+chunkRows, n)
+		refs := make([]rowRef, hi-lo)
+		for i := range refs {
+			refs[i] = rowRef{0, uint32(lo + i)}
+		}
+		rec := gather(schema, []arrow.Record{c.Record}, refs)
+		out = append(out, privalytics.Chunk{Record: privalytics.CompactRecord(rec), Subjects: c.Subjects[lo:hi:hi]})
+	}
+	return out
 }
 
 // remember records an idempotency key, forgetting the oldest past the window.
@@ -380,7 +408,7 @@ func (t *tenant) writeGroup(group []*pending) {
 		if rows >= chunkRows/2 {
 			level = fullLevel // big enough to stand alone
 		}
-		t.addChunk(p.rec, chunkMeta{seq: t.logSeq, level: level})
+		t.addChunk(p.rec, chunkMeta{seq: t.logSeq, level: level}, false) // sealed soon; compacting here would hold mu
 		t.logRows += rows
 		if p.key != "" {
 			t.remember(p.key, rows)
@@ -476,6 +504,9 @@ func (t *tenant) coalesceOnce() bool {
 		subjects = append(subjects, c.Subjects...)
 	}
 	merged := privalytics.Chunk{Record: concatRecords(t.arrow, recs), Subjects: subjects}
+	if level == fullLevel {
+		merged.Record = privalytics.CompactRecord(merged.Record)
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
