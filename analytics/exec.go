@@ -224,7 +224,12 @@ func (p *Plan) selectChunk(ch privalytics.Chunk, dims []execDim, sc *scratch) (s
 // scratch is a worker's reusable buffers for one chunk at a time.
 type scratch struct {
 	sel, grp, dest []int32
-	hidden         []bool // see ExecuteHiding; shared, read-only
+	// partitionChunks: the selections and group codes of a run of chunks, the
+	// end of each chunk's in them, and the partitions' next free slots.
+	sels, grps []int32
+	ends       []int
+	pos        []int32
+	hidden     []bool // see ExecuteHiding; shared, read-only
 }
 
 // slotValues writes the clamped value of each selected row of slot a's column to
@@ -338,50 +343,72 @@ type chunkRows struct {
 // engine's largest allocation, about 16 bytes per selected row.
 var chunkRowsPool sync.Pool
 
-// partitionChunk selects a chunk's rows and orders them by subject partition
-// (subject >> shift), so each partition can later be bounded on its own.
-func (p *Plan) partitionChunk(ch privalytics.Chunk, dims []execDim, shift uint, subjects int, sc *scratch) (*chunkRows, error) {
-	if len(ch.Subjects) != int(ch.Record.NumRows()) {
-		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: a chunk has %d rows but %d subject numbers", ch.Record.NumRows(), len(ch.Subjects))
-	}
+// partitionChunks selects the rows of a run of chunks and orders them by
+// subject partition (subject >> shift), so each partition can later be
+// bounded on its own. Taking several chunks at once keeps the pieces each
+// partition gathers in phase 2 few and long (chunks are small in memory).
+func (p *Plan) partitionChunks(chs []privalytics.Chunk, dims []execDim, shift uint, subjects int, sc *scratch) (*chunkRows, error) {
 	parts := (subjects-1)>>shift + 1
-	sel, grp := p.selectChunk(ch, dims, sc)
 	out, _ := chunkRowsPool.Get().(*chunkRows)
 	if out == nil {
 		out = &chunkRows{}
 	}
-	n := len(sel)
 	out.off = slices.Grow(out.off[:0], parts+1)[:parts+1]
 	clear(out.off)
-	out.subj = slices.Grow(out.subj[:0], n)[:n]
-	out.grp = slices.Grow(out.grp[:0], n)[:n]
-	out.vals = slices.Grow(out.vals[:0], p.slots)[:p.slots]
-	nums := ch.Subjects
-	for _, row := range sel {
-		s := nums[row]
-		if int(s) >= subjects {
+	// Pass 1: select and count rows per partition, keeping each chunk's
+	// selection and group codes (sc.sel and sc.grp are reused per chunk).
+	sc.sels, sc.grps, sc.ends = sc.sels[:0], sc.grps[:0], sc.ends[:0]
+	for _, ch := range chs {
+		if len(ch.Subjects) != int(ch.Record.NumRows()) {
 			chunkRowsPool.Put(out)
-			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: subject number %d is not below the snapshot's %d subjects", s, subjects)
+			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: a chunk has %d rows but %d subject numbers", ch.Record.NumRows(), len(ch.Subjects))
 		}
-		out.off[s>>shift+1]++
+		sel, grp := p.selectChunk(ch, dims, sc)
+		nums := ch.Subjects
+		for _, row := range sel {
+			s := nums[row]
+			if int(s) >= subjects {
+				chunkRowsPool.Put(out)
+				return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: subject number %d is not below the snapshot's %d subjects", s, subjects)
+			}
+			out.off[s>>shift+1]++
+		}
+		sc.sels, sc.grps = append(sc.sels, sel...), append(sc.grps, grp...)
+		sc.ends = append(sc.ends, len(sc.sels))
 	}
 	for i := 1; i <= parts; i++ {
 		out.off[i] += out.off[i-1]
 	}
-	pos := slices.Clone(out.off[:parts])
-	sc.dest = slices.Grow(sc.dest[:0], len(sel))[:len(sel)]
-	dest := sc.dest
-	for i, row := range sel {
-		s := nums[row]
-		d := pos[s>>shift]
-		pos[s>>shift]++
-		out.subj[d], out.grp[d], dest[i] = s, grp[i], d
-	}
+	n := len(sc.sels)
+	out.subj = slices.Grow(out.subj[:0], n)[:n]
+	out.grp = slices.Grow(out.grp[:0], n)[:n]
+	out.vals = slices.Grow(out.vals[:0], p.slots)[:p.slots]
 	for _, a := range p.aggs {
 		if a.slot >= 0 {
 			out.vals[a.slot] = slices.Grow(out.vals[a.slot][:0], n)[:n]
-			slotValues(a, ch.Record.Column(a.col), sel, out.vals[a.slot], dest)
 		}
+	}
+	// Pass 2: place each row at its partition's next slot.
+	sc.pos = append(sc.pos[:0], out.off[:parts]...)
+	pos := sc.pos
+	sc.dest = slices.Grow(sc.dest[:0], n)[:n]
+	start := 0
+	for k, ch := range chs {
+		end := sc.ends[k]
+		sel, grp, dest := sc.sels[start:end], sc.grps[start:end], sc.dest[start:end]
+		nums := ch.Subjects
+		for i, row := range sel {
+			s := nums[row]
+			d := pos[s>>shift]
+			pos[s>>shift]++
+			out.subj[d], out.grp[d], dest[i] = s, grp[i], d
+		}
+		for _, a := range p.aggs {
+			if a.slot >= 0 {
+				slotValues(a, ch.Record.Column(a.col), sel, out.vals[a.slot], dest)
+			}
+		}
+		start = end
 	}
 	return out, nil
 }
@@ -655,7 +682,7 @@ const partitionRows = 1 << 16
 
 // Execute runs the plan over the snapshot with per-customer contribution bounding.
 //
-// Design: (1) chunks in parallel: filter into a selection vector, compute group
+// Design: (1) runs of chunks in parallel: filter into a selection vector, compute group
 // codes, and order the selected rows by subject partition (a range of dense
 // subject numbers); (2) partitions in parallel: counting-sort the partition's rows
 // by subject, then bound one subject at a time (a fast path when nothing can
@@ -687,12 +714,28 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []
 		return nil, fmt.Errorf("analytics: seed: %w", err)
 	}
 	subjects := max(snap.Subjects, 1)
-	parts := 1 << bits.Len(uint(snap.Rows()/partitionRows))
-	subjBits := bits.Len(uint(subjects - 1))
-	shift := uint(max(0, subjBits-bits.Len(uint(parts-1))))
-	parts = (subjects-1)>>shift + 1
+	rows := max(snap.Rows(), 1)
+	// Partitions of 2^shift subjects hold about partitionRows rows, whatever
+	// the snapshot's size, so phase 2's per-row cost does not grow with it.
+	shift := uint(max(0, bits.Len(uint(subjects*partitionRows/rows))-1))
+	parts := (subjects-1)>>shift + 1
 
-	chunks := make([]*chunkRows, len(snap.Chunks))
+	// Phase 1 works on runs of consecutive chunks of about unitRows rows:
+	// enough runs to keep the workers busy, few enough that each partition
+	// gathers a handful of long pieces rather than one short piece per chunk.
+	workersAll := workerCount(len(snap.Chunks))
+	unitRows := min(max(rows/(4*workersAll), partitionRows), 1<<20)
+	var units [][]privalytics.Chunk
+	for i, acc := 0, 0; i < len(snap.Chunks); i++ {
+		n := int(snap.Chunks[i].Record.NumRows())
+		if len(units) == 0 || acc+n > unitRows && acc > 0 {
+			units, acc = append(units, nil), 0
+		}
+		units[len(units)-1] = append(units[len(units)-1], snap.Chunks[i])
+		acc += n
+	}
+
+	chunks := make([]*chunkRows, len(units))
 	defer func() {
 		for _, c := range chunks {
 			if c != nil {
@@ -706,7 +749,7 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []
 	}
 	errs := make([]error, len(chunks))
 	if err := parallel(ctx, len(scratches), len(chunks), func(w, i int) {
-		chunks[i], errs[i] = p.partitionChunk(snap.Chunks[i], dims, shift, subjects, &scratches[w])
+		chunks[i], errs[i] = p.partitionChunks(units[i], dims, shift, subjects, &scratches[w])
 	}); err != nil {
 		return nil, err
 	}
