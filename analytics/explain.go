@@ -79,7 +79,10 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			e.HalfWidth = ci.UpperBound / meanRows
 			e.Note = fmt.Sprintf("for a group of %d rows; smaller groups are less precise", meanRows)
 		case "median", "quantile":
-			e.Note = "quantiles carry no interval from the library yet; the released interval is the clamping range"
+			share := dp.QuantileCountShare
+			w := dp.QuantileRankError(p.kind, l0, rows, dp.Budget{Epsilon: a.budget.Epsilon * (1 - share), Delta: a.budget.Delta * (1 - share)}, alpha/3)
+			e.Note = fmt.Sprintf("the interval spans the values ranked within ±%.0f rows of the quantile (±%.1f points of rank in a group of %d rows; all of [lower, upper] in groups too small to tell), plus the tree's resolution; its width in values depends on the data",
+				w, 100*w/meanRows, meanRows)
 		default: // variance, stddev: the error depends on the data's spread
 			e.Note = "the interval depends on the group's size and spread; see it in the answer"
 		}

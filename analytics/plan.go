@@ -327,7 +327,7 @@ func (p *Plan) ZCDPCost() privalytics.Cost {
 	delta := p.selBudget.Delta
 	for _, a := range p.aggs {
 		if p.kind == dp.Gaussian && (a.op == "median" || a.op == "quantile") {
-			delta += a.budget.Delta
+			delta += a.budget.Delta * (1 - dp.QuantileCountShare) // the tree's; the count's is in ρ
 		}
 	}
 	return privalytics.Cost{Epsilon: p.cost.Epsilon, Delta: delta, Rho: p.cost.Rho}
@@ -355,6 +355,8 @@ func (p *Plan) rho() float64 {
 			total += 2 * dp.RhoOfLaplace(e/2)
 		case p.kind == dp.Laplace && (a.op == "variance" || a.op == "stddev"):
 			total += 3 * dp.RhoOfLaplace(e/3)
+		case p.kind == dp.Laplace && (a.op == "median" || a.op == "quantile"):
+			total += dp.RhoOfLaplace(e*(1-dp.QuantileCountShare)) + dp.RhoOfLaplace(e*dp.QuantileCountShare)
 		case p.kind == dp.Laplace:
 			total += dp.RhoOfLaplace(e)
 		case a.op == "count":
@@ -367,9 +369,11 @@ func (p *Plan) rho() float64 {
 			total += gauss(float64(p.linf), e/2, d/2) + gauss((a.fhi-a.flo)/2*float64(p.linf), e/2, d/2)
 		case a.op == "median" || a.op == "quantile":
 			// The library calibrates the whole quantile tree to (ε, δ)-DP: with
-			// Laplace noise pure ε-DP (ε²/2); with Gaussian noise δ-approximately
-			// ε²/2-zCDP, its δ charged with the approximate parts (ZCDPCost).
-			total += dp.RhoOfLaplace(e)
+			// Gaussian noise δ-approximately ε²/2-zCDP, its δ charged with the
+			// approximate parts (ZCDPCost). The row count sizing the interval
+			// is an ordinary Gaussian count.
+			s := dp.QuantileCountShare
+			total += dp.RhoOfLaplace(e*(1-s)) + gauss(float64(p.linf), e*s, d*s)
 		default: // variance, stddev
 			half := (a.fhi - a.flo) / 2
 			total += gauss(float64(p.linf), e/3, d/3) + gauss(half*float64(p.linf), e/3, d/3) + gauss(half*half*float64(p.linf), e/3, d/3)

@@ -213,15 +213,40 @@ func (m Mechanisms) Mean(normSum float64, count int64, p SumParams) (Cell, error
 
 func clamp(x, lo, hi float64) float64 { return math.Min(hi, math.Max(lo, x)) }
 
+// QuantileCountShare is the share of a quantile's budget spent on a noisy
+// count of the group's rows, which sizes the quantile's interval; the rest goes
+// to the library's quantile tree.
+const QuantileCountShare = 0.1
+
+// The library's quantile tree (dpagg defaults): 4 levels of 16 children.
+const (
+	quantileTreeHeight = dpagg.DefaultTreeHeight
+	quantileBranching  = dpagg.DefaultBranchingFactor
+)
+
 // Quantile releases a quantile of one group's kept values with the library's
 // BoundedQuantiles (a noisy quantile tree over [Lower, Upper]) using these
-// mechanisms' noise. The library gives no interval for quantiles; the one
-// released is the clamping range, which holds the bounded quantile always.
+// mechanisms' noise, on 1 − QuantileCountShare of the budget.
+//
+// The library gives no interval; ours is post-processing of the same noisy
+// tree plus a noisy row count n̂ (QuantileCountShare of the budget). Walking
+// down the tree, the rank the answer lands on is off by the noise of the nodes
+// the walk sums: at most H·B counts (H levels of B children), so about
+// σ_node·√(H·B) rows. With W = z·σ_node·√(H·B) and n_lo a lower confidence
+// bound of the row count, the interval runs from the tree's answer at rank
+// r − W/n_lo to its answer at r + W/n_lo, each widened by one leaf
+// ((Upper − Lower)/B^H) for the resolution of the tree, and clamped to the
+// bounds. The confidence is split in three (n_lo, each end). The rank error
+// is a normal approximation of a sum of up to 64 noise terms, not an exact
+// bound: TestQuantileIntervalsCover measures the coverage.
 func (m Mechanisms) Quantile(values []float64, rank float64, p SumParams) (Cell, error) {
+	n := m.noise(p.Kind)
+	tree := Budget{p.Budget.Epsilon * (1 - QuantileCountShare), p.Budget.Delta * (1 - QuantileCountShare)}
+	cnt := Budget{p.Budget.Epsilon * QuantileCountShare, p.Budget.Delta * QuantileCountShare}
 	opt := &dpagg.BoundedQuantilesOptions{
-		Epsilon: p.Budget.Epsilon, Delta: p.Budget.Delta,
+		Epsilon: tree.Epsilon, Delta: tree.Delta,
 		MaxPartitionsContributed: p.L0, MaxContributionsPerPartition: p.RowsPerGroup,
-		Lower: p.Lower, Upper: p.Upper, Noise: m.noise(p.Kind),
+		Lower: p.Lower, Upper: p.Upper, Noise: n,
 	}
 	bq, err := dpagg.NewBoundedQuantiles(opt)
 	if err != nil {
@@ -236,7 +261,46 @@ func (m Mechanisms) Quantile(values []float64, rank float64, p SumParams) (Cell,
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: quantile: %w", err)
 	}
-	return Cell{Value: v, Lower: p.Lower, Upper: p.Upper}, nil
+	nc, err := n.AddNoiseInt64(int64(len(values)), p.L0, p.RowsPerGroup, cnt.Epsilon, cnt.Delta)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: quantile count: %w", err)
+	}
+	third := (1 - p.Confidence) / 3
+	ci, err := n.ComputeConfidenceIntervalInt64(nc, p.L0, p.RowsPerGroup, cnt.Epsilon, cnt.Delta, third)
+	if err != nil {
+		return Cell{}, fmt.Errorf("dp: quantile interval: %w", err)
+	}
+	w := QuantileRankError(p.Kind, p.L0, p.RowsPerGroup, tree, third)
+	cell := Cell{Value: v, Lower: p.Lower, Upper: p.Upper}
+	if nLo := ci.LowerBound; nLo > w {
+		lo, err := bq.Result(math.Max(0, rank-w/nLo))
+		if err != nil {
+			return Cell{}, fmt.Errorf("dp: quantile interval: %w", err)
+		}
+		hi, err := bq.Result(math.Min(1, rank+w/nLo))
+		if err != nil {
+			return Cell{}, fmt.Errorf("dp: quantile interval: %w", err)
+		}
+		leaf := (p.Upper - p.Lower) / math.Pow(quantileBranching, quantileTreeHeight)
+		cell.Lower = clamp(math.Min(lo, v)-leaf, p.Lower, p.Upper)
+		cell.Upper = clamp(math.Max(hi, v)+leaf, p.Lower, p.Upper)
+	}
+	return cell, nil
+}
+
+// QuantileRankError is W of Quantile: the half-width, in rows, of the rank a
+// quantile tree's answer lands on, at confidence 1 − alpha, for the tree's
+// share of the budget.
+func QuantileRankError(kind NoiseKind, l0, rowsPerGroup int64, tree Budget, alpha float64) float64 {
+	l0Tree := int64(quantileTreeHeight) * l0 // each row is in one node per level
+	var sigma float64
+	if kind == Gaussian {
+		sigma = noise.SigmaForGaussian(l0Tree, float64(rowsPerGroup), tree.Epsilon, tree.Delta)
+	} else {
+		sigma = math.Sqrt2 * float64(l0Tree) * float64(rowsPerGroup) / tree.Epsilon
+	}
+	z := math.Sqrt2 * math.Erfinv(1-alpha)
+	return z * sigma * math.Sqrt(quantileTreeHeight*quantileBranching)
 }
 
 // Variance releases a bounded (population) variance the way
