@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/privalytics/privalytics"
@@ -19,6 +20,11 @@ func TestExecuteHidingLeavesOutHiddenCustomers(t *testing.T) {
 	hidden, err := HiddenSubjects(snap, visible)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The store holds pseudonyms dictionary-encoded in memory: the same
+	// customers must be hidden.
+	if h2, err := HiddenSubjects(compacted(t, snap), visible); err != nil || !slices.Equal(h2, hidden) {
+		t.Fatalf("HiddenSubjects over compact chunks: %v (err %v), want %v", h2, err, hidden)
 	}
 	want := map[uint64]bool{}
 	for _, e := range events {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +35,11 @@ in one process so ratios compare like with like:
   - file import of a CSV through POST /v1/imports,
   - bytes per row on disk after sealing,
   - a DP group-by with contribution bounding over --rows warm rows, and the same
-    query on the engine's non-private path (the baseline of the ratio).
+    query on the engine's non-private path (the baseline of the ratio),
+  - the process heap with those rows warm,
+  - past 10M rows, the same DP query over a second tenant of 10M rows, for the
+    scaling ratio,
+  - DP query latency over HTTP on 1M rows, and the accuracy on UCI Online Retail.
 Each timing is the median of --repeat runs. The README's table comes from this command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,13 +53,14 @@ Each timing is the median of --repeat runs. The README's table comes from this c
 	cmd.Flags().IntVar(&opt.repeat, "repeat", 5, "runs per query timing (median reported)")
 	cmd.Flags().IntVar(&opt.senders, "senders", 4, "concurrent HTTP senders")
 	cmd.Flags().BoolVar(&opt.encrypt, "encrypt-at-rest", true, "encrypt logs and segments, as serve does by default; run with =false to measure the overhead")
+	cmd.Flags().StringVar(&opt.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (and of the scaling tenant's to FILE.10m)")
 	cmd.Flags().StringVar(&opt.uci, "uci", "../shared/data/online_retail_uci.csv.gz", "UCI Online Retail file for the accuracy figure (skipped if absent)")
 	return cmd
 }
 
 type benchOptions struct {
 	httpRows, importRows, rows, repeat, senders int
-	uci                                         string
+	uci, cpuProfile                             string
 	encrypt                                     bool
 }
 
@@ -155,7 +161,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	rows = append(rows, benchRow{fmt.Sprintf("on disk, %d rows sealed (Parquet zstd)", st.Rows), fmt.Sprintf("%.1f B/row", bpr), "≤ 12 B/row", verdict(bpr <= 12)})
 
 	// 4. DP query vs the same engine's non-private path.
-	dpTime, plainTime, n, err := benchDPQuery(ctx, app, "bench", opt.repeat)
+	dpTime, plainTime, n, err := benchDPQuery(ctx, app, "bench", opt.repeat, opt.cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -190,7 +196,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 		if err := app.events.Seal(ctx, "bench10m"); err != nil {
 			return err
 		}
-		baseTime, _, baseRows, err := benchDPQuery(ctx, app, "bench10m", opt.repeat)
+		baseTime, _, baseRows, err := benchDPQuery(ctx, app, "bench10m", opt.repeat, suffixed(opt.cpuProfile, ".10m"))
 		if err != nil {
 			return err
 		}
@@ -232,8 +238,9 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 // benchDPQuery times the benchmark's DP query (count and bounded revenue of
 // purchases per category, through Execute and Release with the secure
 // mechanisms) and the same plan on the non-private path, over the tenant's
-// warm snapshot: medians of repeat runs, and the rows scanned.
-func benchDPQuery(ctx context.Context, app *App, tenantID string, repeat int) (dpTime, plainTime time.Duration, rows int, err error) {
+// warm snapshot: medians of repeat runs, and the rows scanned. With a
+// profile path, the DP runs are CPU-profiled into it.
+func benchDPQuery(ctx context.Context, app *App, tenantID string, repeat int, profile string) (dpTime, plainTime time.Duration, rows int, err error) {
 	tenant, err := app.meta.Tenant(ctx, tenantID)
 	if err != nil {
 		return 0, 0, 0, err
@@ -254,14 +261,31 @@ func benchDPQuery(ctx context.Context, app *App, tenantID string, repeat int) (d
 		return 0, 0, 0, err
 	}
 	mech := dp.Secure()
-	if dpTime, err = medianOf(repeat, func() error {
+	// Start from a collected heap, so the loading's garbage is not collected
+	// on the queries' time.
+	runtime.GC()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	dpTime, err = medianOf(repeat, func() error {
 		part, err := analytics.Execute(ctx, plan, snap)
 		if err != nil {
 			return err
 		}
 		_, err = analytics.Release(plan, part, mech)
 		return err
-	}); err != nil {
+	})
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		return 0, 0, 0, err
 	}
 	if plainTime, err = medianOf(repeat, func() error {
@@ -288,6 +312,14 @@ func loadBenchTenant(ctx context.Context, op *client.Client, id string, rows, se
 	cfg := synth.DefaultConfig()
 	cfg.Customers, cfg.Events, cfg.Seed = max(rows/10, 1000), rows, 12
 	return streamBatches(ctx, admin.WithToken(ik.Token), cfg, 50_000, senders)
+}
+
+// suffixed is path+suffix, or "" for no path.
+func suffixed(path, suffix string) string {
+	if path == "" {
+		return ""
+	}
+	return path + suffix
 }
 
 // ndjsonBatches pre-generates the batches so generation is not timed.
