@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// measured is a table line's measured column: a number and a unit, after the
+// figure's column.
+var measured = regexp.MustCompile(`\S  +[0-9][0-9.]* ?(k |M )?(events/s|rows/s|B/row|×|ms)`)
+
+// TestBenchSmall runs the whole benchmark on small sizes, scaling tenant
+// included, and checks that every figure is printed with a measurement (the
+// figures themselves are only meaningful at the documented sizes).
+func TestBenchSmall(t *testing.T) {
+	var out bytes.Buffer
+	opt := benchOptions{httpRows: 5_000, importRows: 5_000, rows: 40_000, scaleRows: 10_000, repeat: 1, senders: 2, uci: "/nonexistent/uci.csv.gz"}
+	if err := runBench(context.Background(), &out, opt); err != nil {
+		t.Fatal(err)
+	}
+	for _, figure := range []string{
+		"HTTP ingest, NDJSON", "file import, CSV", "on disk, 40000 rows sealed",
+		"DP group-by with bounding, 40000 rows warm", "non-private path", "DP time ÷ non-private time",
+		"process heap with 40000 rows warm", "DP group-by time, 40000 rows ÷ 10000 rows (same process)",
+		"p99", "accuracy on UCI Online Retail",
+	} {
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, figure) {
+				line = l
+				break
+			}
+		}
+		if line == "" {
+			t.Errorf("no %q figure in the output:\n%s", figure, out.String())
+		} else if cols := measured.FindStringSubmatch(line); figure != "accuracy on UCI Online Retail" && cols == nil {
+			t.Errorf("figure %q has no measurement in its column: %q", figure, line)
+		}
+	}
+	if !strings.Contains(out.String(), "≤ 4.4×") { // 1.1 × 40,000 ÷ 10,000
+		t.Errorf("the scaling target is not 1.1 × the row ratio:\n%s", out.String())
+	}
+}
