@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow/array"
+
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/dp/dptest"
@@ -368,5 +372,54 @@ func TestSQLOverHTTP(t *testing.T) {
 	f.mustDo(t, http.MethodPost, "/v1/sql:explain", f.admin, "application/json", nil, []byte(`{"sql":"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.3) COUNT(*) FROM events"}`), http.StatusOK, &ex)
 	if ex.Cost.Epsilon != 0.3 {
 		t.Errorf("explain of SQL: cost %+v, want ε 0.3", ex.Cost)
+	}
+}
+
+// TestMedianOverHTTP: a median asked over HTTP, with the secure mechanisms,
+// over rows that were sealed (so held in the compact in-memory form), comes
+// back with an interval that holds the value, sits inside the bounds and is
+// far narrower than them for a group of 12,000 customers; explain states the
+// interval's rank half-width.
+func TestMedianOverHTTP(t *testing.T) {
+	t.Parallel()
+	var store *events.Store
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":5}}`, func(d *api.Deps) { store = d.Events.(*events.Store) })
+	var lines strings.Builder
+	for i := range 12_000 {
+		// Amounts 0.00 … 99.99 spread evenly: the median is about 50.
+		fmt.Fprintf(&lines, `{"customer_id":"c%d","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"%d.%02d"}`+"\n", i, (i*37)%100, (i*7)%100)
+	}
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(lines.String()), http.StatusOK, nil)
+	if err := store.Seal(context.Background(), "shop"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := store.Snapshot(context.Background(), "shop", privalytics.DefaultRetailSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := snap.Chunks[0].Record.Column(snap.Chunks[0].Record.Schema().FieldIndices("amount")[0]).(*array.Dictionary); !ok {
+		t.Fatalf("the sealed amounts are held as %s, want the compact dictionary form", snap.Chunks[0].Record.Schema())
+	}
+	q := []byte(`{"aggregates":[{"name":"med","op":"median","column":"amount","lower":0,"upper":100}],
+		"bounds":{"max_groups":1,"max_rows_per_group":1},"epsilon":1}`)
+	var ex analytics.Explanation
+	f.mustDo(t, http.MethodPost, "/v1/queries:explain", f.admin, "application/json", nil, q, http.StatusOK, &ex)
+	if len(ex.Aggregates) != 1 || !strings.Contains(ex.Aggregates[0].Note, "rows of the quantile") {
+		t.Errorf("explain: %+v, want the quantile's rank half-width in the note", ex.Aggregates)
+	}
+	var res privalytics.Result
+	f.mustDo(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil, q, http.StatusOK, &res)
+	if len(res.Rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(res.Rows))
+	}
+	c := res.Rows[0].Cells[0]
+	if c.Lower > c.Value || c.Value > c.Upper || c.Lower < 0 || c.Upper > 100 {
+		t.Errorf("median %v with interval [%v, %v]: the interval must hold the value inside [0, 100]", c.Value, c.Lower, c.Upper)
+	}
+	if w := c.Upper - c.Lower; w <= 0 || w > 20 {
+		t.Errorf("median interval width %v: want a useful interval (0 < width ≤ 20) for 12,000 customers", w)
+	}
+	if math.Abs(c.Value-50) > 10 {
+		t.Errorf("median %v, want about 50", c.Value)
 	}
 }
