@@ -96,9 +96,9 @@ func compactColumn(a arrow.Array) arrow.Array {
 	return a
 }
 
-// narrowCodes copies int32 dictionary codes into a narrower type; the caller
-// has checked that they fit.
-func narrowCodes[T uint8 | uint16](idx []int32) []T {
+// narrowCodes copies dictionary codes into a narrower type; the caller has
+// checked that they fit.
+func narrowCodes[T uint8 | uint16, S int32 | uint16](idx []S) []T {
 	out := make([]T, len(idx))
 	for i, v := range idx {
 		out[i] = T(v)
@@ -159,17 +159,9 @@ func dictEncode[V int64 | uint64](a arrow.Array, vals []V, valueType arrow.DataT
 	dd := build(dict)
 	defer dd.Release()
 	if len(dict) <= 1<<8 {
-		return newDict(a, arrow.PrimitiveTypes.Uint8, valueType, narrowCodes16(idx), dd)
+		return newDict(a, arrow.PrimitiveTypes.Uint8, valueType, narrowCodes[uint8](idx), dd)
 	}
 	return newDict(a, arrow.PrimitiveTypes.Uint16, valueType, idx, dd)
-}
-
-func narrowCodes16(idx []uint16) []uint8 {
-	out := make([]uint8, len(idx))
-	for i, v := range idx {
-		out[i] = uint8(v)
-	}
-	return out
 }
 
 // WidenRecord returns rec in the physical types of schema (a tenant's

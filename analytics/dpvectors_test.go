@@ -23,8 +23,9 @@ package analytics
 // first Gaussian case of the count and bounded-sum files (four cases, about
 // three minutes on two cores);
 // PRIVALYTICS_DP_VECTORS=first runs the first Laplace and the first Gaussian
-// case of each of the five files (ten cases, about a quarter of an hour),
-// PRIVALYTICS_DP_VECTORS=all runs all 163 cases of the five files (hours), and
+// case of each of the five files (ten cases, 41 minutes on two cores),
+// PRIVALYTICS_DP_VECTORS=all runs all 201 cases of the five files (about 20
+// hours of CPU, extrapolating the ten "first" cases' times), and
 // PRIVALYTICS_DP_VECTORS=<text> the cases whose name contains <text>.
 
 import (
