@@ -333,18 +333,29 @@ func (s *Server) eraseSubject(c *gin.Context) {
 	c.JSON(http.StatusAccepted, rc)
 }
 
-func (s *Server) erasureReceipt(c *gin.Context) {
+// callerTenant is the tenant of the caller's key. For the operator key, which
+// names no tenant, or a tenant that cannot be loaded, it answers the request
+// itself and returns false.
+func (s *Server) callerTenant(c *gin.Context) (*tenantState, bool) {
 	k := callerOf(c).Key
 	if k.TenantID == "" {
 		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "use the tenant's admin key"))
+		return nil, false
+	}
+	st, err := s.tenantState(c.Request.Context(), k.TenantID)
+	if err != nil {
+		s.writeError(c, err)
+		return nil, false
+	}
+	return st, true
+}
+
+func (s *Server) erasureReceipt(c *gin.Context) {
+	st, ok := s.callerTenant(c)
+	if !ok {
 		return
 	}
 	ss, err := s.subjectStore()
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	st, err := s.tenantState(c.Request.Context(), k.TenantID)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -475,17 +486,11 @@ func (s *Server) encryptedStore() (privalytics.EncryptedStore, error) {
 // rotateDataKey gives the caller's tenant a new data key; ingest goes on, and
 // files under the old key are re-encrypted in the background.
 func (s *Server) rotateDataKey(c *gin.Context) {
-	k := callerOf(c).Key
-	if k.TenantID == "" {
-		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "use the tenant's admin key"))
+	st, ok := s.callerTenant(c)
+	if !ok {
 		return
 	}
 	es, err := s.encryptedStore()
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	st, err := s.tenantState(c.Request.Context(), k.TenantID)
 	if err != nil {
 		s.writeError(c, err)
 		return
