@@ -246,7 +246,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("segment/read/encrypted=%v", enc), func(b *testing.B) {
 			for range b.N {
-				if _, err := readSegment(dir+"/0.parquet", retail.Arrow(), keys); err != nil {
+				if _, err := readSegment(dir+"/0.parquet", retail.Arrow(), keys, segmentRows); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -477,10 +477,11 @@ func writeParquet(f io.Writer, schema *arrow.Schema, recs []arrow.Record) error 
 	return w.Close() // closes f when it is an io.Closer
 }
 
-// readSegment loads a segment's records in the tenant's Arrow schema, each
-// compacted by gather (the Parquet reader's buffers carry slack and per-batch
-// dictionaries).
-func readSegment(path string, schema *arrow.Schema, keys *tenantKeys) ([]arrow.Record, error) {
+// readSegment loads a segment's records in the tenant's Arrow schema, in
+// records of at most piece rows, each rebuilt by gather (the Parquet reader's
+// buffers carry slack and per-batch dictionaries). Loading into memory asks
+// for chunkRows pieces, which memoryChunks then only has to compact.
+func readSegment(path string, schema *arrow.Schema, keys *tenantKeys, piece int) ([]arrow.Record, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -524,11 +525,13 @@ func readSegment(path string, schema *arrow.Schema, keys *tenantKeys) ([]arrow.R
 				return nil, fmt.Errorf("segment column %s is %s, the tenant's schema says %s", schema.Field(i).Name, got, schema.Field(i).Type)
 			}
 		}
-		refs := make([]rowRef, r.NumRows())
-		for i := range refs {
-			refs[i] = rowRef{0, uint32(i)}
+		for lo := 0; lo < int(r.NumRows()); lo += piece {
+			refs := make([]rowRef, min(piece, int(r.NumRows())-lo))
+			for i := range refs {
+				refs[i] = rowRef{0, uint32(lo + i)}
+			}
+			out = append(out, gather(schema, []arrow.Record{r}, refs))
 		}
-		out = append(out, gather(schema, []arrow.Record{r}, refs))
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err

@@ -569,7 +569,7 @@ func (t *tenant) compactNow() error {
 			kept = append(kept, seg)
 			continue
 		}
-		recs, err := readSegment(path, t.arrow, t.keys)
+		recs, err := readSegment(path, t.arrow, t.keys, segmentRows)
 		if err != nil {
 			return fmt.Errorf("events: compact %s: %w", path, err)
 		}

@@ -124,7 +124,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	known := map[string]bool{}
 	for _, seg := range m.Segments {
 		known[seg.File] = true
-		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow, t.keys)
+		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow, t.keys, chunkRows)
 		if err != nil {
 			return nil, fmt.Errorf("events: tenant %s segment %s: %w", id, seg.File, err)
 		}
