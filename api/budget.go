@@ -61,7 +61,7 @@ func (s *Server) charges(c *gin.Context) {
 		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "offset must be ≥ 0 and limit 1..500"))
 		return
 	}
-	list, err := s.meta.Charges(c.Request.Context(), callerOf(c).Key.TenantID, offset, limit)
+	list, err := s.meta.Charges(c.Request.Context(), callerOf(c).Key.TenantID, "", offset, limit)
 	if err != nil {
 		s.writeError(c, err)
 		return

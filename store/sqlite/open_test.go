@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/store/sqlstore"
 )
 
 func openT(t *testing.T, path string) *DB {
@@ -40,7 +41,7 @@ func openAt(t *testing.T, path string, n int) *DB {
 		t.Fatal(err)
 	}
 	raw.SetMaxOpenConns(1)
-	db := &DB{db: raw}
+	db := &DB{Store: sqlstore.New(raw, dialect), db: raw}
 	t.Cleanup(func() { db.Close() })
 	if err := db.migrate(context.Background(), migrations[:n]); err != nil {
 		t.Fatal(err)
@@ -345,7 +346,7 @@ func TestMigrationPadsOldTimes(t *testing.T) {
 	if diff := cmp.Diff([]string{"k-half", "k-whole", "k-nano"}, ids); diff != "" {
 		t.Errorf("keys oldest first after migration (-want +got):\n%s", diff)
 	}
-	charges, err := old.Charges(ctx, "shop", 0, 10)
+	charges, err := old.Charges(ctx, "shop", "", 0, 10)
 	if err != nil || len(charges) != 2 || charges[0].ID != "c2" || !charges[1].Time.Equal(time.Date(2025, 3, 1, 12, 0, 5, 0, time.UTC)) {
 		t.Errorf("charges newest first after migration: %+v %v", charges, err)
 	}

@@ -1,0 +1,2 @@
+-- 8: retention periods.
+ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;
