@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"Consents", testConsents},
 		{"Retention", testRetention},
 		{"LedgerExtremes", testExtremes},
+		{"ChargesOfOneKey", testChargesOfOneKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -919,5 +920,47 @@ func testExtremes(t *testing.T, s privalytics.MetaStore) {
 	}
 	if st, err := s.Budget(ctx, "huge-z"); err != nil || st.Spent.Rho != 9e6 || st.Remaining.Rho != 0 {
 		t.Errorf("zCDP tenant after spending ρ 9e6: %+v %v", st, err)
+	}
+}
+
+// testChargesOfOneKey: Charges with a key ID lists that key's charges only,
+// newest first and paged within them; with "" it lists every key's.
+func testChargesOfOneKey(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	mustCreate(t, s, tenant("keyed", 1, 1e-6))
+	var all, mine []string
+	for i, key := range []string{"a", "b", "a", "a", "b"} {
+		c := &privalytics.Charge{TenantID: "keyed", KeyID: key, Time: at(i), Fingerprint: fmt.Sprint(key, i), Cost: privalytics.Cost{Epsilon: 0.01}}
+		if _, err := s.Charge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		all = append([]string{c.Fingerprint}, all...)
+		if key == "a" {
+			mine = append([]string{c.Fingerprint}, mine...)
+		}
+	}
+	fingerprints := func(keyID string, offset, limit int) []string {
+		t.Helper()
+		list, err := s.Charges(ctx, "keyed", keyID, offset, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range list {
+			out = append(out, c.Fingerprint)
+		}
+		return out
+	}
+	if diff := cmp.Diff(all, fingerprints("", 0, 10)); diff != "" {
+		t.Errorf("every key's charges (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(mine, fingerprints("a", 0, 10)); diff != "" {
+		t.Errorf("key a's charges (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(mine[1:2], fingerprints("a", 1, 1)); diff != "" {
+		t.Errorf("key a's second charge (-want +got):\n%s", diff)
+	}
+	if got := fingerprints("nobody", 0, 10); len(got) != 0 {
+		t.Errorf("a key without charges sees %v", got)
 	}
 }

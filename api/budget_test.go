@@ -1,0 +1,65 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api"
+)
+
+// TestQueryKeysSeeOnlyTheirOwnCharges: GET /v1/budget/charges with a query key
+// lists that key's charges only — another key's fingerprints and times would
+// say what it asked and when — while the admin key lists every charge.
+func TestQueryKeysSeeOnlyTheirOwnCharges(t *testing.T) {
+	t.Parallel()
+	var meta privalytics.MetaStore
+	f := newFixtureDeps(t, api.DefaultLimits(), func(d *api.Deps) { meta = d.Meta })
+	keys := map[string]api.IssuedKey{}
+	for _, name := range []string{"dashboard", "notebook"} {
+		var k api.IssuedKey
+		f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil, []byte(`{"name":"`+name+`","role":"query"}`), http.StatusCreated, &k)
+		keys[name] = k
+	}
+	// Three charges of the dashboard, two of the notebook, recorded as the
+	// query path records them.
+	want := map[string][]string{}
+	for i, name := range []string{"dashboard", "notebook", "dashboard", "notebook", "dashboard"} {
+		c := &privalytics.Charge{TenantID: "shop", KeyID: keys[name].ID, Time: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC),
+			Fingerprint: name + string(rune('a'+i)), Mechanisms: "laplace count", Cost: privalytics.Cost{Epsilon: 0.01}}
+		if _, err := meta.Charge(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = append([]string{c.Fingerprint}, want[name]...) // newest first
+		want["admin"] = append([]string{c.Fingerprint}, want["admin"]...)
+	}
+	tokens := map[string]string{"dashboard": keys["dashboard"].Token, "notebook": keys["notebook"].Token, "admin": f.admin}
+	for who, token := range tokens {
+		var got struct {
+			Charges []privalytics.Charge `json:"charges"`
+		}
+		f.mustDo(t, http.MethodGet, "/v1/budget/charges", token, "", nil, nil, http.StatusOK, &got)
+		var fps []string
+		for _, c := range got.Charges {
+			fps = append(fps, c.Fingerprint)
+			if who != "admin" && c.KeyID != keys[who].ID {
+				t.Errorf("%s sees a charge of key %s", who, c.KeyID)
+			}
+		}
+		if diff := cmp.Diff(want[who], fps); diff != "" {
+			t.Errorf("charges listed to %s (-want +got):\n%s", who, diff)
+		}
+	}
+	// Paging applies within the key's own charges.
+	var page struct {
+		Charges []privalytics.Charge `json:"charges"`
+	}
+	f.mustDo(t, http.MethodGet, "/v1/budget/charges?offset=1&limit=1", tokens["notebook"], "", nil, nil, http.StatusOK, &page)
+	if len(page.Charges) != 1 || page.Charges[0].Fingerprint != want["notebook"][1] {
+		t.Errorf("second page of one of the notebook's charges: %+v, want %s", page.Charges, want["notebook"][1])
+	}
+}
