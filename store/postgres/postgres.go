@@ -44,12 +44,19 @@ var dialect = sqlstore.Dialect{
 	},
 	Time:        sqlstore.TimeValue,
 	ChangeOrder: "seq",
+	Types: sqlstore.Types{Int: "BIGINT", Bytes: "BYTEA", Time: "TIMESTAMPTZ", JSON: "JSONB", Bool: "BOOLEAN", False: "FALSE",
+		Serial: "BIGSERIAL PRIMARY KEY", Checks: true},
 	// The consent version and the decisions it covers are read from one snapshot.
 	ReadTx: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 }
 
 //go:embed migrations/*.sql
-var migrationFiles embed.FS
+var ownMigrations embed.FS
+
+// steps are the schema's versions, in the order this store first applied
+// them; append only.
+var steps = []string{"01_tenants.sql", "02_allocations.sql", "03_budget_changes.sql", "04_periods.sql", "05_zcdp.sql",
+	"06_consents.sql", "07_retention.sql", "budget_change_seq.sql"}
 
 // Open connects with a pgx connection string (e.g.
 // "postgres://user@127.0.0.1:5432/db?sslmode=disable") and applies migrations.
@@ -62,12 +69,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: cannot reach the database: %w", err)
 	}
-	sub, err := fs.Sub(migrationFiles, "migrations")
+	own, err := fs.Sub(ownMigrations, "migrations")
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	migrations, err := sqlstore.LoadMigrations(sub)
+	migrations, err := sqlstore.Migrations(dialect, own, steps...)
 	if err == nil {
 		err = sqlstore.Migrate(ctx, db, dialect, migrations)
 	}

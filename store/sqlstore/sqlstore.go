@@ -17,13 +17,14 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/privalytics/privalytics"
@@ -50,6 +51,8 @@ type Dialect struct {
 	// ChangeOrder is the column that orders budget changes made within one
 	// clock tick.
 	ChangeOrder string
+	// Types are the schema's column types (see Migrations).
+	Types Types
 	// ReadTx are the options of a transaction that reads several tables
 	// consistently; nil for the database's default.
 	ReadTx *sql.TxOptions
@@ -109,21 +112,45 @@ func (s *Store) tx(ctx context.Context, opts *sql.TxOptions, f func(*sql.Tx) err
 	return tx.Commit()
 }
 
-// LoadMigrations reads the *.sql files of fsys's root in name order: version
-// i+1 is the i-th file. Versions are never renumbered.
-func LoadMigrations(fsys fs.FS) ([]string, error) {
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	out := make([]string, len(names))
-	for i, n := range names {
-		b, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return nil, err
+//go:embed schema/*.sql
+var schemaFiles embed.FS
+
+// Types are the column types and features a dialect's schema is written with;
+// the files of schema/ are text/templates over them.
+type Types struct {
+	Int, Bytes, Time, JSON, Bool, False string
+	// Serial is an auto-numbered primary key column's type and constraint.
+	Serial string
+	// Checks adds CHECK constraints that repeat the budget policy's bounds, a
+	// second guard where the database can later drop and replace them.
+	Checks bool
+}
+
+// Migrations renders the schema for d, version i+1 from steps[i]: a step names
+// a file of this package's schema/ (e.g. "01_tenants.sql") or, for a step only
+// one database has, a file of own. A store's list of steps is append-only:
+// recorded versions are never renumbered.
+func Migrations(d Dialect, own fs.FS, steps ...string) ([]string, error) {
+	out := make([]string, len(steps))
+	for i, step := range steps {
+		var fsys fs.FS = own
+		name := step
+		if _, err := fs.Stat(schemaFiles, "schema/"+step); err == nil {
+			fsys, name = schemaFiles, "schema/"+step
 		}
-		out[i] = string(b)
+		raw, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: migration %d: %w", d.Name, i+1, err)
+		}
+		tmpl, err := template.New(step).Option("missingkey=error").Parse(string(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%s: migration %d: %w", d.Name, i+1, err)
+		}
+		var b strings.Builder
+		if err := tmpl.Execute(&b, d.Types); err != nil {
+			return nil, fmt.Errorf("%s: migration %d: %w", d.Name, i+1, err)
+		}
+		out[i] = b.String()
 	}
 	return out, nil
 }

@@ -1,2 +1,2 @@
--- 7: retention periods.
+-- Retention periods.
 ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;

@@ -1,5 +1,0 @@
--- 5: zCDP accounting; ρ is recorded with every charge.
-ALTER TABLE tenants ADD COLUMN accounting TEXT NOT NULL DEFAULT '';
-ALTER TABLE tenants ADD COLUMN budget_rho INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE tenants ADD COLUMN spent_rho INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE charges ADD COLUMN rho INTEGER NOT NULL DEFAULT 0;

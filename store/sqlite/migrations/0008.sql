@@ -1,2 +1,0 @@
--- 8: retention periods.
-ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;
