@@ -96,3 +96,36 @@ func TestCheckGrantStopsAtTheLargestBudget(t *testing.T) {
 		t.Errorf("grant taking δ to 1: %v", err)
 	}
 }
+
+// FuzzCostUnits: for any amounts CheckCost accepts, the units a charge takes
+// round up and a budget's round down, by at most one unit, never saturate, and
+// read back within one unit of the amount; what it refuses is EINVALID.
+func FuzzCostUnits(f *testing.F) {
+	f.Add(0.1, 1e-6, 0.005)
+	f.Add(4290.0, 0.0, 4290.0*4290/2)
+	f.Add(1e6, 0.999999999999999, 9.22e6)
+	f.Add(3e-10, 3e-16, 1e-13)
+	f.Add(math.Nextafter(0.3, 1), 0.0, 0.0)
+	f.Fuzz(func(t *testing.T, e, d, r float64) {
+		c := privalytics.Cost{Epsilon: e, Delta: d, Rho: r}
+		if err := CheckCost(c); err != nil {
+			if privalytics.ErrorCode(err) != privalytics.EINVALID {
+				t.Fatalf("CheckCost(%+v) = %v, want EINVALID", c, err)
+			}
+			return
+		}
+		up, down := UnitsUp(c), UnitsDown(c)
+		for _, x := range []struct {
+			v        float64
+			up, down int64
+			scale    float64
+		}{{e, up.Eps, down.Eps, 1e9}, {d, up.Delta, down.Delta, 1e15}, {r, up.Rho, down.Rho, 1e12}} {
+			if x.up == math.MaxInt64 || x.up < x.down || x.up-x.down > 1 {
+				t.Fatalf("%v: up %d, down %d", x.v, x.up, x.down)
+			}
+			if v := x.v * x.scale; float64(x.up) < v*(1-1e-15)-1 || float64(x.down) > v*(1+1e-15)+1 {
+				t.Fatalf("%v: up %d, down %d are not around %v units", x.v, x.up, x.down, v)
+			}
+		}
+	})
+}

@@ -192,7 +192,9 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, migrations []string) er
 			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), version)
 			return err
 		})
-		if err != nil {
+		if err != nil && version == 0 {
+			return fmt.Errorf("%s: migrate: %w", d.Name, err)
+		} else if err != nil {
 			return fmt.Errorf("%s: migration %d: %w", d.Name, version, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
 )
 
 // Run runs the suite. open must return a fresh, empty store on each call and
@@ -46,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"Retention", testRetention},
 		{"LedgerExtremes", testExtremes},
 		{"ChargesOfOneKey", testChargesOfOneKey},
+		{"PreCheckAgreesWithLedger", testPreCheckAgrees},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -962,5 +965,76 @@ func testChargesOfOneKey(t *testing.T, s privalytics.MetaStore) {
 	}
 	if got := fingerprints("nobody", 0, 10); len(got) != 0 {
 		t.Errorf("a key without charges sees %v", got)
+	}
+}
+
+// testPreCheckAgrees: the pre-check a query makes before touching data —
+// dp.Decide over dp.AccountOf(Budget, KeyBudget) — and the store's binding
+// check agree on every charge of a long random sequence, for a basic tenant
+// with an own share and a shared pool, a monthly tenant and a zCDP tenant. A
+// pre-check that let through what the ledger refuses would start work the
+// ledger then refuses; one that refused what the ledger allows would refuse
+// for nothing.
+func testPreCheckAgrees(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	basic := tenant("pre-basic", 3, 1e-5)
+	month := tenant("pre-month", 1, 1e-6)
+	month.Period = privalytics.PeriodMonth
+	z := tenant("pre-z", 2, 2e-6)
+	z.Accounting, z.Budget.Rho = privalytics.AccountingZCDP, 0.05
+	for _, tn := range []*privalytics.Tenant{basic, month, z} {
+		mustCreate(t, s, tn)
+	}
+	if err := s.CreateKey(ctx, &privalytics.APIKey{ID: "own", TenantID: "pre-basic", Name: "own", Role: privalytics.RoleQuery, Hash: []byte{1}, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Allocate(ctx, "pre-basic", "own", privalytics.Cost{Epsilon: 1, Delta: 2e-6}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(13, 20))
+	amounts := []float64{0.01, 0.05, 0.1, 0.125, 0.3, 0.5}
+	months := []string{"2025-01", "2025-02", "2025-03"}
+	agreed := map[string]int{}
+	for i := range 300 {
+		c := &privalytics.Charge{KeyID: "pooled", Time: at(i), Cost: privalytics.Cost{Epsilon: amounts[rng.IntN(len(amounts))]}}
+		if rng.IntN(3) == 0 {
+			c.Cost.Delta = 1e-7 * float64(1+rng.IntN(5))
+		}
+		switch rng.IntN(3) {
+		case 0:
+			c.TenantID = "pre-basic"
+			if rng.IntN(2) == 0 {
+				c.KeyID = "own"
+			}
+		case 1:
+			c.TenantID = "pre-month"
+			c.Periods = months[rng.IntN(2) : 2+rng.IntN(2)]
+		case 2:
+			c.TenantID = "pre-z"
+			c.Cost.Rho = c.Cost.Epsilon * c.Cost.Epsilon / 2
+		}
+		st, err := s.Budget(ctx, c.TenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, err := s.KeyBudget(ctx, c.TenantID, c.KeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre := dp.Decide(dp.AccountOf(st, kb), dp.UnitsUp(c.Cost), c.Periods)
+		_, err = s.Charge(ctx, c)
+		if privalytics.ErrorCode(pre) != privalytics.ErrorCode(err) || (pre == nil) != (err == nil) {
+			t.Fatalf("charge %d %+v on %s: pre-check says %v, the ledger %v", i, c.Cost, c.TenantID, pre, err)
+		}
+		if err != nil && privalytics.ErrorMessage(pre) != privalytics.ErrorMessage(err) {
+			t.Errorf("charge %d: pre-check says %q, the ledger %q", i, privalytics.ErrorMessage(pre), privalytics.ErrorMessage(err))
+		}
+		agreed[c.TenantID+" "+privalytics.ErrorCode(err)]++
+	}
+	// The sequence must reach both verdicts on every tenant, or it tested little.
+	for _, id := range []string{"pre-basic", "pre-month", "pre-z"} {
+		if agreed[id+" "] == 0 || agreed[id+" "+privalytics.EBUDGET] == 0 {
+			t.Errorf("tenant %s: verdicts %v; the sequence should both charge and refuse", id, agreed)
+		}
 	}
 }
