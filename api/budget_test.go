@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/dp"
 )
 
 // TestQueryKeysSeeOnlyTheirOwnCharges: GET /v1/budget/charges with a query key
@@ -61,5 +63,40 @@ func TestQueryKeysSeeOnlyTheirOwnCharges(t *testing.T) {
 	f.mustDo(t, http.MethodGet, "/v1/budget/charges?offset=1&limit=1", tokens["notebook"], "", nil, nil, http.StatusOK, &page)
 	if len(page.Charges) != 1 || page.Charges[0].Fingerprint != want["notebook"][1] {
 		t.Errorf("second page of one of the notebook's charges: %+v, want %s", page.Charges, want["notebook"][1])
+	}
+}
+
+// TestHugeEpsilonDoesNotBrickTheLedger reproduces issue 20, item 9 over HTTP:
+// a query with ε 4,300 (ρ = ε²/2 past the ledger's integer units) used to
+// leave the tenant's ledger unreadable, every later query and GET /v1/budget
+// answering 500. Now it is refused with a 400 that says what to change, and
+// the budget stays readable and spendable.
+func TestHugeEpsilonDoesNotBrickTheLedger(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1000000}}`)
+	var k api.IssuedKey
+	f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil, []byte(`{"name":"pos","role":"ingest"}`), http.StatusCreated, &k)
+	f.mustDo(t, http.MethodPost, "/v1/events", k.Token, "application/x-ndjson", nil,
+		[]byte(`{"customer_id":"c1","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"5"}`+"\n"), http.StatusOK, nil)
+	query := func(eps string) (int, api.ErrorBody) {
+		status, eb, _ := f.do(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil, []byte(`{"aggregates":[{"op":"count"}],"epsilon":`+eps+`}`))
+		return status, eb
+	}
+	if status, eb := query("4290"); status != http.StatusOK {
+		t.Fatalf("ε 4290: status %d (%s: %s), want 200", status, eb.Error.Code, eb.Error.Message)
+	}
+	status, eb := query("4300")
+	if status != http.StatusBadRequest || eb.Error.Code != privalytics.EINVALID || !strings.Contains(eb.Error.Message, "epsilon below") {
+		t.Errorf("ε 4300: status %d (%s: %s), want 400 saying which epsilon to use", status, eb.Error.Code, eb.Error.Message)
+	}
+	for _, eps := range []string{"1", "2", "3"} { // repeats would be answered from the cache
+		if status, eb := query(eps); status != http.StatusOK {
+			t.Fatalf("ε %s after the refusal: status %d (%s: %s), want 200", eps, status, eb.Error.Code, eb.Error.Message)
+		}
+	}
+	var b api.BudgetResponse
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if b.Spent.Epsilon != 4296 {
+		t.Errorf("spent ε %v, want 4296 (4290 + 1 + 2 + 3; the refused query is not charged)", b.Spent.Epsilon)
 	}
 }
