@@ -19,7 +19,8 @@ import (
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/store/sqlstore"
@@ -61,10 +62,19 @@ var steps = []string{"01_tenants.sql", "02_allocations.sql", "03_budget_changes.
 // Open connects with a pgx connection string (e.g.
 // "postgres://user@127.0.0.1:5432/db?sslmode=disable") and applies migrations.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	db, err := sql.Open("pgx", dsn)
+	// pgxpool's parser takes the pool_* settings (pool_max_conns, …) out of
+	// the DSN, as when the store used pgxpool; pgx alone would send them to the
+	// server as unknown parameters.
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	db := stdlib.OpenDB(*cfg.ConnConfig)
+	// As many connections as pgxpool allowed (default max(4, CPUs)), all kept
+	// open: a burst of charges waits for a connection instead of opening one
+	// per request up to the server's max_connections.
+	db.SetMaxOpenConns(int(cfg.MaxConns))
+	db.SetMaxIdleConns(int(cfg.MaxConns))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: cannot reach the database: %w", err)

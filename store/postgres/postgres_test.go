@@ -47,3 +47,19 @@ func TestReopen(t *testing.T) {
 		return db
 	})
 }
+
+// TestPoolSettingsInTheDSN: a DSN with pgxpool's pool_max_conns (accepted when
+// the store used pgxpool) still opens, and the store works within that many
+// connections; the server would refuse the setting as a run-time parameter.
+func TestPoolSettingsInTheDSN(t *testing.T) {
+	base := dsn(t)
+	t.Parallel()
+	db, err := postgres.Open(context.Background(), storetest.PostgresSchema(t, base)+"&pool_max_conns=2")
+	if err != nil {
+		t.Fatalf("open with pool_max_conns: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.Tenants(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
