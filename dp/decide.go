@@ -121,6 +121,18 @@ func AccountOf(st privalytics.BudgetStatus, kb privalytics.KeyBudget) Account {
 	return a
 }
 
+// PreCheck is the pre-check of a query's cost need (on a period tenant,
+// drawing on periods) before any data is touched: CheckCost, then Decide over
+// AccountOf(st, kb), st and kb being what the ledger reports now (Budget and
+// KeyBudget). It returns the error the ledger's Charge would return, EINVALID
+// or EBUDGET, or nil; Charge stays the binding check.
+func PreCheck(st privalytics.BudgetStatus, kb privalytics.KeyBudget, need privalytics.Cost, periods []string) error {
+	if err := CheckCost(need); err != nil {
+		return err
+	}
+	return Decide(AccountOf(st, kb), UnitsUp(need), periods)
+}
+
 // BudgetError is the EBUDGET error of a tenant's budget, in the tenant's own
 // unit and in words: ε (and δ when the query needs some) for a tenant with
 // basic composition, ρ only for a zCDP tenant, e.g. "this query needs ε 2 but

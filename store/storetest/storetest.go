@@ -969,7 +969,7 @@ func testChargesOfOneKey(t *testing.T, s privalytics.MetaStore) {
 }
 
 // testPreCheckAgrees: the pre-check a query makes before touching data —
-// dp.Decide over dp.AccountOf(Budget, KeyBudget) — and the store's binding
+// dp.PreCheck, Decide over AccountOf(Budget, KeyBudget) — and the store's binding
 // check agree on every charge of a long random sequence, for a basic tenant
 // with an own share and a shared pool, a monthly tenant and a zCDP tenant. A
 // pre-check that let through what the ledger refuses would start work the
@@ -1021,7 +1021,7 @@ func testPreCheckAgrees(t *testing.T, s privalytics.MetaStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pre := dp.Decide(dp.AccountOf(st, kb), dp.UnitsUp(c.Cost), c.Periods)
+		pre := dp.PreCheck(st, kb, c.Cost, c.Periods)
 		_, err = s.Charge(ctx, c)
 		if privalytics.ErrorCode(pre) != privalytics.ErrorCode(err) || (pre == nil) != (err == nil) {
 			t.Fatalf("charge %d %+v on %s: pre-check says %v, the ledger %v", i, c.Cost, c.TenantID, pre, err)
