@@ -25,12 +25,7 @@ func TestConformance(t *testing.T) {
 	base := dsn(t)
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) privalytics.MetaStore {
-		db, err := postgres.Open(context.Background(), storetest.PostgresSchema(t, base))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
+		return storetest.Opened[*postgres.DB](t)(postgres.Open(context.Background(), storetest.PostgresSchema(t, base)))
 	})
 }
 
@@ -39,12 +34,7 @@ func TestReopen(t *testing.T) {
 	t.Parallel()
 	schema := storetest.PostgresSchema(t, base)
 	storetest.RunReopen(t, func(t *testing.T) privalytics.MetaStore {
-		db, err := postgres.Open(context.Background(), schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
+		return storetest.Opened[*postgres.DB](t)(postgres.Open(context.Background(), schema))
 	})
 }
 
@@ -54,11 +44,7 @@ func TestReopen(t *testing.T) {
 func TestPoolSettingsInTheDSN(t *testing.T) {
 	base := dsn(t)
 	t.Parallel()
-	db, err := postgres.Open(context.Background(), storetest.PostgresSchema(t, base)+"&pool_max_conns=2")
-	if err != nil {
-		t.Fatalf("open with pool_max_conns: %v", err)
-	}
-	defer db.Close()
+	db := storetest.Opened[*postgres.DB](t)(postgres.Open(context.Background(), storetest.PostgresSchema(t, base)+"&pool_max_conns=2"))
 	if _, err := db.Tenants(context.Background()); err != nil {
 		t.Fatal(err)
 	}

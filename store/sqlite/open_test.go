@@ -16,16 +16,12 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/store/sqlstore"
+	"github.com/privalytics/privalytics/store/storetest"
 )
 
 func openT(t *testing.T, path string) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return storetest.Opened[*DB](t)(Open(context.Background(), path))
 }
 
 // openAt opens path with only the first n migrations applied, as an older
