@@ -78,22 +78,28 @@ type KeyBudget struct {
 }
 
 // Ledger is the durable record of privacy loss. Amounts are kept in integer units
-// (ε in 1e-9, δ in 1e-15, each charge rounded up) so that no sequence of small
-// charges can sum past the total through floating-point rounding.
+// (ε in 1e-9, δ in 1e-15, ρ in 1e-12, each charge rounded up; see dp/units.go)
+// so that no sequence of small charges can sum past the total through
+// floating-point rounding.
 type Ledger interface {
 	// Charge checks and records c in one transaction, filling c.ID. It returns the
-	// status after the charge, or EBUDGET (details: remaining and needed) when c
-	// would take the spent total past the tenant's budget — or, for a tenant with
-	// data-period budgets, any of c.Periods past its budget (EINVALID if c.Periods
-	// is empty then); nothing is recorded then.
+	// status after the charge, or EBUDGET (details: remaining and needed; see
+	// dp.Decide, the policy both SQL stores apply) when c would take the spent
+	// total past the tenant's budget — or, for a tenant with data-period budgets,
+	// any of c.Periods past its budget (EINVALID if c.Periods is empty then);
+	// EINVALID for a cost the ledger cannot hold (dp.CheckCost); nothing is
+	// recorded then.
 	Charge(ctx context.Context, c *Charge) (BudgetStatus, error)
 	// Refund marks a charge refunded. Call it only when nothing derived from the
 	// charged computation was released. ENOTFOUND if there is no such charge.
 	Refund(ctx context.Context, tenantID, chargeID string) error
 	// Budget returns the tenant's current status. ENOTFOUND if no such tenant.
 	Budget(ctx context.Context, tenantID string) (BudgetStatus, error)
-	// Charges lists a tenant's charges, newest first, at most limit after skipping offset.
-	Charges(ctx context.Context, tenantID string, offset, limit int) ([]Charge, error)
+	// Charges lists a tenant's charges, newest first, at most limit after
+	// skipping offset: every key's when keyID is empty, else only that key's (a
+	// query key sees its own charges only, so it cannot read what other keys
+	// asked from their fingerprints and times).
+	Charges(ctx context.Context, tenantID, keyID string, offset, limit int) ([]Charge, error)
 	// Allocate sets a key's own share of the tenant budget (a zero Cost removes
 	// it). EINVALID when the allocations would exceed the tenant's total or the
 	// key has already spent more than the new share; ENOTFOUND for a key of

@@ -54,6 +54,8 @@ func (s *Server) allocate(c *gin.Context) {
 }
 
 // charges pages through the ledger, newest first: ?offset=0&limit=50 (max 500).
+// An admin key sees every key's charges; any other key only its own, since
+// another key's fingerprints and times say what it asked and when.
 func (s *Server) charges(c *gin.Context) {
 	offset, err1 := strconv.Atoi(c.DefaultQuery("offset", "0"))
 	limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "50"))
@@ -61,7 +63,11 @@ func (s *Server) charges(c *gin.Context) {
 		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "offset must be ≥ 0 and limit 1..500"))
 		return
 	}
-	list, err := s.meta.Charges(c.Request.Context(), callerOf(c).Key.TenantID, offset, limit)
+	k, only := callerOf(c).Key, ""
+	if k.Role != privalytics.RoleAdmin {
+		only = k.ID
+	}
+	list, err := s.meta.Charges(c.Request.Context(), k.TenantID, only, offset, limit)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -81,7 +81,7 @@ func TestCrashQueryStorm(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := db.Budget(context.Background(), "storm")
-		charges, _ := db.Charges(context.Background(), "storm", 0, 100_000)
+		charges, _ := db.Charges(context.Background(), "storm", "", 0, 100_000)
 		db.Close()
 		if err != nil {
 			t.Fatal(err)

@@ -25,12 +25,7 @@ func TestConformance(t *testing.T) {
 	base := dsn(t)
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) privalytics.MetaStore {
-		db, err := postgres.Open(context.Background(), storetest.PostgresSchema(t, base))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
+		return storetest.Opened[*postgres.DB](t)(postgres.Open(context.Background(), storetest.PostgresSchema(t, base)))
 	})
 }
 
@@ -39,11 +34,18 @@ func TestReopen(t *testing.T) {
 	t.Parallel()
 	schema := storetest.PostgresSchema(t, base)
 	storetest.RunReopen(t, func(t *testing.T) privalytics.MetaStore {
-		db, err := postgres.Open(context.Background(), schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
+		return storetest.Opened[*postgres.DB](t)(postgres.Open(context.Background(), schema))
 	})
+}
+
+// TestPoolSettingsInTheDSN: a DSN with pgxpool's pool_max_conns (accepted when
+// the store used pgxpool) still opens, and the store works within that many
+// connections; the server would refuse the setting as a run-time parameter.
+func TestPoolSettingsInTheDSN(t *testing.T) {
+	base := dsn(t)
+	t.Parallel()
+	db := storetest.Opened[*postgres.DB](t)(postgres.Open(context.Background(), storetest.PostgresSchema(t, base)+"&pool_max_conns=2"))
+	if _, err := db.Tenants(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -15,16 +15,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/store/sqlstore"
+	"github.com/privalytics/privalytics/store/storetest"
 )
 
 func openT(t *testing.T, path string) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return storetest.Opened[*DB](t)(Open(context.Background(), path))
 }
 
 // openAt opens path with only the first n migrations applied, as an older
@@ -40,7 +37,7 @@ func openAt(t *testing.T, path string, n int) *DB {
 		t.Fatal(err)
 	}
 	raw.SetMaxOpenConns(1)
-	db := &DB{db: raw}
+	db := &DB{Store: sqlstore.New(raw, dialect), db: raw}
 	t.Cleanup(func() { db.Close() })
 	if err := db.migrate(context.Background(), migrations[:n]); err != nil {
 		t.Fatal(err)
@@ -345,7 +342,7 @@ func TestMigrationPadsOldTimes(t *testing.T) {
 	if diff := cmp.Diff([]string{"k-half", "k-whole", "k-nano"}, ids); diff != "" {
 		t.Errorf("keys oldest first after migration (-want +got):\n%s", diff)
 	}
-	charges, err := old.Charges(ctx, "shop", 0, 10)
+	charges, err := old.Charges(ctx, "shop", "", 0, 10)
 	if err != nil || len(charges) != 2 || charges[0].ID != "c2" || !charges[1].Time.Equal(time.Date(2025, 3, 1, 12, 0, 5, 0, time.UTC)) {
 		t.Errorf("charges newest first after migration: %+v %v", charges, err)
 	}

@@ -12,12 +12,7 @@ import (
 
 func open(t *testing.T, path string) *sqlite.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return storetest.Opened[*sqlite.DB](t)(sqlite.Open(context.Background(), path))
 }
 
 func TestConformance(t *testing.T) {

@@ -39,3 +39,17 @@ func PostgresSchema(t *testing.T, base string) string {
 	}
 	return base + sep + "search_path=" + name
 }
+
+// Opened returns a function that takes what a store's Open returns, fails t on
+// an error and closes the store when t ends: the one way every store test
+// opens a store, e.g. storetest.Opened[*sqlite.DB](t)(sqlite.Open(ctx, path)).
+func Opened[S interface{ Close() error }](t *testing.T) func(S, error) S {
+	return func(s S, err error) S {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("open the store: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}

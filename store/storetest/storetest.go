@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
 )
 
 // Run runs the suite. open must return a fresh, empty store on each call and
@@ -44,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"ZCDPAccounting", testZCDP},
 		{"Consents", testConsents},
 		{"Retention", testRetention},
+		{"LedgerExtremes", testExtremes},
+		{"ChargesOfOneKey", testChargesOfOneKey},
+		{"PreCheckAgreesWithLedger", testPreCheckAgrees},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +127,7 @@ func snapshot(t *testing.T, s privalytics.MetaStore, tenantID, keyID string) sta
 	if st.Budget, err = s.Budget(ctx, tenantID); err != nil {
 		t.Fatal(err)
 	}
-	if st.Charges, err = s.Charges(ctx, tenantID, 0, 100); err != nil {
+	if st.Charges, err = s.Charges(ctx, tenantID, "", 0, 100); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -168,7 +173,7 @@ func ledgerAddsUp(t *testing.T, s privalytics.MetaStore, tenantID string) prival
 	}
 	var eps, delta int64
 	for offset := 0; ; offset += 1000 {
-		page, err := s.Charges(ctx, tenantID, offset, 1000)
+		page, err := s.Charges(ctx, tenantID, "", offset, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +365,7 @@ func testCharge(t *testing.T, s privalytics.MetaStore) {
 	over := &privalytics.Charge{TenantID: "shop", KeyID: "k", Time: at(2), Cost: privalytics.Cost{Epsilon: 0.5}}
 	_, err = s.Charge(ctx, over)
 	wantCode(t, "charging 0.5 when 0.25 is left", err, privalytics.EBUDGET)
-	if got, want := privalytics.ErrorMessage(err), "privacy budget exhausted: the query needs ε=0.5, δ=0 but ε=0.25, δ=1e-06 remain"; got != want {
+	if got, want := privalytics.ErrorMessage(err), "this query needs ε 0.5 but only ε 0.25 of this tenant's privacy budget remains; ask the tenant admin for more budget or use a smaller epsilon"; got != want {
 		t.Errorf("message %q, want %q", got, want)
 	}
 	wantDetails := map[string]any{"remaining": privalytics.Cost{Epsilon: 0.25, Delta: 1e-6}, "needed": privalytics.Cost{Epsilon: 0.5}}
@@ -406,7 +411,7 @@ func testCharge(t *testing.T, s privalytics.MetaStore) {
 		t.Errorf("remaining %+v, want zero", st.Remaining)
 	}
 
-	list, err := s.Charges(ctx, "shop", 0, 10)
+	list, err := s.Charges(ctx, "shop", "", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,11 +423,11 @@ func testCharge(t *testing.T, s privalytics.MetaStore) {
 	if diff := cmp.Diff(wantList, list, approx, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("charges, newest first (-want +got):\n%s", diff)
 	}
-	page, err := s.Charges(ctx, "shop", 1, 1)
+	page, err := s.Charges(ctx, "shop", "", 1, 1)
 	if err != nil || len(page) != 1 || page[0].ID != c2.ID {
 		t.Errorf("Charges(offset 1, limit 1) = %+v %v, want only the middle charge", page, err)
 	}
-	if list, _ := s.Charges(ctx, "other", 0, 10); len(list) != 0 {
+	if list, _ := s.Charges(ctx, "other", "", 0, 10); len(list) != 0 {
 		t.Errorf("another tenant's charges: %+v", list)
 	}
 }
@@ -452,7 +457,7 @@ func testChargeValidation(t *testing.T, s privalytics.MetaStore) {
 			wantCode(t, fmt.Sprintf("charging %+v", tt.cost), err, privalytics.EINVALID)
 		})
 	}
-	if list, _ := s.Charges(ctx, "shop", 0, 10); len(list) != 0 {
+	if list, _ := s.Charges(ctx, "shop", "", 0, 10); len(list) != 0 {
 		t.Errorf("refused charges were recorded: %+v", list)
 	}
 }
@@ -729,7 +734,7 @@ func testZCDP(t *testing.T, s privalytics.MetaStore) {
 	if err != nil || st.Accounting != privalytics.AccountingZCDP || math.Abs(st.Spent.Rho-0.0091) > 1e-12 || math.Abs(st.Remaining.Rho-0.0009) > 1e-12 || st.Remaining.Delta != 0 {
 		t.Errorf("status %+v %v", st, err)
 	}
-	list, _ := s.Charges(ctx, "z", 0, 1)
+	list, _ := s.Charges(ctx, "z", "", 0, 1)
 	if len(list) != 1 || list[0].Cost.Rho != 0.0001 {
 		t.Errorf("the ledger row lost ρ: %+v", list)
 	}
@@ -848,5 +853,188 @@ func testRetention(t *testing.T, s privalytics.MetaStore) {
 	}
 	if got, _ := s.Tenants(ctx); len(got) == 0 {
 		t.Error("no tenants listed")
+	}
+}
+
+// testExtremes drives the ledger to the edges of its integer units (issue 20,
+// item 9): a query with ε ≈ 4,300 has ρ = ε²/2 past what a 64-bit count of
+// 1e-12 units holds, and many large charges push a basic tenant's recorded ρ
+// (which no budget bounds) towards the same edge. Whatever the store decides —
+// record or refuse — it must say so with a coded error, never an internal one,
+// and the tenant's budget must stay readable and add up afterwards.
+func testExtremes(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	mustCreate(t, s, tenant("huge", 1e6, 0.9))
+	charge := func(what string, cost privalytics.Cost) error {
+		t.Helper()
+		_, err := s.Charge(ctx, &privalytics.Charge{TenantID: "huge", KeyID: "k", Time: at(0), Fingerprint: what, Mechanisms: "laplace count", Cost: cost})
+		if code := privalytics.ErrorCode(err); err != nil && code != privalytics.EINVALID && code != privalytics.EBUDGET {
+			t.Errorf("%s: error %v (code %q), want success, EINVALID or EBUDGET", what, err, code)
+		}
+		if _, err := s.Budget(ctx, "huge"); err != nil {
+			t.Fatalf("after %s the tenant's budget cannot be read: %v", what, err)
+		}
+		return err
+	}
+	laplace := func(eps float64) privalytics.Cost { return privalytics.Cost{Epsilon: eps, Rho: eps * eps / 2} }
+	if err := charge("ε 4290", laplace(4290)); err != nil {
+		t.Errorf("ε 4290: %v", err)
+	}
+	wantCode(t, "ε 4300 (ρ past the units' range)", charge("ε 4300", laplace(4300)), privalytics.EINVALID)
+	wantCode(t, "ε 1e6 (ρ 5e11)", charge("ε 1e6", laplace(1e6)), privalytics.EINVALID)
+	wantCode(t, "ε past the largest budget", charge("ε 2e6", privalytics.Cost{Epsilon: 2e6}), privalytics.EINVALID)
+	wantCode(t, "ρ 1e7", charge("ρ 1e7", privalytics.Cost{Epsilon: 1, Rho: 1e7}), privalytics.EINVALID)
+	// Twenty charges of ε 1000 fit the ε budget, but their ρ (5e5 each) sums
+	// past 9.2e6, the most a 64-bit count of 1e-12 holds.
+	for i := range 20 {
+		if err := charge(fmt.Sprint("ε 1000 #", i), laplace(1000)); err != nil {
+			t.Fatalf("charge %d of ε 1000 against ε 1e6: %v", i, err)
+		}
+	}
+	// δ up to the budget's 0.9, then refused for budget.
+	if err := charge("δ 0.9", privalytics.Cost{Epsilon: 1, Delta: 0.9}); err != nil {
+		t.Errorf("δ 0.9 against δ 0.9: %v", err)
+	}
+	wantCode(t, "δ 1e-15 more", charge("δ 1e-15", privalytics.Cost{Epsilon: 1, Delta: 1e-15}), privalytics.EBUDGET)
+	// The rest of the ε budget, to the unit, then nothing more.
+	st := ledgerAddsUp(t, s, "huge")
+	if err := charge("the rest", privalytics.Cost{Epsilon: st.Remaining.Epsilon}); err != nil {
+		t.Errorf("the remaining ε %v: %v", st.Remaining.Epsilon, err)
+	}
+	wantCode(t, "ε 1e-9 past the total", charge("one unit more", privalytics.Cost{Epsilon: 1e-9}), privalytics.EBUDGET)
+	st = ledgerAddsUp(t, s, "huge")
+	if st.Remaining.Epsilon != 0 || st.Spent.Epsilon != 1e6 {
+		t.Errorf("after spending everything: %+v", st)
+	}
+	if _, err := s.Grant(ctx, "huge", privalytics.Cost{Epsilon: 1e-9}, "admin"); privalytics.ErrorCode(err) != privalytics.EINVALID {
+		t.Errorf("grant past ε 1e6: %v, want EINVALID", err)
+	}
+
+	// A zCDP tenant at the largest budget: its ρ budget fits the units, and a
+	// charge of all of it is recorded exactly.
+	z := tenant("huge-z", 1e6, 0.5)
+	z.Accounting, z.Budget.Rho = privalytics.AccountingZCDP, 9e6
+	mustCreate(t, s, z)
+	if _, err := s.Charge(ctx, &privalytics.Charge{TenantID: "huge-z", KeyID: "k", Time: at(1), Cost: privalytics.Cost{Epsilon: 1e6, Rho: 9e6}}); err != nil {
+		t.Errorf("ρ 9e6 against ρ 9e6: %v", err)
+	}
+	if _, err := s.Charge(ctx, &privalytics.Charge{TenantID: "huge-z", KeyID: "k", Time: at(2), Cost: privalytics.Cost{Epsilon: 1e6, Rho: 1e-12}}); privalytics.ErrorCode(err) != privalytics.EBUDGET {
+		t.Errorf("one ρ unit past the budget: %v, want EBUDGET", err)
+	}
+	if st, err := s.Budget(ctx, "huge-z"); err != nil || st.Spent.Rho != 9e6 || st.Remaining.Rho != 0 {
+		t.Errorf("zCDP tenant after spending ρ 9e6: %+v %v", st, err)
+	}
+}
+
+// testChargesOfOneKey: Charges with a key ID lists that key's charges only,
+// newest first and paged within them; with "" it lists every key's.
+func testChargesOfOneKey(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	mustCreate(t, s, tenant("keyed", 1, 1e-6))
+	var all, mine []string
+	for i, key := range []string{"a", "b", "a", "a", "b"} {
+		c := &privalytics.Charge{TenantID: "keyed", KeyID: key, Time: at(i), Fingerprint: fmt.Sprint(key, i), Cost: privalytics.Cost{Epsilon: 0.01}}
+		if _, err := s.Charge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		all = append([]string{c.Fingerprint}, all...)
+		if key == "a" {
+			mine = append([]string{c.Fingerprint}, mine...)
+		}
+	}
+	fingerprints := func(keyID string, offset, limit int) []string {
+		t.Helper()
+		list, err := s.Charges(ctx, "keyed", keyID, offset, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range list {
+			out = append(out, c.Fingerprint)
+		}
+		return out
+	}
+	if diff := cmp.Diff(all, fingerprints("", 0, 10)); diff != "" {
+		t.Errorf("every key's charges (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(mine, fingerprints("a", 0, 10)); diff != "" {
+		t.Errorf("key a's charges (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(mine[1:2], fingerprints("a", 1, 1)); diff != "" {
+		t.Errorf("key a's second charge (-want +got):\n%s", diff)
+	}
+	if got := fingerprints("nobody", 0, 10); len(got) != 0 {
+		t.Errorf("a key without charges sees %v", got)
+	}
+}
+
+// testPreCheckAgrees: the pre-check a query makes before touching data —
+// dp.PreCheck, Decide over AccountOf(Budget, KeyBudget) — and the store's binding
+// check agree on every charge of a long random sequence, for a basic tenant
+// with an own share and a shared pool, a monthly tenant and a zCDP tenant. A
+// pre-check that let through what the ledger refuses would start work the
+// ledger then refuses; one that refused what the ledger allows would refuse
+// for nothing.
+func testPreCheckAgrees(t *testing.T, s privalytics.MetaStore) {
+	ctx := context.Background()
+	basic := tenant("pre-basic", 3, 1e-5)
+	month := tenant("pre-month", 1, 1e-6)
+	month.Period = privalytics.PeriodMonth
+	z := tenant("pre-z", 2, 2e-6)
+	z.Accounting, z.Budget.Rho = privalytics.AccountingZCDP, 0.05
+	for _, tn := range []*privalytics.Tenant{basic, month, z} {
+		mustCreate(t, s, tn)
+	}
+	if err := s.CreateKey(ctx, &privalytics.APIKey{ID: "own", TenantID: "pre-basic", Name: "own", Role: privalytics.RoleQuery, Hash: []byte{1}, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Allocate(ctx, "pre-basic", "own", privalytics.Cost{Epsilon: 1, Delta: 2e-6}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(13, 20))
+	amounts := []float64{0.01, 0.05, 0.1, 0.125, 0.3, 0.5}
+	months := []string{"2025-01", "2025-02", "2025-03"}
+	agreed := map[string]int{}
+	for i := range 300 {
+		c := &privalytics.Charge{KeyID: "pooled", Time: at(i), Cost: privalytics.Cost{Epsilon: amounts[rng.IntN(len(amounts))]}}
+		if rng.IntN(3) == 0 {
+			c.Cost.Delta = 1e-7 * float64(1+rng.IntN(5))
+		}
+		switch rng.IntN(3) {
+		case 0:
+			c.TenantID = "pre-basic"
+			if rng.IntN(2) == 0 {
+				c.KeyID = "own"
+			}
+		case 1:
+			c.TenantID = "pre-month"
+			c.Periods = months[rng.IntN(2) : 2+rng.IntN(2)]
+		case 2:
+			c.TenantID = "pre-z"
+			c.Cost.Rho = c.Cost.Epsilon * c.Cost.Epsilon / 2
+		}
+		st, err := s.Budget(ctx, c.TenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, err := s.KeyBudget(ctx, c.TenantID, c.KeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre := dp.PreCheck(st, kb, c.Cost, c.Periods)
+		_, err = s.Charge(ctx, c)
+		if privalytics.ErrorCode(pre) != privalytics.ErrorCode(err) || (pre == nil) != (err == nil) {
+			t.Fatalf("charge %d %+v on %s: pre-check says %v, the ledger %v", i, c.Cost, c.TenantID, pre, err)
+		}
+		if err != nil && privalytics.ErrorMessage(pre) != privalytics.ErrorMessage(err) {
+			t.Errorf("charge %d: pre-check says %q, the ledger %q", i, privalytics.ErrorMessage(pre), privalytics.ErrorMessage(err))
+		}
+		agreed[c.TenantID+" "+privalytics.ErrorCode(err)]++
+	}
+	// The sequence must reach both verdicts on every tenant, or it tested little.
+	for _, id := range []string{"pre-basic", "pre-month", "pre-z"} {
+		if agreed[id+" "] == 0 || agreed[id+" "+privalytics.EBUDGET] == 0 {
+			t.Errorf("tenant %s: verdicts %v; the sequence should both charge and refuse", id, agreed)
+		}
 	}
 }
