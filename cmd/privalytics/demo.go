@@ -17,6 +17,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/internal/bench"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -143,62 +144,20 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	return serveErr
 }
 
-// ingestSynthetic sends the generator's events as NDJSON batches from a few
-// concurrent senders, as a busy web shop would, with a progress bar.
+// ingestSynthetic sends the generator's events through the benchmark
+// harness's loader (NDJSON batches from a few concurrent senders, as a busy
+// web shop would), with a progress bar for a terminal.
 func ingestSynthetic(ctx context.Context, c *client.Client, cfg synth.Config, out io.Writer) (int, time.Duration, error) {
-	gen, err := synth.New(cfg)
-	if err != nil {
-		return 0, 0, err
-	}
-	const batchRows, senders = 20_000, 4
 	bar := progressbar.NewOptions(cfg.Events, progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("ingesting"),
 		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetVisibility(isTerminal(out)))
-	batches := make(chan []byte, senders)
-	errc := make(chan error, senders)
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range batches {
-				res, err := c.Ingest(ctx, b, client.IngestOptions{})
-				if err != nil {
-					errc <- err
-					for range batches {
-					}
-					return
-				}
-				_ = bar.Add(res.Rows)
-			}
-		}()
-	}
 	start := time.Now()
-	var ev synth.Event
-	total := 0
-	buf := make([]byte, 0, batchRows*160)
-	rows := 0
-	for gen.Next(&ev) {
-		buf = synth.AppendNDJSON(buf, &ev)
-		rows++
-		total++
-		if rows == batchRows {
-			batches <- buf
-			buf, rows = make([]byte, 0, batchRows*160), 0
-		}
-	}
-	if rows > 0 {
-		batches <- buf
-	}
-	close(batches)
-	wg.Wait()
+	n, err := bench.Stream(ctx, c, cfg, 20_000, 4, func(rows int) { _ = bar.Add(rows) })
 	_ = bar.Finish()
-	select {
-	case err := <-errc:
+	if err != nil {
 		return 0, 0, fmt.Errorf("ingest: %w", err)
-	default:
 	}
-	return total, time.Since(start), nil
+	return n, time.Since(start), nil
 }
 
 type demoQuery struct {

@@ -1,4 +1,9 @@
-package main
+// Package bench is the benchmark harness behind `privalytics bench`, `bench he`
+// and `franchise bench`: it drives a real server over loopback and prints each
+// figure beside its target. The server is started by the caller (cmd wires the
+// real App) through a StartFunc, so this package never depends on cmd and the
+// figures measure exactly what `serve` runs.
+package bench
 
 import (
 	"context"
@@ -11,145 +16,120 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/synth"
 )
 
-func benchCommand() *cobra.Command {
-	var opt benchOptions
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure ingest, import, storage and DP query speed; print them beside the targets",
-		Long: `bench starts a real server on 127.0.0.1:0 in a temporary directory and measures,
-in one process so ratios compare like with like:
-  - durable HTTP ingest of NDJSON (fsynced before each ack) on loopback,
-  - file import of a CSV through POST /v1/imports,
-  - bytes per row on disk after sealing,
-  - a DP group-by with contribution bounding over --rows warm rows, and the same
-    query on the engine's non-private path (the baseline of the ratio),
-  - the process heap with those rows warm,
-  - past --scale-rows rows, the same DP query over a second tenant of
-    --scale-rows rows, for the scaling ratio,
-  - DP query latency over HTTP on 1M rows, and the accuracy on UCI Online Retail.
-Each timing is the median of --repeat runs. The README's table comes from this command.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd.Context(), cmd.OutOrStdout(), opt)
-		},
-	}
-	cmd.AddCommand(benchHECommand())
-	cmd.Flags().IntVar(&opt.httpRows, "http-rows", 2_000_000, "events sent through HTTP ingest")
-	cmd.Flags().IntVar(&opt.importRows, "import-rows", 2_000_000, "rows in the imported CSV file")
-	cmd.Flags().IntVar(&opt.rows, "rows", 10_000_000, "rows in the store for the query benchmark")
-	cmd.Flags().IntVar(&opt.scaleRows, "scale-rows", 10_000_000, "rows of the second tenant timed for the scaling ratio when --rows is larger (0: skip)")
-	cmd.Flags().IntVar(&opt.repeat, "repeat", 5, "runs per query timing (median reported)")
-	cmd.Flags().IntVar(&opt.senders, "senders", 4, "concurrent HTTP senders")
-	cmd.Flags().BoolVar(&opt.encrypt, "encrypt-at-rest", true, "encrypt logs and segments, as serve does by default; run with =false to measure the overhead")
-	cmd.Flags().StringVar(&opt.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (and of the scaling tenant's to FILE.scale)")
-	cmd.Flags().StringVar(&opt.uci, "uci", "../shared/data/online_retail_uci.csv.gz", "UCI Online Retail file for the accuracy figure (skipped if absent)")
-	return cmd
+// Server is a running server as a benchmark sees it: its URL and operator
+// key for the HTTP figures, and its stores for sealing, sizes and the
+// in-process query timings.
+type Server interface {
+	URL() string
+	OperatorKey() string
+	DataDir() string
+	Events() *events.Store
+	Meta() privalytics.MetaStore
 }
 
-type benchOptions struct {
-	httpRows, importRows, rows, repeat, senders int
-	scaleRows                                   int
-	uci, cpuProfile                             string
-	encrypt                                     bool
+// ServerOptions are what a benchmark changes from serve's defaults.
+type ServerOptions struct {
+	SealRows        int  // rows per sealed segment; 0 keeps the default
+	PlaintextAtRest bool // turn off encryption at rest (on by default, as in serve)
+	Processor       bool // serve --role processor (the HE routes)
 }
 
-// benchServer starts a server on 127.0.0.1:0 in a new temporary directory, with
-// the defaults changed by change (may be nil). stop shuts it down and removes
-// the directory.
-func benchServer(ctx context.Context, prefix string, change func(*Config)) (app *App, stop func(), err error) {
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := DefaultConfig()
-	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
-	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
-	if change != nil {
-		change(&cfg)
-	}
-	if app, err = openApp(ctx, cfg, appOptions{logOutput: io.Discard}); err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	serveCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = app.serve(serveCtx) }()
-	return app, func() { cancel(); <-done; os.RemoveAll(dir) }, nil
+// StartFunc starts a server on 127.0.0.1:0 in a new temporary directory whose
+// name begins with prefix. stop shuts it down, waits for it and removes the
+// directory.
+type StartFunc func(ctx context.Context, prefix string, opt ServerOptions) (srv Server, stop func(), err error)
+
+// Options size the main benchmark; DefaultOptions are the README's sizes.
+type Options struct {
+	HTTPRows   int    // events sent through HTTP ingest
+	ImportRows int    // rows in the imported CSV file
+	Rows       int    // rows in the store for the query benchmark
+	ScaleRows  int    // rows of the second tenant timed for the scaling ratio when Rows is larger (0: skip)
+	Repeat     int    // runs per query timing (median reported)
+	Senders    int    // concurrent HTTP senders
+	Encrypt    bool   // encrypt logs and segments, as serve does by default
+	CPUProfile string // CPU profile of the timed DP queries (and FILE.scale of the scaling tenant's); "" for none
+	UCI        string // UCI Online Retail file for the accuracy figure (skipped if absent)
+}
+
+// DefaultOptions are the sizes the README's table was measured with.
+func DefaultOptions() Options {
+	return Options{HTTPRows: 2_000_000, ImportRows: 2_000_000, Rows: 10_000_000, ScaleRows: 10_000_000, Repeat: 5, Senders: 4, Encrypt: true,
+		UCI: "../shared/data/online_retail_uci.csv.gz"}
 }
 
 type benchRow struct {
 	figure, measured, target, verdict string
 }
 
-func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
-	app, stop, err := benchServer(ctx, "privalytics-bench-", func(c *Config) {
-		c.SealRows = 2_000_000
-		c.EncryptAtRest = opt.encrypt
-	})
+// Run starts a server with start and prints the main benchmark's table to out:
+// durable HTTP ingest, CSV import, bytes per row on disk, the DP group-by
+// against the same engine's non-private path, heap per row, the scaling ratio,
+// HTTP query latency and the accuracy on UCI Online Retail.
+func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error {
+	app, stop, err := start(ctx, "privalytics-bench-", ServerOptions{SealRows: 2_000_000, PlaintextAtRest: !opt.Encrypt})
 	if err != nil {
 		return err
 	}
 	defer stop()
 
-	op := client.New(app.URL(), app.OperatorToken)
+	op := client.New(app.URL(), app.OperatorKey())
 	_, ingestClient, err := benchTenant(ctx, op, "bench")
 	if err != nil {
 		return err
 	}
 
 	fmt.Fprintf(out, "Privalytics benchmark — %d CPUs (GOMAXPROCS %d), %s/%s, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Fprintf(out, "encryption at rest: %v\n\n", opt.encrypt)
+	fmt.Fprintf(out, "encryption at rest: %v\n\n", opt.Encrypt)
 	var rows []benchRow
 
 	// 1. Durable HTTP ingest.
 	gcfg := synth.DefaultConfig()
-	gcfg.Customers, gcfg.Events, gcfg.Seed = max(opt.rows/10, 1000), opt.httpRows, 11
+	gcfg.Customers, gcfg.Events, gcfg.Seed = max(opt.Rows/10, 1000), opt.HTTPRows, 11
 	batches, err := ndjsonBatches(gcfg, 10_000)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "HTTP ingest: %d events in %d batches, %d senders …\n", opt.httpRows, len(batches), opt.senders)
-	elapsed, err := sendBatches(ctx, ingestClient, batches, opt.senders)
+	fmt.Fprintf(out, "HTTP ingest: %d events in %d batches, %d senders …\n", opt.HTTPRows, len(batches), opt.Senders)
+	elapsed, err := sendBatches(ctx, ingestClient, batches, opt.Senders)
 	if err != nil {
 		return err
 	}
-	httpRate := float64(opt.httpRows) / elapsed.Seconds()
+	httpRate := float64(opt.HTTPRows) / elapsed.Seconds()
 	rows = append(rows, benchRow{"HTTP ingest, NDJSON, durable (fsync before ack), loopback", fmtRate(httpRate, "events/s"), "≥ 1 M events/s", verdict(httpRate >= 1e6)})
 	batches = nil
 
 	// 2. File import of a CSV through the API.
-	importRate, err := benchImport(ctx, ingestClient, app.cfg.DataDir, opt.importRows, out)
+	importRate, err := benchImport(ctx, ingestClient, app.DataDir(), opt.ImportRows, out)
 	if err != nil {
 		return err
 	}
 	rows = append(rows, benchRow{"file import, CSV through POST /v1/imports", fmtRate(importRate, "rows/s"), "≥ 2 M rows/s", verdict(importRate >= 2e6)})
 
 	// 3. Fill the store up to --rows and seal, for disk size and queries.
-	have := opt.httpRows + opt.importRows
-	if have < opt.rows {
-		gcfg.Events, gcfg.Seed = opt.rows-have, 12
+	have := opt.HTTPRows + opt.ImportRows
+	if have < opt.Rows {
+		gcfg.Events, gcfg.Seed = opt.Rows-have, 12
 		fmt.Fprintf(out, "loading %d more rows for the query benchmark …\n", gcfg.Events)
-		if err := streamBatches(ctx, ingestClient, gcfg, 50_000, opt.senders); err != nil {
+		if _, err := Stream(ctx, ingestClient, gcfg, 50_000, opt.Senders, nil); err != nil {
 			return err
 		}
 	}
-	if err := app.events.Seal(ctx, "bench"); err != nil {
+	if err := app.Events().Seal(ctx, "bench"); err != nil {
 		return err
 	}
-	st, err := app.events.Stats("bench")
+	st, err := app.Events().Stats("bench")
 	if err != nil {
 		return err
 	}
@@ -157,7 +137,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	rows = append(rows, benchRow{fmt.Sprintf("on disk, %d rows sealed (Parquet zstd)", st.Rows), fmt.Sprintf("%.1f B/row", bpr), "≤ 12 B/row", verdict(bpr <= 12)})
 
 	// 4. DP query vs the same engine's non-private path.
-	dpTime, plainTime, n, err := benchDPQuery(ctx, app, "bench", opt.repeat, opt.cpuProfile)
+	dpTime, plainTime, n, err := benchDPQuery(ctx, app, "bench", opt.Repeat, opt.CPUProfile)
 	if err != nil {
 		return err
 	}
@@ -184,15 +164,15 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 
 	// 5b. Scaling: past 10M rows, the same query over a second tenant of 10M
 	// rows from the same generator, in this process, for the time ratio.
-	if base := opt.scaleRows; base > 0 && opt.rows > base {
+	if base := opt.ScaleRows; base > 0 && opt.Rows > base {
 		fmt.Fprintf(out, "loading a %d-row tenant for the scaling ratio …\n", base)
-		if err := loadBenchTenant(ctx, op, "scale", base, opt.senders); err != nil {
+		if err := loadBenchTenant(ctx, op, "scale", base, opt.Senders); err != nil {
 			return err
 		}
-		if err := app.events.Seal(ctx, "scale"); err != nil {
+		if err := app.Events().Seal(ctx, "scale"); err != nil {
 			return err
 		}
-		baseTime, _, baseRows, err := benchDPQuery(ctx, app, "scale", opt.repeat, suffixed(opt.cpuProfile, ".scale"))
+		baseTime, _, baseRows, err := benchDPQuery(ctx, app, "scale", opt.Repeat, suffixed(opt.CPUProfile, ".scale"))
 		if err != nil {
 			return err
 		}
@@ -203,7 +183,7 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 	}
 
 	// 6. Query latency over HTTP on a 1M-row tenant: 200 distinct queries (no cache hits).
-	p99, p50, err := benchLatency(ctx, op, min(opt.rows, 1_000_000), 200, opt.senders)
+	p99, p50, err := benchLatency(ctx, op, min(opt.Rows, 1_000_000), 200, opt.Senders)
 	if err != nil {
 		return err
 	}
@@ -211,10 +191,10 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 		benchRow{"  p99", fmt.Sprintf("%.1f ms", p99.Seconds()*1000), "≤ 100 ms", verdict(p99 <= 100*time.Millisecond)})
 
 	// 7. Accuracy on real data.
-	if _, err := os.Stat(opt.uci); err != nil {
-		rows = append(rows, benchRow{"accuracy on UCI Online Retail", "skipped: " + opt.uci + " not found", "", ""})
+	if _, err := os.Stat(opt.UCI); err != nil {
+		rows = append(rows, benchRow{"accuracy on UCI Online Retail", "skipped: " + opt.UCI + " not found", "", ""})
 	} else {
-		variants, err := benchUCI(ctx, app, op, opt.uci)
+		variants, err := benchUCI(ctx, app, op, opt.UCI)
 		if err != nil {
 			return err
 		}
@@ -238,12 +218,12 @@ func runBench(ctx context.Context, out io.Writer, opt benchOptions) error {
 // mechanisms) and the same plan on the non-private path, over the tenant's
 // warm snapshot: medians of repeat runs, and the rows scanned. With a
 // profile path, the DP runs are CPU-profiled into it.
-func benchDPQuery(ctx context.Context, app *App, tenantID string, repeat int, profile string) (dpTime, plainTime time.Duration, rows int, err error) {
-	tenant, err := app.meta.Tenant(ctx, tenantID)
+func benchDPQuery(ctx context.Context, app Server, tenantID string, repeat int, profile string) (dpTime, plainTime time.Duration, rows int, err error) {
+	tenant, err := app.Meta().Tenant(ctx, tenantID)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	snap, err := app.events.Snapshot(ctx, tenantID, tenant.Schema)
+	snap, err := app.Events().Snapshot(ctx, tenantID, tenant.Schema)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -295,178 +275,6 @@ func benchDPQuery(ctx context.Context, app *App, tenantID string, repeat int, pr
 	return dpTime, plainTime, snap.Rows(), nil
 }
 
-// loadBenchTenant creates a tenant and streams rows events of the query
-// benchmark's generator into it (one customer per ten events, as for "bench").
-func loadBenchTenant(ctx context.Context, op *client.Client, id string, rows, senders int) error {
-	_, ingest, err := benchTenant(ctx, op, id)
-	if err != nil {
-		return err
-	}
-	cfg := synth.DefaultConfig()
-	cfg.Customers, cfg.Events, cfg.Seed = max(rows/10, 1000), rows, 12
-	return streamBatches(ctx, ingest, cfg, 50_000, senders)
-}
-
-// benchTenant creates a tenant with a budget no benchmark exhausts and
-// returns clients with its admin key and with a new ingest key.
-func benchTenant(ctx context.Context, op *client.Client, id string) (admin, ingest *client.Client, err error) {
-	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: id, Budget: privalytics.Cost{Epsilon: 1e6, Delta: 0.5}})
-	if err != nil {
-		return nil, nil, err
-	}
-	admin = op.WithToken(created.AdminKey.Token)
-	ik, err := admin.CreateKey(ctx, "load", privalytics.RoleIngest)
-	if err != nil {
-		return nil, nil, err
-	}
-	return admin, admin.WithToken(ik.Token), nil
-}
-
-// suffixed is path+suffix, or "" for no path.
-func suffixed(path, suffix string) string {
-	if path == "" {
-		return ""
-	}
-	return path + suffix
-}
-
-// ndjsonBatches pre-generates the batches so generation is not timed.
-func ndjsonBatches(cfg synth.Config, per int) ([][]byte, error) {
-	gen, err := synth.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]byte
-	var ev synth.Event
-	buf, n := make([]byte, 0, per*150), 0
-	for gen.Next(&ev) {
-		buf = synth.AppendNDJSON(buf, &ev)
-		if n++; n == per {
-			out, buf, n = append(out, buf), make([]byte, 0, per*150), 0
-		}
-	}
-	if n > 0 {
-		out = append(out, buf)
-	}
-	return out, nil
-}
-
-// streamBatches generates and sends batches as it goes, so loading tens of
-// millions of rows does not hold their text in memory (the timed HTTP figure
-// uses pre-generated batches instead, so generation is not timed).
-func streamBatches(ctx context.Context, c *client.Client, cfg synth.Config, per, senders int) error {
-	gen, err := synth.New(cfg)
-	if err != nil {
-		return err
-	}
-	work := make(chan []byte, senders)
-	errc := make(chan error, senders)
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				if _, err := c.Ingest(ctx, b, client.IngestOptions{}); err != nil {
-					errc <- err
-					for range work {
-					}
-					return
-				}
-			}
-		}()
-	}
-	var ev synth.Event
-	buf, n := make([]byte, 0, per*150), 0
-	for gen.Next(&ev) {
-		buf = synth.AppendNDJSON(buf, &ev)
-		if n++; n == per {
-			work <- buf
-			buf, n = make([]byte, 0, per*150), 0
-		}
-	}
-	if n > 0 {
-		work <- buf
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
-}
-
-func sendBatches(ctx context.Context, c *client.Client, batches [][]byte, senders int) (time.Duration, error) {
-	work := make(chan []byte)
-	errc := make(chan error, senders)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				if _, err := c.Ingest(ctx, b, client.IngestOptions{}); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	for _, b := range batches {
-		select {
-		case work <- b:
-		case err := <-errc:
-			close(work)
-			wg.Wait()
-			return 0, err
-		}
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return 0, err
-	default:
-	}
-	return time.Since(start), nil
-}
-
-func medianOf(n int, f func() error) (time.Duration, error) {
-	if err := f(); err != nil { // warm-up
-		return 0, err
-	}
-	ds := make([]time.Duration, 0, n)
-	for range n {
-		start := time.Now()
-		if err := f(); err != nil {
-			return 0, err
-		}
-		ds = append(ds, time.Since(start))
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], nil
-}
-
-func fmtRate(v float64, unit string) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2f M %s", v/1e6, unit)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1f k %s", v/1e3, unit)
-	}
-	return fmt.Sprintf("%.0f %s", v, unit)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "meets target"
-	}
-	return "BELOW TARGET"
-}
-
 // benchImport writes a synthetic CSV and imports it through POST /v1/imports,
 // timing the whole upload-validate-store round trip.
 func benchImport(ctx context.Context, c *client.Client, dir string, n int, out io.Writer) (float64, error) {
@@ -500,7 +308,7 @@ func benchImport(ctx context.Context, c *client.Client, dir string, n int, out i
 	}
 	fmt.Fprintf(out, "file import: %d rows of CSV …\n", n)
 	start := time.Now()
-	rep, err := importFile(ctx, c, path, client.ImportOptions{Format: "csv"}, io.Discard, true)
+	rep, err := importPath(ctx, c, path, client.ImportOptions{Format: "csv"})
 	if err != nil {
 		return 0, err
 	}
@@ -558,7 +366,7 @@ type uciVariant struct {
 // revenue per country per month (ε = 1) with the exact answer over the same rows
 // from the engine's non-private path: fixed clamping bounds, then automatic
 // bounds with the same and with tighter contribution bounds.
-func benchUCI(ctx context.Context, app *App, op *client.Client, path string) ([]uciVariant, error) {
+func benchUCI(ctx context.Context, app Server, op *client.Client, path string) ([]uciVariant, error) {
 	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "uci", Budget: privalytics.Cost{Epsilon: 10}})
 	if err != nil {
 		return nil, err
@@ -572,7 +380,7 @@ func benchUCI(ctx context.Context, app *App, op *client.Client, path string) ([]
 	if err != nil {
 		return nil, err
 	}
-	if _, err := importFile(ctx, admin.WithToken(ik.Token), path, client.ImportOptions{Format: "csv", Preset: "uci-online-retail"}, io.Discard, true); err != nil {
+	if _, err := importPath(ctx, admin.WithToken(ik.Token), path, client.ImportOptions{Format: "csv", Preset: "uci-online-retail"}); err != nil {
 		return nil, err
 	}
 	keys := make([]string, len(ukTop10))
@@ -590,7 +398,7 @@ func benchUCI(ctx context.Context, app *App, op *client.Client, path string) ([]
 	if err != nil {
 		return nil, err
 	}
-	tenantSnap, err := app.events.Snapshot(ctx, "uci", privalytics.DefaultRetailSchema())
+	tenantSnap, err := app.Events().Snapshot(ctx, "uci", privalytics.DefaultRetailSchema())
 	if err != nil {
 		return nil, err
 	}
