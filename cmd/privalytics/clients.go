@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // serverFlags are the flags every client command shares.
@@ -78,7 +78,7 @@ POST /v1/sql; it plans to the same query as its JSON form.`,
 			if err != nil {
 				return err
 			}
-			var res *privalytics.Result
+			var res *wire.Result
 			if sqlText != "" {
 				res, err = c.SQL(cmd.Context(), sqlText)
 			} else {
@@ -123,13 +123,13 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := client.CreateTenantRequest{ID: id, Name: name, Budget: privalytics.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period, Accounting: accounting}
+			req := wire.CreateTenantRequest{ID: id, Name: name, Budget: wire.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period, Accounting: accounting}
 			if schemaFile != "" {
 				raw, err := os.ReadFile(schemaFile)
 				if err != nil {
 					return err
 				}
-				var s privalytics.Schema
+				var s wire.Schema
 				if err := json.Unmarshal(raw, &s); err != nil {
 					return fmt.Errorf("schema file %s: %w", schemaFile, err)
 				}
@@ -167,7 +167,7 @@ func keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.CreateKey(cmd.Context(), name, privalytics.Role(role))
+			k, err := c.CreateKey(cmd.Context(), name, wire.Role(role))
 			if err != nil {
 				return err
 			}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp/dptest"
 )
 
@@ -16,7 +16,7 @@ func TestQuerySQLCommand(t *testing.T) {
 	t.Parallel()
 	mech := dptest.NoNoise()
 	ts := startServer(t, &mech, "")
-	_, ingest, query := ts.tenantKeys(t, "sqlshop", privalytics.Cost{Epsilon: 5, Delta: 1e-5})
+	_, ingest, query := ts.tenantKeys(t, "sqlshop", wire.Cost{Epsilon: 5, Delta: 1e-5})
 	var lines strings.Builder
 	for i := range 12 {
 		lines.WriteString(`{"customer_id":"c` + string(rune('a'+i)) + `","ts":"2025-03-01T10:00:00Z","type":"purchase","channel":"` + []string{"web", "app"}[i%2] + `"}` + "\n")

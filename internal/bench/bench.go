@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -22,6 +23,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/synth"
@@ -325,7 +327,7 @@ func benchLatency(ctx context.Context, op *client.Client, n, queries, senders in
 	if err != nil {
 		return 0, 0, err
 	}
-	qk, err := admin.CreateKey(ctx, "q", privalytics.RoleQuery)
+	qk, err := admin.CreateKey(ctx, "q", wire.RoleQuery)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -367,16 +369,16 @@ type uciVariant struct {
 // from the engine's non-private path: fixed clamping bounds, then automatic
 // bounds with the same and with tighter contribution bounds.
 func benchUCI(ctx context.Context, app Server, op *client.Client, path string) ([]uciVariant, error) {
-	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "uci", Budget: privalytics.Cost{Epsilon: 10}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "uci", Budget: wire.Cost{Epsilon: 10}})
 	if err != nil {
 		return nil, err
 	}
 	admin := op.WithToken(created.AdminKey.Token)
-	ik, err := admin.CreateKey(ctx, "load", privalytics.RoleIngest)
+	ik, err := admin.CreateKey(ctx, "load", wire.RoleIngest)
 	if err != nil {
 		return nil, err
 	}
-	qk, err := admin.CreateKey(ctx, "q", privalytics.RoleQuery)
+	qk, err := admin.CreateKey(ctx, "q", wire.RoleQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -385,16 +387,20 @@ func benchUCI(ctx context.Context, app Server, op *client.Client, path string) (
 	}
 	keys := make([]string, len(ukTop10))
 	copy(keys, ukTop10)
-	base := privalytics.Query{
-		Where:    []privalytics.Filter{{Column: "type", Eq: privalytics.EventPurchase}, {Column: "ts", Gte: "2010-12-01", Lt: "2011-12-10"}},
-		GroupBy:  []privalytics.GroupKey{{Column: "country", Keys: keys}, {Time: "month"}},
+	base := wire.Query{
+		Where:    []wire.Filter{{Column: "type", Eq: privalytics.EventPurchase}, {Column: "ts", Gte: "2010-12-01", Lt: "2011-12-10"}},
+		GroupBy:  []wire.GroupKey{{Column: "country", Keys: keys}, {Time: "month"}},
 		Epsilon:  1,
 		TimeZone: "Europe/London",
 	}
 	// The exact reference: the same rows, no bounds, no noise.
 	exact := base
-	exact.Aggregates = []privalytics.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(-1e9), Upper: ptr(1e9)}}
-	plan, err := analytics.NewPlan(&exact, privalytics.DefaultRetailSchema(), analytics.DefaultLimits())
+	exact.Aggregates = []wire.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(-1e9), Upper: ptr(1e9)}}
+	exactQuery, err := rootQuery(exact)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := analytics.NewPlan(exactQuery, privalytics.DefaultRetailSchema(), analytics.DefaultLimits())
 	if err != nil {
 		return nil, err
 	}
@@ -412,17 +418,17 @@ func benchUCI(ctx context.Context, app Server, op *client.Client, path string) (
 	}
 	variants := []struct {
 		label  string
-		agg    privalytics.Aggregate
-		bounds privalytics.Bounds
+		agg    wire.Aggregate
+		bounds wire.Bounds
 	}{
-		{"bounds [0, 100], 13 months × 20 rows", privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(100)}, privalytics.Bounds{MaxGroups: 13, MaxRowsPerGroup: 20}},
-		{"auto bounds, 13 months × 20 rows", privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount", Bounds: "auto"}, privalytics.Bounds{MaxGroups: 13, MaxRowsPerGroup: 20}},
-		{"auto bounds, 4 months × 10 rows", privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount", Bounds: "auto"}, privalytics.Bounds{MaxGroups: 4, MaxRowsPerGroup: 10}},
+		{"bounds [0, 100], 13 months × 20 rows", wire.Aggregate{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(100)}, wire.Bounds{MaxGroups: 13, MaxRowsPerGroup: 20}},
+		{"auto bounds, 13 months × 20 rows", wire.Aggregate{Name: "revenue", Op: "sum", Column: "amount", Bounds: "auto"}, wire.Bounds{MaxGroups: 13, MaxRowsPerGroup: 20}},
+		{"auto bounds, 4 months × 10 rows", wire.Aggregate{Name: "revenue", Op: "sum", Column: "amount", Bounds: "auto"}, wire.Bounds{MaxGroups: 4, MaxRowsPerGroup: 10}},
 	}
 	var out []uciVariant
 	for _, v := range variants {
 		q := base
-		q.Aggregates, q.Bounds = []privalytics.Aggregate{v.agg}, v.bounds
+		q.Aggregates, q.Bounds = []wire.Aggregate{v.agg}, v.bounds
 		res, err := admin.WithToken(qk.Token).Query(ctx, &q)
 		if err != nil {
 			return nil, err
@@ -447,4 +453,15 @@ func benchUCI(ctx context.Context, app Server, op *client.Client, path string) (
 		out = append(out, uciVariant{label: label, median: errs[len(errs)/2], weighted: absErr / total, cells: len(errs)})
 	}
 	return out, nil
+}
+
+// rootQuery is q as the engine's query type, for the in-process timings and
+// the exact reference; the API's JSON is the one definition both share.
+func rootQuery(q wire.Query) (*privalytics.Query, error) {
+	b, err := json.Marshal(q)
+	if err != nil {
+		return nil, err
+	}
+	var out privalytics.Query
+	return &out, json.Unmarshal(b, &out)
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/he/federation"
 )
 
@@ -50,7 +50,7 @@ func RunFranchise(ctx context.Context, out io.Writer, start StartFunc, opt Franc
 	defer stop()
 
 	op := client.New(app.URL(), app.OperatorKey())
-	tenant, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}})
+	tenant, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/he"
 )
 
@@ -49,12 +49,12 @@ func RunHE(ctx context.Context, out io.Writer, start StartFunc, opt HEOptions) e
 	}
 	defer stop()
 	op := client.New(app.URL(), app.OperatorKey())
-	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench-he", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-6}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench-he", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		return err
 	}
 	admin := op.WithToken(created.AdminKey.Token)
-	pk, err := admin.CreateKey(ctx, "owner", privalytics.RoleProcessor)
+	pk, err := admin.CreateKey(ctx, "owner", wire.RoleProcessor)
 	if err != nil {
 		return err
 	}

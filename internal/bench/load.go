@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -28,12 +28,12 @@ func loadBenchTenant(ctx context.Context, op *client.Client, id string, rows, se
 // benchTenant creates a tenant with a budget no benchmark exhausts and
 // returns clients with its admin key and with a new ingest key.
 func benchTenant(ctx context.Context, op *client.Client, id string) (admin, ingest *client.Client, err error) {
-	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: id, Budget: privalytics.Cost{Epsilon: 1e6, Delta: 0.5}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: id, Budget: wire.Cost{Epsilon: 1e6, Delta: 0.5}})
 	if err != nil {
 		return nil, nil, err
 	}
 	admin = op.WithToken(created.AdminKey.Token)
-	ik, err := admin.CreateKey(ctx, "load", privalytics.RoleIngest)
+	ik, err := admin.CreateKey(ctx, "load", wire.RoleIngest)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -153,7 +153,7 @@ func sendBatches(ctx context.Context, c *client.Client, batches [][]byte, sender
 }
 
 // importPath uploads the file at path through POST /v1/imports.
-func importPath(ctx context.Context, c *client.Client, path string, opt client.ImportOptions) (*client.ImportReport, error) {
+func importPath(ctx context.Context, c *client.Client, path string, opt client.ImportOptions) (*wire.ImportReport, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
