@@ -69,13 +69,18 @@ func (s *Server) auditFor(c *gin.Context, tenantID, action, target string, err e
 // deny writes a 403 (or the 404 that hides another tenant's things) and
 // records the denial.
 func (s *Server) deny(c *gin.Context, err error) {
+	s.writeError(c, s.denied(c, err))
+}
+
+// denied records a refusal and returns it, for handlers behind s.handle.
+func (s *Server) denied(c *gin.Context, err error) error {
 	route := c.Request.Method + " " + c.FullPath()
 	details := map[string]string{}
 	if p, ok := c.Get(principalKey); ok {
 		details["role"] = string(p.(principal).Key.Role)
 	}
 	_ = s.audit(c, auditDenied, route, err, details)
-	s.writeError(c, err)
+	return err
 }
 
 // AuditPage is the body of GET /v1/audit.

@@ -20,6 +20,7 @@ import (
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/he/federation"
 	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/rights"
 )
 
 // Limits are every request limit of the API in one place.
@@ -77,6 +78,10 @@ type Deps struct {
 	// Privacy receives a record of every erasure, rectification and retention
 	// purge (the audit log attaches here).
 	Privacy PrivacyHooks
+	// Rights serves the subject and retention routes. Nil: New builds one over
+	// Events (when it is a SubjectStore), Meta, Audit and Privacy; the caller
+	// then starts and closes its retention loop through Server.Rights.
+	Rights *rights.Service
 }
 
 // Server serves the Privalytics HTTP API.
@@ -89,7 +94,7 @@ type Server struct {
 	limits   Limits
 	log      *slog.Logger
 	now      func() time.Time
-	hooks    PrivacyHooks
+	rights   *rights.Service
 
 	heLimits HELimits
 	he       *heState
@@ -107,7 +112,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, hooks: d.Privacy, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -116,6 +121,9 @@ func New(d Deps) *Server {
 	}
 	if s.limits == (Limits{}) {
 		s.limits = DefaultLimits()
+	}
+	if ss, ok := d.Events.(privalytics.SubjectStore); ok && s.rights == nil {
+		s.rights = rights.New(rights.Deps{Events: ss, Tenants: d.Meta, Audit: d.Audit, Hooks: d.Privacy, Logger: s.log, Now: s.now})
 	}
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
@@ -204,12 +212,12 @@ func (s *Server) routes() *gin.Engine {
 	// A customer's rights, exercised through the business: admin keys only (a
 	// query key cannot read one customer's events).
 	v1.GET("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.exportSubject)
-	v1.PATCH("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.rectifySubject)
-	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.eraseSubject)
-	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.erasureReceipt)
-	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.setRetention)
-	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.rotateDataKey)
-	v1.DELETE("/tenants/:tenant/events", s.shredTenant)
+	v1.PATCH("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.rectifySubject))
+	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.eraseSubject))
+	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.handle(s.erasureReceipt))
+	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.handle(s.setRetention))
+	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.handle(s.rotateDataKey))
+	v1.DELETE("/tenants/:tenant/events", s.handle(s.shredTenant))
 	return r
 }
 
