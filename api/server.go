@@ -34,22 +34,31 @@ type Limits struct {
 	// bursts up to RateBurst; above it the answer is 429 with Retry-After. 0: no limit.
 	RatePerKey float64
 	RateBurst  int
-	Ingest     ingest.Limits
-	Query      analytics.Limits
+	// MaxIdempotencyKeyBytes bounds the Idempotency-Key header of ingest and
+	// imports; 400 above.
+	MaxIdempotencyKeyBytes int
+	// PageSize is a listing's page (audit trail, charges, budget changes)
+	// without ?limit; MaxPageSize the largest ?limit accepted (400 above).
+	PageSize, MaxPageSize int
+	Ingest                ingest.Limits
+	Query                 analytics.Limits
 }
 
 // DefaultLimits are the documented defaults.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxBodyBytes:    64 << 20,
-		MaxDecodedBytes: 256 << 20,
-		MaxQueryBytes:   1 << 20,
-		MaxImportBytes:  4 << 30,
-		QueryTimeout:    30 * time.Second,
-		RatePerKey:      200,
-		RateBurst:       400,
-		Ingest:          ingest.DefaultLimits(),
-		Query:           analytics.DefaultLimits(),
+		MaxBodyBytes:           64 << 20,
+		MaxDecodedBytes:        256 << 20,
+		MaxQueryBytes:          1 << 20,
+		MaxImportBytes:         4 << 30,
+		QueryTimeout:           30 * time.Second,
+		RatePerKey:             200,
+		RateBurst:              400,
+		MaxIdempotencyKeyBytes: 128,
+		PageSize:               50,
+		MaxPageSize:            500,
+		Ingest:                 ingest.DefaultLimits(),
+		Query:                  analytics.DefaultLimits(),
 	}
 }
 
@@ -171,19 +180,19 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/dashboard/*filepath", s.serveDashboard())
 
 	v1 := r.Group("/v1", s.authenticate)
-	v1.POST("/tenants", s.createTenant)
-	v1.GET("/tenants/:tenant", s.getTenant)
-	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.ownTenant)
-	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.setPrivacy)
+	v1.POST("/tenants", s.handle(s.createTenant))
+	v1.GET("/tenants/:tenant", s.handle(s.getTenant))
+	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.handle(s.ownTenant))
+	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.handle(s.setPrivacy))
 	v1.GET("/privacy-notice", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.privacyNotice)
 
-	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.createKey)
-	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.listKeys)
-	v1.DELETE("/keys/:id", s.require(privalytics.RoleAdmin), s.revokeKey)
+	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.handle(s.createKey))
+	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.handle(s.listKeys))
+	v1.DELETE("/keys/:id", s.require(privalytics.RoleAdmin), s.handle(s.revokeKey))
 	v1.PUT("/keys/:id/budget", s.require(privalytics.RoleAdmin), s.allocate)
 
-	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.ingestEvents)
-	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.importFile)
+	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.ingestEvents))
+	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.importFile))
 
 	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
 	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
@@ -195,10 +204,10 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
 	s.federationRoutes(r)
-	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.auditEntries)
+	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.handle(s.auditEntries))
 
-	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.recordConsents)
-	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.consentStatus)
+	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.recordConsents))
+	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.consentStatus))
 
 	heRoles := s.require(privalytics.RoleProcessor, privalytics.RoleAdmin)
 	hg := v1.Group("/he", heRoles, s.heEnabled) // roles first: every denial is audited, on any server
