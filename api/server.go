@@ -34,31 +34,33 @@ type Limits struct {
 	// bursts up to RateBurst; above it the answer is 429 with Retry-After. 0: no limit.
 	RatePerKey float64
 	RateBurst  int
+	Ingest     ingest.Limits
+	Query      analytics.Limits
+
 	// MaxIdempotencyKeyBytes bounds the Idempotency-Key header of ingest and
 	// imports; 400 above.
 	MaxIdempotencyKeyBytes int
 	// PageSize is a listing's page (audit trail, charges, budget changes)
 	// without ?limit; MaxPageSize the largest ?limit accepted (400 above).
 	PageSize, MaxPageSize int
-	Ingest                ingest.Limits
-	Query                 analytics.Limits
 }
 
 // DefaultLimits are the documented defaults.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxBodyBytes:           64 << 20,
-		MaxDecodedBytes:        256 << 20,
-		MaxQueryBytes:          1 << 20,
-		MaxImportBytes:         4 << 30,
-		QueryTimeout:           30 * time.Second,
-		RatePerKey:             200,
-		RateBurst:              400,
+		MaxBodyBytes:    64 << 20,
+		MaxDecodedBytes: 256 << 20,
+		MaxQueryBytes:   1 << 20,
+		MaxImportBytes:  4 << 30,
+		QueryTimeout:    30 * time.Second,
+		RatePerKey:      200,
+		RateBurst:       400,
+		Ingest:          ingest.DefaultLimits(),
+		Query:           analytics.DefaultLimits(),
+
 		MaxIdempotencyKeyBytes: 128,
 		PageSize:               50,
 		MaxPageSize:            500,
-		Ingest:                 ingest.DefaultLimits(),
-		Query:                  analytics.DefaultLimits(),
 	}
 }
 
