@@ -154,6 +154,12 @@ func (c *Client) Explain(ctx context.Context, q *wire.Query) (*wire.Explanation,
 	return &out, c.do(ctx, http.MethodPost, "/v1/queries:explain", q, &out)
 }
 
+// ExplainJSON is Explain for a query given as raw JSON.
+func (c *Client) ExplainJSON(ctx context.Context, q []byte) (*wire.Explanation, error) {
+	var out wire.Explanation
+	return &out, c.send(ctx, http.MethodPost, "/v1/queries:explain", jsonHeader(), q, &out)
+}
+
 // SQL runs a query written in SQL (BigQuery's differential-privacy clause)
 // through POST /v1/sql; it spends budget like Query.
 func (c *Client) SQL(ctx context.Context, sql string) (*wire.Result, error) {

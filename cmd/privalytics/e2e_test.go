@@ -380,23 +380,10 @@ func TestEndToEndCacheAndExplain(t *testing.T) {
 	loadSynthetic(t, ingest, cfg)
 	q := []byte(`{"group_by":[{"column":"channel"}],"aggregates":[{"op":"count"},{"name":"revenue","op":"sum","column":"amount","lower":0,"upper":50}],"bounds":{"max_groups":3,"max_rows_per_group":5},"epsilon":0.5}`)
 
-	req, _ := http.NewRequest(http.MethodPost, ts.app.URL()+"/v1/queries:explain", bytes.NewReader(q))
-	req.Header.Set("Authorization", "Bearer "+query.Token())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex struct {
-		Cost       wire.Cost `json:"cost"`
-		Aggregates []struct {
-			Name      string  `json:"name"`
-			HalfWidth float64 `json:"half_width"`
-		} `json:"aggregates"`
-	}
-	json.NewDecoder(resp.Body).Decode(&ex)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || ex.Cost.Epsilon != 0.5 || len(ex.Aggregates) != 2 || ex.Aggregates[0].HalfWidth <= 0 {
-		t.Fatalf("explain: status %d, %+v", resp.StatusCode, ex)
+	// Through the SDK, so its Explain is checked against the real server.
+	ex, err := query.ExplainJSON(ctx, q)
+	if err != nil || ex.Cost.Epsilon != 0.5 || len(ex.Aggregates) != 2 || ex.Aggregates[0].HalfWidth <= 0 || ex.Aggregates[0].Mechanism == "" {
+		t.Fatalf("explain: %+v, %v", ex, err)
 	}
 	if b, _ := query.Budget(ctx); b.Spent.Epsilon != 0 {
 		t.Errorf("explain spent budget: %+v", b.Spent)

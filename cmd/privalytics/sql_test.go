@@ -34,6 +34,23 @@ func TestQuerySQLCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// --explain prints the cost and the interval, and spends nothing.
+	before, err := query.Budget(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--sql", "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.25) channel, COUNT(*) AS buyers FROM events GROUP BY channel"},
+		{`{"group_by":[{"column":"channel"}],"aggregates":[{"name":"buyers","op":"count"}],"epsilon":0.25}`},
+	} {
+		out, err := runCLI(t, append([]string{"query", "--explain", "--server", ts.app.URL(), "--key", query.Token()}, args...)...)
+		if err != nil || !strings.Contains(out, "Would cost ε=0.25") || !strings.Contains(out, "buyers") || !strings.Contains(out, "laplace") {
+			t.Errorf("query --explain %s: %v\n%s", args[0], err, out)
+		}
+	}
+	if after, err := query.Budget(context.Background()); err != nil || after.Spent != before.Spent {
+		t.Errorf("explain spent budget: %+v → %+v (%v)", before.Spent, after.Spent, err)
+	}
 	out, err = runCLI(t, "query", "--server", ts.app.URL(), "--key", query.Token(), "--sql",
 		"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.5) COUNT(*) FROM events WHERE channel = 'web' OR channel = 'app'")
 	if err == nil || !strings.Contains(describe(err)+out, "1:101") {
