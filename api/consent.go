@@ -138,50 +138,61 @@ type lineRecord struct {
 // decodeConsents reads one object or an array (asJSON), or NDJSON, with
 // unknown fields rejected and at most maxRows records.
 func decodeConsents(body []byte, asJSON bool, maxRows int) ([]lineRecord, error) {
-	var out []lineRecord
-	decode := func(raw []byte, line int) error {
+	raws, err := consentLines(body, asJSON)
+	if err != nil {
+		return nil, err
+	}
+	if len(raws) > maxRows {
+		return nil, privalytics.Errorf(privalytics.ETOOLARGE, "more than %d consent records in one request; send smaller batches", maxRows)
+	}
+	out := make([]lineRecord, 0, len(raws))
+	for _, raw := range raws {
 		var r ConsentRecord
-		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec := json.NewDecoder(bytes.NewReader(raw.text))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
-			return privalytics.Errorf(privalytics.EINVALID, "consent on line %d: %s; nothing of this batch was recorded", line, privalytics.ErrorMessage(jsonError(err))).With("line", line)
+			return nil, privalytics.Errorf(privalytics.EINVALID, "consent on line %d: %s; nothing of this batch was recorded", raw.line, privalytics.ErrorMessage(jsonError(err))).With("line", raw.line)
 		}
 		if dec.More() {
-			return privalytics.Errorf(privalytics.EINVALID, "consent on line %d: one JSON object per line", line).With("line", line)
+			return nil, privalytics.Errorf(privalytics.EINVALID, "consent on line %d: one JSON object per line", raw.line).With("line", raw.line)
 		}
-		if len(out) == maxRows {
-			return privalytics.Errorf(privalytics.ETOOLARGE, "more than %d consent records in one request; send smaller batches", maxRows)
-		}
-		out = append(out, lineRecord{ConsentRecord: r, line: line})
-		return nil
+		out = append(out, lineRecord{ConsentRecord: r, line: raw.line})
 	}
+	if len(out) == 0 {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "no consent records in the body")
+	}
+	return out, nil
+}
+
+// rawLine is one record's JSON text and the line (or array position, from 1)
+// an error names.
+type rawLine struct {
+	text []byte
+	line int
+}
+
+// consentLines splits a body into its records: the elements of a JSON array,
+// one JSON object, or the non-blank lines of NDJSON.
+func consentLines(body []byte, asJSON bool) ([]rawLine, error) {
 	trimmed := bytes.TrimSpace(body)
-	if asJSON && len(trimmed) > 0 && trimmed[0] == '[' {
+	var out []rawLine
+	switch {
+	case asJSON && len(trimmed) > 0 && trimmed[0] == '[':
 		var raws []json.RawMessage
 		if err := json.Unmarshal(trimmed, &raws); err != nil {
 			return nil, jsonError(err)
 		}
 		for i, raw := range raws {
-			if err := decode(raw, i+1); err != nil {
-				return nil, err
-			}
+			out = append(out, rawLine{raw, i + 1})
 		}
-	} else if asJSON {
-		if err := decode(trimmed, 1); err != nil {
-			return nil, err
-		}
-	} else {
+	case asJSON:
+		out = append(out, rawLine{trimmed, 1})
+	default:
 		for i, raw := range bytes.Split(body, []byte("\n")) {
-			if len(bytes.TrimSpace(raw)) == 0 {
-				continue
-			}
-			if err := decode(raw, i+1); err != nil {
-				return nil, err
+			if len(bytes.TrimSpace(raw)) > 0 {
+				out = append(out, rawLine{raw, i + 1})
 			}
 		}
-	}
-	if len(out) == 0 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "no consent records in the body")
 	}
 	return out, nil
 }
