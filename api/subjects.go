@@ -68,10 +68,10 @@ func exportFormat(c *gin.Context) (string, error) {
 
 // exportSubject returns everything held about one customer, as JSON or CSV.
 func (s *Server) exportSubject(c *gin.Context) {
-	format, err := exportFormat(c)
-	var sub rights.Subject
+	sub, _, err := s.subjectOf(c)
+	var format string
 	if err == nil {
-		sub, _, err = s.subjectOf(c)
+		format, err = exportFormat(c)
 	}
 	var exp *rights.Export
 	if err == nil {

@@ -34,11 +34,11 @@ type Export struct {
 // read (the row count, never the customer).
 func (s *Service) Export(ctx context.Context, a Actor, sub Subject) (*Export, error) {
 	rec, err := s.d.Events.SubjectEvents(ctx, sub.Tenant.ID, sub.Tenant.Schema, sub.Pseudonym)
-	var rows string
+	var details map[string]string
 	if err == nil {
-		rows = strconv.FormatInt(rec.NumRows(), 10)
+		details = map[string]string{"rows": strconv.FormatInt(rec.NumRows(), 10)}
 	}
-	if aerr := s.record(ctx, a, sub.Tenant.ID, AuditExport, "", err, map[string]string{"rows": rows}); err == nil && aerr != nil {
+	if aerr := s.record(ctx, a, sub.Tenant.ID, AuditExport, "", err, details); err == nil && aerr != nil {
 		return nil, aerr // personal data leaves only on the record
 	}
 	if err != nil {
