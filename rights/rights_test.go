@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -304,4 +305,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// brokenAudit cannot write: the disk under the audit log is full.
+type brokenAudit struct{}
+
+func (brokenAudit) Append(context.Context, *privalytics.AuditEntry) error {
+	return errors.New("no space left on device")
+}
+func (brokenAudit) Entries(context.Context, string, int, int) ([]privalytics.AuditEntry, error) {
+	return nil, nil
+}
+
+// A customer's data leaves only on the record: an export whose audit entry
+// cannot be written is refused, with an internal error that names no path.
+func TestExportFailsClosedWithoutAudit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	svc := rights.New(rights.Deps{Events: f.events, Audit: brokenAudit{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	exp, err := svc.Export(context.Background(), admin, f.subject("c1"))
+	if exp != nil || privalytics.ErrorCode(err) != privalytics.EINTERNAL {
+		t.Fatalf("export without an audit trail: %+v, %v; want no export and an internal error", exp, err)
+	}
 }
