@@ -318,7 +318,7 @@ func (brokenAudit) Entries(context.Context, string, int, int) ([]privalytics.Aud
 }
 
 // A customer's data leaves only on the record: an export whose audit entry
-// cannot be written is refused, with an internal error that names no path.
+// cannot be written is refused with an internal error.
 func TestExportFailsClosedWithoutAudit(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
