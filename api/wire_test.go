@@ -11,6 +11,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/notice"
 )
 
 // jsonFields lists the JSON names of t's fields, embedded structs flattened,
@@ -69,6 +70,7 @@ func TestWireMirrorsDomain(t *testing.T) {
 		{"AuditEntry", privalytics.AuditEntry{}, wire.AuditEntry{}},
 		{"ErasureReceipt", privalytics.ErasureReceipt{}, wire.ErasureReceipt{}},
 		{"AppendResult", privalytics.AppendResult{}, wire.AppendResult{}},
+		{"Notice", notice.Notice{}, wire.Notice{}},
 	} {
 		d := jsonFields(reflect.TypeOf(tc.domain), "", map[reflect.Type]bool{})
 		w := jsonFields(reflect.TypeOf(tc.wire), "", map[reflect.Type]bool{})

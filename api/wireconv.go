@@ -4,6 +4,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/notice"
 )
 
 // Conversions between the domain types of the root package and the bodies of
@@ -108,6 +109,22 @@ func WireExplanation(e *analytics.Explanation) *wire.Explanation {
 		Budget: WireBudget(e.Budget), Aggregates: make([]wire.AggregateExplanation, len(e.Aggregates))}
 	for i, a := range e.Aggregates {
 		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wire.AggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, Note: a.Note}
+	}
+	return out
+}
+
+// wireNotice is a privacy notice as the API sends it.
+func wireNotice(n notice.Notice) wire.Notice {
+	out := wire.Notice{Business: n.Business, TenantID: n.TenantID, NotCollected: n.NotCollected, Protection: wire.NoticeProtection(n.Protection),
+		Retention: n.Retention, Processors: n.Processors, Audit: n.Audit, StrayData: n.StrayData, Budget: wireCost(n.Budget)}
+	for _, f := range n.Collected {
+		out.Collected = append(out.Collected, wire.NoticeField(f))
+	}
+	for _, p := range n.Purposes {
+		out.Purposes = append(out.Purposes, wire.NoticePurpose(p))
+	}
+	for _, r := range n.Rights {
+		out.Rights = append(out.Rights, wire.NoticeRight(r))
 	}
 	return out
 }

@@ -389,6 +389,12 @@ func (c *Client) PrivacyNotice(ctx context.Context, format string) (string, erro
 	return string(raw), err
 }
 
+// Notice returns the tenant's privacy notice as data (any tenant key).
+func (c *Client) Notice(ctx context.Context) (*wire.Notice, error) {
+	var out wire.Notice
+	return &out, c.do(ctx, http.MethodGet, "/v1/privacy-notice?format=json", nil, &out)
+}
+
 // SetPrivacy replaces the tenant's privacy policy (admin).
 func (c *Client) SetPrivacy(ctx context.Context, p wire.PrivacyPolicy) (*wire.Tenant, error) {
 	var out wire.Tenant
