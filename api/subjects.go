@@ -187,7 +187,7 @@ func (s *Server) rotateDataKey(c *gin.Context) (reply, error) {
 		return reply{}, err
 	}
 	s.log.Info("tenant data key rotated", slog.String("tenant", st.tenant.ID))
-	return ok(gin.H{"rotated": true}), nil
+	return ok(wire.DataKeyRotated{Rotated: true}), nil
 }
 
 // shredTenant crypto-shreds a tenant's events (operator key only): its data

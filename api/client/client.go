@@ -449,7 +449,14 @@ func (c *Client) SetRetention(ctx context.Context, days int) (*wire.Tenant, erro
 
 // RotateDataKey rotates the tenant's data key for encryption at rest (admin key).
 func (c *Client) RotateDataKey(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/tenant/data-keys", nil, nil)
+	var out wire.DataKeyRotated
+	if err := c.do(ctx, http.MethodPost, "/v1/tenant/data-keys", nil, &out); err != nil {
+		return err
+	}
+	if !out.Rotated {
+		return &wire.Error{Code: wire.CodeInternal, Message: "the server did not confirm the rotation"}
+	}
+	return nil
 }
 
 // ShredTenantEvents crypto-shreds a tenant's events (operator key).

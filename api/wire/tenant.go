@@ -112,3 +112,8 @@ type KeyList struct {
 type RetentionRequest struct {
 	RetentionDays int `json:"retention_days"`
 }
+
+// DataKeyRotated answers POST /v1/tenant/data-keys.
+type DataKeyRotated struct {
+	Rotated bool `json:"rotated"`
+}
