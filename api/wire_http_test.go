@@ -70,7 +70,10 @@ func TestServerAnswersAreWireBodies(t *testing.T) {
 		{"GET /v1/budget/changes", get("/v1/budget/changes"), &wire.BudgetChangePage{}},
 		{"GET /v1/audit", get("/v1/audit"), &wire.AuditPage{}},
 		{"GET /v1/privacy-notice", get("/v1/privacy-notice?format=json"), &wire.Notice{}},
-		{"an error", func() []byte { _, _, raw := f.do(t, http.MethodGet, "/v1/subjects/c1?format=xml", f.admin, "", nil, nil); return raw }(), &wire.ErrorBody{}},
+		{"an error", func() []byte {
+			_, _, raw := f.do(t, http.MethodGet, "/v1/subjects/c1?format=xml", f.admin, "", nil, nil)
+			return raw
+		}(), &wire.ErrorBody{}},
 	} {
 		strict(t, tc.what, tc.raw, tc.out)
 	}
