@@ -47,14 +47,24 @@ func (e *Error) With(key string, value any) *Error {
 	return &Error{Code: e.Code, Message: e.Message, Details: d}
 }
 
-// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any
-// other non-nil error, and "" for nil.
+// codedError is an error from outside this package that carries one of the
+// codes above: the Go SDK's *wire.Error, which cannot import this package.
+type codedError interface {
+	error
+	ErrorCode() string
+}
+
+// ErrorCode returns the code of the first *Error (or SDK error with a code) in
+// err's chain, EINTERNAL for any other non-nil error, and "" for nil.
 func ErrorCode(err error) string {
 	var e *Error
+	var ce codedError
 	if err == nil {
 		return ""
 	} else if errors.As(err, &e) {
 		return e.Code
+	} else if errors.As(err, &ce) {
+		return ce.ErrorCode()
 	}
 	return EINTERNAL
 }
@@ -63,10 +73,13 @@ func ErrorCode(err error) string {
 // or "internal error" for anything else, so internals never leak to callers.
 func ErrorMessage(err error) string {
 	var e *Error
+	var ce interface{ ErrorMessage() string }
 	if err == nil {
 		return ""
 	} else if errors.As(err, &e) {
 		return e.Message
+	} else if errors.As(err, &ce) {
+		return ce.ErrorMessage()
 	}
 	return "internal error"
 }
@@ -74,8 +87,11 @@ func ErrorMessage(err error) string {
 // ErrorDetails returns the details of err's *Error, or nil.
 func ErrorDetails(err error) map[string]any {
 	var e *Error
+	var ce interface{ ErrorDetails() map[string]any }
 	if errors.As(err, &e) {
 		return e.Details
+	} else if errors.As(err, &ce) {
+		return ce.ErrorDetails()
 	}
 	return nil
 }

@@ -3,11 +3,10 @@ package api
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // Audit actions. Every route that changes something or reads data records one.
@@ -69,38 +68,32 @@ func (s *Server) auditFor(c *gin.Context, tenantID, action, target string, err e
 // deny writes a 403 (or the 404 that hides another tenant's things) and
 // records the denial.
 func (s *Server) deny(c *gin.Context, err error) {
+	s.writeError(c, s.denied(c, err))
+}
+
+// denied records a refusal and returns it, for handlers behind s.handle.
+func (s *Server) denied(c *gin.Context, err error) error {
 	route := c.Request.Method + " " + c.FullPath()
 	details := map[string]string{}
 	if p, ok := c.Get(principalKey); ok {
 		details["role"] = string(p.(principal).Key.Role)
 	}
 	_ = s.audit(c, auditDenied, route, err, details)
-	s.writeError(c, err)
+	return err
 }
 
-// AuditPage is the body of GET /v1/audit.
-type AuditPage struct {
-	Entries []privalytics.AuditEntry `json:"entries"`
-	Offset  int                      `json:"offset"`
-	Limit   int                      `json:"limit"`
-}
+// AuditPage is the body of GET /v1/audit, defined once in api/wire.
+type AuditPage = wire.AuditPage
 
 // auditEntries pages through the tenant's audit trail, newest first (admin).
-func (s *Server) auditEntries(c *gin.Context) {
-	offset, err1 := strconv.Atoi(c.DefaultQuery("offset", "0"))
-	limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "50"))
-	if err1 != nil || err2 != nil || offset < 0 || limit < 1 || limit > 500 {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "offset must be ≥ 0 and limit 1..500"))
-		return
+func (s *Server) auditEntries(c *gin.Context) (reply, error) {
+	offset, limit, err := s.page(c)
+	if err != nil {
+		return reply{}, err
 	}
 	if s.auditLog == nil {
-		s.writeError(c, privalytics.Errorf(privalytics.EUNAVAILABLE, "this server runs without an audit log"))
-		return
+		return reply{}, privalytics.Errorf(privalytics.EUNAVAILABLE, "this server runs without an audit log")
 	}
 	list, err := s.auditLog.Entries(c.Request.Context(), callerOf(c).Key.TenantID, offset, limit)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, AuditPage{Entries: list, Offset: offset, Limit: limit})
+	return ok(wire.AuditPage{Entries: wireAudit(list), Offset: offset, Limit: limit}), err
 }

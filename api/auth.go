@@ -65,34 +65,45 @@ func (kc *keyCache) evict(id string) {
 
 var errUnauthorized = privalytics.Errorf(privalytics.EUNAUTHORIZED, "send a valid API key as 'Authorization: Bearer pvk_…'")
 
-// authenticate resolves the bearer token to a key, or aborts with 401.
+// authenticate resolves the bearer token to a key, or aborts with 401, then
+// applies the key's rate limit (429 with Retry-After).
 func (s *Server) authenticate(c *gin.Context) {
-	h := c.GetHeader("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		s.writeError(c, errUnauthorized)
-		return
-	}
-	id, ok := keyring.ParseAPIKeyToken(strings.TrimSpace(token))
-	if !ok {
-		s.writeError(c, errUnauthorized)
-		return
-	}
 	now := s.now()
+	k, err := s.keyOf(c, now)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Set(principalKey, principal{Key: k})
+	if ok, retry := s.rate.allow(k.ID, now); !ok {
+		secs := max(1, int(math.Ceil(retry.Seconds())))
+		c.Header("Retry-After", strconv.Itoa(secs))
+		s.writeError(c, privalytics.Errorf(privalytics.ERATELIMIT, "this key sent more than %g requests a second (bursts of %g); retry after %d s, or batch more events per request", s.rate.rate, s.rate.burst, secs))
+		return
+	}
+	c.Next()
+}
+
+// keyOf is the live key whose token the request carries; errUnauthorized
+// for none, an unknown, forged or revoked one.
+func (s *Server) keyOf(c *gin.Context, now time.Time) (*privalytics.APIKey, error) {
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	token = strings.TrimSpace(token)
+	id, parsed := keyring.ParseAPIKeyToken(token)
+	if !ok || !parsed {
+		return nil, errUnauthorized
+	}
 	k := s.keys.get(id, now)
 	if k == nil {
 		var err error
-		k, err = s.meta.Key(c.Request.Context(), id)
-		if privalytics.ErrorCode(err) == privalytics.ENOTFOUND {
-			s.writeError(c, errUnauthorized)
-			return
+		if k, err = s.meta.Key(c.Request.Context(), id); privalytics.ErrorCode(err) == privalytics.ENOTFOUND {
+			return nil, errUnauthorized
 		} else if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 		s.keys.put(k, now)
 	}
-	if subtle.ConstantTimeCompare(k.Hash, keyring.HashAPIKeyToken(strings.TrimSpace(token))) != 1 || k.RevokedAt != nil {
+	if subtle.ConstantTimeCompare(k.Hash, keyring.HashAPIKeyToken(token)) != 1 || k.RevokedAt != nil {
 		// The key ID is real, so the attempt belongs to a tenant's trail: a
 		// revoked key still in use, or a forged token for a known ID. Tokens
 		// naming no key are not recorded (anyone can send them, without limit).
@@ -101,17 +112,9 @@ func (s *Server) authenticate(c *gin.Context) {
 			reason = "revoked key"
 		}
 		_ = s.auditFor(c, k.TenantID, auditDenied, c.Request.Method+" "+c.FullPath(), errUnauthorized, map[string]string{"key_id": k.ID, "reason": reason})
-		s.writeError(c, errUnauthorized)
-		return
+		return nil, errUnauthorized
 	}
-	c.Set(principalKey, principal{Key: k})
-	if ok, retry := s.rate.allow(k.ID, now); !ok {
-		secs := int(math.Ceil(retry.Seconds()))
-		c.Header("Retry-After", strconv.Itoa(max(1, secs)))
-		s.writeError(c, privalytics.Errorf(privalytics.ERATELIMIT, "this key sent more than %g requests a second (bursts of %g); retry after %d s, or batch more events per request", s.rate.rate, s.rate.burst, max(1, secs)))
-		return
-	}
-	c.Next()
+	return k, nil
 }
 
 const principalKey = "privalytics.principal"

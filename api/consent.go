@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,23 +16,15 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
-// ConsentRecord is one consent decision as sent to POST /v1/consents: one JSON
-// object, a JSON array of them, or NDJSON (one per line).
-type ConsentRecord struct {
-	CustomerID string     `json:"customer_id"`      // as the business knows the customer; stored only as the keyed hash
-	Purpose    string     `json:"purpose"`          // one of the tenant's purposes
-	Granted    *bool      `json:"granted"`          // true: given; false: withdrawn
-	Time       *time.Time `json:"time,omitempty"`   // when the customer decided; default now
-	Source     string     `json:"source,omitempty"` // where it was collected ("web-form", "pos", "import"); default "api"
-}
-
-// ConsentsRecorded is the answer of POST /v1/consents.
-type ConsentsRecorded struct {
-	Recorded int   `json:"recorded"`
-	Version  int64 `json:"version"` // the tenant's consent version after this batch; queries after it see it
-}
+// ConsentRecord and ConsentsRecorded are the bodies of POST /v1/consents
+// (one JSON object, a JSON array of them, or NDJSON), defined once in api/wire.
+type (
+	ConsentRecord    = wire.ConsentRecord
+	ConsentsRecorded = wire.ConsentsRecorded
+)
 
 // maxConsentClockSkew is how far in the future a consent time may lie.
 const maxConsentClockSkew = 5 * time.Minute
@@ -41,29 +32,38 @@ const maxConsentClockSkew = 5 * time.Minute
 // recordConsents stores a batch of consent decisions, all or nothing: a bad
 // record rejects the batch, naming its line and field. Queries made after the
 // answer see the new decisions.
-func (s *Server) recordConsents(c *gin.Context) {
+func (s *Server) recordConsents(c *gin.Context) (reply, error) {
 	if err := requireContentType(c, "application/json", "application/x-ndjson", "application/jsonl"); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	st, err := s.tenantState(c.Request.Context(), callerOf(c).Key.TenantID)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	body, err := readBody(c, s.limits.MaxBodyBytes, s.limits.MaxDecodedBytes)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	recs, err := decodeConsents(body.Bytes(), mt == "application/json", s.limits.Ingest.MaxRows)
 	releaseBody(body)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	now := s.now().UTC()
+	cs, err := consentsOf(st, recs, s.now().UTC())
+	if err != nil {
+		return reply{}, err
+	}
+	version, err := s.meta.RecordConsents(c.Request.Context(), st.tenant.ID, cs)
+	purposes, details := consentAudit(cs, version)
+	_ = s.audit(c, auditConsent, purposes, err, details)
+	return ok(wire.ConsentsRecorded{Recorded: len(cs), Version: version}), err
+}
+
+// consentsOf checks each record against the tenant (its purposes, the
+// customer identifier's length) and turns it into a stored decision under the
+// customer's pseudonym; the first bad record fails the batch.
+func consentsOf(st *tenantState, recs []lineRecord, now time.Time) ([]privalytics.Consent, error) {
 	maxID := 128
 	for _, col := range st.tenant.Schema.Columns {
 		if col.Name == st.tenant.Schema.Subject && col.MaxLength > 0 {
@@ -71,54 +71,58 @@ func (s *Server) recordConsents(c *gin.Context) {
 		}
 	}
 	cs := make([]privalytics.Consent, len(recs))
-	granted, purposes := 0, map[string]bool{}
 	for i, r := range recs {
-		line := r.line
-		switch {
-		case r.CustomerID == "":
-			err = consentError(line, "customer_id", "is missing or empty; name the customer as your systems know them")
-		case len(r.CustomerID) > maxID:
-			err = consentError(line, "customer_id", fmt.Sprintf("is %d bytes, longer than the %d allowed", len(r.CustomerID), maxID))
-		case !slices.Contains(st.tenant.Purposes, r.Purpose):
-			err = consentError(line, "purpose", fmt.Sprintf("%q is not a purpose of this tenant; declared: %s", r.Purpose, strings.Join(st.tenant.Purposes, ", ")))
-		case r.Granted == nil:
-			err = consentError(line, "granted", "is missing; send true (given) or false (withdrawn)")
-		case r.Time != nil && r.Time.After(now.Add(maxConsentClockSkew)):
-			err = consentError(line, "time", "lies in the future; send when the customer decided")
-		case len(r.Source) > 64:
-			err = consentError(line, "source", "is longer than 64 bytes")
+		if err := checkConsent(r, st.tenant.Purposes, maxID, now); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		at := now
+		at, src := now, r.Source
 		if r.Time != nil {
 			at = r.Time.UTC()
 		}
-		src := r.Source
 		if src == "" {
 			src = "api"
 		}
 		cs[i] = privalytics.Consent{Subject: st.pseudo.Subject([]byte(r.CustomerID)), Purpose: r.Purpose, Granted: *r.Granted, Time: at, Source: src, RecordedAt: now}
-		purposes[r.Purpose] = true
-		if *r.Granted {
+	}
+	return cs, nil
+}
+
+// checkConsent says what is wrong with one record, naming its line and field.
+func checkConsent(r lineRecord, purposes []string, maxID int, now time.Time) error {
+	switch {
+	case r.CustomerID == "":
+		return consentError(r.line, "customer_id", "is missing or empty; name the customer as your systems know them")
+	case len(r.CustomerID) > maxID:
+		return consentError(r.line, "customer_id", fmt.Sprintf("is %d bytes, longer than the %d allowed", len(r.CustomerID), maxID))
+	case !slices.Contains(purposes, r.Purpose):
+		return consentError(r.line, "purpose", fmt.Sprintf("%q is not a purpose of this tenant; declared: %s", r.Purpose, strings.Join(purposes, ", ")))
+	case r.Granted == nil:
+		return consentError(r.line, "granted", "is missing; send true (given) or false (withdrawn)")
+	case r.Time != nil && r.Time.After(now.Add(maxConsentClockSkew)):
+		return consentError(r.line, "time", "lies in the future; send when the customer decided")
+	case len(r.Source) > 64:
+		return consentError(r.line, "source", "is longer than 64 bytes")
+	}
+	return nil
+}
+
+// consentAudit is the audit entry's target (the purposes, sorted) and its
+// details: counts only, never a customer.
+func consentAudit(cs []privalytics.Consent, version int64) (string, map[string]string) {
+	granted, seen := 0, map[string]bool{}
+	for _, c := range cs {
+		seen[c.Purpose] = true
+		if c.Granted {
 			granted++
 		}
 	}
-	version, err := s.meta.RecordConsents(c.Request.Context(), st.tenant.ID, cs)
-	names := make([]string, 0, len(purposes))
-	for p := range purposes {
+	names := make([]string, 0, len(seen))
+	for p := range seen {
 		names = append(names, p)
 	}
 	sort.Strings(names)
-	_ = s.audit(c, auditConsent, strings.Join(names, ","), err, map[string]string{
-		"records": strconv.Itoa(len(cs)), "granted": strconv.Itoa(granted), "withdrawn": strconv.Itoa(len(cs) - granted), "version": strconv.FormatInt(version, 10)})
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, ConsentsRecorded{Recorded: len(cs), Version: version})
+	return strings.Join(names, ","), map[string]string{"records": strconv.Itoa(len(cs)), "granted": strconv.Itoa(granted),
+		"withdrawn": strconv.Itoa(len(cs) - granted), "version": strconv.FormatInt(version, 10)}
 }
 
 func consentError(line int, field, reason string) error {
@@ -134,47 +138,25 @@ type lineRecord struct {
 // decodeConsents reads one object or an array (asJSON), or NDJSON, with
 // unknown fields rejected and at most maxRows records.
 func decodeConsents(body []byte, asJSON bool, maxRows int) ([]lineRecord, error) {
-	var out []lineRecord
-	decode := func(raw []byte, line int) error {
+	raws, err := consentLines(body, asJSON)
+	if err != nil {
+		return nil, err
+	}
+	if len(raws) > maxRows {
+		return nil, privalytics.Errorf(privalytics.ETOOLARGE, "more than %d consent records in one request; send smaller batches", maxRows)
+	}
+	out := make([]lineRecord, 0, len(raws))
+	for _, raw := range raws {
 		var r ConsentRecord
-		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec := json.NewDecoder(bytes.NewReader(raw.text))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
-			return privalytics.Errorf(privalytics.EINVALID, "consent on line %d: %s; nothing of this batch was recorded", line, privalytics.ErrorMessage(jsonError(err))).With("line", line)
+			return nil, privalytics.Errorf(privalytics.EINVALID, "consent on line %d: %s; nothing of this batch was recorded", raw.line, privalytics.ErrorMessage(jsonError(err))).With("line", raw.line)
 		}
 		if dec.More() {
-			return privalytics.Errorf(privalytics.EINVALID, "consent on line %d: one JSON object per line", line).With("line", line)
+			return nil, privalytics.Errorf(privalytics.EINVALID, "consent on line %d: one JSON object per line", raw.line).With("line", raw.line)
 		}
-		if len(out) == maxRows {
-			return privalytics.Errorf(privalytics.ETOOLARGE, "more than %d consent records in one request; send smaller batches", maxRows)
-		}
-		out = append(out, lineRecord{ConsentRecord: r, line: line})
-		return nil
-	}
-	trimmed := bytes.TrimSpace(body)
-	if asJSON && len(trimmed) > 0 && trimmed[0] == '[' {
-		var raws []json.RawMessage
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
-			return nil, jsonError(err)
-		}
-		for i, raw := range raws {
-			if err := decode(raw, i+1); err != nil {
-				return nil, err
-			}
-		}
-	} else if asJSON {
-		if err := decode(trimmed, 1); err != nil {
-			return nil, err
-		}
-	} else {
-		for i, raw := range bytes.Split(body, []byte("\n")) {
-			if len(bytes.TrimSpace(raw)) == 0 {
-				continue
-			}
-			if err := decode(raw, i+1); err != nil {
-				return nil, err
-			}
-		}
+		out = append(out, lineRecord{ConsentRecord: r, line: raw.line})
 	}
 	if len(out) == 0 {
 		return nil, privalytics.Errorf(privalytics.EINVALID, "no consent records in the body")
@@ -182,45 +164,79 @@ func decodeConsents(body []byte, asJSON bool, maxRows int) ([]lineRecord, error)
 	return out, nil
 }
 
-// PurposeConsent is a customer's standing for one purpose.
-type PurposeConsent struct {
-	Policy  string `json:"policy"`  // opt-in or opt-out: what applies without a record
-	Granted bool   `json:"granted"` // whether queries for this purpose see the customer now
+// rawLine is one record's JSON text and the line (or array position, from 1)
+// an error names.
+type rawLine struct {
+	text []byte
+	line int
 }
 
-// ConsentStatus is the answer of GET /v1/consents/{customer_id}.
-type ConsentStatus struct {
-	Purposes map[string]PurposeConsent `json:"purposes"`
-	History  []privalytics.Consent     `json:"history"` // oldest first
+// consentLines splits a body into its records: the elements of a JSON array,
+// one JSON object, or the non-blank lines of NDJSON.
+func consentLines(body []byte, asJSON bool) ([]rawLine, error) {
+	trimmed := bytes.TrimSpace(body)
+	var out []rawLine
+	switch {
+	case asJSON && len(trimmed) > 0 && trimmed[0] == '[':
+		var raws []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, jsonError(err)
+		}
+		for i, raw := range raws {
+			out = append(out, rawLine{raw, i + 1})
+		}
+	case asJSON:
+		out = append(out, rawLine{trimmed, 1})
+	default:
+		for i, raw := range bytes.Split(body, []byte("\n")) {
+			if len(bytes.TrimSpace(raw)) > 0 {
+				out = append(out, rawLine{raw, i + 1})
+			}
+		}
+	}
+	return out, nil
 }
+
+// PurposeConsent and ConsentStatus are the answer of GET
+// /v1/consents/{customer_id}, defined once in api/wire.
+type (
+	PurposeConsent = wire.PurposeConsent
+	ConsentStatus  = wire.ConsentStatus
+)
 
 // consentStatus shows one customer's consent per purpose and its full history
 // (admin). The identifier is hashed as at ingest and never logged.
-func (s *Server) consentStatus(c *gin.Context) {
+func (s *Server) consentStatus(c *gin.Context) (reply, error) {
 	st, err := s.tenantState(c.Request.Context(), callerOf(c).Key.TenantID)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	id := c.Param("customer_id")
 	if id == "" {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "name the customer: GET /v1/consents/{customer_id}"))
-		return
+		return reply{}, privalytics.Errorf(privalytics.EINVALID, "name the customer: GET /v1/consents/{customer_id}")
 	}
 	hist, err := s.meta.ConsentHistory(c.Request.Context(), st.tenant.ID, st.pseudo.Subject([]byte(id)))
 	_ = s.audit(c, auditConsentRead, "", err, map[string]string{"records": strconv.Itoa(len(hist))})
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	out := ConsentStatus{Purposes: map[string]PurposeConsent{}, History: hist}
-	for _, p := range st.tenant.Purposes {
-		pol := st.tenant.ConsentPolicy(p)
-		pc := PurposeConsent{Policy: pol, Granted: pol == privalytics.OptOut}
+	c.Header("Cache-Control", "no-store")
+	return ok(consentStatusOf(st.tenant, hist)), nil
+}
+
+// consentStatusOf is each purpose's standing — the latest decision, else the
+// purpose's policy — and the history, oldest first.
+func consentStatusOf(t *privalytics.Tenant, hist []privalytics.Consent) wire.ConsentStatus {
+	out := wire.ConsentStatus{Purposes: map[string]wire.PurposeConsent{}, History: make([]wire.Consent, len(hist))}
+	for i, h := range hist {
+		out.History[i] = wire.Consent{Seq: h.Seq, Purpose: h.Purpose, Granted: h.Granted, Time: h.Time, Source: h.Source, RecordedAt: h.RecordedAt}
+	}
+	for _, p := range t.Purposes {
+		pol := t.ConsentPolicy(p)
+		pc := wire.PurposeConsent{Policy: pol, Granted: pol == privalytics.OptOut}
 		var best *privalytics.Consent
 		for i := range hist {
-			h := &hist[i]
-			if h.Purpose == p && (best == nil || !h.Time.Before(best.Time)) {
+			if h := &hist[i]; h.Purpose == p && (best == nil || !h.Time.Before(best.Time)) {
 				best = h
 			}
 		}
@@ -229,8 +245,7 @@ func (s *Server) consentStatus(c *gin.Context) {
 		}
 		out.Purposes[p] = pc
 	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, out)
+	return out
 }
 
 // consentView is the hidden-customer mask of one tenant and purpose at one

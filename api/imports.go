@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -10,17 +12,30 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/ingest"
 )
 
 // importBatchRows is how many rows an import stores per durable append.
 const importBatchRows = 100_000
 
-// ImportResponse reports a finished import.
-type ImportResponse struct {
-	ingest.ImportReport
-	Batches int     `json:"batches"`
-	Seconds float64 `json:"seconds"`
+// ImportResponse reports a finished import (wire.ImportReport).
+type ImportResponse = wire.ImportReport
+
+// importer reads a whole file of one format and emits its rows in batches.
+type importer func(ctx context.Context, r io.Reader, c *ingest.Converter, m *ingest.Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ingest.ImportReport, error)
+
+// importerOf is the reader of ?format=csv|ndjson|parquet.
+func importerOf(format string) (importer, error) {
+	switch format {
+	case "csv":
+		return ingest.ImportCSV, nil
+	case "ndjson":
+		return ingest.ImportNDJSON, nil
+	case "parquet":
+		return ingest.ImportParquetReader, nil
+	}
+	return nil, privalytics.Errorf(privalytics.EINVALID, "format must be csv, ndjson or parquet, got %q", format)
 }
 
 // importFile takes a whole file (CSV, NDJSON or Parquet) in the body and stores it
@@ -30,19 +45,24 @@ type ImportResponse struct {
 // stores only what is missing. Rows are validated as they stream; a bad row stops
 // the import with its line named, and the batches before it stay stored (the
 // response says how many).
-func (s *Server) importFile(c *gin.Context) {
+func (s *Server) importFile(c *gin.Context) (reply, error) {
 	ctx := c.Request.Context()
-	st, err := s.tenantState(ctx, callerOf(c).Key.TenantID)
+	read, err := importerOf(c.DefaultQuery("format", "csv"))
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	m, err := importMapping(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	idem := c.GetHeader("Idempotency-Key")
+	idem, err := s.idempotencyKey(c)
+	if err != nil {
+		return reply{}, err
+	}
+	st, err := s.tenantState(ctx, callerOf(c).Key.TenantID)
+	if err != nil {
+		return reply{}, err
+	}
 	batches := 0
 	emit := func(rec arrow.Record) error {
 		key := ""
@@ -54,23 +74,11 @@ func (s *Server) importFile(c *gin.Context) {
 		return err
 	}
 	start := time.Now()
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.limits.MaxImportBytes)
-	var rep ingest.ImportReport
-	switch f := c.DefaultQuery("format", "csv"); f {
-	case "csv":
-		rep, err = ingest.ImportCSV(ctx, body, st.conv, m, importBatchRows, emit, nil)
-	case "ndjson":
-		rep, err = ingest.ImportNDJSON(ctx, body, st.conv, m, importBatchRows, emit, nil)
-	case "parquet":
-		rep, err = ingest.ImportParquetReader(ctx, body, st.conv, m, importBatchRows, emit, nil)
-	default:
-		err = privalytics.Errorf(privalytics.EINVALID, "format must be csv, ndjson or parquet, got %q", f)
-	}
+	rep, err := read(ctx, http.MaxBytesReader(c.Writer, c.Request.Body, s.limits.MaxImportBytes), st.conv, m, importBatchRows, emit, nil)
 	if err != nil {
-		s.writeError(c, addBatches(err, batches))
-		return
+		return reply{}, addBatches(err, batches)
 	}
-	c.JSON(http.StatusOK, ImportResponse{ImportReport: rep, Batches: batches, Seconds: time.Since(start).Seconds()})
+	return ok(wire.ImportReport{Rows: rep.Rows, Skipped: rep.Skipped, SkippedReasons: rep.SkippedReasons, Batches: batches, Seconds: time.Since(start).Seconds()}), nil
 }
 
 // addBatches tells the caller how much of a failed import is stored.

@@ -34,7 +34,7 @@ func (s *Server) privacyNotice(c *gin.Context) {
 	n := notice.For(st.tenant, "")
 	switch format {
 	case "json":
-		c.JSON(http.StatusOK, n)
+		c.JSON(http.StatusOK, wireNotice(*n))
 	case "markdown", "md":
 		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(n.Markdown()))
 	case "html":

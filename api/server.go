@@ -20,6 +20,7 @@ import (
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/he/federation"
 	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/rights"
 )
 
 // Limits are every request limit of the API in one place.
@@ -35,6 +36,13 @@ type Limits struct {
 	RateBurst  int
 	Ingest     ingest.Limits
 	Query      analytics.Limits
+
+	// MaxIdempotencyKeyBytes bounds the Idempotency-Key header of ingest and
+	// imports; 400 above.
+	MaxIdempotencyKeyBytes int
+	// PageSize is a listing's page (audit trail, charges, budget changes)
+	// without ?limit; MaxPageSize the largest ?limit accepted (400 above).
+	PageSize, MaxPageSize int
 }
 
 // DefaultLimits are the documented defaults.
@@ -49,6 +57,10 @@ func DefaultLimits() Limits {
 		RateBurst:       400,
 		Ingest:          ingest.DefaultLimits(),
 		Query:           analytics.DefaultLimits(),
+
+		MaxIdempotencyKeyBytes: 128,
+		PageSize:               50,
+		MaxPageSize:            500,
 	}
 }
 
@@ -77,6 +89,10 @@ type Deps struct {
 	// Privacy receives a record of every erasure, rectification and retention
 	// purge (the audit log attaches here).
 	Privacy PrivacyHooks
+	// Rights serves the subject and retention routes. Nil: New builds one over
+	// Events (when it is a SubjectStore), Meta, Audit and Privacy; the caller
+	// then starts and closes its retention loop through Server.Rights.
+	Rights *rights.Service
 }
 
 // Server serves the Privalytics HTTP API.
@@ -89,7 +105,7 @@ type Server struct {
 	limits   Limits
 	log      *slog.Logger
 	now      func() time.Time
-	hooks    PrivacyHooks
+	rights   *rights.Service
 
 	heLimits HELimits
 	he       *heState
@@ -107,7 +123,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, hooks: d.Privacy, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -116,6 +132,9 @@ func New(d Deps) *Server {
 	}
 	if s.limits == (Limits{}) {
 		s.limits = DefaultLimits()
+	}
+	if ss, ok := d.Events.(privalytics.SubjectStore); ok && s.rights == nil {
+		s.rights = rights.New(rights.Deps{Events: ss, Tenants: d.Meta, Audit: d.Audit, Hooks: d.Privacy, Logger: s.log, Now: s.now})
 	}
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
@@ -163,19 +182,19 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/dashboard/*filepath", s.serveDashboard())
 
 	v1 := r.Group("/v1", s.authenticate)
-	v1.POST("/tenants", s.createTenant)
-	v1.GET("/tenants/:tenant", s.getTenant)
-	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.ownTenant)
-	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.setPrivacy)
+	v1.POST("/tenants", s.handle(s.createTenant))
+	v1.GET("/tenants/:tenant", s.handle(s.getTenant))
+	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.handle(s.ownTenant))
+	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.handle(s.setPrivacy))
 	v1.GET("/privacy-notice", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.privacyNotice)
 
-	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.createKey)
-	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.listKeys)
-	v1.DELETE("/keys/:id", s.require(privalytics.RoleAdmin), s.revokeKey)
+	v1.POST("/keys", s.require(privalytics.RoleAdmin), s.handle(s.createKey))
+	v1.GET("/keys", s.require(privalytics.RoleAdmin), s.handle(s.listKeys))
+	v1.DELETE("/keys/:id", s.require(privalytics.RoleAdmin), s.handle(s.revokeKey))
 	v1.PUT("/keys/:id/budget", s.require(privalytics.RoleAdmin), s.allocate)
 
-	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.ingestEvents)
-	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.importFile)
+	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.ingestEvents))
+	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.importFile))
 
 	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
 	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
@@ -187,10 +206,10 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)
 	v1.GET("/budget/changes", s.require(privalytics.RoleAdmin), s.budgetChanges)
 	s.federationRoutes(r)
-	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.auditEntries)
+	v1.GET("/audit", s.require(privalytics.RoleAdmin), s.handle(s.auditEntries))
 
-	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.recordConsents)
-	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.consentStatus)
+	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.recordConsents))
+	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.consentStatus))
 
 	heRoles := s.require(privalytics.RoleProcessor, privalytics.RoleAdmin)
 	hg := v1.Group("/he", heRoles, s.heEnabled) // roles first: every denial is audited, on any server
@@ -204,12 +223,12 @@ func (s *Server) routes() *gin.Engine {
 	// A customer's rights, exercised through the business: admin keys only (a
 	// query key cannot read one customer's events).
 	v1.GET("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.exportSubject)
-	v1.PATCH("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.rectifySubject)
-	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.eraseSubject)
-	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.erasureReceipt)
-	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.setRetention)
-	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.rotateDataKey)
-	v1.DELETE("/tenants/:tenant/events", s.shredTenant)
+	v1.PATCH("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.rectifySubject))
+	v1.DELETE("/subjects/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.eraseSubject))
+	v1.GET("/erasures/:id", s.require(privalytics.RoleAdmin), s.handle(s.erasureReceipt))
+	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.handle(s.setRetention))
+	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.handle(s.rotateDataKey))
+	v1.DELETE("/tenants/:tenant/events", s.handle(s.shredTenant))
 	return r
 }
 

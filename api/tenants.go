@@ -2,12 +2,12 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/ingest"
 	"github.com/privalytics/privalytics/store/keyring"
@@ -50,65 +50,57 @@ func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, erro
 	return v.(*tenantState), nil
 }
 
-// CreateTenantRequest is the body of POST /v1/tenants.
-type CreateTenantRequest struct {
-	ID       string              `json:"id"`
-	Name     string              `json:"name"`
-	Schema   *privalytics.Schema `json:"schema,omitempty"`   // default: the retail schema
-	Budget   privalytics.Cost    `json:"budget"`             // total (ε, δ) over the data's lifetime
-	Purposes []string            `json:"purposes,omitempty"` // default: ["analytics"]
-	Period   string              `json:"period,omitempty"`   // "month": each month of data has its own budget
-	// Accounting "zcdp" composes answers in ρ (zero-concentrated DP), much
-	// tighter for many Gaussian answers; default basic composition.
-	Accounting string `json:"accounting,omitempty"`
-	// Privacy declares the consent policy per purpose (default: opt-out for
-	// analytics, opt-in for every other purpose), what to do with stray
-	// personal data in free text (reject, the default, or redact), and the
-	// processors named in the privacy notice.
-	Privacy *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
-	// RetentionDays, when > 0, purges events older than that many days
-	// automatically; 0 keeps them until erased.
-	RetentionDays int `json:"retention_days,omitempty"`
-}
+// The bodies of the tenant and key routes, defined once in api/wire.
+type (
+	CreateTenantRequest  = wire.CreateTenantRequest
+	CreateTenantResponse = wire.CreateTenantResponse
+	IssuedKey            = wire.IssuedKey
+	CreateKeyRequest     = wire.CreateKeyRequest
+)
 
-// CreateTenantResponse returns the tenant and its first admin key, shown once.
-type CreateTenantResponse struct {
-	Tenant   *privalytics.Tenant `json:"tenant"`
-	AdminKey *IssuedKey          `json:"admin_key"`
-}
-
-// IssuedKey is a new API key with its secret token, shown only in this response.
-type IssuedKey struct {
-	privalytics.APIKey
-	Token string `json:"token"`
-}
-
-func (s *Server) createTenant(c *gin.Context) {
+// createTenant creates a tenant and its first admin key (operator key only).
+func (s *Server) createTenant(c *gin.Context) (reply, error) {
 	if !callerOf(c).operator() {
-		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
-		return
+		return reply{}, s.denied(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key (printed at the server's first start) creates tenants"))
 	}
-	var req CreateTenantRequest
+	var req wire.CreateTenantRequest
 	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: req.Budget, Purposes: req.Purposes, Period: req.Period, Accounting: req.Accounting, RetentionDays: req.RetentionDays, CreatedAt: s.now().UTC()}
+	t, err := s.newTenant(req)
+	if err != nil {
+		return reply{}, err
+	}
+	err = s.meta.CreateTenant(c.Request.Context(), t)
+	_ = s.auditFor(c, t.ID, auditTenantCreate, t.ID, err, map[string]string{"epsilon": fmtFloat(t.Budget.Epsilon), "delta": fmtFloat(t.Budget.Delta), "purposes": strings.Join(t.Purposes, ",")})
+	if err != nil {
+		return reply{}, err
+	}
+	key, err := s.issueKey(c.Request.Context(), t.ID, "admin", privalytics.RoleAdmin)
+	if err != nil {
+		return reply{}, err
+	}
+	_ = s.auditFor(c, t.ID, auditKeyIssue, key.ID, nil, map[string]string{"role": string(key.Role), "name": key.Name})
+	return created(wire.CreateTenantResponse{Tenant: wireTenant(t), AdminKey: key}), nil
+}
+
+// newTenant is the tenant a request asks for, with the defaults filled in,
+// checked, and with a new data key wrapped under the master key.
+func (s *Server) newTenant(req wire.CreateTenantRequest) (*privalytics.Tenant, error) {
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: rootCost(req.Budget), Purposes: req.Purposes, Period: req.Period,
+		Accounting: req.Accounting, RetentionDays: req.RetentionDays, CreatedAt: s.now().UTC(), Schema: privalytics.DefaultRetailSchema()}
 	if req.Schema != nil {
-		t.Schema = *req.Schema
-	} else {
-		t.Schema = privalytics.DefaultRetailSchema()
+		t.Schema = rootSchema(*req.Schema)
 	}
 	if t.Name == "" {
 		t.Name = t.ID
 	}
 	if req.Privacy != nil {
-		t.Privacy = *req.Privacy
+		t.Privacy = rootPolicy(*req.Privacy)
 	}
 	t.FillPrivacyDefaults()
 	if err := t.Validate(); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if t.Accounting == privalytics.AccountingZCDP {
 		// Half of δ converts ρ back to ε; the other half is for approximate parts.
@@ -116,84 +108,52 @@ func (s *Server) createTenant(c *gin.Context) {
 	}
 	dataKey, err := keyring.NewDataKey()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	if t.WrappedKey, err = s.wrap.Wrap(dataKey, []byte("tenant:"+t.ID)); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	err = s.meta.CreateTenant(c.Request.Context(), t)
-	_ = s.auditFor(c, t.ID, auditTenantCreate, t.ID, err, map[string]string{"epsilon": fmtFloat(t.Budget.Epsilon), "delta": fmtFloat(t.Budget.Delta), "purposes": strings.Join(t.Purposes, ",")})
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	key, err := s.issueKey(c.Request.Context(), t.ID, "admin", privalytics.RoleAdmin)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	_ = s.auditFor(c, t.ID, auditKeyIssue, key.ID, nil, map[string]string{"role": string(key.Role), "name": key.Name})
-	c.JSON(http.StatusCreated, CreateTenantResponse{Tenant: t, AdminKey: key})
+	t.WrappedKey, err = s.wrap.Wrap(dataKey, []byte("tenant:"+t.ID))
+	return t, err
 }
 
 // getTenant shows a tenant to the operator or to that tenant's admin. Anyone else
 // gets 404, so a key of one tenant cannot learn which other tenants exist.
-func (s *Server) getTenant(c *gin.Context) {
+func (s *Server) getTenant(c *gin.Context) (reply, error) {
 	p, id := callerOf(c), c.Param("tenant")
 	if !p.operator() && (p.Key.TenantID != id || p.Key.Role != privalytics.RoleAdmin) {
-		s.deny(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
-		return
+		return reply{}, s.denied(c, privalytics.Errorf(privalytics.ENOTFOUND, "no tenant %q", id))
 	}
 	t, err := s.meta.Tenant(c.Request.Context(), id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	c.JSON(http.StatusOK, t)
+	return ok(wireTenant(t)), nil
 }
 
-func (s *Server) ownTenant(c *gin.Context) {
+func (s *Server) ownTenant(c *gin.Context) (reply, error) {
 	st, err := s.tenantState(c.Request.Context(), callerOf(c).Key.TenantID)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	c.JSON(http.StatusOK, st.tenant)
+	return ok(wireTenant(st.tenant)), nil
 }
 
-// CreateKeyRequest is the body of POST /v1/keys.
-type CreateKeyRequest struct {
-	Name string           `json:"name"`
-	Role privalytics.Role `json:"role"`
-}
-
-func (s *Server) createKey(c *gin.Context) {
-	var req CreateKeyRequest
+func (s *Server) createKey(c *gin.Context) (reply, error) {
+	var req wire.CreateKeyRequest
 	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	if !req.Role.Valid() {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", req.Role))
-		return
+	if role := privalytics.Role(req.Role); !role.Valid() {
+		return reply{}, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", req.Role)
 	}
 	if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 64 {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "name must be 1 to 64 characters"))
-		return
+		return reply{}, privalytics.Errorf(privalytics.EINVALID, "name must be 1 to 64 characters")
 	}
-	k, err := s.issueKey(c.Request.Context(), callerOf(c).Key.TenantID, req.Name, req.Role)
+	k, err := s.issueKey(c.Request.Context(), callerOf(c).Key.TenantID, req.Name, privalytics.Role(req.Role))
 	target := ""
 	if k != nil {
 		target = k.ID
 	}
 	_ = s.audit(c, auditKeyIssue, target, err, map[string]string{"role": string(req.Role), "name": req.Name})
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, k)
+	return created(k), err
 }
 
 // IssueKey creates a key for the tenant ("" for an operator key) and returns it
@@ -211,28 +171,27 @@ func (s *Server) issueKey(ctx context.Context, tenantID, name string, role priva
 	if err := s.meta.CreateKey(ctx, &k); err != nil {
 		return nil, err
 	}
-	return &IssuedKey{APIKey: k, Token: token}, nil
+	return &wire.IssuedKey{APIKey: wireKey(k), Token: token}, nil
 }
 
-func (s *Server) listKeys(c *gin.Context) {
+func (s *Server) listKeys(c *gin.Context) (reply, error) {
 	keys, err := s.meta.Keys(c.Request.Context(), callerOf(c).Key.TenantID)
-	if err != nil {
-		s.writeError(c, err)
-		return
+	out := wire.KeyList{Keys: make([]wire.APIKey, len(keys))}
+	for i, k := range keys {
+		out.Keys[i] = wireKey(*k)
 	}
-	c.JSON(http.StatusOK, gin.H{"keys": keys})
+	return ok(out), err
 }
 
-func (s *Server) revokeKey(c *gin.Context) {
+func (s *Server) revokeKey(c *gin.Context) (reply, error) {
 	id := c.Param("id")
 	err := s.meta.RevokeKey(c.Request.Context(), callerOf(c).Key.TenantID, id, s.now().UTC())
 	_ = s.audit(c, auditKeyRevoke, id, err, nil)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	s.keys.evict(id)
-	c.Status(http.StatusNoContent)
+	return noContent(), nil
 }
 
 // fmtFloat formats a number for audit details: shortest exact form.
@@ -244,25 +203,21 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 // request after the answer on this server; answers cached under the old
 // policy are not served again (the consent version moves). Other servers
 // sharing a PostgreSQL database pick it up when they restart.
-func (s *Server) setPrivacy(c *gin.Context) {
-	var req privalytics.PrivacyPolicy
+func (s *Server) setPrivacy(c *gin.Context) (reply, error) {
+	var req wire.PrivacyPolicy
 	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	ctx := c.Request.Context()
-	id := callerOf(c).Key.TenantID
+	ctx, id := c.Request.Context(), callerOf(c).Key.TenantID
 	cur, err := s.meta.Tenant(ctx, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	t := *cur
-	t.Privacy = req
+	t.Privacy = rootPolicy(req)
 	t.FillPrivacyDefaults()
 	if err := t.Validate(); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	details := map[string]string{"stray_data": t.Privacy.StrayData, "processors": strconv.Itoa(len(t.Privacy.Processors))}
 	for p, pol := range t.Privacy.Consent {
@@ -271,9 +226,8 @@ func (s *Server) setPrivacy(c *gin.Context) {
 	_, err = s.meta.SetPrivacy(ctx, id, t.Privacy)
 	_ = s.audit(c, auditPrivacy, id, err, details)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	s.tenants.Delete(id)
-	c.JSON(http.StatusOK, t)
+	return ok(wireTenant(&t)), nil
 }

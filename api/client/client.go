@@ -1,5 +1,12 @@
 // Package client is the Go SDK of the Privalytics HTTP API. The CLI and the
 // end-to-end tests use it, so it is exercised against the real server.
+//
+// Bodies are the structs of api/wire, and the package imports only the
+// standard library and api/wire, so an application that embeds the SDK does
+// not pull in the server. Every call takes a context; answers 429 and 503 are
+// retried with backoff, honouring the server's Retry-After (see WithRetry).
+// A non-2xx answer is returned as a *wire.Error with the server's code,
+// message and details.
 package client
 
 import (
@@ -9,30 +16,46 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
-// Client talks to one Privalytics server with one API key.
+// Client talks to one Privalytics server with one API key. It is safe for
+// concurrent use.
 type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	retry Retry
 }
 
+// Option changes a new Client.
+type Option func(*Client)
+
+// WithHTTPClient sends requests through hc instead of the default client
+// (5-minute timeout, 64 idle connections per host).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithRetry replaces the retry policy; WithRetry(Retry{}) turns retries off.
+func WithRetry(r Retry) Option { return func(c *Client) { c.retry = r } }
+
 // New returns a client for the server at baseURL (e.g. "http://127.0.0.1:8080").
-func New(baseURL, token string) *Client {
-	return &Client{
+func New(baseURL, token string, opts ...Option) *Client {
+	c := &Client{
 		base:  strings.TrimRight(baseURL, "/"),
 		token: token,
 		http:  &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		retry: DefaultRetry(),
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // WithToken returns a copy of c that uses another API key.
@@ -48,61 +71,33 @@ func (c *Client) Token() string { return c.token }
 // BaseURL returns the server's base URL.
 func (c *Client) BaseURL() string { return c.base }
 
-// CreateTenantRequest mirrors api.CreateTenantRequest.
-type CreateTenantRequest struct {
-	ID         string                     `json:"id"`
-	Name       string                     `json:"name,omitempty"`
-	Schema     *privalytics.Schema        `json:"schema,omitempty"`
-	Budget     privalytics.Cost           `json:"budget"`
-	Purposes   []string                   `json:"purposes,omitempty"`
-	Period     string                     `json:"period,omitempty"`
-	Accounting string                     `json:"accounting,omitempty"`
-	Privacy    *privalytics.PrivacyPolicy `json:"privacy,omitempty"`
-	// RetentionDays > 0 purges events older than that many days.
-	RetentionDays int `json:"retention_days,omitempty"`
-}
-
-// IssuedKey is a new key with its token (shown once).
-type IssuedKey struct {
-	privalytics.APIKey
-	Token string `json:"token"`
-}
-
-// CreateTenantResponse mirrors api.CreateTenantResponse.
-type CreateTenantResponse struct {
-	Tenant   *privalytics.Tenant `json:"tenant"`
-	AdminKey *IssuedKey          `json:"admin_key"`
-}
-
 // CreateTenant creates a tenant (operator key) and returns its first admin key.
-func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (*CreateTenantResponse, error) {
-	var out CreateTenantResponse
+func (c *Client) CreateTenant(ctx context.Context, req wire.CreateTenantRequest) (*wire.CreateTenantResponse, error) {
+	var out wire.CreateTenantResponse
 	return &out, c.do(ctx, http.MethodPost, "/v1/tenants", req, &out)
 }
 
 // Tenant returns the caller's own tenant.
-func (c *Client) Tenant(ctx context.Context) (*privalytics.Tenant, error) {
-	var out privalytics.Tenant
+func (c *Client) Tenant(ctx context.Context) (*wire.Tenant, error) {
+	var out wire.Tenant
 	return &out, c.do(ctx, http.MethodGet, "/v1/tenant", nil, &out)
 }
 
 // TenantByID returns a tenant by ID (operator, or that tenant's admin).
-func (c *Client) TenantByID(ctx context.Context, id string) (*privalytics.Tenant, error) {
-	var out privalytics.Tenant
+func (c *Client) TenantByID(ctx context.Context, id string) (*wire.Tenant, error) {
+	var out wire.Tenant
 	return &out, c.do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(id), nil, &out)
 }
 
 // CreateKey issues a key of the caller's tenant (admin key).
-func (c *Client) CreateKey(ctx context.Context, name string, role privalytics.Role) (*IssuedKey, error) {
-	var out IssuedKey
-	return &out, c.do(ctx, http.MethodPost, "/v1/keys", map[string]any{"name": name, "role": role}, &out)
+func (c *Client) CreateKey(ctx context.Context, name string, role wire.Role) (*wire.IssuedKey, error) {
+	var out wire.IssuedKey
+	return &out, c.do(ctx, http.MethodPost, "/v1/keys", wire.CreateKeyRequest{Name: name, Role: role}, &out)
 }
 
 // Keys lists the caller's tenant's keys (admin key).
-func (c *Client) Keys(ctx context.Context) ([]privalytics.APIKey, error) {
-	var out struct {
-		Keys []privalytics.APIKey `json:"keys"`
-	}
+func (c *Client) Keys(ctx context.Context) ([]wire.APIKey, error) {
+	var out wire.KeyList
 	return out.Keys, c.do(ctx, http.MethodGet, "/v1/keys", nil, &out)
 }
 
@@ -119,7 +114,7 @@ type IngestOptions struct {
 
 // Ingest sends a batch of NDJSON (or a JSON array) events. It returns once the
 // server has stored them durably.
-func (c *Client) Ingest(ctx context.Context, body []byte, opt IngestOptions) (*privalytics.AppendResult, error) {
+func (c *Client) Ingest(ctx context.Context, body []byte, opt IngestOptions) (*wire.AppendResult, error) {
 	hdr := http.Header{"Content-Type": {"application/x-ndjson"}}
 	if opt.IdempotencyKey != "" {
 		hdr.Set("Idempotency-Key", opt.IdempotencyKey)
@@ -136,85 +131,111 @@ func (c *Client) Ingest(ctx context.Context, body []byte, opt IngestOptions) (*p
 		body = buf.Bytes()
 		hdr.Set("Content-Encoding", "gzip")
 	}
-	var out privalytics.AppendResult
+	var out wire.AppendResult
 	return &out, c.send(ctx, http.MethodPost, "/v1/events", hdr, body, &out)
 }
 
 // Query runs a DP query; it spends budget unless the answer is cached.
-func (c *Client) Query(ctx context.Context, q *privalytics.Query) (*privalytics.Result, error) {
-	var out privalytics.Result
+func (c *Client) Query(ctx context.Context, q *wire.Query) (*wire.Result, error) {
+	var out wire.Result
 	return &out, c.do(ctx, http.MethodPost, "/v1/queries", q, &out)
 }
 
 // QueryJSON runs a DP query given as raw JSON.
-func (c *Client) QueryJSON(ctx context.Context, q []byte) (*privalytics.Result, error) {
-	var out privalytics.Result
-	return &out, c.send(ctx, http.MethodPost, "/v1/queries", http.Header{"Content-Type": {"application/json"}}, q, &out)
+func (c *Client) QueryJSON(ctx context.Context, q []byte) (*wire.Result, error) {
+	var out wire.Result
+	return &out, c.send(ctx, http.MethodPost, "/v1/queries", jsonHeader(), q, &out)
+}
+
+// Explain says what a query would cost and how precise each aggregate would
+// be, without reading data or spending budget.
+func (c *Client) Explain(ctx context.Context, q *wire.Query) (*wire.Explanation, error) {
+	var out wire.Explanation
+	return &out, c.do(ctx, http.MethodPost, "/v1/queries:explain", q, &out)
+}
+
+// ExplainJSON is Explain for a query given as raw JSON.
+func (c *Client) ExplainJSON(ctx context.Context, q []byte) (*wire.Explanation, error) {
+	var out wire.Explanation
+	return &out, c.send(ctx, http.MethodPost, "/v1/queries:explain", jsonHeader(), q, &out)
 }
 
 // SQL runs a query written in SQL (BigQuery's differential-privacy clause)
 // through POST /v1/sql; it spends budget like Query.
-func (c *Client) SQL(ctx context.Context, sql string) (*privalytics.Result, error) {
-	var out privalytics.Result
-	return &out, c.send(ctx, http.MethodPost, "/v1/sql", http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(sql), &out)
+func (c *Client) SQL(ctx context.Context, sql string) (*wire.Result, error) {
+	var out wire.Result
+	return &out, c.send(ctx, http.MethodPost, "/v1/sql", sqlHeader(), []byte(sql), &out)
 }
 
+// ExplainSQL is Explain for a query written in SQL.
+func (c *Client) ExplainSQL(ctx context.Context, sql string) (*wire.Explanation, error) {
+	var out wire.Explanation
+	return &out, c.send(ctx, http.MethodPost, "/v1/sql:explain", sqlHeader(), []byte(sql), &out)
+}
+
+func jsonHeader() http.Header { return http.Header{"Content-Type": {"application/json"}} }
+func sqlHeader() http.Header  { return http.Header{"Content-Type": {"text/plain; charset=utf-8"}} }
+
 // Budget returns the tenant's privacy budget.
-func (c *Client) Budget(ctx context.Context) (*privalytics.BudgetStatus, error) {
-	var out privalytics.BudgetStatus
-	return &out, c.do(ctx, http.MethodGet, "/v1/budget", nil, &out)
+func (c *Client) Budget(ctx context.Context) (*wire.BudgetStatus, error) {
+	var out wire.BudgetResponse
+	return &out.BudgetStatus, c.do(ctx, http.MethodGet, "/v1/budget", nil, &out)
 }
 
 // KeyBudget returns what the client's key may spend.
-func (c *Client) KeyBudget(ctx context.Context) (*privalytics.KeyBudget, error) {
-	var out struct {
-		Key privalytics.KeyBudget `json:"key"`
+func (c *Client) KeyBudget(ctx context.Context) (*wire.KeyBudget, error) {
+	var out wire.BudgetResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/budget", nil, &out); err != nil {
+		return nil, err
 	}
-	return &out.Key, c.do(ctx, http.MethodGet, "/v1/budget", nil, &out)
+	if out.Key == nil {
+		return nil, &wire.Error{Code: wire.CodeInternal, Message: "the server's budget answer has no key budget"}
+	}
+	return out.Key, nil
 }
 
 // Allocate gives a key its own share of the tenant's budget (admin key).
-func (c *Client) Allocate(ctx context.Context, keyID string, share privalytics.Cost) (*privalytics.KeyBudget, error) {
-	var out privalytics.KeyBudget
+func (c *Client) Allocate(ctx context.Context, keyID string, share wire.Cost) (*wire.KeyBudget, error) {
+	var out wire.KeyBudget
 	return &out, c.do(ctx, http.MethodPut, "/v1/keys/"+url.PathEscape(keyID)+"/budget", share, &out)
 }
 
 // Grant raises the tenant's total budget (admin key).
-func (c *Client) Grant(ctx context.Context, add privalytics.Cost) (*privalytics.BudgetStatus, error) {
-	var out privalytics.BudgetStatus
+func (c *Client) Grant(ctx context.Context, add wire.Cost) (*wire.BudgetStatus, error) {
+	var out wire.BudgetStatus
 	return &out, c.do(ctx, http.MethodPost, "/v1/budget/grants", add, &out)
 }
 
+func page(path string, offset, limit int) string {
+	return path + "?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
+}
+
 // BudgetChanges pages through the record of grants and allocations (admin key).
-func (c *Client) BudgetChanges(ctx context.Context, offset, limit int) ([]privalytics.BudgetChange, error) {
-	var out struct {
-		Changes []privalytics.BudgetChange `json:"changes"`
-	}
-	path := "/v1/budget/changes?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
-	return out.Changes, c.do(ctx, http.MethodGet, path, nil, &out)
+func (c *Client) BudgetChanges(ctx context.Context, offset, limit int) ([]wire.BudgetChange, error) {
+	var out wire.BudgetChangePage
+	return out.Changes, c.do(ctx, http.MethodGet, page("/v1/budget/changes", offset, limit), nil, &out)
 }
 
 // Audit pages through the tenant's audit trail, newest first (admin).
-func (c *Client) Audit(ctx context.Context, offset, limit int) ([]privalytics.AuditEntry, error) {
-	var out struct {
-		Entries []privalytics.AuditEntry `json:"entries"`
-	}
-	path := "/v1/audit?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
-	return out.Entries, c.do(ctx, http.MethodGet, path, nil, &out)
+func (c *Client) Audit(ctx context.Context, offset, limit int) ([]wire.AuditEntry, error) {
+	var out wire.AuditPage
+	return out.Entries, c.do(ctx, http.MethodGet, page("/v1/audit", offset, limit), nil, &out)
 }
 
 // Charges pages through the tenant's ledger, newest first.
-func (c *Client) Charges(ctx context.Context, offset, limit int) ([]privalytics.Charge, error) {
-	var out struct {
-		Charges []privalytics.Charge `json:"charges"`
-	}
-	path := "/v1/budget/charges?offset=" + strconv.Itoa(offset) + "&limit=" + strconv.Itoa(limit)
-	return out.Charges, c.do(ctx, http.MethodGet, path, nil, &out)
+func (c *Client) Charges(ctx context.Context, offset, limit int) ([]wire.Charge, error) {
+	var out wire.ChargePage
+	return out.Charges, c.do(ctx, http.MethodGet, page("/v1/budget/charges", offset, limit), nil, &out)
 }
 
-// Ready reports whether the server answers /readyz with 200.
+// Ready reports whether the server answers /readyz with 200. A server that is
+// still starting answers 503, which is not retried here: the caller polls.
 func (c *Client) Ready(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/readyz", nil, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	return c.once(req, nil)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -230,7 +251,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return c.send(ctx, method, path, hdr, body, out)
 }
 
-// send performs one request.
+// send performs one request with a body that can be sent again, so that 429
+// and 503 answers are retried.
 func (c *Client) send(ctx context.Context, method, path string, hdr http.Header, body []byte, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -243,15 +265,14 @@ func (c *Client) send(ctx context.Context, method, path string, hdr http.Header,
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
 	return c.roundTrip(req, out)
 }
 
-// roundTrip sends req; a non-2xx answer becomes a *privalytics.Error with the
-// server's code, message and details.
-func (c *Client) roundTrip(req *http.Request, out any) error {
+// once sends req a single time; a non-2xx answer becomes a *wire.Error.
+func (c *Client) once(req *http.Request, out any) error {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -259,38 +280,52 @@ func (c *Client) roundTrip(req *http.Request, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return decodeError(resp.StatusCode, raw)
+		e := decodeError(resp.StatusCode, raw)
+		e.retryAfter = resp.Header.Get("Retry-After")
+		return e
 	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if raw, ok := out.(*[]byte); ok { // the body as sent (CSV exports)
-		var err error
-		*raw, err = io.ReadAll(resp.Body)
-		return err
-	}
-	if w, ok := out.(io.Writer); ok {
-		_, err := io.Copy(w, resp.Body)
-		return err
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return decodeBody(resp.Body, out)
 }
 
-// decodeError turns a non-2xx answer into a *privalytics.Error with the
-// server's code, message and details.
-func decodeError(status int, raw []byte) error {
-	var eb struct {
-		Error struct {
-			Code    string         `json:"code"`
-			Message string         `json:"message"`
-			Details map[string]any `json:"details"`
-		} `json:"error"`
+// decodeBody reads a 2xx answer into out: JSON into a struct, the bytes as
+// sent into a *[]byte (CSV exports) or an io.Writer, nothing for nil.
+func decodeBody(body io.Reader, out any) error {
+	switch o := out.(type) {
+	case nil:
+		_, _ = io.Copy(io.Discard, body)
+		return nil
+	case *[]byte:
+		var err error
+		*o, err = io.ReadAll(body)
+		return err
+	case io.Writer:
+		_, err := io.Copy(o, body)
+		return err
 	}
+	return json.NewDecoder(body).Decode(out)
+}
+
+// apiError is a *wire.Error with the Retry-After header of its answer, which
+// the retry loop reads; callers see the *wire.Error through errors.As.
+type apiError struct {
+	err        *wire.Error
+	retryAfter string
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+func (e *apiError) Unwrap() error { return e.err }
+
+// ErrorCode lets privalytics.ErrorCode read the code without unwrapping.
+func (e *apiError) ErrorCode() string { return e.err.Code }
+
+// decodeError turns a non-2xx answer into an error carrying the server's
+// code, message and details.
+func decodeError(status int, raw []byte) *apiError {
+	var eb wire.ErrorBody
 	if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
-		return &privalytics.Error{Code: privalytics.EINTERNAL, Message: fmt.Sprintf("HTTP %d: %s", status, bytes.TrimSpace(raw))}
+		return &apiError{err: &wire.Error{Status: status, Code: wire.CodeInternal, Message: fmt.Sprintf("HTTP %d: %s", status, bytes.TrimSpace(raw))}}
 	}
-	return &privalytics.Error{Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}
+	return &apiError{err: &wire.Error{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}}
 }
 
 // ImportOptions describe an uploaded file.
@@ -301,18 +336,10 @@ type ImportOptions struct {
 	IdempotencyKey string
 }
 
-// ImportReport is the server's account of an import.
-type ImportReport struct {
-	Rows           int            `json:"rows"`
-	Skipped        int            `json:"skipped"`
-	SkippedReasons map[string]int `json:"skipped_reasons,omitempty"`
-	Batches        int            `json:"batches"`
-	Seconds        float64        `json:"seconds"`
-}
-
 // Import uploads a whole file to POST /v1/imports and waits for the server to
-// store it. size may be -1 when unknown.
-func (c *Client) Import(ctx context.Context, body io.Reader, size int64, opt ImportOptions) (*ImportReport, error) {
+// store it. size may be -1 when unknown. The body is streamed, so a 429 or
+// 503 answer is returned, not retried.
+func (c *Client) Import(ctx context.Context, body io.Reader, size int64, opt ImportOptions) (*wire.ImportReport, error) {
 	q := url.Values{"format": {opt.Format}}
 	if opt.Preset != "" {
 		q.Set("mapping", opt.Preset)
@@ -323,35 +350,19 @@ func (c *Client) Import(ctx context.Context, body io.Reader, size int64, opt Imp
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Authorization", "Bearer "+c.token)
 	if opt.MappingJSON != "" {
 		req.Header.Set("Privalytics-Mapping", strings.Join(strings.Fields(opt.MappingJSON), " "))
 	}
 	if opt.IdempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", opt.IdempotencyKey)
 	}
-	var out ImportReport
+	var out wire.ImportReport
 	return &out, c.roundTrip(req, &out)
-}
-
-// ConsentRecord mirrors api.ConsentRecord: one customer's decision for one purpose.
-type ConsentRecord struct {
-	CustomerID string     `json:"customer_id"`
-	Purpose    string     `json:"purpose"`
-	Granted    bool       `json:"granted"`
-	Time       *time.Time `json:"time,omitempty"`
-	Source     string     `json:"source,omitempty"`
-}
-
-// ConsentsRecorded mirrors api.ConsentsRecorded.
-type ConsentsRecorded struct {
-	Recorded int   `json:"recorded"`
-	Version  int64 `json:"version"`
 }
 
 // RecordConsents sends consent decisions as NDJSON (ingest or admin key); all
 // are recorded or none.
-func (c *Client) RecordConsents(ctx context.Context, recs []ConsentRecord) (*ConsentsRecorded, error) {
+func (c *Client) RecordConsents(ctx context.Context, recs []wire.ConsentRecord) (*wire.ConsentsRecorded, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for _, r := range recs {
@@ -359,210 +370,47 @@ func (c *Client) RecordConsents(ctx context.Context, recs []ConsentRecord) (*Con
 			return nil, err
 		}
 	}
-	hdr := http.Header{}
-	hdr.Set("Content-Type", "application/x-ndjson")
-	var out ConsentsRecorded
+	hdr := http.Header{"Content-Type": {"application/x-ndjson"}}
+	var out wire.ConsentsRecorded
 	return &out, c.send(ctx, http.MethodPost, "/v1/consents", hdr, buf.Bytes(), &out)
 }
 
-// PurposeConsent mirrors api.PurposeConsent.
-type PurposeConsent struct {
-	Policy  string `json:"policy"`
-	Granted bool   `json:"granted"`
-}
-
-// ConsentStatus mirrors api.ConsentStatus.
-type ConsentStatus struct {
-	Purposes map[string]PurposeConsent `json:"purposes"`
-	History  []privalytics.Consent     `json:"history"`
-}
-
 // ConsentStatus returns one customer's consent per purpose and its history (admin).
-func (c *Client) ConsentStatus(ctx context.Context, customerID string) (*ConsentStatus, error) {
-	var out ConsentStatus
+func (c *Client) ConsentStatus(ctx context.Context, customerID string) (*wire.ConsentStatus, error) {
+	var out wire.ConsentStatus
 	return &out, c.do(ctx, http.MethodGet, "/v1/consents/"+url.PathEscape(customerID), nil, &out)
 }
 
 // PrivacyNotice returns the tenant's privacy notice in format "json",
 // "markdown" or "html" (any tenant key).
 func (c *Client) PrivacyNotice(ctx context.Context, format string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/privacy-notice?format="+url.QueryEscape(format), nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	var raw json.RawMessage
-	if format == "json" {
-		err = c.roundTrip(req, &raw)
-		return string(raw), err
-	}
-	var buf bytes.Buffer
-	err = c.roundTrip(req, &buf)
-	return buf.String(), err
+	var raw []byte
+	err := c.send(ctx, http.MethodGet, "/v1/privacy-notice?format="+url.QueryEscape(format), nil, nil, &raw)
+	return string(raw), err
+}
+
+// Notice returns the tenant's privacy notice as data (any tenant key).
+func (c *Client) Notice(ctx context.Context) (*wire.Notice, error) {
+	var out wire.Notice
+	return &out, c.do(ctx, http.MethodGet, "/v1/privacy-notice?format=json", nil, &out)
 }
 
 // SetPrivacy replaces the tenant's privacy policy (admin).
-func (c *Client) SetPrivacy(ctx context.Context, p privalytics.PrivacyPolicy) (*privalytics.Tenant, error) {
-	var out privalytics.Tenant
+func (c *Client) SetPrivacy(ctx context.Context, p wire.PrivacyPolicy) (*wire.Tenant, error) {
+	var out wire.Tenant
 	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/privacy", p, &out)
-}
-
-// HEDataset mirrors api.HEDatasetResponse: an encrypted dataset on a processor.
-type HEDataset struct {
-	ID      string `json:"id"`
-	Preset  string `json:"preset"`
-	Rows    int64  `json:"rows"`
-	Columns []struct {
-		Name     string  `json:"name"`
-		Kind     string  `json:"kind"`
-		Min      float64 `json:"min"`
-		Max      float64 `json:"max"`
-		Group    string  `json:"group,omitempty"`
-		Category string  `json:"category,omitempty"`
-	} `json:"columns"`
-	Ops     []string  `json:"ops"`
-	Bytes   int64     `json:"bytes"`
-	Created time.Time `json:"created"`
-}
-
-// HEJobSpec mirrors he.Job: one statistic over an encrypted dataset.
-type HEJobSpec struct {
-	Op      string   `json:"op"`
-	Column  string   `json:"column,omitempty"`
-	Group   string   `json:"group,omitempty"`
-	Columns []string `json:"columns,omitempty"`
-	Target  string   `json:"target,omitempty"`
-}
-
-// HEJob mirrors api.HEJobResponse.
-type HEJob struct {
-	ID          string     `json:"id"`
-	Dataset     string     `json:"dataset"`
-	Job         HEJobSpec  `json:"job"`
-	Status      string     `json:"status"` // queued, running, done, failed
-	Error       string     `json:"error,omitempty"`
-	ResultBytes int        `json:"result_bytes,omitempty"`
-	Created     time.Time  `json:"created"`
-	Finished    *time.Time `json:"finished,omitempty"`
-}
-
-// UploadHEDataset streams evaluation keys and an encrypted table of tableSize
-// bytes to POST /v1/he/datasets as multipart/form-data (part "keys", then
-// part "table"), with an exact Content-Length so the processor can refuse an
-// oversized upload before reading it (tableSize -1: unknown, sent chunked).
-func (c *Client) UploadHEDataset(ctx context.Context, keys []byte, table io.Reader, tableSize int64) (*HEDataset, error) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if _, err := mw.CreateFormFile("keys", "eval.keys"); err != nil {
-		return nil, err
-	}
-	keysHead := bytes.Clone(buf.Bytes())
-	buf.Reset()
-	if _, err := mw.CreateFormFile("table", "table.pvht"); err != nil {
-		return nil, err
-	}
-	tableHead := bytes.Clone(buf.Bytes())
-	buf.Reset()
-	if err := mw.Close(); err != nil {
-		return nil, err
-	}
-	tail := bytes.Clone(buf.Bytes())
-	body := io.MultiReader(bytes.NewReader(keysHead), bytes.NewReader(keys), bytes.NewReader(tableHead), table, bytes.NewReader(tail))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/he/datasets", body)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = -1
-	if tableSize >= 0 {
-		req.ContentLength = int64(len(keysHead)+len(keys)+len(tableHead)+len(tail)) + tableSize
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	var out HEDataset
-	return &out, c.roundTrip(req, &out)
-}
-
-// HEDatasetInfo returns an encrypted dataset's description.
-func (c *Client) HEDatasetInfo(ctx context.Context, id string) (*HEDataset, error) {
-	var out HEDataset
-	return &out, c.do(ctx, http.MethodGet, "/v1/he/datasets/"+url.PathEscape(id), nil, &out)
-}
-
-// DeleteHEDataset frees an encrypted dataset and its results on the processor.
-func (c *Client) DeleteHEDataset(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/he/datasets/"+url.PathEscape(id), nil, nil)
-}
-
-// SubmitHEJob queues a job; the processor checks it against the keys and the
-// declared bounds first (400 for a job that could wrap or overflow).
-func (c *Client) SubmitHEJob(ctx context.Context, dataset string, job HEJobSpec) (*HEJob, error) {
-	var out HEJob
-	return &out, c.do(ctx, http.MethodPost, "/v1/he/datasets/"+url.PathEscape(dataset)+"/jobs", job, &out)
-}
-
-// HEJobStatus returns a job's status.
-func (c *Client) HEJobStatus(ctx context.Context, dataset, job string) (*HEJob, error) {
-	var out HEJob
-	return &out, c.do(ctx, http.MethodGet, "/v1/he/datasets/"+url.PathEscape(dataset)+"/jobs/"+url.PathEscape(job), nil, &out)
-}
-
-// HEJobResult downloads a finished job's encrypted result (he/FORMAT.md).
-func (c *Client) HEJobResult(ctx context.Context, dataset, job string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/he/datasets/"+url.PathEscape(dataset)+"/jobs/"+url.PathEscape(job)+"/result", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	var out bytes.Buffer
-	if err := c.roundTrip(req, &out); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
-// WaitHEJob polls a job until it is done or failed and returns its result.
-func (c *Client) WaitHEJob(ctx context.Context, dataset, job string) ([]byte, error) {
-	wait := 10 * time.Millisecond
-	for {
-		st, err := c.HEJobStatus(ctx, dataset, job)
-		if err != nil {
-			return nil, err
-		}
-		switch st.Status {
-		case "done":
-			return c.HEJobResult(ctx, dataset, job)
-		case "failed":
-			return nil, privalytics.Errorf(privalytics.EINVALID, "job %s failed on the processor: %s", job, st.Error)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, time.Second)
-	}
-}
-
-// SubjectExport mirrors api.SubjectExport: one customer's events.
-type SubjectExport struct {
-	Tenant     string           `json:"tenant"`
-	CustomerID string           `json:"customer_id"`
-	ExportedAt time.Time        `json:"exported_at"`
-	Rows       int              `json:"rows"`
-	Columns    []string         `json:"columns"`
-	Events     []map[string]any `json:"events"`
 }
 
 func subjectPath(customerID string) string { return "/v1/subjects/" + url.PathEscape(customerID) }
 
 // ExportSubject returns everything held about one customer (admin key).
 // Numbers come back as json.Number, so decimals keep every digit.
-func (c *Client) ExportSubject(ctx context.Context, customerID string) (*SubjectExport, error) {
+func (c *Client) ExportSubject(ctx context.Context, customerID string) (*wire.SubjectExport, error) {
 	var raw []byte
 	if err := c.send(ctx, http.MethodGet, subjectPath(customerID)+"?format=json", nil, nil, &raw); err != nil {
 		return nil, err
 	}
-	var out SubjectExport
+	var out wire.SubjectExport
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	return &out, dec.Decode(&out)
@@ -575,36 +423,49 @@ func (c *Client) ExportSubjectCSV(ctx context.Context, customerID string) ([]byt
 }
 
 // RectifySubject corrects fields on every event of one customer (admin key).
-func (c *Client) RectifySubject(ctx context.Context, customerID string, fields map[string]any) (*privalytics.ErasureReceipt, error) {
-	var out privalytics.ErasureReceipt
-	return &out, c.do(ctx, http.MethodPatch, subjectPath(customerID), map[string]any{"fields": fields}, &out)
+func (c *Client) RectifySubject(ctx context.Context, customerID string, fields map[string]any) (*wire.ErasureReceipt, error) {
+	var out wire.ErasureReceipt
+	return &out, c.do(ctx, http.MethodPatch, subjectPath(customerID), rectifyBody{Fields: fields}, &out)
 }
 
 // EraseSubject erases one customer (admin key); the receipt is pending until
 // compaction has removed the events from disk.
-func (c *Client) EraseSubject(ctx context.Context, customerID string) (*privalytics.ErasureReceipt, error) {
-	var out privalytics.ErasureReceipt
+func (c *Client) EraseSubject(ctx context.Context, customerID string) (*wire.ErasureReceipt, error) {
+	var out wire.ErasureReceipt
 	return &out, c.do(ctx, http.MethodDelete, subjectPath(customerID), nil, &out)
 }
 
 // Erasure returns an erasure receipt with its current status.
-func (c *Client) Erasure(ctx context.Context, id string) (*privalytics.ErasureReceipt, error) {
-	var out privalytics.ErasureReceipt
+func (c *Client) Erasure(ctx context.Context, id string) (*wire.ErasureReceipt, error) {
+	var out wire.ErasureReceipt
 	return &out, c.do(ctx, http.MethodGet, "/v1/erasures/"+url.PathEscape(id), nil, &out)
 }
 
 // SetRetention sets the tenant's retention period in days (admin key).
-func (c *Client) SetRetention(ctx context.Context, days int) (*privalytics.Tenant, error) {
-	var out privalytics.Tenant
-	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/retention", map[string]int{"retention_days": days}, &out)
+func (c *Client) SetRetention(ctx context.Context, days int) (*wire.Tenant, error) {
+	var out wire.Tenant
+	return &out, c.do(ctx, http.MethodPut, "/v1/tenant/retention", wire.RetentionRequest{RetentionDays: days}, &out)
 }
 
 // RotateDataKey rotates the tenant's data key for encryption at rest (admin key).
 func (c *Client) RotateDataKey(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/tenant/data-keys", nil, nil)
+	var out wire.DataKeyRotated
+	if err := c.do(ctx, http.MethodPost, "/v1/tenant/data-keys", nil, &out); err != nil {
+		return err
+	}
+	if !out.Rotated {
+		return &wire.Error{Code: wire.CodeInternal, Message: "the server did not confirm the rotation"}
+	}
+	return nil
 }
 
 // ShredTenantEvents crypto-shreds a tenant's events (operator key).
 func (c *Client) ShredTenantEvents(ctx context.Context, tenantID string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/tenants/"+url.PathEscape(tenantID)+"/events", nil, nil)
+}
+
+// rectifyBody is wire.RectifyRequest with values the SDK's caller gives as Go
+// values rather than raw JSON.
+type rectifyBody struct {
+	Fields map[string]any `json:"fields"`
 }

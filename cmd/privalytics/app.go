@@ -157,10 +157,10 @@ func (a *App) URL() string {
 func (a *App) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.ln) }()
-	// Expired events are purged by a loop this function owns and waits for.
-	rctx, stopRetention := context.WithCancel(ctx)
-	retentionDone := make(chan struct{})
-	go func() { defer close(retentionDone); a.api.RunRetention(rctx, a.cfg.RetentionEvery) }()
+	// Expired events are purged by the rights service's loop, closed (and
+	// waited for) below before the stores close under it.
+	retention := a.api.Rights()
+	retention.StartRetention(a.cfg.RetentionEvery)
 	a.api.SetReady(true)
 	a.log.Info("serving", "url", a.URL(), "data_dir", a.cfg.DataDir, "role", a.cfg.Role)
 	var serveErr error
@@ -169,8 +169,7 @@ func (a *App) serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	a.api.SetReady(false)
-	stopRetention()
-	<-retentionDone // before the stores close under it
+	_ = retention.Close() // before the stores close under it
 	a.log.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

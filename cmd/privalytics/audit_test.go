@@ -10,6 +10,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp/dptest"
 	"github.com/privalytics/privalytics/store/audit"
 )
@@ -36,11 +37,11 @@ func TestEndToEndAudit(t *testing.T) {
 	mech := dptest.NoNoise()
 	dir := t.TempDir()
 	ts := startServer(t, &mech, dir)
-	admin, ingest, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 10, Delta: 1e-5})
+	admin, ingest, query := ts.tenantKeys(t, "shop", wire.Cost{Epsilon: 10, Delta: 1e-5})
 	if _, err := ingest.Ingest(ctx, []byte(`{"customer_id":"c1","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"3.20"}`+"\n"), client.IngestOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	q := &privalytics.Query{Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 0.5}
+	q := &wire.Query{Aggregates: []wire.Aggregate{{Op: "count"}}, Epsilon: 0.5}
 	if _, err := query.Query(ctx, q); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestEndToEndAudit(t *testing.T) {
 	if _, err := query.Audit(ctx, 0, 10); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
 		t.Fatalf("query key reading the audit trail: %v, want forbidden", err)
 	}
-	if _, err := admin.Grant(ctx, privalytics.Cost{Epsilon: 1}); err != nil {
+	if _, err := admin.Grant(ctx, wire.Cost{Epsilon: 1}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/privalytics/privalytics/internal/bench"
 )
 
 // measured is a table line's measured column: a number and a unit, after the
@@ -17,8 +19,8 @@ var measured = regexp.MustCompile(`\S  +[0-9][0-9.]* ?(k |M )?(events/s|rows/s|B
 // figures themselves are only meaningful at the documented sizes).
 func TestBenchSmall(t *testing.T) {
 	var out bytes.Buffer
-	opt := benchOptions{httpRows: 5_000, importRows: 5_000, rows: 40_000, scaleRows: 10_000, repeat: 1, senders: 2, uci: "/nonexistent/uci.csv.gz"}
-	if err := runBench(context.Background(), &out, opt); err != nil {
+	opt := bench.Options{HTTPRows: 5_000, ImportRows: 5_000, Rows: 40_000, ScaleRows: 10_000, Repeat: 1, Senders: 2, UCI: "/nonexistent/uci.csv.gz"}
+	if err := bench.Run(context.Background(), &out, startBenchServer, opt); err != nil {
 		t.Fatal(err)
 	}
 	for _, figure := range []string{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/store/storetest"
 )
 
@@ -20,7 +21,7 @@ func raceQueries(t *testing.T, ts *testServer) {
 	ctx := context.Background()
 	for trial := range 100 {
 		k := 1 + (trial*7)%48
-		res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: fmt.Sprintf("race-%d", trial), Budget: privalytics.Cost{Epsilon: float64(k) * 0.25}})
+		res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: fmt.Sprintf("race-%d", trial), Budget: wire.Cost{Epsilon: float64(k) * 0.25}})
 		if err != nil {
 			t.Fatal(err)
 		}

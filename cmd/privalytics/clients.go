@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // serverFlags are the flags every client command shares.
@@ -42,6 +42,7 @@ func queryCommand() *cobra.Command {
 		sf      serverFlags
 		file    string
 		raw     bool
+		explain bool
 		sqlText string
 	)
 	cmd := &cobra.Command{
@@ -51,7 +52,9 @@ func queryCommand() *cobra.Command {
 POST /v1/queries and prints the answer as a table with its intervals. It spends
 privacy budget. See the README for the query model. With --sql the query is SQL
 in the shape of BigQuery's differential-privacy clause (docs/sql.md), sent to
-POST /v1/sql; it plans to the same query as its JSON form.`,
+POST /v1/sql; it plans to the same query as its JSON form. With --explain it
+prints what the query would cost and how wide each interval would be, without
+reading data or spending budget.`,
 		Example: `  privalytics query '{"group_by":[{"column":"channel"}],"aggregates":[{"op":"count"}],"epsilon":0.5}'
   privalytics query --sql "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.5) channel, COUNT(*) FROM events GROUP BY channel"`,
 		Args: cobra.MaximumNArgs(1),
@@ -78,7 +81,10 @@ POST /v1/sql; it plans to the same query as its JSON form.`,
 			if err != nil {
 				return err
 			}
-			var res *privalytics.Result
+			if explain {
+				return runExplain(cmd, c, sqlText, body, raw)
+			}
+			var res *wire.Result
 			if sqlText != "" {
 				res, err = c.SQL(cmd.Context(), sqlText)
 			} else {
@@ -100,7 +106,42 @@ POST /v1/sql; it plans to the same query as its JSON form.`,
 	cmd.Flags().StringVar(&file, "file", "", "read the query from this file (- for standard input)")
 	cmd.Flags().StringVar(&sqlText, "sql", "", "the query in SQL (SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (…) … FROM events …), sent to POST /v1/sql")
 	cmd.Flags().BoolVar(&raw, "json", false, "print the raw JSON answer")
+	cmd.Flags().BoolVar(&explain, "explain", false, "print the cost and the expected interval half-widths instead of running the query (spends nothing)")
 	return cmd
+}
+
+// runExplain prints what a query would cost and how precise each aggregate
+// would be (POST /v1/queries:explain or /v1/sql:explain).
+func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byte, raw bool) error {
+	var ex *wire.Explanation
+	var err error
+	if sqlText != "" {
+		ex, err = c.ExplainSQL(cmd.Context(), sqlText)
+	} else {
+		ex, err = c.ExplainJSON(cmd.Context(), body)
+	}
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if raw {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ex)
+	}
+	fmt.Fprintf(out, "Would cost ε=%g δ=%g (nothing is spent by explaining).\n", ex.Cost.Epsilon, ex.Cost.Delta)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "aggregate\tmechanism\tε\t±%.0f%% interval\t\n", ex.Confidence*100)
+	for _, a := range ex.Aggregates {
+		fmt.Fprintf(tw, "%s\t%s\t%g\t%.4g\t%s\n", a.Name, a.Mechanism, a.Epsilon, a.HalfWidth, a.Note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if ex.Thresholded {
+		fmt.Fprintln(out, "Group keys come from the data: only those passing DP partition selection will be shown.")
+	}
+	return nil
 }
 
 func tenantCommand() *cobra.Command {
@@ -123,13 +164,13 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := client.CreateTenantRequest{ID: id, Name: name, Budget: privalytics.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period, Accounting: accounting}
+			req := wire.CreateTenantRequest{ID: id, Name: name, Budget: wire.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period, Accounting: accounting}
 			if schemaFile != "" {
 				raw, err := os.ReadFile(schemaFile)
 				if err != nil {
 					return err
 				}
-				var s privalytics.Schema
+				var s wire.Schema
 				if err := json.Unmarshal(raw, &s); err != nil {
 					return fmt.Errorf("schema file %s: %w", schemaFile, err)
 				}
@@ -167,7 +208,7 @@ func keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.CreateKey(cmd.Context(), name, privalytics.Role(role))
+			k, err := c.CreateKey(cmd.Context(), name, wire.Role(role))
 			if err != nil {
 				return err
 			}

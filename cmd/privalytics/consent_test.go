@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp/dptest"
 )
 
@@ -19,7 +19,7 @@ func TestEndToEndConsentWithdrawal(t *testing.T) {
 	ctx := context.Background()
 	mech := dptest.NoNoise()
 	ts := startServer(t, &mech, "")
-	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}, Purposes: []string{"analytics", "marketing"}})
+	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}, Purposes: []string{"analytics", "marketing"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestEndToEndConsentWithdrawal(t *testing.T) {
 	}
 	count := func(purpose string) float64 {
 		t.Helper()
-		r, err := admin.Query(ctx, &privalytics.Query{Purpose: purpose, Aggregates: []privalytics.Aggregate{{Op: "distinct_customers"}}, Epsilon: 0.5})
+		r, err := admin.Query(ctx, &wire.Query{Purpose: purpose, Aggregates: []wire.Aggregate{{Op: "distinct_customers"}}, Epsilon: 0.5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,9 +42,9 @@ func TestEndToEndConsentWithdrawal(t *testing.T) {
 	if n := count(""); n != 5 {
 		t.Fatalf("before: %v customers, want 5", n)
 	}
-	if _, err := admin.RecordConsents(ctx, []client.ConsentRecord{
-		{CustomerID: "loyalty-3", Purpose: "analytics", Granted: false, Source: "e-mail"},
-		{CustomerID: "loyalty-1", Purpose: "marketing", Granted: true, Source: "web-form"},
+	if _, err := admin.RecordConsents(ctx, []wire.ConsentRecord{
+		{CustomerID: "loyalty-3", Purpose: "analytics", Granted: wire.Bool(false), Source: "e-mail"},
+		{CustomerID: "loyalty-1", Purpose: "marketing", Granted: wire.Bool(true), Source: "web-form"},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
 )
@@ -120,12 +121,12 @@ func TestCrashIngest(t *testing.T) {
 	for cycle := range cycles {
 		c := startChild(t, dir)
 		if cycle == 0 {
-			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), client.CreateTenantRequest{ID: "crash", Budget: privalytics.Cost{Epsilon: 1}})
+			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "crash", Budget: wire.Cost{Epsilon: 1}})
 			if err != nil {
 				c.kill()
 				t.Fatal(err)
 			}
-			k, err := client.New(c.url, res.AdminKey.Token).CreateKey(context.Background(), "load", privalytics.RoleIngest)
+			k, err := client.New(c.url, res.AdminKey.Token).CreateKey(context.Background(), "load", wire.RoleIngest)
 			if err != nil {
 				c.kill()
 				t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // findChromium returns the headless browser the dashboard test drives: the
@@ -216,14 +216,14 @@ func setFieldsJS(fields [][2]string) string {
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	browser := findChromium(t)
-	shop := startDemoShop(t, privalytics.Cost{Epsilon: 10, Delta: 1e-5})
+	shop := startDemoShop(t, wire.Cost{Epsilon: 10, Delta: 1e-5})
 	ts, query, cfg := shop.server, shop.query, shop.cfg
 	from, to := cfg.Start.Format(time.DateOnly), cfg.Start.AddDate(0, 0, cfg.Days).Format(time.DateOnly)
 
 	// A first query from the API, so the budget history has a step before the dashboard's.
-	if _, err := query.Query(context.Background(), &privalytics.Query{
-		GroupBy:    []privalytics.GroupKey{{Column: "channel"}},
-		Aggregates: []privalytics.Aggregate{{Op: "distinct_customers"}},
+	if _, err := query.Query(context.Background(), &wire.Query{
+		GroupBy:    []wire.GroupKey{{Column: "channel"}},
+		Aggregates: []wire.Aggregate{{Op: "distinct_customers"}},
 		Epsilon:    0.5,
 	}); err != nil {
 		t.Fatalf("warm-up query: %v", err)
@@ -361,7 +361,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 	// The same question again on unchanged data comes from the server's cache, at
 	// no cost and with the very numbers the dashboard received.
-	answerOfAPI := func() *privalytics.Result {
+	answerOfAPI := func() *wire.Result {
 		t.Helper()
 		var lastQuery json.RawMessage
 		eval("read the query sent", `window.privalyticsDashboard.lastQuery`, &lastQuery)
@@ -383,10 +383,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	// laid out by Chart.js and visibly painted on the canvas.
 	var trend trendSummary
 	eval("read the chart", readTrendJS, &trend)
-	want := map[string]map[string]privalytics.Cell{} // channel → month → cell
+	want := map[string]map[string]wire.Cell{} // channel → month → cell
 	for _, r := range res.Rows {
 		if want[r.Key[1]] == nil {
-			want[r.Key[1]] = map[string]privalytics.Cell{}
+			want[r.Key[1]] = map[string]wire.Cell{}
 		}
 		want[r.Key[1]][r.Key[0]] = r.Cells[0]
 	}
@@ -431,7 +431,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// The table: one row per cell, in key order, values as the API answered.
-	checkTable := func(res *privalytics.Result, header string) []privalytics.Row {
+	checkTable := func(res *wire.Result, header string) []wire.Row {
 		t.Helper()
 		var table tableSummary
 		eval("read the table", readTableJS, &table)
@@ -439,7 +439,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("table header %q, want %q", got, header)
 		}
 		rows := slices.Clone(res.Rows)
-		slices.SortFunc(rows, func(a, b privalytics.Row) int {
+		slices.SortFunc(rows, func(a, b wire.Row) int {
 			return strings.Compare(strings.Join(a.Key, "\x00"), strings.Join(b.Key, "\x00"))
 		})
 		if len(table.Rows) != len(rows) {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/internal/bench"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -102,11 +104,11 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 		return fmt.Errorf("create demo tenant: %w", err)
 	}
 	admin := op.WithToken(created.AdminKey.Token)
-	ingestKey, err := admin.CreateKey(ctx, "demo-ingest", privalytics.RoleIngest)
+	ingestKey, err := admin.CreateKey(ctx, "demo-ingest", wire.RoleIngest)
 	if err != nil {
 		return err
 	}
-	queryKey, err := admin.CreateKey(ctx, "demo-marketer", privalytics.RoleQuery)
+	queryKey, err := admin.CreateKey(ctx, "demo-marketer", wire.RoleQuery)
 	if err != nil {
 		return err
 	}
@@ -143,67 +145,25 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	return serveErr
 }
 
-// ingestSynthetic sends the generator's events as NDJSON batches from a few
-// concurrent senders, as a busy web shop would, with a progress bar.
+// ingestSynthetic sends the generator's events through the benchmark
+// harness's loader (NDJSON batches from a few concurrent senders, as a busy
+// web shop would), with a progress bar for a terminal.
 func ingestSynthetic(ctx context.Context, c *client.Client, cfg synth.Config, out io.Writer) (int, time.Duration, error) {
-	gen, err := synth.New(cfg)
-	if err != nil {
-		return 0, 0, err
-	}
-	const batchRows, senders = 20_000, 4
 	bar := progressbar.NewOptions(cfg.Events, progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("ingesting"),
 		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetVisibility(isTerminal(out)))
-	batches := make(chan []byte, senders)
-	errc := make(chan error, senders)
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range batches {
-				res, err := c.Ingest(ctx, b, client.IngestOptions{})
-				if err != nil {
-					errc <- err
-					for range batches {
-					}
-					return
-				}
-				_ = bar.Add(res.Rows)
-			}
-		}()
-	}
 	start := time.Now()
-	var ev synth.Event
-	total := 0
-	buf := make([]byte, 0, batchRows*160)
-	rows := 0
-	for gen.Next(&ev) {
-		buf = synth.AppendNDJSON(buf, &ev)
-		rows++
-		total++
-		if rows == batchRows {
-			batches <- buf
-			buf, rows = make([]byte, 0, batchRows*160), 0
-		}
-	}
-	if rows > 0 {
-		batches <- buf
-	}
-	close(batches)
-	wg.Wait()
+	n, err := bench.Stream(ctx, c, cfg, 20_000, 4, func(rows int) { _ = bar.Add(rows) })
 	_ = bar.Finish()
-	select {
-	case err := <-errc:
+	if err != nil {
 		return 0, 0, fmt.Errorf("ingest: %w", err)
-	default:
 	}
-	return total, time.Since(start), nil
+	return n, time.Since(start), nil
 }
 
 type demoQuery struct {
 	title string
-	query *privalytics.Query
+	query *wire.Query
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -212,34 +172,34 @@ func ptr(v float64) *float64 { return &v }
 func demoQueries(cfg synth.Config) []demoQuery {
 	from := cfg.Start.Format(time.DateOnly)
 	to := cfg.Start.AddDate(0, 0, cfg.Days).Format(time.DateOnly)
-	period := privalytics.Filter{Column: "ts", Gte: from, Lt: to}
-	purchases := privalytics.Filter{Column: "type", In: []any{privalytics.EventPurchase}}
+	period := wire.Filter{Column: "ts", Gte: from, Lt: to}
+	purchases := wire.Filter{Column: "type", In: []any{privalytics.EventPurchase}}
 	return []demoQuery{
-		{"Revenue and purchases per month (public time buckets)", &privalytics.Query{
-			Where:      []privalytics.Filter{purchases, period},
-			GroupBy:    []privalytics.GroupKey{{Time: "month"}},
-			Aggregates: []privalytics.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(60)}},
-			Bounds:     privalytics.Bounds{MaxGroups: 2, MaxRowsPerGroup: 4},
+		{"Revenue and purchases per month (public time buckets)", &wire.Query{
+			Where:      []wire.Filter{purchases, period},
+			GroupBy:    []wire.GroupKey{{Time: "month"}},
+			Aggregates: []wire.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(60)}},
+			Bounds:     wire.Bounds{MaxGroups: 2, MaxRowsPerGroup: 4},
 			Epsilon:    1,
 		}},
-		{"Revenue per category (keys chosen by DP partition selection)", &privalytics.Query{
-			Where:      []privalytics.Filter{purchases},
-			GroupBy:    []privalytics.GroupKey{{Column: "category"}},
-			Aggregates: []privalytics.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(60)}, {Name: "avg_line", Op: "mean", Column: "amount", Lower: ptr(0), Upper: ptr(60)}},
-			Bounds:     privalytics.Bounds{MaxGroups: 2, MaxRowsPerGroup: 3},
+		{"Revenue per category (keys chosen by DP partition selection)", &wire.Query{
+			Where:      []wire.Filter{purchases},
+			GroupBy:    []wire.GroupKey{{Column: "category"}},
+			Aggregates: []wire.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(60)}, {Name: "avg_line", Op: "mean", Column: "amount", Lower: ptr(0), Upper: ptr(60)}},
+			Bounds:     wire.Bounds{MaxGroups: 2, MaxRowsPerGroup: 3},
 			Epsilon:    1, Delta: 1e-6,
 		}},
-		{"Distinct customers per channel", &privalytics.Query{
-			GroupBy:    []privalytics.GroupKey{{Column: "channel"}},
-			Aggregates: []privalytics.Aggregate{{Name: "customers", Op: "distinct_customers"}},
-			Bounds:     privalytics.Bounds{MaxGroups: 3},
+		{"Distinct customers per channel", &wire.Query{
+			GroupBy:    []wire.GroupKey{{Column: "channel"}},
+			Aggregates: []wire.Aggregate{{Name: "customers", Op: "distinct_customers"}},
+			Bounds:     wire.Bounds{MaxGroups: 3},
 			Epsilon:    0.5,
 		}},
-		{"The funnel: events per type", &privalytics.Query{
-			Where:      []privalytics.Filter{period},
-			GroupBy:    []privalytics.GroupKey{{Column: "type"}},
-			Aggregates: []privalytics.Aggregate{{Name: "events", Op: "count"}, {Name: "customers", Op: "distinct_customers"}},
-			Bounds:     privalytics.Bounds{MaxGroups: 5, MaxRowsPerGroup: 20},
+		{"The funnel: events per type", &wire.Query{
+			Where:      []wire.Filter{period},
+			GroupBy:    []wire.GroupKey{{Column: "type"}},
+			Aggregates: []wire.Aggregate{{Name: "events", Op: "count"}, {Name: "customers", Op: "distinct_customers"}},
+			Bounds:     wire.Bounds{MaxGroups: 5, MaxRowsPerGroup: 20},
 			Epsilon:    0.5,
 		}},
 	}
@@ -247,7 +207,7 @@ func demoQueries(cfg synth.Config) []demoQuery {
 
 // printResult prints a result as an aligned table: one column per key, and per
 // aggregate its value with the interval.
-func printResult(out io.Writer, title string, r *privalytics.Result) {
+func printResult(out io.Writer, title string, r *wire.Result) {
 	fmt.Fprintf(out, "%s\n", title)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	var hdr []string
@@ -279,7 +239,7 @@ func printResult(out io.Writer, title string, r *privalytics.Result) {
 	fmt.Fprintf(out, "  cost ε=%g δ=%g%s%s; budget left ε=%.2f\n\n", r.Cost.Epsilon, r.Cost.Delta, cached, note, remainingEps(r))
 }
 
-func remainingEps(r *privalytics.Result) float64 {
+func remainingEps(r *wire.Result) float64 {
 	if r.Budget == nil {
 		return 0
 	}
@@ -295,6 +255,6 @@ func isTerminal(w io.Writer) bool {
 
 // demoTenant is the demo's tenant: the default retail schema and purposes, a
 // lifetime budget of ε = 10. Its privacy notice is in the README (golden-tested).
-func demoTenant() client.CreateTenantRequest {
-	return client.CreateTenantRequest{ID: "demo", Name: "Demo Bakery & Co.", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}}
+func demoTenant() wire.CreateTenantRequest {
+	return wire.CreateTenantRequest{ID: "demo", Name: "Demo Bakery & Co.", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/dp/dptest"
 	"github.com/privalytics/privalytics/synth"
@@ -64,19 +65,19 @@ func startServerWith(t *testing.T, mech *dp.Mechanisms, dataDir string, change f
 }
 
 // tenantKeys creates a tenant and returns clients with its admin, ingest and query keys.
-func (ts *testServer) tenantKeys(t *testing.T, id string, budget privalytics.Cost) (admin, ingest, query *client.Client) {
+func (ts *testServer) tenantKeys(t *testing.T, id string, budget wire.Cost) (admin, ingest, query *client.Client) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: id, Budget: budget})
+	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: id, Budget: budget})
 	if err != nil {
 		t.Fatalf("create tenant: %v", err)
 	}
 	admin = ts.operator.WithToken(res.AdminKey.Token)
-	ik, err := admin.CreateKey(ctx, "ingest", privalytics.RoleIngest)
+	ik, err := admin.CreateKey(ctx, "ingest", wire.RoleIngest)
 	if err != nil {
 		t.Fatalf("create ingest key: %v", err)
 	}
-	qk, err := admin.CreateKey(ctx, "query", privalytics.RoleQuery)
+	qk, err := admin.CreateKey(ctx, "query", wire.RoleQuery)
 	if err != nil {
 		t.Fatalf("create query key: %v", err)
 	}
@@ -152,16 +153,16 @@ func smallSynth() synth.Config {
 	return cfg
 }
 
-func monthlyQuery(cfg synth.Config, tr monthTruth, confidence float64) *privalytics.Query {
-	return &privalytics.Query{
-		Where: []privalytics.Filter{
+func monthlyQuery(cfg synth.Config, tr monthTruth, confidence float64) *wire.Query {
+	return &wire.Query{
+		Where: []wire.Filter{
 			{Column: "type", Eq: privalytics.EventPurchase},
 			{Column: "ts", Gte: cfg.Start.Format(time.RFC3339), Lt: cfg.Start.AddDate(0, 0, cfg.Days).Format(time.RFC3339)},
 		},
-		GroupBy:    []privalytics.GroupKey{{Time: "month"}},
-		Aggregates: []privalytics.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(100_000)}},
+		GroupBy:    []wire.GroupKey{{Time: "month"}},
+		Aggregates: []wire.Aggregate{{Name: "purchases", Op: "count"}, {Name: "revenue", Op: "sum", Column: "amount", Lower: ptr(0), Upper: ptr(100_000)}},
 		// Bounds wide enough that nothing is dropped, so the bounded truth is the plain truth.
-		Bounds:     privalytics.Bounds{MaxGroups: tr.maxMonths, MaxRowsPerGroup: tr.maxRowsPerCell},
+		Bounds:     wire.Bounds{MaxGroups: tr.maxMonths, MaxRowsPerGroup: tr.maxRowsPerCell},
 		Epsilon:    1,
 		Confidence: confidence,
 	}
@@ -173,7 +174,7 @@ func TestEndToEndExact(t *testing.T) {
 	t.Parallel()
 	mech := dptest.NoNoise()
 	ts := startServer(t, &mech, "")
-	_, ingest, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 100, Delta: 1e-3})
+	_, ingest, query := ts.tenantKeys(t, "shop", wire.Cost{Epsilon: 100, Delta: 1e-3})
 	cfg := smallSynth()
 	tr := loadSynthetic(t, ingest, cfg)
 
@@ -207,7 +208,7 @@ func TestEndToEndExact(t *testing.T) {
 func TestEndToEndIntervals(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
-	_, ingest, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 10, Delta: 1e-5})
+	_, ingest, query := ts.tenantKeys(t, "shop", wire.Cost{Epsilon: 10, Delta: 1e-5})
 	cfg := smallSynth()
 	tr := loadSynthetic(t, ingest, cfg)
 	res, err := query.Query(context.Background(), monthlyQuery(cfg, tr, 0.999))
@@ -241,8 +242,8 @@ func TestEndToEndRules(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
 	ctx := context.Background()
-	admin, ingest, query := ts.tenantKeys(t, "alpha", privalytics.Cost{Epsilon: 1, Delta: 1e-6})
-	otherAdmin, _, _ := ts.tenantKeys(t, "beta", privalytics.Cost{Epsilon: 1})
+	admin, ingest, query := ts.tenantKeys(t, "alpha", wire.Cost{Epsilon: 1, Delta: 1e-6})
+	otherAdmin, _, _ := ts.tenantKeys(t, "beta", wire.Cost{Epsilon: 1})
 	line := `{"customer_id":"c1","ts":"2025-03-01T10:00:00Z","type":"purchase","amount":"12.5","quantity":1}` + "\n"
 
 	code := func(err error) string { return privalytics.ErrorCode(err) }
@@ -282,7 +283,7 @@ func TestEndToEndRules(t *testing.T) {
 		if _, err := query.Ingest(ctx, []byte(line), client.IngestOptions{}); code(err) != privalytics.EFORBIDDEN {
 			t.Errorf("query key ingesting: %v, want forbidden", err)
 		}
-		if _, err := query.CreateKey(ctx, "x", privalytics.RoleAdmin); code(err) != privalytics.EFORBIDDEN {
+		if _, err := query.CreateKey(ctx, "x", wire.RoleAdmin); code(err) != privalytics.EFORBIDDEN {
 			t.Errorf("query key issuing keys: %v, want forbidden", err)
 		}
 		if _, err := ts.operator.Budget(ctx); code(err) != privalytics.EFORBIDDEN {
@@ -305,7 +306,7 @@ func TestEndToEndRules(t *testing.T) {
 		}
 	})
 	t.Run("budget is enforced and explained", func(t *testing.T) {
-		q := &privalytics.Query{GroupBy: []privalytics.GroupKey{{Column: "channel"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 0.6}
+		q := &wire.Query{GroupBy: []wire.GroupKey{{Column: "channel"}}, Aggregates: []wire.Aggregate{{Op: "count"}}, Epsilon: 0.6}
 		if _, err := query.Query(ctx, q); err != nil {
 			t.Fatalf("first query: %v", err)
 		}
@@ -336,7 +337,7 @@ func TestEndToEndRules(t *testing.T) {
 		}
 	})
 	t.Run("revoked key is refused", func(t *testing.T) {
-		k, err := admin.CreateKey(ctx, "temp", privalytics.RoleQuery)
+		k, err := admin.CreateKey(ctx, "temp", wire.RoleQuery)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,29 +374,16 @@ func TestEndToEndCacheAndExplain(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
 	ctx := context.Background()
-	_, ingest, query := ts.tenantKeys(t, "cache", privalytics.Cost{Epsilon: 5, Delta: 1e-5})
+	_, ingest, query := ts.tenantKeys(t, "cache", wire.Cost{Epsilon: 5, Delta: 1e-5})
 	cfg := smallSynth()
 	cfg.Events = 5000
 	loadSynthetic(t, ingest, cfg)
 	q := []byte(`{"group_by":[{"column":"channel"}],"aggregates":[{"op":"count"},{"name":"revenue","op":"sum","column":"amount","lower":0,"upper":50}],"bounds":{"max_groups":3,"max_rows_per_group":5},"epsilon":0.5}`)
 
-	req, _ := http.NewRequest(http.MethodPost, ts.app.URL()+"/v1/queries:explain", bytes.NewReader(q))
-	req.Header.Set("Authorization", "Bearer "+query.Token())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex struct {
-		Cost       privalytics.Cost `json:"cost"`
-		Aggregates []struct {
-			Name      string  `json:"name"`
-			HalfWidth float64 `json:"half_width"`
-		} `json:"aggregates"`
-	}
-	json.NewDecoder(resp.Body).Decode(&ex)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || ex.Cost.Epsilon != 0.5 || len(ex.Aggregates) != 2 || ex.Aggregates[0].HalfWidth <= 0 {
-		t.Fatalf("explain: status %d, %+v", resp.StatusCode, ex)
+	// Through the SDK, so its Explain is checked against the real server.
+	ex, err := query.ExplainJSON(ctx, q)
+	if err != nil || ex.Cost.Epsilon != 0.5 || len(ex.Aggregates) != 2 || ex.Aggregates[0].HalfWidth <= 0 || ex.Aggregates[0].Mechanism == "" {
+		t.Fatalf("explain: %+v, %v", ex, err)
 	}
 	if b, _ := query.Budget(ctx); b.Spent.Epsilon != 0 {
 		t.Errorf("explain spent budget: %+v", b.Spent)
@@ -437,19 +425,19 @@ func TestEndToEndKeyShares(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
 	ctx := context.Background()
-	admin, _, _ := ts.tenantKeys(t, "shares", privalytics.Cost{Epsilon: 2})
-	alice, err := admin.CreateKey(ctx, "alice", privalytics.RoleQuery)
+	admin, _, _ := ts.tenantKeys(t, "shares", wire.Cost{Epsilon: 2})
+	alice, err := admin.CreateKey(ctx, "alice", wire.RoleQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := admin.CreateKey(ctx, "bob", privalytics.RoleQuery)
+	bob, err := admin.CreateKey(ctx, "bob", wire.RoleQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Allocate(ctx, bob.ID, privalytics.Cost{Epsilon: 1}); err != nil {
+	if _, err := admin.Allocate(ctx, bob.ID, wire.Cost{Epsilon: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Allocate(ctx, alice.ID, privalytics.Cost{Epsilon: 1.5}); privalytics.ErrorCode(err) != privalytics.EINVALID {
+	if _, err := admin.Allocate(ctx, alice.ID, wire.Cost{Epsilon: 1.5}); privalytics.ErrorCode(err) != privalytics.EINVALID {
 		t.Errorf("allocating 1 + 1.5 of 2: %v, want invalid", err)
 	}
 	q := func(c *client.Client, i int) error {
@@ -476,10 +464,10 @@ func TestEndToEndKeyShares(t *testing.T) {
 		t.Errorf("bob's share after two queries: %+v %v", kb, err)
 	}
 	// The admin grants more; alice's pool grows; both changes are on record.
-	if _, err := b.Grant(ctx, privalytics.Cost{Epsilon: 1}); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
+	if _, err := b.Grant(ctx, wire.Cost{Epsilon: 1}); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
 		t.Errorf("a query key granting budget: %v, want forbidden", err)
 	}
-	if _, err := admin.Grant(ctx, privalytics.Cost{Epsilon: 1}); err != nil {
+	if _, err := admin.Grant(ctx, wire.Cost{Epsilon: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := q(a, 50); err != nil {
@@ -498,7 +486,7 @@ func TestEndToEndMonthlyBudgets(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
 	ctx := context.Background()
-	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: "monthly", Budget: privalytics.Cost{Epsilon: 1}, Period: privalytics.PeriodMonth})
+	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: "monthly", Budget: wire.Cost{Epsilon: 1}, Period: privalytics.PeriodMonth})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +520,7 @@ func TestEndToEndZCDP(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
 	ctx := context.Background()
-	res, err := ts.operator.CreateTenant(ctx, client.CreateTenantRequest{ID: "z", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-5}, Accounting: privalytics.AccountingZCDP})
+	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: "z", Budget: wire.Cost{Epsilon: 1, Delta: 1e-5}, Accounting: privalytics.AccountingZCDP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +559,7 @@ func TestEndToEndAutoBoundsAndAccuracyFirst(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
 	ctx := context.Background()
-	_, ingest, query := ts.tenantKeys(t, "auto", privalytics.Cost{Epsilon: 5, Delta: 1e-5})
+	_, ingest, query := ts.tenantKeys(t, "auto", wire.Cost{Epsilon: 5, Delta: 1e-5})
 	cfg := smallSynth()
 	cfg.Events = 20000
 	loadSynthetic(t, ingest, cfg)
@@ -584,8 +572,8 @@ func TestEndToEndAutoBoundsAndAccuracyFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ex struct {
-		Cost          privalytics.Cost `json:"cost"`
-		AccuracyFirst bool             `json:"accuracy_first"`
+		Cost          wire.Cost `json:"cost"`
+		AccuracyFirst bool      `json:"accuracy_first"`
 		Aggregates    []struct {
 			HalfWidth float64 `json:"half_width"`
 		} `json:"aggregates"`

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/privalytics/privalytics/internal/bench"
 )
 
 // The benchmark command runs (small) so that it keeps working; its figures
@@ -14,7 +16,7 @@ func TestFranchiseBenchRuns(t *testing.T) {
 		t.Skip("runs a federation round; skipped with -short")
 	}
 	var out bytes.Buffer
-	if err := runFranchiseBench(context.Background(), &out, franchiseBenchOptions{locations: 3, threshold: 2, rows: 200}); err != nil {
+	if err := bench.RunFranchise(context.Background(), &out, startBenchServer, bench.FranchiseOptions{Locations: 3, Threshold: 2, Rows: 200}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"round end to end", "round critical path", "location 2", "key switch of 2", "franchisor"} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/he"
 )
 
@@ -38,12 +39,12 @@ func startProcessor(t *testing.T, mutate func(*Config)) *client.Client {
 		}
 	})
 	op := client.New(app.URL(), app.OperatorToken)
-	res, err := op.CreateTenant(context.Background(), client.CreateTenantRequest{ID: "owner", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-6}})
+	res, err := op.CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "owner", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := op.WithToken(res.AdminKey.Token)
-	k, err := admin.CreateKey(context.Background(), "processor", privalytics.RoleProcessor)
+	k, err := admin.CreateKey(context.Background(), "processor", wire.RoleProcessor)
 	if err != nil {
 		t.Fatal(err)
 	}

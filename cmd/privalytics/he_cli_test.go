@@ -17,6 +17,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/he"
+	"github.com/privalytics/privalytics/internal/bench"
 )
 
 // runCLIStdout runs the privalytics command in this process and returns its stdout.
@@ -191,7 +192,7 @@ func decryptJSON(t *testing.T, args ...string) decryptOutput {
 func TestBenchHESmall(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := runBenchHE(context.Background(), &out, 20_000, 1, []string{he.PresetBGVAgg}); err != nil {
+	if err := bench.RunHE(context.Background(), &out, startBenchServer, bench.HEOptions{Rows: 20_000, Repeat: 1, Presets: []string{he.PresetBGVAgg}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "END TO END") || !strings.Contains(out.String(), "(|Δ| 0)") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // ownerCLI runs `privalytics ARGS…` as a separate process (this test binary in
@@ -92,12 +93,12 @@ func TestHEEndToEnd(t *testing.T) {
 	defer proc.kill()
 	ctx := context.Background()
 	op := client.New(proc.url, proc.operator)
-	ten, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "retailer", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-6}})
+	ten, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "retailer", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := op.WithToken(ten.AdminKey.Token)
-	pk, err := admin.CreateKey(ctx, "owner-uploads", privalytics.RoleProcessor)
+	pk, err := admin.CreateKey(ctx, "owner-uploads", wire.RoleProcessor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestHEEndToEnd(t *testing.T) {
 
 func mustQueryKey(t *testing.T, admin *client.Client) string {
 	t.Helper()
-	k, err := admin.CreateKey(context.Background(), "dashboard", privalytics.RoleQuery)
+	k, err := admin.CreateKey(context.Background(), "dashboard", wire.RoleQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func mustQueryKey(t *testing.T, admin *client.Client) string {
 func TestHERoutesNeedProcessorRole(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, "")
-	admin, _, _ := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 1, Delta: 1e-6})
+	admin, _, _ := ts.tenantKeys(t, "shop", wire.Cost{Epsilon: 1, Delta: 1e-6})
 	_, err := admin.UploadHEDataset(context.Background(), []byte("x"), bytes.NewReader([]byte("y")), 1)
 	if privalytics.ErrorCode(err) != privalytics.ENOTFOUND || !strings.Contains(err.Error(), "--role processor") {
 		t.Fatalf("upload to an analytics server: %v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 func ingestCommand() *cobra.Command {
@@ -98,7 +99,7 @@ func formatOf(path string) (string, error) {
 }
 
 // importFile streams the file to the server with a progress bar over the bytes sent.
-func importFile(ctx context.Context, c *client.Client, path string, opt client.ImportOptions, progress io.Writer, quiet bool) (*client.ImportReport, error) {
+func importFile(ctx context.Context, c *client.Client, path string, opt client.ImportOptions, progress io.Writer, quiet bool) (*wire.ImportReport, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/store/sqlite"
 	"github.com/privalytics/privalytics/store/storetest"
 )
@@ -56,12 +57,12 @@ func TestCrashQueryStorm(t *testing.T) {
 	for cycle := range 4 {
 		c := startChild(t, dir)
 		if cycle == 0 {
-			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), client.CreateTenantRequest{ID: "storm", Budget: privalytics.Cost{Epsilon: budget}})
+			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "storm", Budget: wire.Cost{Epsilon: budget}})
 			if err != nil {
 				c.kill()
 				t.Fatal(err)
 			}
-			k, err := client.New(c.url, res.AdminKey.Token).CreateKey(context.Background(), "q", privalytics.RoleQuery)
+			k, err := client.New(c.url, res.AdminKey.Token).CreateKey(context.Background(), "q", wire.RoleQuery)
 			if err != nil {
 				c.kill()
 				t.Fatal(err)
@@ -130,11 +131,11 @@ func TestTwoServersShareAPostgresBudget(t *testing.T) {
 		t.Errorf("the second server created another operator key; the first one's is in the shared database")
 	}
 	const k = 23
-	res, err := client.New(s1.url, s1.operator).CreateTenant(ctx, client.CreateTenantRequest{ID: "shared", Budget: privalytics.Cost{Epsilon: k}})
+	res, err := client.New(s1.url, s1.operator).CreateTenant(ctx, wire.CreateTenantRequest{ID: "shared", Budget: wire.Cost{Epsilon: k}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	qk, err := client.New(s1.url, res.AdminKey.Token).CreateKey(ctx, "q", privalytics.RoleQuery)
+	qk, err := client.New(s1.url, res.AdminKey.Token).CreateKey(ctx, "q", wire.RoleQuery)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
@@ -49,7 +49,7 @@ func TestJSONLogsCarryRequestIDsAndNoPersonalData(t *testing.T) {
 	go func() { done <- app.serve(ctx) }()
 	defer func() { cancel(); <-done }()
 	ts := &testServer{app: app, operator: client.New(app.URL(), app.OperatorToken)}
-	admin, ingest, query := ts.tenantKeys(t, "logshop", privalytics.Cost{Epsilon: 5})
+	admin, ingest, query := ts.tenantKeys(t, "logshop", wire.Cost{Epsilon: 5})
 	secrets := []string{"alice.private@example.org", "cust-7788-secret", "ORD-99881", "Rue Secrète"}
 	body := `{"customer_id":"alice.private@example.org","ts":"2025-03-01T10:00:00Z","type":"purchase","order_id":"ORD-99881","store":"Rue Secrète","amount":"12.34"}` + "\n" +
 		`{"customer_id":"cust-7788-secret","ts":"2025-03-02T10:00:00Z","type":"view"}` + "\n"

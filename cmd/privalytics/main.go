@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 func main() {
@@ -31,19 +32,29 @@ func main() {
 // describe renders an error for a terminal: the message, then any details
 // (the line and field of a bad row, the budget left).
 func describe(err error) string {
+	// Errors come from this process (*privalytics.Error) or from the server
+	// through the SDK (*wire.Error); both read the same.
+	var msg string
+	var details map[string]any
 	var e *privalytics.Error
-	if !errors.As(err, &e) {
+	var we *wire.Error
+	switch {
+	case errors.As(err, &e):
+		msg, details = e.Message, e.Details
+	case errors.As(err, &we):
+		msg, details = we.Message, we.Details
+	default:
 		return "privalytics: " + err.Error()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "privalytics: %s", e.Message)
-	keys := make([]string, 0, len(e.Details))
-	for k := range e.Details {
+	fmt.Fprintf(&b, "privalytics: %s", msg)
+	keys := make([]string, 0, len(details))
+	for k := range details {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "\n  %s: %v", k, e.Details[k])
+		fmt.Fprintf(&b, "\n  %s: %v", k, details[k])
 	}
 	return b.String()
 }

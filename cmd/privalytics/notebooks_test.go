@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -24,7 +24,7 @@ type demoShop struct {
 	cfg                  synth.Config
 }
 
-func startDemoShop(t *testing.T, budget privalytics.Cost) *demoShop {
+func startDemoShop(t *testing.T, budget wire.Cost) *demoShop {
 	t.Helper()
 	ts := startServer(t, nil, "")
 	admin, ingest, query := ts.tenantKeys(t, "shop", budget)
@@ -98,7 +98,7 @@ func TestNotebooks(t *testing.T) {
 	if err != nil || len(notebooks) == 0 {
 		t.Fatalf("no notebooks in %s (%v)", dir, err)
 	}
-	shop := startDemoShop(t, privalytics.Cost{Epsilon: 100, Delta: 1e-4})
+	shop := startDemoShop(t, wire.Cost{Epsilon: 100, Delta: 1e-4})
 	// The encrypted-analytics and franchise notebooks drive the command line
 	// (each party its own process) and, for the former, a processor server.
 	bin := filepath.Join(t.TempDir(), "privalytics")
@@ -107,11 +107,11 @@ func TestNotebooks(t *testing.T) {
 	}
 	proc := startServerWith(t, nil, "", func(c *Config) { c.Role = "processor" })
 	pctx := context.Background()
-	pt, err := proc.operator.CreateTenant(pctx, client.CreateTenantRequest{ID: "analyst", Budget: privalytics.Cost{Epsilon: 1}})
+	pt, err := proc.operator.CreateTenant(pctx, wire.CreateTenantRequest{ID: "analyst", Budget: wire.Cost{Epsilon: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, err := proc.operator.WithToken(pt.AdminKey.Token).CreateKey(pctx, "owner-uploads", privalytics.RoleProcessor)
+	pk, err := proc.operator.WithToken(pt.AdminKey.Token).CreateKey(pctx, "owner-uploads", wire.RoleProcessor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestNotebooks(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			key, err := shop.admin.CreateKey(ctx, "notebook-"+name, privalytics.RoleQuery)
+			key, err := shop.admin.CreateKey(ctx, "notebook-"+name, wire.RoleQuery)
 			if err != nil {
 				t.Fatal(err)
 			}

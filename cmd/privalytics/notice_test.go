@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -61,16 +60,9 @@ func TestDemoPrivacyNotice(t *testing.T) {
 			t.Errorf("HTML notice lacks %q", s)
 		}
 	}
-	raw, err := admin.PrivacyNotice(ctx, "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n struct {
-		Purposes []struct{ Name, Consent string }
-		Budget   struct{ Epsilon float64 }
-	}
-	if err := json.Unmarshal([]byte(raw), &n); err != nil || len(n.Purposes) != 1 || n.Purposes[0].Consent != "opt-out" || n.Budget.Epsilon != 10 {
-		t.Errorf("JSON notice %s: %v", raw, err)
+	n, err := admin.Notice(ctx)
+	if err != nil || len(n.Purposes) != 1 || n.Purposes[0].Consent != "opt-out" || n.Budget.Epsilon != 10 || n.TenantID != "demo" || len(n.Rights) == 0 {
+		t.Errorf("JSON notice %+v: %v", n, err)
 	}
 	if _, err := admin.PrivacyNotice(ctx, "pdf"); err == nil {
 		t.Error("format pdf was accepted")

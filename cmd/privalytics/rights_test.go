@@ -20,6 +20,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp/dptest"
 	"github.com/privalytics/privalytics/ingest"
 	"github.com/privalytics/privalytics/store/keyring"
@@ -56,9 +57,9 @@ func rightsEvents(customers []string, n int) ([]map[string]any, []byte) {
 // countAll asks the number of events, exactly (the server runs without noise).
 func countAll(t *testing.T, q *client.Client) float64 {
 	t.Helper()
-	res, err := q.Query(context.Background(), &privalytics.Query{
-		Aggregates: []privalytics.Aggregate{{Name: "n", Op: "count"}},
-		Bounds:     privalytics.Bounds{MaxGroups: 1, MaxRowsPerGroup: 100},
+	res, err := q.Query(context.Background(), &wire.Query{
+		Aggregates: []wire.Aggregate{{Name: "n", Op: "count"}},
+		Bounds:     wire.Bounds{MaxGroups: 1, MaxRowsPerGroup: 100},
 		Epsilon:    0.5,
 	})
 	if err != nil {
@@ -119,7 +120,7 @@ func testCustomerRights(t *testing.T, encrypted bool) {
 	mech := dptest.NoNoise()
 	dir := t.TempDir()
 	ts := startServerWith(t, &mech, dir, func(c *Config) { c.EncryptAtRest = encrypted })
-	admin, ingestKey, query := ts.tenantKeys(t, "shop", privalytics.Cost{Epsilon: 100, Delta: 1e-3})
+	admin, ingestKey, query := ts.tenantKeys(t, "shop", wire.Cost{Epsilon: 100, Delta: 1e-3})
 	customers := []string{"cust-victim-7781", "cust-2", "cust-3", "cust-4"}
 	evs, body := rightsEvents(customers, 6)
 	if _, err := ingestKey.Ingest(ctx, body, client.IngestOptions{}); err != nil {
@@ -305,7 +306,7 @@ func testCustomerRights(t *testing.T, encrypted bool) {
 	if err := ts.operator.ShredTenantEvents(ctx, "shop"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := query.Query(ctx, &privalytics.Query{Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxGroups: 1, MaxRowsPerGroup: 100}, Epsilon: 0.5}); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+	if _, err := query.Query(ctx, &wire.Query{Aggregates: []wire.Aggregate{{Op: "count"}}, Bounds: wire.Bounds{MaxGroups: 1, MaxRowsPerGroup: 100}, Epsilon: 0.5}); privalytics.ErrorCode(err) != privalytics.ECONFLICT {
 		t.Errorf("query after shredding: %v, want conflict", err)
 	}
 	if _, err := admin.ExportSubject(ctx, customers[1]); privalytics.ErrorCode(err) != privalytics.ECONFLICT {

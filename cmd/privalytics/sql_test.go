@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp/dptest"
 )
 
@@ -16,7 +16,7 @@ func TestQuerySQLCommand(t *testing.T) {
 	t.Parallel()
 	mech := dptest.NoNoise()
 	ts := startServer(t, &mech, "")
-	_, ingest, query := ts.tenantKeys(t, "sqlshop", privalytics.Cost{Epsilon: 5, Delta: 1e-5})
+	_, ingest, query := ts.tenantKeys(t, "sqlshop", wire.Cost{Epsilon: 5, Delta: 1e-5})
 	var lines strings.Builder
 	for i := range 12 {
 		lines.WriteString(`{"customer_id":"c` + string(rune('a'+i)) + `","ts":"2025-03-01T10:00:00Z","type":"purchase","channel":"` + []string{"web", "app"}[i%2] + `"}` + "\n")
@@ -33,6 +33,23 @@ func TestQuerySQLCommand(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// --explain prints the cost and the interval, and spends nothing.
+	before, err := query.Budget(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--sql", "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.25) channel, COUNT(*) AS buyers FROM events GROUP BY channel"},
+		{`{"group_by":[{"column":"channel"}],"aggregates":[{"name":"buyers","op":"count"}],"epsilon":0.25}`},
+	} {
+		out, err := runCLI(t, append([]string{"query", "--explain", "--server", ts.app.URL(), "--key", query.Token()}, args...)...)
+		if err != nil || !strings.Contains(out, "Would cost ε=0.25") || !strings.Contains(out, "buyers") || !strings.Contains(out, "laplace") {
+			t.Errorf("query --explain %s: %v\n%s", args[0], err, out)
+		}
+	}
+	if after, err := query.Budget(context.Background()); err != nil || after.Spent != before.Spent {
+		t.Errorf("explain spent budget: %+v → %+v (%v)", before.Spent, after.Spent, err)
 	}
 	out, err = runCLI(t, "query", "--server", ts.app.URL(), "--key", query.Token(), "--sql",
 		"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 0.5) COUNT(*) FROM events WHERE channel = 'web' OR channel = 'app'")

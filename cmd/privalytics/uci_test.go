@@ -15,6 +15,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // sharedData returns ../shared/data beside the repository, or skips the test with
@@ -121,7 +122,7 @@ func TestImportUCIOnlineRetail(t *testing.T) {
 	}
 
 	ts := startServer(t, nil, "")
-	_, ingest, _ := ts.tenantKeys(t, "uci", privalytics.Cost{Epsilon: 1})
+	_, ingest, _ := ts.tenantKeys(t, "uci", wire.Cost{Epsilon: 1})
 	rep, err := importFile(context.Background(), ingest, filepath.Join(data, "online_retail_uci.csv.gz"), client.ImportOptions{Format: "csv", Preset: "uci-online-retail"}, io.Discard, true)
 	if err != nil {
 		t.Fatalf("import: %v", err)

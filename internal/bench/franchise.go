@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,39 +11,25 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/he/federation"
 )
 
-func franchiseBenchCommand() *cobra.Command {
-	var opt franchiseBenchOptions
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure a federation round end to end on loopback and print per-party costs",
-		Long: `bench starts a real server on 127.0.0.1:0 in a temporary directory, sets up a
-federation of --locations locations (threshold --threshold) as goroutines
-speaking HTTP, then times one round with a full 8192-slot aggregate (4096
-categories × count and sum): every location aggregates its CSV, adds its DP
-noise share, encrypts and uploads; t locations send decryption shares; the
-franchisor downloads and decrypts. The round time is printed beside the
-target of BENCHMARKS.md (≤ 2 s for 10 locations), then each party's costs.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runFranchiseBench(cmd.Context(), cmd.OutOrStdout(), opt)
-		},
-	}
-	cmd.Flags().IntVar(&opt.locations, "locations", 10, "locations N")
-	cmd.Flags().IntVar(&opt.threshold, "threshold", 6, "threshold t")
-	cmd.Flags().IntVar(&opt.rows, "rows", 20_000, "purchase rows per location")
-	return cmd
+// FranchiseOptions size `franchise bench`.
+type FranchiseOptions struct {
+	Locations int // locations N
+	Threshold int // threshold t
+	Rows      int // purchase rows per location
 }
 
-type franchiseBenchOptions struct{ locations, threshold, rows int }
+// DefaultFranchiseOptions are BENCHMARKS.md's federation (10 locations, t = 6).
+func DefaultFranchiseOptions() FranchiseOptions {
+	return FranchiseOptions{Locations: 10, Threshold: 6, Rows: 20_000}
+}
 
 // partyCosts are one location's timings in the round.
 type partyCosts struct {
@@ -51,29 +37,34 @@ type partyCosts struct {
 	decrypting                                     bool
 }
 
-func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOptions) error {
-	app, stop, err := benchServer(ctx, "privalytics-franchise-bench-", nil)
+// RunFranchise starts a server with start, sets up a federation of
+// opt.Locations locations (threshold opt.Threshold) as goroutines speaking
+// HTTP, then times one round with a full 8192-slot aggregate (4096 categories
+// × count and sum) and prints the round time beside BENCHMARKS.md's target
+// (≤ 2 s for 10 locations), then each party's costs.
+func RunFranchise(ctx context.Context, out io.Writer, start StartFunc, opt FranchiseOptions) error {
+	app, stop, err := start(ctx, "privalytics-franchise-bench-", ServerOptions{})
 	if err != nil {
 		return err
 	}
 	defer stop()
 
-	op := client.New(app.URL(), app.OperatorToken)
-	tenant, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench", Budget: privalytics.Cost{Epsilon: 10, Delta: 1e-5}})
+	op := client.New(app.URL(), app.OperatorKey())
+	tenant, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
 	if err != nil {
 		return err
 	}
 	admin := op.WithToken(tenant.AdminKey.Token)
-	p, err := federation.NewParams(opt.locations, opt.threshold)
+	p, err := federation.NewParams(opt.Locations, opt.Threshold)
 	if err != nil {
 		return err
 	}
 	fr := federation.NewFranchisor(p)
-	names := make([]string, opt.locations)
+	names := make([]string, opt.Locations)
 	for i := range names {
 		names[i] = fmt.Sprintf("loc-%02d", i)
 	}
-	created, err := admin.CreateFederation(ctx, federation.CreateRequest{Name: "bench", Locations: names, Threshold: opt.threshold, FranchisorKey: p.EncodePublicKey(fr.Public)})
+	created, err := admin.CreateFederation(ctx, federation.CreateRequest{Name: "bench", Locations: names, Threshold: opt.Threshold, FranchisorKey: p.EncodePublicKey(fr.Public)})
 	if err != nil {
 		return err
 	}
@@ -81,8 +72,8 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 
 	// Setup, every location in its own goroutine.
 	setupStart := time.Now()
-	locs := make([]*federation.Location, opt.locations)
-	if err := forEachLocation(opt.locations, func(i int) error {
+	locs := make([]*federation.Location, opt.Locations)
+	if err := forEachLocation(opt.Locations, func(i int) error {
 		c := client.New(app.URL(), created.Tokens[i])
 		l, err := federation.NewLocation(p, i)
 		if err != nil {
@@ -137,24 +128,24 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 	}
 	q := federation.Query{SubjectColumn: "customer", CategoryColumn: "category", ValueColumn: "cents", Categories: cats,
 		Aggregates: []string{federation.AggCount, federation.AggSum}, Lower: 0, Upper: 10_000, MaxRowsPerSubject: 8, Epsilon: 1, Delta: 1e-6}
-	csvs := make([]string, opt.locations)
+	csvs := make([]string, opt.Locations)
 	for i := range csvs {
 		var b strings.Builder
 		b.WriteString("customer,category,cents\n")
-		for r := range opt.rows {
+		for r := range opt.Rows {
 			fmt.Fprintf(&b, "cu%d-%d,c%04d,%d\n", i, r/5, (r*7919+i)%4096, 100+(r*31)%9000)
 		}
 		csvs[i] = b.String()
 	}
 
 	// The round: publish, contribute, decrypt, release.
-	costs := make([]partyCosts, opt.locations)
+	costs := make([]partyCosts, opt.Locations)
 	roundStart := time.Now()
 	rv, err := admin.CreateRound(ctx, id, federation.RoundRequest{Query: q, ContributeSeconds: 60, DecryptSeconds: 60})
 	if err != nil {
 		return err
 	}
-	if err := forEachLocation(opt.locations, func(i int) error {
+	if err := forEachLocation(opt.Locations, func(i int) error {
 		c := client.New(app.URL(), created.Tokens[i])
 		pc := &costs[i]
 		t0 := time.Now()
@@ -277,7 +268,7 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 	}
 
 	// The server's computations, timed alone on the same inputs.
-	cts := make([]*rlwe.Ciphertext, opt.locations)
+	cts := make([]*rlwe.Ciphertext, opt.Locations)
 	for i := range cts {
 		cts[i], _ = federation.Encrypt(p, cpk, []int64{1})
 	}
@@ -307,9 +298,9 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Federation benchmark: %d locations, t=%d, %d slots (%d categories × count, sum), %d rows per location; %d CPUs, %s.\n\n",
-		opt.locations, opt.threshold, p.Slots(), len(cats), opt.rows, runtime.NumCPU(), runtime.Version())
+		opt.Locations, opt.Threshold, p.Slots(), len(cats), opt.Rows, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintln(tw, "figure\tmeasured\ttarget\t")
-	fmt.Fprintf(tw, "round end to end, all %d locations sharing this machine (publish → contributions → decryption shares → franchisor decrypts)\t%v\t≤ 2s\t%s\n", opt.locations, round.Round(time.Millisecond), verdict(round <= 2*time.Second))
+	fmt.Fprintf(tw, "round end to end, all %d locations sharing this machine (publish → contributions → decryption shares → franchisor decrypts)\t%v\t≤ 2s\t%s\n", opt.Locations, round.Round(time.Millisecond), verdict(round <= 2*time.Second))
 	critical := aloneAggregate + aloneEncrypt + maxUpload + serverSum + maxShare + serverSwitch + franchisor
 	fmt.Fprintf(tw, "round critical path, each location on its own core (one contribution alone + slowest upload + server + slowest decryption share + franchisor)\t%v\t≤ 2s\t%s\n", critical.Round(time.Millisecond), verdict(critical <= 2*time.Second))
 	fmt.Fprintf(tw, "setup (CKG + sealed t-of-N shares), once per federation\t%v\t\t\n\n", setup.Round(time.Millisecond))
@@ -321,15 +312,13 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 		}
 		fmt.Fprintf(tw, "location %d\t%s\t%s\t%s\t%s\t%s\t\n", i, ms(c.aggregate), ms(c.encrypt), ms(c.upload), share, up)
 	}
-	fmt.Fprintf(tw, "server\tsum of %d: %s\t\t\tkey switch of %d: %s\t\t\n", opt.locations, ms(serverSum), p.Threshold, ms(serverSwitch))
+	fmt.Fprintf(tw, "server\tsum of %d: %s\t\t\tkey switch of %d: %s\t\t\n", opt.Locations, ms(serverSum), p.Threshold, ms(serverSwitch))
 	fmt.Fprintf(tw, "one location alone\t%s\t%s\t\t\t\t\n", ms(aloneAggregate), ms(aloneEncrypt))
 	fmt.Fprintf(tw, "franchisor\tdownload + decrypt: %s\t\t\t\t\t\n", ms(franchisor))
 	fmt.Fprintf(tw, "\nbytes sent per location: contribution %d, decryption share %d; setup: key share %d, sealed Shamir shares %d\n",
-		len(p.EncodeCiphertext(ct)), len(p.EncodeDecryptionShare(shares[0])), len(p.EncodeKeyShare(&federation.KeyShare{Transport: make([]byte, federation.TransportKeySize), CKG: mhe.NewPublicKeyGenProtocol(p.Parameters).AllocateShare()})), len(p.EncodeSealed(nil))+(opt.locations-1)*(2+12+16+(p.QCount()+p.PCount())*p.N()*8))
+		len(p.EncodeCiphertext(ct)), len(p.EncodeDecryptionShare(shares[0])), len(p.EncodeKeyShare(&federation.KeyShare{Transport: make([]byte, federation.TransportKeySize), CKG: mhe.NewPublicKeyGenProtocol(p.Parameters).AllocateShare()})), len(p.EncodeSealed(nil))+(opt.Locations-1)*(2+12+16+(p.QCount()+p.PCount())*p.N()*8))
 	return tw.Flush()
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 // forEachLocation runs f for every location concurrently and returns the first error.
 func forEachLocation(n int, f func(i int) error) error {

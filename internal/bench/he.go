@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -13,43 +13,21 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
-
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/he"
 )
 
-func benchHECommand() *cobra.Command {
-	var (
-		rows, repeat int
-		presets      []string
-	)
-	cmd := &cobra.Command{
-		Use:   "he",
-		Short: "Measure the encrypted mean of 1M values end to end over loopback",
-		Long: `bench he starts a processor (serve --role processor) on 127.0.0.1:0 in a temporary
-directory and, per preset, times the whole outsourced-analyst path for a mean of
---rows values in [0, 500]:
+// HEOptions size `bench he`.
+type HEOptions struct {
+	Rows    int      // values in the encrypted column
+	Repeat  int      // timed runs per preset (median reported)
+	Presets []string // presets to measure
+}
 
-  encrypt   the owner encrypts the column (in memory; CSV parsing not included)
-  upload    POST /v1/he/datasets: evaluation keys + table, decoded by the processor
-  compute   POST …/jobs, the processor computes Σx, the owner polls until done
-  download  GET …/jobs/{id}/result
-  decrypt   decrypt with noise flooding, decode, divide by the row count
-
-Key generation is a one-off and not timed. Owner and processor share this
-process and the machine's cores. Each figure is the median of --repeat runs
-after one warm-up; the reference column is ../shared/BENCHMARKS.md.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBenchHE(cmd.Context(), cmd.OutOrStdout(), rows, repeat, presets)
-		},
-	}
-	cmd.Flags().IntVar(&rows, "rows", 1_000_000, "values in the encrypted column")
-	cmd.Flags().IntVar(&repeat, "repeat", 3, "timed runs per preset (median reported)")
-	cmd.Flags().StringSliceVar(&presets, "preset", []string{he.PresetBGVAgg, he.PresetCKKSAgg}, "presets to measure")
-	return cmd
+// DefaultHEOptions are the sizes of the README's figures.
+func DefaultHEOptions() HEOptions {
+	return HEOptions{Rows: 1_000_000, Repeat: 3, Presets: []string{he.PresetBGVAgg, he.PresetCKKSAgg}}
 }
 
 type heStages struct {
@@ -58,19 +36,25 @@ type heStages struct {
 	mean, truth                                        float64
 }
 
-func runBenchHE(ctx context.Context, out io.Writer, n, repeat int, presets []string) error {
-	app, stop, err := benchServer(ctx, "privalytics-bench-he-", func(c *Config) { c.Role = "processor" })
+// RunHE starts a processor with start and, per preset, times the whole
+// outsourced-analyst path for a mean of opt.Rows values in [0, 500]: encrypt,
+// upload, compute (a job, polled), download, and decrypt with noise flooding.
+// Key generation is a one-off and not timed; owner and processor share this
+// process and the machine's cores.
+func RunHE(ctx context.Context, out io.Writer, start StartFunc, opt HEOptions) error {
+	n, repeat, presets := opt.Rows, opt.Repeat, opt.Presets
+	app, stop, err := start(ctx, "privalytics-bench-he-", ServerOptions{Processor: true})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	op := client.New(app.URL(), app.OperatorToken)
-	created, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "bench-he", Budget: privalytics.Cost{Epsilon: 1, Delta: 1e-6}})
+	op := client.New(app.URL(), app.OperatorKey())
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench-he", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		return err
 	}
 	admin := op.WithToken(created.AdminKey.Token)
-	pk, err := admin.CreateKey(ctx, "owner", privalytics.RoleProcessor)
+	pk, err := admin.CreateKey(ctx, "owner", wire.RoleProcessor)
 	if err != nil {
 		return err
 	}

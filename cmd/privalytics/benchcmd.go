@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/internal/bench"
+	"github.com/privalytics/privalytics/store/events"
+)
+
+func benchCommand() *cobra.Command {
+	opt := bench.DefaultOptions()
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure ingest, import, storage and DP query speed; print them beside the targets",
+		Long: `bench starts a real server on 127.0.0.1:0 in a temporary directory and measures,
+in one process so ratios compare like with like:
+  - durable HTTP ingest of NDJSON (fsynced before each ack) on loopback,
+  - file import of a CSV through POST /v1/imports,
+  - bytes per row on disk after sealing,
+  - a DP group-by with contribution bounding over --rows warm rows, and the same
+    query on the engine's non-private path (the baseline of the ratio),
+  - the process heap with those rows warm,
+  - past --scale-rows rows, the same DP query over a second tenant of
+    --scale-rows rows, for the scaling ratio,
+  - DP query latency over HTTP on 1M rows, and the accuracy on UCI Online Retail.
+Each timing is the median of --repeat runs. The README's table comes from this command.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.Run(cmd.Context(), cmd.OutOrStdout(), startBenchServer, opt)
+		},
+	}
+	cmd.AddCommand(benchHECommand())
+	f := cmd.Flags()
+	f.IntVar(&opt.HTTPRows, "http-rows", opt.HTTPRows, "events sent through HTTP ingest")
+	f.IntVar(&opt.ImportRows, "import-rows", opt.ImportRows, "rows in the imported CSV file")
+	f.IntVar(&opt.Rows, "rows", opt.Rows, "rows in the store for the query benchmark")
+	f.IntVar(&opt.ScaleRows, "scale-rows", opt.ScaleRows, "rows of the second tenant timed for the scaling ratio when --rows is larger (0: skip)")
+	f.IntVar(&opt.Repeat, "repeat", opt.Repeat, "runs per query timing (median reported)")
+	f.IntVar(&opt.Senders, "senders", opt.Senders, "concurrent HTTP senders")
+	f.BoolVar(&opt.Encrypt, "encrypt-at-rest", opt.Encrypt, "encrypt logs and segments, as serve does by default; run with =false to measure the overhead")
+	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (and of the scaling tenant's to FILE.scale)")
+	f.StringVar(&opt.UCI, "uci", opt.UCI, "UCI Online Retail file for the accuracy figure (skipped if absent)")
+	return cmd
+}
+
+func benchHECommand() *cobra.Command {
+	opt := bench.DefaultHEOptions()
+	cmd := &cobra.Command{
+		Use:   "he",
+		Short: "Measure the encrypted mean of 1M values end to end over loopback",
+		Long: `bench he starts a processor (serve --role processor) on 127.0.0.1:0 in a temporary
+directory and, per preset, times the whole outsourced-analyst path for a mean of
+--rows values in [0, 500]:
+
+  encrypt   the owner encrypts the column (in memory; CSV parsing not included)
+  upload    POST /v1/he/datasets: evaluation keys + table, decoded by the processor
+  compute   POST …/jobs, the processor computes Σx, the owner polls until done
+  download  GET …/jobs/{id}/result
+  decrypt   decrypt with noise flooding, decode, divide by the row count
+
+Key generation is a one-off and not timed. Owner and processor share this
+process and the machine's cores. Each figure is the median of --repeat runs
+after one warm-up; the reference column is ../shared/BENCHMARKS.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.RunHE(cmd.Context(), cmd.OutOrStdout(), startBenchServer, opt)
+		},
+	}
+	cmd.Flags().IntVar(&opt.Rows, "rows", opt.Rows, "values in the encrypted column")
+	cmd.Flags().IntVar(&opt.Repeat, "repeat", opt.Repeat, "timed runs per preset (median reported)")
+	cmd.Flags().StringSliceVar(&opt.Presets, "preset", opt.Presets, "presets to measure")
+	return cmd
+}
+
+func franchiseBenchCommand() *cobra.Command {
+	opt := bench.DefaultFranchiseOptions()
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a federation round end to end on loopback and print per-party costs",
+		Long: `bench starts a real server on 127.0.0.1:0 in a temporary directory, sets up a
+federation of --locations locations (threshold --threshold) as goroutines
+speaking HTTP, then times one round with a full 8192-slot aggregate (4096
+categories × count and sum): every location aggregates its CSV, adds its DP
+noise share, encrypts and uploads; t locations send decryption shares; the
+franchisor downloads and decrypts. The round time is printed beside the
+target of BENCHMARKS.md (≤ 2 s for 10 locations), then each party's costs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.RunFranchise(cmd.Context(), cmd.OutOrStdout(), startBenchServer, opt)
+		},
+	}
+	cmd.Flags().IntVar(&opt.Locations, "locations", opt.Locations, "locations N")
+	cmd.Flags().IntVar(&opt.Threshold, "threshold", opt.Threshold, "threshold t")
+	cmd.Flags().IntVar(&opt.Rows, "rows", opt.Rows, "purchase rows per location")
+	return cmd
+}
+
+// benchApp shows a running App to the benchmark harness.
+type benchApp struct{ app *App }
+
+func (b benchApp) URL() string                 { return b.app.URL() }
+func (b benchApp) OperatorKey() string         { return b.app.OperatorToken }
+func (b benchApp) DataDir() string             { return b.app.cfg.DataDir }
+func (b benchApp) Events() *events.Store       { return b.app.events }
+func (b benchApp) Meta() privalytics.MetaStore { return b.app.meta }
+
+// startBenchServer is the harness's StartFunc: the real App on 127.0.0.1:0 in
+// a new temporary directory, quiet, with the benchmark's changes to the
+// defaults.
+func startBenchServer(ctx context.Context, prefix string, opt bench.ServerOptions) (bench.Server, func(), error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.LogLevel = "127.0.0.1:0", dir, "error"
+	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
+	if opt.SealRows > 0 {
+		cfg.SealRows = opt.SealRows
+	}
+	cfg.EncryptAtRest = !opt.PlaintextAtRest
+	if opt.Processor {
+		cfg.Role = "processor"
+	}
+	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = app.serve(serveCtx) }()
+	return benchApp{app}, func() { cancel(); <-done; os.RemoveAll(dir) }, nil
+}
