@@ -298,7 +298,7 @@ class Client:
         return cast(str, self._request("GET", "/metrics", accept="text/plain", expect="text"))
 
     def dashboard_file(self, path: Optional[str] = None) -> Union[str, bytes]:
-        """GET /dashboard/{path}: a dashboard file. With path None, GET / and
+        """GET /dashboard/{path}: a dashboard file ("" for the page). With path None, GET / and
         return where it redirects."""
         if path is None:
             return cast(str, self._request("GET", "/", accept="text/html", expect="redirect"))
