@@ -35,10 +35,12 @@ func startDemoShop(t *testing.T, budget privalytics.Cost) *demoShop {
 	return &demoShop{server: ts, admin: admin, ingest: ingest, query: query, cfg: cfg}
 }
 
-// notebookModules are what the notebooks import, from Debian's packages
-// python3-nbconvert, python3-ipykernel, python3-pandas, python3-matplotlib and
-// python3-requests (.ci/run installs them).
-const notebookModules = "import nbconvert, ipykernel, pandas, matplotlib, requests"
+// notebookModules are what running the notebooks needs, from Debian's packages
+// python3-nbconvert, python3-ipykernel, python3-pandas and python3-matplotlib,
+// and what installing python/ into a virtualenv needs: python3-setuptools,
+// python3-venv and python3-pip (.ci/run installs them). setuptools comes first:
+// it must replace the standard library's distutils before pip imports it.
+const notebookModules = "import setuptools, venv, ensurepip, pip, nbconvert, ipykernel, pandas, matplotlib"
 
 // findNotebookPython returns a Python that has nbconvert and the notebooks'
 // modules: PRIVALYTICS_PYTHON, else Debian's /usr/bin/python3, else python3 on
@@ -58,7 +60,7 @@ func findNotebookPython(t *testing.T) string {
 			return p
 		}
 	}
-	msg := "no Python with nbconvert, ipykernel, pandas, matplotlib and requests: apt-get install -y python3-nbconvert python3-ipykernel python3-pandas python3-matplotlib python3-requests (.ci/run does), or set PRIVALYTICS_PYTHON"
+	msg := "no Python with nbconvert, ipykernel, pandas, matplotlib, venv and pip: apt-get install -y python3-nbconvert python3-ipykernel python3-pandas python3-matplotlib python3-venv python3-pip python3-setuptools (.ci/run does), or set PRIVALYTICS_PYTHON"
 	if os.Getenv("PRIVALYTICS_REQUIRE_NOTEBOOKS") != "" {
 		t.Fatal(msg)
 	}
@@ -82,15 +84,24 @@ type executedNotebook struct {
 // TestNotebooks executes every notebook in notebooks/ top to bottom with
 // `python3 -m nbconvert --to notebook --execute` against a live server holding
 // the demo shop, and fails when a cell fails or a notebook draws no chart.
-// Adding a notebook is adding its .ipynb file: each one gets, in its
-// environment, PRIVALYTICS_URL, PRIVALYTICS_KEY (a query key of its own),
+// The kernel runs in a fresh virtualenv holding the python/ package, installed
+// as a user would, so the notebooks test the package too. Adding a notebook is
+// adding its .ipynb file: each one gets, in its environment, PRIVALYTICS_SERVER
+// and PRIVALYTICS_API_KEY (a query key of its own; the CLI's variables),
 // PRIVALYTICS_ADMIN_KEY, PRIVALYTICS_INGEST_KEY and PRIVALYTICS_OPERATOR_KEY (to
 // create tenants of its own), and PRIVALYTICS_FROM / PRIVALYTICS_TO (the data's
 // period). With PRIVALYTICS_NOTEBOOKS_OUT=dir the executed notebooks, charts
 // included, are written there (the committed ones come from this).
 func TestNotebooks(t *testing.T) {
 	t.Parallel()
-	python := findNotebookPython(t)
+	python := installPythonPackage(t, findNotebookPython(t))
+	// A kernel spec inside the virtualenv, so the kernel imports the installed
+	// package (Debian's own python3 kernel would run /usr/bin/python3).
+	const kernel = "privalytics-venv"
+	venv := filepath.Dir(filepath.Dir(python))
+	if out, err := exec.Command(python, "-m", "ipykernel", "install", "--prefix", venv, "--name", kernel).CombinedOutput(); err != nil {
+		t.Fatalf("ipykernel install: %v\n%s", err, out)
+	}
 	dir, err := filepath.Abs(filepath.Join("..", "..", "notebooks"))
 	if err != nil {
 		t.Fatal(err)
@@ -139,11 +150,11 @@ func TestNotebooks(t *testing.T) {
 			}
 			scratch := t.TempDir()
 			cmd := exec.CommandContext(ctx, python, "-m", "nbconvert", "--to", "notebook", "--execute",
-				"--ExecutePreprocessor.timeout=180", "--output-dir", out, nb)
+				"--ExecutePreprocessor.timeout=180", "--ExecutePreprocessor.kernel_name="+kernel, "--output-dir", out, nb)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(),
-				"PRIVALYTICS_URL="+shop.server.app.URL(),
-				"PRIVALYTICS_KEY="+key.Token,
+				"PRIVALYTICS_SERVER="+shop.server.app.URL(),
+				"PRIVALYTICS_API_KEY="+key.Token,
 				"PRIVALYTICS_ADMIN_KEY="+shop.admin.Token(),
 				"PRIVALYTICS_INGEST_KEY="+shop.ingest.Token(),
 				"PRIVALYTICS_OPERATOR_KEY="+shop.server.operator.Token(),
