@@ -111,6 +111,20 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(s.seen[0][3], s.seen[1][3])
         self.assertIn(b'"customer_id":"c1"', s.seen[1][3])
 
+    def test_file_import_is_sent_whole_again_on_retry(self) -> None:
+        import tempfile
+        from pathlib import Path
+
+        s = self.serve([_unavailable("1"), (200, {}, {"rows": 2})])
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "events.csv"
+            f.write_bytes(b"customer_id,ts,type\nc1,2026-01-01T00:00:00Z,visit\nc2,2026-01-02T00:00:00Z,visit\n")
+            got = Client(s.url, "k", sleep=lambda _: None).import_file(f, format="csv", idempotency_key="imp-1")
+        self.assertEqual(got["rows"], 2)
+        self.assertEqual([seen[1] for seen in s.seen], ["/v1/imports?format=csv"] * 2)
+        self.assertEqual(s.seen[0][3], s.seen[1][3])
+        self.assertTrue(s.seen[1][3].endswith(b"c2,2026-01-02T00:00:00Z,visit\n"))
+
     def test_other_errors_are_not_retried(self) -> None:
         s = self.serve([(403, {}, {"error": {"code": "budget", "message": "needs ε 1 but ε 0.5 remain", "details": {"remaining": {"epsilon": 0.5}}}})])
         pv = Client(s.url, "k", sleep=lambda _: self.fail("a 403 must not be retried"))
