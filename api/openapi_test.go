@@ -93,9 +93,10 @@ func TestOpenAPIValid(t *testing.T) {
 
 // TestOpenAPIOperations holds what client generators and SDK users rely on:
 // a unique operationId per operation (the method name in generated clients),
-// the errors an authenticated call can always meet (401, and 429 with
-// Retry-After that the SDKs honour), a 400 wherever a body is read, and a
-// client error documented everywhere but on the public probes.
+// the errors an authenticated call can always meet (401; 403 for a key whose
+// role or credential may not do it; 429 with Retry-After, which the SDKs
+// honour), a 400 wherever a body is read, and a client error documented
+// everywhere but on the public probes.
 func TestOpenAPIOperations(t *testing.T) {
 	t.Parallel()
 	doc := servedSpec(t)
@@ -120,7 +121,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		}
 		public := op.Security != nil && len(*op.Security) == 0
 		if !public {
-			for _, code := range []string{"401", "429"} {
+			for _, code := range []string{"401", "403", "429"} {
 				if codes[code] == nil {
 					t.Errorf("%s: an authenticated operation must document %s", route, code)
 				}
