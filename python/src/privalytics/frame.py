@@ -1,0 +1,39 @@
+"""Query answers as pandas DataFrames."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # pandas is optional: only to_frame needs it
+    import pandas
+
+
+def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
+    """One row per released group: a column per group key, then for each
+    aggregate its value and interval as "<name>", "<name>_lower" and
+    "<name>_upper". Rows are sorted by the group keys. A result with no released
+    group (every key suppressed by partition selection) gives an empty frame
+    that still has every column, so code reading it does not break."""
+    try:
+        import pandas as pd
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("to_frame needs pandas: pip install 'privalytics[pandas]' or apt-get install python3-pandas") from e
+
+    group_by = list(result.get("group_by") or [])
+    names = [a.get("name") or a.get("op", f"aggregate{i}") for i, a in enumerate(result.get("aggregates") or [])]
+    columns = list(group_by)
+    for n in names:
+        columns += [n, n + "_lower", n + "_upper"]
+    rows = []
+    for r in result.get("rows") or []:
+        row = dict(zip(group_by, r.get("key") or []))
+        for n, cell in zip(names, r.get("cells") or []):
+            # The server sends 0 as 0; .get keeps a frame whole if an older server omitted it.
+            row[n] = cell.get("value", 0)
+            row[n + "_lower"] = cell.get("lower", 0)
+            row[n + "_upper"] = cell.get("upper", 0)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=columns)
+    if group_by and not df.empty:
+        df = df.sort_values(group_by).reset_index(drop=True)
+    return df

@@ -1,0 +1,46 @@
+"""to_frame on fixed answers (pandas from Debian's python3-pandas)."""
+
+from __future__ import annotations
+
+import unittest
+
+try:
+    import pandas  # noqa: F401
+
+    HAVE_PANDAS = True
+except ImportError:
+    HAVE_PANDAS = False
+
+from privalytics import to_frame
+
+RESULT = {
+    "group_by": ["month"],
+    "aggregates": [{"name": "purchases", "op": "count"}, {"name": "revenue", "op": "sum"}],
+    "rows": [
+        {"key": ["2026-02"], "cells": [{"value": 12, "lower": 8, "upper": 16}, {"value": 0, "lower": -3.5, "upper": 3.5}]},
+        {"key": ["2026-01"], "cells": [{"value": 10, "lower": 6, "upper": 14}, {"value": 250.5, "lower": 240, "upper": 261}]},
+    ],
+}
+
+
+@unittest.skipUnless(HAVE_PANDAS, "to_frame needs pandas: apt-get install python3-pandas")
+class ToFrameTest(unittest.TestCase):
+    def test_one_row_per_group_sorted(self) -> None:
+        df = to_frame(RESULT)
+        self.assertEqual(list(df.columns), ["month", "purchases", "purchases_lower", "purchases_upper", "revenue", "revenue_lower", "revenue_upper"])
+        self.assertEqual(list(df["month"]), ["2026-01", "2026-02"])
+        self.assertEqual(list(df["revenue"]), [250.5, 0])
+        self.assertEqual(list(df["revenue_lower"]), [240, -3.5])
+
+    def test_no_released_group_keeps_the_columns(self) -> None:
+        df = to_frame({**RESULT, "rows": []})
+        self.assertTrue(df.empty)
+        self.assertIn("revenue_upper", df.columns)
+
+    def test_ungrouped(self) -> None:
+        df = to_frame({"group_by": [], "aggregates": [{"op": "count"}], "rows": [{"key": [], "cells": [{"value": 3, "lower": 1, "upper": 5}]}]})
+        self.assertEqual(df.iloc[0]["count"], 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
