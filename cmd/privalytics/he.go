@@ -351,7 +351,7 @@ the owner's internal use only and is labelled so; do not share it.`,
 	cmd.Flags().StringVar(&secret, "secret", "", "secret key file from he keygen (secret.key)")
 	cmd.Flags().StringVar(&result, "result", "", "encrypted result file from he job")
 	cmd.Flags().Float64Var(&epsilon, "epsilon", 1, "ε spent on this release (Laplace noise on every value)")
-	cmd.Flags().IntVar(&rowsPerSubject, "rows-per-subject", 1, "most rows one customer contributes to the table")
+	cmd.Flags().IntVar(&rowsPerSubject, "rows-per-subject", 0, "most rows one customer has in the table; only for tables encrypted without --subject (their cap is recorded and used)")
 	cmd.Flags().BoolVar(&exact, "exact", false, "show exact values without DP noise (owner-internal use only)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	_ = cmd.MarkFlagRequired("secret")
