@@ -264,6 +264,36 @@ func solve(a [][]float64) ([]float64, error) {
 	return x, nil
 }
 
+// Derived are the statistics computed from the aggregates, one line each.
+func (p *Plain) Derived() []string {
+	var out []string
+	switch p.Job.Op {
+	case OpCount:
+		if v, err := p.Count(); err == nil {
+			out = append(out, fmt.Sprintf("count = %.6g", v))
+		}
+	case OpMean:
+		if v, err := p.Mean(); err == nil {
+			out = append(out, fmt.Sprintf("mean(%s) = %.6g", p.Job.Column, v))
+		}
+	case OpVariance:
+		m, err1 := p.Mean()
+		v, err2 := p.Variance()
+		if err1 == nil && err2 == nil {
+			out = append(out, fmt.Sprintf("mean(%s) = %.6g", p.Job.Column, m), fmt.Sprintf("variance(%s) = %.6g", p.Job.Column, v))
+		}
+	case OpCovariance:
+		if m, err := p.Covariance(); err == nil {
+			out = append(out, fmt.Sprintf("covariance %v = %.6g", p.Job.Columns, m))
+		}
+	case OpRegression:
+		if b, err := p.Regression(); err == nil {
+			out = append(out, fmt.Sprintf("β (intercept, %s) = %.6g", strings.Join(p.Job.Columns, ", "), b))
+		}
+	}
+	return out
+}
+
 // String prints the values, one per line.
 func (p *Plain) String() string {
 	var b strings.Builder
