@@ -86,7 +86,7 @@ type Datasets struct {
 
 	mu       sync.Mutex
 	datasets map[string]*heldDataset // tenant + "/" + dataset ID
-	held     int64               // bytes reserved by datasets and uploads in flight
+	held     int64                   // bytes reserved by datasets and uploads in flight
 	closed   bool
 
 	slots  chan struct{} // one token per concurrently computing job
