@@ -150,7 +150,7 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 	// The round: publish, contribute, decrypt, release.
 	costs := make([]partyCosts, opt.locations)
 	roundStart := time.Now()
-	rv, err := admin.CreateRound(ctx, id, federation.RoundRequest{Query: q, ContributeSeconds: 60, DecryptSeconds: 60})
+	rv, err := admin.CreateRound(ctx, id, federation.RoundRequest{Query: q.Wire(), ContributeSeconds: 60, DecryptSeconds: 60})
 	if err != nil {
 		return err
 	}
@@ -162,11 +162,12 @@ func runFranchiseBench(ctx context.Context, out io.Writer, opt franchiseBenchOpt
 		if err != nil {
 			return err
 		}
-		cells, err := round.Query.LocalAggregates(strings.NewReader(csvs[i]))
+		rq := federation.Query(round.Query)
+		cells, err := rq.LocalAggregates(strings.NewReader(csvs[i]))
 		if err != nil {
 			return err
 		}
-		if err := round.Query.AddNoiseShares(cells, p.Threshold); err != nil {
+		if err := rq.AddNoiseShares(cells, p.Threshold); err != nil {
 			return err
 		}
 		pc.aggregate = time.Since(t0)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/dp"
 )
 
@@ -252,3 +253,6 @@ func (q *Query) LocalAggregates(r io.Reader) ([]int64, error) {
 	}
 	return cells, nil
 }
+
+// Wire is the query as it travels (api/wire); federation.Query(w) converts back.
+func (q Query) Wire() wire.FederationQuery { return wire.FederationQuery(q) }
