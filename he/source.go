@@ -104,8 +104,9 @@ func ParseEncryptRequest(columns, categories []string, subject string, rowsPerSu
 // the first ciphertext is written.
 type Source struct {
 	// Rows are the rows kept; Dropped the rows over a customer's cap;
-	// Clipped the values clamped to their bounds.
-	Rows, Dropped, Clipped int
+	// NoSubject the rows without a customer (dropped); Clipped the values
+	// clamped to their bounds.
+	Rows, Dropped, NoSubject, Clipped int
 	req                    EncryptRequest
 	perSubject             map[string]int
 	nums                   map[string][]float64
@@ -129,8 +130,14 @@ func (s *Source) Table(preset Preset) (TableSpec, [][]float64) {
 	return TableSpec{Preset: preset, Columns: specs, RowsPerSubject: req.RowsPerSubject}, values
 }
 
-// keep counts a row of subject and says whether it is within the cap.
+// keep counts a row of subject and says whether it is kept: within the cap,
+// and with a customer (a row without one cannot be bounded, so it is dropped
+// and counted in NoSubject).
 func (s *Source) keep(subject string) bool {
+	if subject == "" {
+		s.NoSubject++
+		return false
+	}
 	if s.perSubject[subject] >= s.req.RowsPerSubject {
 		s.Dropped++
 		return false
@@ -217,11 +224,7 @@ func (s *Source) readCSV(r io.Reader, req EncryptRequest) error {
 		if err != nil {
 			return privalytics.Errorf(privalytics.EINVALID, "CSV line %d: %v", line, err)
 		}
-		subject := strings.TrimSpace(rec[subIdx])
-		if subject == "" {
-			return privalytics.Errorf(privalytics.EINVALID, "CSV line %d: the customer column %q is empty; every row needs its customer (fix or drop the row)", line, req.Subject)
-		}
-		if !s.keep(subject) {
+		if !s.keep(strings.TrimSpace(rec[subIdx])) {
 			continue
 		}
 		for i, c := range req.values {
@@ -303,11 +306,7 @@ func (s *Source) readParquet(f *os.File, req EncryptRequest) error {
 		sub := rec.Column(subIdx)
 		kept = kept[:0]
 		for r := range n {
-			subject := stringAt(sub, r)
-			if subject == "" {
-				return privalytics.Errorf(privalytics.EINVALID, "Parquet row %d: the customer column %q is empty; every row needs its customer (fix or drop the row)", fileRows+r+1, req.Subject)
-			}
-			if s.keep(subject) {
+			if s.keep(stringAt(sub, r)) {
 				kept = append(kept, r)
 			}
 		}

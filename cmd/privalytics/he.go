@@ -136,8 +136,8 @@ writes the encrypted-table file (he/FORMAT.md) to --out, with a progress bar.
 
 --subject names the customer column and --rows-per-subject the most rows one
 customer keeps in the table: a customer's rows beyond it (the later ones in
-file order) are dropped, and the count of dropped rows is printed. The
-customer column is never encrypted or sent; the cap is recorded in the table
+file order) are dropped, and so are rows with an empty customer (they cannot
+be bounded); both counts are printed. The customer column is never encrypted or sent; the cap is recorded in the table
 header and he decrypt sizes its DP noise from it.
 
 --column NAME:MIN:MAX declares a numeric column and its bounds. The bounds are a
@@ -194,6 +194,9 @@ categories, the cap and the row count are visible to the processor; the values a
 			w := cmd.OutOrStdout()
 			if clip {
 				fmt.Fprintf(w, "Clipped %d values to their declared bounds\n", src.Clipped)
+			}
+			if src.NoSubject > 0 {
+				fmt.Fprintf(w, "Warning: dropped %d rows without a customer in %s\n", src.NoSubject, subject)
 			}
 			if src.Dropped > 0 {
 				fmt.Fprintf(w, "Warning: dropped %d rows of customers over --rows-per-subject %d\n", src.Dropped, rowsPerSubject)
