@@ -107,10 +107,10 @@ type Source struct {
 	// NoSubject the rows without a customer (dropped); Clipped the values
 	// clamped to their bounds.
 	Rows, Dropped, NoSubject, Clipped int
-	req                    EncryptRequest
-	perSubject             map[string]int
-	nums                   map[string][]float64
-	strs                   map[string][]string
+	req                               EncryptRequest
+	perSubject                        map[string]int
+	nums                              map[string][]float64
+	strs                              map[string][]string
 }
 
 // Table returns the spec and the values to encrypt in table order: the
