@@ -306,11 +306,11 @@ internal use only and is labelled so; do not share it.`,
 
 func printPlain(w io.Writer, plain, shown *he.Plain, label string, exact bool) {
 	h := shown.Header
-	rows := fmtInt(h.Rows)
+	rows := fmtInt(h.Rows) + " rows"
 	if shown.RowsLaplaceScale > 0 {
-		rows = fmt.Sprintf("%s (Laplace b = %.3g)", rows, shown.RowsLaplaceScale)
+		rows += fmt.Sprintf(" (Laplace b = %.3g)", shown.RowsLaplaceScale)
 	}
-	fmt.Fprintf(w, "%s of %s rows, preset %s\n", shown.Job.Op, rows, h.Preset.Name)
+	fmt.Fprintf(w, "%s of %s, preset %s\n", shown.Job.Op, rows, h.Preset.Name)
 	fmt.Fprintf(w, "[%s]\n", label)
 	for i, v := range shown.Values {
 		d := plain.Values[i]
