@@ -124,28 +124,46 @@ func ReadLedger(secretKey string) (LedgerStatus, error) {
 // ReleaseResult releases a decrypted result with DP noise (Release) and
 // records its ε in the release ledger of the secret key first. budget, if not
 // 0, is a budget given now (e.g. for keys made before the ledger existed); it
-// is written to the ledger and can only lower the budget. result is the
-// encrypted result file's bytes, whose hash identifies the release.
+// is written to the ledger with the release and can only lower the budget.
+// result is the encrypted result file's bytes, whose hash identifies the
+// release.
 func ReleaseResult(secretKey string, plain *Plain, result []byte, opts ReleaseOptions, budget float64, now time.Time) (*Plain, LedgerStatus, error) {
+	shown, _, st, err := release(secretKey, plain.Job.Op, &plain.Header, func() (*Plain, error) { return plain, nil }, result, opts, budget, now)
+	return shown, st, err
+}
+
+// DecryptRelease decrypts a result under the decryption counter
+// (DecryptCounted) and releases it (ReleaseResult), holding the owner's lock
+// throughout, and checks the budget before decrypting: a release the ledger
+// refuses does not use up one of the result's decryptions. It returns the
+// decrypted values (owner-internal) and the release.
+func DecryptRelease(secretKey string, keys *OwnerKeys, res *Result, result []byte, opts ReleaseOptions, budget float64, now time.Time) (plain, shown *Plain, st LedgerStatus, err error) {
+	decrypt := func() (*Plain, error) { return decryptCounted(CounterPath(secretKey), keys, res) }
+	shown, plain, st, err = release(secretKey, res.Job.Op, &res.Header, decrypt, result, opts, budget, now)
+	return plain, shown, st, err
+}
+
+func release(secretKey string, op Op, h *TableHeader, decrypt func() (*Plain, error), result []byte, opts ReleaseOptions, budget float64, now time.Time) (shown, plain *Plain, st LedgerStatus, err error) {
 	if budget != 0 {
 		if err := validBudget(budget); err != nil {
-			return nil, LedgerStatus{}, err
+			return nil, nil, st, err
 		}
 	}
-	// Noise first: a release refused for its options (ε, the cap) is refused
-	// whatever the ledger holds; nothing is shown or recorded before the end.
-	shown, err := Release(plain, opts)
-	if err != nil {
-		return nil, LedgerStatus{}, err
+	// The options first: a release refused for them (ε, the cap) is refused
+	// whatever the ledger holds.
+	if !(opts.Epsilon > 0) || math.IsInf(opts.Epsilon, 0) {
+		return nil, nil, st, privalytics.Errorf(privalytics.EINVALID, "he: epsilon must be > 0 and finite, got %g", opts.Epsilon)
+	}
+	if _, err := opts.rowsPerSubject(h); err != nil {
+		return nil, nil, st, err
 	}
 	unlock, err := lockOwner(secretKey)
 	if err != nil {
-		return nil, LedgerStatus{}, err
+		return nil, nil, st, err
 	}
 	defer unlock()
-	st, err := ReadLedger(secretKey)
-	if err != nil {
-		return nil, st, err
+	if st, err = ReadLedger(secretKey); err != nil {
+		return nil, nil, st, err
 	}
 	if budget > 0 && (st.Budget == 0 || budget < st.Budget) {
 		st.Budget = budget
@@ -153,31 +171,37 @@ func ReleaseResult(secretKey string, plain *Plain, result []byte, opts ReleaseOp
 		budget = 0 // nothing new to record
 	}
 	if st.Budget == 0 {
-		return nil, st, privalytics.Errorf(privalytics.EINVALID, "he: %s has no release budget (the key predates the release ledger); give the total ε releases with this key may spend with --budget EPS", LedgerPath(secretKey))
+		return nil, nil, st, privalytics.Errorf(privalytics.EINVALID, "he: %s has no release budget (the key predates the release ledger); give the total ε releases with this key may spend with --budget EPS", LedgerPath(secretKey))
 	}
 	// A small tolerance so that ε = 0.1 ten times fits a budget of 1.
 	if st.Spent+opts.Epsilon > st.Budget*(1+1e-9) {
-		return nil, st, privalytics.Errorf(privalytics.EBUDGET, "he: this release needs ε = %g but the key's release budget has %g of %g left (%d releases); release with a smaller --epsilon, or stop: results of this key's tables cannot be released further", opts.Epsilon, st.Remaining(), st.Budget, st.Releases).
+		return nil, nil, st, privalytics.Errorf(privalytics.EBUDGET, "he: this release needs ε = %g but the key's release budget has %g of %g left (%d releases); release with a smaller --epsilon, or stop: results of this key's tables cannot be released further", opts.Epsilon, st.Remaining(), st.Budget, st.Releases).
 			With("remaining_epsilon", st.Remaining()).With("budget_epsilon", st.Budget)
 	}
+	if plain, err = decrypt(); err != nil {
+		return nil, nil, st, err
+	}
+	if shown, err = Release(plain, opts); err != nil {
+		return nil, nil, st, err
+	}
 	sum := sha256.Sum256(result)
-	entries := []LedgerEntry{{Time: now.UTC(), Result: hex.EncodeToString(sum[:]), Op: plain.Job.Op, Epsilon: opts.Epsilon}}
+	entries := []LedgerEntry{{Time: now.UTC(), Result: hex.EncodeToString(sum[:]), Op: op, Epsilon: opts.Epsilon}}
 	if budget > 0 {
 		entries = append([]LedgerEntry{{Time: now.UTC(), Budget: budget}}, entries...)
 	}
 	f, err := os.OpenFile(LedgerPath(secretKey), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, st, fmt.Errorf("he: open the release ledger: %w", err)
+		return nil, nil, st, fmt.Errorf("he: open the release ledger: %w", err)
 	}
 	defer f.Close()
 	for _, e := range entries {
 		if err := appendEntry(f, e); err != nil {
-			return nil, st, err
+			return nil, nil, st, err
 		}
 	}
 	st.Spent += opts.Epsilon
 	st.Releases++
-	return shown, st, nil
+	return shown, plain, st, nil
 }
 
 // appendEntry writes one line and fsyncs it: a release is shown only after

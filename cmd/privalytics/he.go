@@ -269,14 +269,16 @@ internal use only and is labelled so; do not share it.`,
 			if err := res.UnmarshalBinary(rb); err != nil {
 				return err
 			}
-			plain, err := he.DecryptCounted(secret, &keys, &res)
-			if err != nil {
-				return err
-			}
-			label, shown := "EXACT — owner-internal use only, no DP noise; do not share", plain
-			if !exact {
+			var plain, shown *he.Plain
+			label := "EXACT — owner-internal use only, no DP noise; do not share"
+			if exact {
+				if plain, err = he.DecryptCounted(secret, &keys, &res); err != nil {
+					return err
+				}
+				shown = plain
+			} else {
 				var st he.LedgerStatus
-				shown, st, err = he.ReleaseResult(secret, plain, rb, he.ReleaseOptions{Epsilon: epsilon, RowsPerSubject: rowsPerSubject}, budget, time.Now())
+				plain, shown, st, err = he.DecryptRelease(secret, &keys, &res, rb, he.ReleaseOptions{Epsilon: epsilon, RowsPerSubject: rowsPerSubject}, budget, time.Now())
 				if err != nil {
 					return err
 				}

@@ -222,6 +222,16 @@ func TestHECLIReleaseLedger(t *testing.T) {
 	if _, err := runCLIStdout(t, "he", "decrypt", "--secret", secret, "--result", sum, "--epsilon", "1"); privalytics.ErrorCode(err) != privalytics.EBUDGET {
 		t.Fatalf("a release of ε = 1 with 0.5 left: %v, want %s", err, privalytics.EBUDGET)
 	}
+	// The refused release was refused before decrypting: 2 decryptions so far.
+	var counts map[string]int
+	if b, err := os.ReadFile(he.CounterPath(secret)); err != nil || json.Unmarshal(b, &counts) != nil || len(counts) != 1 {
+		t.Fatalf("decryption counter: %s, %v", b, err)
+	}
+	for _, n := range counts {
+		if n != 2 {
+			t.Errorf("decryptions after an exact, a release and a refused release = %d, want 2", n)
+		}
+	}
 	if _, err := runCLIStdout(t, "he", "decrypt", "--secret", secret, "--result", sum, "--epsilon", "1", "--rows-per-subject", "5"); privalytics.ErrorCode(err) != privalytics.EINVALID {
 		t.Fatalf("--rows-per-subject other than the enforced cap: %v, want %s", err, privalytics.EINVALID)
 	}
