@@ -49,6 +49,9 @@ func WriteKeys(dir string, p Preset, ops []Op, budget float64) (*KeyFiles, error
 	if _, err := os.Stat(secret); err == nil {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "%s already exists; keygen never overwrites a secret key (results encrypted under it would become unreadable). Choose another --out", secret)
 	}
+	if _, err := os.Stat(LedgerPath(secret)); err == nil {
+		return nil, privalytics.Errorf(privalytics.ECONFLICT, "%s already exists (the release ledger of an earlier key); keygen never overwrites a ledger. Choose another --out", LedgerPath(secret))
+	}
 	start := time.Now()
 	keys, evk, err := KeyGen(p, ops...)
 	if err != nil {
