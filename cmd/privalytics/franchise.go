@@ -38,7 +38,10 @@ type franchisorState struct {
 }
 
 // Every location command runs federation.Driver over the Go SDK.
-var _ federation.Transport = (*client.Client)(nil)
+var (
+	_ federation.Transport           = (*client.Client)(nil)
+	_ federation.FranchisorTransport = (*client.Client)(nil)
+)
 
 func franchiseCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -342,13 +345,7 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 }
 
 // RoundResult is what franchise result prints with --json.
-type RoundResult struct {
-	Round        int                `json:"round"`
-	Contributors int                `json:"contributors"`
-	Confidence   float64            `json:"confidence"`
-	Cells        []ResultCell       `json:"cells"`
-	NoiseStd     map[string]float64 `json:"noise_std"`
-}
+type RoundResult = federation.RoundResult
 
 // ResultCell is one released value with its interval half-width.
 type ResultCell = federation.ResultCell
@@ -372,50 +369,15 @@ func franchiseResultCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := c.Federation(ctx, st.Federation)
-			if err != nil {
-				return err
-			}
-			p, err := federation.ParamsOf(v)
-			if err != nil {
-				return err
-			}
 			kb, err := os.ReadFile(filepath.Join(dir, "franchisor.key"))
 			if err != nil {
 				return err
 			}
-			fr, err := p.DecodeFranchisor(kb)
+			res, err := federation.CollectResult(ctx, c, st.Federation, round, kb, 0.95, federation.DefaultPollInterval)
 			if err != nil {
 				return err
 			}
-			var rv *federation.RoundView
-			err = waitFor(ctx, "the round's result", func() (bool, error) {
-				rv, err = c.Round(ctx, st.Federation, round)
-				if err == nil && rv.Status == federation.RoundFailed {
-					return false, privalytics.Errorf(privalytics.ECONFLICT, "round %d failed: %s", round, rv.Reason)
-				}
-				return err == nil && rv.Status == federation.RoundDone, err
-			})
-			if err != nil {
-				return err
-			}
-			raw, err := c.RoundResult(ctx, st.Federation, round)
-			if err != nil {
-				return err
-			}
-			ct, err := p.DecodeCiphertext(raw)
-			if err != nil {
-				return err
-			}
-			q := federation.Query(rv.Query)
-			vals, err := fr.Decrypt(ct, q.Cells())
-			if err != nil {
-				return err
-			}
-			res := RoundResult{Round: round, Contributors: len(rv.Contributors), Confidence: 0.95, NoiseStd: rv.NoiseStd}
-			if res.Cells, err = q.ResultCells(vals, p.Threshold, len(rv.Contributors), res.Confidence); err != nil {
-				return err
-			}
+			q := res.Query
 			w := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(w)

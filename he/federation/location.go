@@ -317,3 +317,72 @@ func (q *Query) ResultCells(values []int64, threshold, contributors int, confide
 	}
 	return out, nil
 }
+
+// FranchisorTransport is what the franchisor asks of the server to collect a
+// round's result; api/client.Client satisfies it.
+type FranchisorTransport interface {
+	Federation(ctx context.Context, fed string) (*wire.Federation, error)
+	Round(ctx context.Context, fed string, n int) (*wire.Round, error)
+	RoundResult(ctx context.Context, fed string, n int) ([]byte, error)
+}
+
+// RoundResult is a round's released figures, as the franchisor decrypts them.
+type RoundResult struct {
+	Round        int                `json:"round"`
+	Contributors int                `json:"contributors"`
+	Confidence   float64            `json:"confidence"`
+	Cells        []ResultCell       `json:"cells"`
+	NoiseStd     map[string]float64 `json:"noise_std"`
+	// Query is the round's published query (not printed: it is public).
+	Query Query `json:"-"`
+}
+
+// CollectResult waits for round n of fed to finish, downloads its result
+// (encrypted to the franchisor) and decrypts it with franchisorKey (the
+// EncodeFranchisor bytes). The values carry the round's distributed DP
+// noise; Cells give each its interval at confidence. A failed round is
+// ECONFLICT with its reason.
+func CollectResult(ctx context.Context, t FranchisorTransport, fed string, n int, franchisorKey []byte, confidence float64, poll time.Duration) (*RoundResult, error) {
+	v, err := t.Federation(ctx, fed)
+	if err != nil {
+		return nil, err
+	}
+	p, err := ParamsOf(v)
+	if err != nil {
+		return nil, err
+	}
+	fr, err := p.DecodeFranchisor(franchisorKey)
+	if err != nil {
+		return nil, err
+	}
+	var rv *wire.Round
+	err = Poll(ctx, "the round's result", poll, func() (bool, error) {
+		var err error
+		rv, err = t.Round(ctx, fed, n)
+		if err == nil && rv.Status == RoundFailed {
+			return false, privalytics.Errorf(privalytics.ECONFLICT, "round %d failed: %s", n, rv.Reason)
+		}
+		return err == nil && rv.Status == RoundDone, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	raw, err := t.RoundResult(ctx, fed, n)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := p.DecodeCiphertext(raw)
+	if err != nil {
+		return nil, err
+	}
+	q := Query(rv.Query)
+	vals, err := fr.Decrypt(ct, q.Cells())
+	if err != nil {
+		return nil, err
+	}
+	res := &RoundResult{Round: n, Contributors: len(rv.Contributors), Confidence: confidence, NoiseStd: rv.NoiseStd, Query: q}
+	if res.Cells, err = q.ResultCells(vals, p.Threshold, len(rv.Contributors), confidence); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

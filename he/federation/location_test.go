@@ -61,6 +61,23 @@ func (t registryTransport) PostDecryptionShare(_ context.Context, fed string, n 
 	return &wire.ShareAccepted{Accepted: err == nil, Duplicate: dup}, err
 }
 
+// franchisorTransport is the franchisor's Transport onto a Registry (tenant
+// admin of "acme").
+type franchisorTransport struct{ r *Registry }
+
+func (t franchisorTransport) Federation(_ context.Context, fed string) (*wire.Federation, error) {
+	v, err := t.r.Get(fed, "acme")
+	return &v, err
+}
+func (t franchisorTransport) Round(_ context.Context, fed string, n int) (*wire.Round, error) {
+	v, err := t.r.Round(fed, "acme", n)
+	return &v, err
+}
+func (t franchisorTransport) RoundResult(_ context.Context, fed string, n int) ([]byte, error) {
+	b, _, err := t.r.Result(fed, "acme", n)
+	return b, err
+}
+
 // TestDriverRunsSetupAndARound: N drivers, each over its own Transport,
 // set up the federation and run a round end to end; with dptest.NoNoise the
 // franchisor's decrypted cells are exactly the sum of the locations' bounded
@@ -138,23 +155,18 @@ func TestDriverRunsSetupAndARound(t *testing.T) {
 	if k := n - len(slices.DeleteFunc(slices.Clone(sent), func(s bool) bool { return s })); k != th {
 		t.Errorf("decryption shares sent %v: %d, want exactly t = %d", sent, k, th)
 	}
-	raw, rv, err := reg.Result(fed, "acme", 1)
+	res, err := CollectResult(ctx, franchisorTransport{reg}, fed, 1, p.EncodeFranchisor(fr), 0.95, time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := p.DecodeCiphertext(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := fr.Decrypt(ct, q.Cells())
-	if err != nil {
-		t.Fatal(err)
+	got := make([]int64, len(res.Cells))
+	for i, c := range res.Cells {
+		got[i] = c.Value
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("released cells %v, want %v", got, want)
 	}
-	cells, err := q.ResultCells(got, th, len(rv.Contributors), 0.95)
-	if err != nil || len(cells) != 4 || cells[3].Aggregate != AggSum || cells[3].Category != "cake" || cells[3].Value != 2000 {
-		t.Errorf("ResultCells = %+v, %v", cells, err)
+	if c := res.Cells[3]; res.Contributors != n || c.Aggregate != AggSum || c.Category != "cake" || c.Value != 2000 || !(c.PlusMinus > 0) {
+		t.Errorf("result %+v; want %d contributors and cell 3 = sum/cake 2000 with an interval", res, n)
 	}
 }
