@@ -463,10 +463,15 @@ func (d *Datasets) compute(ds *heldDataset, j *job) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, d.limits.JobTimeout)
 	defer cancel()
 	res, err := ds.proc.Run(ctx, ds.table, j.info.Job)
-	if err != nil {
-		return nil, err
+	switch {
+	case err == nil:
+		return res.MarshalBinary()
+	case d.ctx.Err() != nil:
+		return nil, errClosed
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "the job ran past the processor's limit of %v; split the table by rows or ask the operator for a longer job timeout", d.limits.JobTimeout)
 	}
-	return res.MarshalBinary()
+	return nil, err
 }
 
 func (d *Datasets) job(tenant, id, jobID string) (*heldDataset, *job, error) {
