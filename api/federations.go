@@ -2,13 +2,14 @@ package api
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/he/federation"
 )
 
@@ -53,41 +54,63 @@ func locationOf(c *gin.Context) (locationCaller, bool) {
 	return v.(locationCaller), true
 }
 
-// fedAdmin returns the caller's tenant when it is a tenant admin key.
-func (s *Server) fedAdmin(c *gin.Context) (string, bool) {
+// The federation's callers: a tenant admin of the franchisor, or a location
+// of the path's federation. These run before the handlers and deny (audited)
+// anyone else.
+
+// fedAdmin lets through a tenant admin key.
+func (s *Server) fedAdmin(c *gin.Context) {
 	if _, ok := locationOf(c); ok {
 		s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "a location credential cannot do that; use the franchisor's tenant admin key"))
-		return "", false
+		c.Abort()
+		return
 	}
 	p := callerOf(c)
 	if p.Key.TenantID == "" || p.Key.Role != privalytics.RoleAdmin {
 		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "federations are managed with a tenant admin key"))
-		return "", false
+		c.Abort()
+		return
 	}
-	return p.Key.TenantID, true
+	c.Next()
 }
 
-// fedLocation returns the calling location's index in the path's federation.
-func (s *Server) fedLocation(c *gin.Context) (int, bool) {
+// fedLocation lets through a location of the path's federation.
+func (s *Server) fedLocation(c *gin.Context) {
 	l, ok := locationOf(c)
 	if !ok {
 		s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only a location of the federation can do that; use its pvl_… credential"))
-		return 0, false
+		c.Abort()
+		return
 	}
 	if l.fed != c.Param("fed") {
 		s.writeError(c, privalytics.Errorf(privalytics.ENOTFOUND, "federation %q not found", c.Param("fed")))
-		return 0, false
+		c.Abort()
+		return
 	}
-	return l.index, true
+	c.Next()
 }
 
-// fedMember returns the tenant to check ("" for a location of this federation).
-func (s *Server) fedMember(c *gin.Context) (string, bool) {
+// fedMember lets through either.
+func (s *Server) fedMember(c *gin.Context) {
 	if _, ok := locationOf(c); ok {
-		_, ok := s.fedLocation(c)
-		return "", ok
+		s.fedLocation(c)
+		return
 	}
-	return s.fedAdmin(c)
+	s.fedAdmin(c)
+}
+
+// fedTenant is the tenant to check access against: "" for a location (the
+// middleware has checked it belongs to the federation).
+func fedTenant(c *gin.Context) string {
+	if _, ok := locationOf(c); ok {
+		return ""
+	}
+	return callerOf(c).Key.TenantID
+}
+
+func fedIndex(c *gin.Context) int {
+	l, _ := locationOf(c)
+	return l.index
 }
 
 func roundParam(c *gin.Context) (int, error) {
@@ -111,253 +134,143 @@ func (s *Server) readShare(c *gin.Context) ([]byte, error) {
 }
 
 // ShareAccepted answers every share upload.
-type ShareAccepted struct {
-	Accepted bool `json:"accepted"`
-	// Duplicate is true when the same bytes had been accepted before.
-	Duplicate bool `json:"duplicate"`
-}
+type ShareAccepted = wire.ShareAccepted
 
-func (s *Server) createFederation(c *gin.Context) {
-	tenant, ok := s.fedAdmin(c)
-	if !ok {
-		return
-	}
-	var req federation.CreateRequest
+func (s *Server) createFederation(c *gin.Context) (reply, error) {
+	var req wire.CreateFederationRequest
 	if err := decodeJSON(c, maxFederationJSON, &req); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	out, err := s.feds.Create(tenant, req)
+	out, err := s.feds.Create(callerOf(c).Key.TenantID, req)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, out)
+	c.Header("Cache-Control", "no-store") // the location tokens are shown once
+	return created(out), nil
 }
 
-func (s *Server) getFederation(c *gin.Context) {
-	tenant, ok := s.fedMember(c)
-	if !ok {
-		return
-	}
-	v, err := s.feds.Get(c.Param("fed"), tenant)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v)
+func (s *Server) getFederation(c *gin.Context) (reply, error) {
+	v, err := s.feds.Get(c.Param("fed"), fedTenant(c))
+	return ok(v), err
 }
 
-// locationUpload handles a location's binary share for one slot.
-func (s *Server) locationUpload(accept func(fed string, loc int, c *gin.Context, body []byte) (bool, error)) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		loc, ok := s.fedLocation(c)
-		if !ok {
-			return
+// upload handles a location's binary share; round is 0 outside a round.
+func (s *Server) upload(accept func(fed string, loc, round int, body []byte) (bool, error), inRound bool) apiFunc {
+	return func(c *gin.Context) (reply, error) {
+		n := 0
+		if inRound {
+			var err error
+			if n, err = roundParam(c); err != nil {
+				return reply{}, err
+			}
 		}
 		body, err := s.readShare(c)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return reply{}, err
 		}
-		dup, err := accept(c.Param("fed"), loc, c, body)
+		dup, err := accept(c.Param("fed"), fedIndex(c), n, body)
+		if err != nil {
+			return reply{}, err
+		}
+		return ok(wire.ShareAccepted{Accepted: true, Duplicate: dup}), nil
+	}
+}
+
+// binary answers with the bytes f returns (keys, shares, ciphertexts).
+func (s *Server) binary(f func(c *gin.Context) ([]byte, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		b, err := f(c)
 		if err != nil {
 			s.writeError(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, ShareAccepted{Accepted: true, Duplicate: dup})
+		c.Data(http.StatusOK, "application/octet-stream", b)
 	}
 }
 
-func withRound(f func(fed string, loc, n int, body []byte) (bool, error)) func(string, int, *gin.Context, []byte) (bool, error) {
-	return func(fed string, loc int, c *gin.Context, body []byte) (bool, error) {
-		n, err := roundParam(c)
-		if err != nil {
-			return false, err
-		}
-		return f(fed, loc, n, body)
-	}
-}
-
-func (s *Server) shamirInbox(c *gin.Context) {
-	loc, ok := s.fedLocation(c)
-	if !ok {
-		return
-	}
-	b, err := s.feds.Inbox(c.Param("fed"), loc)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/octet-stream", b)
-}
-
-func (s *Server) collectiveKey(c *gin.Context) {
-	tenant, ok := s.fedMember(c)
-	if !ok {
-		return
-	}
-	b, err := s.feds.PublicKey(c.Param("fed"), tenant)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/octet-stream", b)
-}
-
-func (s *Server) franchisorKey(c *gin.Context) {
-	if _, ok := s.fedLocation(c); !ok {
-		return
-	}
-	b, err := s.feds.FranchisorKey(c.Param("fed"))
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/octet-stream", b)
-}
-
-func (s *Server) createRound(c *gin.Context) {
-	tenant, ok := s.fedAdmin(c)
-	if !ok {
-		return
-	}
-	var req federation.RoundRequest
+// createRound publishes a round. A round releases a DP aggregate: its (ε, δ)
+// is charged to the franchisor's budget before the round exists. The query is
+// checked first (public information only, nothing charged); the charge is
+// refunded only if the round then cannot be created, when no location has
+// been asked for anything and nothing can have been released.
+func (s *Server) createRound(c *gin.Context) (reply, error) {
+	tenant := callerOf(c).Key.TenantID
+	var req wire.RoundRequest
 	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	// A round releases a DP aggregate: its (ε, δ) is charged to the
-	// franchisor's budget before the round exists, and refunded if it cannot
-	// be created (nothing has been released then).
+	if err := s.feds.CheckRound(c.Param("fed"), tenant, req); err != nil {
+		return reply{}, err
+	}
 	ctx := c.Request.Context()
 	st, err := s.tenantState(ctx, tenant)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	if st.tenant.Accounting == privalytics.AccountingZCDP || st.tenant.Period != "" {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "federated rounds are charged in (ε, δ) to a whole-lifetime budget; this tenant accounts in zCDP or per data period, which rounds do not support yet"))
-		return
-	}
-	q := req.Query
-	if !(q.Epsilon > 0) || math.IsInf(q.Epsilon, 0) || !(q.Delta > 0) || q.Delta >= 1 {
-		// Not chargeable; CreateRound refuses it with the full list of problems.
-		_, err := s.feds.CreateRound(c.Param("fed"), tenant, req)
-		if err == nil {
-			err = privalytics.Errorf(privalytics.EINTERNAL, "a round with ε = %v, δ = %v was accepted", q.Epsilon, q.Delta)
-		}
-		s.writeError(c, err)
-		return
+		return reply{}, privalytics.Errorf(privalytics.EINVALID, "federated rounds are charged in (ε, δ) to a whole-lifetime budget; this tenant accounts in zCDP or per data period, which rounds do not support yet")
 	}
 	charge := &privalytics.Charge{TenantID: tenant, KeyID: callerOf(c).Key.ID, Time: s.now().UTC(), Fingerprint: "federation:" + c.Param("fed"),
-		Mechanisms: "distributed gaussian (federated round)", Cost: privalytics.Cost{Epsilon: q.Epsilon, Delta: q.Delta}}
+		Mechanisms: "distributed gaussian (federated round)", Cost: privalytics.Cost{Epsilon: req.Query.Epsilon, Delta: req.Query.Delta}}
 	if _, err := s.meta.Charge(ctx, charge); err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
 	v, err := s.feds.CreateRound(c.Param("fed"), tenant, req)
 	if err != nil {
 		if rerr := s.meta.Refund(context.WithoutCancel(ctx), tenant, charge.ID); rerr != nil {
 			s.log.Error("refund after a failed round", "charge", charge.ID, "err", rerr)
 		}
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	c.JSON(http.StatusCreated, v)
+	return created(v), nil
 }
 
-func (s *Server) getRound(c *gin.Context) {
-	tenant, ok := s.fedMember(c)
-	if !ok {
-		return
-	}
+func (s *Server) getRound(c *gin.Context) (reply, error) {
 	n, err := roundParam(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	v, err := s.feds.Round(c.Param("fed"), tenant, n)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v)
+	v, err := s.feds.Round(c.Param("fed"), fedTenant(c), n)
+	return ok(v), err
 }
 
-func (s *Server) roundReady(c *gin.Context) {
-	loc, ok := s.fedLocation(c)
-	if !ok {
-		return
-	}
+func (s *Server) roundReady(c *gin.Context) (reply, error) {
 	n, err := roundParam(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return reply{}, err
 	}
-	v, err := s.feds.Ready(c.Param("fed"), loc, n)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v)
-}
-
-func (s *Server) roundAggregate(c *gin.Context) {
-	loc, ok := s.fedLocation(c)
-	if !ok {
-		return
-	}
-	n, err := roundParam(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	b, err := s.feds.Aggregate(c.Param("fed"), loc, n)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/octet-stream", b)
-}
-
-func (s *Server) roundResult(c *gin.Context) {
-	tenant, ok := s.fedAdmin(c)
-	if !ok {
-		return
-	}
-	n, err := roundParam(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	b, _, err := s.feds.Result(c.Param("fed"), tenant, n)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/octet-stream", b)
+	v, err := s.feds.Ready(c.Param("fed"), fedIndex(c), n)
+	return ok(v), err
 }
 
 func (s *Server) federationRoutes(r *gin.Engine) {
 	g := r.Group("/v1/federations", s.authFederation)
-	g.POST("", s.createFederation)
-	g.GET("/:fed", s.getFederation)
-	g.POST("/:fed/key-shares", s.locationUpload(func(fed string, loc int, _ *gin.Context, b []byte) (bool, error) {
-		return s.feds.PostKeyShare(fed, loc, b)
+	admin, loc, member := s.fedAdmin, s.fedLocation, s.fedMember
+	g.POST("", admin, s.handle(s.createFederation))
+	g.GET("/:fed", member, s.handle(s.getFederation))
+	g.POST("/:fed/key-shares", loc, s.handle(s.upload(func(fed string, l, _ int, b []byte) (bool, error) { return s.feds.PostKeyShare(fed, l, b) }, false)))
+	g.POST("/:fed/shamir-shares", loc, s.handle(s.upload(func(fed string, l, _ int, b []byte) (bool, error) { return s.feds.PostSealed(fed, l, b) }, false)))
+	g.GET("/:fed/shamir-shares", loc, s.binary(func(c *gin.Context) ([]byte, error) { return s.feds.Inbox(c.Param("fed"), fedIndex(c)) }))
+	g.GET("/:fed/public-key", member, s.binary(func(c *gin.Context) ([]byte, error) { return s.feds.PublicKey(c.Param("fed"), fedTenant(c)) }))
+	g.GET("/:fed/franchisor-key", loc, s.binary(func(c *gin.Context) ([]byte, error) { return s.feds.FranchisorKey(c.Param("fed")) }))
+	g.POST("/:fed/rounds", admin, s.handle(s.createRound))
+	g.GET("/:fed/rounds/:round", member, s.handle(s.getRound))
+	g.POST("/:fed/rounds/:round/contributions", loc, s.handle(s.upload(s.feds.Contribute, true)))
+	g.POST("/:fed/rounds/:round/ready", loc, s.handle(s.roundReady))
+	g.GET("/:fed/rounds/:round/aggregate", loc, s.binary(func(c *gin.Context) ([]byte, error) {
+		n, err := roundParam(c)
+		if err != nil {
+			return nil, err
+		}
+		return s.feds.Aggregate(c.Param("fed"), fedIndex(c), n)
 	}))
-	g.POST("/:fed/shamir-shares", s.locationUpload(func(fed string, loc int, _ *gin.Context, b []byte) (bool, error) {
-		return s.feds.PostSealed(fed, loc, b)
+	g.POST("/:fed/rounds/:round/decryption-shares", loc, s.handle(s.upload(s.feds.PostDecryptionShare, true)))
+	g.GET("/:fed/rounds/:round/result", admin, s.binary(func(c *gin.Context) ([]byte, error) {
+		n, err := roundParam(c)
+		if err != nil {
+			return nil, err
+		}
+		b, _, err := s.feds.Result(c.Param("fed"), callerOf(c).Key.TenantID, n)
+		return b, err
 	}))
-	g.GET("/:fed/shamir-shares", s.shamirInbox)
-	g.GET("/:fed/public-key", s.collectiveKey)
-	g.GET("/:fed/franchisor-key", s.franchisorKey)
-	g.POST("/:fed/rounds", s.createRound)
-	g.GET("/:fed/rounds/:round", s.getRound)
-	g.POST("/:fed/rounds/:round/contributions", s.locationUpload(withRound(s.feds.Contribute)))
-	g.POST("/:fed/rounds/:round/ready", s.roundReady)
-	g.GET("/:fed/rounds/:round/aggregate", s.roundAggregate)
-	g.POST("/:fed/rounds/:round/decryption-shares", s.locationUpload(withRound(s.feds.PostDecryptionShare)))
-	g.GET("/:fed/rounds/:round/result", s.roundResult)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/he"
 	"github.com/privalytics/privalytics/he/federation"
 	"github.com/privalytics/privalytics/ingest"
 	"github.com/privalytics/privalytics/rights"
@@ -107,8 +108,7 @@ type Server struct {
 	now      func() time.Time
 	rights   *rights.Service
 
-	heLimits HELimits
-	he       *heState
+	he *he.Datasets
 
 	keys    keyCache
 	rate    *rateLimiter
@@ -139,13 +139,7 @@ func New(d Deps) *Server {
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
 	s.feds = federation.NewRegistry(s.now, s.log)
-	s.heLimits = d.HE
-	if s.heLimits.MaxUploadBytes == 0 {
-		enabled := s.heLimits.Enabled
-		s.heLimits = DefaultHELimits()
-		s.heLimits.Enabled = enabled
-	}
-	s.he = newHEState(s.heLimits)
+	s.he = he.NewDatasets(d.HE, s.now)
 	s.engine = s.routes()
 	return s
 }
@@ -211,14 +205,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/consents", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.recordConsents))
 	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.consentStatus))
 
-	heRoles := s.require(privalytics.RoleProcessor, privalytics.RoleAdmin)
-	hg := v1.Group("/he", heRoles, s.heEnabled) // roles first: every denial is audited, on any server
-	hg.POST("/datasets", s.createHEDataset)
-	hg.GET("/datasets/:dataset", s.getHEDataset)
-	hg.DELETE("/datasets/:dataset", s.deleteHEDataset)
-	hg.POST("/datasets/:dataset/jobs", s.createHEJob)
-	hg.GET("/datasets/:dataset/jobs/:job", s.getHEJob)
-	hg.GET("/datasets/:dataset/jobs/:job/result", s.getHEJobResult)
+	s.heRoutes(v1)
 
 	// A customer's rights, exercised through the business: admin keys only (a
 	// query key cannot read one customer's events).

@@ -5,33 +5,60 @@ import (
 	"math"
 	"strings"
 
-	"github.com/google/differential-privacy/go/v3/noise"
-
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
 )
 
 // ReleaseOptions says how much privacy a release spends.
 type ReleaseOptions struct {
-	// Epsilon is spent on the whole result, split across its values by the
-	// Laplace mechanism's l0 sensitivity (one customer can move every value).
+	// Epsilon is spent on the whole result, split evenly across its values and
+	// the row count by the Laplace mechanism's l0 sensitivity (one customer can
+	// move every value and the count).
 	Epsilon float64
-	// RowsPerSubject is the most rows one customer contributes to the table;
-	// the owner enforces it before encrypting (e.g. by the executor's
-	// per-subject bounding).
+	// RowsPerSubject is the most rows one customer contributes to the table.
+	// Tables encrypted with a subject column carry the cap that encryption
+	// enforced (TableHeader.RowsPerSubject); that value is used and this one
+	// must be 0 or equal to it. Only for older tables without it is this
+	// declared value used, and trusted.
 	RowsPerSubject int
+	// Noise draws the DP noise. Nil means dp.Secure(), the only choice outside
+	// tests; tests pass dptest.NoNoise() to check exact arithmetic.
+	Noise *dp.Mechanisms
 }
 
-// Release adds Laplace noise (google/differential-privacy noise package, a
-// secure sampler) to every value of a decrypted result. Sensitivities come from
-// the declared bounds: one customer changes Σ a·b by at most
-// RowsPerSubject·max|a|·max|b|. The row count is public table metadata and is
-// not noised. Charging the privacy budget is the caller's job, before release.
+// rowsPerSubject is the cap the release sizes its noise for.
+func (o ReleaseOptions) rowsPerSubject(h *TableHeader) (int, error) {
+	switch {
+	case h.RowsPerSubject > 0 && o.RowsPerSubject != 0 && o.RowsPerSubject != h.RowsPerSubject:
+		return 0, privalytics.Errorf(privalytics.EINVALID, "he: the table was encrypted with at most %d row(s) per customer; drop --rows-per-subject %d (the enforced cap is used)", h.RowsPerSubject, o.RowsPerSubject)
+	case h.RowsPerSubject > 0:
+		return h.RowsPerSubject, nil
+	case o.RowsPerSubject < 1:
+		return 0, privalytics.Errorf(privalytics.EINVALID, "he: this table does not record rows per customer (encrypted without --subject); declare the most rows one customer has with --rows-per-subject N (≥ 1), or encrypt again with --subject COLUMN --rows-per-subject N")
+	}
+	return o.RowsPerSubject, nil
+}
+
+// Release adds Laplace noise (through dp/, the DP library's secure sampler) to
+// every value of a decrypted result and to its row count. Sensitivities come
+// from the declared bounds: one customer changes Σ a·b by at most
+// RowsPerSubject·max|a|·max|b| and the row count by RowsPerSubject. The row
+// count is released noisy too (it is the count of a count job without a
+// column and the denominator of means): the owner publishes the release, and
+// an exact count would tell whether one customer is in the table. Exact (BGV)
+// values get integer noise. Charging the privacy budget (he.ReleaseLedger) is
+// the caller's job, before release.
 func Release(p *Plain, opts ReleaseOptions) (*Plain, error) {
 	if !(opts.Epsilon > 0) || math.IsInf(opts.Epsilon, 0) {
 		return nil, privalytics.Errorf(privalytics.EINVALID, "he: epsilon must be > 0 and finite, got %g", opts.Epsilon)
 	}
-	if opts.RowsPerSubject < 1 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "he: rows_per_subject must be ≥ 1, got %d", opts.RowsPerSubject)
+	rps, err := opts.rowsPerSubject(&p.Header)
+	if err != nil {
+		return nil, err
+	}
+	m := dp.Secure()
+	if opts.Noise != nil {
+		m = *opts.Noise
 	}
 	terms, err := p.Job.terms(&p.Header)
 	if err != nil {
@@ -40,25 +67,40 @@ func Release(p *Plain, opts ReleaseOptions) (*Plain, error) {
 	if len(terms) != len(p.Values) {
 		return nil, privalytics.Errorf(privalytics.EINVALID, "he: the result has %d values, its job %d", len(p.Values), len(terms))
 	}
+	l0 := int64(len(terms)) + 1 // every value and the row count
 	out := &Plain{Job: p.Job, Header: p.Header, Values: make([]Value, len(p.Values))}
+	rows, scale, err := m.LaplaceCount(p.Header.Rows, l0, int64(rps), opts.Epsilon)
+	if err != nil {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "he: release the row count: %v", err)
+	}
+	// At least one row: post-processing that keeps means defined.
+	out.Header.Rows, out.RowsLaplaceScale = max(1, rows), scale
 	for i, tm := range terms {
 		sens := p.Header.Columns[tm.a].absBound()
 		if tm.b >= 0 {
 			sens *= p.Header.Columns[tm.b].absBound()
 		}
-		sens *= float64(opts.RowsPerSubject)
+		sens *= float64(rps)
 		v := p.Values[i]
 		if sens > 0 {
-			if v.Value, err = noise.Laplace().AddNoiseFloat64(v.Value, int64(len(terms)), sens, opts.Epsilon, 0); err != nil {
+			if v.Value, v.LaplaceScale, err = releaseValue(m, v, l0, sens, opts.Epsilon); err != nil {
 				return nil, privalytics.Errorf(privalytics.EINVALID, "he: release %s: %v", tm.name, err)
 			}
-			// The library's Laplace scale for l0 partitions and l∞ sensitivity.
-			v.LaplaceScale = float64(len(terms)) * sens / opts.Epsilon
 		}
 		v.Exact = false
 		out.Values[i] = v
 	}
 	return out, nil
+}
+
+// releaseValue adds integer noise to an exact integer value with an integer
+// sensitivity, and float noise otherwise.
+func releaseValue(m dp.Mechanisms, v Value, l0 int64, sens, epsilon float64) (float64, float64, error) {
+	if v.Exact && sens == math.Trunc(sens) && sens < 1<<53 && math.Abs(v.Value) < 1<<53 {
+		n, scale, err := m.LaplaceCount(int64(v.Value), l0, int64(sens), epsilon)
+		return float64(n), scale, err
+	}
+	return m.LaplaceValue(v.Value, l0, sens, epsilon)
 }
 
 // Get returns the value with the given output name, e.g. "sum(amount)".
@@ -220,6 +262,36 @@ func solve(a [][]float64) ([]float64, error) {
 		x[r] = s / a[r][r]
 	}
 	return x, nil
+}
+
+// Derived are the statistics computed from the aggregates, one line each.
+func (p *Plain) Derived() []string {
+	var out []string
+	switch p.Job.Op {
+	case OpCount:
+		if v, err := p.Count(); err == nil {
+			out = append(out, fmt.Sprintf("count = %.6g", v))
+		}
+	case OpMean:
+		if v, err := p.Mean(); err == nil {
+			out = append(out, fmt.Sprintf("mean(%s) = %.6g", p.Job.Column, v))
+		}
+	case OpVariance:
+		m, err1 := p.Mean()
+		v, err2 := p.Variance()
+		if err1 == nil && err2 == nil {
+			out = append(out, fmt.Sprintf("mean(%s) = %.6g", p.Job.Column, m), fmt.Sprintf("variance(%s) = %.6g", p.Job.Column, v))
+		}
+	case OpCovariance:
+		if m, err := p.Covariance(); err == nil {
+			out = append(out, fmt.Sprintf("covariance %v = %.6g", p.Job.Columns, m))
+		}
+	case OpRegression:
+		if b, err := p.Regression(); err == nil {
+			out = append(out, fmt.Sprintf("β (intercept, %s) = %.6g", strings.Join(p.Job.Columns, ", "), b))
+		}
+	}
+	return out
 }
 
 // String prints the values, one per line.

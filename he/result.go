@@ -156,8 +156,11 @@ type Value struct {
 // Plain is a decrypted result.
 type Plain struct {
 	Job    Job
-	Header TableHeader // the table's header: bounds for sensitivities, the public row count
+	Header TableHeader // the table's header: bounds for sensitivities, the row count
 	Values []Value
+	// RowsLaplaceScale is the scale b of the DP noise Release added to
+	// Header.Rows (0 before release: the row count is then exact).
+	RowsLaplaceScale float64
 }
 
 // Decryptor is the owner's side: it decrypts results with noise flooding and

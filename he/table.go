@@ -57,6 +57,10 @@ type TableHeader struct {
 	// Level is the level ciphertexts are encrypted at; below the top level they
 	// are smaller but leave less room for products and for large sums.
 	Level int `json:"level"`
+	// RowsPerSubject is the most rows one customer has in the table, enforced
+	// when it was encrypted (rows beyond it were dropped); 0 for tables
+	// encrypted without a subject column. The DP release sizes its noise from it.
+	RowsPerSubject int `json:"rows_per_subject,omitempty"`
 }
 
 const (
@@ -66,6 +70,9 @@ const (
 	maxHeaderBytes = 1 << 20
 	maxTableRows   = 1 << 36
 	maxColumns     = 1024
+	// MaxRowsPerSubject bounds the per-customer row cap: beyond it the DP
+	// noise would drown any statistic anyway.
+	MaxRowsPerSubject = 1 << 16
 )
 
 // Blocks is the number of ciphertexts per column.
@@ -115,6 +122,9 @@ func (h *TableHeader) validate(c *params) error {
 	if h.Level < 0 || h.Level > c.rlwe.MaxLevel() {
 		problems = append(problems, fmt.Sprintf("level must be 0..%d, got %d", c.rlwe.MaxLevel(), h.Level))
 	}
+	if h.RowsPerSubject < 0 || h.RowsPerSubject > MaxRowsPerSubject {
+		problems = append(problems, fmt.Sprintf("rows_per_subject must be 0..%d, got %d", MaxRowsPerSubject, h.RowsPerSubject))
+	}
 	seen := map[string]bool{}
 	for i, col := range h.Columns {
 		if col.Name == "" || len(col.Name) > 256 || seen[col.Name] {
@@ -157,6 +167,9 @@ type TableSpec struct {
 	// LevelsDropped encrypts below the top level: smaller ciphertexts, less
 	// headroom (0 keeps the top level, the safe default).
 	LevelsDropped int
+	// RowsPerSubject is the per-customer row cap the caller enforced before
+	// writing (0: none); it is recorded in the header for the release.
+	RowsPerSubject int
 	// Progress, if set, is called after each block with the blocks done and the total.
 	Progress func(done, total int64)
 }
@@ -218,7 +231,7 @@ func NewTableWriter(w io.Writer, pk *rlwe.PublicKey, spec TableSpec, rows int64)
 		return nil, err
 	}
 	h := TableHeader{Version: tableVersion, Preset: spec.Preset, Columns: spec.Columns, Rows: rows,
-		RowsPerCiphertext: c.slots(), Packing: packingSlots, Level: c.rlwe.MaxLevel() - spec.LevelsDropped}
+		RowsPerCiphertext: c.slots(), Packing: packingSlots, Level: c.rlwe.MaxLevel() - spec.LevelsDropped, RowsPerSubject: spec.RowsPerSubject}
 	if err := h.validate(c); err != nil {
 		return nil, err
 	}

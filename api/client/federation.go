@@ -6,30 +6,28 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/privalytics/privalytics"
-	"github.com/privalytics/privalytics/he/federation"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // Federation routes (docs/franchise.md). Tenant-admin calls use the admin
-// key; location calls use the location's pvl_… credential as the token.
+// key; location calls use the location's pvl_… credential as the token. The
+// location calls are he/federation.Transport: a *Client drives a location
+// (federation.Driver) while this package stays free of cryptography.
 
 // CreateFederation creates a federation (tenant admin); the tokens are shown once.
-func (c *Client) CreateFederation(ctx context.Context, req federation.CreateRequest) (*federation.Created, error) {
-	var out federation.Created
+func (c *Client) CreateFederation(ctx context.Context, req wire.CreateFederationRequest) (*wire.FederationCreated, error) {
+	var out wire.FederationCreated
 	return &out, c.do(ctx, http.MethodPost, "/v1/federations", req, &out)
 }
 
 // Federation returns a federation's setup state.
-func (c *Client) Federation(ctx context.Context, id string) (*federation.View, error) {
-	var out federation.View
+func (c *Client) Federation(ctx context.Context, id string) (*wire.Federation, error) {
+	var out wire.Federation
 	return &out, c.do(ctx, http.MethodGet, "/v1/federations/"+id, nil, &out)
 }
 
-// ShareAccepted mirrors api.ShareAccepted.
-type ShareAccepted struct {
-	Accepted  bool `json:"accepted"`
-	Duplicate bool `json:"duplicate"`
-}
+// ShareAccepted answers every binary upload.
+type ShareAccepted = wire.ShareAccepted
 
 func (c *Client) postBinary(ctx context.Context, path string, body []byte) (*ShareAccepted, error) {
 	var out ShareAccepted
@@ -58,7 +56,7 @@ func (c *Client) getBinary(ctx context.Context, path string, limit int64) ([]byt
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, privalytics.Errorf(privalytics.ETOOLARGE, "%s: the answer is over %d bytes", path, limit)
+		return nil, &wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("%s: the answer is over %d bytes", path, limit)}
 	}
 	return b, nil
 }
@@ -91,14 +89,14 @@ func (c *Client) FranchisorKey(ctx context.Context, fed string) ([]byte, error) 
 }
 
 // CreateRound publishes a federated query (tenant admin).
-func (c *Client) CreateRound(ctx context.Context, fed string, req federation.RoundRequest) (*federation.RoundView, error) {
-	var out federation.RoundView
+func (c *Client) CreateRound(ctx context.Context, fed string, req wire.RoundRequest) (*wire.Round, error) {
+	var out wire.Round
 	return &out, c.do(ctx, http.MethodPost, "/v1/federations/"+fed+"/rounds", req, &out)
 }
 
 // Round returns a round's state.
-func (c *Client) Round(ctx context.Context, fed string, n int) (*federation.RoundView, error) {
-	var out federation.RoundView
+func (c *Client) Round(ctx context.Context, fed string, n int) (*wire.Round, error) {
+	var out wire.Round
 	return &out, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/federations/%s/rounds/%d", fed, n), nil, &out)
 }
 
@@ -108,8 +106,8 @@ func (c *Client) Contribute(ctx context.Context, fed string, n int, body []byte)
 }
 
 // ReadyToDecrypt declares the calling location live for decrypting round n.
-func (c *Client) ReadyToDecrypt(ctx context.Context, fed string, n int) (*federation.RoundView, error) {
-	var out federation.RoundView
+func (c *Client) ReadyToDecrypt(ctx context.Context, fed string, n int) (*wire.Round, error) {
+	var out wire.Round
 	return &out, c.send(ctx, http.MethodPost, fmt.Sprintf("/v1/federations/%s/rounds/%d/ready", fed, n), nil, nil, &out)
 }
 

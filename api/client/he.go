@@ -3,56 +3,27 @@ package client
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"time"
 
-	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
-// The encrypted-dataset (processor) routes, moved here unchanged from
-// client.go; the HE and federation bodies move to api/wire with the HE work.
+// The encrypted-dataset (processor) routes.
 
-// HEDataset mirrors api.HEDatasetResponse: an encrypted dataset on a processor.
-type HEDataset struct {
-	ID      string `json:"id"`
-	Preset  string `json:"preset"`
-	Rows    int64  `json:"rows"`
-	Columns []struct {
-		Name     string  `json:"name"`
-		Kind     string  `json:"kind"`
-		Min      float64 `json:"min"`
-		Max      float64 `json:"max"`
-		Group    string  `json:"group,omitempty"`
-		Category string  `json:"category,omitempty"`
-	} `json:"columns"`
-	Ops     []string  `json:"ops"`
-	Bytes   int64     `json:"bytes"`
-	Created time.Time `json:"created"`
-}
-
-// HEJobSpec mirrors he.Job: one statistic over an encrypted dataset.
-type HEJobSpec struct {
-	Op      string   `json:"op"`
-	Column  string   `json:"column,omitempty"`
-	Group   string   `json:"group,omitempty"`
-	Columns []string `json:"columns,omitempty"`
-	Target  string   `json:"target,omitempty"`
-}
-
-// HEJob mirrors api.HEJobResponse.
-type HEJob struct {
-	ID          string     `json:"id"`
-	Dataset     string     `json:"dataset"`
-	Job         HEJobSpec  `json:"job"`
-	Status      string     `json:"status"` // queued, running, done, failed
-	Error       string     `json:"error,omitempty"`
-	ResultBytes int        `json:"result_bytes,omitempty"`
-	Created     time.Time  `json:"created"`
-	Finished    *time.Time `json:"finished,omitempty"`
-}
+// The processor role's bodies (api/wire/he.go).
+type (
+	// HEDataset is an encrypted dataset on a processor.
+	HEDataset = wire.HEDataset
+	// HEJobSpec is one statistic over an encrypted dataset.
+	HEJobSpec = wire.HEJobSpec
+	// HEJob is a job's status.
+	HEJob = wire.HEJob
+)
 
 // UploadHEDataset streams evaluation keys and an encrypted table of tableSize
 // bytes to POST /v1/he/datasets as multipart/form-data (part "keys", then
@@ -140,7 +111,7 @@ func (c *Client) WaitHEJob(ctx context.Context, dataset, job string) ([]byte, er
 		case "done":
 			return c.HEJobResult(ctx, dataset, job)
 		case "failed":
-			return nil, privalytics.Errorf(privalytics.EINVALID, "job %s failed on the processor: %s", job, st.Error)
+			return nil, &wire.Error{Code: wire.CodeInvalid, Message: fmt.Sprintf("job %s failed on the processor: %s", job, st.Error)}
 		}
 		select {
 		case <-ctx.Done():

@@ -176,6 +176,9 @@ func (a *App) serve(ctx context.Context) error {
 	if err := a.srv.Shutdown(sctx); err != nil {
 		a.log.Error("shutdown", "err", err)
 	}
+	if err := a.api.Close(sctx); err != nil { // HE jobs: cancelled, goroutines waited for
+		a.log.Error("shutdown: background work", "err", err)
+	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		a.close()
 		return serveErr

@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,8 +37,11 @@ type franchisorState struct {
 	Federation string `json:"federation"`
 }
 
-// pollInterval paces every wait for the other parties.
-const pollInterval = 25 * time.Millisecond
+// Every location command runs federation.Driver over the Go SDK.
+var (
+	_ federation.Transport           = (*client.Client)(nil)
+	_ federation.FranchisorTransport = (*client.Client)(nil)
+)
 
 func franchiseCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -137,6 +137,11 @@ DIR/locations/NAME.json (0600). Hand each location its file, by a channel you tr
 	return cmd
 }
 
+// locationDriver runs the protocol for the credentials' location.
+func locationDriver(cred *Credentials, c *client.Client) *federation.Driver {
+	return &federation.Driver{T: c, Federation: cred.Federation, Index: cred.Index}
+}
+
 // locationClient loads a location's credentials.
 func locationClient(path string) (*Credentials, *client.Client, error) {
 	var cred Credentials
@@ -149,28 +154,9 @@ func locationClient(path string) (*Credentials, *client.Client, error) {
 	return &cred, client.New(cred.Server, cred.Token), nil
 }
 
-func paramsOf(v *federation.View) (*federation.Params, error) {
-	if v.Preset != federation.PresetName {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "federation %s uses preset %q; this binary knows %q", v.ID, v.Preset, federation.PresetName)
-	}
-	return federation.NewParams(len(v.Locations), v.Threshold)
-}
-
 // waitFor polls until done returns true or an error, or the context ends.
 func waitFor(ctx context.Context, what string, done func() (bool, error)) error {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	for {
-		ok, err := done()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up waiting for %s: %w", what, ctx.Err())
-		case <-t.C:
-		}
-	}
+	return federation.Poll(ctx, what, federation.DefaultPollInterval, done)
 }
 
 func secretsPath(credPath, flag string) string {
@@ -205,58 +191,7 @@ interrupted after sending, the federation has to be created again.`,
 			if _, err := os.Stat(out); err == nil {
 				return privalytics.Errorf(privalytics.ECONFLICT, "%s exists: this location has already finished setup", out)
 			}
-			v, err := c.Federation(ctx, cred.Federation)
-			if err != nil {
-				return err
-			}
-			p, err := paramsOf(v)
-			if err != nil {
-				return err
-			}
-			loc, err := federation.NewLocation(p, cred.Index)
-			if err != nil {
-				return err
-			}
-			ks, err := loc.KeyShare(v.Seed)
-			if err != nil {
-				return err
-			}
-			if _, err := c.PostKeyShare(ctx, cred.Federation, p.EncodeKeyShare(ks)); err != nil {
-				return err
-			}
-			err = waitFor(ctx, "every location's key share", func() (bool, error) {
-				v, err = c.Federation(ctx, cred.Federation)
-				return err == nil && v.Phase != federation.PhaseKeys, err
-			})
-			if err != nil {
-				return err
-			}
-			sealed, err := loc.ShamirShares(cred.Federation, v.Seed, v.TransportKeys)
-			if err != nil {
-				return err
-			}
-			if _, err := c.PostShamirShares(ctx, cred.Federation, p.EncodeSealed(sealed)); err != nil {
-				return err
-			}
-			err = waitFor(ctx, "every location's Shamir shares", func() (bool, error) {
-				v, err = c.Federation(ctx, cred.Federation)
-				return err == nil && v.Phase == federation.PhaseReady, err
-			})
-			if err != nil {
-				return err
-			}
-			raw, err := c.ShamirInbox(ctx, cred.Federation)
-			if err != nil {
-				return err
-			}
-			inbox, err := p.DecodeSealed(raw)
-			if err != nil {
-				return err
-			}
-			if err := loc.CombineShares(cred.Federation, v.Seed, v.TransportKeys, inbox); err != nil {
-				return err
-			}
-			b, err := p.EncodeLocation(loc)
+			b, err := locationDriver(cred, c).Setup(ctx)
 			if err != nil {
 				return err
 			}
@@ -316,7 +251,7 @@ run contribute --round N. The query is public; see docs/franchise.md.`,
 			if err := dec.Decode(&q); err != nil {
 				return privalytics.Errorf(privalytics.EINVALID, "query: %v", err)
 			}
-			rv, err := c.CreateRound(cmd.Context(), st.Federation, federation.RoundRequest{Query: q, ContributeSeconds: contribute.Seconds(), DecryptSeconds: decry.Seconds()})
+			rv, err := c.CreateRound(cmd.Context(), st.Federation, federation.RoundRequest{Query: q.Wire(), ContributeSeconds: contribute.Seconds(), DecryptSeconds: decry.Seconds()})
 			if err != nil {
 				return err
 			}
@@ -355,11 +290,8 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 			if err != nil {
 				return err
 			}
-			v, err := c.Federation(ctx, cred.Federation)
-			if err != nil {
-				return err
-			}
-			p, err := paramsOf(v)
+			d := locationDriver(cred, c)
+			p, _, err := d.Params(ctx)
 			if err != nil {
 				return err
 			}
@@ -367,14 +299,7 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 			if err != nil {
 				return fmt.Errorf("this location's secrets: %w (run franchise setup first)", err)
 			}
-			loc, err := p.DecodeLocation(sb)
-			if err != nil {
-				return err
-			}
-			if loc.Index != cred.Index {
-				return privalytics.Errorf(privalytics.EINVALID, "the secrets are location %d's, the credentials location %d's", loc.Index, cred.Index)
-			}
-			rv, err := c.Round(ctx, cred.Federation, round)
+			loc, err := d.Open(p, sb)
 			if err != nil {
 				return err
 			}
@@ -382,28 +307,9 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 			if err != nil {
 				return err
 			}
-			cells, err := rv.Query.LocalAggregates(f)
+			err = d.Contribute(ctx, p, round, f)
 			f.Close()
 			if err != nil {
-				return err
-			}
-			if err := rv.Query.AddNoiseShares(cells, p.Threshold); err != nil {
-				return err
-			}
-			cpkRaw, err := c.CollectiveKey(ctx, cred.Federation)
-			if err != nil {
-				return err
-			}
-			cpk, err := p.DecodePublicKey(cpkRaw)
-			if err != nil {
-				return err
-			}
-			ct, err := federation.Encrypt(p, cpk, cells)
-			if err != nil {
-				return err
-			}
-			clear(cells)
-			if _, err := c.Contribute(ctx, cred.Federation, round, p.EncodeCiphertext(ct)); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -411,7 +317,19 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 			if noDecrypt {
 				return nil
 			}
-			return decryptShare(ctx, w, c, p, loc, cred, round)
+			out, err := d.Decrypt(ctx, p, loc, round)
+			if err != nil {
+				return err
+			}
+			switch rv := out.Round; {
+			case out.Sent:
+				fmt.Fprintf(w, "Location %s sent its decryption share for round %d.\n", cred.Location, round)
+			case rv.Status == federation.RoundDecrypting:
+				fmt.Fprintf(w, "Round %d is decrypted by locations %v; this one is not needed.\n", round, rv.Active)
+			default:
+				fmt.Fprintf(w, "Round %d is %s without this location's decryption share. %s\n", round, rv.Status, rv.Reason)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&credPath, "credentials", "", "this location's credentials file")
@@ -426,101 +344,11 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 	return cmd
 }
 
-var errRoundOver = errors.New("round over")
-
-// decryptShare waits for the round to decrypt, joins, and sends this
-// location's share if it is in the decrypting set.
-func decryptShare(ctx context.Context, w io.Writer, c *client.Client, p *federation.Params, loc *federation.Location, cred *Credentials, round int) error {
-	var rv *federation.RoundView
-	err := waitFor(ctx, "the round to start decrypting", func() (bool, error) {
-		var err error
-		rv, err = c.Round(ctx, cred.Federation, round)
-		if err != nil {
-			return false, err
-		}
-		switch rv.Status {
-		case federation.RoundDecrypting:
-			return true, nil
-		case federation.RoundCollecting:
-			return false, nil
-		}
-		return false, errRoundOver
-	})
-	if errors.Is(err, errRoundOver) {
-		fmt.Fprintf(w, "Round %d is %s without this location's decryption share. %s\n", round, rv.Status, rv.Reason)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if rv, err = c.ReadyToDecrypt(ctx, cred.Federation, round); err != nil {
-		return err
-	}
-	err = waitFor(ctx, "the decrypting set", func() (bool, error) {
-		if len(rv.Active) > 0 {
-			return true, nil
-		}
-		var err error
-		rv, err = c.Round(ctx, cred.Federation, round)
-		if err == nil && rv.Status != federation.RoundDecrypting {
-			return false, errRoundOver
-		}
-		return false, err
-	})
-	if errors.Is(err, errRoundOver) {
-		fmt.Fprintf(w, "Round %d is %s. %s\n", round, rv.Status, rv.Reason)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(rv.Active, loc.Index) {
-		fmt.Fprintf(w, "Round %d is decrypted by locations %v; this one is not needed.\n", round, rv.Active)
-		return nil
-	}
-	aggRaw, err := c.RoundAggregate(ctx, cred.Federation, round)
-	if err != nil {
-		return err
-	}
-	agg, err := p.DecodeCiphertext(aggRaw)
-	if err != nil {
-		return err
-	}
-	frRaw, err := c.FranchisorKey(ctx, cred.Federation)
-	if err != nil {
-		return err
-	}
-	frk, err := p.DecodePublicKey(frRaw)
-	if err != nil {
-		return err
-	}
-	share, err := loc.DecryptionShare(rv.Active, agg, frk)
-	if err != nil {
-		return err
-	}
-	if _, err := c.PostDecryptionShare(ctx, cred.Federation, round, p.EncodeDecryptionShare(share)); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "Location %s sent its decryption share for round %d.\n", cred.Location, round)
-	return nil
-}
-
 // RoundResult is what franchise result prints with --json.
-type RoundResult struct {
-	Round        int                `json:"round"`
-	Contributors int                `json:"contributors"`
-	Confidence   float64            `json:"confidence"`
-	Cells        []ResultCell       `json:"cells"`
-	NoiseStd     map[string]float64 `json:"noise_std"`
-}
+type RoundResult = federation.RoundResult
 
 // ResultCell is one released value with its interval half-width.
-type ResultCell struct {
-	Aggregate string  `json:"aggregate"`
-	Category  string  `json:"category"`
-	Value     int64   `json:"value"`
-	PlusMinus float64 `json:"plus_minus"`
-}
+type ResultCell = federation.ResultCell
 
 func franchiseResultCommand() *cobra.Command {
 	var (
@@ -541,53 +369,15 @@ func franchiseResultCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := c.Federation(ctx, st.Federation)
-			if err != nil {
-				return err
-			}
-			p, err := paramsOf(v)
-			if err != nil {
-				return err
-			}
 			kb, err := os.ReadFile(filepath.Join(dir, "franchisor.key"))
 			if err != nil {
 				return err
 			}
-			fr, err := p.DecodeFranchisor(kb)
+			res, err := federation.CollectResult(ctx, c, st.Federation, round, kb, 0.95, federation.DefaultPollInterval)
 			if err != nil {
 				return err
 			}
-			var rv *federation.RoundView
-			err = waitFor(ctx, "the round's result", func() (bool, error) {
-				rv, err = c.Round(ctx, st.Federation, round)
-				if err == nil && rv.Status == federation.RoundFailed {
-					return false, privalytics.Errorf(privalytics.ECONFLICT, "round %d failed: %s", round, rv.Reason)
-				}
-				return err == nil && rv.Status == federation.RoundDone, err
-			})
-			if err != nil {
-				return err
-			}
-			raw, err := c.RoundResult(ctx, st.Federation, round)
-			if err != nil {
-				return err
-			}
-			ct, err := p.DecodeCiphertext(raw)
-			if err != nil {
-				return err
-			}
-			q := rv.Query
-			vals, err := fr.Decrypt(ct, q.Cells())
-			if err != nil {
-				return err
-			}
-			res := RoundResult{Round: round, Contributors: len(rv.Contributors), Confidence: 0.95, NoiseStd: rv.NoiseStd}
-			for a, agg := range q.Aggregates {
-				pm := q.Interval(agg, p.Threshold, len(rv.Contributors), res.Confidence)
-				for k, cat := range q.Categories {
-					res.Cells = append(res.Cells, ResultCell{Aggregate: agg, Category: cat, Value: vals[q.Cell(a, k)], PlusMinus: pm})
-				}
-			}
+			q := res.Query
 			w := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(w)

@@ -2,13 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -22,12 +20,6 @@ import (
 // The owner's side of encrypted analytics (README, "Encrypted analytics"):
 // keygen and encrypt and decrypt run on the owner's machine and never talk to
 // a server; upload and job talk to a processor (serve --role processor).
-
-const (
-	secretKeyFile = "secret.key"
-	publicKeyFile = "public.key"
-	evalKeysFile  = "eval.keys"
-)
 
 func heCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -61,7 +53,10 @@ func parseOps(list string) ([]he.Op, error) {
 }
 
 func heKeygenCommand() *cobra.Command {
-	var preset, scheme, ops, out string
+	var (
+		preset, scheme, ops, out string
+		budget                   float64
+	)
 	cmd := &cobra.Command{
 		Use:   "keygen --ops OPS --out DIR",
 		Short: "Create the owner's keys and the evaluation keys for a processor",
@@ -92,49 +87,19 @@ preset is checked against the HE standard's 128-bit bounds when loaded.`,
 			if err != nil {
 				return err
 			}
-			if err := p.Validate(); err != nil {
-				return err
-			}
 			if out == "" {
 				return privalytics.Errorf(privalytics.EINVALID, "--out DIR is required: the directory for secret.key, public.key and eval.keys")
 			}
-			if _, err := os.Stat(filepath.Join(out, secretKeyFile)); err == nil {
-				return privalytics.Errorf(privalytics.ECONFLICT, "%s already exists; keygen never overwrites a secret key (results encrypted under it would become unreadable). Choose another --out", filepath.Join(out, secretKeyFile))
-			}
-			start := time.Now()
-			keys, evk, err := he.KeyGen(p, o...)
+			k, err := he.WriteKeys(out, p, o, budget)
 			if err != nil {
-				return err
-			}
-			sk, err := keys.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			pk, err := he.MarshalPublicKey(p, keys.Public)
-			if err != nil {
-				return err
-			}
-			ek, err := evk.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(out, 0o700); err != nil {
-				return err
-			}
-			if err := writeNewFile(filepath.Join(out, secretKeyFile), sk, 0o600); err != nil {
-				return err
-			}
-			if err := writeNewFile(filepath.Join(out, publicKeyFile), pk, 0o644); err != nil {
-				return err
-			}
-			if err := writeNewFile(filepath.Join(out, evalKeysFile), ek, 0o644); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Preset %s (%s, N=2^%d, depth %d) for %v; keys made in %.1fs\n", p.Name, p.Scheme, p.LogN, p.Depth, o, time.Since(start).Seconds())
-			fmt.Fprintf(w, "  %-42s %9s  secret: keep on this machine (0600)\n", filepath.Join(out, secretKeyFile), sizeOf(len(sk)))
-			fmt.Fprintf(w, "  %-42s %9s  for he encrypt\n", filepath.Join(out, publicKeyFile), sizeOf(len(pk)))
-			fmt.Fprintf(w, "  %-42s %9s  for the processor: relinearisation key %v, %d rotation keys\n", filepath.Join(out, evalKeysFile), sizeOf(len(ek)), evk.Relin != nil, len(evk.Galois))
+			fmt.Fprintf(w, "Preset %s (%s, N=2^%d, depth %d) for %v; keys made in %.1fs\n", p.Name, p.Scheme, p.LogN, p.Depth, o, k.Took.Seconds())
+			fmt.Fprintf(w, "  %-42s %9s  secret: keep on this machine (0600)\n", filepath.Join(out, he.SecretKeyFile), sizeOf(k.SecretBytes))
+			fmt.Fprintf(w, "  %-42s %9s  for he encrypt\n", filepath.Join(out, he.PublicKeyFile), sizeOf(k.PublicBytes))
+			fmt.Fprintf(w, "  %-42s %9s  for the processor: relinearisation key %v, %d rotation keys\n", filepath.Join(out, he.EvalKeysFile), sizeOf(k.EvalBytes), k.Relinearisation, k.RotationKeys)
+			fmt.Fprintf(w, "  %-42s %9s  release ledger: DP releases may spend ε = %g in total\n", he.LedgerPath(filepath.Join(out, he.SecretKeyFile)), "", budget)
 			return nil
 		},
 	}
@@ -142,25 +107,8 @@ preset is checked against the HE standard's 128-bit bounds when loaded.`,
 	cmd.Flags().StringVar(&scheme, "scheme", string(he.BGV), "bgv (exact integers) or ckks (reals), when --preset is not given")
 	cmd.Flags().StringVar(&ops, "ops", "", "operations the processor may run: count, sum, mean, variance, category-count, category-sum, dot, covariance, regression")
 	cmd.Flags().StringVar(&out, "out", "", "directory for the key files (created 0700)")
+	cmd.Flags().Float64Var(&budget, "budget", he.DefaultReleaseBudget, "total ε the DP releases of results under these keys may spend (recorded in the release ledger beside secret.key)")
 	return cmd
-}
-
-// writeNewFile creates path with mode, refusing to replace an existing file,
-// and syncs it.
-func writeNewFile(path string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func sizeOf(n int) string {
@@ -175,15 +123,22 @@ func sizeOf(n int) string {
 
 func heEncryptCommand() *cobra.Command {
 	var (
-		public, format, out string
-		columns, categories []string
-		quiet, clip         bool
+		public, format, out, subject string
+		columns, categories          []string
+		rowsPerSubject               int
+		quiet, clip                  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "encrypt FILE --public KEY --column NAME:MIN:MAX … --out TABLE",
+		Use:   "encrypt FILE --public KEY --subject CUSTOMER --rows-per-subject N --column NAME:MIN:MAX … --out TABLE",
 		Short: "Encrypt columns of a CSV or Parquet file into an encrypted table",
 		Long: `encrypt reads FILE (CSV with a header row, optionally .gz, or Parquet) and
 writes the encrypted-table file (he/FORMAT.md) to --out, with a progress bar.
+
+--subject names the customer column and --rows-per-subject the most rows one
+customer keeps in the table: a customer's rows beyond it (the later ones in
+file order) are dropped, and so are rows with an empty customer (they cannot
+be bounded); both counts are printed. The customer column is never encrypted or sent; the cap is recorded in the table
+header and he decrypt sizes its DP noise from it.
 
 --column NAME:MIN:MAX declares a numeric column and its bounds. The bounds are a
 contract: a value outside them is refused (with its row) unless --clip clamps
@@ -192,22 +147,15 @@ from them: tight bounds mean less noise. BGV presets take integers only; store
 decimals scaled (cents). --category NAME:A,B,C turns a categorical column into
 one 0/1 indicator column per declared value (NAME=A, …) for per-category counts
 and sums; values not declared count in none. Column names, bounds, declared
-categories and the row count are visible to the processor; the values are not.`,
-		Example: `  privalytics he encrypt orders.csv --public owner-keys/public.key --column quantity:0:100 --category country:France,Germany --out orders.pvht`,
+categories, the cap and the row count are visible to the processor; the values are not.`,
+		Example: `  privalytics he encrypt orders.csv --public owner-keys/public.key --subject customer --rows-per-subject 20 --column quantity:0:100 --category country:France,Germany --out orders.pvht`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := os.ReadFile(public)
-			if err != nil {
-				return fmt.Errorf("--public: %w", err)
-			}
-			if he.LooksLikeSecretKey(raw) {
-				return privalytics.Errorf(privalytics.EINVALID, "--public %s is a secret key; pass public.key (encrypting needs only the public key)", public)
-			}
-			preset, pk, err := he.UnmarshalPublicKey(raw)
+			preset, pk, err := he.ReadPublicKeyFile(public)
 			if err != nil {
 				return err
 			}
-			req, err := parseEncryptColumns(columns, categories)
+			req, err := he.ParseEncryptRequest(columns, categories, subject, rowsPerSubject, clip)
 			if err != nil {
 				return err
 			}
@@ -217,18 +165,11 @@ categories and the row count are visible to the processor; the values are not.`,
 				}
 			}
 			start := time.Now()
-			src, err := readSource(args[0], format, req, clip)
+			src, err := he.ReadSource(args[0], format, req)
 			if err != nil {
 				return err
 			}
-			specs, values := src.encryptColumns(req)
-			rows := int64(src.rows)
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			spec := he.TableSpec{Preset: preset, Columns: specs}
+			spec, values := src.Table(preset)
 			var bar *progressbar.ProgressBar
 			if !quiet && isTerminal(cmd.ErrOrStderr()) {
 				spec.Progress = func(done, total int64) {
@@ -239,60 +180,54 @@ categories and the row count are visible to the processor; the values are not.`,
 					_ = bar.Set64(done)
 				}
 			}
-			bw := newBufferedFile(f)
-			tw, err := he.NewTableWriter(bw, pk, spec, rows)
+			size, err := he.WriteTableFile(cmd.Context(), out, pk, spec, values)
 			if err != nil {
-				return err
-			}
-			if err := tw.WriteRows(cmd.Context(), values); err != nil {
-				return err
-			}
-			if err := tw.Close(); err != nil {
 				return err
 			}
 			if bar != nil {
 				_ = bar.Finish()
 			}
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				return err
-			}
-			fi, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			names := make([]string, len(specs))
-			for i, s := range specs {
+			names := make([]string, len(spec.Columns))
+			for i, s := range spec.Columns {
 				names[i] = s.Name
 			}
+			w := cmd.OutOrStdout()
 			if clip {
-				fmt.Fprintf(cmd.OutOrStdout(), "Clipped %d values to their declared bounds\n", src.clipped)
+				fmt.Fprintf(w, "Clipped %d values to their declared bounds\n", src.Clipped)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Encrypted %d rows × %d columns [%s] under %s in %.2fs → %s (%s)\n",
-				rows, len(specs), strings.Join(names, ", "), preset.Name, time.Since(start).Seconds(), out, sizeOf(int(fi.Size())))
+			if src.NoSubject > 0 {
+				fmt.Fprintf(w, "Warning: dropped %d rows without a customer in %s\n", src.NoSubject, subject)
+			}
+			if src.Dropped > 0 {
+				fmt.Fprintf(w, "Warning: dropped %d rows of customers over --rows-per-subject %d\n", src.Dropped, rowsPerSubject)
+			}
+			fmt.Fprintf(w, "Encrypted %d rows × %d columns [%s], at most %d per customer, under %s in %.2fs → %s (%s)\n",
+				src.Rows, len(spec.Columns), strings.Join(names, ", "), rowsPerSubject, preset.Name, time.Since(start).Seconds(), out, sizeOf(int(size)))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&public, "public", "", "public key file from he keygen (public.key)")
 	cmd.Flags().StringVar(&format, "format", "", "csv or parquet (default: from the file name)")
+	cmd.Flags().StringVar(&subject, "subject", "", "the customer column (not encrypted; caps each customer's rows)")
+	cmd.Flags().IntVar(&rowsPerSubject, "rows-per-subject", 0, "most rows one customer keeps in the table; later rows are dropped and counted")
 	cmd.Flags().StringArrayVar(&columns, "column", nil, "numeric column with declared bounds, NAME:MIN:MAX (repeatable)")
 	cmd.Flags().StringArrayVar(&categories, "category", nil, "categorical column with declared values, NAME:A,B,C (repeatable)")
 	cmd.Flags().StringVar(&out, "out", "", "encrypted table file to write")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	cmd.Flags().BoolVar(&clip, "clip", false, "clamp values outside the declared bounds instead of refusing the file (the count is printed)")
 	_ = cmd.MarkFlagRequired("public")
+	_ = cmd.MarkFlagRequired("subject")
+	_ = cmd.MarkFlagRequired("rows-per-subject")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
 
 func heDecryptCommand() *cobra.Command {
 	var (
-		secret, result string
-		epsilon        float64
-		rowsPerSubject int
-		exact, asJSON  bool
+		secret, result  string
+		epsilon, budget float64
+		rowsPerSubject  int
+		exact, asJSON   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "decrypt --secret KEY --result FILE",
@@ -304,10 +239,14 @@ README "Encrypted analytics"), so what is shown reveals nothing about the key.
 Each result may be decrypted at most k times (16 in every preset); the count is
 kept in <secret key>.decryptions.json so the limit holds across runs.
 
-By default the values are then released with Laplace noise for --epsilon,
-with sensitivity from the declared bounds and --rows-per-subject (the most rows
-one customer has in the table). --exact skips the DP noise: the output is for
-the owner's internal use only and is labelled so; do not share it.`,
+By default the values and the row count are then released with Laplace noise
+for --epsilon, with sensitivity from the declared bounds and the per-customer
+row cap he encrypt enforced (recorded in the table). Every release's ε is
+appended, fsynced, to the release ledger <secret key>.releases.jsonl before
+anything is shown, and a release that would take the ledger past its budget
+(set at keygen; --budget can lower it, or set it for older keys) is refused.
+--exact skips the DP noise and the ledger: the output is for the owner's
+internal use only and is labelled so; do not share it.`,
 		Example: `  privalytics he decrypt --secret owner-keys/secret.key --result mean.pvhr --epsilon 1`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -330,16 +269,23 @@ the owner's internal use only and is labelled so; do not share it.`,
 			if err := res.UnmarshalBinary(rb); err != nil {
 				return err
 			}
-			plain, err := decryptCounted(secret, &keys, &res)
-			if err != nil {
-				return err
-			}
-			label := fmt.Sprintf("DP release, ε = %g, %d row(s) per customer, Laplace noise", epsilon, rowsPerSubject)
-			shown := plain
+			var plain, shown *he.Plain
+			label := "EXACT — owner-internal use only, no DP noise; do not share"
 			if exact {
-				label = "EXACT — owner-internal use only, no DP noise; do not share"
-			} else if shown, err = he.Release(plain, he.ReleaseOptions{Epsilon: epsilon, RowsPerSubject: rowsPerSubject}); err != nil {
-				return err
+				if plain, err = he.DecryptCounted(secret, &keys, &res); err != nil {
+					return err
+				}
+				shown = plain
+			} else {
+				var st he.LedgerStatus
+				plain, shown, st, err = he.DecryptRelease(secret, &keys, &res, rb, he.ReleaseOptions{Epsilon: epsilon, RowsPerSubject: rowsPerSubject}, budget, time.Now())
+				if err != nil {
+					return err
+				}
+				label = fmt.Sprintf("DP release, ε = %g, %d row(s) per customer, Laplace noise; release budget %g of %g left", epsilon, shown.Header.RowsPerSubject, st.Remaining(), st.Budget)
+				if shown.Header.RowsPerSubject == 0 {
+					label = fmt.Sprintf("DP release, ε = %g, %d row(s) per customer (declared, not enforced), Laplace noise; release budget %g of %g left", epsilon, rowsPerSubject, st.Remaining(), st.Budget)
+				}
 			}
 			if asJSON {
 				return printPlainJSON(cmd.OutOrStdout(), shown, label, exact)
@@ -350,8 +296,9 @@ the owner's internal use only and is labelled so; do not share it.`,
 	}
 	cmd.Flags().StringVar(&secret, "secret", "", "secret key file from he keygen (secret.key)")
 	cmd.Flags().StringVar(&result, "result", "", "encrypted result file from he job")
-	cmd.Flags().Float64Var(&epsilon, "epsilon", 1, "ε spent on this release (Laplace noise on every value)")
-	cmd.Flags().IntVar(&rowsPerSubject, "rows-per-subject", 1, "most rows one customer contributes to the table")
+	cmd.Flags().Float64Var(&epsilon, "epsilon", 1, "ε spent on this release (Laplace noise on every value and the row count)")
+	cmd.Flags().Float64Var(&budget, "budget", 0, "total ε of the key's releases; lowers the budget set at keygen, or sets one for keys made before the release ledger")
+	cmd.Flags().IntVar(&rowsPerSubject, "rows-per-subject", 0, "most rows one customer has in the table; only for tables encrypted without --subject (their cap is recorded and used)")
 	cmd.Flags().BoolVar(&exact, "exact", false, "show exact values without DP noise (owner-internal use only)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	_ = cmd.MarkFlagRequired("secret")
@@ -359,60 +306,13 @@ the owner's internal use only and is labelled so; do not share it.`,
 	return cmd
 }
 
-// decryptCounted decrypts under the persisted per-result decryption counts:
-// it locks <secret>.decryptions.json, loads the counts, decrypts, and writes
-// the new counts (synced) before anything is shown.
-func decryptCounted(secret string, keys *he.OwnerKeys, res *he.Result) (*he.Plain, error) {
-	path := secret + ".decryptions.json"
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("decryption counter: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock the decryption counter: %w", err)
-	}
-	dec, err := he.NewDecryptor(keys)
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]int{}
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &counts); err != nil {
-			return nil, privalytics.Errorf(privalytics.EINVALID, "decryption counter %s is corrupt (%v); restore it from a backup — deleting it would allow more decryptions than the flooding was sized for", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if err := dec.LoadCounts(counts); err != nil {
-		return nil, err
-	}
-	plain, err := dec.Decrypt(res)
-	if err != nil {
-		return nil, err
-	}
-	b, _ := json.MarshalIndent(dec.Counts(), "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	return plain, nil
-}
-
 func printPlain(w io.Writer, plain, shown *he.Plain, label string, exact bool) {
 	h := shown.Header
-	fmt.Fprintf(w, "%s of %s rows, preset %s\n", shown.Job.Op, fmtInt(h.Rows), h.Preset.Name)
+	rows := fmtInt(h.Rows) + " rows"
+	if shown.RowsLaplaceScale > 0 {
+		rows += fmt.Sprintf(" (Laplace b = %.3g)", shown.RowsLaplaceScale)
+	}
+	fmt.Fprintf(w, "%s of %s, preset %s\n", shown.Job.Op, rows, h.Preset.Name)
 	fmt.Fprintf(w, "[%s]\n", label)
 	for i, v := range shown.Values {
 		d := plain.Values[i]
@@ -425,39 +325,9 @@ func printPlain(w io.Writer, plain, shown *he.Plain, label string, exact bool) {
 			fmt.Fprintf(w, "  %-28s %.6g  (decryption error ±%.3g; σ_flood %.3g)\n", v.Name, v.Value, d.ErrorStd, d.FloodStd)
 		}
 	}
-	for _, line := range derived(shown) {
+	for _, line := range shown.Derived() {
 		fmt.Fprintf(w, "  %s\n", line)
 	}
-}
-
-// derived are the statistics computed from the released aggregates.
-func derived(p *he.Plain) []string {
-	var out []string
-	switch p.Job.Op {
-	case he.OpCount:
-		if v, err := p.Count(); err == nil {
-			out = append(out, fmt.Sprintf("count = %.6g", v))
-		}
-	case he.OpMean:
-		if v, err := p.Mean(); err == nil {
-			out = append(out, fmt.Sprintf("mean(%s) = %.6g", p.Job.Column, v))
-		}
-	case he.OpVariance:
-		m, err1 := p.Mean()
-		v, err2 := p.Variance()
-		if err1 == nil && err2 == nil {
-			out = append(out, fmt.Sprintf("mean(%s) = %.6g", p.Job.Column, m), fmt.Sprintf("variance(%s) = %.6g", p.Job.Column, v))
-		}
-	case he.OpCovariance:
-		if m, err := p.Covariance(); err == nil {
-			out = append(out, fmt.Sprintf("covariance %v = %.6g", p.Job.Columns, m))
-		}
-	case he.OpRegression:
-		if b, err := p.Regression(); err == nil {
-			out = append(out, fmt.Sprintf("β (intercept, %s) = %.6g", strings.Join(p.Job.Columns, ", "), b))
-		}
-	}
-	return out
 }
 
 func printPlainJSON(w io.Writer, p *he.Plain, label string, exact bool) error {
@@ -469,14 +339,16 @@ func printPlainJSON(w io.Writer, p *he.Plain, label string, exact bool) error {
 		Laplace  float64 `json:"laplace_scale,omitempty"`
 	}
 	out := struct {
-		Job     he.Job   `json:"job"`
-		Rows    int64    `json:"rows"`
-		Preset  string   `json:"preset"`
-		Exact   bool     `json:"exact"`
-		Label   string   `json:"label"`
-		Values  []value  `json:"values"`
-		Derived []string `json:"derived,omitempty"`
-	}{Job: p.Job, Rows: p.Header.Rows, Preset: p.Header.Preset.Name, Exact: exact, Label: label, Derived: derived(p)}
+		Job  he.Job `json:"job"`
+		Rows int64  `json:"rows"`
+		// RowsLaplace is the scale of the DP noise on rows (0: exact).
+		RowsLaplace float64  `json:"rows_laplace_scale,omitempty"`
+		Preset      string   `json:"preset"`
+		Exact       bool     `json:"exact"`
+		Label       string   `json:"label"`
+		Values      []value  `json:"values"`
+		Derived     []string `json:"derived,omitempty"`
+	}{Job: p.Job, Rows: p.Header.Rows, RowsLaplace: p.RowsLaplaceScale, Preset: p.Header.Preset.Name, Exact: exact, Label: label, Derived: p.Derived()}
 	for _, v := range p.Values {
 		out.Values = append(out.Values, value{v.Name, v.Value, v.ErrorStd, v.FloodStd, v.LaplaceScale})
 	}

@@ -114,7 +114,7 @@ func TestHEEndToEnd(t *testing.T) {
 	csvPath := filepath.Join(dir, "orders.csv")
 	tr := writeHEOrders(t, csvPath, 20_000)
 	table := filepath.Join(dir, "orders.pvht")
-	ownerCLI(t, "he", "encrypt", csvPath, "--public", filepath.Join(keys, "public.key"), "--column", "quantity:0:80", "--column", "unit_price_cents:0:5010",
+	ownerCLI(t, "he", "encrypt", csvPath, "--public", filepath.Join(keys, "public.key"), "--subject", "invoice", "--rows-per-subject", "1", "--column", "quantity:0:80", "--column", "unit_price_cents:0:5010",
 		"--category", "country:United Kingdom,France,Germany", "--out", table)
 	out = ownerCLI(t, append([]string{"he", "upload", table, "--eval", filepath.Join(keys, "eval.keys")}, srv...)...)
 	m := regexp.MustCompile(`Dataset (hds_[0-9a-f]+): 20,000 rows × 5 columns, preset bgv-depth1`).FindStringSubmatch(out)
@@ -186,18 +186,18 @@ func TestHEEndToEnd(t *testing.T) {
 	ownerCLI(t, "he", "keygen", "--scheme", "ckks", "--ops", "mean", "--out", ckeys)
 	euros := filepath.Join(dir, "prices.csv")
 	var eb strings.Builder
-	eb.WriteString("price\n")
+	eb.WriteString("customer,price\n")
 	var priceSum float64
 	for i := range 30_000 {
 		p := float64((i*104729)%500000) / 1000 // 0 … 499.999 €
 		priceSum += p
-		fmt.Fprintf(&eb, "%.3f\n", p)
+		fmt.Fprintf(&eb, "c%d,%.3f\n", i, p)
 	}
 	if err := os.WriteFile(euros, []byte(eb.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctable := filepath.Join(dir, "prices.pvht")
-	ownerCLI(t, "he", "encrypt", euros, "--public", filepath.Join(ckeys, "public.key"), "--column", "price:0:500", "--out", ctable)
+	ownerCLI(t, "he", "encrypt", euros, "--public", filepath.Join(ckeys, "public.key"), "--subject", "customer", "--rows-per-subject", "1", "--column", "price:0:500", "--out", ctable)
 	out = ownerCLI(t, append([]string{"he", "upload", ctable, "--eval", filepath.Join(ckeys, "eval.keys")}, srv...)...)
 	cm := regexp.MustCompile(`Dataset (hds_[0-9a-f]+): 30,000 rows × 1 columns, preset ckks-agg`).FindStringSubmatch(out)
 	if cm == nil {

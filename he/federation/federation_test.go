@@ -7,6 +7,8 @@ import (
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
+
+	"github.com/privalytics/privalytics/dp/dptest"
 )
 
 // network runs setup for n locations with threshold t, in process, through
@@ -295,5 +297,23 @@ func TestSecretsRoundTrip(t *testing.T) {
 	enc := nw.p.EncodeCiphertext(ct)
 	if _, err := nw.p.DecodeCiphertext(enc[:len(enc)-nw.p.polyBytes(0)]); err == nil {
 		t.Fatal("a short ciphertext was accepted")
+	}
+}
+
+// TestNoiseSharesGoThroughDP: the locations' noise is drawn by the dp
+// mechanisms passed in, so dptest.NoNoise leaves the bounded aggregates exact.
+func TestNoiseSharesGoThroughDP(t *testing.T) {
+	t.Parallel()
+	q := Query{SubjectColumn: "c", CategoryColumn: "k", Categories: []string{"a", "b"}, Aggregates: []string{AggCount, AggSum}, ValueColumn: "v",
+		Lower: 0, Upper: 100, MaxRowsPerSubject: 2, Epsilon: 1, Delta: 1e-6}
+	cells := []int64{3, 4, 300, 400}
+	if err := q.AddNoiseSharesWith(dptest.NoNoise(), cells, 3); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{3, 4, 300, 400}; !slices.Equal(cells, want) {
+		t.Errorf("cells = %v, want %v", cells, want)
+	}
+	if err := q.AddNoiseSharesWith(dptest.NoNoise(), cells[:3], 3); err == nil {
+		t.Error("3 cells for a 4-cell query: no error")
 	}
 }

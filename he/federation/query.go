@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/differential-privacy/go/v3/noise"
-
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/dp"
 )
 
 // Aggregate names.
@@ -130,28 +130,31 @@ func (q *Query) sensitivity(agg string) float64 {
 // composition), σ from the DP library's calibration.
 func (q *Query) Sigma(agg string) float64 {
 	k := float64(len(q.Aggregates))
-	return noise.SigmaForGaussian(1, q.sensitivity(agg), q.Epsilon/k, q.Delta/k)
+	return dp.GaussianSigma(q.sensitivity(agg), q.Epsilon/k, q.Delta/k)
 }
 
 // AddNoiseShares adds this location's share of the distributed DP noise to
-// each cell: a Gaussian of σ/√t from the DP library's secure sampler (via the
-// L∞ sensitivity scaled by 1/√t, to which σ is proportional), rounded to an
-// integer. The t shares of the locations assumed to take part sum to
-// variance σ²; more contributors only add noise.
+// each cell with the DP library's secure sampler; see AddNoiseSharesWith.
 func (q *Query) AddNoiseShares(cells []int64, threshold int) error {
+	return q.AddNoiseSharesWith(dp.Secure(), cells, threshold)
+}
+
+// AddNoiseSharesWith adds this location's share of the distributed DP noise to
+// each cell, drawn by m (dp.Secure() in the product): a Gaussian of σ/√t,
+// rounded to an integer. The t shares of the locations assumed to take part
+// sum to variance σ²; more contributors only add noise.
+func (q *Query) AddNoiseSharesWith(m dp.Mechanisms, cells []int64, threshold int) error {
 	if len(cells) != q.Cells() {
 		return privalytics.Errorf(privalytics.EINVALID, "federation: %d cells, the query has %d", len(cells), q.Cells())
 	}
 	k := float64(len(q.Aggregates))
 	for a, agg := range q.Aggregates {
-		lInf := q.sensitivity(agg) / math.Sqrt(float64(threshold))
 		for c := range q.Categories {
-			i := q.Cell(a, c)
-			noisy, err := noise.Gaussian().AddNoiseFloat64(0, 1, lInf, q.Epsilon/k, q.Delta/k)
+			share, err := m.GaussianShare(q.sensitivity(agg), threshold, q.Epsilon/k, q.Delta/k)
 			if err != nil {
-				return privalytics.Errorf(privalytics.EINVALID, "federation: noise: %v", err)
+				return privalytics.Errorf(privalytics.EINVALID, "federation: noise: %v; check the query's epsilon, delta and bounds", err)
 			}
-			cells[i] += int64(math.Round(noisy))
+			cells[q.Cell(a, c)] += share
 		}
 	}
 	return nil
@@ -250,3 +253,6 @@ func (q *Query) LocalAggregates(r io.Reader) ([]int64, error) {
 	}
 	return cells, nil
 }
+
+// Wire is the query as it travels (api/wire); federation.Query(w) converts back.
+func (q Query) Wire() wire.FederationQuery { return wire.FederationQuery(q) }

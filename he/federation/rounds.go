@@ -10,40 +10,15 @@ import (
 	"github.com/tuneinsight/lattigo/v5/mhe"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
-// RoundRequest publishes a federated query.
-type RoundRequest struct {
-	Query Query `json:"query"`
-	// ContributeSeconds is how long contributions are accepted (unless all N
-	// arrive earlier); DecryptSeconds how long the decrypting set has after
-	// that. Defaults: 600 each.
-	ContributeSeconds float64 `json:"contribute_seconds,omitempty"`
-	DecryptSeconds    float64 `json:"decrypt_seconds,omitempty"`
-}
-
-// RoundView is the public state of a round.
-type RoundView struct {
-	Federation      string    `json:"federation"`
-	Number          int       `json:"number"`
-	Status          string    `json:"status"`
-	Reason          string    `json:"reason,omitempty"`
-	Query           Query     `json:"query"`
-	Threshold       int       `json:"threshold"`
-	Opened          time.Time `json:"opened"`
-	ContributeUntil time.Time `json:"contribute_until"`
-	DecryptUntil    time.Time `json:"decrypt_until"`
-	Contributors    []int     `json:"contributors"`
-	Ready           []int     `json:"ready"`
-	// Active is the decrypting set: the first t locations that declared
-	// themselves ready; each sends one decryption share.
-	Active          []int `json:"active"`
-	DecryptionFrom  []int `json:"decryption_shares"`
-	ResultAvailable bool  `json:"result_available"`
-	// NoiseStd is the standard deviation of the DP noise on each released cell
-	// of each aggregate, given the contributors (by aggregate name).
-	NoiseStd map[string]float64 `json:"noise_std,omitempty"`
-}
+type (
+	// RoundRequest publishes a federated query.
+	RoundRequest = wire.RoundRequest
+	// RoundView is the public state of a round.
+	RoundView = wire.Round
+)
 
 func window(s float64, what string) (time.Duration, error) {
 	if s == 0 {
@@ -56,6 +31,37 @@ func window(s float64, what string) (time.Duration, error) {
 	return d, nil
 }
 
+// CheckRound reports what CreateRound would refuse about the request alone
+// (the query, the windows) and the federation's setup — nothing that
+// depends on a location's data — so that the caller can charge only a round
+// that will be created, unless another round is still running.
+func (r *Registry) CheckRound(id, tenant string, req RoundRequest) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, err := r.lookup(id, tenant)
+	if err != nil {
+		return err
+	}
+	_, _, _, err = checkRound(f, req)
+	return err
+}
+
+func checkRound(f *Federation, req RoundRequest) (Query, time.Duration, time.Duration, error) {
+	if f.cpk == nil {
+		return Query{}, 0, 0, privalytics.Errorf(privalytics.ECONFLICT, "federation: setup is in phase %q; rounds start once every location has finished setup", f.phase())
+	}
+	q := Query(req.Query)
+	if err := q.Validate(f.params); err != nil {
+		return Query{}, 0, 0, err
+	}
+	cw, err := window(req.ContributeSeconds, "contribute_seconds")
+	if err != nil {
+		return Query{}, 0, 0, err
+	}
+	dw, err := window(req.DecryptSeconds, "decrypt_seconds")
+	return q, cw, dw, err
+}
+
 // CreateRound opens the next round. Rounds run one at a time, in order.
 func (r *Registry) CreateRound(id, tenant string, req RoundRequest) (RoundView, error) {
 	r.mu.Lock()
@@ -64,17 +70,7 @@ func (r *Registry) CreateRound(id, tenant string, req RoundRequest) (RoundView, 
 	if err != nil {
 		return RoundView{}, err
 	}
-	if f.cpk == nil {
-		return RoundView{}, privalytics.Errorf(privalytics.ECONFLICT, "federation: setup is in phase %q; rounds start once every location has finished setup", f.phase())
-	}
-	if err := req.Query.Validate(f.params); err != nil {
-		return RoundView{}, err
-	}
-	cw, err := window(req.ContributeSeconds, "contribute_seconds")
-	if err != nil {
-		return RoundView{}, err
-	}
-	dw, err := window(req.DecryptSeconds, "decrypt_seconds")
+	q, cw, dw, err := checkRound(f, req)
 	if err != nil {
 		return RoundView{}, err
 	}
@@ -86,7 +82,7 @@ func (r *Registry) CreateRound(id, tenant string, req RoundRequest) (RoundView, 
 			return RoundView{}, privalytics.Errorf(privalytics.ECONFLICT, "federation: round %d is still %s; rounds run one at a time, wait for it to finish or time out", last.Number, last.Status)
 		}
 	}
-	rd := &Round{Number: len(f.rounds) + 1, Query: req.Query, Status: RoundCollecting, Opened: now.UTC(),
+	rd := &Round{Number: len(f.rounds) + 1, Query: q, Status: RoundCollecting, Opened: now.UTC(),
 		ContributeUntil: now.Add(cw).UTC(), DecryptUntil: now.Add(cw + dw).UTC(),
 		contributed: map[int][32]byte{}, decShares: map[int]*mhe.PublicKeySwitchShare{}, decSum: map[int][32]byte{}}
 	if rd.Query.MaxLocationsPerSubject == 0 {
@@ -147,7 +143,7 @@ func (r *Registry) fail(f *Federation, rd *Round, reason string) {
 }
 
 func (r *Registry) roundView(f *Federation, rd *Round) RoundView {
-	v := RoundView{Federation: f.ID, Number: rd.Number, Status: rd.Status, Reason: rd.Reason, Query: rd.Query, Threshold: f.params.Threshold,
+	v := RoundView{Federation: f.ID, Number: rd.Number, Status: rd.Status, Reason: rd.Reason, Query: wire.FederationQuery(rd.Query), Threshold: f.params.Threshold,
 		Opened: rd.Opened, ContributeUntil: rd.ContributeUntil, DecryptUntil: rd.DecryptUntil,
 		Contributors: []int{}, Ready: slices.Clone(rd.ready), Active: slices.Clone(rd.active), DecryptionFrom: []int{}, ResultAvailable: rd.result != nil}
 	for i := range f.params.Locations {

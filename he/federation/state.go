@@ -16,6 +16,7 @@ import (
 	"github.com/tuneinsight/lattigo/v5/mhe"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // This file is the server's side: the protocol state of each federation and
@@ -114,40 +115,17 @@ func NewRegistry(now func() time.Time, log *slog.Logger) *Registry {
 	return &Registry{feds: map[string]*Federation{}, now: now, log: log}
 }
 
-// CreateRequest is what a tenant admin sends to create a federation.
-type CreateRequest struct {
-	Name      string   `json:"name"`
-	Locations []string `json:"locations"`
-	Threshold int      `json:"threshold"`
-	// FranchisorKey is the franchisor's public key (EncodePublicKey); results
-	// are re-encrypted to it.
-	FranchisorKey []byte `json:"franchisor_key"`
-}
-
-// Created is the answer to a creation: the federation and each location's
-// credential, shown once.
-type Created struct {
-	Federation View     `json:"federation"`
-	Tokens     []string `json:"tokens"`
-}
-
-// View is the public state of a federation.
-type View struct {
-	ID        string   `json:"id"`
-	Name      string   `json:"name"`
-	Preset    string   `json:"preset"`
-	Locations []string `json:"locations"`
-	Threshold int      `json:"threshold"`
-	Seed      []byte   `json:"seed"`
-	Phase     string   `json:"phase"`
-	// KeyShares and SealedShares list which locations have posted each step.
-	KeyShares    []int `json:"key_shares"`
-	SealedShares []int `json:"sealed_shares"`
-	// TransportKeys are the locations' X25519 keys, once all are posted.
-	TransportKeys [][]byte  `json:"transport_keys,omitempty"`
-	Rounds        int       `json:"rounds"`
-	Created       time.Time `json:"created"`
-}
+// The bodies the registry takes and returns are the wire structs (api/wire),
+// so that the Go SDK relays them without this package or its cryptography.
+type (
+	// CreateRequest is what a tenant admin sends to create a federation.
+	CreateRequest = wire.CreateFederationRequest
+	// Created is the answer to a creation: the federation and each
+	// location's credential, shown once.
+	Created = wire.FederationCreated
+	// View is the public state of a federation.
+	View = wire.Federation
+)
 
 func validName(s string) bool {
 	if s == "" || len(s) > 64 {

@@ -111,13 +111,13 @@ func TestRegistryRoundLifecycle(t *testing.T) {
 	reg, clk, logs, id, nw := relaySetup(t, 5, 3)
 	p := nw.p
 	q := Query{SubjectColumn: "c", CategoryColumn: "k", Categories: []string{"a", "b"}, Aggregates: []string{AggCount}, MaxRowsPerSubject: 1, Epsilon: 1, Delta: 1e-6}
-	_, err := reg.CreateRound(id, "other-tenant", RoundRequest{Query: q})
+	_, err := reg.CreateRound(id, "other-tenant", RoundRequest{Query: q.Wire()})
 	wantCode(t, err, privalytics.ENOTFOUND, "another tenant's federation")
-	rv, err := reg.CreateRound(id, "acme", RoundRequest{Query: q, ContributeSeconds: 60, DecryptSeconds: 60})
+	rv, err := reg.CreateRound(id, "acme", RoundRequest{Query: q.Wire(), ContributeSeconds: 60, DecryptSeconds: 60})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = reg.CreateRound(id, "acme", RoundRequest{Query: q})
+	_, err = reg.CreateRound(id, "acme", RoundRequest{Query: q.Wire()})
 	wantCode(t, err, privalytics.ECONFLICT, "a second open round")
 	_, err = reg.Contribute(id, 0, rv.Number+1, nil)
 	wantCode(t, err, privalytics.ENOTFOUND, "a round out of order")
@@ -200,7 +200,7 @@ func TestRegistryFailsRoundsWithoutThreshold(t *testing.T) {
 	t.Parallel()
 	reg, clk, _, id, nw := relaySetup(t, 4, 3)
 	q := Query{SubjectColumn: "c", CategoryColumn: "k", Categories: []string{"a"}, Aggregates: []string{AggCount}, MaxRowsPerSubject: 1, Epsilon: 1, Delta: 1e-6}
-	if _, err := reg.CreateRound(id, "acme", RoundRequest{Query: q, ContributeSeconds: 10, DecryptSeconds: 10}); err != nil {
+	if _, err := reg.CreateRound(id, "acme", RoundRequest{Query: q.Wire(), ContributeSeconds: 10, DecryptSeconds: 10}); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range []int{0, 1} {
@@ -215,7 +215,7 @@ func TestRegistryFailsRoundsWithoutThreshold(t *testing.T) {
 		t.Fatalf("round = %s (%s), want failed for too few contributions", rv.Status, rv.Reason)
 	}
 	// The next round: enough contributions, but only t−1 live decryptors.
-	if _, err := reg.CreateRound(id, "acme", RoundRequest{Query: q, ContributeSeconds: 10, DecryptSeconds: 10}); err != nil {
+	if _, err := reg.CreateRound(id, "acme", RoundRequest{Query: q.Wire(), ContributeSeconds: 10, DecryptSeconds: 10}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 4 {

@@ -141,7 +141,7 @@ func RunFranchise(ctx context.Context, out io.Writer, start StartFunc, opt Franc
 	// The round: publish, contribute, decrypt, release.
 	costs := make([]partyCosts, opt.Locations)
 	roundStart := time.Now()
-	rv, err := admin.CreateRound(ctx, id, federation.RoundRequest{Query: q, ContributeSeconds: 60, DecryptSeconds: 60})
+	rv, err := admin.CreateRound(ctx, id, federation.RoundRequest{Query: q.Wire(), ContributeSeconds: 60, DecryptSeconds: 60})
 	if err != nil {
 		return err
 	}
@@ -153,11 +153,12 @@ func RunFranchise(ctx context.Context, out io.Writer, start StartFunc, opt Franc
 		if err != nil {
 			return err
 		}
-		cells, err := round.Query.LocalAggregates(strings.NewReader(csvs[i]))
+		rq := federation.Query(round.Query)
+		cells, err := rq.LocalAggregates(strings.NewReader(csvs[i]))
 		if err != nil {
 			return err
 		}
-		if err := round.Query.AddNoiseShares(cells, p.Threshold); err != nil {
+		if err := rq.AddNoiseShares(cells, p.Threshold); err != nil {
 			return err
 		}
 		pc.aggregate = time.Since(t0)

@@ -1,4 +1,4 @@
-package main
+package he
 
 import (
 	"bufio"
@@ -21,13 +21,26 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/privalytics/privalytics"
-	"github.com/privalytics/privalytics/he"
 )
 
-// encryptRequest is what he encrypt was asked to encrypt.
-type encryptRequest struct {
-	values     []he.ColumnSpec
+// The owner's plaintext input to encryption: a CSV (optionally gzipped) or
+// Parquet file, of which the declared columns are read into memory, checked
+// against their bounds, and capped per customer before anything is encrypted.
+
+// EncryptRequest is what to read from a file for encryption.
+type EncryptRequest struct {
+	values     []ColumnSpec
 	categories []categorySpec
+	// Subject is the customer column. It is never encrypted or sent: it only
+	// counts each customer's rows, so that at most RowsPerSubject of them
+	// reach the table (the first ones in file order; which ones does not
+	// matter for privacy, only how many). The DP release sizes its noise from
+	// that cap, recorded in the table header.
+	Subject        string
+	RowsPerSubject int
+	// Clip clamps values outside their declared bounds instead of refusing
+	// the file.
+	Clip bool
 }
 
 type categorySpec struct {
@@ -35,9 +48,17 @@ type categorySpec struct {
 	values []string
 }
 
-// parseEncryptColumns reads --column NAME:MIN:MAX and --category NAME:A,B,C.
-func parseEncryptColumns(columns, categories []string) (encryptRequest, error) {
-	var req encryptRequest
+// ParseEncryptRequest reads --column NAME:MIN:MAX and --category NAME:A,B,C
+// and the per-customer cap. A subject column and a cap of 1..MaxRowsPerSubject
+// are required: the release's noise is only as good as the cap.
+func ParseEncryptRequest(columns, categories []string, subject string, rowsPerSubject int, clip bool) (EncryptRequest, error) {
+	req := EncryptRequest{Subject: subject, RowsPerSubject: rowsPerSubject, Clip: clip}
+	if subject == "" {
+		return req, privalytics.Errorf(privalytics.EINVALID, "--subject COLUMN is required: name the customer column, so that each customer's rows can be capped at --rows-per-subject before encryption")
+	}
+	if rowsPerSubject < 1 || rowsPerSubject > MaxRowsPerSubject {
+		return req, privalytics.Errorf(privalytics.EINVALID, "--rows-per-subject must be 1..%d, got %d: the most rows of one customer the table keeps (more are dropped and counted)", MaxRowsPerSubject, rowsPerSubject)
+	}
 	seen := map[string]bool{}
 	for _, c := range columns {
 		parts := strings.Split(c, ":")
@@ -53,7 +74,7 @@ func parseEncryptColumns(columns, categories []string) (encryptRequest, error) {
 			return req, privalytics.Errorf(privalytics.EINVALID, "column %q is declared twice", parts[0])
 		}
 		seen[parts[0]] = true
-		req.values = append(req.values, he.ColumnSpec{Name: parts[0], Kind: he.KindValue, Min: lo, Max: hi})
+		req.values = append(req.values, ColumnSpec{Name: parts[0], Kind: KindValue, Min: lo, Max: hi})
 	}
 	for _, c := range categories {
 		name, list, ok := strings.Cut(c, ":")
@@ -78,40 +99,61 @@ func parseEncryptColumns(columns, categories []string) (encryptRequest, error) {
 	return req, nil
 }
 
-// source holds the requested columns of a file in memory (8 bytes per numeric
+// Source holds the requested columns of a file in memory (8 bytes per numeric
 // value): the table header carries the row count, so it must be known before
 // the first ciphertext is written.
-type source struct {
-	clip    bool // clamp out-of-bounds values instead of refusing
-	clipped int
-	rows    int
-	nums    map[string][]float64
-	strs    map[string][]string
+type Source struct {
+	// Rows are the rows kept; Dropped the rows over a customer's cap;
+	// NoSubject the rows without a customer (dropped); Clipped the values
+	// clamped to their bounds.
+	Rows, Dropped, NoSubject, Clipped int
+	req                               EncryptRequest
+	perSubject                        map[string]int
+	nums                              map[string][]float64
+	strs                              map[string][]string
 }
 
-// encryptColumns returns the column specs and values in table order: the
+// Table returns the spec and the values to encrypt in table order: the
 // numeric columns, then one indicator per declared category.
-func (s *source) encryptColumns(req encryptRequest) ([]he.ColumnSpec, [][]float64) {
-	specs := append([]he.ColumnSpec(nil), req.values...)
+func (s *Source) Table(preset Preset) (TableSpec, [][]float64) {
+	req := s.req
+	specs := append([]ColumnSpec(nil), req.values...)
 	var values [][]float64
 	for _, c := range req.values {
 		values = append(values, s.nums[c.Name])
 	}
 	for _, c := range req.categories {
-		sp, cols := he.IndicatorColumns(c.name, c.values, s.strs[c.name])
+		sp, cols := IndicatorColumns(c.name, c.values, s.strs[c.name])
 		specs = append(specs, sp...)
 		values = append(values, cols...)
 	}
-	return specs, values
+	return TableSpec{Preset: preset, Columns: specs, RowsPerSubject: req.RowsPerSubject}, values
 }
 
-func readSource(path, format string, req encryptRequest, clip bool) (*source, error) {
+// keep counts a row of subject and says whether it is kept: within the cap,
+// and with a customer (a row without one cannot be bounded, so it is dropped
+// and counted in NoSubject).
+func (s *Source) keep(subject string) bool {
+	if subject == "" {
+		s.NoSubject++
+		return false
+	}
+	if s.perSubject[subject] >= s.req.RowsPerSubject {
+		s.Dropped++
+		return false
+	}
+	s.perSubject[subject]++
+	return true
+}
+
+// ReadSource reads the request's columns of a csv or parquet file.
+func ReadSource(path, format string, req EncryptRequest) (*Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	s := &source{clip: clip, nums: map[string][]float64{}, strs: map[string][]string{}}
+	s := &Source{req: req, perSubject: map[string]int{}, nums: map[string][]float64{}, strs: map[string][]string{}}
 	switch format {
 	case "csv":
 		var r io.Reader = bufio.NewReaderSize(f, 1<<20)
@@ -132,13 +174,13 @@ func readSource(path, format string, req encryptRequest, clip bool) (*source, er
 	if err != nil {
 		return nil, err
 	}
-	if s.rows == 0 {
+	if s.Rows == 0 {
 		return nil, privalytics.Errorf(privalytics.EINVALID, "%s has no rows to encrypt", path)
 	}
 	return s, nil
 }
 
-func (s *source) readCSV(r io.Reader, req encryptRequest) error {
+func (s *Source) readCSV(r io.Reader, req EncryptRequest) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -168,6 +210,10 @@ func (s *source) readCSV(r io.Reader, req encryptRequest) error {
 			return err
 		}
 	}
+	subIdx, err := col(req.Subject)
+	if err != nil {
+		return err
+	}
 	line := 1
 	for {
 		rec, err := cr.Read()
@@ -177,6 +223,9 @@ func (s *source) readCSV(r io.Reader, req encryptRequest) error {
 		line++
 		if err != nil {
 			return privalytics.Errorf(privalytics.EINVALID, "CSV line %d: %v", line, err)
+		}
+		if !s.keep(strings.TrimSpace(rec[subIdx])) {
+			continue
 		}
 		for i, c := range req.values {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rec[numIdx[i]]), 64)
@@ -190,14 +239,14 @@ func (s *source) readCSV(r io.Reader, req encryptRequest) error {
 		for i, c := range req.categories {
 			s.strs[c.name] = append(s.strs[c.name], strings.TrimSpace(rec[catIdx[i]]))
 		}
-		s.rows++
+		s.Rows++
 	}
 }
 
-func (s *source) addNum(c he.ColumnSpec, v float64, row int) error {
-	if s.clip && !math.IsNaN(v) && (v < c.Min || v > c.Max) {
+func (s *Source) addNum(c ColumnSpec, v float64, row int) error {
+	if s.req.Clip && !math.IsNaN(v) && (v < c.Min || v > c.Max) {
 		v = math.Min(math.Max(v, c.Min), c.Max)
-		s.clipped++
+		s.Clipped++
 	}
 	if !(v >= c.Min && v <= c.Max) {
 		return privalytics.Errorf(privalytics.EINVALID, "row %d, column %q: %g is outside the declared bounds [%g, %g]; widen --column %s:MIN:MAX or pass --clip", row, c.Name, v, c.Min, c.Max, c.Name)
@@ -206,7 +255,7 @@ func (s *source) addNum(c he.ColumnSpec, v float64, row int) error {
 	return nil
 }
 
-func (s *source) readParquet(f *os.File, req encryptRequest) error {
+func (s *Source) readParquet(f *os.File, req EncryptRequest) error {
 	pf, err := file.NewParquetReader(f)
 	if err != nil {
 		return privalytics.Errorf(privalytics.EINVALID, "not a Parquet file: %v", err)
@@ -245,28 +294,42 @@ func (s *source) readParquet(f *os.File, req encryptRequest) error {
 			return err
 		}
 	}
+	subIdx, err := col(req.Subject)
+	if err != nil {
+		return err
+	}
+	fileRows := 0 // rows read, kept or not, for error messages
+	var kept []int
 	for rr.Next() {
 		rec := rr.Record()
 		n := int(rec.NumRows())
+		sub := rec.Column(subIdx)
+		kept = kept[:0]
+		for r := range n {
+			if s.keep(stringAt(sub, r)) {
+				kept = append(kept, r)
+			}
+		}
 		for i, c := range req.values {
 			arr := rec.Column(numIdx[i])
-			for r := range n {
+			for _, r := range kept {
 				v, err := numberAt(arr, r)
 				if err != nil {
-					return privalytics.Errorf(privalytics.EINVALID, "Parquet row %d, column %q: %v", s.rows+r+1, c.Name, err)
+					return privalytics.Errorf(privalytics.EINVALID, "Parquet row %d, column %q: %v", fileRows+r+1, c.Name, err)
 				}
-				if err := s.addNum(c, v, s.rows+r+1); err != nil {
+				if err := s.addNum(c, v, fileRows+r+1); err != nil {
 					return err
 				}
 			}
 		}
 		for i, c := range req.categories {
 			arr := rec.Column(catIdx[i])
-			for r := range n {
+			for _, r := range kept {
 				s.strs[c.name] = append(s.strs[c.name], stringAt(arr, r))
 			}
 		}
-		s.rows += n
+		s.Rows += len(kept)
+		fileRows += n
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return privalytics.Errorf(privalytics.EINVALID, "Parquet: %v", err)
@@ -317,8 +380,3 @@ func stringAt(arr arrow.Array, r int) string {
 	}
 	return arr.ValueStr(r)
 }
-
-// bufferedFile batches the table writer's many small writes.
-type bufferedFile struct{ *bufio.Writer }
-
-func newBufferedFile(w io.Writer) bufferedFile { return bufferedFile{bufio.NewWriterSize(w, 4<<20)} }
