@@ -307,8 +307,14 @@ func (b *batch) set(i int, v *value, line int) error {
 		switch {
 		case v.kind == kindBool:
 			b.bools[i] = append(b.bools[i], v.b)
-		case v.kind == kindText && (string(v.raw) == "true" || string(v.raw) == "false"):
-			b.bools[i] = append(b.bools[i], string(v.raw) == "true")
+		case v.kind == kindText:
+			// File cells carry the words of the program that wrote them: TRUE in
+			// spreadsheets, yes/no in shop exports.
+			t, ok := boolWord(string(v.raw))
+			if !ok {
+				return rowError(line, b.c.names[i], fmt.Sprintf("must be true or false (also TRUE/FALSE, yes/no, y/n, 1/0, on/off), got %q", truncate(v.raw)))
+			}
+			b.bools[i] = append(b.bools[i], t)
 		default:
 			return b.typeError(i, v, line, "must be true or false")
 		}
@@ -355,6 +361,10 @@ func (b *batch) setSubject(v *value, line int) error {
 var kindNames = [...]string{kindNull: "null", kindString: "a string", kindNumber: "a number", kindBool: "true or false", kindText: "text", kindTime: "a time", kindScaled: "a number"}
 
 func (b *batch) typeError(i int, v *value, line int, want string) error {
+	if v.kind == kindText || v.kind == kindString || v.kind == kindNumber {
+		// Quote the value: "got text" alone does not say which cell to fix.
+		return rowError(line, b.c.names[i], fmt.Sprintf("%s, got %s %q", want, kindNames[v.kind], truncate(v.raw)))
+	}
 	return rowError(line, b.c.names[i], fmt.Sprintf("%s, got %s", want, kindNames[v.kind]))
 }
 

@@ -8,16 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -49,236 +45,6 @@ func (r *ImportReport) add(o ImportReport) {
 		}
 		r.SkippedReasons[k] += v
 	}
-}
-
-// fieldPlan is one target field's resolved source.
-type fieldPlan struct {
-	target   int
-	name     string
-	src      int // source column index; -1 for a constant
-	times    int // -1 when not multiplying
-	fs       FieldSource
-	loc      *time.Location
-	prefixes []string // longest first
-}
-
-// plan resolves a mapping (nil: identity) against the source's column names.
-func (c *Converter) plan(m *Mapping, header []string) ([]fieldPlan, error) {
-	pos := map[string]int{}
-	for i, h := range header {
-		pos[strings.TrimSpace(h)] = i
-	}
-	fields := map[string]FieldSource{}
-	if m == nil || len(m.Fields) == 0 {
-		for _, h := range header {
-			fields[strings.TrimSpace(h)] = FieldSource{Column: strings.TrimSpace(h)}
-		}
-	} else {
-		if err := m.Validate(); err != nil {
-			return nil, err
-		}
-		fields = m.Fields
-	}
-	names := make([]string, 0, len(fields))
-	for n := range fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var out []fieldPlan
-	var problems []string
-	for _, name := range names {
-		fs := fields[name]
-		target, ok := c.byName[name]
-		if !ok {
-			problems = append(problems, fmt.Sprintf("%q is not a field of the schema (fields: %s); map it to one or leave it out", name, strings.Join(c.names, ", ")))
-			continue
-		}
-		p := fieldPlan{target: target, name: name, src: -1, times: -1, fs: fs, loc: time.UTC}
-		if fs.Const == "" {
-			i, ok := pos[fs.Column]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("field %q: source column %q is not in the file", name, fs.Column))
-				continue
-			}
-			p.src = i
-		}
-		if fs.Times != "" {
-			i, ok := pos[fs.Times]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("field %q: source column %q is not in the file", name, fs.Times))
-				continue
-			}
-			p.times = i
-			if t := c.cols[target].Type; t != privalytics.TypeInt && t != privalytics.TypeDecimal && t != privalytics.TypeFloat {
-				problems = append(problems, fmt.Sprintf("field %q: times applies to int, decimal and float fields", name))
-			}
-		}
-		if fs.Format != "" && c.cols[target].Type != privalytics.TypeTimestamp {
-			problems = append(problems, fmt.Sprintf("field %q: format applies to timestamp fields", name))
-		}
-		if fs.TimeZone != "" {
-			loc, err := time.LoadLocation(fs.TimeZone)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("field %q: unknown time zone %q", name, fs.TimeZone))
-				continue
-			}
-			p.loc = loc
-		}
-		for k := range fs.Prefix {
-			p.prefixes = append(p.prefixes, k)
-		}
-		sort.Slice(p.prefixes, func(a, b int) bool {
-			pa, pb := p.prefixes[a], p.prefixes[b]
-			return len(pa) > len(pb) || (len(pa) == len(pb) && pa < pb)
-		})
-		out = append(out, p)
-	}
-	if len(problems) > 0 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "mapping: %s", strings.Join(problems, "; "))
-	}
-	// The subject goes first, so a row without one is skipped before anything is set.
-	sort.SliceStable(out, func(a, b int) bool { return out[a].target == 0 && out[b].target != 0 })
-	return out, nil
-}
-
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// timeMemo remembers the last text timestamp parsed per field: rows of one order
-// share their time, and time.ParseInLocation is the costliest step of a row.
-type timeMemo struct {
-	text string
-	us   int64
-}
-
-// value computes the field's value from a source row of text cells.
-func (p *fieldPlan) value(c *Converter, row []string, memo *timeMemo) (value, error) {
-	s := p.fs.Const
-	if p.src >= 0 {
-		s = row[p.src]
-	}
-	if len(p.prefixes) > 0 {
-		out := p.fs.Default
-		for _, k := range p.prefixes {
-			if strings.HasPrefix(s, k) {
-				out = p.fs.Prefix[k]
-				break
-			}
-		}
-		s = out
-	}
-	if s == "" {
-		return value{kind: kindNull}, nil
-	}
-	col := &c.cols[p.target]
-	switch {
-	case p.times >= 0:
-		m1, s1, err := parseDecimal(bytesOf(strings.TrimSpace(s)))
-		if err != nil {
-			return value{}, err
-		}
-		m2, s2, err := parseDecimal(bytesOf(strings.TrimSpace(row[p.times])))
-		if err != nil {
-			return value{}, fmt.Errorf("%s: %v", p.fs.Times, err)
-		}
-		prod, ok := mulExact(m1, m2)
-		if !ok {
-			return value{}, errors.New("the product is too large")
-		}
-		if col.Type == privalytics.TypeFloat {
-			return value{kind: kindText, raw: []byte(strconv.FormatFloat(float64(prod)/math.Pow10(s1+s2), 'g', -1, 64))}, nil
-		}
-		n, err := rescale(prod, s1+s2, col.Scale)
-		if err != nil {
-			return value{}, fmt.Errorf("%s × %s = %s × %s %v", p.fs.Column, p.fs.Times, strings.TrimSpace(s), strings.TrimSpace(row[p.times]), err)
-		}
-		return value{kind: kindScaled, n: n}, nil
-	case col.Type == privalytics.TypeTimestamp && p.fs.Format != "":
-		if memo.text == s && s != "" {
-			return value{kind: kindTime, n: memo.us}, nil
-		}
-		t, err := time.ParseInLocation(p.fs.Format, strings.TrimSpace(s), p.loc)
-		if err != nil {
-			return value{}, fmt.Errorf("must be a time like %q (the mapping's format), got %q", p.fs.Format, s)
-		}
-		memo.text, memo.us = strings.Clone(s), t.UnixMicro()
-		return value{kind: kindTime, n: memo.us}, nil
-	}
-	return value{kind: kindText, raw: bytesOf(s)}, nil
-}
-
-// mulExact multiplies exactly, or reports that the product overflows int64.
-func mulExact(a, b int64) (int64, bool) {
-	ua, ub := uint64(a), uint64(b)
-	if a < 0 {
-		ua = -ua
-	}
-	if b < 0 {
-		ub = -ub
-	}
-	hi, lo := bits.Mul64(ua, ub)
-	if hi != 0 || lo > math.MaxInt64 {
-		return 0, false
-	}
-	if (a < 0) != (b < 0) {
-		return -int64(lo), true
-	}
-	return int64(lo), true
-}
-
-// rowSink feeds source rows (as text cells) through the plan into batches.
-type rowSink struct {
-	c         *Converter
-	plan      []fieldPlan
-	memo      []timeMemo
-	skipEmpty bool
-	batchRows int
-	emit      func(arrow.Record) error
-	b         *batch
-	rep       ImportReport
-}
-
-func newRowSink(c *Converter, plan []fieldPlan, m *Mapping, batchRows int, emit func(arrow.Record) error) *rowSink {
-	return &rowSink{c: c, plan: plan, memo: make([]timeMemo, len(plan)), skipEmpty: m != nil && m.SkipMissingSubject,
-		batchRows: batchRows, emit: emit, b: c.newBatch(batchRows)}
-}
-
-func (r *rowSink) add(row []string, line int) error {
-	b := r.b
-	for i := range r.plan {
-		p := &r.plan[i]
-		v, err := p.value(r.c, row, &r.memo[i])
-		if err != nil {
-			return rowError(line, p.name, err.Error())
-		}
-		if p.target == 0 && v.kind == kindNull && r.skipEmpty {
-			r.rep.Skipped++
-			if r.rep.SkippedReasons == nil {
-				r.rep.SkippedReasons = map[string]int{}
-			}
-			r.rep.SkippedReasons[ReasonNoSubject]++
-			return nil
-		}
-		if err := b.set(p.target, &v, line); err != nil {
-			return err
-		}
-	}
-	if err := b.endRow(line); err != nil {
-		return err
-	}
-	r.rep.Rows++
-	if b.rows >= r.batchRows {
-		return r.flush()
-	}
-	return nil
-}
-
-func (r *rowSink) flush() error {
-	if r.b.rows == 0 {
-		return nil
-	}
-	rec := r.b.record()
-	r.b = r.c.newBatch(r.batchRows)
-	return r.emit(rec)
 }
 
 type countingReader struct {
@@ -326,6 +92,19 @@ func batchSize(c *Converter, batchRows int) int {
 // records of earlier blocks are emitted, nothing from its block on is; the report
 // counts the rows emitted.
 func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
+	return importCSV(ctx, r, c, m, batchRows, emit, progress, importOptions{})
+}
+
+// importOptions are the knobs of an import that only this package turns.
+type importOptions struct {
+	// workers converting blocks; 0 means GOMAXPROCS.
+	workers int
+	// observe is given to every row sink (see rowSink.observe); it must then be
+	// safe for concurrent use, or workers 1.
+	observe func(row []string, kept bool)
+}
+
+func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64), opt importOptions) (ImportReport, error) {
 	in, err := maybeGunzip(&countingReader{r: r, progress: progress})
 	if err != nil {
 		return ImportReport{}, err
@@ -353,9 +132,10 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 		err  error
 	}
 	type job struct {
-		seq int
-		b   *csvBlock
-		err error // a read error after the block's rows
+		seq  int
+		b    *csvBlock
+		fill *filler // the fill-down state at the block's first row
+		err  error   // a read error after the block's rows
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -365,14 +145,25 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	go func() {
 		defer close(jobs)
 		sizeHint := 64 * batchRows
+		// Fill-down runs on across blocks: the splitter walks each block's rows
+		// once, in order, to hand the next block the state it starts from.
+		fill := plan.fill.clone()
+		cells := make([]string, len(header))
 		for seq := 0; ; seq++ {
 			b, err := cr.block(batchRows, sizeHint)
 			if err == io.EOF {
 				return
 			}
 			sizeHint = max(sizeHint, cap(b.data))
+			start := fill.clone()
+			if fill != nil {
+				for i := range b.rows() {
+					b.row(i, cells)
+					fill.apply(cells)
+				}
+			}
 			select {
-			case jobs <- job{seq: seq, b: b, err: err}:
+			case jobs <- job{seq: seq, b: b, fill: start, err: err}:
 			case <-ctx.Done():
 				return
 			}
@@ -382,17 +173,22 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 		}
 	}()
 	var wg sync.WaitGroup
-	for range max(1, runtime.GOMAXPROCS(0)) {
+	workers := opt.workers
+	if workers <= 0 {
+		workers = max(1, runtime.GOMAXPROCS(0))
+	}
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			row := make([]string, len(header))
 			for j := range jobs {
 				res := result{seq: j.seq}
-				sink := newRowSink(c, plan, m, batchRows, func(rec arrow.Record) error {
+				sink := newRowSink(c, plan, batchRows, func(rec arrow.Record) error {
 					res.recs = append(res.recs, rec)
 					return nil
 				})
+				sink.fill, sink.observe = j.fill, opt.observe
 				for i := range j.b.rows() {
 					j.b.row(i, row)
 					if res.err = sink.add(row, j.b.lines[i]); res.err != nil {
@@ -478,6 +274,10 @@ func csvFailure(err error) error {
 // With a mapping, keys are source columns like a CSV header's: keys that no field
 // names are dropped, and values are read as text, as CSV cells are.
 func ImportNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
+	return importNDJSON(ctx, r, c, m, batchRows, emit, progress, importOptions{})
+}
+
+func importNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64), opt importOptions) (ImportReport, error) {
 	in, err := maybeGunzip(&countingReader{r: r, progress: progress})
 	if err != nil {
 		return ImportReport{}, err
@@ -488,24 +288,31 @@ func ImportNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, ba
 	var srcPos map[string]int
 	var row []string
 	if m != nil && len(m.Fields) > 0 {
-		srcPos = map[string]int{}
-		for _, f := range m.Fields {
-			for _, col := range []string{f.Column, f.Times} {
-				if _, ok := srcPos[col]; col != "" && !ok {
-					srcPos[col] = len(srcPos)
-				}
-			}
+		// Keys are read by their name in the file: a renamed column by its old one.
+		orig := map[string]string{}
+		for from, to := range m.Rename {
+			orig[to] = from
 		}
-		header := make([]string, len(srcPos))
-		for k, i := range srcPos {
-			header[i] = k
+		srcPos = map[string]int{}
+		var header []string
+		for _, col := range m.columns() {
+			if o, ok := orig[col]; ok {
+				col = o
+			}
+			if _, ok := srcPos[col]; !ok {
+				srcPos[col] = len(header)
+				header = append(header, col)
+			}
 		}
 		plan, err := c.plan(m, header)
 		if err != nil {
 			return ImportReport{}, err
 		}
-		sink = newRowSink(c, plan, m, batchRows, emit)
+		sink = newRowSink(c, plan, batchRows, emit)
+		sink.observe = opt.observe
 		row = make([]string, len(header))
+	} else if m != nil && (m.FillDown != nil || len(m.Skip) > 0 || len(m.Rename) > 0 || m.SnakeCase) {
+		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "mapping: rename, snake_case, fill_down and skip need fields for NDJSON; name each field's column")
 	}
 	b := c.newBatch(batchRows)
 	sc := &scanner{}
@@ -612,7 +419,7 @@ func ImportParquet(ctx context.Context, path string, c *Converter, m *Mapping, b
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "Parquet: %v", err)
 	}
 	defer f.Close()
-	return importParquet(ctx, &countingReaderAt{f: f, progress: progress}, c, m, batchRows, emit)
+	return importParquet(ctx, &countingReaderAt{f: f, progress: progress}, c, m, batchRows, emit, importOptions{})
 }
 
 // ImportParquetReader imports a Parquet file read whole from r: Parquet needs
@@ -622,7 +429,7 @@ func ImportParquetReader(ctx context.Context, r io.Reader, c *Converter, m *Mapp
 	if err != nil {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "reading the Parquet file: %v", err)
 	}
-	return importParquet(ctx, bytes.NewReader(raw), c, m, batchRows, emit)
+	return importParquet(ctx, bytes.NewReader(raw), c, m, batchRows, emit, importOptions{})
 }
 
 type countingReaderAt struct {
@@ -649,7 +456,7 @@ func (c *countingReaderAt) Read(p []byte) (int, error) {
 
 func (c *countingReaderAt) Seek(off int64, whence int) (int64, error) { return c.f.Seek(off, whence) }
 
-func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error) (ImportReport, error) {
+func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, opt importOptions) (ImportReport, error) {
 	pf, err := file.NewParquetReader(r)
 	if err != nil {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "not a Parquet file: %v", err)
@@ -673,7 +480,8 @@ func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, 
 	if err != nil {
 		return ImportReport{}, err
 	}
-	sink := newRowSink(c, plan, m, batchSize(c, batchRows), emit)
+	sink := newRowSink(c, plan, batchSize(c, batchRows), emit)
+	sink.observe = opt.observe
 	row := make([]string, len(header))
 	var arena []byte
 	ends := make([]int, len(header))
