@@ -102,6 +102,8 @@ type importOptions struct {
 	// observe is given to every row sink (see rowSink.observe); it must then be
 	// safe for concurrent use, or workers 1.
 	observe func(row []string, kept bool)
+	// header, when set, is called once with the source's column names.
+	header func([]string)
 }
 
 func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64), opt importOptions) (ImportReport, error) {
@@ -122,6 +124,9 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	plan, err := c.plan(m, header)
 	if err != nil {
 		return ImportReport{}, atHeader(err)
+	}
+	if opt.header != nil {
+		opt.header(header)
 	}
 	batchRows = batchSize(c, batchRows)
 
@@ -310,6 +315,9 @@ func importNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, ba
 		}
 		sink = newRowSink(c, plan, batchRows, emit)
 		sink.observe = opt.observe
+		if opt.header != nil {
+			opt.header(header)
+		}
 		row = make([]string, len(header))
 	} else if m != nil && (m.FillDown != nil || len(m.Skip) > 0 || len(m.Rename) > 0 || m.SnakeCase) {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "mapping: rename, snake_case, fill_down and skip need fields for NDJSON; name each field's column")
@@ -482,6 +490,9 @@ func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, 
 	}
 	sink := newRowSink(c, plan, batchSize(c, batchRows), emit)
 	sink.observe = opt.observe
+	if opt.header != nil {
+		opt.header(header)
+	}
 	row := make([]string, len(header))
 	var arena []byte
 	ends := make([]int, len(header))
