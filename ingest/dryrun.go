@@ -3,11 +3,16 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"hash/maphash"
 	"io"
+	"os"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -130,6 +135,11 @@ func renderRow(rec arrow.Record, i int) []string {
 		case col.DataType().ID() == arrow.DICTIONARY:
 			d := col.(*array.Dictionary)
 			out[j] = strings.Clone(d.Dictionary().(*array.String).Value(d.GetValueIndex(i)))
+		case rec.Schema().Field(j).Metadata.FindKey("scale") >= 0:
+			// Decimals are stored scaled; people read them with their point.
+			md := rec.Schema().Field(j).Metadata
+			scale, _ := strconv.Atoi(md.Values()[md.FindKey("scale")])
+			out[j] = formatScaled(col.(*array.Int64).Value(i), scale)
 		case col.DataType().ID() == arrow.TIMESTAMP:
 			out[j] = time.UnixMicro(int64(col.(*array.Timestamp).Value(i))).UTC().Format(time.RFC3339)
 		default:
@@ -137,6 +147,19 @@ func renderRow(rec arrow.Record, i int) []string {
 		}
 	}
 	return out
+}
+
+// formatScaled writes n / 10^scale exactly.
+func formatScaled(n int64, scale int) string {
+	if scale == 0 {
+		return strconv.FormatInt(n, 10)
+	}
+	sign, u := "", uint64(n)
+	if n < 0 {
+		sign, u = "-", -u
+	}
+	digits := fmt.Sprintf("%0*d", scale+1, u)
+	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
 }
 
 // identifierName matches column names that usually identify a person or an
@@ -226,4 +249,66 @@ func privacyUnitWarnings(rows, customers int, subject string, repeats []columnRe
 		}
 	}
 	return out
+}
+
+// Print writes the report for a person at a terminal: the first rows as a
+// table, the summary, then the warnings.
+func (r *DryRunReport) Print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(r.Columns, "\t"))
+	for _, row := range r.First {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = c
+			if c == "" {
+				cells[i] = "-"
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nrows kept: %d\nrows skipped: %d\n", r.Rows, r.Skipped)
+	reasons := make([]string, 0, len(r.SkippedReasons))
+	for k := range r.SkippedReasons {
+		reasons = append(reasons, k)
+	}
+	sort.Strings(reasons)
+	for _, k := range reasons {
+		fmt.Fprintf(w, "  %d %s\n", r.SkippedReasons[k], k)
+	}
+	fmt.Fprintf(w, "customers: %d\n", r.Customers)
+	if r.Rows > 0 {
+		fmt.Fprintf(w, "time span: %s to %s\n", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warn)
+	}
+	_, err := fmt.Fprintln(w, "Nothing was stored (dry run).")
+	return err
+}
+
+// DryRunFile runs DryRun on a file for the CLI (privalytics ingest --dry-run),
+// under a throwaway pseudonymisation key: the pseudonyms it shows are not the
+// server's, and the customers it counts are the same.
+func DryRunFile(ctx context.Context, path, format string, schema privalytics.Schema, m *Mapping, show int) (*DryRunReport, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "dry run: %v", err)
+	}
+	p, err := NewPseudonymiser(key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := NewConverter(schema, p, Limits{})
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "dry run: %v", err)
+	}
+	defer f.Close()
+	return DryRun(ctx, f, format, c, m, show)
 }

@@ -28,9 +28,9 @@ func TestDryRunPreset(t *testing.T) {
 		ImportReport: ImportReport{Rows: 7, Skipped: 5, SkippedReasons: map[string]int{ReasonNoSubject: 2, "unpaid order (voided, pending or expired)": 1, "cancelled order": 2}},
 		Columns:      []string{"subject", "ts", "type", "store", "channel", "category", "product", "order_id", "quantity", "amount", "country"},
 		First: [][]string{
-			{fmt.Sprintf("%016x", subjectOf(t, "alice@example.com")), "2024-03-05T19:02:11Z", "purchase", "", "web", "", "TSHIRT-M", "#1001", "2", "39980", "US"},
-			{fmt.Sprintf("%016x", subjectOf(t, "alice@example.com")), "2024-03-05T19:02:11Z", "purchase", "", "web", "", "MUG-L", "#1001", "1", "12500", "US"},
-			{fmt.Sprintf("%016x", subjectOf(t, "bob@example.org")), "2024-03-06T09:15:00Z", "refund", "", "store", "", "SOCKS-3", "#1002", "3", "-12000", "GB"},
+			{fmt.Sprintf("%016x", subjectOf(t, "alice@example.com")), "2024-03-05T19:02:11Z", "purchase", "", "web", "", "TSHIRT-M", "#1001", "2", "39.980", "US"},
+			{fmt.Sprintf("%016x", subjectOf(t, "alice@example.com")), "2024-03-05T19:02:11Z", "purchase", "", "web", "", "MUG-L", "#1001", "1", "12.500", "US"},
+			{fmt.Sprintf("%016x", subjectOf(t, "bob@example.org")), "2024-03-06T09:15:00Z", "refund", "", "store", "", "SOCKS-3", "#1002", "3", "-12.000", "GB"},
 		},
 		Customers: 2,
 		From:      time.Date(2024, 3, 5, 19, 2, 11, 0, time.UTC),
@@ -77,6 +77,19 @@ func TestDryRunPrivacyUnit(t *testing.T) {
 			if !strings.Contains(rep.Warnings[i], w) {
 				t.Errorf("customer = %s: warning %q, want it to say %q", tt.column, rep.Warnings[i], w)
 			}
+		}
+	}
+}
+
+func TestFormatScaled(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		n     int64
+		scale int
+		want  string
+	}{{39980, 3, "39.980"}, {-5, 3, "-0.005"}, {0, 2, "0.00"}, {12, 0, "12"}, {-9223372036854775808, 3, "-9223372036854775.808"}} {
+		if got := formatScaled(tt.n, tt.scale); got != tt.want {
+			t.Errorf("formatScaled(%d, %d) = %q, want %q", tt.n, tt.scale, got, tt.want)
 		}
 	}
 }

@@ -269,3 +269,12 @@ func UCIOnlineRetailMapping() Mapping {
 		},
 	}
 }
+
+// ResolveMapping reads a mapping named on a command line: a JSON file (a name
+// ending in .json) or a preset's name.
+func ResolveMapping(spec string) (Mapping, error) {
+	if strings.HasSuffix(spec, ".json") {
+		return LoadMapping(spec)
+	}
+	return PresetMapping(spec)
+}
