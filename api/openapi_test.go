@@ -21,7 +21,7 @@ func specRoutes(t *testing.T) []string {
 		inPath bool
 	)
 	pathLine := regexp.MustCompile(`^  (/\S*):\s*$`)
-	methodLine := regexp.MustCompile(`^    (get|post|put|patch|delete):\s*$`)
+	methodLine := regexp.MustCompile(`^    (get|post|put|patch|delete|options):\s*$`)
 	sc := bufio.NewScanner(bytes.NewReader(openAPISpec))
 	for sc.Scan() {
 		line := sc.Text()

@@ -176,10 +176,21 @@ func (s *Server) createKey(c *gin.Context) {
 		return
 	}
 	if !req.Role.Valid() {
-		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", req.Role))
+		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query, processor or track, got %q", req.Role))
 		return
 	}
-	if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 64 {
+	if req.Role == privalytics.RoleTrack {
+		// A track key's name is the origins it accepts (api/track.go).
+		origins, err := TrackOrigins(req.Name)
+		if err == nil && len(strings.Join(origins, " ")) > 512 {
+			err = privalytics.Errorf(privalytics.EINVALID, "a track key lists at most 512 characters of origins")
+		}
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		req.Name = strings.Join(origins, " ")
+	} else if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 64 {
 		s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "name must be 1 to 64 characters"))
 		return
 	}
