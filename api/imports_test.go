@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/ingest"
 )
 
 // TestImportPresetStoredRows imports the Shopify sample export through POST
@@ -79,4 +81,26 @@ func cell(col arrow.Array, i int) string {
 		return fmt.Sprint(d.Dictionary().(*array.String).Value(d.GetValueIndex(i)))
 	}
 	return col.ValueStr(i)
+}
+
+// TestImportMappingHeader: a preset changed by the CLI (--time-zone) travels as
+// JSON in the Privalytics-Mapping header, non-ASCII characters included (the
+// Square preset strips "£€").
+func TestImportMappingHeader(t *testing.T) {
+	f := newFixture(t, api.Limits{})
+	body, err := os.ReadFile(filepath.Join("..", "ingest", "testdata", "presets", "square_transactions.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ingest.SquareTransactionsMapping()
+	m.TimeZone = "America/Los_Angeles"
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep api.ImportResponse
+	f.mustDo(t, http.MethodPost, "/v1/imports?format=csv", f.admin, "text/csv", map[string]string{"Privalytics-Mapping": string(raw)}, body, http.StatusOK, &rep)
+	if rep.Rows != 4 || rep.Skipped != 2 {
+		t.Errorf("report %+v, want 4 rows kept and 2 skipped", rep.ImportReport)
+	}
 }

@@ -239,14 +239,7 @@ func (p *fieldPlan) text(row []string) (string, error) {
 		}
 		s = b.String()
 	}
-	if p.fs.Strip != "" && strings.ContainsAny(s, p.fs.Strip) {
-		s = strings.Map(func(r rune) rune {
-			if strings.ContainsRune(p.fs.Strip, r) {
-				return -1
-			}
-			return r
-		}, s)
-	}
+	s = p.strip(s)
 	switch {
 	case len(p.prefixes) > 0:
 		out := p.fs.Default
@@ -277,6 +270,19 @@ func (p *fieldPlan) text(row []string) (string, error) {
 	return s, nil
 }
 
+// strip removes the characters of FieldSource.Strip from s.
+func (p *fieldPlan) strip(s string) string {
+	if p.fs.Strip == "" || !strings.ContainsAny(s, p.fs.Strip) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune(p.fs.Strip, r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 func mapKeys(m map[string]string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -298,56 +304,59 @@ func negateText(s string) string {
 }
 
 // value computes the field's value from a source row of text cells.
-func (p *fieldPlan) value(c *Converter, row []string, memo *timeMemo) (value, error) {
+func (p *fieldPlan) value(c *Converter, row []string, memo *timeMemo, v *value) error {
 	s, err := p.text(row)
 	if err != nil {
-		return value{}, err
+		return err
 	}
 	if s == "" {
-		return value{kind: kindNull}, nil
+		*v = value{kind: kindNull}
+		return nil
 	}
 	col := &c.cols[p.target]
 	switch {
 	case p.times >= 0:
 		m1, s1, err := parseDecimal(bytesOf(strings.TrimSpace(s)))
 		if err != nil {
-			return value{}, fmt.Errorf("%v, got %q", err, strings.TrimSpace(s))
+			return fmt.Errorf("%v, got %q", err, strings.TrimSpace(s))
 		}
-		other := strings.TrimSpace(row[p.times])
-		if p.fs.Strip != "" {
-			other = strings.Trim(other, p.fs.Strip)
-		}
+		other := strings.TrimSpace(p.strip(row[p.times]))
 		m2, s2, err := parseDecimal(bytesOf(other))
 		if err != nil {
-			return value{}, fmt.Errorf("%s: %v, got %q", p.fs.Times, err, other)
+			return fmt.Errorf("%s: %v, got %q", p.fs.Times, err, other)
 		}
 		prod, ok := mulExact(m1, m2)
 		if !ok {
-			return value{}, errors.New("the product is too large")
+			return errors.New("the product is too large")
 		}
 		if p.negate != nil && p.negate.match(row) {
 			prod = -prod
 		}
 		if col.Type == privalytics.TypeFloat {
-			return value{kind: kindText, raw: []byte(strconv.FormatFloat(float64(prod)/math.Pow10(s1+s2), 'g', -1, 64))}, nil
+			*v = value{kind: kindText, raw: []byte(strconv.FormatFloat(float64(prod)/math.Pow10(s1+s2), 'g', -1, 64))}
+			return nil
 		}
 		n, err := rescale(prod, s1+s2, col.Scale)
 		if err != nil {
-			return value{}, fmt.Errorf("%s × %s = %s × %s %v", p.fs.Column, p.fs.Times, strings.TrimSpace(s), other, err)
+			return fmt.Errorf("%s × %s = %s × %s %v", p.fs.Column, p.fs.Times, strings.TrimSpace(s), other, err)
 		}
-		return value{kind: kindScaled, n: n}, nil
+		*v = value{kind: kindScaled, n: n}
+		return nil
 	case col.Type == privalytics.TypeTimestamp && len(p.layouts) > 0:
 		if memo.text == s {
-			return value{kind: kindTime, n: memo.us}, nil
+			*v = value{kind: kindTime, n: memo.us}
+			return nil
 		}
 		us, err := p.parseTime(strings.TrimSpace(s))
 		if err != nil {
-			return value{}, err
+			return err
 		}
 		memo.text, memo.us = strings.Clone(s), us
-		return value{kind: kindTime, n: us}, nil
+		*v = value{kind: kindTime, n: us}
+		return nil
 	}
-	return value{kind: kindText, raw: bytesOf(s)}, nil
+	*v = value{kind: kindText, raw: bytesOf(s)}
+	return nil
 }
 
 // parseTime tries the layouts in order.
@@ -440,8 +449,8 @@ func (r *rowSink) convert(row []string, line int) (bool, error) {
 	b := r.b
 	for i := range r.plan.fields {
 		p := &r.plan.fields[i]
-		v, err := p.value(r.c, row, &r.memo[i])
-		if err != nil {
+		var v value
+		if err := p.value(r.c, row, &r.memo[i], &v); err != nil {
 			return false, rowError(line, p.name, err.Error())
 		}
 		if p.target == 0 && v.kind == kindNull && r.plan.skipEmpty {
