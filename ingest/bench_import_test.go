@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -114,4 +116,27 @@ func BenchmarkImportDurable(b *testing.B) {
 	}
 	b.Run("durable", func(b *testing.B) { run(b, true) })
 	b.Run("convert", func(b *testing.B) { run(b, false) })
+}
+
+// BenchmarkImportNDJSON imports 500,000 synthetic events of NDJSON text to
+// Arrow records (no store) on one goroutine and on GOMAXPROCS.
+//
+//	go test ./ingest -run XXX -bench ImportNDJSON -benchtime 3x
+func BenchmarkImportNDJSON(b *testing.B) {
+	body := synthNDJSON(b, 500_000)
+	for _, workers := range []int{1, 0} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			conv := testConverter(b)
+			b.SetBytes(int64(len(body)))
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for range b.N {
+				rep, err := importNDJSON(context.Background(), bytes.NewReader(body), conv, nil, 100_000, func(r arrow.Record) error { r.Release(); return nil }, nil, importOptions{workers: workers})
+				if err != nil || rep.Rows != 500_000 {
+					b.Fatal(err, rep)
+				}
+			}
+			reportRows(b, 500_000, cpu0)
+		})
+	}
 }

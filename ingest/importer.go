@@ -104,6 +104,8 @@ type importOptions struct {
 	observe func(row []string, kept bool)
 	// header, when set, is called once with the source's column names.
 	header func([]string)
+	// chunkBytes is the size of the blocks NDJSON is cut into; 0 means 4 MiB.
+	chunkBytes int
 }
 
 func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64), opt importOptions) (ImportReport, error) {
@@ -277,7 +279,10 @@ func csvFailure(err error) error {
 // ignored) and emits records of up to batchRows rows. Without a mapping (m nil or
 // without fields) lines are decoded as DecodeJSON does, with JSON types checked.
 // With a mapping, keys are source columns like a CSV header's: keys that no field
-// names are dropped, and values are read as text, as CSV cells are.
+// names are dropped, and values are read as text, as CSV cells are. Blocks of
+// lines convert on GOMAXPROCS goroutines (one, with fill-down) and are emitted
+// in file order; a bad line stops the import with an *privalytics.Error naming
+// it, the records of earlier blocks emitted and nothing from its block on.
 func ImportNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
 	return importNDJSON(ctx, r, c, m, batchRows, emit, progress, importOptions{})
 }
@@ -287,90 +292,284 @@ func importNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, ba
 	if err != nil {
 		return ImportReport{}, err
 	}
-	br := bufio.NewReaderSize(in, maxCSVLine)
-	batchRows = batchSize(c, batchRows)
-	var sink *rowSink
-	var srcPos map[string]int
-	var row []string
+	nc := &ndjsonConv{c: c, batchRows: batchSize(c, batchRows), observe: opt.observe}
 	if m != nil && len(m.Fields) > 0 {
 		// Keys are read by their name in the file: a renamed column by its old one.
 		orig := map[string]string{}
 		for from, to := range m.Rename {
 			orig[to] = from
 		}
-		srcPos = map[string]int{}
-		var header []string
+		nc.srcPos = map[string]int{}
 		for _, col := range m.columns() {
 			if o, ok := orig[col]; ok {
 				col = o
 			}
-			if _, ok := srcPos[col]; !ok {
-				srcPos[col] = len(header)
-				header = append(header, col)
+			if _, ok := nc.srcPos[col]; !ok {
+				nc.srcPos[col] = len(nc.header)
+				nc.header = append(nc.header, col)
 			}
 		}
-		plan, err := c.plan(m, header)
-		if err != nil {
+		if nc.plan, err = c.plan(m, nc.header); err != nil {
 			return ImportReport{}, err
 		}
-		sink = newRowSink(c, plan, batchRows, emit)
-		sink.observe = opt.observe
 		if opt.header != nil {
-			opt.header(header)
+			opt.header(nc.header)
 		}
-		row = make([]string, len(header))
 	} else if m != nil && (m.FillDown != nil || len(m.Skip) > 0 || len(m.Rename) > 0 || m.SnakeCase) {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "mapping: rename, snake_case, fill_down and skip need fields for NDJSON; name each field's column")
 	}
-	b := c.newBatch(batchRows)
-	sc := &scanner{}
-	var rep ImportReport
+	// Lines are independent, so blocks of them convert on all cores, unless
+	// fill-down carries state from line to line or the caller wants one core.
+	workers := opt.workers
+	if workers <= 0 {
+		workers = max(1, runtime.GOMAXPROCS(0))
+	}
+	if workers == 1 || (nc.plan != nil && nc.plan.fill != nil) {
+		return nc.serial(ctx, bufio.NewReaderSize(in, maxCSVLine), emit)
+	}
+	return nc.parallel(ctx, in, workers, opt.chunkBytes, emit)
+}
+
+// ndjsonConv converts NDJSON lines: through a mapping (plan set: keys are
+// source columns, values text) or straight (keys are fields, JSON types checked).
+type ndjsonConv struct {
+	c         *Converter
+	plan      *sourcePlan
+	srcPos    map[string]int
+	header    []string
+	batchRows int
+	observe   func([]string, bool)
+}
+
+// ndjsonState is the conversion state of one run of lines.
+type ndjsonState struct {
+	nc   *ndjsonConv
+	sink *rowSink
+	row  []string
+	b    *batch
+	sc   scanner
+	rep  ImportReport
+	emit func(arrow.Record) error
+}
+
+func (nc *ndjsonConv) state(emit func(arrow.Record) error) *ndjsonState {
+	st := &ndjsonState{nc: nc, emit: emit}
+	if nc.plan != nil {
+		st.sink = newRowSink(nc.c, nc.plan, nc.batchRows, emit)
+		st.sink.observe = nc.observe
+		st.row = make([]string, len(nc.header))
+	} else {
+		st.b = nc.c.newBatch(nc.batchRows)
+	}
+	return st
+}
+
+// line converts one line (blank lines are skipped).
+func (st *ndjsonState) line(ln []byte, line int) error {
+	if len(bytes.TrimSpace(ln)) == 0 {
+		return nil
+	}
+	if len(ln) > maxCSVLine {
+		return rowError(line, "", "the line is longer than 1 MiB")
+	}
+	sc := &st.sc
+	sc.buf, sc.pos = ln, 0
+	if st.sink != nil {
+		if err := mappedLine(sc, st.nc.srcPos, st.row, line); err != nil {
+			return err
+		}
+	} else if err := st.nc.c.row(st.b, sc, line); err != nil {
+		return err
+	}
+	sc.skipSpace()
+	if sc.pos != len(ln) {
+		return rowError(line, "", "unexpected text after the object; send one object per line")
+	}
+	if st.sink != nil {
+		return st.sink.add(st.row, line)
+	}
+	st.rep.Rows++
+	if st.b.rows >= st.nc.batchRows {
+		if err := st.emit(st.b.record()); err != nil {
+			return err
+		}
+		st.b = st.nc.c.newBatch(st.nc.batchRows)
+	}
+	return nil
+}
+
+func (st *ndjsonState) finish() error {
+	if st.sink != nil {
+		return st.sink.flush()
+	}
+	if st.b.rows > 0 {
+		return st.emit(st.b.record())
+	}
+	return nil
+}
+
+func (st *ndjsonState) report() ImportReport {
+	if st.sink != nil {
+		return st.sink.rep
+	}
+	return st.rep
+}
+
+// serial converts the lines in order on the calling goroutine.
+func (nc *ndjsonConv) serial(ctx context.Context, br *bufio.Reader, emit func(arrow.Record) error) (ImportReport, error) {
+	st := nc.state(emit)
 	for line := 1; ; line++ {
 		ln, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return rep, rowError(line, "", "the line is longer than 1 MiB")
+			return st.report(), rowError(line, "", "the line is longer than 1 MiB")
 		}
-		if len(bytes.TrimSpace(ln)) > 0 {
-			sc.buf, sc.pos = ln, 0
-			if sink != nil {
-				if err := mappedLine(sc, srcPos, row, line); err != nil {
-					return sink.rep, err
-				}
-			} else if err := c.row(b, sc, line); err != nil {
-				return rep, err
-			}
-			sc.skipSpace()
-			if sc.pos != len(ln) {
-				return rep, rowError(line, "", "unexpected text after the object; send one object per line")
-			}
-			if sink != nil {
-				if err := sink.add(row, line); err != nil {
-					return sink.rep, err
-				}
-			} else {
-				rep.Rows++
-				if b.rows >= batchRows {
-					if err := emit(b.record()); err != nil {
-						return rep, err
-					}
-					b = c.newBatch(batchRows)
-				}
-			}
+		if lerr := st.line(ln, line); lerr != nil {
+			return st.report(), lerr
 		}
 		if err == io.EOF {
 			break
 		} else if err != nil {
-			return rep, privalytics.Errorf(privalytics.EINVALID, "reading NDJSON: %v", err)
+			return st.report(), privalytics.Errorf(privalytics.EINVALID, "reading NDJSON: %v", err)
 		}
 		if line%4096 == 0 && ctx.Err() != nil {
-			return rep, ctx.Err()
+			return st.report(), ctx.Err()
 		}
 	}
-	if sink != nil {
-		return sink.rep, sink.flush()
+	return st.report(), st.finish()
+}
+
+// ndjsonChunk is a run of whole lines, the first numbered line.
+type ndjsonChunk struct {
+	seq  int
+	data []byte
+	line int
+	err  error // a read error after the chunk's lines
+}
+
+// parallel cuts the input into chunks of whole lines (an NDJSON line never
+// holds a raw newline, so cutting after the last one in a read is safe), which
+// workers convert while the input is still being read; records are emitted in
+// file order, and a bad line stops the import as in serial.
+func (nc *ndjsonConv) parallel(ctx context.Context, in io.Reader, workers, chunkBytes int, emit func(arrow.Record) error) (ImportReport, error) {
+	if chunkBytes <= 0 {
+		chunkBytes = 4 << 20
 	}
-	if b.rows > 0 {
-		return rep, emit(b.record())
+	type result struct {
+		seq  int
+		recs []arrow.Record
+		rep  ImportReport
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan ndjsonChunk, 2)
+	results := make(chan result, 2)
+	go func() {
+		defer close(chunks)
+		var carry []byte
+		line := 1
+		for seq := 0; ; seq++ {
+			buf := make([]byte, len(carry), max(chunkBytes, 2*len(carry)))
+			copy(buf, carry)
+			n, err := io.ReadFull(in, buf[len(carry):cap(buf)])
+			buf = buf[:len(carry)+n]
+			eof := err == io.EOF || err == io.ErrUnexpectedEOF
+			if eof {
+				err = nil
+			}
+			cut := len(buf)
+			if !eof && err == nil {
+				cut = bytes.LastIndexByte(buf, '\n') + 1
+				if cut == 0 && len(buf) > maxCSVLine {
+					err = rowError(line, "", "the line is longer than 1 MiB")
+				}
+			}
+			carry = buf[cut:]
+			ch := ndjsonChunk{seq: seq, data: buf[:cut], line: line, err: err}
+			if err != nil && privalytics.ErrorCode(err) == "" {
+				ch.err = privalytics.Errorf(privalytics.EINVALID, "reading NDJSON: %v", err)
+			}
+			line += bytes.Count(ch.data, []byte{'\n'})
+			select {
+			case chunks <- ch:
+			case <-ctx.Done():
+				return
+			}
+			if eof || err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ch := range chunks {
+				res := result{seq: ch.seq}
+				st := nc.state(func(rec arrow.Record) error {
+					res.recs = append(res.recs, rec)
+					return nil
+				})
+				data, line := ch.data, ch.line
+				for len(data) > 0 && res.err == nil {
+					ln := data
+					if i := bytes.IndexByte(data, '\n'); i >= 0 {
+						ln, data = data[:i+1], data[i+1:]
+					} else {
+						data = nil
+					}
+					res.err = st.line(ln, line)
+					line++
+				}
+				if res.err == nil {
+					res.err = st.finish()
+				}
+				if res.err == nil {
+					res.err = ch.err
+				}
+				res.rep = st.report()
+				select {
+				case results <- res:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+	var rep ImportReport
+	pending := map[int]result{}
+	next := 0
+	fail := func(err error) (ImportReport, error) {
+		cancel()
+		for range results {
+		}
+		return rep, err
+	}
+	for res := range results {
+		pending[res.seq] = res
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if r.err != nil {
+				// As with CSV blocks: nothing of the bad chunk is emitted.
+				return fail(r.err)
+			}
+			for _, rec := range r.recs {
+				if err := emit(rec); err != nil {
+					return fail(err)
+				}
+			}
+			rep.add(r.rep)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
