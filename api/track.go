@@ -21,7 +21,7 @@ import (
 )
 
 // The tracking endpoint takes single events from a shop's web pages: the
-// snippet (track.js) sends each event as its own request, with a publishable
+// snippet (/track.js) sends each event as its own request, with a publishable
 // key of role "track". Such a key is in the page for anyone to read, so it can
 // do one thing only, send events to /v1/track, and only from the origins listed
 // in it (the key's name holds them, space-separated: a key attribute without a
@@ -51,7 +51,7 @@ func DefaultTrackLimits() TrackLimits {
 	return TrackLimits{MaxEventBytes: 8 << 10, PerKeyRate: 50_000, PerKeyBurst: 100_000, PerOriginRate: 50_000, PerOriginBurst: 100_000}
 }
 
-// tracker serves /v1/track and /v1/track.js.
+// tracker serves /v1/track and the snippet, /track.js.
 type tracker struct {
 	s         *Server
 	limits    TrackLimits
@@ -80,9 +80,19 @@ func newTracker(s *Server, lim TrackLimits) *tracker {
 // routes adds the endpoint outside the /v1 group: it authenticates by the key
 // in the URL, as a beacon cannot send an Authorization header.
 func (t *tracker) routes(r *gin.Engine) {
-	r.POST("/v1/track", t.event)
+	r.POST("/v1/track", t.bearer, t.event)
 	r.OPTIONS("/v1/track", t.preflight)
-	r.GET("/v1/track.js", t.script)
+	r.GET("/track.js", t.script)
+}
+
+// bearer authenticates a request that carries an API key the usual way, so
+// event can refuse it (audited): a secret key has no business on a page.
+func (t *tracker) bearer(c *gin.Context) {
+	if c.GetHeader("Authorization") == "" {
+		c.Next()
+		return
+	}
+	t.s.authenticate(c)
 }
 
 // TrackOrigins parses the origins a track key allows (its name): scheme and
@@ -163,6 +173,10 @@ func (t *tracker) key(c *gin.Context) (*privalytics.APIKey, error) {
 }
 
 func (t *tracker) event(c *gin.Context) {
+	if p, ok := c.Get(principalKey); ok {
+		t.s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "/v1/track takes a track key in ?key=, not an Authorization header; a %s key must stay secret and never be sent from a web page", p.(principal).Key.Role))
+		return
+	}
 	k, err := t.key(c)
 	if err != nil {
 		t.s.writeError(c, err)

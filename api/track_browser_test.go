@@ -71,7 +71,7 @@ window.privalytics = {q: [
   ["track", "add_to_cart", {product: "SKU-2", quantity: 2}, {purpose: "analytics"}]
 ]};
 </script>
-<script src="` + f.srv.URL + `/v1/track.js" data-key="` + k.Token + `" async></script>
+<script src="` + f.srv.URL + `/track.js" data-key="` + k.Token + `" async></script>
 </head><body>shop</body></html>`)
 
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),

@@ -93,7 +93,7 @@ func TestTrackEndpoint(t *testing.T) {
 		t.Errorf("bad origin list: %d %q", status, eb.Error.Message)
 	}
 	// CORS: the script and the preflight.
-	if status, _, body := f.do(t, http.MethodGet, "/v1/track.js", "", "", nil, nil); status != 200 || !strings.Contains(string(body), "sendBeacon") {
+	if status, _, body := f.do(t, http.MethodGet, "/track.js", "", "", nil, nil); status != 200 || !strings.Contains(string(body), "sendBeacon") {
 		t.Errorf("track.js: %d", status)
 	}
 	req, _ := http.NewRequest(http.MethodOptions, f.srv.URL+"/v1/track?key="+key, nil)

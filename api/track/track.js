@@ -1,6 +1,6 @@
 // Privalytics tracking snippet: first-party, no cookies, consent-aware.
 //
-//   <script src="/v1/track.js" data-key="pvk_…" async></script>
+//   <script src="/track.js" data-key="pvk_…" async></script>
 //   <script>
 //     window.privalytics = window.privalytics || {q: []};
 //     privalytics.q.push(["consent", {analytics: true, marketing: false}]);
