@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"math/bits"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -86,6 +87,7 @@ type Converter struct {
 	// whether findings are redacted (else the batch is rejected).
 	freeText []bool
 	redact   bool
+	all      uint64 // one bit per stored column
 }
 
 // SetStrayData sets the tenant's policy for personal data found in free-text
@@ -119,6 +121,10 @@ func NewConverter(schema privalytics.Schema, p *Pseudonymiser, lim Limits) (*Con
 		lim.MaxStringBytes = DefaultLimits().MaxStringBytes
 	}
 	c := &Converter{schema: schema, cols: schema.Stored(), arrow: schema.Arrow(), byName: map[string]int{}, pseudo: p, limits: lim}
+	c.all = 1<<uint(len(c.cols)) - 1
+	if len(c.cols) == 64 {
+		c.all = ^uint64(0)
+	}
 	c.allowed = make([]map[string]bool, len(c.cols))
 	c.maxLen = make([]int, len(c.cols))
 	c.freeText = make([]bool, len(c.cols))
@@ -374,10 +380,11 @@ func (b *batch) valueError(i int, v *value, line int, err error) error {
 
 // endRow fills absent optional fields with nulls and checks required ones.
 func (b *batch) endRow(line int) error {
-	for i, col := range b.c.cols {
-		if b.seen&(1<<uint(i)) != 0 {
-			continue
-		}
+	// Only the columns the row did not set are visited (a full row visits
+	// none): this runs once per row of every import.
+	for missing := b.c.all &^ b.seen; missing != 0; missing &= missing - 1 {
+		i := bits.TrailingZeros64(missing)
+		col := &b.c.cols[i]
 		if col.Required {
 			return rowError(line, b.c.names[i], "required field is missing")
 		}
