@@ -232,13 +232,11 @@ func (t *tracker) event(c *gin.Context) {
 		t.s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "send one event as a JSON object"))
 		return
 	}
-	rec, err := st.conv.DecodeJSON(body)
+	n, err := st.conv.CheckEvent(body)
 	if err != nil {
 		t.s.writeError(c, err)
 		return
 	}
-	n := rec.NumRows()
-	rec.Release()
 	if n != 1 {
 		t.s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "send one event per request, got %d; files go to /v1/imports", n))
 		return

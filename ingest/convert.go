@@ -88,6 +88,8 @@ type Converter struct {
 	freeText []bool
 	redact   bool
 	all      uint64 // one bit per stored column
+	// checks holds one-row batches for CheckEvent, reset between uses.
+	checks sync.Pool
 }
 
 // SetStrayData sets the tenant's policy for personal data found in free-text
@@ -227,6 +229,35 @@ func (c *Converter) newBatch(capacity int) *batch {
 		}
 	}
 	return b
+}
+
+// reset empties the batch for reuse, keeping its memory.
+func (b *batch) reset() {
+	b.rows, b.seen, b.null = 0, 0, 0
+	b.u64 = b.u64[:0]
+	for i := range b.c.cols {
+		if b.i64[i] != nil {
+			b.i64[i] = b.i64[i][:0]
+		}
+		if b.f64[i] != nil {
+			b.f64[i] = b.f64[i][:0]
+		}
+		if b.bools[i] != nil {
+			b.bools[i] = b.bools[i][:0]
+		}
+		if b.idx[i] != nil {
+			b.idx[i] = b.idx[i][:0]
+		}
+		if b.valid[i] != nil {
+			b.valid[i] = b.valid[i][:0]
+		}
+		if b.dict[i] != nil {
+			clear(b.dict[i])
+			b.dvals[i] = b.dvals[i][:0]
+		}
+		b.last[i] = -1
+	}
+	clear(b.pseudonyms)
 }
 
 // set stores one field value of the current row. On error the batch is to be
