@@ -106,7 +106,12 @@ func TrackOrigins(name string) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("%q is not an origin like https://shop.example", o))
 			continue
 		}
-		out = append(out, u.Scheme+"://"+strings.ToLower(u.Host))
+		// Browsers leave default ports out of Origin, so the key does too.
+		host := strings.ToLower(u.Host)
+		if (u.Scheme == "https" && u.Port() == "443") || (u.Scheme == "http" && u.Port() == "80") {
+			host = strings.TrimSuffix(host, ":"+u.Port())
+		}
+		out = append(out, u.Scheme+"://"+host)
 	}
 	if len(problems) > 0 {
 		return nil, privalytics.Errorf(privalytics.EINVALID, "a track key's name lists the origins it accepts, separated by spaces: %s", strings.Join(problems, "; "))

@@ -19,7 +19,7 @@ func trackFixture(t *testing.T, lim api.Limits) (*fixture, privalytics.EventStor
 	f := newFixtureDeps(t, lim, func(d *api.Deps) { store = d.Events })
 	var k api.IssuedKey
 	f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil,
-		[]byte(`{"name":"http://shop.test  https://WWW.Shop.test","role":"track"}`), http.StatusCreated, &k)
+		[]byte(`{"name":"http://shop.test:80  https://WWW.Shop.test:443","role":"track"}`), http.StatusCreated, &k)
 	if k.Name != "http://shop.test https://www.shop.test" {
 		t.Errorf("stored origins %q, want them normalised", k.Name)
 	}
