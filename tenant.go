@@ -19,11 +19,14 @@ const (
 	// RoleProcessor uploads encrypted tables to a processor (serve --role
 	// processor), runs jobs on them and downloads the encrypted results.
 	RoleProcessor Role = "processor"
+	// RoleTrack is a publishable key for web pages: it sends single events to
+	// /v1/track, only from the origins its name lists, and nothing else.
+	RoleTrack Role = "track"
 )
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
-	return r == RoleAdmin || r == RoleIngest || r == RoleQuery || r == RoleProcessor
+	return r == RoleAdmin || r == RoleIngest || r == RoleQuery || r == RoleProcessor || r == RoleTrack
 }
 
 // Tenant is one business: its schema, its privacy budget and its secrets.

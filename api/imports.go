@@ -99,13 +99,13 @@ func importMapping(c *gin.Context) (*ingest.Mapping, error) {
 		}
 		return &m, nil
 	}
-	switch p := c.Query("mapping"); p {
-	case "":
+	p := c.Query("mapping")
+	if p == "" {
 		return nil, nil
-	case "uci-online-retail":
-		m := ingest.UCIOnlineRetailMapping()
-		return &m, nil
-	default:
-		return nil, privalytics.Errorf(privalytics.EINVALID, "unknown mapping preset %q; use uci-online-retail or send a JSON mapping in the Privalytics-Mapping header", p)
 	}
+	m, err := ingest.PresetMapping(p)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
 }

@@ -44,6 +44,7 @@ type Limits struct {
 	// PageSize is a listing's page (audit trail, charges, budget changes)
 	// without ?limit; MaxPageSize the largest ?limit accepted (400 above).
 	PageSize, MaxPageSize int
+	Track                 TrackLimits // /v1/track (api/track.go); zero fields take DefaultTrackLimits
 }
 
 // DefaultLimits are the documented defaults.
@@ -174,6 +175,9 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/metrics", s.authenticate, s.serveMetrics)
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/dashboard/") })
 	r.GET("/dashboard/*filepath", s.serveDashboard())
+
+	// Single events from web shops, with publishable keys (api/track.go).
+	newTracker(s, s.limits.Track).routes(r)
 
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/tenants", s.handle(s.createTenant))

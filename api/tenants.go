@@ -141,12 +141,15 @@ func (s *Server) createKey(c *gin.Context) (reply, error) {
 	if err := decodeJSON(c, s.limits.MaxQueryBytes, &req); err != nil {
 		return reply{}, err
 	}
-	if role := privalytics.Role(req.Role); !role.Valid() {
-		return reply{}, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query or processor, got %q", req.Role)
+	role := privalytics.Role(req.Role)
+	if !role.Valid() {
+		return reply{}, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query, processor or track, got %q", req.Role)
 	}
-	if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 64 {
-		return reply{}, privalytics.Errorf(privalytics.EINVALID, "name must be 1 to 64 characters")
+	name, err := keyName(role, req.Name)
+	if err != nil {
+		return reply{}, err
 	}
+	req.Name = name
 	k, err := s.issueKey(c.Request.Context(), callerOf(c).Key.TenantID, req.Name, privalytics.Role(req.Role))
 	target := ""
 	if k != nil {
@@ -230,4 +233,23 @@ func (s *Server) setPrivacy(c *gin.Context) (reply, error) {
 	}
 	s.tenants.Delete(id)
 	return ok(wireTenant(&t)), nil
+}
+
+// keyName checks a new key's name: 1 to 64 characters, except for a track
+// key, whose name is the origins it accepts (api/track.go).
+func keyName(role privalytics.Role, name string) (string, error) {
+	if role != privalytics.RoleTrack {
+		if name = strings.TrimSpace(name); name == "" || len(name) > 64 {
+			return "", privalytics.Errorf(privalytics.EINVALID, "name must be 1 to 64 characters")
+		}
+		return name, nil
+	}
+	origins, err := TrackOrigins(name)
+	if err != nil {
+		return "", err
+	}
+	if joined := strings.Join(origins, " "); len(joined) <= 512 {
+		return joined, nil
+	}
+	return "", privalytics.Errorf(privalytics.EINVALID, "a track key lists at most 512 characters of origins")
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"math/bits"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -86,6 +87,9 @@ type Converter struct {
 	// whether findings are redacted (else the batch is rejected).
 	freeText []bool
 	redact   bool
+	all      uint64 // one bit per stored column
+	// checks holds one-row batches for CheckEvent, reset between uses.
+	checks sync.Pool
 }
 
 // SetStrayData sets the tenant's policy for personal data found in free-text
@@ -119,6 +123,10 @@ func NewConverter(schema privalytics.Schema, p *Pseudonymiser, lim Limits) (*Con
 		lim.MaxStringBytes = DefaultLimits().MaxStringBytes
 	}
 	c := &Converter{schema: schema, cols: schema.Stored(), arrow: schema.Arrow(), byName: map[string]int{}, pseudo: p, limits: lim}
+	c.all = 1<<uint(len(c.cols)) - 1
+	if len(c.cols) == 64 {
+		c.all = ^uint64(0)
+	}
 	c.allowed = make([]map[string]bool, len(c.cols))
 	c.maxLen = make([]int, len(c.cols))
 	c.freeText = make([]bool, len(c.cols))
@@ -223,6 +231,35 @@ func (c *Converter) newBatch(capacity int) *batch {
 	return b
 }
 
+// reset empties the batch for reuse, keeping its memory.
+func (b *batch) reset() {
+	b.rows, b.seen, b.null = 0, 0, 0
+	b.u64 = b.u64[:0]
+	for i := range b.c.cols {
+		if b.i64[i] != nil {
+			b.i64[i] = b.i64[i][:0]
+		}
+		if b.f64[i] != nil {
+			b.f64[i] = b.f64[i][:0]
+		}
+		if b.bools[i] != nil {
+			b.bools[i] = b.bools[i][:0]
+		}
+		if b.idx[i] != nil {
+			b.idx[i] = b.idx[i][:0]
+		}
+		if b.valid[i] != nil {
+			b.valid[i] = b.valid[i][:0]
+		}
+		if b.dict[i] != nil {
+			clear(b.dict[i])
+			b.dvals[i] = b.dvals[i][:0]
+		}
+		b.last[i] = -1
+	}
+	clear(b.pseudonyms)
+}
+
 // set stores one field value of the current row. On error the batch is to be
 // discarded: the row is half set.
 func (b *batch) set(i int, v *value, line int) error {
@@ -307,8 +344,14 @@ func (b *batch) set(i int, v *value, line int) error {
 		switch {
 		case v.kind == kindBool:
 			b.bools[i] = append(b.bools[i], v.b)
-		case v.kind == kindText && (string(v.raw) == "true" || string(v.raw) == "false"):
-			b.bools[i] = append(b.bools[i], string(v.raw) == "true")
+		case v.kind == kindText:
+			// File cells carry the words of the program that wrote them: TRUE in
+			// spreadsheets, yes/no in shop exports.
+			t, ok := boolWord(string(v.raw))
+			if !ok {
+				return rowError(line, b.c.names[i], fmt.Sprintf("must be true or false (also TRUE/FALSE, yes/no, y/n, 1/0, on/off), got %q", truncate(v.raw)))
+			}
+			b.bools[i] = append(b.bools[i], t)
 		default:
 			return b.typeError(i, v, line, "must be true or false")
 		}
@@ -355,6 +398,10 @@ func (b *batch) setSubject(v *value, line int) error {
 var kindNames = [...]string{kindNull: "null", kindString: "a string", kindNumber: "a number", kindBool: "true or false", kindText: "text", kindTime: "a time", kindScaled: "a number"}
 
 func (b *batch) typeError(i int, v *value, line int, want string) error {
+	if v.kind == kindText || v.kind == kindString || v.kind == kindNumber {
+		// Quote the value: "got text" alone does not say which cell to fix.
+		return rowError(line, b.c.names[i], fmt.Sprintf("%s, got %s %q", want, kindNames[v.kind], truncate(v.raw)))
+	}
 	return rowError(line, b.c.names[i], fmt.Sprintf("%s, got %s", want, kindNames[v.kind]))
 }
 
@@ -364,10 +411,11 @@ func (b *batch) valueError(i int, v *value, line int, err error) error {
 
 // endRow fills absent optional fields with nulls and checks required ones.
 func (b *batch) endRow(line int) error {
-	for i, col := range b.c.cols {
-		if b.seen&(1<<uint(i)) != 0 {
-			continue
-		}
+	// Only the columns the row did not set are visited (a full row visits
+	// none): this runs once per row of every import.
+	for missing := b.c.all &^ b.seen; missing != 0; missing &= missing - 1 {
+		i := bits.TrailingZeros64(missing)
+		col := &b.c.cols[i]
 		if col.Required {
 			return rowError(line, b.c.names[i], "required field is missing")
 		}

@@ -189,3 +189,39 @@ func checkRecord(t *testing.T, conv *Converter, rec arrow.Record) {
 		}
 	}
 }
+
+// FuzzMappedImport runs a JSON mapping (ParseMapping) over a CSV file: whatever
+// the two hold, the import ends with rows or a coded error, never a panic, and
+// every row read is either emitted or counted as skipped. The seeds are the
+// presets over their sample exports.
+func FuzzMappedImport(f *testing.F) {
+	for _, p := range Presets() {
+		m, _ := json.Marshal(p.Mapping())
+		f.Add(m, []byte("Name,Email,Created at,Status\n#1,a@x,2024-01-01 00:00:00 +0000,paid\n#1,,,\n"))
+	}
+	f.Add([]byte(`{"snake_case":true,"rename":{"Who":"customer_id"}}`), []byte("Who,Ts,Type\nc1,2024-01-01T00:00:00Z,view\n"))
+	f.Add([]byte(`{"fields":{"customer_id":{"column":"a"},"ts":{"column":"b","format":"Jan","year":2024},"type":{"column":"c","map":{"x":"view"},"default":"purchase"},"amount":{"column":"d","times":"d","strip":"$","negate_if":{"column":"c","empty":true}}},"fill_down":{"group":"c","columns":["a"]},"skip":[{"column":"a","in":["z"],"reason":"z"}]}`),
+		[]byte("a,b,c,d\nq,June,x,$1.5\n,sept,x,2\nz,Feb,,3\n"))
+	conv := testConverter(f)
+	f.Fuzz(func(t *testing.T, mapping, text []byte) {
+		m, err := ParseMapping(mapping)
+		if err != nil {
+			if privalytics.ErrorCode(err) != privalytics.EINVALID {
+				t.Fatalf("ParseMapping: %v, want an invalid error", err)
+			}
+			return
+		}
+		rows := 0
+		rep, err := ImportCSV(context.Background(), bytes.NewReader(text), conv, &m, 2, func(r arrow.Record) error {
+			rows += int(r.NumRows())
+			return nil
+		}, nil)
+		var pe *privalytics.Error
+		if err != nil && !errors.As(err, &pe) {
+			t.Fatalf("error %v (%T), want a *privalytics.Error", err, err)
+		}
+		if err == nil && rows != rep.Rows {
+			t.Fatalf("emitted %d rows, the report says %d", rows, rep.Rows)
+		}
+	})
+}

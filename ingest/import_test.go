@@ -197,7 +197,9 @@ func TestMappingJSON(t *testing.T) {
 	}{
 		{"unknown key", `{"fields":{"ts":{"column":"t","fromat":"x"}}}`, []string{`unknown field "fromat"`}},
 		{"every problem", `{"fields":{"a":{},"b":{"column":"x","const":"y"},"c":{"const":"y","times":"z"},"d":{"column":"x","default":"p"},"e":{"column":"x","time_zone":"Mars/Olympus"}}}`,
-			[]string{`field "a": set column or const`, `field "b": set column or const, not both`, `field "c": times, prefix and format apply to a column`, `field "d": default applies with prefix only`, `field "e": unknown time zone "Mars/Olympus"`}},
+			[]string{`field "a": set column or const`, `field "b": set column or const, not both`, `field "c": times, prefix, map, format, with and negate_if apply to a column`, `field "d": default applies with prefix or map only`, `field "e": unknown time zone "Mars/Olympus"`}},
+		{"row rules", `{"fill_down":{"columns":["Email"]},"skip":[{"column":"Status"},{"in":["x"],"reason":"r"}],"rename":{"A":"x","B":"x"},"fields":{"ts":{"column":"t","formats":["Jan"],"year":-1}}}`,
+			[]string{`fill_down: set group`, `skip[0]: set exactly one of in, not_in and empty`, `skip[0]: set reason`, `skip[1]: set column`, `rename: "A" and "B" are both renamed to "x"`, `field "ts": formats are tried after format`, `field "ts": year must be 1..9999, got -1`}},
 	}
 	for _, tt := range tests {
 		_, err := ParseMapping([]byte(tt.json))

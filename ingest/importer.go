@@ -8,16 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -49,236 +45,6 @@ func (r *ImportReport) add(o ImportReport) {
 		}
 		r.SkippedReasons[k] += v
 	}
-}
-
-// fieldPlan is one target field's resolved source.
-type fieldPlan struct {
-	target   int
-	name     string
-	src      int // source column index; -1 for a constant
-	times    int // -1 when not multiplying
-	fs       FieldSource
-	loc      *time.Location
-	prefixes []string // longest first
-}
-
-// plan resolves a mapping (nil: identity) against the source's column names.
-func (c *Converter) plan(m *Mapping, header []string) ([]fieldPlan, error) {
-	pos := map[string]int{}
-	for i, h := range header {
-		pos[strings.TrimSpace(h)] = i
-	}
-	fields := map[string]FieldSource{}
-	if m == nil || len(m.Fields) == 0 {
-		for _, h := range header {
-			fields[strings.TrimSpace(h)] = FieldSource{Column: strings.TrimSpace(h)}
-		}
-	} else {
-		if err := m.Validate(); err != nil {
-			return nil, err
-		}
-		fields = m.Fields
-	}
-	names := make([]string, 0, len(fields))
-	for n := range fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var out []fieldPlan
-	var problems []string
-	for _, name := range names {
-		fs := fields[name]
-		target, ok := c.byName[name]
-		if !ok {
-			problems = append(problems, fmt.Sprintf("%q is not a field of the schema (fields: %s); map it to one or leave it out", name, strings.Join(c.names, ", ")))
-			continue
-		}
-		p := fieldPlan{target: target, name: name, src: -1, times: -1, fs: fs, loc: time.UTC}
-		if fs.Const == "" {
-			i, ok := pos[fs.Column]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("field %q: source column %q is not in the file", name, fs.Column))
-				continue
-			}
-			p.src = i
-		}
-		if fs.Times != "" {
-			i, ok := pos[fs.Times]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("field %q: source column %q is not in the file", name, fs.Times))
-				continue
-			}
-			p.times = i
-			if t := c.cols[target].Type; t != privalytics.TypeInt && t != privalytics.TypeDecimal && t != privalytics.TypeFloat {
-				problems = append(problems, fmt.Sprintf("field %q: times applies to int, decimal and float fields", name))
-			}
-		}
-		if fs.Format != "" && c.cols[target].Type != privalytics.TypeTimestamp {
-			problems = append(problems, fmt.Sprintf("field %q: format applies to timestamp fields", name))
-		}
-		if fs.TimeZone != "" {
-			loc, err := time.LoadLocation(fs.TimeZone)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("field %q: unknown time zone %q", name, fs.TimeZone))
-				continue
-			}
-			p.loc = loc
-		}
-		for k := range fs.Prefix {
-			p.prefixes = append(p.prefixes, k)
-		}
-		sort.Slice(p.prefixes, func(a, b int) bool {
-			pa, pb := p.prefixes[a], p.prefixes[b]
-			return len(pa) > len(pb) || (len(pa) == len(pb) && pa < pb)
-		})
-		out = append(out, p)
-	}
-	if len(problems) > 0 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "mapping: %s", strings.Join(problems, "; "))
-	}
-	// The subject goes first, so a row without one is skipped before anything is set.
-	sort.SliceStable(out, func(a, b int) bool { return out[a].target == 0 && out[b].target != 0 })
-	return out, nil
-}
-
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// timeMemo remembers the last text timestamp parsed per field: rows of one order
-// share their time, and time.ParseInLocation is the costliest step of a row.
-type timeMemo struct {
-	text string
-	us   int64
-}
-
-// value computes the field's value from a source row of text cells.
-func (p *fieldPlan) value(c *Converter, row []string, memo *timeMemo) (value, error) {
-	s := p.fs.Const
-	if p.src >= 0 {
-		s = row[p.src]
-	}
-	if len(p.prefixes) > 0 {
-		out := p.fs.Default
-		for _, k := range p.prefixes {
-			if strings.HasPrefix(s, k) {
-				out = p.fs.Prefix[k]
-				break
-			}
-		}
-		s = out
-	}
-	if s == "" {
-		return value{kind: kindNull}, nil
-	}
-	col := &c.cols[p.target]
-	switch {
-	case p.times >= 0:
-		m1, s1, err := parseDecimal(bytesOf(strings.TrimSpace(s)))
-		if err != nil {
-			return value{}, err
-		}
-		m2, s2, err := parseDecimal(bytesOf(strings.TrimSpace(row[p.times])))
-		if err != nil {
-			return value{}, fmt.Errorf("%s: %v", p.fs.Times, err)
-		}
-		prod, ok := mulExact(m1, m2)
-		if !ok {
-			return value{}, errors.New("the product is too large")
-		}
-		if col.Type == privalytics.TypeFloat {
-			return value{kind: kindText, raw: []byte(strconv.FormatFloat(float64(prod)/math.Pow10(s1+s2), 'g', -1, 64))}, nil
-		}
-		n, err := rescale(prod, s1+s2, col.Scale)
-		if err != nil {
-			return value{}, fmt.Errorf("%s × %s = %s × %s %v", p.fs.Column, p.fs.Times, strings.TrimSpace(s), strings.TrimSpace(row[p.times]), err)
-		}
-		return value{kind: kindScaled, n: n}, nil
-	case col.Type == privalytics.TypeTimestamp && p.fs.Format != "":
-		if memo.text == s && s != "" {
-			return value{kind: kindTime, n: memo.us}, nil
-		}
-		t, err := time.ParseInLocation(p.fs.Format, strings.TrimSpace(s), p.loc)
-		if err != nil {
-			return value{}, fmt.Errorf("must be a time like %q (the mapping's format), got %q", p.fs.Format, s)
-		}
-		memo.text, memo.us = strings.Clone(s), t.UnixMicro()
-		return value{kind: kindTime, n: memo.us}, nil
-	}
-	return value{kind: kindText, raw: bytesOf(s)}, nil
-}
-
-// mulExact multiplies exactly, or reports that the product overflows int64.
-func mulExact(a, b int64) (int64, bool) {
-	ua, ub := uint64(a), uint64(b)
-	if a < 0 {
-		ua = -ua
-	}
-	if b < 0 {
-		ub = -ub
-	}
-	hi, lo := bits.Mul64(ua, ub)
-	if hi != 0 || lo > math.MaxInt64 {
-		return 0, false
-	}
-	if (a < 0) != (b < 0) {
-		return -int64(lo), true
-	}
-	return int64(lo), true
-}
-
-// rowSink feeds source rows (as text cells) through the plan into batches.
-type rowSink struct {
-	c         *Converter
-	plan      []fieldPlan
-	memo      []timeMemo
-	skipEmpty bool
-	batchRows int
-	emit      func(arrow.Record) error
-	b         *batch
-	rep       ImportReport
-}
-
-func newRowSink(c *Converter, plan []fieldPlan, m *Mapping, batchRows int, emit func(arrow.Record) error) *rowSink {
-	return &rowSink{c: c, plan: plan, memo: make([]timeMemo, len(plan)), skipEmpty: m != nil && m.SkipMissingSubject,
-		batchRows: batchRows, emit: emit, b: c.newBatch(batchRows)}
-}
-
-func (r *rowSink) add(row []string, line int) error {
-	b := r.b
-	for i := range r.plan {
-		p := &r.plan[i]
-		v, err := p.value(r.c, row, &r.memo[i])
-		if err != nil {
-			return rowError(line, p.name, err.Error())
-		}
-		if p.target == 0 && v.kind == kindNull && r.skipEmpty {
-			r.rep.Skipped++
-			if r.rep.SkippedReasons == nil {
-				r.rep.SkippedReasons = map[string]int{}
-			}
-			r.rep.SkippedReasons[ReasonNoSubject]++
-			return nil
-		}
-		if err := b.set(p.target, &v, line); err != nil {
-			return err
-		}
-	}
-	if err := b.endRow(line); err != nil {
-		return err
-	}
-	r.rep.Rows++
-	if b.rows >= r.batchRows {
-		return r.flush()
-	}
-	return nil
-}
-
-func (r *rowSink) flush() error {
-	if r.b.rows == 0 {
-		return nil
-	}
-	rec := r.b.record()
-	r.b = r.c.newBatch(r.batchRows)
-	return r.emit(rec)
 }
 
 type countingReader struct {
@@ -326,6 +92,23 @@ func batchSize(c *Converter, batchRows int) int {
 // records of earlier blocks are emitted, nothing from its block on is; the report
 // counts the rows emitted.
 func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
+	return importCSV(ctx, r, c, m, batchRows, emit, progress, importOptions{})
+}
+
+// importOptions are the knobs of an import that only this package turns.
+type importOptions struct {
+	// workers converting blocks; 0 means GOMAXPROCS.
+	workers int
+	// observe is given to every row sink (see rowSink.observe); it must then be
+	// safe for concurrent use, or workers 1.
+	observe func(row []string, kept bool)
+	// header, when set, is called once with the source's column names.
+	header func([]string)
+	// chunkBytes is the size of the blocks NDJSON is cut into; 0 means 4 MiB.
+	chunkBytes int
+}
+
+func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64), opt importOptions) (ImportReport, error) {
 	in, err := maybeGunzip(&countingReader{r: r, progress: progress})
 	if err != nil {
 		return ImportReport{}, err
@@ -344,6 +127,9 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	if err != nil {
 		return ImportReport{}, atHeader(err)
 	}
+	if opt.header != nil {
+		opt.header(header)
+	}
 	batchRows = batchSize(c, batchRows)
 
 	type result struct {
@@ -353,9 +139,10 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 		err  error
 	}
 	type job struct {
-		seq int
-		b   *csvBlock
-		err error // a read error after the block's rows
+		seq  int
+		b    *csvBlock
+		fill *filler // the fill-down state at the block's first row
+		err  error   // a read error after the block's rows
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -365,14 +152,25 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	go func() {
 		defer close(jobs)
 		sizeHint := 64 * batchRows
+		// Fill-down runs on across blocks: the splitter walks each block's rows
+		// once, in order, to hand the next block the state it starts from.
+		fill := plan.fill.clone()
+		cells := make([]string, len(header))
 		for seq := 0; ; seq++ {
 			b, err := cr.block(batchRows, sizeHint)
 			if err == io.EOF {
 				return
 			}
 			sizeHint = max(sizeHint, cap(b.data))
+			start := fill.clone()
+			if fill != nil {
+				for i := range b.rows() {
+					b.row(i, cells)
+					fill.apply(cells)
+				}
+			}
 			select {
-			case jobs <- job{seq: seq, b: b, err: err}:
+			case jobs <- job{seq: seq, b: b, fill: start, err: err}:
 			case <-ctx.Done():
 				return
 			}
@@ -382,17 +180,22 @@ func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 		}
 	}()
 	var wg sync.WaitGroup
-	for range max(1, runtime.GOMAXPROCS(0)) {
+	workers := opt.workers
+	if workers <= 0 {
+		workers = max(1, runtime.GOMAXPROCS(0))
+	}
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			row := make([]string, len(header))
 			for j := range jobs {
 				res := result{seq: j.seq}
-				sink := newRowSink(c, plan, m, batchRows, func(rec arrow.Record) error {
+				sink := newRowSink(c, plan, batchRows, func(rec arrow.Record) error {
 					res.recs = append(res.recs, rec)
 					return nil
 				})
+				sink.fill, sink.observe = j.fill, opt.observe
 				for i := range j.b.rows() {
 					j.b.row(i, row)
 					if res.err = sink.add(row, j.b.lines[i]); res.err != nil {
@@ -476,86 +279,297 @@ func csvFailure(err error) error {
 // ignored) and emits records of up to batchRows rows. Without a mapping (m nil or
 // without fields) lines are decoded as DecodeJSON does, with JSON types checked.
 // With a mapping, keys are source columns like a CSV header's: keys that no field
-// names are dropped, and values are read as text, as CSV cells are.
+// names are dropped, and values are read as text, as CSV cells are. Blocks of
+// lines convert on GOMAXPROCS goroutines (one, with fill-down) and are emitted
+// in file order; a bad line stops the import with an *privalytics.Error naming
+// it, the records of earlier blocks emitted and nothing from its block on.
 func ImportNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
+	return importNDJSON(ctx, r, c, m, batchRows, emit, progress, importOptions{})
+}
+
+func importNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64), opt importOptions) (ImportReport, error) {
 	in, err := maybeGunzip(&countingReader{r: r, progress: progress})
 	if err != nil {
 		return ImportReport{}, err
 	}
-	br := bufio.NewReaderSize(in, maxCSVLine)
-	batchRows = batchSize(c, batchRows)
-	var sink *rowSink
-	var srcPos map[string]int
-	var row []string
+	nc := &ndjsonConv{c: c, batchRows: batchSize(c, batchRows), observe: opt.observe}
 	if m != nil && len(m.Fields) > 0 {
-		srcPos = map[string]int{}
-		for _, f := range m.Fields {
-			for _, col := range []string{f.Column, f.Times} {
-				if _, ok := srcPos[col]; col != "" && !ok {
-					srcPos[col] = len(srcPos)
-				}
+		// Keys are read by their name in the file: a renamed column by its old one.
+		orig := map[string]string{}
+		for from, to := range m.Rename {
+			orig[to] = from
+		}
+		nc.srcPos = map[string]int{}
+		for _, col := range m.columns() {
+			if o, ok := orig[col]; ok {
+				col = o
+			}
+			if _, ok := nc.srcPos[col]; !ok {
+				nc.srcPos[col] = len(nc.header)
+				nc.header = append(nc.header, col)
 			}
 		}
-		header := make([]string, len(srcPos))
-		for k, i := range srcPos {
-			header[i] = k
-		}
-		plan, err := c.plan(m, header)
-		if err != nil {
+		if nc.plan, err = c.plan(m, nc.header); err != nil {
 			return ImportReport{}, err
 		}
-		sink = newRowSink(c, plan, m, batchRows, emit)
-		row = make([]string, len(header))
+		if opt.header != nil {
+			opt.header(nc.header)
+		}
+	} else if m != nil && (m.FillDown != nil || len(m.Skip) > 0 || len(m.Rename) > 0 || m.SnakeCase) {
+		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "mapping: rename, snake_case, fill_down and skip need fields for NDJSON; name each field's column")
 	}
-	b := c.newBatch(batchRows)
-	sc := &scanner{}
-	var rep ImportReport
+	// Lines are independent, so blocks of them convert on all cores, unless
+	// fill-down carries state from line to line or the caller wants one core.
+	workers := opt.workers
+	if workers <= 0 {
+		workers = max(1, runtime.GOMAXPROCS(0))
+	}
+	if workers == 1 || (nc.plan != nil && nc.plan.fill != nil) {
+		return nc.serial(ctx, bufio.NewReaderSize(in, maxCSVLine), emit)
+	}
+	return nc.parallel(ctx, in, workers, opt.chunkBytes, emit)
+}
+
+// ndjsonConv converts NDJSON lines: through a mapping (plan set: keys are
+// source columns, values text) or straight (keys are fields, JSON types checked).
+type ndjsonConv struct {
+	c         *Converter
+	plan      *sourcePlan
+	srcPos    map[string]int
+	header    []string
+	batchRows int
+	observe   func([]string, bool)
+}
+
+// ndjsonState is the conversion state of one run of lines.
+type ndjsonState struct {
+	nc   *ndjsonConv
+	sink *rowSink
+	row  []string
+	b    *batch
+	sc   scanner
+	rep  ImportReport
+	emit func(arrow.Record) error
+}
+
+func (nc *ndjsonConv) state(emit func(arrow.Record) error) *ndjsonState {
+	st := &ndjsonState{nc: nc, emit: emit}
+	if nc.plan != nil {
+		st.sink = newRowSink(nc.c, nc.plan, nc.batchRows, emit)
+		st.sink.observe = nc.observe
+		st.row = make([]string, len(nc.header))
+	} else {
+		st.b = nc.c.newBatch(nc.batchRows)
+	}
+	return st
+}
+
+// line converts one line (blank lines are skipped).
+func (st *ndjsonState) line(ln []byte, line int) error {
+	if len(bytes.TrimSpace(ln)) == 0 {
+		return nil
+	}
+	if len(ln) > maxCSVLine {
+		return rowError(line, "", "the line is longer than 1 MiB")
+	}
+	sc := &st.sc
+	sc.buf, sc.pos = ln, 0
+	if st.sink != nil {
+		if err := mappedLine(sc, st.nc.srcPos, st.row, line); err != nil {
+			return err
+		}
+	} else if err := st.nc.c.row(st.b, sc, line); err != nil {
+		return err
+	}
+	sc.skipSpace()
+	if sc.pos != len(ln) {
+		return rowError(line, "", "unexpected text after the object; send one object per line")
+	}
+	if st.sink != nil {
+		return st.sink.add(st.row, line)
+	}
+	st.rep.Rows++
+	if st.b.rows >= st.nc.batchRows {
+		if err := st.emit(st.b.record()); err != nil {
+			return err
+		}
+		st.b = st.nc.c.newBatch(st.nc.batchRows)
+	}
+	return nil
+}
+
+func (st *ndjsonState) finish() error {
+	if st.sink != nil {
+		return st.sink.flush()
+	}
+	if st.b.rows > 0 {
+		return st.emit(st.b.record())
+	}
+	return nil
+}
+
+func (st *ndjsonState) report() ImportReport {
+	if st.sink != nil {
+		return st.sink.rep
+	}
+	return st.rep
+}
+
+// serial converts the lines in order on the calling goroutine.
+func (nc *ndjsonConv) serial(ctx context.Context, br *bufio.Reader, emit func(arrow.Record) error) (ImportReport, error) {
+	st := nc.state(emit)
 	for line := 1; ; line++ {
 		ln, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return rep, rowError(line, "", "the line is longer than 1 MiB")
+			return st.report(), rowError(line, "", "the line is longer than 1 MiB")
 		}
-		if len(bytes.TrimSpace(ln)) > 0 {
-			sc.buf, sc.pos = ln, 0
-			if sink != nil {
-				if err := mappedLine(sc, srcPos, row, line); err != nil {
-					return sink.rep, err
-				}
-			} else if err := c.row(b, sc, line); err != nil {
-				return rep, err
-			}
-			sc.skipSpace()
-			if sc.pos != len(ln) {
-				return rep, rowError(line, "", "unexpected text after the object; send one object per line")
-			}
-			if sink != nil {
-				if err := sink.add(row, line); err != nil {
-					return sink.rep, err
-				}
-			} else {
-				rep.Rows++
-				if b.rows >= batchRows {
-					if err := emit(b.record()); err != nil {
-						return rep, err
-					}
-					b = c.newBatch(batchRows)
-				}
-			}
+		if lerr := st.line(ln, line); lerr != nil {
+			return st.report(), lerr
 		}
 		if err == io.EOF {
 			break
 		} else if err != nil {
-			return rep, privalytics.Errorf(privalytics.EINVALID, "reading NDJSON: %v", err)
+			return st.report(), privalytics.Errorf(privalytics.EINVALID, "reading NDJSON: %v", err)
 		}
 		if line%4096 == 0 && ctx.Err() != nil {
-			return rep, ctx.Err()
+			return st.report(), ctx.Err()
 		}
 	}
-	if sink != nil {
-		return sink.rep, sink.flush()
+	return st.report(), st.finish()
+}
+
+// ndjsonChunk is a run of whole lines, the first numbered line.
+type ndjsonChunk struct {
+	seq  int
+	data []byte
+	line int
+	err  error // a read error after the chunk's lines
+}
+
+// parallel cuts the input into chunks of whole lines (an NDJSON line never
+// holds a raw newline, so cutting after the last one in a read is safe), which
+// workers convert while the input is still being read; records are emitted in
+// file order, and a bad line stops the import as in serial.
+func (nc *ndjsonConv) parallel(ctx context.Context, in io.Reader, workers, chunkBytes int, emit func(arrow.Record) error) (ImportReport, error) {
+	if chunkBytes <= 0 {
+		chunkBytes = 4 << 20
 	}
-	if b.rows > 0 {
-		return rep, emit(b.record())
+	type result struct {
+		seq  int
+		recs []arrow.Record
+		rep  ImportReport
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan ndjsonChunk, 2)
+	results := make(chan result, 2)
+	go func() {
+		defer close(chunks)
+		var carry []byte
+		line := 1
+		for seq := 0; ; seq++ {
+			buf := make([]byte, len(carry), max(chunkBytes, 2*len(carry)))
+			copy(buf, carry)
+			n, err := io.ReadFull(in, buf[len(carry):cap(buf)])
+			buf = buf[:len(carry)+n]
+			eof := err == io.EOF || err == io.ErrUnexpectedEOF
+			if eof {
+				err = nil
+			}
+			cut := len(buf)
+			if !eof && err == nil {
+				cut = bytes.LastIndexByte(buf, '\n') + 1
+				if cut == 0 && len(buf) > maxCSVLine {
+					err = rowError(line, "", "the line is longer than 1 MiB")
+				}
+			}
+			carry = buf[cut:]
+			ch := ndjsonChunk{seq: seq, data: buf[:cut], line: line, err: err}
+			if err != nil && privalytics.ErrorCode(err) == "" {
+				ch.err = privalytics.Errorf(privalytics.EINVALID, "reading NDJSON: %v", err)
+			}
+			line += bytes.Count(ch.data, []byte{'\n'})
+			select {
+			case chunks <- ch:
+			case <-ctx.Done():
+				return
+			}
+			if eof || err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ch := range chunks {
+				res := result{seq: ch.seq}
+				st := nc.state(func(rec arrow.Record) error {
+					res.recs = append(res.recs, rec)
+					return nil
+				})
+				data, line := ch.data, ch.line
+				for len(data) > 0 && res.err == nil {
+					ln := data
+					if i := bytes.IndexByte(data, '\n'); i >= 0 {
+						ln, data = data[:i+1], data[i+1:]
+					} else {
+						data = nil
+					}
+					res.err = st.line(ln, line)
+					line++
+				}
+				if res.err == nil {
+					res.err = st.finish()
+				}
+				if res.err == nil {
+					res.err = ch.err
+				}
+				res.rep = st.report()
+				select {
+				case results <- res:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+	var rep ImportReport
+	pending := map[int]result{}
+	next := 0
+	fail := func(err error) (ImportReport, error) {
+		cancel()
+		for range results {
+		}
+		return rep, err
+	}
+	for res := range results {
+		pending[res.seq] = res
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if r.err != nil {
+				// As with CSV blocks: nothing of the bad chunk is emitted.
+				return fail(r.err)
+			}
+			for _, rec := range r.recs {
+				if err := emit(rec); err != nil {
+					return fail(err)
+				}
+			}
+			rep.add(r.rep)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
@@ -612,7 +626,7 @@ func ImportParquet(ctx context.Context, path string, c *Converter, m *Mapping, b
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "Parquet: %v", err)
 	}
 	defer f.Close()
-	return importParquet(ctx, &countingReaderAt{f: f, progress: progress}, c, m, batchRows, emit)
+	return importParquet(ctx, &countingReaderAt{f: f, progress: progress}, c, m, batchRows, emit, importOptions{})
 }
 
 // ImportParquetReader imports a Parquet file read whole from r: Parquet needs
@@ -622,7 +636,7 @@ func ImportParquetReader(ctx context.Context, r io.Reader, c *Converter, m *Mapp
 	if err != nil {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "reading the Parquet file: %v", err)
 	}
-	return importParquet(ctx, bytes.NewReader(raw), c, m, batchRows, emit)
+	return importParquet(ctx, bytes.NewReader(raw), c, m, batchRows, emit, importOptions{})
 }
 
 type countingReaderAt struct {
@@ -649,7 +663,7 @@ func (c *countingReaderAt) Read(p []byte) (int, error) {
 
 func (c *countingReaderAt) Seek(off int64, whence int) (int64, error) { return c.f.Seek(off, whence) }
 
-func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error) (ImportReport, error) {
+func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, opt importOptions) (ImportReport, error) {
 	pf, err := file.NewParquetReader(r)
 	if err != nil {
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "not a Parquet file: %v", err)
@@ -673,7 +687,11 @@ func importParquet(ctx context.Context, r parquet.ReaderAtSeeker, c *Converter, 
 	if err != nil {
 		return ImportReport{}, err
 	}
-	sink := newRowSink(c, plan, m, batchSize(c, batchRows), emit)
+	sink := newRowSink(c, plan, batchSize(c, batchRows), emit)
+	sink.observe = opt.observe
+	if opt.header != nil {
+		opt.header(header)
+	}
 	row := make([]string, len(header))
 	var arena []byte
 	ends := make([]int, len(header))

@@ -364,3 +364,34 @@ func TestTimeParsersAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckEvent: CheckEvent accepts and refuses what DecodeJSON does, with the
+// same message, however often its pooled batch is reused.
+func TestCheckEvent(t *testing.T) {
+	t.Parallel()
+	conv := testConverter(t)
+	bodies := []string{
+		`{"customer_id":"c1","ts":"2026-01-01T00:00:00Z","type":"view","store":"s1","amount":"1.5"}`,
+		`{"customer_id":"c1","ts":"2026-01-01T00:00:00Z","type":"teleport"}`,
+		`{"customer_id":"c2","ts":"2026-01-01T00:00:00Z","type":"purchase","store":"s2","quantity":3}`,
+		`{"customer_id":"c1","ts":"2026-01-01T00:00:00Z"}`,
+		`{"customer_id":"c1","ts":"2026-01-01T00:00:00Z","type":"view"}` + "\n" + `{"customer_id":"c2","ts":"2026-01-01T00:00:00Z","type":"view"}`,
+		`{"customer_id":"c1","ts":"yesterday","type":"view"}`,
+		`{"customer_id":"c1","ts":"2026-01-01T00:00:00Z","type":"view","store":"s1","store":"s2"}`,
+		"  ", `{"customer_id":"c3","ts":1767225600,"type":"add_to_cart","channel":"web"}`,
+	}
+	for round := range 3 {
+		for _, body := range bodies {
+			n, err := conv.CheckEvent([]byte(body))
+			rec, derr := conv.DecodeJSON([]byte(body))
+			switch {
+			case (err == nil) != (derr == nil):
+				t.Errorf("round %d, %s: CheckEvent %v, DecodeJSON %v", round, body, err, derr)
+			case err != nil && err.Error() != derr.Error():
+				t.Errorf("round %d, %s: CheckEvent says %q, DecodeJSON %q", round, body, err, derr)
+			case err == nil && int64(n) != rec.NumRows():
+				t.Errorf("round %d, %s: CheckEvent counts %d events, DecodeJSON %d", round, body, n, rec.NumRows())
+			}
+		}
+	}
+}

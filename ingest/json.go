@@ -50,6 +50,29 @@ func (c *Converter) DecodeJSON(body []byte) (arrow.Record, error) {
 	return b.record(), nil
 }
 
+// CheckEvent validates an NDJSON body exactly as DecodeJSON would, without
+// building a record: the
+// tracking endpoint checks each event alone before it joins a group commit. It
+// returns the number of events in the body; a valid body of more than one is
+// not an error here.
+func (c *Converter) CheckEvent(body []byte) (int, error) {
+	b, _ := c.checks.Get().(*batch)
+	if b == nil {
+		b = c.newBatch(1)
+	}
+	defer func() { b.reset(); c.checks.Put(b) }()
+	if len(bytes.TrimLeft(body, " \t\r\n")) == 0 {
+		return 0, privalytics.Errorf(privalytics.EINVALID, msgNoEvents)
+	}
+	if err := c.decodeNDJSON(b, body); err != nil {
+		return 0, err
+	}
+	if b.rows == 0 {
+		return 0, privalytics.Errorf(privalytics.EINVALID, msgNoEvents)
+	}
+	return b.rows, nil
+}
+
 func (c *Converter) decodeNDJSON(b *batch, body []byte) error {
 	sc := &scanner{}
 	line := 0

@@ -73,7 +73,12 @@ func parseDecimalValue(v value, scale int) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		return rescale(mant, s, scale)
+		n, err := rescale(mant, s, scale)
+		if err != nil {
+			// Name the value: "has more than 2 digits" alone does not say which cell.
+			return 0, fmt.Errorf("%q %v", truncate(bytes.TrimSpace(v.raw)), err)
+		}
+		return n, nil
 	}
 	return 0, fmt.Errorf("must be a decimal number like 12.50, got %s", kindNames[v.kind])
 }

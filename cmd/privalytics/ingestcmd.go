@@ -14,8 +14,10 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/ingest"
 )
 
 func ingestCommand() *cobra.Command {
@@ -25,6 +27,10 @@ func ingestCommand() *cobra.Command {
 		mapping     string
 		idempotency string
 		quiet       bool
+		dryRun      bool
+		schemaFile  string
+		timeZone    string
+		show        int
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest FILE",
@@ -33,36 +39,69 @@ func ingestCommand() *cobra.Command {
 file's columns to the tenant's schema, validates every row, pseudonymises the
 customer identifier and stores the rows in durable batches.
 
---mapping is a preset (uci-online-retail) or a JSON file; without it, source
-columns must carry the schema's field names. --format is taken from the file
+--mapping is a preset or a JSON file (see ingest.Mapping); without it, source
+columns must carry the schema's field names. Presets:
+` + ingest.PresetHelp() + `--time-zone sets the zone of timestamps the mapping gives none (presets for
+exports in the shop's local time need it). --format is taken from the file
 name (.csv, .csv.gz, .ndjson, .jsonl, .parquet) unless given. With
---idempotency-key, re-running an interrupted import stores only what is missing.`,
-		Example: `  privalytics ingest ../shared/data/online_retail_uci.csv.gz --mapping uci-online-retail --key $INGEST_KEY`,
-		Args:    cobra.ExactArgs(1),
+--idempotency-key, re-running an interrupted import stores only what is missing.
+
+--dry-run reads the file here and stores nothing: it prints the first rows as
+they would be stored, the rows kept and skipped by reason, the customers and the
+time span, and warns when the customer column does not look like one person.
+It validates against --schema (a JSON schema file), else the tenant's schema
+from the server, else the default retail schema.`,
+		Example: `  privalytics ingest ../shared/data/online_retail_uci.csv.gz --mapping uci-online-retail --key $INGEST_KEY
+  privalytics ingest orders_export.csv --mapping shopify-orders --dry-run`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client()
-			if err != nil {
-				return err
-			}
 			if format == "" {
+				var err error
 				if format, err = formatOf(args[0]); err != nil {
 					return err
 				}
 			}
-			opt := client.ImportOptions{Format: format, IdempotencyKey: idempotency}
+			var m *ingest.Mapping
 			if mapping != "" {
-				if strings.HasSuffix(mapping, ".json") {
-					raw, err := os.ReadFile(mapping)
-					if err != nil {
-						return err
-					}
-					if !json.Valid(raw) {
-						return fmt.Errorf("mapping file %s is not valid JSON", mapping)
-					}
-					opt.MappingJSON = string(raw)
-				} else {
-					opt.Preset = mapping
+				mm, err := ingest.ResolveMapping(mapping)
+				if err != nil {
+					return err
 				}
+				m = &mm
+			}
+			if timeZone != "" {
+				if m == nil {
+					m = &ingest.Mapping{}
+				}
+				m.TimeZone = timeZone
+			}
+			if dryRun {
+				schema, source, err := dryRunSchema(cmd.Context(), sf, schemaFile)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "dry run against %s\n", source)
+				rep, err := ingest.DryRunFile(cmd.Context(), args[0], format, schema, m, show)
+				if err != nil {
+					return err
+				}
+				if err := rep.Print(cmd.OutOrStdout()); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), "The subject column shows pseudonyms under a throwaway key; the server's differ.")
+				return err
+			}
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			opt := client.ImportOptions{Format: format, IdempotencyKey: idempotency}
+			if m != nil {
+				raw, err := json.Marshal(m)
+				if err != nil {
+					return err
+				}
+				opt.MappingJSON = string(raw)
 			}
 			rep, err := importFile(cmd.Context(), c, args[0], opt, cmd.ErrOrStderr(), quiet)
 			if err != nil {
@@ -79,10 +118,42 @@ name (.csv, .csv.gz, .ndjson, .jsonl, .parquet) unless given. With
 	}
 	sf.bind(cmd)
 	cmd.Flags().StringVar(&format, "format", "", "csv, ndjson or parquet (default: from the file name)")
-	cmd.Flags().StringVar(&mapping, "mapping", "", "mapping preset (uci-online-retail) or JSON mapping file")
+	cmd.Flags().StringVar(&mapping, "mapping", "", "mapping preset or JSON mapping file")
 	cmd.Flags().StringVar(&idempotency, "idempotency-key", "", "makes a re-run of the same import store only what is missing")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read the file here, store nothing, print the first rows and a summary")
+	cmd.Flags().StringVar(&schemaFile, "schema", "", "with --dry-run: the tenant schema as a JSON file")
+	cmd.Flags().StringVar(&timeZone, "time-zone", "", "IANA zone of timestamps the mapping gives none, e.g. Europe/Berlin")
+	cmd.Flags().IntVar(&show, "show", 10, "with --dry-run: rows to print")
 	return cmd
+}
+
+// dryRunSchema finds the schema a dry run validates against, and says which.
+func dryRunSchema(ctx context.Context, sf serverFlags, file string) (privalytics.Schema, string, error) {
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return privalytics.Schema{}, "", err
+		}
+		var s privalytics.Schema
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return privalytics.Schema{}, "", fmt.Errorf("--schema %s: not a JSON schema: %v", file, err)
+		}
+		return s, "the schema in " + file, nil
+	}
+	if c, err := sf.client(); err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if t, err := c.Tenant(ctx); err == nil {
+			// The wire schema and the domain schema share one JSON form.
+			var s privalytics.Schema
+			raw, _ := json.Marshal(t.Schema)
+			if err := json.Unmarshal(raw, &s); err == nil {
+				return s, "the schema of tenant " + t.ID, nil
+			}
+		}
+	}
+	return privalytics.DefaultRetailSchema(), "the default retail schema (no --schema, no server reachable with --key)", nil
 }
 
 func formatOf(path string) (string, error) {

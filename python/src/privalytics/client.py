@@ -37,6 +37,9 @@ OPERATIONS: Dict[str, str] = {
     "getMetrics": "metrics",
     "redirectToDashboard": "dashboard_file",
     "getDashboardFile": "dashboard_file",
+    "getTrackSnippet": "track_snippet",
+    "trackEvent": "track_event",
+    "trackPreflight": "track_preflight",
     "createTenant": "create_tenant",
     "getTenant": "get_tenant",
     "getOwnTenant": "tenant",
@@ -180,13 +183,14 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
         accept: str = "application/json",
         expect: str = "json",
+        auth: bool = True,
     ) -> Any:
         url = self.server + path
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if query:
             url += "?" + urllib.parse.urlencode(query)
         hdrs = {"Accept": accept, "User-Agent": "privalytics-python/0.1"}
-        if self.api_key:
+        if self.api_key and auth:
             hdrs["Authorization"] = f"Bearer {self.api_key}"
         if json_body is not _NO_BODY:
             body = json.dumps(json_body).encode()
@@ -296,6 +300,19 @@ class Client:
     def metrics(self) -> str:
         """GET /metrics: Prometheus text (operator key)."""
         return cast(str, self._request("GET", "/metrics", accept="text/plain", expect="text"))
+
+    def track_snippet(self) -> str:
+        """GET /track.js: the web shop's tracking snippet (no cookies, consent-aware)."""
+        return cast(str, self._request("GET", "/track.js", accept="text/javascript", expect="text", auth=False))
+
+    def track_event(self, key: str, origin: str, event: Mapping[str, Any]) -> None:
+        """POST /v1/track: one event as a shop's page sends it, with a publishable track
+        key and the page's Origin (never the API key: the server refuses one here)."""
+        self._request("POST", "/v1/track", params={"key": key}, json_body=dict(event), headers={"Origin": origin}, auth=False)
+
+    def track_preflight(self, origin: str) -> None:
+        """OPTIONS /v1/track: the CORS preflight a browser sends before track_event."""
+        self._request("OPTIONS", "/v1/track", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}, auth=False)
 
     def dashboard_file(self, path: Optional[str] = None) -> Union[str, bytes]:
         """GET /dashboard/{path}: a dashboard file ("" for the page). With path None, GET / and
