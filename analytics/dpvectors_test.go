@@ -228,7 +228,7 @@ func buildCase(t *testing.T, kind string, tc *tpMessage) *dpCase {
 	if err != nil {
 		t.Fatalf("%s: plan: %v", tc.str("name"), err)
 	}
-	dims, groups, err := p.resolveDims(&privalytics.Snapshot{})
+	dims, groups, err := p.resolveDims(&privalytics.Snapshot{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 // then bound each customer's contribution (at most L0 groups, at most L∞ rows per
 // group, values clamped) — and hands the exact bounded aggregates to dp/ for noise,
 // partition selection and intervals. Nothing exact leaves this package except
-// through Release, which only returns noised values; ExecutePlain is the
+// through Service (its only caller of release, after the charge), which returns only noised values; ExecutePlain is the
 // non-private baseline for benchmarks and tests and is never wired to HTTP.
 package analytics
 

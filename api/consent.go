@@ -250,23 +250,23 @@ type consentViews struct {
 // hiddenFor returns which customers of snap a query for purpose may not see,
 // and the consent version that decided it (part of the cache key). A purpose
 // with the opt-out policy and no consent records hides no one at no cost.
-func (s *Server) hiddenFor(ctx context.Context, st *tenantState, purpose string, snap *privalytics.Snapshot) ([]bool, int64, error) {
-	optIn := st.tenant.ConsentPolicy(purpose) == privalytics.OptIn
-	ver, err := s.meta.ConsentVersion(ctx, st.tenant.ID)
+func (s *Server) hiddenFor(ctx context.Context, t *privalytics.Tenant, purpose string, snap *privalytics.Snapshot) ([]bool, int64, error) {
+	optIn := t.ConsentPolicy(purpose) == privalytics.OptIn
+	ver, err := s.meta.ConsentVersion(ctx, t.ID)
 	if err != nil {
 		return nil, 0, err
 	}
 	if ver == 0 && !optIn {
 		return nil, 0, nil
 	}
-	key := st.tenant.ID + "|" + purpose
+	key := t.ID + "|" + purpose
 	s.views.mu.Lock()
 	v := s.views.m[key]
 	s.views.mu.Unlock()
 	if v != nil && v.consent == ver && v.snapshot == snap.Version && v.subjects == snap.Subjects {
 		return v.hidden, ver, nil
 	}
-	decisions, ver, err := s.meta.ConsentDecisions(ctx, st.tenant.ID, purpose)
+	decisions, ver, err := s.meta.ConsentDecisions(ctx, t.ID, purpose)
 	if err != nil {
 		return nil, 0, err
 	}

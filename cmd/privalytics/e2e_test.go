@@ -427,7 +427,7 @@ func TestEndToEndCacheAndExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if third.Cached || third.Snapshot == first.Snapshot {
-		t.Errorf("after new data: cached %v, snapshot %d (was %d)", third.Cached, third.Snapshot, first.Snapshot)
+		t.Errorf("after new data: cached %v, answer %s (was %s)", third.Cached, third.Snapshot, first.Snapshot)
 	}
 }
 

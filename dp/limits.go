@@ -1,0 +1,180 @@
+package dp
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/privalytics/privalytics"
+)
+
+// The limits the google/differential-privacy library (go/v3 v3.0.0) puts on the
+// privacy parameters of its mechanisms, checked here BEFORE any data is read.
+// Were they checked only when the library is called — at release, after the
+// data was touched — a parameter the library refuses would fail a query only
+// when some row reached that mechanism, and the failure itself would tell
+// whether any row matched (issue 13's refund oracle). So the planner validates
+// every mechanism a query will call with exactly the (ε, δ) shares and
+// sensitivities Release passes, and a planned query cannot fail later on them.
+//
+// The library's checks (noise/laplace_noise.go checkArgsLaplace,
+// noise/gaussian_noise.go checkArgsGaussian, dpagg/select_partition.go
+// NewPreAggSelectPartition, checks/checks.go):
+//   - noise: ε ≥ 2^-50 and finite (CheckEpsilonVeryStrict); L0 > 0; L∞ > 0 and finite;
+//   - Laplace: δ = 0; Gaussian: 0 < δ < 1;
+//   - partition selection: 0 < δ < 1, ε > 0; with L0 > 3 it thresholds a
+//     Gaussian count at ε and δ/2 each, so ε ≥ 2^-50 and δ/2 > 0.
+// TestLimitsMatchTheLibrary calls the library on both sides of every limit.
+
+// MinEpsilon is the smallest ε any of the library's noise mechanisms accepts.
+const MinEpsilon = 0x1p-50
+
+// MinDelta is the smallest δ share a mechanism may get. The library only asks
+// δ > 0, but a subnormal δ loses its value in the splits (δ/2, δ/3, 0.9·δ) and
+// can reach the library as 0; normal floats never do.
+const MinDelta = 0x1p-1022
+
+// LimitError describes one mechanism whose share of the budget is out of the
+// library's range: which part, which parameter, what it got and the smallest
+// value the library accepts.
+type LimitError struct {
+	Mechanism string  // e.g. "laplace count", "partition selection"
+	Param     string  // "epsilon", "delta" or "sensitivity"
+	Got, Min  float64 // the share and the smallest allowed share
+}
+
+func (e *LimitError) Error() string {
+	if e.Param == "sensitivity" {
+		return fmt.Sprintf("%s: the contribution bound %g is not a positive finite number", e.Mechanism, e.Got)
+	}
+	return fmt.Sprintf("%s: its share of %s is %g, below the %g the noise library accepts", e.Mechanism, e.Param, e.Got, e.Min)
+}
+
+// checkNoise is checkArgsLaplace / checkArgsGaussian of the library.
+func checkNoise(what string, kind NoiseKind, l0 int64, linf float64, b Budget) error {
+	if !(b.Epsilon >= MinEpsilon) || math.IsInf(b.Epsilon, 0) {
+		return &LimitError{Mechanism: what, Param: "epsilon", Got: b.Epsilon, Min: MinEpsilon}
+	}
+	if kind == Gaussian {
+		if !(b.Delta >= MinDelta && b.Delta < 1) {
+			return &LimitError{Mechanism: what, Param: "delta", Got: b.Delta, Min: MinDelta}
+		}
+	} else if b.Delta != 0 {
+		return fmt.Errorf("%s: laplace noise takes no delta, got %g", what, b.Delta)
+	}
+	if l0 <= 0 || !(linf > 0) || math.IsInf(linf, 0) {
+		return &LimitError{Mechanism: what, Param: "sensitivity", Got: float64(l0) * linf}
+	}
+	return nil
+}
+
+// Check reports whether Count would accept p.
+func (p CountParams) Check(what string) error {
+	return checkNoise(what, p.Kind, p.L0, float64(p.LInf), p.Budget)
+}
+
+// CheckSum reports whether SumInt (scaled) or SumFloat would accept p.
+func (p SumParams) CheckSum(what string, scaled bool) error {
+	linf := p.maxAbs() * float64(p.RowsPerGroup)
+	if scaled {
+		linf = math.Ceil(p.maxAbs()*math.Pow10(p.Scale)) * float64(p.RowsPerGroup)
+	}
+	if linf <= 0 {
+		linf = 1 // as SumInt and SumFloat
+	}
+	return checkNoise(what, p.Kind, p.L0, linf, p.Budget)
+}
+
+// CheckMean reports whether Mean would accept p: half the budget each on the
+// count and on the normalised sum.
+func (p SumParams) CheckMean(what string) error {
+	half := Budget{p.Budget.Epsilon / 2, p.Budget.Delta / 2}
+	if err := checkNoise(what+" (count)", p.Kind, p.L0, float64(p.RowsPerGroup), half); err != nil {
+		return err
+	}
+	linf := (p.Upper - p.Lower) / 2 * float64(p.RowsPerGroup)
+	if linf <= 0 {
+		linf = 1
+	}
+	return checkNoise(what+" (sum)", p.Kind, p.L0, linf, half)
+}
+
+// CheckVariance reports whether Variance would accept p: a third of the budget
+// each on the count, the sum and the sum of squares.
+func (p SumParams) CheckVariance(what string) error {
+	third := Budget{p.Budget.Epsilon / 3, p.Budget.Delta / 3}
+	half := (p.Upper - p.Lower) / 2
+	linfS, linfQ := half*float64(p.RowsPerGroup), half*half*float64(p.RowsPerGroup)
+	if linfS <= 0 {
+		linfS, linfQ = 1, 1
+	}
+	for _, c := range []struct {
+		part string
+		linf float64
+	}{{"count", float64(p.RowsPerGroup)}, {"sum", linfS}, {"sum of squares", linfQ}} {
+		if err := checkNoise(what+" ("+c.part+")", p.Kind, p.L0, c.linf, third); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckQuantile reports whether Quantile would accept p: the library's
+// quantile tree on 1 − QuantileCountShare of the budget (L0 × tree height), the
+// row count on the rest.
+func (p SumParams) CheckQuantile(what string) error {
+	tree := Budget{p.Budget.Epsilon * (1 - QuantileCountShare), p.Budget.Delta * (1 - QuantileCountShare)}
+	cnt := Budget{p.Budget.Epsilon * QuantileCountShare, p.Budget.Delta * QuantileCountShare}
+	if err := checkNoise(what+" (tree)", p.Kind, quantileTreeHeight*p.L0, float64(p.RowsPerGroup), tree); err != nil {
+		return err
+	}
+	return checkNoise(what+" (count)", p.Kind, p.L0, float64(p.RowsPerGroup), cnt)
+}
+
+// CheckSelection reports whether KeepPartition would accept (l0, b).
+func CheckSelection(l0 int64, b Budget) error {
+	const what = "partition selection"
+	if !(b.Epsilon >= MinEpsilon) || math.IsInf(b.Epsilon, 0) {
+		return &LimitError{Mechanism: what, Param: "epsilon", Got: b.Epsilon, Min: MinEpsilon}
+	}
+	if !(b.Delta/2 >= MinDelta && b.Delta < 1) {
+		return &LimitError{Mechanism: what, Param: "delta", Got: b.Delta, Min: 2 * MinDelta}
+	}
+	if l0 <= 0 {
+		return &LimitError{Mechanism: what, Param: "sensitivity", Got: float64(l0)}
+	}
+	return nil
+}
+
+// CheckHistogram reports whether the Laplace histogram of automatic bounds
+// (L0 = 1, L∞ = rows) accepts epsilon.
+func CheckHistogram(what string, rows int64, epsilon float64) error {
+	return checkNoise(what, Laplace, 1, float64(rows), Budget{Epsilon: epsilon})
+}
+
+// The ledger keeps ε in units of 1e-9, δ in 1e-15 and ρ in 1e-12 as int64
+// (store/ledger/units.go); a cost past MaxInt64 units would not be recorded
+// faithfully (issue 20 item 9: ρ overflows from ε ≈ 4,300 on).
+const (
+	ledgerEpsilonUnits = 1e9
+	ledgerDeltaUnits   = 1e15
+	ledgerRhoUnits     = 1e12
+	ledgerMaxUnits     = float64(math.MaxInt64)
+)
+
+// MaxLedgerRho is the largest ρ a charge can carry.
+const MaxLedgerRho = ledgerMaxUnits / ledgerRhoUnits
+
+// ChargeableCost reports whether the ledger can record c exactly enough: every
+// amount finite, non-negative and within the ledger's integer units.
+func ChargeableCost(c privalytics.Cost) error {
+	ok := func(v, units float64) bool { return v >= 0 && !math.IsInf(v, 0) && v*units < ledgerMaxUnits }
+	switch {
+	case !ok(c.Epsilon, ledgerEpsilonUnits):
+		return privalytics.Errorf(privalytics.EINVALID, "epsilon %g is more than the ledger can record (at most %.4g); use a smaller epsilon", c.Epsilon, ledgerMaxUnits/ledgerEpsilonUnits)
+	case !ok(c.Delta, ledgerDeltaUnits) || c.Delta >= 1:
+		return privalytics.Errorf(privalytics.EINVALID, "delta %g must be in [0, 1); use a smaller delta", c.Delta)
+	case !ok(c.Rho, ledgerRhoUnits):
+		return privalytics.Errorf(privalytics.EINVALID, "the query's zCDP cost ρ = %g is more than the ledger can record (at most %.4g, about ε = %.0f on one Laplace aggregate); use a smaller epsilon", c.Rho, MaxLedgerRho, math.Sqrt(2*MaxLedgerRho))
+	}
+	return nil
+}
