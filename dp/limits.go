@@ -20,7 +20,7 @@ import (
 // noise/gaussian_noise.go checkArgsGaussian, dpagg/select_partition.go
 // NewPreAggSelectPartition, checks/checks.go):
 //   - noise: ε ≥ 2^-50 and finite (CheckEpsilonVeryStrict); L0 > 0; L∞ > 0 and finite;
-//   - Laplace: δ = 0; Gaussian: 0 < δ < 1;
+//   - Laplace: δ = 0; Gaussian: 0 < δ < 1 (CheckDeltaStrict);
 //   - partition selection: 0 < δ < 1, ε > 0; with L0 > 3 it thresholds a
 //     Gaussian count at ε and δ/2 each, so ε ≥ 2^-50 and δ/2 > 0.
 // TestLimitsMatchTheLibrary calls the library on both sides of every limit.
@@ -28,10 +28,10 @@ import (
 // MinEpsilon is the smallest ε any of the library's noise mechanisms accepts.
 const MinEpsilon = 0x1p-50
 
-// MinDelta is the smallest δ share a mechanism may get. The library only asks
-// δ > 0, but a subnormal δ loses its value in the splits (δ/2, δ/3, 0.9·δ) and
-// can reach the library as 0; normal floats never do.
-const MinDelta = 0x1p-1022
+// MinDelta is the smallest δ share a Gaussian mechanism accepts: any δ > 0. The
+// checks below compute the shares with the same splits (δ/2, δ/3, 0.9·δ) as the
+// mechanisms, so a share that underflows to 0 is caught here too.
+const MinDelta = math.SmallestNonzeroFloat64
 
 // LimitError describes one mechanism whose share of the budget is out of the
 // library's range: which part, which parameter, what it got and the smallest
@@ -55,7 +55,7 @@ func checkNoise(what string, kind NoiseKind, l0 int64, linf float64, b Budget) e
 		return &LimitError{Mechanism: what, Param: "epsilon", Got: b.Epsilon, Min: MinEpsilon}
 	}
 	if kind == Gaussian {
-		if !(b.Delta >= MinDelta && b.Delta < 1) {
+		if !(b.Delta >= MinDelta && b.Delta < 1) { // NaN fails too
 			return &LimitError{Mechanism: what, Param: "delta", Got: b.Delta, Min: MinDelta}
 		}
 	} else if b.Delta != 0 {
@@ -136,14 +136,28 @@ func CheckSelection(l0 int64, b Budget) error {
 	if !(b.Epsilon >= MinEpsilon) || math.IsInf(b.Epsilon, 0) {
 		return &LimitError{Mechanism: what, Param: "epsilon", Got: b.Epsilon, Min: MinEpsilon}
 	}
-	if !(b.Delta/2 >= MinDelta && b.Delta < 1) {
+	if !(b.Delta/2 >= MinDelta && b.Delta < 1) { // the Gaussian threshold's δ/2 (L0 > 3)
 		return &LimitError{Mechanism: what, Param: "delta", Got: b.Delta, Min: 2 * MinDelta}
 	}
 	if l0 <= 0 {
 		return &LimitError{Mechanism: what, Param: "sensitivity", Got: float64(l0)}
 	}
+	if l0 <= 3 {
+		// With L0 ≤ 3 the library computes a crossover count n_cr
+		// (keepPartitionProbability) from ε/L0 and δ/L0; when δ/L0 is so small
+		// that the expression overflows, n_cr becomes MinInt64 and the library
+		// fails — but only for partitions with customers. The same formula here.
+		pe, pd := b.Epsilon/float64(l0), b.Delta/float64(l0)
+		x := (1 / pe) * math.Log((1+math.Exp(-pe)*(2*pd-1))/(pd*(1+math.Exp(-pe))))
+		if !(x >= 0) || x >= math.MaxInt64/2 {
+			return &LimitError{Mechanism: what, Param: "delta", Got: b.Delta, Min: float64(l0) * minNormal}
+		}
+	}
 	return nil
 }
+
+// minNormal is the smallest normal float64.
+const minNormal = 0x1p-1022
 
 // CheckHistogram reports whether the Laplace histogram of automatic bounds
 // (L0 = 1, L∞ = rows) accepts epsilon.
