@@ -21,8 +21,7 @@ import (
 	"github.com/privalytics/privalytics"
 )
 
-// maxGroupSpace bounds the product of all dimensions' key counts (the size of the
-// per-group accumulators).
+// maxGroupSpace is the default of Limits.MaxGroupSpace.
 const maxGroupSpace = 4_000_000
 
 // execDim is a dimension resolved against a snapshot.
@@ -56,7 +55,29 @@ type Partial struct {
 // none hidden) — sorted, so output is ordered. It runs inside the charged
 // query: what it finds in the data never decides a free refusal.
 func (p *Plan) resolveDims(snap *privalytics.Snapshot, hidden []bool) ([]execDim, int, error) {
+	space := p.limits.MaxGroupSpace
+	if space <= 0 {
+		space = maxGroupSpace
+	}
 	out := make([]execDim, len(p.dims))
+	// Data-derived time buckets are capped so that, with the public keys, they
+	// always fit the group space: the cap is public, and a customer's far-away
+	// event can never turn an answer into a refusal.
+	public, dataTimes := 1, 0
+	for _, d := range p.dims {
+		switch {
+		case d.public && (d.time != "" || d.hist):
+			public *= max(len(d.labels), 1)
+		case d.public:
+			public *= max(len(d.keys), 1)
+		case d.time != "":
+			dataTimes++
+		}
+	}
+	timeCap := p.limits.MaxTimeBuckets
+	if dataTimes > 0 {
+		timeCap = max(1, min(timeCap, int(math.Pow(float64(space/public), 1/float64(dataTimes)))))
+	}
 	for i, d := range p.dims {
 		ed := execDim{dim: d}
 		switch {
@@ -68,7 +89,7 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot, hidden []bool) ([]execDim
 				ed.labels, ed.bounds = nil, []int64{0}
 				break
 			}
-			ed.bounds, ed.labels = recentBuckets(d.time, lo, hi, p.loc, p.limits.MaxTimeBuckets)
+			ed.bounds, ed.labels = recentBuckets(d.time, lo, hi, p.loc, timeCap)
 		case d.public:
 			ed.labels = d.keys
 		case d.typ == privalytics.TypeInt:
@@ -141,11 +162,11 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot, hidden []bool) ([]execDim
 	for i := len(out) - 1; i >= 0; i-- {
 		out[i].stride = groups
 		groups *= max(len(out[i].labels), 1)
-		if groups > maxGroupSpace {
+		if groups > space {
 			// Only data-derived keys can get here (public ones are limited at
 			// plan time), so this refusal comes after the data was read: the
 			// Service charges it, and its text names no count.
-			return nil, 0, invalid("query: too many groups: the group keys found in the data combine into more than %d; group by fewer or coarser keys, or list the keys", maxGroupSpace)
+			return nil, 0, invalid("query: too many groups: the group keys found in the data combine into more than %d; group by fewer or coarser keys, or list the keys", space)
 		}
 	}
 	return out, groups, nil

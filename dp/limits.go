@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/google/differential-privacy/go/v3/noise"
+
 	"github.com/privalytics/privalytics"
 )
 
@@ -63,6 +65,13 @@ func checkNoise(what string, kind NoiseKind, l0 int64, linf float64, b Budget) e
 	}
 	if l0 <= 0 || !(linf > 0) || math.IsInf(linf, 0) {
 		return &LimitError{Mechanism: what, Param: "sensitivity", Got: float64(l0) * linf}
+	}
+	if kind == Gaussian {
+		// Past ε ≈ 1000 the library's σ comes out 0 and its binomial sampler
+		// then never returns (a hang, not an error): refuse it here.
+		if sigma := noise.SigmaForGaussian(l0, linf, b.Epsilon, b.Delta); !(sigma > 0) || math.IsInf(sigma, 0) {
+			return fmt.Errorf("%s: its share of epsilon, %g, is too large for gaussian noise (the library's σ is %g); use a smaller epsilon or laplace noise", what, b.Epsilon, sigma)
+		}
 	}
 	return nil
 }
@@ -142,7 +151,12 @@ func CheckSelection(l0 int64, b Budget) error {
 	if l0 <= 0 {
 		return &LimitError{Mechanism: what, Param: "sensitivity", Got: float64(l0)}
 	}
-	if l0 <= 3 {
+	if l0 > 3 {
+		// A Gaussian count at (ε, δ/2), thresholded.
+		if err := checkNoise(what, Gaussian, l0, 1, Budget{b.Epsilon, b.Delta / 2}); err != nil {
+			return err
+		}
+	} else {
 		// With L0 ≤ 3 the library computes a crossover count n_cr
 		// (keepPartitionProbability) from ε/L0 and δ/L0; when δ/L0 is so small
 		// that the expression overflows, n_cr becomes MinInt64 and the library
