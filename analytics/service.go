@@ -53,11 +53,15 @@ type AnswerCache interface {
 	Put(key string, res *privalytics.Result)
 }
 
-// Auditor records one query, answered or refused, with its cost and charge; an
-// error means the entry was not written.
-type Auditor interface {
-	AuditQuery(ctx context.Context, purpose string, outcome error, details map[string]string) error
+// AuditLog appends entries to the tamper-evident audit trail
+// (privalytics.AuditLog satisfies it); an error means the entry is not in it.
+type AuditLog interface {
+	Append(ctx context.Context, e *privalytics.AuditEntry) error
 }
+
+// AuditActionQuery is the audit action of a query, answered or refused: the
+// budget charge and the query are one entry.
+const AuditActionQuery = "query.run"
 
 // ServiceDeps are the Service's ports and settings.
 type ServiceDeps struct {
@@ -68,7 +72,7 @@ type ServiceDeps struct {
 	// exactness tests.
 	Mechanisms dp.Mechanisms
 	Cache      AnswerCache // nil: NewCache(4096)
-	Audit      Auditor     // nil: nothing recorded
+	Audit      AuditLog    // nil: nothing recorded
 	Limits     Limits
 	// Timeout stops a query's execution; the stopped query is charged (it has
 	// read data). 0: 30 s.
@@ -98,7 +102,7 @@ type Service struct {
 	consent Consent
 	mech    dp.Mechanisms
 	cache   AnswerCache
-	audit   Auditor
+	audit   AuditLog
 	limits  Limits
 	timeout time.Duration
 	now     func() time.Time
@@ -130,6 +134,8 @@ type Request struct {
 	// FingerprintKey is the tenant's secret that keys query fingerprints
 	// (HMAC): at least 16 bytes.
 	FingerprintKey []byte
+	// RequestID goes into the audit entry, to match it with logs.
+	RequestID string
 }
 
 // queryRecord is what the audit trail keeps of a query: no filter values, no
@@ -181,10 +187,10 @@ func (s *Service) Run(ctx context.Context, r Request) (*privalytics.Result, erro
 	var rec queryRecord
 	res, cacheKey, err := s.run(ctx, r, &rec)
 	if err != nil {
-		_ = s.record(ctx, &rec, err)
+		_ = s.record(ctx, r, &rec, err)
 		return nil, err
 	}
-	if err := s.record(ctx, &rec, nil); err != nil {
+	if err := s.record(ctx, r, &rec, nil); err != nil {
 		// The answer is withheld; the charge stays — the data has been read.
 		return nil, err
 	}
@@ -194,11 +200,23 @@ func (s *Service) Run(ctx context.Context, r Request) (*privalytics.Result, erro
 	return res, nil
 }
 
-func (s *Service) record(ctx context.Context, rec *queryRecord, outcome error) error {
+// record appends the query's audit entry, even when the client has gone away.
+func (s *Service) record(ctx context.Context, r Request, rec *queryRecord, outcome error) error {
 	if s.audit == nil {
 		return nil
 	}
-	return s.audit.AuditQuery(context.WithoutCancel(ctx), rec.purpose, outcome, rec.details())
+	e := &privalytics.AuditEntry{Time: s.now().UTC(), Actor: r.KeyID, Action: AuditActionQuery, Target: rec.purpose, Outcome: privalytics.AuditOK, Details: rec.details()}
+	if r.Tenant != nil {
+		e.TenantID = r.Tenant.ID
+	}
+	if outcome != nil {
+		e.Outcome = privalytics.ErrorCode(outcome)
+	}
+	e.Details["request_id"] = r.RequestID
+	if err := s.audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		return privalytics.Errorf(privalytics.EINTERNAL, "audit: %v", err)
+	}
+	return nil
 }
 
 func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*privalytics.Result, string, error) {

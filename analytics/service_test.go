@@ -75,8 +75,8 @@ type fakePorts struct {
 	snap      *privalytics.Snapshot
 	hide      func(subject uint64) bool // nil: nobody hidden
 	snapCalls int
-	audited   []error // outcomes
-	auditErr  error   // returned for answered queries
+	audited   []privalytics.AuditEntry
+	auditErr  error // returned for answered queries
 }
 
 func (f *fakePorts) Snapshot(context.Context, string, privalytics.Schema) (*privalytics.Snapshot, error) {
@@ -94,9 +94,9 @@ func (f *fakePorts) Hidden(_ context.Context, _ *privalytics.Tenant, _ string, s
 	return h, 1, err
 }
 
-func (f *fakePorts) AuditQuery(_ context.Context, _ string, outcome error, _ map[string]string) error {
-	f.audited = append(f.audited, outcome)
-	if outcome == nil {
+func (f *fakePorts) Append(_ context.Context, e *privalytics.AuditEntry) error {
+	f.audited = append(f.audited, *e)
+	if e.Outcome == privalytics.AuditOK {
 		return f.auditErr
 	}
 	return nil
@@ -154,6 +154,14 @@ func TestServiceChargesBeforeRelease(t *testing.T) {
 	}
 	if got := l.charges[0].Fingerprint; len(got) != 64 || got == (&Plan{}).Fingerprint(nil) {
 		t.Errorf("charge fingerprint %q: want a keyed 64-hex HMAC", got)
+	}
+	if len(f.audited) != 1 {
+		t.Fatalf("%d audit entries, want 1", len(f.audited))
+	}
+	e := f.audited[0]
+	if e.Action != AuditActionQuery || e.Actor != "k1" || e.TenantID != "shop" || e.Outcome != privalytics.AuditOK ||
+		e.Details["charge_id"] != l.charges[0].ID || e.Details["fingerprint"] != l.charges[0].Fingerprint || e.Details["answer_id"] != res.Snapshot {
+		t.Errorf("audit entry %+v: want the query's charge, fingerprint and answer id", e)
 	}
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 
@@ -23,7 +22,7 @@ func (s *Server) runQuery(c *gin.Context) (reply, error) {
 		s.metrics.queries.WithLabelValues(callerOf(c).Key.TenantID, "refused").Inc()
 		return reply{}, err
 	}
-	res, err := s.queries.Run(withGin(c), req)
+	res, err := s.queries.Run(c.Request.Context(), req)
 	tenant := req.Tenant.ID
 	switch {
 	case err != nil:
@@ -74,42 +73,11 @@ func (s *Server) queryRequest(c *gin.Context) (analytics.Request, error) {
 	if err != nil {
 		return analytics.Request{}, err
 	}
-	return analytics.Request{Tenant: st.tenant, KeyID: key.ID, Query: q, FingerprintKey: st.fingerprintKey}, nil
+	return analytics.Request{Tenant: st.tenant, KeyID: key.ID, Query: q, FingerprintKey: st.fingerprintKey, RequestID: requestID(c)}, nil
 }
 
 // present fills the ε figures of a zCDP tenant's status (analytics.PresentBudget).
 func present(st *privalytics.BudgetStatus) { analytics.PresentBudget(st) }
-
-// The ports of analytics.Service that the server provides.
-
-type ginKey struct{}
-
-// withGin carries the request's gin context to the ports that audit.
-func withGin(c *gin.Context) context.Context {
-	return context.WithValue(c.Request.Context(), ginKey{}, c)
-}
-
-// queryAuditor writes the service's query entries as the request's caller.
-type queryAuditor struct{ s *Server }
-
-func (a queryAuditor) AuditQuery(ctx context.Context, purpose string, outcome error, details map[string]string) error {
-	c, ok := ctx.Value(ginKey{}).(*gin.Context)
-	if !ok {
-		return privalytics.Errorf(privalytics.EINTERNAL, "api: a query audited outside a request")
-	}
-	return a.s.audit(c, auditQuery, purpose, outcome, details)
-}
-
-// consentPort gives the service the consent version and hidden-customer masks.
-type consentPort struct{ s *Server }
-
-func (p consentPort) ConsentVersion(ctx context.Context, tenantID string) (int64, error) {
-	return p.s.meta.ConsentVersion(ctx, tenantID)
-}
-
-func (p consentPort) Hidden(ctx context.Context, t *privalytics.Tenant, purpose string, snap *privalytics.Snapshot) ([]bool, int64, error) {
-	return p.s.hiddenFor(ctx, t, purpose, snap)
-}
 
 // sqlQuery reads the body of POST /v1/sql: the SQL text as text/plain (or
 // application/sql), or {"sql": "…"} as application/json.

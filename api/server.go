@@ -101,7 +101,6 @@ type Server struct {
 	tenants sync.Map // tenant ID → *tenantState
 	queries *analytics.Service
 	feds    *federation.Registry
-	views   consentViews
 	engine  *gin.Engine
 }
 
@@ -117,11 +116,14 @@ func New(d Deps) *Server {
 	if s.limits == (Limits{}) {
 		s.limits = DefaultLimits()
 	}
-	s.queries = analytics.NewService(analytics.ServiceDeps{
-		Ledger: s.meta, Events: s.events, Consent: consentPort{s}, Mechanisms: s.mech,
-		Cache: analytics.NewCache(4096), Audit: queryAuditor{s}, Limits: s.limits.Query,
-		Timeout: s.limits.QueryTimeout, Now: s.now,
-	})
+	qd := analytics.ServiceDeps{
+		Ledger: s.meta, Events: s.events, Consent: analytics.NewConsentMasks(s.meta), Mechanisms: s.mech,
+		Cache: analytics.NewCache(4096), Limits: s.limits.Query, Timeout: s.limits.QueryTimeout, Now: s.now,
+	}
+	if s.auditLog != nil { // leave the port a nil interface, not a typed nil: "records nothing"
+		qd.Audit = s.auditLog
+	}
+	s.queries = analytics.NewService(qd)
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
 	s.feds = federation.NewRegistry(s.now, s.log)
