@@ -252,7 +252,7 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 		} else {
 			public *= len(d.keys)
 		}
-		if public > lim.MaxGroups {
+		if public > lim.MaxGroups || lim.MaxGroupSpace > 0 && public > lim.MaxGroupSpace {
 			return nil, invalid("query: too many groups: the public keys make more than %d; narrow the time range, use a coarser time bucket or list fewer keys", lim.MaxGroups)
 		}
 	}
