@@ -35,7 +35,7 @@ type execDim struct {
 }
 
 // Partial holds the exact, bounded per-group aggregates of one execution. It never
-// leaves the process: Release turns it into a DP result.
+// leaves the process: release (called only by the Service, after the charge) turns it into a DP result.
 type Partial struct {
 	plan     *Plan
 	dims     []execDim

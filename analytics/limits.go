@@ -7,7 +7,7 @@ import (
 	"github.com/privalytics/privalytics/dp"
 )
 
-// checkMechanisms validates, at plan time, every mechanism Release (and
+// checkMechanisms validates, at plan time, every mechanism release (and
 // ResolveBounds) will call, with exactly the budget shares and sensitivities
 // they pass. After this a query cannot fail on privacy parameters once data has
 // been read: a failure there would depend on whether some row reached the

@@ -337,11 +337,11 @@ func (p *Plan) ZCDPCost() privalytics.Cost {
 
 // rho is the zCDP cost of the release (Bun and Steinke 2016): ε²/2 for each pure
 // ε-DP part (Laplace aggregates; partition selection's ε), Δ²/2σ² for each
-// Gaussian, with the sensitivities Release uses.
+// Gaussian, with the sensitivities release uses.
 func (p *Plan) rho() float64 {
 	gauss := func(linf, eps, delta float64) float64 {
 		if linf <= 0 {
-			linf = 1 // as Release does
+			linf = 1 // as release does
 		}
 		return dp.RhoOfGaussian(p.l0, linf, eps, delta)
 	}
