@@ -91,9 +91,12 @@ type Result struct {
 	Confidence  float64         `json:"confidence"`
 	Cost        Cost            `json:"cost"`        // what this answer charged (zero when Cached)
 	Thresholded bool            `json:"thresholded"` // group keys came from the data and passed DP partition selection
-	Snapshot    uint64          `json:"snapshot"`
-	Cached      bool            `json:"cached"`
-	Budget      *BudgetStatus   `json:"budget,omitempty"`
+	// Snapshot is an opaque identifier of this answer (a cached repeat shows
+	// the same one). It used to be the snapshot version; it no longer tells
+	// when the data changed.
+	Snapshot string        `json:"snapshot"`
+	Cached   bool          `json:"cached"`
+	Budget   *BudgetStatus `json:"budget,omitempty"`
 }
 
 // AggregateInfo describes how one aggregate was computed.

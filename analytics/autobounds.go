@@ -91,7 +91,7 @@ func (p *Plan) HasAutoBounds() bool {
 
 // ResolveBounds returns the plan with every "auto" range estimated from the
 // snapshot without the hidden customers (as ExecuteHiding), ready for Execute; a plan without automatic bounds is
-// returned as is. It draws noise: like Release, call it only for a query whose
+// returned as is. It draws noise: like release, call it only for a query whose
 // answer will be charged, and release nothing if the charge fails.
 func (p *Plan) ResolveBounds(ctx context.Context, snap *privalytics.Snapshot, hidden []bool, m dp.Mechanisms) (*Plan, error) {
 	if !p.HasAutoBounds() {

@@ -215,7 +215,7 @@ func BenchmarkExecuteDP(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := Release(p, part, m); err != nil {
+				if _, err := release(p, part, m); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -42,7 +42,7 @@ func TestExecuteHidingLeavesOutHiddenCustomers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := Release(p, part, dptest.NoNoise())
+		res, err := release(p, part, dptest.NoNoise())
 		if err != nil {
 			t.Fatal(err)
 		}

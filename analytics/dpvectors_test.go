@@ -228,7 +228,7 @@ func buildCase(t *testing.T, kind string, tc *tpMessage) *dpCase {
 	if err != nil {
 		t.Fatalf("%s: plan: %v", tc.str("name"), err)
 	}
-	dims, groups, err := p.resolveDims(&privalytics.Snapshot{})
+	dims, groups, err := p.resolveDims(&privalytics.Snapshot{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,5 +336,36 @@ func TestDPTestVectorsThroughQueryPath(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDPVectorCasesPlan: every one of the statistical DP test cases plans
+// under the plan-time checks of the mechanisms' parameters (dp/limits.go) —
+// those checks refuse only what the library would refuse at release. It only
+// plans (no sampling), so it is fast.
+func TestDPVectorCasesPlan(t *testing.T) {
+	if _, err := os.Stat(dpVectorsDir); err != nil {
+		t.Skipf("the statistical DP test cases are not at %s (they come with ../shared); skipping", dpVectorsDir)
+	}
+	files := map[string][2]string{
+		"count_dp_test_cases.textproto":            {"count_dp_test_case", "count"},
+		"bounded_sum_dp_test_cases.textproto":      {"bounded_sum_dp_test_case", "sum"},
+		"long_bounded_sum_dp_test_cases.textproto": {"long_bounded_sum_dp_test_case", "sum"},
+		"bounded_mean_dp_test_cases.textproto":     {"bounded_mean_dp_test_case", "mean"},
+		"bounded_stdv_dp_test_cases.textproto":     {"bounded_stdv_dp_test_case", "stddev"},
+	}
+	n := 0
+	for file, f := range files {
+		root, err := parseTextproto(filepath.Join(dpVectorsDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range root.msgs[f[0]] {
+			buildCase(t, f[1], tc) // fails the test if NewPlan refuses the case
+			n++
+		}
+	}
+	if n != 201 {
+		t.Errorf("planned %d cases, want the 201 of the five files", n)
 	}
 }

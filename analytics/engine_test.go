@@ -2,6 +2,8 @@ package analytics
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -141,7 +143,7 @@ func run(t *testing.T, q *privalytics.Query, snap *privalytics.Snapshot, m dp.Me
 	if err != nil {
 		t.Fatalf("execute: %v", err)
 	}
-	res, err := Release(p, part, m)
+	res, err := release(p, part, m)
 	if err != nil {
 		t.Fatalf("release: %v", err)
 	}
@@ -674,8 +676,18 @@ func TestFingerprintIgnoresOrder(t *testing.T) {
 	b, _ := DecodeQuery([]byte(`{"where":[{"column":"channel","eq":"web"},{"column":"type","in":["purchase","view"]}],"aggregates":[{"op":"count"}],"epsilon":1,"confidence":0.95}`))
 	pa, _ := NewPlan(a, schema, DefaultLimits())
 	pb, _ := NewPlan(b, schema, DefaultLimits())
-	if pa.Fingerprint() != pb.Fingerprint() {
+	key := []byte("0123456789abcdef")
+	if pa.Fingerprint(key) != pb.Fingerprint(key) {
 		t.Errorf("equivalent queries have different fingerprints")
+	}
+	// Keyed: another tenant's key gives another fingerprint, and none is the
+	// plain hash anyone could compute from a guessed query.
+	if pa.Fingerprint(key) == pa.Fingerprint([]byte("fedcba9876543210")) {
+		t.Errorf("the fingerprint does not depend on the key")
+	}
+	plain := sha256.Sum256(pa.canon)
+	if pa.Fingerprint(key) == hex.EncodeToString(plain[:]) {
+		t.Errorf("the fingerprint is the plain SHA-256 of the query")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -20,8 +21,7 @@ import (
 	"github.com/privalytics/privalytics"
 )
 
-// maxGroupSpace bounds the product of all dimensions' key counts (the size of the
-// per-group accumulators).
+// maxGroupSpace is the default of Limits.MaxGroupSpace.
 const maxGroupSpace = 4_000_000
 
 // execDim is a dimension resolved against a snapshot.
@@ -35,7 +35,7 @@ type execDim struct {
 }
 
 // Partial holds the exact, bounded per-group aggregates of one execution. It never
-// leaves the process: Release turns it into a DP result.
+// leaves the process: release (called only by the Service, after the charge) turns it into a DP result.
 type Partial struct {
 	plan     *Plan
 	dims     []execDim
@@ -51,25 +51,45 @@ type Partial struct {
 }
 
 // resolveDims fixes each dimension's keys: public ones as planned, data-derived
-// ones from the snapshot (all keys that exist, sorted, so output is ordered).
-func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
+// ones from the snapshot's visible rows — those of customers not hidden (nil:
+// none hidden) — sorted, so output is ordered. It runs inside the charged
+// query: what it finds in the data never decides a free refusal.
+func (p *Plan) resolveDims(snap *privalytics.Snapshot, hidden []bool) ([]execDim, int, error) {
+	space := p.limits.MaxGroupSpace
+	if space <= 0 {
+		space = maxGroupSpace
+	}
 	out := make([]execDim, len(p.dims))
+	// Data-derived time buckets are capped so that, with the public keys, they
+	// always fit the group space: the cap is public, and a customer's far-away
+	// event can never turn an answer into a refusal.
+	public, dataTimes := 1, 0
+	for _, d := range p.dims {
+		switch {
+		case d.public && (d.time != "" || d.hist):
+			public *= max(len(d.labels), 1)
+		case d.public:
+			public *= max(len(d.keys), 1)
+		case d.time != "":
+			dataTimes++
+		}
+	}
+	timeCap := p.limits.MaxTimeBuckets
+	if dataTimes > 0 {
+		timeCap = max(1, min(timeCap, int(math.Pow(float64(space/public), 1/float64(dataTimes)))))
+	}
 	for i, d := range p.dims {
 		ed := execDim{dim: d}
 		switch {
 		case (d.time != "" || d.hist) && d.public:
 			ed.labels = d.labels
 		case d.time != "":
-			lo, hi, ok := timeRange(snap)
+			lo, hi, ok := timeRange(snap, hidden)
 			if !ok {
 				ed.labels, ed.bounds = nil, []int64{0}
 				break
 			}
-			b, l, err := buckets(d.time, lo, hi+1, p.loc, p.limits.MaxTimeBuckets)
-			if err != nil {
-				return nil, 0, invalid("query: group_by %s: %v", d.time, err)
-			}
-			ed.bounds, ed.labels = b, l
+			ed.bounds, ed.labels = recentBuckets(d.time, lo, hi, p.loc, timeCap)
 		case d.public:
 			ed.labels = d.keys
 		case d.typ == privalytics.TypeInt:
@@ -77,16 +97,12 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 			for _, ch := range snap.Chunks {
 				switch c := ch.Record.Column(d.col).(type) {
 				case *array.Int64:
-					for j, v := range c.Int64Values() {
-						if c.IsValid(j) {
-							set[v] = true
-						}
-					}
-				case *array.Dictionary: // holds only values of non-null rows
+					vals := c.Int64Values()
+					visibleRows(ch, c, hidden, func(j int) { set[vals[j]] = true })
+				case *array.Dictionary:
 					if dict, ok := c.Dictionary().(*array.Int64); ok {
-						for _, v := range dict.Int64Values() {
-							set[v] = true
-						}
+						vals, codes := dict.Int64Values(), privalytics.DictCodes(c)
+						visibleRows(ch, c, hidden, func(j int) { set[vals[codes[j]]] = true })
 					}
 				}
 			}
@@ -101,12 +117,20 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 		default:
 			set := map[string]bool{}
 			for _, ch := range snap.Chunks {
-				if c, ok := ch.Record.Column(d.col).(*array.Dictionary); ok {
+				switch c := ch.Record.Column(d.col).(type) {
+				case *array.Dictionary:
 					if dict, ok := c.Dictionary().(*array.String); ok {
-						for k := range dict.Len() {
-							set[dict.Value(k)] = true
+						used := make([]bool, dict.Len())
+						codes := privalytics.DictCodes(c)
+						visibleRows(ch, c, hidden, func(j int) { used[codes[j]] = true })
+						for k, u := range used {
+							if u {
+								set[dict.Value(k)] = true
+							}
 						}
 					}
+				case *array.Boolean:
+					visibleRows(ch, c, hidden, func(j int) { set[strconv.FormatBool(c.Value(j))] = true })
 				}
 			}
 			ed.labels = make([]string, 0, len(set))
@@ -138,8 +162,11 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot) ([]execDim, int, error) {
 	for i := len(out) - 1; i >= 0; i-- {
 		out[i].stride = groups
 		groups *= max(len(out[i].labels), 1)
-		if groups > maxGroupSpace {
-			return nil, 0, invalid("query: too many groups: the group keys combine into more than %d; group by fewer or coarser keys", maxGroupSpace)
+		if groups > space {
+			// Only data-derived keys can get here (public ones are limited at
+			// plan time), so this refusal comes after the data was read: the
+			// Service charges it, and its text names no count.
+			return nil, 0, invalid("query: too many groups: the group keys found in the data combine into more than %d; group by fewer or coarser keys, or list the keys", space)
 		}
 	}
 	return out, groups, nil
@@ -154,16 +181,57 @@ func keyOf(dims []execDim, g int) []string {
 	return key
 }
 
-func timeRange(snap *privalytics.Snapshot) (lo, hi int64, ok bool) {
+// timeRange is the span of the event times of the visible rows.
+func timeRange(snap *privalytics.Snapshot, hidden []bool) (lo, hi int64, ok bool) {
 	for _, ch := range snap.Chunks {
-		for _, t := range ch.Record.Column(1).(*array.Timestamp).TimestampValues() {
+		ts := ch.Record.Column(1).(*array.Timestamp)
+		vals := ts.TimestampValues()
+		visibleRows(ch, ts, hidden, func(j int) {
+			t := int64(vals[j])
 			if !ok {
-				lo, hi, ok = int64(t), int64(t), true
+				lo, hi, ok = t, t, true
 			}
-			lo, hi = min(lo, int64(t)), max(hi, int64(t))
-		}
+			lo, hi = min(lo, t), max(hi, t)
+		})
 	}
 	return
+}
+
+// visibleRows calls f with each row of ch that has a value in col and belongs
+// to a customer not hidden.
+func visibleRows(ch privalytics.Chunk, col arrow.Array, hidden []bool, f func(row int)) {
+	nulls := col.NullN() > 0
+	for j, s := range ch.Subjects {
+		if hidden != nil && int(s) < len(hidden) && hidden[s] || nulls && col.IsNull(j) {
+			continue
+		}
+		f(j)
+	}
+}
+
+// recentBuckets enumerates the time buckets of a span found in the data
+// [lo, hi] (µs), keeping only the most recent maxBuckets. Capping instead of
+// refusing keeps the data out of the decision to answer: a customer's one event
+// years away from the rest changes which old buckets are candidates for partition
+// selection (inside the charged query), never whether the query is answered.
+func recentBuckets(unit string, lo, hi int64, loc *time.Location, maxBuckets int) ([]int64, []string) {
+	last := truncate(time.UnixMicro(hi).In(loc), unit)
+	starts := []time.Time{last}
+	for len(starts) < maxBuckets {
+		t := prev(starts[len(starts)-1], unit)
+		if next(t, unit).UnixMicro() <= lo {
+			break
+		}
+		starts = append(starts, t)
+	}
+	slices.Reverse(starts)
+	bounds := make([]int64, 0, len(starts)+1)
+	labels := make([]string, 0, len(starts))
+	for _, t := range starts {
+		bounds = append(bounds, t.UnixMicro())
+		labels = append(labels, label(t, unit))
+	}
+	return append(bounds, next(last, unit).UnixMicro()), labels
 }
 
 // missingInt marks a row without a value in an integer slot; clamped values never
@@ -705,7 +773,7 @@ func ExecuteHiding(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hid
 }
 
 func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []bool) (*Partial, error) {
-	dims, groups, err := p.resolveDims(snap)
+	dims, groups, err := p.resolveDims(snap, hidden)
 	if err != nil {
 		return nil, err
 	}

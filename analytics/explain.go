@@ -112,12 +112,12 @@ func NewCache(max int) *Cache {
 	return &Cache{max: max, ll: list.New(), m: map[string]*list.Element{}}
 }
 
-// CacheKey identifies an answer: the same query on the same snapshot under
-// the same consent decisions (the tenant's consent version) is the same answer,
-// and any consent change gives a new key, so a withdrawal is never served from
-// the cache.
-func CacheKey(tenantID string, p *Plan, snapshot uint64, consent int64) string {
-	return fmt.Sprintf("%s|%s|%d|%d", tenantID, p.Fingerprint(), snapshot, consent)
+// CacheKey identifies an answer: the same query (its fingerprint) on the same
+// snapshot under the same consent decisions (the tenant's consent version) is
+// the same answer, and any consent change gives a new key, so a withdrawal is
+// never served from the cache.
+func CacheKey(tenantID, fingerprint string, snapshot uint64, consent int64) string {
+	return fmt.Sprintf("%s|%s|%d|%d", tenantID, fingerprint, snapshot, consent)
 }
 
 // Get returns a copy of the cached answer marked Cached, with zero cost.

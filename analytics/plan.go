@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -93,7 +94,7 @@ type Plan struct {
 	selection bool
 	selBudget dp.Budget
 	cost      privalytics.Cost
-	fp        string
+	canon     []byte // the canonical query as JSON: what fingerprints are computed over
 	limits    Limits
 	timeFrom  int64
 	timeTo    int64
@@ -251,7 +252,7 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 		} else {
 			public *= len(d.keys)
 		}
-		if public > lim.MaxGroups {
+		if public > lim.MaxGroups || lim.MaxGroupSpace > 0 && public > lim.MaxGroupSpace {
 			return nil, invalid("query: too many groups: the public keys make more than %d; narrow the time range, use a coarser time bucket or list fewer keys", lim.MaxGroups)
 		}
 	}
@@ -281,9 +282,10 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if p.selection || p.kind == dp.Gaussian {
 		p.cost.Delta = n.Delta
 	}
-	canon, _ := json.Marshal(p.canonical())
-	sum := sha256.Sum256(canon)
-	p.fp = hex.EncodeToString(sum[:])
+	if err := p.checkMechanisms(); err != nil {
+		return nil, err
+	}
+	p.canon, _ = json.Marshal(p.canonical())
 	return p, nil
 }
 
@@ -335,11 +337,11 @@ func (p *Plan) ZCDPCost() privalytics.Cost {
 
 // rho is the zCDP cost of the release (Bun and Steinke 2016): ε²/2 for each pure
 // ε-DP part (Laplace aggregates; partition selection's ε), Δ²/2σ² for each
-// Gaussian, with the sensitivities Release uses.
+// Gaussian, with the sensitivities release uses.
 func (p *Plan) rho() float64 {
 	gauss := func(linf, eps, delta float64) float64 {
 		if linf <= 0 {
-			linf = 1 // as Release does
+			linf = 1 // as release does
 		}
 		return dp.RhoOfGaussian(p.l0, linf, eps, delta)
 	}
@@ -382,8 +384,15 @@ func (p *Plan) rho() float64 {
 	return total
 }
 
-// Fingerprint identifies the canonical query.
-func (p *Plan) Fingerprint() string { return p.fp }
+// Fingerprint identifies the canonical query under key: an HMAC-SHA-256, so
+// that whoever sees a fingerprint (in a charge, the audit trail or a cache key)
+// cannot test guesses of its filter values by hashing candidate queries. The
+// key is a secret of the tenant (see analytics.Service).
+func (p *Plan) Fingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(p.canon)
+	return hex.EncodeToString(m.Sum(nil))
+}
 
 // rowSens returns the (L0, rows per group) to calibrate row-additive statistics
 // with: under Laplace noise only L1 = L0 × rows matters, so a total cap below it
@@ -698,9 +707,19 @@ func (p *Plan) compileDim(g privalytics.GroupKey) (dim, error) {
 		case privalytics.TypeFloat:
 			d.fbound = slices.Clone(g.Buckets)
 		case privalytics.TypeInt, privalytics.TypeDecimal:
+			// Stored values are integers in units of 10^-scale: an edge beyond
+			// int64 would convert to garbage, and two edges within one unit would
+			// make an empty bucket; both are the query's mistake, said now.
 			unit := math.Pow10(c.Scale)
-			for _, e := range g.Buckets {
-				d.bounds = append(d.bounds, int64(math.Ceil(e*unit)))
+			for i, e := range g.Buckets {
+				v := math.Ceil(e * unit)
+				if !(v > math.MinInt64 && v < math.MaxInt64) {
+					return dim{}, fmt.Errorf("bucket edge %g is outside the values %s column %q can hold (±%.4g)", e, c.Type, g.Column, math.MaxInt64/unit)
+				}
+				if i > 0 && int64(v) <= d.bounds[i-1] {
+					return dim{}, fmt.Errorf("bucket edges %g and %g fall on the same stored value of %q (%d digits after the point); space the edges further apart", g.Buckets[i-1], e, g.Column, c.Scale)
+				}
+				d.bounds = append(d.bounds, int64(v))
 			}
 		default:
 			return dim{}, fmt.Errorf("buckets need a numeric column; %q is %s", g.Column, c.Type)
@@ -796,6 +815,23 @@ func next(t time.Time, unit string) time.Time {
 		return t.AddDate(0, 3, 0)
 	}
 	return t.AddDate(1, 0, 0)
+}
+
+// prev is the start of the bucket before the one starting at t.
+func prev(t time.Time, unit string) time.Time {
+	switch unit {
+	case "hour":
+		return t.Add(-time.Hour)
+	case "day":
+		return t.AddDate(0, 0, -1)
+	case "week":
+		return t.AddDate(0, 0, -7)
+	case "month":
+		return t.AddDate(0, -1, 0)
+	case "quarter":
+		return t.AddDate(0, -3, 0)
+	}
+	return t.AddDate(-1, 0, 0)
 }
 
 func label(t time.Time, unit string) string {

@@ -3,8 +3,9 @@
 // then bound each customer's contribution (at most L0 groups, at most L∞ rows per
 // group, values clamped) — and hands the exact bounded aggregates to dp/ for noise,
 // partition selection and intervals. Nothing exact leaves this package except
-// through Release, which only returns noised values; ExecutePlain is the
-// non-private baseline for benchmarks and tests and is never wired to HTTP.
+// through Service — release's only caller, after the ledger is charged — and
+// only noised; ExecutePlain is the non-private baseline for benchmarks and
+// tests and is never wired to HTTP.
 package analytics
 
 import (
@@ -23,12 +24,17 @@ type Limits struct {
 	MaxGroups       int // public groups (product of public key lists); default 10,000
 	MaxAggregates   int // default 16
 	MaxFilterValues int // values in one in/not_in list; default 1,000
-	MaxTimeBuckets  int // time buckets a query may span; default 100,000
+	MaxTimeBuckets  int // time buckets a query may span; default 100,000 (data-derived: the most recent ones)
+	// MaxGroupSpace bounds the product of all dimensions' key counts (the
+	// executor's per-group accumulators); default 4,000,000. Public keys are
+	// held to MaxGroups at plan time; only data-derived keys can pass this, and
+	// the refusal is then charged (see Service).
+	MaxGroupSpace int
 }
 
 // DefaultLimits returns the documented defaults.
 func DefaultLimits() Limits {
-	return Limits{MaxGroups: 10_000, MaxAggregates: 16, MaxFilterValues: 1000, MaxTimeBuckets: 100_000}
+	return Limits{MaxGroups: 10_000, MaxAggregates: 16, MaxFilterValues: 1000, MaxTimeBuckets: 100_000, MaxGroupSpace: maxGroupSpace}
 }
 
 // DecodeQuery decodes a JSON query strictly: unknown fields, trailing data and

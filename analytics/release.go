@@ -10,10 +10,12 @@ import (
 	"github.com/privalytics/privalytics/dp"
 )
 
-// Release turns the exact bounded aggregates into a DP result: public groups are
+// release turns the exact bounded aggregates into a DP result: public groups are
 // all released (empty ones with noise); data-derived groups pass DP partition
-// selection first; every cell gets noise and an interval.
-func Release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, error) {
+// selection first; every cell gets noise and an interval. Only the Service
+// calls it, after the ledger has been charged; NewPlan has checked every
+// mechanism's parameters, so an error here is internal, never the data's.
+func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, error) {
 	res := &privalytics.Result{Confidence: p.q.Confidence, Thresholded: p.selection, Cost: p.cost, Rows: []privalytics.Row{}}
 	for _, d := range part.dims {
 		res.GroupBy = append(res.GroupBy, d.name)
@@ -109,7 +111,7 @@ type PlainResult struct {
 // It is the baseline of the engine's benchmarks and the reference of its tests,
 // and is deliberately not reachable over HTTP: its answers are not private.
 func ExecutePlain(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*PlainResult, error) {
-	dims, groups, err := p.resolveDims(snap)
+	dims, groups, err := p.resolveDims(snap, nil)
 	if err != nil {
 		return nil, err
 	}

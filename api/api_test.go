@@ -242,7 +242,9 @@ func TestAuthAndRouting(t *testing.T) {
 }
 
 // TestQueryTooLongIsABadRequest: a query stopped by the time limit is the
-// query's fault (a 4xx saying what to change) and costs nothing.
+// query's fault (a 4xx saying what to change), and it is charged: it stopped
+// after reading data, and a free refusal would tell how much data matched
+// (issue 13).
 func TestQueryTooLongIsABadRequest(t *testing.T) {
 	t.Parallel()
 	limits := api.DefaultLimits()
@@ -259,8 +261,8 @@ func TestQueryTooLongIsABadRequest(t *testing.T) {
 	}
 	var b privalytics.BudgetStatus
 	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
-	if b.Spent.Epsilon != 0 {
-		t.Errorf("a stopped query spent ε %v", b.Spent.Epsilon)
+	if b.Spent.Epsilon != 0.5 || !strings.Contains(eb.Error.Message, "charged") {
+		t.Errorf("a stopped query spent ε %v (want 0.5) and said %q (want: it was charged)", b.Spent.Epsilon, eb.Error.Message)
 	}
 }
 

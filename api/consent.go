@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -10,12 +9,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/privalytics/privalytics"
-	"github.com/privalytics/privalytics/analytics"
 	"github.com/privalytics/privalytics/api/wire"
 )
 
@@ -246,59 +243,4 @@ func consentStatusOf(t *privalytics.Tenant, hist []privalytics.Consent) wire.Con
 		out.Purposes[p] = pc
 	}
 	return out
-}
-
-// consentView is the hidden-customer mask of one tenant and purpose at one
-// snapshot and consent version.
-type consentView struct {
-	consent  int64
-	snapshot uint64
-	subjects int
-	hidden   []bool
-}
-
-type consentViews struct {
-	mu sync.Mutex
-	m  map[string]*consentView // tenant|purpose → the newest view
-}
-
-// hiddenFor returns which customers of snap a query for purpose may not see,
-// and the consent version that decided it (part of the cache key). A purpose
-// with the opt-out policy and no consent records hides no one at no cost.
-func (s *Server) hiddenFor(ctx context.Context, st *tenantState, purpose string, snap *privalytics.Snapshot) ([]bool, int64, error) {
-	optIn := st.tenant.ConsentPolicy(purpose) == privalytics.OptIn
-	ver, err := s.meta.ConsentVersion(ctx, st.tenant.ID)
-	if err != nil {
-		return nil, 0, err
-	}
-	if ver == 0 && !optIn {
-		return nil, 0, nil
-	}
-	key := st.tenant.ID + "|" + purpose
-	s.views.mu.Lock()
-	v := s.views.m[key]
-	s.views.mu.Unlock()
-	if v != nil && v.consent == ver && v.snapshot == snap.Version && v.subjects == snap.Subjects {
-		return v.hidden, ver, nil
-	}
-	decisions, ver, err := s.meta.ConsentDecisions(ctx, st.tenant.ID, purpose)
-	if err != nil {
-		return nil, 0, err
-	}
-	hidden, err := analytics.HiddenSubjects(snap, func(subj uint64) bool {
-		if g, ok := decisions[subj]; ok {
-			return g
-		}
-		return !optIn
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	s.views.mu.Lock()
-	if s.views.m == nil {
-		s.views.m = map[string]*consentView{}
-	}
-	s.views.m[key] = &consentView{consent: ver, snapshot: snap.Version, subjects: snap.Subjects, hidden: hidden}
-	s.views.mu.Unlock()
-	return hidden, ver, nil
 }

@@ -30,7 +30,7 @@ type Limits struct {
 	MaxDecodedBytes int64         // an ingest body after gzip decoding; 413 above
 	MaxQueryBytes   int64         // a query body; 413 above
 	MaxImportBytes  int64         // a whole file sent to /v1/imports; 413 above
-	QueryTimeout    time.Duration // a query running longer is cancelled, charges nothing and gets 400
+	QueryTimeout    time.Duration // a query running longer is cancelled, is charged (it has read data) and gets 400
 	// RatePerKey is the sustained requests per second one API key may send, with
 	// bursts up to RateBurst; above it the answer is 429 with Retry-After. 0: no limit.
 	RatePerKey float64
@@ -116,15 +116,14 @@ type Server struct {
 	metrics *metrics
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
-	cache   *analytics.Cache
+	queries *analytics.Service
 	feds    *federation.Registry
-	views   consentViews
 	engine  *gin.Engine
 }
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -137,6 +136,14 @@ func New(d Deps) *Server {
 	if ss, ok := d.Events.(privalytics.SubjectStore); ok && s.rights == nil {
 		s.rights = rights.New(rights.Deps{Events: ss, Tenants: d.Meta, Audit: d.Audit, Hooks: d.Privacy, Logger: s.log, Now: s.now})
 	}
+	qd := analytics.ServiceDeps{
+		Ledger: s.meta, Events: s.events, Consent: analytics.NewConsentMasks(s.meta), Mechanisms: s.mech,
+		Cache: analytics.NewCache(4096), Limits: s.limits.Query, Timeout: s.limits.QueryTimeout, Now: s.now,
+	}
+	if s.auditLog != nil { // leave the port a nil interface, not a typed nil: "records nothing"
+		qd.Audit = s.auditLog
+	}
+	s.queries = analytics.NewService(qd)
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
 	s.feds = federation.NewRegistry(s.now, s.log)
@@ -194,11 +201,11 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/events", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.ingestEvents))
 	v1.POST("/imports", s.require(privalytics.RoleIngest, privalytics.RoleAdmin), s.handle(s.importFile))
 
-	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
-	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
+	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.runQuery))
+	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.explainQuery))
 	// The same two in SQL (BigQuery's differential-privacy clause; analytics/dpsql).
-	v1.POST("/sql", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.runQuery)
-	v1.POST("/sql:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.explainQuery)
+	v1.POST("/sql", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.runQuery))
+	v1.POST("/sql:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.explainQuery))
 	v1.GET("/budget", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.budget)
 	v1.GET("/budget/charges", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.charges)
 	v1.POST("/budget/grants", s.require(privalytics.RoleAdmin), s.grant)

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"strconv"
 	"strings"
 
@@ -20,6 +22,9 @@ type tenantState struct {
 	tenant *privalytics.Tenant
 	conv   *ingest.Converter
 	pseudo *ingest.Pseudonymiser // the same keyed hash ingest stores, for consent, access and erasure
+	// fingerprintKey keys the tenant's query fingerprints (HMAC), derived from
+	// its secret key so that fingerprints are stable across restarts.
+	fingerprintKey []byte
 }
 
 func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, error) {
@@ -45,7 +50,9 @@ func (s *Server) tenantState(ctx context.Context, id string) (*tenantState, erro
 	if err := conv.SetStrayData(t.Privacy.StrayData); err != nil {
 		return nil, err
 	}
-	st := &tenantState{tenant: t, conv: conv, pseudo: p}
+	fk := hmac.New(sha256.New, key)
+	fk.Write([]byte("privalytics query fingerprint v1"))
+	st := &tenantState{tenant: t, conv: conv, pseudo: p, fingerprintKey: fk.Sum(nil)}
 	v, _ := s.tenants.LoadOrStore(id, st)
 	return v.(*tenantState), nil
 }

@@ -44,7 +44,7 @@ func TestWireConversionsKeepEveryValue(t *testing.T) {
 		Periods: []privalytics.PeriodStatus{{Period: "2025-01", Spent: privalytics.Cost{Epsilon: 1}, Remaining: privalytics.Cost{Epsilon: 9}}}}
 	info := privalytics.AggregateInfo{Name: "rev", Op: "sum", Column: "amount", Mechanism: "laplace", Epsilon: 0.5, Lower: 1, Upper: 50, AutoBounds: true, BoundsEpsilon: 0.1}
 	res := &privalytics.Result{GroupBy: []string{"channel"}, Aggregates: []privalytics.AggregateInfo{info}, Confidence: 0.95, Cost: privalytics.Cost{Epsilon: 0.5},
-		Rows: []privalytics.Row{{Key: []string{"web"}, Cells: []privalytics.Cell{{Value: 3, Lower: 1, Upper: 5}}}}, Thresholded: true, Snapshot: 7, Cached: true, Budget: budget}
+		Rows: []privalytics.Row{{Key: []string{"web"}, Cells: []privalytics.Cell{{Value: 3, Lower: 1, Upper: 5}}}}, Thresholded: true, Snapshot: "ans_7", Cached: true, Budget: budget}
 	if diff := cmp.Diff(asJSON(t, res), asJSON(t, api.WireResult(res))); diff != "" {
 		t.Errorf("WireResult (-root +wire):\n%s", diff)
 	}

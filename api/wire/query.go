@@ -65,7 +65,7 @@ type Result struct {
 	Confidence  float64         `json:"confidence"`
 	Cost        Cost            `json:"cost"`        // what this answer charged (zero when Cached)
 	Thresholded bool            `json:"thresholded"` // group keys passed DP partition selection
-	Snapshot    uint64          `json:"snapshot,omitempty"`
+	Snapshot    string          `json:"snapshot"`    // an opaque id of this answer ("ans_…"); a cached repeat shows the same
 	Cached      bool            `json:"cached"`
 	Budget      *BudgetStatus   `json:"budget,omitempty"`
 }

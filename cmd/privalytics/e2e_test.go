@@ -310,7 +310,14 @@ func TestEndToEndRules(t *testing.T) {
 		if _, err := query.Query(ctx, q); err != nil {
 			t.Fatalf("first query: %v", err)
 		}
-		_, err := query.Query(ctx, q)
+		// The same query again is its cached answer, free even past the
+		// budget (issue 17); another query is refused.
+		if again, err := query.Query(ctx, q); err != nil || !again.Cached {
+			t.Fatalf("repeated query: %v (cached %v), want the cached answer", err, again != nil && again.Cached)
+		}
+		other := *q
+		other.Confidence = 0.9
+		_, err := query.Query(ctx, &other)
 		if code(err) != privalytics.EBUDGET {
 			t.Fatalf("second query over budget: %v, want budget", err)
 		}
@@ -415,7 +422,7 @@ func TestEndToEndCacheAndExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if third.Cached || third.Snapshot == first.Snapshot {
-		t.Errorf("after new data: cached %v, snapshot %d (was %d)", third.Cached, third.Snapshot, first.Snapshot)
+		t.Errorf("after new data: cached %v, answer %s (was %s)", third.Cached, third.Snapshot, first.Snapshot)
 	}
 }
 
