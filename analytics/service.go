@@ -266,19 +266,13 @@ func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*prival
 	if err != nil {
 		return nil, "", err
 	}
-	switch {
-	case zcdp:
-		if cost.Rho > status.Remaining.Rho || cost.Delta > status.Remaining.Delta {
-			return nil, "", BudgetError(status.Remaining, cost)
-		}
-	case periods == nil:
-		kb, err := s.ledger.KeyBudget(ctx, t.ID, r.KeyID)
-		if err != nil {
-			return nil, "", err
-		}
-		if cost.Epsilon > kb.Remaining.Epsilon || cost.Delta > kb.Remaining.Delta {
-			return nil, "", BudgetError(kb.Remaining, cost)
-		}
+	kb, err := s.ledger.KeyBudget(ctx, t.ID, r.KeyID)
+	if err != nil {
+		return nil, "", err
+	}
+	// The same policy (dp.Decide) the ledger applies, with the same words.
+	if err := dp.PreCheck(status, kb, cost, periods); err != nil {
+		return nil, "", err
 	}
 	hidden, version, err := s.consent.Hidden(ctx, t, plan.Purpose(), snap)
 	if err != nil {
@@ -392,15 +386,3 @@ func PresentBudget(st *privalytics.BudgetStatus) {
 	st.Remaining.Epsilon = math.Max(0, st.Total.Epsilon-st.Spent.Epsilon)
 }
 
-// BudgetError says what is left and what the query needed.
-func BudgetError(remaining, needed privalytics.Cost) error {
-	if needed.Rho > 0 && remaining.Rho > 0 || needed.Rho > remaining.Rho {
-		return privalytics.Errorf(privalytics.EBUDGET,
-			"privacy budget exhausted: the query needs ρ=%g, δ=%g but ρ=%g, δ=%g remain; ask the tenant admin for more budget or spend less ε",
-			needed.Rho, needed.Delta, remaining.Rho, remaining.Delta).With("remaining", remaining).With("needed", needed)
-	}
-	return privalytics.Errorf(privalytics.EBUDGET,
-		"privacy budget exhausted: the query needs ε=%g, δ=%g but ε=%g, δ=%g remain; ask the tenant admin for more budget or spend less ε",
-		needed.Epsilon, needed.Delta, remaining.Epsilon, remaining.Delta).
-		With("remaining", remaining).With("needed", needed)
-}

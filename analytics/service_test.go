@@ -57,7 +57,7 @@ func (l *fakeLedger) Charge(_ context.Context, c *privalytics.Charge) (privalyti
 	defer l.mu.Unlock()
 	st := l.status()
 	if c.Cost.Epsilon > st.Remaining.Epsilon || c.Cost.Delta > st.Remaining.Delta {
-		return st, BudgetError(st.Remaining, c.Cost)
+		return st, dp.BudgetError(st.Accounting, st.Remaining, c.Cost)
 	}
 	c.ID = "charge-" + string(rune('a'+len(l.charges)))
 	l.charges = append(l.charges, *c)
