@@ -231,14 +231,16 @@ func BenchmarkEncryptionCost(b *testing.B) {
 			keys = k
 		}
 		dir := b.TempDir()
-		if err := writeSegment(dir+"/0.parquet", retail.Arrow(), recs, keys); err != nil {
+		size, sum, err := writeSegment(dir+"/0.parquet", retail.Arrow(), recs, keys)
+		if err != nil {
 			b.Fatal(err)
 		}
+		seg := segment{File: "0.parquet", Rows: 100_000, Bytes: size, CRC: sum}
 		b.Run(fmt.Sprintf("segment/write/encrypted=%v", enc), func(b *testing.B) {
 			for range b.N {
 				path := dir + "/w.parquet"
 				os.Remove(path)
-				if err := writeSegment(path, retail.Arrow(), recs, keys); err != nil {
+				if _, _, err := writeSegment(path, retail.Arrow(), recs, keys); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -246,7 +248,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("segment/read/encrypted=%v", enc), func(b *testing.B) {
 			for range b.N {
-				if _, err := readSegment(dir+"/0.parquet", retail.Arrow(), keys, segmentRows); err != nil {
+				if _, err := readSegment(dir+"/0.parquet", seg, retail.Arrow(), keys, segmentRows); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func (s *Store) tenant(id string, schema privalytics.Schema) (*tenant, error) {
 		s.tenants[id] = slot
 		s.workers.Add(1) // Close must not close files under a loading tenant
 		s.mu.Unlock()
-		slot.t, slot.err = openTenant(s, id, schema)
+		slot.t, slot.err = s.load(id, schema)
 		close(slot.ready)
 		s.workers.Done()
 		if slot.err != nil {
@@ -147,6 +148,19 @@ func (s *Store) tenant(id string, schema privalytics.Schema) (*tenant, error) {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s was loaded with another schema; restart the server after changing a tenant's schema", id)
 	}
 	return slot.t, nil
+}
+
+// load runs openTenant, turning a panic in it (a decoder that trusts damaged
+// bytes) into the tenant's error: a panic must never leave the slot unready,
+// which would hang every later request for the tenant and Close.
+func (s *Store) load(id string, schema privalytics.Schema) (t *tenant, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("loading a tenant panicked; it stays unloaded", "tenant", id, "panic", r, "stack", string(debug.Stack()))
+			t, err = nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "tenant %s's stored events could not be loaded (the server log has the details); nothing was changed", id)
+		}
+	}()
+	return openTenant(s, id, schema)
 }
 
 // loaded returns the tenant if it is loaded, without loading it.
@@ -298,6 +312,17 @@ type manifest struct {
 	PurgePending bool `json:"purge_pending,omitempty"`
 	// Receipts are the tenant's most recent erasure receipts (maxReceipts).
 	Receipts []privalytics.ErasureReceipt `json:"receipts,omitempty"`
+	// LastLog is the newest log file started when the manifest was written:
+	// every log above SealedThrough up to it must exist, so a deleted log is
+	// reported instead of silently losing its batches.
+	LastLog int `json:"last_log,omitempty"`
+	// DroppedThrough is the highest log number whose rows were all hidden, so
+	// it was dropped with no segment; with the newest segment it bounds the
+	// logs recovery may delete as sealed.
+	DroppedThrough int `json:"dropped_through,omitempty"`
+	// Dropped names segments compaction left empty and removes after this
+	// manifest is written; a crash before the removal leaves them to delete.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // erasure is a pending erasure: a tombstone until compaction.
@@ -310,6 +335,10 @@ type erasure struct {
 type segment struct {
 	File string `json:"file"`
 	Rows int    `json:"rows"`
+	// Bytes and CRC (CRC-32C of the whole file) are verified at every load;
+	// entries written by older builds have neither.
+	Bytes int64  `json:"bytes,omitempty"`
+	CRC   uint32 `json:"crc32c,omitempty"`
 }
 
 type idemItem struct {
@@ -322,7 +351,7 @@ func (t *tenant) manifestPath() string { return filepath.Join(t.dir, "MANIFEST")
 func readManifest(path string) (manifest, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return manifest{Version: 1}, nil
+		return manifest{Version: manifestVersion}, nil
 	} else if err != nil {
 		return manifest{}, err
 	}
@@ -330,10 +359,17 @@ func readManifest(path string) (manifest, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return manifest{}, fmt.Errorf("manifest %s: %w", path, err)
 	}
-	if m.Version != 1 {
-		return manifest{}, fmt.Errorf("manifest %s has format version %d; this build reads version 1", path, m.Version)
+	if m.Version != manifestVersion {
+		return manifest{}, fmt.Errorf("manifest %s has format version %d; this build reads version %d", path, m.Version, manifestVersion)
 	}
 	return m, nil
+}
+
+// writeManifest records the newest log in m, then writes it. Callers hold
+// sealRun (or are the only user), so manifest writes never interleave.
+func (t *tenant) writeManifest(m *manifest) error {
+	m.LastLog = max(m.LastLog, int(t.lastLog.Load()))
+	return writeManifest(t.dir, *m)
 }
 
 // writeManifest replaces the manifest atomically: temp file, fsync, rename, fsync dir.

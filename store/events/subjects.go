@@ -269,7 +269,7 @@ func (t *tenant) erase(subjects []uint64) (privalytics.ErasureReceipt, error) {
 		m.Receipts = m.Receipts[len(m.Receipts)-maxReceipts:]
 	}
 	m.Idempotency = t.idemItems()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		return privalytics.ErasureReceipt{}, fmt.Errorf("events: erase: write manifest: %w", err)
 	}
 	t.man = m
@@ -304,7 +304,7 @@ func (s *Store) Purge(ctx context.Context, tenantID string, schema privalytics.S
 	m := cloneManifest(t.man)
 	m.PurgedBefore, m.PurgePending = cut, true
 	m.Idempotency = t.idemItems()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		t.mu.Unlock()
 		t.sealRun.Unlock()
 		return privalytics.PurgeReceipt{}, fmt.Errorf("events: purge: write manifest: %w", err)
@@ -569,7 +569,7 @@ func (t *tenant) compactNow() error {
 			kept = append(kept, seg)
 			continue
 		}
-		recs, err := readSegment(path, t.arrow, t.keys, segmentRows)
+		recs, err := readSegment(path, seg, t.arrow, t.keys, segmentRows)
 		if err != nil {
 			return fmt.Errorf("events: compact %s: %w", path, err)
 		}
@@ -593,7 +593,8 @@ func (t *tenant) compactNow() error {
 			// rename; a crash before it leaves a stray file Open removes.
 			tmp := path + ".compact"
 			os.Remove(tmp)
-			if err := writeSegment(tmp, t.arrow, out, t.keys); err != nil {
+			size, sum, err := writeSegment(tmp, t.arrow, out, t.keys)
+			if err != nil {
 				os.Remove(tmp)
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
@@ -603,7 +604,7 @@ func (t *tenant) compactNow() error {
 			if err := syncDir(filepath.Dir(path)); err != nil {
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
-			kept = append(kept, segment{File: seg.File, Rows: rows})
+			kept = append(kept, segment{File: seg.File, Rows: rows, Bytes: size, CRC: sum})
 		}
 	}
 	done := time.Now().UTC().Truncate(time.Millisecond)
@@ -611,6 +612,12 @@ func (t *tenant) compactNow() error {
 	m := cloneManifest(t.man)
 	m.Segments = kept
 	m.PurgePending = false
+	// A crash before the dropped files are removed must not make them look
+	// like segments the manifest lost.
+	m.Dropped = dropped
+	for _, f := range dropped {
+		m.DroppedThrough = max(m.DroppedThrough, segmentSeq(f))
+	}
 	compacted := map[string]bool{}
 	for _, e := range m0.Erasures {
 		compacted[e.Receipt] = true
@@ -624,7 +631,7 @@ func (t *tenant) compactNow() error {
 	}
 	m.Idempotency = t.idemItems()
 	t.mu.Unlock()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		return fmt.Errorf("events: compact: write manifest: %w", err)
 	}
 	t.mu.Lock()

@@ -2,12 +2,14 @@ package events
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -64,6 +66,9 @@ type tenant struct {
 	queue    []*pending
 	log      *os.File
 	logSeq   int
+	logSize  int64 // bytes of the log acknowledged (written and fsynced); a failed write is cut back to it
+	logDirty bool  // a failed write may have left bytes past logSize that are not cut yet
+	lastLog  atomic.Int64 // logSeq, for manifest writes that do not hold wmu
 	logRows  int
 	syncs    atomic.Int64
 	sealing  atomic.Bool // a background seal is scheduled or running
@@ -88,9 +93,11 @@ type pending struct {
 	err   error
 }
 
-// openTenant recovers a tenant: manifest, segments, then the logs not yet sealed.
-// A torn or corrupt log tail is cut (and logged); later log files are removed,
-// since nothing after a corrupt frame can be trusted to be in order.
+// openTenant recovers a tenant: manifest, segments, then the logs not yet
+// sealed. Its files are inspected first (recover.go); any Damage stops the load
+// with every file untouched. Otherwise only what a crash leaves is cleaned up:
+// a torn tail of the newest log is cut, logs a segment already holds and the
+// segment of an interrupted seal are removed.
 func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error) {
 	t := &tenant{s: s, id: id, dir: filepath.Join(s.dir, id), schema: schema, arrow: schema.Arrow(),
 		subjects: map[uint64]uint32{}, idem: map[string]int{}, version: firstVersion()}
@@ -104,33 +111,40 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	}
 	if s.opt.Encryption != nil {
 		if t.keys, err = loadKeys(t.dir, id, s.opt.Encryption); err != nil {
-			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
+			return nil, err
 		}
 		t.staleKeys.Store(len(t.keys.file.Keys) > 1) // a re-encryption was interrupted
 	} else if _, err := os.Stat(filepath.Join(t.dir, "KEYS")); err == nil {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s's events are encrypted at rest (or crypto-shredded); open the store with the master key", id)
 	}
-	var m manifest
-	m, err = readManifest(t.manifestPath())
+	p, err := inspect(s.dir, id, t.keys)
 	if err != nil {
-		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
+		return nil, err
 	}
+	if len(p.damage) > 0 {
+		for _, d := range p.damage {
+			s.log.Error("refusing to load a tenant whose files are damaged; nothing was changed", "tenant", id, "file", d.File, "problem", d.Problem, "repair", d.Repair)
+		}
+		return nil, p.damage
+	}
+	m := p.man
 	t.man = m
 	for _, it := range m.Idempotency {
 		t.remember(it.Key, it.Rows)
 	}
 	// Erasures and purges not yet compacted are applied as the rows load.
 	h := newHider(m)
-	known := map[string]bool{}
 	for _, seg := range m.Segments {
-		known[seg.File] = true
-		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow, t.keys, chunkRows)
+		path := filepath.Join(segDir, seg.File)
+		recs, err := readSegment(path, seg, t.arrow, t.keys, chunkRows)
 		if err != nil {
-			return nil, fmt.Errorf("events: tenant %s segment %s: %w", id, seg.File, err)
+			d := segmentDamage(s.dir, id, seg, err)
+			s.log.Error("refusing to load a tenant whose files are damaged; nothing was changed", "tenant", id, "file", d.File, "problem", d.Problem, "repair", d.Repair)
+			return nil, Damages{d}
 		}
 		if t.keys != nil {
 			// A plaintext segment, or one under an older key, is re-encrypted by compaction.
-			if kid, enc, err := segmentKey(filepath.Join(segDir, seg.File)); err != nil || !enc || kid != t.keys.current {
+			if kid, enc, err := segmentKey(path); err != nil || !enc || kid != t.keys.current {
 				t.staleKeys.Store(true)
 			}
 		}
@@ -140,58 +154,14 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			}
 		}
 	}
-	// A segment the manifest does not name is the product of an interrupted
-	// seal: its rows are still in the logs, so the file goes.
-	if ents, err := os.ReadDir(segDir); err == nil {
-		for _, e := range ents {
-			if !known[e.Name()] {
-				s.log.Warn("removing the segment of an interrupted seal; its rows are still in the log", "tenant", id, "file", e.Name())
-				os.Remove(filepath.Join(segDir, e.Name()))
-			}
-		}
-	}
-	seqs, err := logFiles(walDir)
-	if err != nil {
-		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
-	}
-	cut := false
-	// The new log is numbered past every file seen, even removed ones, so a
-	// name never stands for two different logs.
-	last := m.SealedThrough
-	if len(seqs) > 0 {
-		last = max(last, seqs[len(seqs)-1])
-	}
-	for _, seq := range seqs {
-		path := filepath.Join(walDir, logName(seq))
-		if seq <= m.SealedThrough {
-			os.Remove(path) // sealed; a crash came between the manifest swap and the removal
-			continue
-		}
-		if cut {
-			s.log.Warn("removing a log written after a corrupt frame", "tenant", id, "file", path)
-			os.Remove(path)
-			continue
-		}
-		frames, good, reason, err := readLog(path, t.keys)
-		if err != nil {
-			return nil, fmt.Errorf("events: tenant %s log %s: %w", id, path, err)
-		}
-		if reason != "" {
-			fi, _ := os.Stat(path)
-			s.log.Warn("cutting a torn or corrupt log tail", "tenant", id, "file", path, "reason", reason,
-				"bytes_cut", fi.Size()-good, "frames_kept", len(frames))
-			if err := os.Truncate(path, good); err != nil {
-				return nil, fmt.Errorf("events: tenant %s: cut log: %w", id, err)
-			}
-			cut = true
-		}
+	for _, l := range p.logs {
 		var recs []arrow.Record
-		for _, f := range frames {
+		for _, f := range l.frames {
 			if !t.arrow.Equal(f.rec.Schema()) {
-				return nil, fmt.Errorf("events: tenant %s log %s holds a batch of another schema: %s", id, path, schemaOf(f.rec))
+				return nil, fmt.Errorf("events: tenant %s log %s holds a batch of another schema: %s", id, l.path, schemaOf(f.rec))
 			}
 			t.logRows += int(f.rec.NumRows())
-			if r, _ := h.filter(t.arrow, f.rec, seq); r.NumRows() > 0 {
+			if r, _ := h.filter(t.arrow, f.rec, l.seq); r.NumRows() > 0 {
 				recs = append(recs, r)
 			}
 			if f.key != "" {
@@ -205,12 +175,38 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 				rows += int(recs[n].NumRows())
 				n++
 			}
-			t.addChunk(concatRecords(t.arrow, recs[:n]), chunkMeta{seq: seq, level: fullLevel}, true)
+			t.addChunk(concatRecords(t.arrow, recs[:n]), chunkMeta{seq: l.seq, level: fullLevel}, true)
 			recs = recs[n:]
 		}
 	}
-	if err := t.openLog(last + 1); err != nil {
+	// Everything read back: now clean up what a crash left. Nothing below
+	// holds an acknowledged row that is not also somewhere else.
+	for _, l := range p.logs {
+		if l.cut < 0 {
+			continue
+		}
+		s.log.Warn("cutting a torn write at the end of the newest log (never acknowledged)", "tenant", id, "file", l.path,
+			"reason", l.reason, "bytes_cut", l.size-l.cut, "frames_kept", len(l.frames))
+		if err := truncateSync(l.path, l.cut); err != nil {
+			return nil, fmt.Errorf("events: tenant %s: cut log: %w", id, err)
+		}
+	}
+	for _, path := range p.removeLogs {
+		os.Remove(path) // sealed; a crash came between the manifest swap and the removal
+	}
+	for _, f := range p.removeSegs {
+		s.log.Warn("removing the segment of an interrupted seal or compaction; its rows are in the logs or the MANIFEST drops them", "tenant", id, "file", f)
+		os.Remove(filepath.Join(segDir, f))
+	}
+	// The new log is numbered past every file seen, even removed ones, so a
+	// name never stands for two different logs; the manifest records it, so a
+	// log deleted later is missed, not forgotten.
+	if err := t.openLog(p.last + 1); err != nil {
 		return nil, err
+	}
+	if err := t.writeManifest(&t.man); err != nil {
+		t.log.Close()
+		return nil, fmt.Errorf("events: tenant %s: write manifest: %w", id, err)
 	}
 	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
@@ -220,6 +216,13 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 
 // openLog starts a new log file. Callers hold wmu (or are the only user).
 func (t *tenant) openLog(seq int) error {
+	// A torn write left in the old log must be cut before any log follows it:
+	// recovery refuses a torn frame that is not at the end of the newest log.
+	if t.log != nil && t.logDirty {
+		if err := t.cutLogBack(); err != nil {
+			return storageError(t.id, "the log could not be cut back after a failed write", err)
+		}
+	}
 	path := filepath.Join(t.dir, "wal", logName(seq))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -230,10 +233,16 @@ func (t *tenant) openLog(seq int) error {
 		f.Close()
 		return fmt.Errorf("events: open log: %w", err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("events: open log: %w", err)
+	}
 	if t.log != nil {
 		t.log.Close()
 	}
-	t.log, t.logSeq = f, seq
+	t.log, t.logSeq, t.logSize, t.logDirty = f, seq, fi.Size(), false
+	t.lastLog.Store(int64(seq))
 	return nil
 }
 
@@ -382,20 +391,7 @@ func (t *tenant) writeGroup(group []*pending) {
 	case len(buf) > 0 && t.log == nil:
 		err = privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
 	case len(buf) > 0:
-		if _, err = t.log.Write(buf); err == nil && t.s.opt.SyncWrites {
-			err = t.log.Sync()
-		}
-		t.syncs.Add(1)
-		if err != nil {
-			// The log may now hold part of this group; recovery's CRC cuts it,
-			// and no one was told it was stored. A fresh log for what follows
-			// keeps later frames from landing after the torn one.
-			err = fmt.Errorf("events: write log: %w", err)
-			t.s.log.Error("log write failed; the batches were not stored", slog.String("tenant", t.id), slog.Any("err", err))
-			if oerr := t.openLog(t.logSeq + 1); oerr != nil {
-				t.s.log.Error("cannot start a new log", slog.String("tenant", t.id), slog.Any("err", oerr))
-			}
-		}
+		err = t.appendLog(buf)
 	}
 	t.mu.Lock()
 	for _, p := range fresh {
@@ -420,6 +416,64 @@ func (t *tenant) writeGroup(group []*pending) {
 		p.frame, p.plain = nil, nil
 		close(p.done)
 	}
+}
+
+// appendLog writes buf at the end of the log and fsyncs it. Callers hold wmu.
+//
+// A failed write or fsync (a full disk, an I/O error) may leave part of buf in
+// the file. Recovery would take that for a torn tail and cut it, and with it any
+// frame written after it, acknowledged or not. So nothing is written after a
+// failure until the file is cut back to its last acknowledged byte and that cut
+// is fsynced: until then every append fails, and no acknowledged frame ever
+// follows a torn one. Cutting back needs no free space, so it works on a full disk.
+func (t *tenant) appendLog(buf []byte) error {
+	if t.logDirty {
+		if err := t.cutLogBack(); err != nil {
+			return storageError(t.id, "the log could not be cut back after an earlier failed write", err)
+		}
+	}
+	n, err := t.log.Write(buf)
+	if err == nil && t.s.opt.SyncWrites {
+		err = t.log.Sync()
+	}
+	t.syncs.Add(1)
+	if err == nil {
+		t.logSize += int64(n)
+		return nil
+	}
+	t.logDirty = true
+	if cerr := t.cutLogBack(); cerr != nil {
+		t.s.log.Error("log write failed and the log could not be cut back; appends fail until it can be",
+			slog.String("tenant", t.id), slog.String("file", t.log.Name()), slog.Any("err", err), slog.Any("cut_err", cerr))
+	} else {
+		t.s.log.Error("log write failed; the batches were not stored and the log was cut back to its last acknowledged frame",
+			slog.String("tenant", t.id), slog.String("file", t.log.Name()), slog.Any("err", err))
+	}
+	return storageError(t.id, "the batch was not stored", err)
+}
+
+// cutLogBack truncates the log to the bytes acknowledged so far and fsyncs the
+// cut. Callers hold wmu.
+func (t *tenant) cutLogBack() error {
+	if err := t.log.Truncate(t.logSize); err != nil {
+		return err
+	}
+	if err := t.log.Sync(); err != nil {
+		return err
+	}
+	t.logDirty = false
+	return nil
+}
+
+// storageError turns a write failure into the error a client sees: ESTORAGEFULL
+// (507) when the disk or a quota is full, so the sender knows to retry later, and
+// an internal error otherwise.
+func storageError(tenant, what string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &privalytics.Error{Code: privalytics.ESTORAGEFULL,
+			Message: fmt.Sprintf("the server's disk is full: %s; retry once the operator has freed space (nothing of this request was kept)", what)}
+	}
+	return fmt.Errorf("events: tenant %s: write log: %s: %w", tenant, what, err)
 }
 
 // coalesceAsync starts a coalescer unless one is running or the store is closing.
