@@ -66,8 +66,8 @@ type tenant struct {
 	queue    []*pending
 	log      *os.File
 	logSeq   int
-	logSize  int64 // bytes of the log acknowledged (written and fsynced); a failed write is cut back to it
-	logDirty bool  // a failed write may have left bytes past logSize that are not cut yet
+	logSize  int64        // bytes of the log acknowledged (written and fsynced); a failed write is cut back to it
+	logDirty bool         // a failed write may have left bytes past logSize that are not cut yet
 	lastLog  atomic.Int64 // logSeq, for manifest writes that do not hold wmu
 	logRows  int
 	syncs    atomic.Int64
