@@ -192,8 +192,13 @@ func inspect(storeDir, id string, keys *tenantKeys) (*plan, error) {
 			p.removeSegs = append(p.removeSegs, f) // an interrupted seal: its rows are still in the logs
 		case slices.Contains(m.Dropped, f):
 			p.removeSegs = append(p.removeSegs, f) // compaction left it with no rows and dropped it
+		case seq <= m.SealedThrough:
+			// Sealed, and its logs are gone: its rows are nowhere else.
+			damage(rel("segments", f), "is not named by the MANIFEST, and the logs it was sealed from are gone, so it holds the only copy of its rows",
+				"name it in the MANIFEST again (erasures that were pending for it and are no longer in the MANIFEST are not re-applied)",
+				func() error { return nameSegment(dir, f, keys) })
 		default:
-			damage(rel("segments", f), "is not named by the MANIFEST, and the logs it was sealed from are gone, so it may hold the only copy of its rows",
+			damage(rel("segments", f), "is not named by the MANIFEST, and the last log it was sealed from is missing, so it may hold the only copy of its rows",
 				"move it to quarantine/, giving up whatever rows only it holds",
 				func() error { return quarantine(dir, filepath.Join("segments", f)) })
 		}
@@ -243,14 +248,16 @@ func inspect(storeDir, id string, keys *tenantKeys) (*plan, error) {
 			case newerMagic(rest):
 				damage(file, fmt.Sprintf("holds a frame at offset %d in format %q, written by a newer build; this build reads PVL1 and PVE1: run the newer build", good, rest[:4]), "", nil)
 				continue
-			case i < len(live)-1 || laterFrame(rest):
+			case i < len(live)-1 || !tornWrite(rest, good):
 				// A torn write is only ever the end of the newest log: no
 				// frame is written after a failed one until it is cut back.
 				// Bytes that do not read followed by more frames or logs are
-				// damage, and those frames were acknowledged.
+				// damage, and those frames were acknowledged; so is a whole
+				// last frame damaged in place (a flipped bit, not a write
+				// cut short).
 				after := "later logs follow"
-				if laterFrame(rest) {
-					after = "whole frames follow it in the file"
+				if i == len(live)-1 {
+					after = "it is a whole frame damaged in place, or whole frames follow it"
 				}
 				kept := int64(good)
 				damage(file, fmt.Sprintf("has an unreadable frame at offset %d (%s) and %s, so it is not a torn write", good, reason, after),
@@ -290,6 +297,54 @@ func newerMagic(b []byte) bool {
 		return false
 	}
 	return b[3] > '1' && b[3] <= '9'
+}
+
+// tornWrite reports whether rest, the unreadable end of the newest log from
+// file offset off, is what a write cut short by a crash or a failed write
+// leaves: a frame whose bytes stop early, or whose missing pages read back as
+// zeros. It is not when a whole frame with a good CRC follows, when the bytes
+// are one whole frame with only its magic or length damaged (its CRC matches
+// the rest of the file), or when they are one whole frame of the right length
+// with no zeroed block in it (a bit flipped in place): those frames were
+// acknowledged, and cutting them would lose them.
+func tornWrite(rest []byte, off int64) bool {
+	if laterFrame(rest) {
+		return false
+	}
+	if len(rest) < frameHeader {
+		return true
+	}
+	sum := binary.LittleEndian.Uint32(rest[8:])
+	if crcOf(rest[frameHeader:]) == sum && len(rest) > frameHeader {
+		return false // whole, with a damaged magic or length field
+	}
+	n := int(binary.LittleEndian.Uint32(rest[4:]))
+	if n != len(rest)-frameHeader {
+		return true // stops early (or a length no frame here could have)
+	}
+	return hasZeroBlock(rest, off)
+}
+
+// hasZeroBlock reports whether b (at file offset off) holds a 512-byte block,
+// aligned in the file, of zeros only: a block the crash kept from reaching disk.
+// The last partial block counts when it is all zeros.
+func hasZeroBlock(b []byte, off int64) bool {
+	const blk = 512
+	start := int((blk - off%blk) % blk)
+	for i := start; i < len(b); i += blk {
+		end := min(i+blk, len(b))
+		zero := true
+		for _, c := range b[i:end] {
+			if c != 0 {
+				zero = false
+				break
+			}
+		}
+		if zero {
+			return true
+		}
+	}
+	return false
 }
 
 // laterFrame reports whether a whole frame with a good CRC starts anywhere in
@@ -426,6 +481,17 @@ func editManifest(dir string, edit func(*manifest)) error {
 func dropSegment(dir, file string) error {
 	return editManifest(dir, func(m *manifest) {
 		m.Segments = slices.DeleteFunc(m.Segments, func(s segment) bool { return s.File == file })
+	})
+}
+
+func nameSegment(dir, file string, keys *tenantKeys) error {
+	rows, err := segmentRowCount(filepath.Join(dir, "segments", file), keys)
+	if err != nil {
+		return fmt.Errorf("segment %s: %w (move it away by hand if it is damaged)", file, err)
+	}
+	return editManifest(dir, func(m *manifest) {
+		m.Segments = append(m.Segments, segment{File: file, Rows: rows})
+		slices.SortFunc(m.Segments, func(a, b segment) int { return strings.Compare(a.File, b.File) })
 	})
 }
 

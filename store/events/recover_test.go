@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -150,5 +151,202 @@ func TestDiskFullLosesNothingAcknowledged(t *testing.T) {
 				t.Errorf("rows after the restart (-acknowledged +stored):\n%s", diff)
 			}
 		})
+	}
+}
+
+// damageBase builds a tenant with one segment and two logs (the newest from a
+// restart) and returns its directory and every row stored.
+func damageBase(t *testing.T, enc bool) (string, []arrow.Record) {
+	t.Helper()
+	dir := t.TempDir()
+	opt := Options{SealRows: 1_000_000, SyncWrites: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if enc {
+		opt.Encryption = testMasterKey(t)
+	}
+	recs := batches(0, 7, 20)
+	s, err := Open(dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, s, 0, recs[:3])
+	if err := s.Seal(context.Background(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, s, 3, recs[3:5])
+	s.Close()
+	if s, err = Open(dir, opt); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, s, 5, recs[5:])
+	s.Close()
+	return dir, recs
+}
+
+func flipAt(t *testing.T, path string, off func(size int64) int64) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[off(int64(len(raw)))] ^= 0x10
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every damage to a log, a segment, the MANIFEST or KEYS ends in a refusal
+// that names the file and changes nothing (or, for a torn tail, in the rows
+// that were acknowledged): never a silent wrong answer, a hang or a deletion.
+func TestDamageIsRefusedNamingTheFile(t *testing.T) {
+	t.Parallel()
+	wal := func(dir string, n int) string { return filepath.Join(dir, "t1", "wal", logName(n)) }
+	seg := filepath.Join("t1", "segments", "00000001.parquet")
+	middle := func(size int64) int64 { return size / 2 }
+	last := func(size int64) int64 { return size - 30 }
+	cases := []struct {
+		name    string
+		damage  func(t *testing.T, dir string)
+		file    string // the file the refusal names
+		problem string
+		encOnly bool
+	}{
+		{"wal flip in an older log", func(t *testing.T, dir string) { flipAt(t, wal(dir, 2), middle) }, "wal/00000002.log", "", false},
+		{"wal flip in the newest log's last frame", func(t *testing.T, dir string) { flipAt(t, wal(dir, 3), last) }, "wal/00000003.log", "damaged in place", false},
+		{"wal flip in a frame length", func(t *testing.T, dir string) {
+			offs, _ := frameOffsets(t, wal(dir, 3))
+			flipAt(t, wal(dir, 3), func(int64) int64 { return offs[len(offs)-1] + 6 })
+		}, "wal/00000003.log", "", false},
+		{"wal truncated in an older log", func(t *testing.T, dir string) {
+			if err := os.Truncate(wal(dir, 2), 100); err != nil {
+				t.Fatal(err)
+			}
+		}, "wal/00000002.log", "later logs follow", false},
+		{"wal deleted (older)", func(t *testing.T, dir string) { os.Remove(wal(dir, 2)) }, "wal/00000002.log", "is missing", false},
+		{"wal deleted (newest)", func(t *testing.T, dir string) { os.Remove(wal(dir, 3)) }, "wal/00000003.log", "is missing", false},
+		{"wal from a newer build", func(t *testing.T, dir string) {
+			offs, _ := frameOffsets(t, wal(dir, 3))
+			raw, _ := os.ReadFile(wal(dir, 3))
+			raw[offs[1]+3] = '2' // "PVL2" / "PVE2"
+			os.WriteFile(wal(dir, 3), raw, 0o600)
+		}, "wal/00000003.log", "newer build", false},
+		{"segment flip", func(t *testing.T, dir string) { flipAt(t, filepath.Join(dir, seg), middle) }, "segments/00000001.parquet", "checksum", false},
+		{"segment truncated", func(t *testing.T, dir string) { os.Truncate(filepath.Join(dir, seg), 200) }, "segments/00000001.parquet", "bytes", false},
+		{"segment deleted", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, seg)) }, "segments/00000001.parquet", "cannot be opened", false},
+		{"MANIFEST deleted", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "t1", "MANIFEST")) }, "MANIFEST", "is missing", false},
+		{"MANIFEST truncated", func(t *testing.T, dir string) { os.Truncate(filepath.Join(dir, "t1", "MANIFEST"), 40) }, "MANIFEST", "cannot be read", false},
+		{"MANIFEST from a newer build", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "t1", "MANIFEST")
+			raw, _ := os.ReadFile(p)
+			os.WriteFile(p, []byte(strings.Replace(string(raw), `"version": 1`, `"version": 2`, 1)), 0o600)
+		}, "MANIFEST", "newer build", false},
+		{"MANIFEST missing a segment", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "t1", "MANIFEST")
+			m, _ := readManifest(p)
+			m.Segments = nil
+			writeManifest(filepath.Join(dir, "t1"), m)
+		}, "segments/00000001.parquet", "not named by the MANIFEST", false},
+		{"MANIFEST sealed_through ahead of the logs", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "t1", "MANIFEST")
+			m, _ := readManifest(p)
+			m.SealedThrough = 2
+			writeManifest(filepath.Join(dir, "t1"), m)
+		}, "wal/00000002.log", "sealed_through", false},
+		{"KEYS deleted", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "t1", "KEYS")) }, "KEYS", "is missing", true},
+	}
+	for _, enc := range []bool{false, true} {
+		base, _ := damageBase(t, enc)
+		for _, tc := range cases {
+			if tc.encOnly && !enc {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/encrypted=%v", tc.name, enc), func(t *testing.T) {
+				dir := t.TempDir()
+				copyDir(t, base, dir)
+				tc.damage(t, dir)
+				before := treeBytes(t, dir)
+				opt := Options{SyncWrites: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				if enc {
+					opt.Encryption = testMasterKey(t)
+				}
+				s, err := Open(dir, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = s.Snapshot(context.Background(), "t1", retail)
+				if cerr := s.Close(); cerr != nil {
+					t.Errorf("close: %v", cerr)
+				}
+				var d *Damage
+				if !errors.As(err, &d) {
+					t.Fatalf("snapshot error = %v, want a refusal (Damage)", err)
+				}
+				if want := filepath.Join("t1", tc.file); d.File != want || !strings.Contains(d.Problem, tc.problem) {
+					t.Errorf("refusal names %s: %q; want %s and %q", d.File, d.Problem, want, tc.problem)
+				}
+				if diff := cmp.Diff(before, treeBytes(t, dir)); diff != "" {
+					t.Errorf("a refused load changed files (-before +after):\n%s", diff)
+				}
+				ds, err := Fsck(dir, opt)
+				if err != nil || len(ds) == 0 {
+					t.Errorf("fsck found %v (err %v), want the damage", ds, err)
+				}
+			})
+		}
+	}
+}
+
+// Repair gives back every acknowledged row where the damage left a copy of
+// it: a lost MANIFEST, a MANIFEST that forgot a segment, sealed_through ahead.
+func TestRepairRestoresEveryRowItCan(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		keep   func(recs []arrow.Record) []arrow.Record
+	}{
+		{"MANIFEST deleted", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "t1", "MANIFEST")) }, nil},
+		{"MANIFEST missing a segment", func(t *testing.T, dir string) {
+			m, _ := readManifest(filepath.Join(dir, "t1", "MANIFEST"))
+			m.Segments = nil
+			writeManifest(filepath.Join(dir, "t1"), m)
+		}, nil},
+		{"sealed_through ahead", func(t *testing.T, dir string) {
+			m, _ := readManifest(filepath.Join(dir, "t1", "MANIFEST"))
+			m.SealedThrough = 2
+			writeManifest(filepath.Join(dir, "t1"), m)
+		}, nil},
+		{"segment flipped", func(t *testing.T, dir string) {
+			flipAt(t, filepath.Join(dir, "t1", "segments", "00000001.parquet"), func(n int64) int64 { return n / 2 })
+		}, func(recs []arrow.Record) []arrow.Record { return recs[3:] }},
+	}
+	for _, enc := range []bool{false, true} {
+		base, recs := damageBase(t, enc)
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s/encrypted=%v", tc.name, enc), func(t *testing.T) {
+				dir := t.TempDir()
+				copyDir(t, base, dir)
+				tc.damage(t, dir)
+				opt := Options{SyncWrites: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				if enc {
+					opt.Encryption = testMasterKey(t)
+				}
+				fixed, left, err := Repair(dir, opt)
+				if err != nil || len(fixed) == 0 || len(left) != 0 {
+					t.Fatalf("repair: fixed %v, left %v, err %v", fixed, left, err)
+				}
+				s, err := Open(dir, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				want := recs
+				if tc.keep != nil {
+					want = tc.keep(recs)
+				}
+				if diff := cmp.Diff(tableOf(t, want), snapshotTable(t, s)); diff != "" {
+					t.Errorf("rows after repair (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
