@@ -624,3 +624,38 @@ func segmentDamage(storeDir, id string, seg segment, err error) *Damage {
 type formatError struct{ msg string }
 
 func (e *formatError) Error() string { return e.msg }
+
+// Tenants lists the tenants under an event store directory that hold any
+// stored file (a MANIFEST, a log, a segment, KEYS), without opening them; a
+// missing directory has none. Start-up uses it to refuse a metadata database
+// or master key recreated over existing events.
+func Tenants(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() || !tenantIDPattern.MatchString(e.Name()) {
+			continue
+		}
+		tdir := filepath.Join(dir, e.Name())
+		has := false
+		for _, f := range []string{"MANIFEST", "KEYS"} {
+			if _, err := os.Stat(filepath.Join(tdir, f)); err == nil {
+				has = true
+			}
+		}
+		for _, sub := range []string{"wal", "segments"} {
+			if names, _ := readDirNames(filepath.Join(tdir, sub)); len(names) > 0 {
+				has = true
+			}
+		}
+		if has {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}

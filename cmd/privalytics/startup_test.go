@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/client"
+)
+
+// startupConfig is the configuration of a server on dir for the start-up tests.
+func startupConfig(dir string) Config {
+	cfg := DefaultConfig()
+	cfg.RatePerKey = 0
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.MasterKeyFile = filepath.Join(dir, "master.key")
+	cfg.LogLevel = "warn"
+	return cfg
+}
+
+// runOnce starts a server on dir, lets use call it, and stops it.
+func runOnce(t *testing.T, cfg Config, use func(a *App)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
+	if err != nil {
+		cancel()
+		t.Fatalf("openApp: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.serve(ctx) }()
+	use(app)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+// A lost or damaged master key or metadata database is never silently
+// recreated over existing events: start refuses, says what to restore, and
+// creates nothing.
+func TestStartRefusesLostKeyOrMetadata(t *testing.T) {
+	base := t.TempDir()
+	runOnce(t, startupConfig(base), func(a *App) {
+		ctx := context.Background()
+		op := client.New(a.URL(), a.OperatorToken)
+		res, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body := rightsEvents([]string{"alice", "bob"}, 3)
+		ik, err := op.WithToken(res.AdminKey.Token).CreateKey(ctx, "ingest", privalytics.RoleIngest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := op.WithToken(ik.Token).Ingest(ctx, body, client.IngestOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	otherKey := base64.StdEncoding.EncodeToString([]byte("testInsecureOtherMasterKey-32byt"))
+	for _, tc := range []struct {
+		name   string
+		damage func(dir string, cfg *Config)
+		want   string
+		absent string // a file the refusal must not create
+	}{
+		{"master key deleted", func(dir string, _ *Config) { os.Remove(filepath.Join(dir, "master.key")) }, "master key file " + "DIR/master.key is missing", "master.key"},
+		{"another master key", func(_ string, cfg *Config) { cfg.MasterKey = otherKey }, "not the master key the data directory was set up with", ""},
+		{"meta.db deleted", func(dir string, _ *Config) { os.Remove(filepath.Join(dir, "meta.db")) }, "metadata database DIR/meta.db is missing", "meta.db"},
+		{"meta.db emptied", func(dir string, _ *Config) { os.Truncate(filepath.Join(dir, "meta.db"), 0) }, "is empty (no operator key)", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if out, err := exec.Command("cp", "-a", base+"/.", dir).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+			cfg := startupConfig(dir)
+			tc.damage(dir, &cfg)
+			_, err := openApp(context.Background(), cfg, appOptions{logOutput: io.Discard})
+			want := strings.ReplaceAll(tc.want, "DIR", dir)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("openApp error = %v, want one containing %q", err, want)
+			}
+			if privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+				t.Errorf("error code %q, want %q", privalytics.ErrorCode(err), privalytics.ECONFLICT)
+			}
+			if tc.absent != "" {
+				if _, err := os.Stat(filepath.Join(dir, tc.absent)); !os.IsNotExist(err) {
+					t.Errorf("the refused start created %s (stat err %v)", tc.absent, err)
+				}
+			}
+		})
+	}
+	// The undamaged directory still starts, with its tenant.
+	runOnce(t, startupConfig(base), func(a *App) {
+		if a.OperatorToken != "" {
+			t.Error("a restart created a new operator key")
+		}
+	})
+}
