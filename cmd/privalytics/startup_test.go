@@ -105,3 +105,49 @@ func TestStartRefusesLostKeyOrMetadata(t *testing.T) {
 		}
 	})
 }
+
+// fsck reports a missing log and exits non-zero; repair without --yes changes
+// nothing, with --yes it fixes it; fsck is then clean.
+func TestFsckAndRepairCommands(t *testing.T) {
+	dir := t.TempDir()
+	runOnce(t, startupConfig(dir), func(a *App) {
+		ctx := context.Background()
+		op := client.New(a.URL(), a.OperatorToken)
+		res, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body := rightsEvents([]string{"alice"}, 2)
+		if _, err := op.WithToken(res.AdminKey.Token).Ingest(ctx, body, client.IngestOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	logPath := filepath.Join(dir, "events", "shop", "wal", "00000001.log")
+	if err := os.Remove(logPath); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		var out strings.Builder
+		root := rootCommand()
+		root.SetOut(&out)
+		root.SetArgs(append(args, "--data-dir", dir))
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	out, err := run("fsck")
+	if err == nil || !strings.Contains(out, "DAMAGED events/shop/wal/00000001.log: is missing") {
+		t.Fatalf("fsck: err %v, output:\n%s", err, out)
+	}
+	if out, err = run("repair"); err == nil || !strings.Contains(out, "run again with --yes") {
+		t.Fatalf("repair without --yes: err %v, output:\n%s", err, out)
+	}
+	if _, err := os.Stat(logPath); !os.IsNotExist(err) {
+		t.Fatalf("repair without --yes changed files (stat err %v)", err)
+	}
+	if out, err = run("repair", "--yes"); err != nil || !strings.Contains(out, "REPAIRED events/shop/wal/00000001.log") {
+		t.Fatalf("repair --yes: err %v, output:\n%s", err, out)
+	}
+	if out, err = run("fsck"); err != nil || !strings.Contains(out, "no damage found") {
+		t.Fatalf("fsck after repair: err %v, output:\n%s", err, out)
+	}
+}
