@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -348,5 +349,60 @@ func TestRepairRestoresEveryRowItCan(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// 2,000 tenants ingest under a limit of 1,024 file descriptors, then restart
+// with every row. The limit applies to a child process (this test binary run
+// again), so other tests keep theirs.
+func TestManyTenantsUnderALowFileLimit(t *testing.T) {
+	const tenants = 2_000
+	if dir := os.Getenv("EVENTS_FD_CHILD_DIR"); dir != "" {
+		lim := syscall.Rlimit{Cur: 1024, Max: 1024}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatalf("setrlimit: %v", err)
+		}
+		ctx := context.Background()
+		opt := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		s, err := Open(dir, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 2 {
+			for i := range tenants {
+				id := fmt.Sprintf("t%d", i)
+				if _, err := s.Append(ctx, id, retail, privalytics.Batch{Record: testRecord(round*tenants+i, 3)}); err != nil {
+					t.Fatalf("append round %d to %s: %v", round, id, err)
+				}
+			}
+		}
+		if n := s.openLogs.len(); n > 512 {
+			t.Errorf("%d logs open, want at most 512", n)
+		}
+		s.Close()
+		if s, err = Open(dir, opt); err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for i := range tenants {
+			snap, err := s.Snapshot(ctx, fmt.Sprintf("t%d", i), retail)
+			if err != nil {
+				t.Fatalf("snapshot t%d: %v", i, err)
+			}
+			recs := make([]arrow.Record, len(snap.Chunks))
+			for j, c := range snap.Chunks {
+				recs[j] = c.Record
+			}
+			if diff := cmp.Diff(tableOf(t, []arrow.Record{testRecord(i, 3), testRecord(tenants+i, 3)}), tableOf(t, recs)); diff != "" {
+				t.Fatalf("tenant t%d after restart (-want +got):\n%s", i, diff)
+			}
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestManyTenantsUnderALowFileLimit$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "EVENTS_FD_CHILD_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("child under a 1,024-descriptor limit: %v\n%s", err, out)
 	}
 }

@@ -57,7 +57,7 @@ func (t *tenant) sealNow() error {
 func (t *tenant) sealLocked() error {
 	// 1. Rotate the log: appends from now on go to a new file.
 	t.wmu.Lock()
-	if t.logRows == 0 || t.log == nil {
+	if t.logRows == 0 || t.logClosed {
 		t.wmu.Unlock()
 		return nil
 	}

@@ -34,6 +34,10 @@ type Options struct {
 	SyncWrites        bool // fsync before Append returns; false loses acknowledged appends on a power cut
 	Logger            *slog.Logger
 	IdempotencyWindow int // recent idempotency keys remembered per tenant; default 100,000
+	// MaxOpenLogs bounds the log files held open (one per loaded tenant
+	// that wrote recently); the others are reopened at their next write.
+	// Default 512, well under the common limit of 1,024 descriptors.
+	MaxOpenLogs int
 	// Encryption, when set, encrypts every log frame and segment file with
 	// AES-256-GCM under per-tenant data keys it wraps (see FORMAT.md). Plaintext
 	// files written before it was set stay readable and are re-encrypted by
@@ -51,6 +55,9 @@ type Store struct {
 	dir string
 	opt Options
 	log *slog.Logger
+
+	// openLogs bounds the log files held open across tenants (fdlru.go).
+	openLogs *logLRU
 
 	mu      sync.Mutex
 	tenants map[string]*tenantSlot
@@ -84,13 +91,16 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.IdempotencyWindow <= 0 {
 		opt.IdempotencyWindow = 100_000
 	}
+	if opt.MaxOpenLogs <= 0 {
+		opt.MaxOpenLogs = 512
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("events: open %s: %w", dir, err)
 	}
-	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}}, nil
+	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}, openLogs: newLogLRU(opt.MaxOpenLogs)}, nil
 }
 
 // Stats describes a tenant's stored events.

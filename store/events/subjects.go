@@ -242,7 +242,7 @@ func (t *tenant) erase(subjects []uint64) (privalytics.ErasureReceipt, error) {
 	defer t.sealRun.Unlock()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	if t.log == nil {
+	if t.logClosed {
 		return privalytics.ErasureReceipt{}, privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
 	}
 	// Later appends go to a new log, which the tombstone does not cover: a
@@ -668,7 +668,7 @@ func (s *Store) RotateKey(ctx context.Context, tenantID string, schema privalyti
 	t.sealRun.Lock()
 	t.wmu.Lock()
 	err = t.keys.rotate()
-	if err == nil && t.log != nil {
+	if err == nil && !t.logClosed {
 		err = t.openLog(t.logSeq + 1)
 	}
 	t.wmu.Unlock()
@@ -701,9 +701,11 @@ func (s *Store) Shred(ctx context.Context, tenantID string) error {
 	if t := s.loaded(tenantID); t != nil {
 		t.sealRun.Lock()
 		t.wmu.Lock()
+		t.logClosed = true // appends now fail with EUNAVAILABLE
+		t.s.openLogs.forget(t)
 		if t.log != nil {
 			t.log.Close()
-			t.log = nil // appends now fail with EUNAVAILABLE
+			t.log = nil
 		}
 		t.wmu.Unlock()
 		t.sealRun.Unlock()

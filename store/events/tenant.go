@@ -69,11 +69,15 @@ type tenant struct {
 	logSize  int64        // bytes of the log acknowledged (written and fsynced); a failed write is cut back to it
 	logDirty bool         // a failed write may have left bytes past logSize that are not cut yet
 	lastLog  atomic.Int64 // logSeq, for manifest writes that do not hold wmu
-	logRows  int
-	syncs    atomic.Int64
-	sealing  atomic.Bool // a background seal is scheduled or running
-	sealRun  sync.Mutex  // held for a whole seal: two seals at once would both take the same log records
-	coalesce sync.Mutex  // one coalescer at a time; others skip
+	// logClosed is set when the store closes or the tenant is shredded:
+	// appends then fail. A nil log with logClosed unset was only closed by
+	// the store's LRU of open logs (fdlru.go) and reopens at the next write.
+	logClosed bool
+	logRows   int
+	syncs     atomic.Int64
+	sealing   atomic.Bool // a background seal is scheduled or running
+	sealRun   sync.Mutex  // held for a whole seal: two seals at once would both take the same log records
+	coalesce  sync.Mutex  // one coalescer at a time; others skip
 	// compacting is set while a background compaction is scheduled or running.
 	compacting atomic.Bool
 	// keys are the tenant's data keys when encryption at rest is on, else nil.
@@ -201,11 +205,14 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	// The new log is numbered past every file seen, even removed ones, so a
 	// name never stands for two different logs; the manifest records it, so a
 	// log deleted later is missed, not forgotten.
-	if err := t.openLog(p.last + 1); err != nil {
+	t.wmu.Lock() // the LRU of open logs may close it as soon as it is listed
+	err = t.openLog(p.last + 1)
+	t.wmu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	if err := t.writeManifest(&t.man); err != nil {
-		t.log.Close()
+		t.close()
 		return nil, fmt.Errorf("events: tenant %s: write manifest: %w", id, err)
 	}
 	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
@@ -243,6 +250,7 @@ func (t *tenant) openLog(seq int) error {
 	}
 	t.log, t.logSeq, t.logSize, t.logDirty = f, seq, fi.Size(), false
 	t.lastLog.Store(int64(seq))
+	t.s.openLogs.touch(t)
 	return nil
 }
 
@@ -388,10 +396,12 @@ func (t *tenant) writeGroup(group []*pending) {
 	}
 	switch {
 	case err != nil: // nothing is written
-	case len(buf) > 0 && t.log == nil:
+	case len(buf) > 0 && t.logClosed:
 		err = privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
 	case len(buf) > 0:
-		err = t.appendLog(buf)
+		if err = t.ensureLog(); err == nil {
+			err = t.appendLog(buf)
+		}
 	}
 	t.mu.Lock()
 	for _, p := range fresh {
@@ -432,6 +442,7 @@ func (t *tenant) appendLog(buf []byte) error {
 			return storageError(t.id, "the log could not be cut back after an earlier failed write", err)
 		}
 	}
+	t.s.openLogs.touch(t)
 	n, err := t.log.Write(buf)
 	if err == nil && t.s.opt.SyncWrites {
 		err = t.log.Sync()
@@ -650,6 +661,8 @@ func bufferBytes(d arrow.ArrayData, seen map[*byte]bool) int64 {
 func (t *tenant) close() error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	t.logClosed = true
+	t.s.openLogs.forget(t)
 	if t.log == nil {
 		return nil
 	}
