@@ -244,7 +244,7 @@ func (k *tenantKeys) currentAEAD() (uint32, cipher.AEAD) {
 func shredKeys(dir string) error {
 	path := filepath.Join(dir, "KEYS")
 	if fi, err := os.Stat(path); err == nil {
-		if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		if f, err := fsys.OpenFile(path, os.O_WRONLY, 0); err == nil {
 			_, werr := f.Write(make([]byte, fi.Size()))
 			serr := f.Sync()
 			f.Close()
@@ -264,7 +264,7 @@ func writeAtomic(dir, name string, v any) error {
 		return err
 	}
 	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func writeAtomic(dir, name string, v any) error {
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	if err := fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	return syncDir(dir)

@@ -80,7 +80,7 @@ func (t *tenant) ensureLog() error {
 	}
 	// Never created here: the file exists since openLog made it, and a log
 	// gone missing under a running store must fail loudly, not start afresh.
-	f, err := os.OpenFile(filepath.Join(t.dir, "wal", logName(t.logSeq)), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := fsys.OpenFile(filepath.Join(t.dir, "wal", logName(t.logSeq)), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return fmt.Errorf("events: tenant %s: reopen log: %w", t.id, err)
 	}

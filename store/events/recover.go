@@ -404,14 +404,14 @@ func readDirNames(dir string) ([]string, error) {
 
 func quarantine(dir, name string) error {
 	q := filepath.Join(dir, "quarantine")
-	if err := os.MkdirAll(q, 0o700); err != nil {
+	if err := fsys.MkdirAll(q, 0o700); err != nil {
 		return err
 	}
 	dst := filepath.Join(q, strings.ReplaceAll(name, string(filepath.Separator), "_"))
 	if _, err := os.Stat(dst); err == nil {
 		dst += "." + strconv.FormatInt(int64(os.Getpid()), 10)
 	}
-	if err := os.Rename(filepath.Join(dir, name), dst); err != nil {
+	if err := fsys.Rename(filepath.Join(dir, name), dst); err != nil {
 		return err
 	}
 	if err := syncDir(q); err != nil {
@@ -429,7 +429,7 @@ func quarantineTail(dir, name string, keep int64) error {
 		return err
 	}
 	q := filepath.Join(dir, "quarantine")
-	if err := os.MkdirAll(q, 0o700); err != nil {
+	if err := fsys.MkdirAll(q, 0o700); err != nil {
 		return err
 	}
 	dst := filepath.Join(q, fmt.Sprintf("%s.from-%d", filepath.Base(name), keep))
@@ -443,7 +443,7 @@ func quarantineTail(dir, name string, keep int64) error {
 }
 
 func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -453,7 +453,7 @@ func writeFileSync(path string, data []byte) error {
 }
 
 func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := fsys.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}

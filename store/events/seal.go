@@ -100,7 +100,7 @@ func (t *tenant) sealLocked() error {
 	}
 	size, sum, err := writeSegment(path, t.arrow, recsOnly, t.keys)
 	if err != nil {
-		os.Remove(path) // never named by a manifest: nothing else knows of it
+		fsys.Remove(path) // never named by a manifest: nothing else knows of it
 		return fmt.Errorf("events: write segment %s: %w", path, err)
 	}
 	if hook := t.s.crashBeforeManifest; hook != nil {
@@ -196,7 +196,7 @@ func (t *tenant) removeLogs(through int) {
 	seqs, _ := logFiles(filepath.Join(t.dir, "wal"))
 	for _, seq := range seqs {
 		if seq <= through {
-			os.Remove(filepath.Join(t.dir, "wal", logName(seq)))
+			fsys.Remove(filepath.Join(t.dir, "wal", logName(seq)))
 		}
 	}
 }
@@ -411,7 +411,7 @@ func unifyDictionary(srcs []arrow.ArrayData, refs []rowRef) ([]int32, *array.Dat
 // byte (plaintext segments too: a flipped byte must fail the load, never drop
 // or change rows).
 func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record, keys *tenantKeys) (size int64, sum uint32, err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -484,18 +484,27 @@ func writeParquet(f io.Writer, schema *arrow.Schema, recs []arrow.Record) error 
 // (size and CRC-32C, when the entry has them: older builds wrote none) and its
 // format, and returns the Parquet bytes, decrypted.
 func readSegmentFile(path string, seg segment, keys *tenantKeys) ([]byte, error) {
+	raw, _, err := readSegmentRows(path, seg, keys)
+	return raw, err
+}
+
+// readSegmentRows is readSegmentFile that also returns the rows the matching
+// manifest version says the file holds.
+func readSegmentRows(path string, seg segment, keys *tenantKeys) ([]byte, int, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if seg.Bytes > 0 {
-		if int64(len(raw)) != seg.Bytes {
-			return nil, fmt.Errorf("the file is %d bytes, the MANIFEST says %d", len(raw), seg.Bytes)
-		}
-		if got := crcOf(raw); got != seg.CRC {
-			return nil, fmt.Errorf("checksum mismatch: CRC-32C %08x, the MANIFEST says %08x", got, seg.CRC)
-		}
+	rows, err := seg.match(raw)
+	if err != nil {
+		return nil, 0, err
 	}
+	raw, err = segmentPlain(raw, keys)
+	return raw, rows, err
+}
+
+// segmentPlain checks a segment file's format and decrypts it.
+func segmentPlain(raw []byte, keys *tenantKeys) ([]byte, error) {
 	switch {
 	case len(raw) >= 4 && bytes.Equal(raw[:4], encSegmentMagic[:]):
 		if keys == nil {
@@ -529,7 +538,7 @@ func segmentRowCount(path string, keys *tenantKeys) (int, error) {
 // must hold the rows its manifest entry says. The Parquet reader trusts its
 // input and may panic on a damaged file; that is an error here, never a crash.
 func readSegment(path string, seg segment, schema *arrow.Schema, keys *tenantKeys, piece int) (out []arrow.Record, err error) {
-	raw, err := readSegmentFile(path, seg, keys)
+	raw, want, err := readSegmentRows(path, seg, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -543,7 +552,9 @@ func readSegment(path string, seg segment, schema *arrow.Schema, keys *tenantKey
 		return nil, err
 	}
 	defer pf.Close()
-	props := pqarrow.ArrowReadProperties{BatchSize: segmentRows}
+	// The reader reserves a whole batch per column up front: a small segment
+	// asks for no more than it holds.
+	props := pqarrow.ArrowReadProperties{BatchSize: max(min(segmentRows, pf.NumRows()), 1)}
 	for i, fld := range schema.Fields() {
 		if _, ok := fld.Type.(*arrow.DictionaryType); ok {
 			props.SetReadDict(i, true)
@@ -581,8 +592,8 @@ func readSegment(path string, seg segment, schema *arrow.Schema, keys *tenantKey
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	if seg.Rows > 0 && rows != seg.Rows {
-		return nil, fmt.Errorf("the segment holds %d rows, the MANIFEST says %d", rows, seg.Rows)
+	if want > 0 && rows != want {
+		return nil, fmt.Errorf("the segment holds %d rows, the MANIFEST says %d", rows, want)
 	}
 	return out, nil
 }

@@ -97,7 +97,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("events: open %s: %w", dir, err)
 	}
 	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}, openLogs: newLogLRU(opt.MaxOpenLogs)}, nil
@@ -349,6 +349,34 @@ type segment struct {
 	// entries written by older builds have neither.
 	Bytes int64  `json:"bytes,omitempty"`
 	CRC   uint32 `json:"crc32c,omitempty"`
+	// Next is set while compaction replaces the file: either version is the
+	// segment until the next manifest names only the new one.
+	Next *segVersion `json:"next,omitempty"`
+}
+
+type segVersion struct {
+	Rows  int    `json:"rows"`
+	Bytes int64  `json:"bytes"`
+	CRC   uint32 `json:"crc32c"`
+}
+
+// match returns the rows of the version raw is, or an error when it is none
+// of them. Entries of older builds carry no checksum and match any file.
+func (s segment) match(raw []byte) (rows int, err error) {
+	if s.Bytes == 0 {
+		return s.Rows, nil
+	}
+	sum := crcOf(raw)
+	if int64(len(raw)) == s.Bytes && sum == s.CRC {
+		return s.Rows, nil
+	}
+	if n := s.Next; n != nil && int64(len(raw)) == n.Bytes && sum == n.CRC {
+		return n.Rows, nil
+	}
+	if int64(len(raw)) != s.Bytes {
+		return 0, fmt.Errorf("the file is %d bytes, the MANIFEST says %d", len(raw), s.Bytes)
+	}
+	return 0, fmt.Errorf("checksum mismatch: CRC-32C %08x, the MANIFEST says %08x", sum, s.CRC)
 }
 
 type idemItem struct {
@@ -389,7 +417,7 @@ func writeManifest(dir string, m manifest) error {
 		return err
 	}
 	tmp := filepath.Join(dir, "MANIFEST.tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -404,20 +432,13 @@ func writeManifest(dir string, m manifest) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, "MANIFEST")); err != nil {
+	if err := fsys.Rename(tmp, filepath.Join(dir, "MANIFEST")); err != nil {
 		return err
 	}
 	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return fsys.SyncDir(dir) }
 
 // logFiles lists the tenant's log sequence numbers in order.
 func logFiles(walDir string) ([]int, error) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -590,21 +589,55 @@ func (t *tenant) compactNow() error {
 			dropped = append(dropped, seg.File)
 		default:
 			// The new file replaces the old under the same name with one
-			// rename; a crash before it leaves a stray file Open removes.
+			// rename (below); a crash before it leaves a stray file Open removes.
 			tmp := path + ".compact"
-			os.Remove(tmp)
+			fsys.Remove(tmp)
 			size, sum, err := writeSegment(tmp, t.arrow, out, t.keys)
 			if err != nil {
-				os.Remove(tmp)
+				fsys.Remove(tmp)
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
-			if err := os.Rename(tmp, path); err != nil {
+			seg.Next = &segVersion{Rows: rows, Bytes: size, CRC: sum}
+			kept = append(kept, seg)
+		}
+	}
+	// Before a rewritten file replaces the old one, the manifest names both
+	// versions (Next), so a crash between the renames and the final manifest
+	// leaves every segment matching its entry.
+	var renamed []segment
+	for _, seg := range kept {
+		if seg.Next != nil {
+			renamed = append(renamed, seg)
+		}
+	}
+	if len(renamed) > 0 {
+		t.mu.Lock()
+		mi := cloneManifest(t.man)
+		mi.Segments = slices.Clone(t.man.Segments)
+		for i, seg := range mi.Segments {
+			for _, r := range renamed {
+				if r.File == seg.File {
+					mi.Segments[i].Next = r.Next
+				}
+			}
+		}
+		t.mu.Unlock()
+		if err := t.writeManifest(&mi); err != nil {
+			return fmt.Errorf("events: compact: write manifest: %w", err)
+		}
+		for _, seg := range renamed {
+			path := filepath.Join(t.dir, "segments", seg.File)
+			if err := fsys.Rename(path+".compact", path); err != nil {
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
-			if err := syncDir(filepath.Dir(path)); err != nil {
-				return fmt.Errorf("events: compact %s: %w", path, err)
+		}
+		if err := syncDir(filepath.Join(t.dir, "segments")); err != nil {
+			return fmt.Errorf("events: compact: %w", err)
+		}
+		for i, seg := range kept {
+			if n := seg.Next; n != nil {
+				kept[i] = segment{File: seg.File, Rows: n.Rows, Bytes: n.Bytes, CRC: n.CRC}
 			}
-			kept = append(kept, segment{File: seg.File, Rows: rows, Bytes: size, CRC: sum})
 		}
 	}
 	done := time.Now().UTC().Truncate(time.Millisecond)
@@ -638,7 +671,7 @@ func (t *tenant) compactNow() error {
 	t.man = m
 	t.mu.Unlock()
 	for _, f := range dropped {
-		os.Remove(filepath.Join(t.dir, "segments", f))
+		fsys.Remove(filepath.Join(t.dir, "segments", f))
 	}
 	if reencrypt {
 		// Every log frame and segment is now under the current key.
@@ -714,7 +747,7 @@ func (s *Store) Shred(ctx context.Context, tenantID string) error {
 		s.mu.Unlock()
 	}
 	dir := filepath.Join(s.dir, tenantID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("events: shred: %w", err)
 	}
 	if err := shredKeys(dir); err != nil {

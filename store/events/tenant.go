@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,7 +65,7 @@ type tenant struct {
 	wmu      sync.Mutex
 	qmu      sync.Mutex
 	queue    []*pending
-	log      *os.File
+	log      fsFile
 	logSeq   int
 	logSize  int64        // bytes of the log acknowledged (written and fsynced); a failed write is cut back to it
 	logDirty bool         // a failed write may have left bytes past logSize that are not cut yet
@@ -109,7 +110,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	walDir := filepath.Join(t.dir, "wal")
 	segDir := filepath.Join(t.dir, "segments")
 	for _, d := range []string{walDir, segDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := fsys.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 		}
 	}
@@ -132,6 +133,17 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		return nil, p.damage
 	}
 	m := p.man
+	// A compaction interrupted between its renames and its last manifest
+	// left entries naming two versions; keep the one on disk.
+	m.Segments = slices.Clone(m.Segments)
+	for i, seg := range m.Segments {
+		if n := seg.Next; n != nil {
+			m.Segments[i].Next = nil
+			if raw, err := os.ReadFile(filepath.Join(segDir, seg.File)); err == nil && int64(len(raw)) == n.Bytes && crcOf(raw) == n.CRC {
+				m.Segments[i] = segment{File: seg.File, Rows: n.Rows, Bytes: n.Bytes, CRC: n.CRC}
+			}
+		}
+	}
 	t.man = m
 	for _, it := range m.Idempotency {
 		t.remember(it.Key, it.Rows)
@@ -196,11 +208,11 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		}
 	}
 	for _, path := range p.removeLogs {
-		os.Remove(path) // sealed; a crash came between the manifest swap and the removal
+		fsys.Remove(path) // sealed; a crash came between the manifest swap and the removal
 	}
 	for _, f := range p.removeSegs {
 		s.log.Warn("removing the segment of an interrupted seal or compaction; its rows are in the logs or the MANIFEST drops them", "tenant", id, "file", f)
-		os.Remove(filepath.Join(segDir, f))
+		fsys.Remove(filepath.Join(segDir, f))
 	}
 	// The new log is numbered past every file seen, even removed ones, so a
 	// name never stands for two different logs; the manifest records it, so a
@@ -231,7 +243,7 @@ func (t *tenant) openLog(seq int) error {
 		}
 	}
 	path := filepath.Join(t.dir, "wal", logName(seq))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("events: open log: %w", err)
 	}
