@@ -116,6 +116,10 @@ func printDamage(out io.Writer, ds events.Damages) int {
 	return len(ds)
 }
 
+func eventsFsck(cfg Config, opt events.Options) (events.Damages, error) {
+	return events.Fsck(filepath.Join(cfg.DataDir, "events"), opt)
+}
+
 // offlineEventOptions are the event store options of an offline tool: the
 // master key is read, never created.
 func offlineEventOptions(cfg Config) (events.Options, error) {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/store/events"
+	"github.com/privalytics/privalytics/store/keyring"
 )
 
 // startupConfig is the configuration of a server on dir for the start-up tests.
@@ -150,4 +154,79 @@ func TestFsckAndRepairCommands(t *testing.T) {
 	if out, err = run("fsck"); err != nil || !strings.Contains(out, "no damage found") {
 		t.Fatalf("fsck after repair: err %v, output:\n%s", err, out)
 	}
+}
+
+// privalytics backup copies a running server's directory; restore puts it in
+// a new directory, on which a server starts with the same operator key and
+// the same events.
+func TestBackupOfALiveServerRestores(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(t.TempDir(), "backup")
+	restored := filepath.Join(t.TempDir(), "restored")
+	run := func(args ...string) (string, error) {
+		var out strings.Builder
+		root := rootCommand()
+		root.SetOut(&out)
+		root.SetArgs(args)
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	var operator string
+	runOnce(t, startupConfig(dir), func(a *App) {
+		ctx := context.Background()
+		operator = a.OperatorToken
+		op := client.New(a.URL(), operator)
+		res, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body := rightsEvents([]string{"alice", "bob", "carol"}, 4)
+		for i := range 5 {
+			if _, err := op.WithToken(res.AdminKey.Token).Ingest(ctx, body, client.IngestOptions{IdempotencyKey: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := run("backup", dest, "--data-dir", dir)
+		if err != nil || !strings.Contains(out, "backed up 1 tenants") {
+			t.Fatalf("backup of the running server: err %v, output:\n%s", err, out)
+		}
+	})
+	out, err := run("restore", dest, "--data-dir", restored)
+	if err != nil || !strings.Contains(out, "the restored events check clean") {
+		t.Fatalf("restore: err %v, output:\n%s", err, out)
+	}
+	count := func(d string) int {
+		mk, _, err := keyring.LoadOrCreateMasterKey(filepath.Join(d, "master.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := events.Open(filepath.Join(d, "events"), events.Options{Encryption: mk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		snap, err := s.Snapshot(context.Background(), "shop", privalytics.DefaultRetailSchema())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, c := range snap.Chunks {
+			n += int(c.Record.NumRows())
+		}
+		return n
+	}
+	if got, want := count(restored), count(dir); got != want || want != 5*12 {
+		t.Errorf("the restored directory holds %d events, the original %d (want %d)", got, want, 5*12)
+	}
+	cfg := startupConfig(restored)
+	runOnce(t, cfg, func(a *App) {
+		if a.OperatorToken != "" {
+			t.Error("the restored server made a new operator key: the metadata was not restored")
+		}
+		// The tenant exists there, known to the original operator key.
+		_, err := client.New(a.URL(), operator).CreateTenant(context.Background(), client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10}})
+		if privalytics.ErrorCode(err) != privalytics.ECONFLICT {
+			t.Errorf("creating tenant shop again on the restored server with the original operator key: %v, want a conflict", err)
+		}
+	})
 }

@@ -101,13 +101,13 @@ func Backup(ctx context.Context, f Files, dest string) (Report, error) {
 	return rep, syncTree(dest)
 }
 
-// Restore copies a backup into dataDir, which must not exist or be empty, and
-// checks the copied events (events.Fsck with opt). Start the server on
-// dataDir afterwards.
-func Restore(backupDir, dataDir string, opt events.Options) (Report, events.Damages, error) {
+// Restore copies a backup into dataDir, which must not exist or be empty.
+// Check the copy with events.Fsck (privalytics restore does) before starting
+// the server on it.
+func Restore(backupDir, dataDir string) (Report, error) {
 	var rep Report
 	if err := emptyDir(dataDir); err != nil {
-		return rep, nil, err
+		return rep, err
 	}
 	err := filepath.Walk(backupDir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
@@ -125,17 +125,12 @@ func Restore(backupDir, dataDir string, opt events.Options) (Report, events.Dama
 		return writeFile(filepath.Join(dataDir, rel), raw)
 	})
 	if err != nil {
-		return rep, nil, fmt.Errorf("restore: %w", err)
+		return rep, fmt.Errorf("restore: %w", err)
 	}
 	if err := syncTree(dataDir); err != nil {
-		return rep, nil, fmt.Errorf("restore: %w", err)
+		return rep, fmt.Errorf("restore: %w", err)
 	}
-	evDir := filepath.Join(dataDir, "events")
-	if _, err := os.Stat(evDir); err != nil {
-		return rep, nil, nil
-	}
-	ds, err := events.Fsck(evDir, opt)
-	return rep, ds, err
+	return rep, nil
 }
 
 // emptyDir makes dir, refusing one that holds anything: a backup or restore
