@@ -77,19 +77,23 @@ type Deps struct {
 	// Privacy receives a record of every erasure, rectification and retention
 	// purge (the audit log attaches here).
 	Privacy PrivacyHooks
+	// Readiness, when set, must return nil for /readyz to answer 200: the
+	// event store reports tenants still loading or failed to load.
+	Readiness func() error
 }
 
 // Server serves the Privalytics HTTP API.
 type Server struct {
-	meta     privalytics.MetaStore
-	events   privalytics.EventStore
-	wrap     KeyWrapper
-	auditLog privalytics.AuditLog
-	mech     dp.Mechanisms
-	limits   Limits
-	log      *slog.Logger
-	now      func() time.Time
-	hooks    PrivacyHooks
+	meta      privalytics.MetaStore
+	events    privalytics.EventStore
+	wrap      KeyWrapper
+	auditLog  privalytics.AuditLog
+	mech      dp.Mechanisms
+	limits    Limits
+	log       *slog.Logger
+	now       func() time.Time
+	hooks     PrivacyHooks
+	readiness func() error
 
 	heLimits HELimits
 	he       *heState
@@ -107,7 +111,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, hooks: d.Privacy, cache: analytics.NewCache(4096)}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, hooks: d.Privacy, readiness: d.Readiness, cache: analytics.NewCache(4096)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -154,6 +158,12 @@ func (s *Server) routes() *gin.Engine {
 		if !s.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting or draining"})
 			return
+		}
+		if s.readiness != nil {
+			if err := s.readiness(); err != nil {
+				c.JSON(http.StatusServiceUnavailable, gin.H{"status": privalytics.ErrorMessage(err), "details": privalytics.ErrorDetails(err)})
+				return
+			}
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,4 +113,20 @@ func refuseEmptyMeta(cfg Config, e existing, operators int) error {
 	return privalytics.Errorf(privalytics.ECONFLICT,
 		"the metadata database %s is empty (no operator key), but %s: restore it from a backup (privalytics restore) or point the server at the right database; starting would reset every tenant's privacy budget and lose its pseudonymisation keys",
 		where, e.what(cfg))
+}
+
+// preloadTenants starts loading every tenant's events in the background, so
+// the first query after a restart finds them in memory; /readyz answers 503
+// until they are loaded, and names any that failed.
+func preloadTenants(ctx context.Context, meta privalytics.MetaStore, ev *events.Store) error {
+	ts, err := meta.Tenants(ctx)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	schemas := make(map[string]privalytics.Schema, len(ts))
+	for _, t := range ts {
+		schemas[t.ID] = t.Schema
+	}
+	ev.Preload(schemas)
+	return nil
 }

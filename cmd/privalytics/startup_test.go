@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
@@ -227,6 +229,48 @@ func TestBackupOfALiveServerRestores(t *testing.T) {
 		_, err := client.New(a.URL(), operator).CreateTenant(context.Background(), client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10}})
 		if privalytics.ErrorCode(err) != privalytics.ECONFLICT {
 			t.Errorf("creating tenant shop again on the restored server with the original operator key: %v, want a conflict", err)
+		}
+	})
+}
+
+// Tenants load in the background at start; /readyz answers 503 naming a
+// tenant that failed to load (it said 200 while its requests failed).
+func TestReadyzNamesATenantThatFailedToLoad(t *testing.T) {
+	dir := t.TempDir()
+	runOnce(t, startupConfig(dir), func(a *App) {
+		ctx := context.Background()
+		op := client.New(a.URL(), a.OperatorToken)
+		res, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: "shop", Budget: privalytics.Cost{Epsilon: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body := rightsEvents([]string{"alice"}, 2)
+		if _, err := op.WithToken(res.AdminKey.Token).Ingest(ctx, body, client.IngestOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := os.Remove(filepath.Join(dir, "events", "shop", "wal", "00000001.log")); err != nil {
+		t.Fatal(err)
+	}
+	runOnce(t, startupConfig(dir), func(a *App) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get(a.URL() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(raw), "failed to load") {
+				if !strings.Contains(string(raw), "shop") || !strings.Contains(string(raw), "00000001.log") {
+					t.Errorf("/readyz does not name the tenant and file: %s", raw)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz never reported the failed tenant; last: %d %s", resp.StatusCode, raw)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	})
 }

@@ -100,6 +100,16 @@ func loadKeys(dir, tenant string, wrap KeyWrapper) (*tenantKeys, error) {
 	return k, nil
 }
 
+// shredded reports whether the tenant in dir was crypto-shredded.
+func shredded(dir string) bool {
+	raw, err := os.ReadFile(filepath.Join(dir, "KEYS"))
+	if err != nil {
+		return false
+	}
+	var f keysFile
+	return json.Unmarshal(raw, &f) == nil && f.Shredded != nil
+}
+
 // encryptedFile returns the first log or segment of the tenant that is
 // encrypted at rest, or "".
 func encryptedFile(dir string) string {

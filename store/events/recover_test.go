@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/google/go-cmp/cmp"
@@ -404,5 +405,43 @@ func TestManyTenantsUnderALowFileLimit(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "PASS") {
 		t.Fatalf("child under a 1,024-descriptor limit: %v\n%s", err, out)
+	}
+}
+
+// Preload loads tenants in the background; Readiness says "loading" until it
+// is done, then names a tenant that failed, while the others are served.
+func TestPreloadAndReadiness(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openStore(t, dir, 1_000_000, nil)
+	for _, id := range []string{"good", "bad"} {
+		if _, err := s.Append(ctx, id, retail, privalytics.Batch{Record: testRecord(0, 10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if err := os.Remove(filepath.Join(dir, "bad", "wal", logName(1))); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, 1_000_000, nil)
+	defer s.Close()
+	s.Preload(map[string]privalytics.Schema{"good": retail, "bad": retail})
+	deadline := time.Now().Add(30 * time.Second)
+	var err error
+	for err = s.Readiness(); err != nil && strings.Contains(err.Error(), "loading tenants"); err = s.Readiness() {
+		if time.Now().After(deadline) {
+			t.Fatal("preload never finished")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil || !strings.Contains(err.Error(), "1 tenants failed to load") || privalytics.ErrorDetails(err)["bad"] == nil {
+		t.Fatalf("readiness after preload = %v (details %v), want tenant bad named", err, privalytics.ErrorDetails(err))
+	}
+	if s.loaded("good") == nil {
+		t.Error("tenant good was not preloaded")
+	}
+	if st, _ := s.Stats("good"); st.Rows != 10 {
+		t.Errorf("tenant good holds %d rows, want 10", st.Rows)
 	}
 }

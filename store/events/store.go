@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -62,6 +64,10 @@ type Store struct {
 	mu      sync.Mutex
 	tenants map[string]*tenantSlot
 	closed  bool
+	// failed holds the last load error of each tenant that failed to load
+	// (cleared when it loads); preloading counts tenants Preload has yet to load.
+	failed     map[string]string
+	preloading int
 	// workers counts the goroutines the store owns (background seals and
 	// coalescing); Close waits for them.
 	workers sync.WaitGroup
@@ -100,7 +106,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("events: open %s: %w", dir, err)
 	}
-	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}, openLogs: newLogLRU(opt.MaxOpenLogs)}, nil
+	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}, failed: map[string]string{}, openLogs: newLogLRU(opt.MaxOpenLogs)}, nil
 }
 
 // Stats describes a tenant's stored events.
@@ -140,13 +146,21 @@ func (s *Store) tenant(id string, schema privalytics.Schema) (*tenant, error) {
 		slot.t, slot.err = s.load(id, schema)
 		close(slot.ready)
 		s.workers.Done()
+		s.mu.Lock()
 		if slot.err != nil {
 			// Forget the failure so a later call (after the operator fixed the
-			// files) tries again.
-			s.mu.Lock()
+			// files) tries again; remember it for readiness.
 			delete(s.tenants, id)
-			s.mu.Unlock()
+			if !shredded(filepath.Join(s.dir, id)) { // a shredded tenant is gone by design
+				s.failed[id] = privalytics.ErrorMessage(slot.err)
+				if privalytics.ErrorCode(slot.err) == privalytics.EINTERNAL {
+					s.failed[id] = slot.err.Error()
+				}
+			}
+		} else {
+			delete(s.failed, id)
 		}
+		s.mu.Unlock()
 	} else {
 		s.mu.Unlock()
 		<-slot.ready
@@ -171,6 +185,74 @@ func (s *Store) load(id string, schema privalytics.Schema) (t *tenant, err error
 		}
 	}()
 	return openTenant(s, id, schema)
+}
+
+// Preload loads the tenants in the background (goroutines the Store owns, one
+// per core), so the first query after a restart finds them in memory. A
+// tenant a request loads first is not loaded twice.
+func (s *Store) Preload(schemas map[string]privalytics.Schema) {
+	ids := slices.Sorted(maps.Keys(schemas))
+	s.mu.Lock()
+	s.preloading += len(ids)
+	s.mu.Unlock()
+	next := make(chan string)
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(ids)))
+	var feeding sync.WaitGroup
+	for range workers {
+		feeding.Add(1)
+		if !s.goWorker(func() {
+			defer feeding.Done()
+			for id := range next {
+				if s.isClosed() {
+					continue // drain: Close is waiting
+				}
+				if _, err := s.tenant(id, schemas[id]); err != nil {
+					s.log.Error("a tenant failed to load at start", "tenant", id, "err", err)
+				}
+				s.mu.Lock()
+				s.preloading--
+				s.mu.Unlock()
+			}
+		}) {
+			feeding.Done()
+		}
+	}
+	s.goWorker(func() {
+		for _, id := range ids {
+			next <- id
+		}
+		close(next)
+		feeding.Wait()
+		s.mu.Lock()
+		s.preloading = 0
+		s.mu.Unlock()
+	})
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Readiness reports whether the store is ready: nil once every preloaded
+// tenant is loaded and no tenant has failed to load; otherwise an error
+// saying how many are still loading, or which failed and why.
+func (s *Store) Readiness() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.preloading > 0 {
+		return privalytics.Errorf(privalytics.EUNAVAILABLE, "loading tenants: %d to go", s.preloading)
+	}
+	if len(s.failed) > 0 {
+		ids := slices.Sorted(maps.Keys(s.failed))
+		e := privalytics.Errorf(privalytics.EUNAVAILABLE, "%d tenants failed to load (see privalytics fsck): %s", len(ids), strings.Join(ids, ", "))
+		for _, id := range ids {
+			e = e.With(id, s.failed[id])
+		}
+		return e
+	}
+	return nil
 }
 
 // loaded returns the tenant if it is loaded, without loading it.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -150,24 +151,32 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	}
 	// Erasures and purges not yet compacted are applied as the rows load.
 	h := newHider(m)
-	for _, seg := range m.Segments {
-		path := filepath.Join(segDir, seg.File)
-		recs, err := readSegment(path, seg, t.arrow, t.keys, chunkRows)
-		if err != nil {
+	// Segments decode in parallel, one per core (decoding and compacting are
+	// most of a restart's work); rows join memory in segment order.
+	loads := make([]segmentLoad, len(m.Segments))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, seg := range m.Segments {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			loads[i] = t.loadSegment(filepath.Join(segDir, seg.File), seg, h)
+		}()
+	}
+	wg.Wait()
+	for i, seg := range m.Segments {
+		if err := loads[i].err; err != nil {
 			d := segmentDamage(s.dir, id, seg, err)
 			s.log.Error("refusing to load a tenant whose files are damaged; nothing was changed", "tenant", id, "file", d.File, "problem", d.Problem, "repair", d.Repair)
 			return nil, Damages{d}
 		}
-		if t.keys != nil {
-			// A plaintext segment, or one under an older key, is re-encrypted by compaction.
-			if kid, enc, err := segmentKey(path); err != nil || !enc || kid != t.keys.current {
-				t.staleKeys.Store(true)
-			}
+		if loads[i].stale {
+			t.staleKeys.Store(true) // a plaintext segment, or one under an older key: compaction re-encrypts it
 		}
-		for _, r := range recs {
-			if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
-				t.addChunk(r, chunkMeta{seq: 0, level: fullLevel}, true)
-			}
+		for _, r := range loads[i].recs {
+			t.addChunk(r, chunkMeta{seq: 0, level: fullLevel}, false)
 		}
 	}
 	for _, l := range p.logs {
@@ -231,6 +240,37 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
 	}
 	return t, nil
+}
+
+// segmentLoad is one segment decoded for memory.
+type segmentLoad struct {
+	recs  []arrow.Record // compacted (privalytics.CompactRecord), hidden rows removed
+	stale bool           // not under the tenant's current data key
+	err   error
+}
+
+// loadSegment reads, filters and compacts one segment; it runs on its own
+// goroutine, so a panic becomes its error here.
+func (t *tenant) loadSegment(path string, seg segment, h *hider) (out segmentLoad) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = segmentLoad{err: fmt.Errorf("decoding panicked: %v", r)}
+		}
+	}()
+	recs, err := readSegment(path, seg, t.arrow, t.keys, chunkRows)
+	if err != nil {
+		return segmentLoad{err: err}
+	}
+	if t.keys != nil {
+		kid, enc, err := segmentKey(path)
+		out.stale = err != nil || !enc || kid != t.keys.current
+	}
+	for _, r := range recs {
+		if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
+			out.recs = append(out.recs, privalytics.CompactRecord(r))
+		}
+	}
+	return out
 }
 
 // openLog starts a new log file. Callers hold wmu (or are the only user).
