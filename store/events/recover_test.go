@@ -445,3 +445,46 @@ func TestPreloadAndReadiness(t *testing.T) {
 		t.Errorf("tenant good holds %d rows, want 10", st.Rows)
 	}
 }
+
+// A panic while loading a tenant (the issue: a Parquet decoder panicking on a
+// damaged page) never wedges it: the request gets an error at once, a later
+// request tries again, and Close returns.
+func TestPanicWhileLoadingNeverWedges(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openStore(t, dir, 1_000_000, nil)
+	appendAll(t, s, 0, batches(0, 2, 5))
+	s.Close()
+	var lb logBuffer
+	s = openStore(t, dir, 1_000_000, &lb)
+	panics := 1
+	s.loadHook = func(string) {
+		if panics > 0 {
+			panics--
+			panic("CRC check failed")
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Snapshot(context.Background(), "t1", retail)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if privalytics.ErrorCode(err) != privalytics.EUNAVAILABLE || !strings.Contains(lb.String(), "CRC check failed") {
+			t.Fatalf("snapshot after a panic: %v (log %s), want EUNAVAILABLE and the panic logged", err, lb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request hung after a panic while loading")
+	}
+	if got := snapshotTable(t, s); len(got["order_id"]) != 10 {
+		t.Errorf("the retry after the panic holds %d rows, want 10", len(got["order_id"]))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung after a panic while loading")
+	}
+}

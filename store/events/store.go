@@ -75,6 +75,8 @@ type Store struct {
 	// crashBeforeManifest, when set (tests only), makes a seal stop after its
 	// segment is written and fsynced but before the manifest names it, as a crash would.
 	crashBeforeManifest func() error
+	// loadHook, when set (tests only), runs at the start of every tenant load.
+	loadHook func(id string)
 	// manualCompaction, when set (tests only), leaves compaction to Compact, so
 	// a test can see the state between an erasure and its compaction.
 	manualCompaction bool
@@ -184,6 +186,9 @@ func (s *Store) load(id string, schema privalytics.Schema) (t *tenant, err error
 			t, err = nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "tenant %s's stored events could not be loaded (the server log has the details); nothing was changed", id)
 		}
 	}()
+	if s.loadHook != nil {
+		s.loadHook(id)
+	}
 	return openTenant(s, id, schema)
 }
 
