@@ -222,7 +222,7 @@ func inspect(storeDir, id string, keys *tenantKeys) (*plan, error) {
 			fmt.Sprintf("lower sealed_through to %d so the log is replayed", covered),
 			func() error { return lowerSealedThrough(dir, covered) })
 	}
-	for seq := m.SealedThrough + 1; seq <= max(m.LastLog, lastOf(live)); seq++ {
+	for seq := max(m.SealedThrough+1, m.LogsFrom); m.LogsFrom > 0 && seq <= max(m.LastLog, lastOf(live)); seq++ {
 		if !hasLog[seq] {
 			damage(rel("wal", logName(seq)), "is missing: the batches acknowledged into it are lost unless the file is restored from a backup",
 				"create it empty, giving up those batches",
@@ -524,6 +524,7 @@ func rebuildManifest(dir string, parquets []string, seqs []int, keys *tenantKeys
 		}
 	}
 	m.LastLog = max(m.SealedThrough, lastOf(seqs))
+	m.LogsFrom = m.LastLog + 1 // the logs kept are not known to be gapless
 	return writeManifest(dir, m)
 }
 

@@ -413,6 +413,10 @@ type manifest struct {
 	// every log above SealedThrough up to it must exist, so a deleted log is
 	// reported instead of silently losing its batches.
 	LastLog int `json:"last_log,omitempty"`
+	// LogsFrom is the first log this format's gap check covers: 1 for a
+	// tenant this build created, the first log it started for a tenant an
+	// older build wrote (whose recovery deleted logs, leaving gaps).
+	LogsFrom int `json:"logs_from,omitempty"`
 	// DroppedThrough is the highest log number whose rows were all hidden, so
 	// it was dropped with no segment; with the newest segment it bounds the
 	// logs recovery may delete as sealed.

@@ -226,6 +226,11 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	// The new log is numbered past every file seen, even removed ones, so a
 	// name never stands for two different logs; the manifest records it, so a
 	// log deleted later is missed, not forgotten.
+	if t.man.LogsFrom == 0 {
+		// Logs from here on are checked for gaps; those an older build wrote
+		// may have gaps its recovery left.
+		t.man.LogsFrom = p.last + 1 // 1 for a new tenant
+	}
 	t.wmu.Lock() // the LRU of open logs may close it as soon as it is listed
 	err = t.openLog(p.last + 1)
 	t.wmu.Unlock()
