@@ -525,3 +525,26 @@ func TestOlderBuildsLogGapsAreAccepted(t *testing.T) {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
 }
+
+// A segment entry an older build wrote has no checksum; the first load adds
+// it, so a later flip is caught.
+func TestOlderSegmentEntriesGainAChecksum(t *testing.T) {
+	t.Parallel()
+	dir, _ := damageBase(t, false)
+	mp := filepath.Join(dir, "t1", "MANIFEST")
+	m, err := readManifest(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := m.Segments[0]
+	m.Segments[0].Bytes, m.Segments[0].CRC = 0, 0
+	if err := writeManifest(filepath.Join(dir, "t1"), m); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, dir, 1_000_000, nil)
+	snapshot(t, s)
+	s.Close()
+	if m, err = readManifest(mp); err != nil || m.Segments[0].Bytes != want.Bytes || m.Segments[0].CRC != want.CRC {
+		t.Fatalf("entry after loading: %+v (err %v), want bytes %d crc %08x", m.Segments[0], err, want.Bytes, want.CRC)
+	}
+}

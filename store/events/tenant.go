@@ -172,6 +172,9 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			s.log.Error("refusing to load a tenant whose files are damaged; nothing was changed", "tenant", id, "file", d.File, "problem", d.Problem, "repair", d.Repair)
 			return nil, Damages{d}
 		}
+		if loads[i].bytes > 0 {
+			t.man.Segments[i].Bytes, t.man.Segments[i].CRC = loads[i].bytes, loads[i].crc // an older build's entry gains its checksum
+		}
 		if loads[i].stale {
 			t.staleKeys.Store(true) // a plaintext segment, or one under an older key: compaction re-encrypts it
 		}
@@ -252,6 +255,10 @@ type segmentLoad struct {
 	recs  []arrow.Record // compacted (privalytics.CompactRecord), hidden rows removed
 	stale bool           // not under the tenant's current data key
 	err   error
+	// bytes and crc are set for a segment whose entry (by an older build)
+	// has no checksum, so the manifest records it from now on.
+	bytes int64
+	crc   uint32
 }
 
 // loadSegment reads, filters and compacts one segment; it runs on its own
@@ -269,6 +276,11 @@ func (t *tenant) loadSegment(path string, seg segment, h *hider) (out segmentLoa
 	if t.keys != nil {
 		kid, enc, err := segmentKey(path)
 		out.stale = err != nil || !enc || kid != t.keys.current
+	}
+	if seg.Bytes == 0 {
+		if raw, err := os.ReadFile(path); err == nil {
+			out.bytes, out.crc = int64(len(raw)), crcOf(raw)
+		}
 	}
 	for _, r := range recs {
 		if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
