@@ -548,3 +548,55 @@ func TestOlderSegmentEntriesGainAChecksum(t *testing.T) {
 		t.Fatalf("entry after loading: %+v (err %v), want bytes %d crc %08x", m.Segments[0], err, want.Bytes, want.CRC)
 	}
 }
+
+// Concurrent appends to many tenants through a tiny LRU of open logs: logs
+// close and reopen under writers, and every acknowledged row is kept once.
+func TestTinyLogLRUUnderConcurrentAppends(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opt := Options{MaxOpenLogs: 3, SealRows: 150, SyncWrites: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, err := Open(dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tenants, writers, each = 12, 6, 30
+	ctx := context.Background()
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				b := w*each + i
+				id := fmt.Sprintf("t%d", b%tenants)
+				if _, err := s.Append(ctx, id, retail, privalytics.Batch{Record: testRecord(b, 5)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.openLogs.len(); n > 3+writers {
+		t.Errorf("%d logs open with a capacity of 3", n)
+	}
+	s.Close()
+	if s, err = Open(dir, opt); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	total := 0
+	for i := range tenants {
+		snap, err := s.Snapshot(ctx, fmt.Sprintf("t%d", i), retail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += snap.Rows()
+	}
+	if total != writers*each*5 {
+		t.Errorf("%d rows after restart, want %d", total, writers*each*5)
+	}
+}
