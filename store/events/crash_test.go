@@ -210,17 +210,40 @@ type crashAck struct {
 }
 
 func TestCrashPointsKeepEveryAcknowledgedEventOnce(t *testing.T) {
+	// Plaintext at full length (over 1,000 points); encrypted at rest shorter,
+	// with a key rotation whose re-encryption the last compaction does.
+	t.Run("encrypted=false", func(t *testing.T) {
+		crashPoints(t, crashWorkload{batches: 490, restartAt: 230, erase: [2]int{150, 370}, minPoints: 1000})
+	})
+	t.Run("encrypted=true", func(t *testing.T) {
+		crashPoints(t, crashWorkload{batches: 130, restartAt: 70, erase: [2]int{50, 100}, rotateAt: 85, encrypted: true, minPoints: 250})
+	})
+}
+
+type crashWorkload struct {
+	batches, restartAt, rotateAt int
+	erase                        [2]int // batches after which a customer is erased; compaction follows the second
+	encrypted                    bool
+	minPoints                    int
+}
+
+func crashPoints(t *testing.T, w crashWorkload) {
 	start := time.Now()
 	root := filepath.Join(t.TempDir(), "live")
 	rec := &recordingFS{root: root}
 	fsys = rec
 	defer func() { fsys = osFS{} }()
 
-	const rows, batchCount = 4, 440
+	const rows = 4
+	batchCount := w.batches
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var wrap KeyWrapper
+	if w.encrypted {
+		wrap = testMasterKey(t)
+	}
 	open := func(dir string) *Store {
-		s, err := Open(dir, Options{SealRows: 1 << 30, SyncWrites: true, Logger: quiet})
+		s, err := Open(dir, Options{SealRows: 1 << 30, SyncWrites: true, Logger: quiet, Encryption: wrap})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,20 +259,24 @@ func TestCrashPointsKeepEveryAcknowledgedEventOnce(t *testing.T) {
 		}
 		acks = append(acks, crashAck{at: rec.count(), batch: b})
 		switch {
-		case b%40 == 39:
+		case b%80 == 79:
 			if err := s.Seal(ctx, "t1"); err != nil {
 				t.Fatal(err)
 			}
-		case b == 210: // a restart in the middle: a new log, the manifest rewritten
+		case b == w.restartAt: // a restart in the middle: a new log, the manifest rewritten
 			s.Close()
 			s = open(root)
-		case b == 150 || b == 330:
+		case b == w.rotateAt && w.encrypted:
+			if err := s.RotateKey(ctx, "t1", retail); err != nil {
+				t.Fatal(err)
+			}
+		case b == w.erase[0] || b == w.erase[1]:
 			subj := subjectOf(b, 0)
 			if _, err := s.Erase(ctx, "t1", retail, []uint64{subj}); err != nil {
 				t.Fatal(err)
 			}
 			acks = append(acks, crashAck{at: rec.count(), batch: -1, subj: subj, upTo: b + 1})
-			if b == 330 {
+			if b == w.erase[1] {
 				if err := s.Compact(ctx, "t1", retail); err != nil {
 					t.Fatal(err)
 				}
@@ -278,7 +305,7 @@ func TestCrashPointsKeepEveryAcknowledgedEventOnce(t *testing.T) {
 		if torn {
 			apply(t, dir, ops[k], len(ops[k].data)/2) // ops[:k] done, op k half: acks up to k count
 		}
-		s, err := Open(dir, Options{SyncWrites: true, Logger: quiet})
+		s, err := Open(dir, Options{SyncWrites: true, Logger: quiet, Encryption: wrap})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +367,7 @@ func TestCrashPointsKeepEveryAcknowledgedEventOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d file-system operations recorded; %d crash points recovered and checked in %v", len(ops), points, time.Since(start).Round(time.Millisecond))
-	if points < 1000 {
-		t.Errorf("only %d crash points; the workload must give at least 1,000", points)
+	if points < w.minPoints {
+		t.Errorf("only %d crash points; the workload must give at least %d", points, w.minPoints)
 	}
 }
