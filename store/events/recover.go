@@ -532,7 +532,7 @@ func rebuildManifest(dir string, parquets []string, seqs []int, keys *tenantKeys
 // file and returns the damage found. Segments are read whole to verify their
 // checksums. Encrypted tenants need opt.Encryption.
 func Fsck(dir string, opt Options) (Damages, error) {
-	return check(dir, opt, false)
+	return check(dir, opt)
 }
 
 // Repair applies the fix of every Damage Fsck reports (what each gives up is
@@ -541,7 +541,7 @@ func Fsck(dir string, opt Options) (Damages, error) {
 // Run it only with the server stopped: it takes no lock of its own.
 func Repair(dir string, opt Options) (fixed, left Damages, err error) {
 	for range 4 { // a fix can uncover the next problem (a rebuilt manifest, then its logs)
-		ds, err := check(dir, opt, false)
+		ds, err := check(dir, opt)
 		if err != nil {
 			return fixed, left, err
 		}
@@ -564,7 +564,7 @@ func Repair(dir string, opt Options) (fixed, left Damages, err error) {
 	return fixed, left, nil
 }
 
-func check(dir string, opt Options, _ bool) (Damages, error) {
+func check(dir string, opt Options) (Damages, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("events: fsck %s: %w", dir, err)
@@ -577,7 +577,13 @@ func check(dir string, opt Options, _ bool) (Damages, error) {
 		id := e.Name()
 		tdir := filepath.Join(dir, id)
 		var keys *tenantKeys
-		if _, err := os.Stat(filepath.Join(tdir, "KEYS")); err == nil {
+		if _, err := os.Stat(filepath.Join(tdir, "KEYS")); os.IsNotExist(err) {
+			if f := encryptedFile(tdir); f != "" {
+				out = append(out, &Damage{Tenant: id, File: filepath.Join(id, "KEYS"),
+					Problem: fmt.Sprintf("is missing, yet %s is encrypted with a key it held: restore KEYS from a backup", f)})
+				continue
+			}
+		} else if err == nil {
 			if opt.Encryption == nil {
 				out = append(out, &Damage{Tenant: id, File: filepath.Join(id, "KEYS"), Problem: "the tenant is encrypted at rest: run fsck with the master key"})
 				continue

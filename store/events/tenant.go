@@ -234,8 +234,14 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		// may have gaps its recovery left.
 		t.man.LogsFrom = p.last + 1 // 1 for a new tenant
 	}
+	next := p.last + 1
+	if n := len(p.logs); n > 0 && p.logs[n-1].seq == p.last && (p.logs[n-1].size == 0 || p.logs[n-1].cut == 0) {
+		// The newest log holds nothing: append to it rather than leave one
+		// more empty file behind at every restart.
+		next = p.last
+	}
 	t.wmu.Lock() // the LRU of open logs may close it as soon as it is listed
-	err = t.openLog(p.last + 1)
+	err = t.openLog(next)
 	t.wmu.Unlock()
 	if err != nil {
 		return nil, err
