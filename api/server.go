@@ -84,16 +84,17 @@ type Deps struct {
 
 // Server serves the Privalytics HTTP API.
 type Server struct {
-	meta      privalytics.MetaStore
-	events    privalytics.EventStore
-	wrap      KeyWrapper
-	auditLog  privalytics.AuditLog
-	mech      dp.Mechanisms
-	limits    Limits
-	log       *slog.Logger
-	now       func() time.Time
-	hooks     PrivacyHooks
-	readiness func() error
+	meta     privalytics.MetaStore
+	events   privalytics.EventStore
+	wrap     KeyWrapper
+	auditLog privalytics.AuditLog
+	mech     dp.Mechanisms
+	limits   Limits
+	log      *slog.Logger
+	now      func() time.Time
+	hooks    PrivacyHooks
+
+	readiness func() error // Deps.Readiness
 
 	heLimits HELimits
 	he       *heState
