@@ -614,3 +614,19 @@ func TestRestartsReuseAnEmptyNewestLog(t *testing.T) {
 		t.Errorf("after five restarts without appends: logs %v, want two (the full one and one empty)", logs)
 	}
 }
+
+// A tenant still loads (and answers) after a restart on a full disk.
+func TestRestartOnAFullDiskStillLoads(t *testing.T) {
+	disk := mountTmpfs(t, "4m")
+	dir := filepath.Join(disk, "events")
+	s := openStore(t, dir, 1_000_000, nil)
+	recs := batches(0, 3, 10)
+	appendAll(t, s, 0, recs)
+	s.Close()
+	fillDisk(t, disk, 0)
+	s = openStore(t, dir, 1_000_000, nil)
+	defer s.Close()
+	if diff := cmp.Diff(tableOf(t, recs), snapshotTable(t, s)); diff != "" {
+		t.Errorf("rows after a restart on a full disk (-want +got):\n%s", diff)
+	}
+}

@@ -247,8 +247,10 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		return nil, err
 	}
 	if err := t.writeManifest(&t.man); err != nil {
-		t.close()
-		return nil, fmt.Errorf("events: tenant %s: write manifest: %w", id, err)
+		// Recording the new log is a safeguard (a log deleted later is then
+		// missed), not a need: on a full disk the tenant must still load and
+		// answer queries. The next manifest write records it.
+		s.log.Warn("could not record the new log in the MANIFEST; loading anyway", "tenant", id, "err", err)
 	}
 	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
