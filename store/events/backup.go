@@ -109,6 +109,11 @@ func readTenantOnce(tdir string) (map[string][]byte, bool, error) {
 	if keys1 != nil {
 		files["KEYS"] = keys1
 	}
+	if marker, err := readOpt(markerFile); err != nil {
+		return nil, false, err
+	} else if marker != nil {
+		files[markerFile] = marker
+	}
 	for _, seg := range m.Segments {
 		raw, err := os.ReadFile(filepath.Join(tdir, "segments", seg.File))
 		if errors.Is(err, os.ErrNotExist) {

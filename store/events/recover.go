@@ -130,6 +130,15 @@ func inspect(storeDir, id string, keys *tenantKeys) (*plan, error) {
 				func() error { return rebuildManifest(dir, parquets, seqs, keys) })
 			return p, nil
 		}
+		if _, err := os.Stat(filepath.Join(dir, markerFile)); err == nil && len(seqs) > 0 {
+			// This build wrote a MANIFEST for this tenant (the marker says so):
+			// replaying the logs without it would show again customers whose
+			// erasure it held.
+			damage(rel("MANIFEST"), fmt.Sprintf("is missing, yet this build wrote one for the tenant (%s exists) and %d logs remain", markerFile, len(seqs)),
+				"write a new MANIFEST and replay every log; erasures that were pending in the lost MANIFEST are not re-applied (run them again)",
+				func() error { return rebuildManifest(dir, parquets, seqs, keys) })
+			return p, nil
+		}
 	case err != nil:
 		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 	default:
@@ -271,6 +280,11 @@ func inspect(storeDir, id string, keys *tenantKeys) (*plan, error) {
 	}
 	return p, nil
 }
+
+// markerFile is written in a tenant's directory once this build has written
+// its MANIFEST, so a MANIFEST lost later is told apart from a tenant an older
+// build wrote before its first seal (which had none).
+const markerFile = "EVENTS"
 
 // manifestVersion is the MANIFEST format this build writes and reads.
 const manifestVersion = 1

@@ -630,3 +630,38 @@ func TestRestartOnAFullDiskStillLoads(t *testing.T) {
 		t.Errorf("rows after a restart on a full disk (-want +got):\n%s", diff)
 	}
 }
+
+// A lost MANIFEST of a tenant with only logs is refused once this build has
+// written one (an erasure it held would be undone by replaying the logs); a
+// tenant an older build left without one (no marker) replays its logs.
+func TestLostManifestWithOnlyLogsIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openStore(t, dir, 1_000_000, nil)
+	s.manualCompaction = true
+	recs := batches(0, 3, 5)
+	appendAll(t, s, 0, recs)
+	if _, err := s.Erase(context.Background(), "t1", retail, []uint64{victim}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Remove(filepath.Join(dir, "t1", "MANIFEST")); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, 1_000_000, nil)
+	_, err := s.Snapshot(context.Background(), "t1", retail)
+	s.Close()
+	var d *Damage
+	if !errors.As(err, &d) || d.File != filepath.Join("t1", "MANIFEST") {
+		t.Fatalf("snapshot with the MANIFEST lost: %v, want a refusal naming it", err)
+	}
+	// Without the marker it is an older build's tenant: the logs replay.
+	if err := os.Remove(filepath.Join(dir, "t1", markerFile)); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, 1_000_000, nil)
+	defer s.Close()
+	if diff := cmp.Diff(tableOf(t, recs), snapshotTable(t, s)); diff != "" {
+		t.Errorf("an older build's tenant without a MANIFEST (-want +got):\n%s", diff)
+	}
+}

@@ -251,6 +251,10 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		// missed), not a need: on a full disk the tenant must still load and
 		// answer queries. The next manifest write records it.
 		s.log.Warn("could not record the new log in the MANIFEST; loading anyway", "tenant", id, "err", err)
+	} else if _, err := os.Stat(filepath.Join(t.dir, markerFile)); os.IsNotExist(err) {
+		if err := writeAtomic(t.dir, markerFile, map[string]int{"manifest_version": manifestVersion}); err != nil {
+			s.log.Warn("could not write the tenant's format marker", "tenant", id, "err", err)
+		}
 	}
 	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
