@@ -18,6 +18,7 @@ const (
 	ERATELIMIT    = "rate_limited" // the key sent more requests than its rate allows; retry after the stated delay
 	EUNSUPPORTED  = "unsupported"  // a content type or encoding we do not accept
 	EUNAVAILABLE  = "unavailable"  // not ready yet, shutting down, or overloaded; retry later
+	ESTORAGEFULL  = "storage_full" // the server's disk is full: nothing was stored; retry once the operator has freed space
 	EINTERNAL     = "internal"     // a bug or an I/O failure; details are logged, never shown
 )
 

@@ -385,4 +385,3 @@ func PresentBudget(st *privalytics.BudgetStatus) {
 	st.Spent.Epsilon = dp.EpsilonOfRho(st.Spent.Rho, st.Total.Delta/2)
 	st.Remaining.Epsilon = math.Max(0, st.Total.Epsilon-st.Spent.Epsilon)
 }
-

@@ -21,6 +21,7 @@ var statusOf = map[string]int{
 	privalytics.ERATELIMIT:    http.StatusTooManyRequests,
 	privalytics.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	privalytics.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	privalytics.ESTORAGEFULL:  http.StatusInsufficientStorage,
 	privalytics.EINTERNAL:     http.StatusInternalServerError,
 }
 

@@ -95,6 +95,9 @@ type Deps struct {
 	// Events (when it is a SubjectStore), Meta, Audit and Privacy; the caller
 	// then starts and closes its retention loop through Server.Rights.
 	Rights *rights.Service
+	// Readiness, when set, must return nil for /readyz to answer 200: the
+	// event store reports tenants still loading or failed to load.
+	Readiness func() error
 }
 
 // Server serves the Privalytics HTTP API.
@@ -109,7 +112,8 @@ type Server struct {
 	now      func() time.Time
 	rights   *rights.Service
 
-	he *he.Datasets
+	he        *he.Datasets
+	readiness func() error // Deps.Readiness
 
 	keys    keyCache
 	rate    *rateLimiter
@@ -123,7 +127,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights, readiness: d.Readiness}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -175,6 +179,12 @@ func (s *Server) routes() *gin.Engine {
 		if !s.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "starting or draining"})
 			return
+		}
+		if s.readiness != nil {
+			if err := s.readiness(); err != nil {
+				c.JSON(http.StatusServiceUnavailable, gin.H{"status": privalytics.ErrorMessage(err), "details": privalytics.ErrorDetails(err)})
+				return
+			}
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})

@@ -11,6 +11,7 @@ const (
 	RoleIngest    Role = "ingest"    // send events and consents
 	RoleQuery     Role = "query"     // ask DP queries and read the budget
 	RoleProcessor Role = "processor" // upload encrypted tables to a processor and run jobs on them
+	RoleTrack     Role = "track"     // publishable: single events to /v1/track from the origins its name lists
 )
 
 // Cost is a privacy cost or budget: ε and δ, and ρ for zCDP tenants.

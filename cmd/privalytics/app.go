@@ -69,19 +69,20 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	var mk *keyring.MasterKey
-	if cfg.MasterKey != "" {
-		if mk, err = keyring.MasterKeyFromEnv(cfg.MasterKey); err != nil {
-			return nil, fmt.Errorf("PRIVALYTICS_MASTER_KEY: %w", err)
-		}
-	} else {
-		var created bool
-		if mk, created, err = keyring.LoadOrCreateMasterKey(cfg.MasterKeyFile); err != nil {
-			return nil, fmt.Errorf("master key: %w", err)
-		}
-		if created {
-			a.log.Info("created master key", "file", cfg.MasterKeyFile)
-		}
+	// What the directory holds decides what may be created (startup.go).
+	have, err := inspectDataDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mk, created, err := openMasterKey(cfg, have)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		a.log.Info("created master key", "file", cfg.MasterKeyFile)
+	}
+	if err := refuseFreshMeta(cfg, have); err != nil {
+		return nil, err
 	}
 	if cfg.Postgres != "" {
 		a.meta, err = postgres.Open(ctx, cfg.Postgres)
@@ -113,10 +114,16 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness})
+	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
+		return nil, err
+	}
 
 	ops, err := a.meta.Keys(ctx, "")
 	if err != nil {
+		return nil, err
+	}
+	if err := refuseEmptyMeta(cfg, have, len(ops)); err != nil {
 		return nil, err
 	}
 	if len(ops) == 0 {
@@ -125,6 +132,13 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 			return nil, fmt.Errorf("create operator key: %w", err)
 		}
 		a.OperatorToken = k.Token
+	}
+	if have.inst == nil {
+		// Written once the directory is whole, so later starts can tell a lost
+		// key or database from a first start.
+		if _, err := keyring.CreateInstallation(cfg.DataDir, mk); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	var tlsConf *tls.Config
 	if cfg.TLSCert != "" {

@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/privalytics/privalytics"
@@ -201,6 +202,10 @@ func (l *Log) Append(_ context.Context, e *privalytics.AuditEntry) error {
 	if _, err := l.f.WriteAt(line, l.size); err != nil {
 		_ = l.f.Truncate(l.size)
 		l.mu.Unlock()
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			// The client learns why (507) and that a retry later can succeed.
+			return privalytics.Errorf(privalytics.ESTORAGEFULL, "the server's disk is full and the audit log cannot record this request; retry once the operator has freed space")
+		}
 		return fmt.Errorf("audit: append: %w", err)
 	}
 	l.size += int64(len(line))

@@ -231,14 +231,16 @@ func BenchmarkEncryptionCost(b *testing.B) {
 			keys = k
 		}
 		dir := b.TempDir()
-		if err := writeSegment(dir+"/0.parquet", retail.Arrow(), recs, keys); err != nil {
+		size, sum, err := writeSegment(dir+"/0.parquet", retail.Arrow(), recs, keys)
+		if err != nil {
 			b.Fatal(err)
 		}
+		seg := segment{File: "0.parquet", Rows: 100_000, Bytes: size, CRC: sum}
 		b.Run(fmt.Sprintf("segment/write/encrypted=%v", enc), func(b *testing.B) {
 			for range b.N {
 				path := dir + "/w.parquet"
 				os.Remove(path)
-				if err := writeSegment(path, retail.Arrow(), recs, keys); err != nil {
+				if _, _, err := writeSegment(path, retail.Arrow(), recs, keys); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -246,11 +248,49 @@ func BenchmarkEncryptionCost(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("segment/read/encrypted=%v", enc), func(b *testing.B) {
 			for range b.N {
-				if _, err := readSegment(dir+"/0.parquet", retail.Arrow(), keys, segmentRows); err != nil {
+				if _, err := readSegment(dir+"/0.parquet", seg, retail.Arrow(), keys, segmentRows); err != nil {
 					b.Fatal(err)
 				}
 			}
 			perRow(b, 100_000)
 		})
+	}
+}
+
+// BenchmarkRestartLoad seals 2M synthetic rows into four segments, then times
+// loading them again (MeasureLoad), the wait of a first query after a restart;
+// segments decode in parallel, one per core.
+//
+//	go test -run '^$' -bench BenchmarkRestartLoad -benchtime=1x ./store/events/
+func BenchmarkRestartLoad(b *testing.B) {
+	const rows, batch, seal = 2_000_000, 10_000, 500_000
+	rng := rand.New(rand.NewPCG(3, 3))
+	zipf := rand.NewZipf(rng, 1.1, 1, 99_999)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := b.TempDir()
+	s, err := Open(dir, Options{SealRows: 1 << 30, Logger: logger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range rows / batch {
+		if _, err := s.Append(context.Background(), "t1", retail, privalytics.Batch{Record: synthRecord(rng, zipf, batch)}); err != nil {
+			b.Fatal(err)
+		}
+		if (i+1)*batch%seal == 0 {
+			if err := s.Seal(context.Background(), "t1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	s.Close()
+	b.ResetTimer()
+	for range b.N {
+		f, err := MeasureLoad(context.Background(), dir, Options{Logger: logger}, "t1", retail)
+		if err != nil || f.Rows != rows {
+			b.Fatalf("loaded %d rows (%v), want %d", f.Rows, err, rows)
+		}
+		b.ReportMetric(f.RowsPerSec, "rows/s")
+		b.ReportMetric(f.Seconds, "s/load")
+		b.ReportMetric(float64(f.Segments), "segments")
 	}
 }

@@ -46,8 +46,12 @@ const (
 	frameKeyBytes = 4 + gcmNonce // key ID and nonce before a frame's ciphertext
 )
 
+// keysVersion is the KEYS format this build writes and reads.
+const keysVersion = 1
+
 // keysFile is a tenant's KEYS file.
 type keysFile struct {
+	Version   int          `json:"version,omitempty"` // keysVersion; absent in files of older builds
 	Current   uint32       `json:"current"`
 	Keys      []wrappedKey `json:"keys"`
 	Shredded  *time.Time   `json:"shredded_at,omitempty"`
@@ -78,19 +82,67 @@ func keyAD(tenant string, id uint32) []byte { return fmt.Appendf(nil, "events:%s
 
 // loadKeys reads (or, on first use, creates) a tenant's keys. A shredded
 // tenant's data can never be read again: ECONFLICT.
+// A missing KEYS file is created only for a tenant with no encrypted file:
+// making a new key over encrypted files would leave them unreadable for good.
 func loadKeys(dir, tenant string, wrap KeyWrapper) (*tenantKeys, error) {
+	_, err := os.Stat(filepath.Join(dir, "KEYS"))
+	if !errors.Is(err, os.ErrNotExist) {
+		return readKeys(dir, tenant, wrap)
+	}
+	if f := encryptedFile(dir); f != "" {
+		return nil, Damages{{Tenant: tenant, File: filepath.Join(tenant, "KEYS"),
+			Problem: fmt.Sprintf("is missing, yet %s is encrypted with a key it held: restore KEYS from a backup", f)}}
+	}
+	k := &tenantKeys{tenant: tenant, dir: dir, wrap: wrap, aeads: map[uint32]cipher.AEAD{}}
+	if err := k.rotate(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// shredded reports whether the tenant in dir was crypto-shredded.
+func shredded(dir string) bool {
+	raw, err := os.ReadFile(filepath.Join(dir, "KEYS"))
+	if err != nil {
+		return false
+	}
+	var f keysFile
+	return json.Unmarshal(raw, &f) == nil && f.Shredded != nil
+}
+
+// encryptedFile returns the first log or segment of the tenant that is
+// encrypted at rest, or "".
+func encryptedFile(dir string) string {
+	for _, sub := range []string{"wal", "segments"} {
+		names, _ := readDirNames(filepath.Join(dir, sub))
+		for _, n := range names {
+			f, err := os.Open(filepath.Join(dir, sub, n))
+			if err != nil {
+				continue
+			}
+			var magic [4]byte
+			_, err = io.ReadFull(f, magic[:])
+			f.Close()
+			if err == nil && (magic == encFrameMagic || magic == encSegmentMagic) {
+				return filepath.Join(sub, n)
+			}
+		}
+	}
+	return ""
+}
+
+// readKeys reads a tenant's existing KEYS file and unwraps its keys.
+func readKeys(dir, tenant string, wrap KeyWrapper) (*tenantKeys, error) {
 	k := &tenantKeys{tenant: tenant, dir: dir, wrap: wrap, aeads: map[uint32]cipher.AEAD{}}
 	raw, err := os.ReadFile(filepath.Join(dir, "KEYS"))
-	if errors.Is(err, os.ErrNotExist) {
-		if err := k.rotate(); err != nil {
-			return nil, err
-		}
-		return k, nil
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(raw, &k.file); err != nil {
-		return nil, fmt.Errorf("KEYS: %w", err)
+		return nil, fmt.Errorf("tenant %s: KEYS: %w", tenant, err)
+	}
+	if k.file.Version > keysVersion {
+		return nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "tenant %s: KEYS has format version %d, written by a newer build; this build reads version %d: run the newer build", tenant, k.file.Version, keysVersion)
 	}
 	if k.file.Shredded != nil {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s's data keys were destroyed at %s (crypto-shredded): its events can never be read again", tenant, k.file.Shredded.Format(time.RFC3339))
@@ -98,7 +150,7 @@ func loadKeys(dir, tenant string, wrap KeyWrapper) (*tenantKeys, error) {
 	for _, wk := range k.file.Keys {
 		key, err := wrap.Unwrap(wk.Wrapped, keyAD(tenant, wk.ID))
 		if err != nil {
-			return nil, fmt.Errorf("unwrap data key %d: %w (is this the master key the data was written with?)", wk.ID, err)
+			return nil, fmt.Errorf("tenant %s: KEYS: unwrap data key %d: %w (is this the master key the data was written with?)", tenant, wk.ID, err)
 		}
 		if k.aeads[wk.ID], err = newAEAD(key); err != nil {
 			return nil, err
@@ -140,6 +192,7 @@ func (k *tenantKeys) rotate() error {
 		return err
 	}
 	f := k.file
+	f.Version = keysVersion
 	f.Keys = append(slices.Clone(f.Keys), wrappedKey{ID: id, Wrapped: wrapped, Created: time.Now().UTC()})
 	f.Current = id
 	aead, err := newAEAD(key)
@@ -201,7 +254,7 @@ func (k *tenantKeys) currentAEAD() (uint32, cipher.AEAD) {
 func shredKeys(dir string) error {
 	path := filepath.Join(dir, "KEYS")
 	if fi, err := os.Stat(path); err == nil {
-		if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		if f, err := fsys.OpenFile(path, os.O_WRONLY, 0); err == nil {
 			_, werr := f.Write(make([]byte, fi.Size()))
 			serr := f.Sync()
 			f.Close()
@@ -221,7 +274,7 @@ func writeAtomic(dir, name string, v any) error {
 		return err
 	}
 	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -231,7 +284,7 @@ func writeAtomic(dir, name string, v any) error {
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	if err := fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	return syncDir(dir)

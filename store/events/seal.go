@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -56,7 +57,7 @@ func (t *tenant) sealNow() error {
 func (t *tenant) sealLocked() error {
 	// 1. Rotate the log: appends from now on go to a new file.
 	t.wmu.Lock()
-	if t.logRows == 0 || t.log == nil {
+	if t.logRows == 0 || t.logClosed {
 		t.wmu.Unlock()
 		return nil
 	}
@@ -97,8 +98,9 @@ func (t *tenant) sealLocked() error {
 		recsOnly[i] = c.Record
 		rows += int(c.Record.NumRows())
 	}
-	if err := writeSegment(path, t.arrow, recsOnly, t.keys); err != nil {
-		os.Remove(path)
+	size, sum, err := writeSegment(path, t.arrow, recsOnly, t.keys)
+	if err != nil {
+		fsys.Remove(path) // never named by a manifest: nothing else knows of it
 		return fmt.Errorf("events: write segment %s: %w", path, err)
 	}
 	if hook := t.s.crashBeforeManifest; hook != nil {
@@ -117,11 +119,11 @@ func (t *tenant) sealLocked() error {
 	// logs that hold them are about to go.
 	t.mu.Lock()
 	m := t.man
-	m.Segments = append(slices.Clone(m.Segments), segment{File: name, Rows: rows})
+	m.Segments = append(slices.Clone(m.Segments), segment{File: name, Rows: rows, Bytes: size, CRC: sum})
 	m.SealedThrough = through
 	m.Idempotency = t.idemItems()
 	t.mu.Unlock()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		// Whether or not the rename happened, the state on disk is whole: the
 		// old manifest with the logs, or the new one with the segment.
 		return fmt.Errorf("events: write manifest: %w", err)
@@ -162,9 +164,10 @@ func (t *tenant) dropLogs(through int) error {
 	t.mu.Lock()
 	m := t.man
 	m.SealedThrough = through
+	m.DroppedThrough = max(m.DroppedThrough, through)
 	m.Idempotency = t.idemItems()
 	t.mu.Unlock()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		return fmt.Errorf("events: write manifest: %w", err)
 	}
 	t.mu.Lock()
@@ -193,7 +196,7 @@ func (t *tenant) removeLogs(through int) {
 	seqs, _ := logFiles(filepath.Join(t.dir, "wal"))
 	for _, seq := range seqs {
 		if seq <= through {
-			os.Remove(filepath.Join(t.dir, "wal", logName(seq)))
+			fsys.Remove(filepath.Join(t.dir, "wal", logName(seq)))
 		}
 	}
 }
@@ -403,53 +406,53 @@ func unifyDictionary(srcs []arrow.ArrayData, refs []rowRef) ([]int32, *array.Dat
 }
 
 // writeSegment writes records to a Parquet file (zstd, dictionary encoding, the
-// time column delta-encoded) and fsyncs it and its directory.
-func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record, keys *tenantKeys) error {
+// time column delta-encoded), fsyncs it and its directory, and returns the
+// file's size and CRC-32C, which the manifest keeps so a load verifies every
+// byte (plaintext segments too: a flipped byte must fail the load, never drop
+// or change rows).
+func writeSegment(path string, schema *arrow.Schema, recs []arrow.Record, keys *tenantKeys) (size int64, sum uint32, err error) {
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, 0, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &crcWriter{w: bw}
 	if keys != nil {
 		// The Parquet file is built in memory and written sealed in chunks.
 		var buf bytes.Buffer
-		if err := writeParquet(&buf, schema, recs); err != nil {
-			return err
+		if err = writeParquet(&buf, schema, recs); err == nil {
+			err = keys.sealSegment(cw, buf.Bytes())
 		}
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		bw := bufio.NewWriterSize(f, 1<<20)
-		err = keys.sealSegment(bw, buf.Bytes())
-		if err == nil {
-			err = bw.Flush()
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		return syncDir(filepath.Dir(path))
+	} else {
+		err = writeParquet(cw, schema, recs)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := writeParquet(f, schema, recs); err != nil { // closes f
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	g, err := os.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	err = g.Sync()
-	if cerr := g.Close(); err == nil {
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	return syncDir(filepath.Dir(path))
+	return cw.n, cw.sum, syncDir(filepath.Dir(path))
+}
+
+// crcWriter counts and checksums what passes through it.
+type crcWriter struct {
+	w   io.Writer
+	n   int64
+	sum uint32
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.sum = crc32.Update(c.sum, crcTable, p[:n])
+	c.n += int64(n)
+	return n, err
 }
 
 // writeParquet writes records as one Parquet file to w, closing w if it is an io.Closer.
@@ -477,29 +480,81 @@ func writeParquet(f io.Writer, schema *arrow.Schema, recs []arrow.Record) error 
 	return w.Close() // closes f when it is an io.Closer
 }
 
-// readSegment loads a segment's records in the tenant's Arrow schema, in
-// records of at most piece rows, each rebuilt by gather (the Parquet reader's
-// buffers carry slack and per-batch dictionaries). Loading into memory asks
-// for chunkRows pieces, which memoryChunks then only has to compact.
-func readSegment(path string, schema *arrow.Schema, keys *tenantKeys, piece int) ([]arrow.Record, error) {
+// readSegmentFile reads a segment file, checks it against its manifest entry
+// (size and CRC-32C, when the entry has them: older builds wrote none) and its
+// format, and returns the Parquet bytes, decrypted.
+func readSegmentFile(path string, seg segment, keys *tenantKeys) ([]byte, error) {
+	raw, _, err := readSegmentRows(path, seg, keys)
+	return raw, err
+}
+
+// readSegmentRows is readSegmentFile that also returns the rows the matching
+// manifest version says the file holds.
+func readSegmentRows(path string, seg segment, keys *tenantKeys) ([]byte, int, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if len(raw) >= 4 && bytes.Equal(raw[:4], encSegmentMagic[:]) {
+	rows, err := seg.match(raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	raw, err = segmentPlain(raw, keys)
+	return raw, rows, err
+}
+
+// segmentPlain checks a segment file's format and decrypts it.
+func segmentPlain(raw []byte, keys *tenantKeys) ([]byte, error) {
+	switch {
+	case len(raw) >= 4 && bytes.Equal(raw[:4], encSegmentMagic[:]):
 		if keys == nil {
 			return nil, errors.New("the segment is encrypted at rest; open the store with the master key")
 		}
-		if raw, err = keys.openSegment(raw); err != nil {
-			return nil, err
-		}
+		return keys.openSegment(raw)
+	case len(raw) >= 4 && raw[0] == 'P' && raw[1] == 'V' && raw[2] == 'S' && raw[3] > '1' && raw[3] <= '9':
+		return nil, &formatError{fmt.Sprintf("segment format %q was written by a newer build; this build reads PVS1 and plain Parquet: run the newer build", raw[:4])}
 	}
+	return raw, nil
+}
+
+// segmentRowCount reads the row count from a segment's Parquet footer.
+func segmentRowCount(path string, keys *tenantKeys) (int, error) {
+	raw, err := readSegmentFile(path, segment{}, keys)
+	if err != nil {
+		return 0, err
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(raw))
+	if err != nil {
+		return 0, err
+	}
+	defer pf.Close()
+	return int(pf.NumRows()), nil
+}
+
+// readSegment loads a segment's records in the tenant's Arrow schema, in
+// records of at most piece rows, each rebuilt by gather (the Parquet reader's
+// buffers carry slack and per-batch dictionaries). Loading into memory asks
+// for chunkRows pieces, which memoryChunks then only has to compact. The file
+// must hold the rows its manifest entry says. The Parquet reader trusts its
+// input and may panic on a damaged file; that is an error here, never a crash.
+func readSegment(path string, seg segment, schema *arrow.Schema, keys *tenantKeys, piece int) (out []arrow.Record, err error) {
+	raw, want, err := readSegmentRows(path, seg, keys)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("the Parquet reader failed: %v", r)
+		}
+	}()
 	pf, err := file.NewParquetReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
 	}
 	defer pf.Close()
-	props := pqarrow.ArrowReadProperties{BatchSize: segmentRows}
+	// The reader reserves a whole batch per column up front: a small segment
+	// asks for no more than it holds.
+	props := pqarrow.ArrowReadProperties{BatchSize: max(min(segmentRows, pf.NumRows()), 1)}
 	for i, fld := range schema.Fields() {
 		if _, ok := fld.Type.(*arrow.DictionaryType); ok {
 			props.SetReadDict(i, true)
@@ -514,7 +569,7 @@ func readSegment(path string, schema *arrow.Schema, keys *tenantKeys, piece int)
 		return nil, err
 	}
 	defer rr.Release()
-	var out []arrow.Record
+	rows := 0
 	for rr.Next() {
 		r := rr.Record()
 		if int(r.NumCols()) != schema.NumFields() {
@@ -525,6 +580,7 @@ func readSegment(path string, schema *arrow.Schema, keys *tenantKeys, piece int)
 				return nil, fmt.Errorf("segment column %s is %s, the tenant's schema says %s", schema.Field(i).Name, got, schema.Field(i).Type)
 			}
 		}
+		rows += int(r.NumRows())
 		for lo := 0; lo < int(r.NumRows()); lo += piece {
 			refs := make([]rowRef, min(piece, int(r.NumRows())-lo))
 			for i := range refs {
@@ -535,6 +591,9 @@ func readSegment(path string, schema *arrow.Schema, keys *tenantKeys, piece int)
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
+	}
+	if want > 0 && rows != want {
+		return nil, fmt.Errorf("the segment holds %d rows, the MANIFEST says %d", rows, want)
 	}
 	return out, nil
 }

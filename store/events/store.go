@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +36,10 @@ type Options struct {
 	SyncWrites        bool // fsync before Append returns; false loses acknowledged appends on a power cut
 	Logger            *slog.Logger
 	IdempotencyWindow int // recent idempotency keys remembered per tenant; default 100,000
+	// MaxOpenLogs bounds the log files held open (one per loaded tenant
+	// that wrote recently); the others are reopened at their next write.
+	// Default 512, well under the common limit of 1,024 descriptors.
+	MaxOpenLogs int
 	// Encryption, when set, encrypts every log frame and segment file with
 	// AES-256-GCM under per-tenant data keys it wraps (see FORMAT.md). Plaintext
 	// files written before it was set stay readable and are re-encrypted by
@@ -51,9 +58,16 @@ type Store struct {
 	opt Options
 	log *slog.Logger
 
+	// openLogs bounds the log files held open across tenants (fdlru.go).
+	openLogs *logLRU
+
 	mu      sync.Mutex
 	tenants map[string]*tenantSlot
 	closed  bool
+	// failed holds the last load error of each tenant that failed to load
+	// (cleared when it loads); preloading counts tenants Preload has yet to load.
+	failed     map[string]string
+	preloading int
 	// workers counts the goroutines the store owns (background seals and
 	// coalescing); Close waits for them.
 	workers sync.WaitGroup
@@ -61,6 +75,8 @@ type Store struct {
 	// crashBeforeManifest, when set (tests only), makes a seal stop after its
 	// segment is written and fsynced but before the manifest names it, as a crash would.
 	crashBeforeManifest func() error
+	// loadHook, when set (tests only), runs at the start of every tenant load.
+	loadHook func(id string)
 	// manualCompaction, when set (tests only), leaves compaction to Compact, so
 	// a test can see the state between an erasure and its compaction.
 	manualCompaction bool
@@ -83,13 +99,16 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.IdempotencyWindow <= 0 {
 		opt.IdempotencyWindow = 100_000
 	}
+	if opt.MaxOpenLogs <= 0 {
+		opt.MaxOpenLogs = 512
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("events: open %s: %w", dir, err)
 	}
-	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}}, nil
+	return &Store{dir: dir, opt: opt, log: opt.Logger, tenants: map[string]*tenantSlot{}, failed: map[string]string{}, openLogs: newLogLRU(opt.MaxOpenLogs)}, nil
 }
 
 // Stats describes a tenant's stored events.
@@ -126,16 +145,24 @@ func (s *Store) tenant(id string, schema privalytics.Schema) (*tenant, error) {
 		s.tenants[id] = slot
 		s.workers.Add(1) // Close must not close files under a loading tenant
 		s.mu.Unlock()
-		slot.t, slot.err = openTenant(s, id, schema)
+		slot.t, slot.err = s.load(id, schema)
 		close(slot.ready)
 		s.workers.Done()
+		s.mu.Lock()
 		if slot.err != nil {
 			// Forget the failure so a later call (after the operator fixed the
-			// files) tries again.
-			s.mu.Lock()
+			// files) tries again; remember it for readiness.
 			delete(s.tenants, id)
-			s.mu.Unlock()
+			if !shredded(filepath.Join(s.dir, id)) { // a shredded tenant is gone by design
+				s.failed[id] = privalytics.ErrorMessage(slot.err)
+				if privalytics.ErrorCode(slot.err) == privalytics.EINTERNAL {
+					s.failed[id] = slot.err.Error()
+				}
+			}
+		} else {
+			delete(s.failed, id)
 		}
+		s.mu.Unlock()
 	} else {
 		s.mu.Unlock()
 		<-slot.ready
@@ -147,6 +174,90 @@ func (s *Store) tenant(id string, schema privalytics.Schema) (*tenant, error) {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s was loaded with another schema; restart the server after changing a tenant's schema", id)
 	}
 	return slot.t, nil
+}
+
+// load runs openTenant, turning a panic in it (a decoder that trusts damaged
+// bytes) into the tenant's error: a panic must never leave the slot unready,
+// which would hang every later request for the tenant and Close.
+func (s *Store) load(id string, schema privalytics.Schema) (t *tenant, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("loading a tenant panicked; it stays unloaded", "tenant", id, "panic", r, "stack", string(debug.Stack()))
+			t, err = nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "tenant %s's stored events could not be loaded (the server log has the details); nothing was changed", id)
+		}
+	}()
+	if s.loadHook != nil {
+		s.loadHook(id)
+	}
+	return openTenant(s, id, schema)
+}
+
+// Preload loads the tenants in the background (goroutines the Store owns, one
+// per core), so the first query after a restart finds them in memory. A
+// tenant a request loads first is not loaded twice.
+func (s *Store) Preload(schemas map[string]privalytics.Schema) {
+	ids := slices.Sorted(maps.Keys(schemas))
+	s.mu.Lock()
+	s.preloading += len(ids)
+	s.mu.Unlock()
+	next := make(chan string)
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(ids)))
+	var feeding sync.WaitGroup
+	for range workers {
+		feeding.Add(1)
+		if !s.goWorker(func() {
+			defer feeding.Done()
+			for id := range next {
+				if s.isClosed() {
+					continue // drain: Close is waiting
+				}
+				if _, err := s.tenant(id, schemas[id]); err != nil {
+					s.log.Error("a tenant failed to load at start", "tenant", id, "err", err)
+				}
+				s.mu.Lock()
+				s.preloading--
+				s.mu.Unlock()
+			}
+		}) {
+			feeding.Done()
+		}
+	}
+	s.goWorker(func() {
+		for _, id := range ids {
+			next <- id
+		}
+		close(next)
+		feeding.Wait()
+		s.mu.Lock()
+		s.preloading = 0
+		s.mu.Unlock()
+	})
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Readiness reports whether the store is ready: nil once every preloaded
+// tenant is loaded and no tenant has failed to load; otherwise an error
+// saying how many are still loading, or which failed and why.
+func (s *Store) Readiness() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.preloading > 0 {
+		return privalytics.Errorf(privalytics.EUNAVAILABLE, "loading tenants: %d to go", s.preloading)
+	}
+	if len(s.failed) > 0 {
+		ids := slices.Sorted(maps.Keys(s.failed))
+		e := privalytics.Errorf(privalytics.EUNAVAILABLE, "%d tenants failed to load (see privalytics fsck): %s", len(ids), strings.Join(ids, ", "))
+		for _, id := range ids {
+			e = e.With(id, s.failed[id])
+		}
+		return e
+	}
+	return nil
 }
 
 // loaded returns the tenant if it is loaded, without loading it.
@@ -298,6 +409,21 @@ type manifest struct {
 	PurgePending bool `json:"purge_pending,omitempty"`
 	// Receipts are the tenant's most recent erasure receipts (maxReceipts).
 	Receipts []privalytics.ErasureReceipt `json:"receipts,omitempty"`
+	// LastLog is the newest log file started when the manifest was written:
+	// every log above SealedThrough up to it must exist, so a deleted log is
+	// reported instead of silently losing its batches.
+	LastLog int `json:"last_log,omitempty"`
+	// LogsFrom is the first log this format's gap check covers: 1 for a
+	// tenant this build created, the first log it started for a tenant an
+	// older build wrote (whose recovery deleted logs, leaving gaps).
+	LogsFrom int `json:"logs_from,omitempty"`
+	// DroppedThrough is the highest log number whose rows were all hidden, so
+	// it was dropped with no segment; with the newest segment it bounds the
+	// logs recovery may delete as sealed.
+	DroppedThrough int `json:"dropped_through,omitempty"`
+	// Dropped names segments compaction left empty and removes after this
+	// manifest is written; a crash before the removal leaves them to delete.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // erasure is a pending erasure: a tombstone until compaction.
@@ -310,6 +436,38 @@ type erasure struct {
 type segment struct {
 	File string `json:"file"`
 	Rows int    `json:"rows"`
+	// Bytes and CRC (CRC-32C of the whole file) are verified at every load;
+	// entries written by older builds have neither.
+	Bytes int64  `json:"bytes,omitempty"`
+	CRC   uint32 `json:"crc32c,omitempty"`
+	// Next is set while compaction replaces the file: either version is the
+	// segment until the next manifest names only the new one.
+	Next *segVersion `json:"next,omitempty"`
+}
+
+type segVersion struct {
+	Rows  int    `json:"rows"`
+	Bytes int64  `json:"bytes"`
+	CRC   uint32 `json:"crc32c"`
+}
+
+// match returns the rows of the version raw is, or an error when it is none
+// of them. Entries of older builds carry no checksum and match any file.
+func (s segment) match(raw []byte) (rows int, err error) {
+	if s.Bytes == 0 {
+		return s.Rows, nil
+	}
+	sum := crcOf(raw)
+	if int64(len(raw)) == s.Bytes && sum == s.CRC {
+		return s.Rows, nil
+	}
+	if n := s.Next; n != nil && int64(len(raw)) == n.Bytes && sum == n.CRC {
+		return n.Rows, nil
+	}
+	if int64(len(raw)) != s.Bytes {
+		return 0, fmt.Errorf("the file is %d bytes, the MANIFEST says %d", len(raw), s.Bytes)
+	}
+	return 0, fmt.Errorf("checksum mismatch: CRC-32C %08x, the MANIFEST says %08x", sum, s.CRC)
 }
 
 type idemItem struct {
@@ -322,7 +480,7 @@ func (t *tenant) manifestPath() string { return filepath.Join(t.dir, "MANIFEST")
 func readManifest(path string) (manifest, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return manifest{Version: 1}, nil
+		return manifest{Version: manifestVersion}, nil
 	} else if err != nil {
 		return manifest{}, err
 	}
@@ -330,10 +488,17 @@ func readManifest(path string) (manifest, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return manifest{}, fmt.Errorf("manifest %s: %w", path, err)
 	}
-	if m.Version != 1 {
-		return manifest{}, fmt.Errorf("manifest %s has format version %d; this build reads version 1", path, m.Version)
+	if m.Version != manifestVersion {
+		return manifest{}, fmt.Errorf("manifest %s has format version %d; this build reads version %d", path, m.Version, manifestVersion)
 	}
 	return m, nil
+}
+
+// writeManifest records the newest log in m, then writes it. Callers hold
+// sealRun (or are the only user), so manifest writes never interleave.
+func (t *tenant) writeManifest(m *manifest) error {
+	m.LastLog = max(m.LastLog, int(t.lastLog.Load()))
+	return writeManifest(t.dir, *m)
 }
 
 // writeManifest replaces the manifest atomically: temp file, fsync, rename, fsync dir.
@@ -343,7 +508,7 @@ func writeManifest(dir string, m manifest) error {
 		return err
 	}
 	tmp := filepath.Join(dir, "MANIFEST.tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -358,20 +523,13 @@ func writeManifest(dir string, m manifest) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, "MANIFEST")); err != nil {
+	if err := fsys.Rename(tmp, filepath.Join(dir, "MANIFEST")); err != nil {
 		return err
 	}
 	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return fsys.SyncDir(dir) }
 
 // logFiles lists the tenant's log sequence numbers in order.
 func logFiles(walDir string) ([]int, error) {

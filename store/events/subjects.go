@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -242,7 +241,7 @@ func (t *tenant) erase(subjects []uint64) (privalytics.ErasureReceipt, error) {
 	defer t.sealRun.Unlock()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	if t.log == nil {
+	if t.logClosed {
 		return privalytics.ErasureReceipt{}, privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
 	}
 	// Later appends go to a new log, which the tombstone does not cover: a
@@ -269,7 +268,7 @@ func (t *tenant) erase(subjects []uint64) (privalytics.ErasureReceipt, error) {
 		m.Receipts = m.Receipts[len(m.Receipts)-maxReceipts:]
 	}
 	m.Idempotency = t.idemItems()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		return privalytics.ErasureReceipt{}, fmt.Errorf("events: erase: write manifest: %w", err)
 	}
 	t.man = m
@@ -304,7 +303,7 @@ func (s *Store) Purge(ctx context.Context, tenantID string, schema privalytics.S
 	m := cloneManifest(t.man)
 	m.PurgedBefore, m.PurgePending = cut, true
 	m.Idempotency = t.idemItems()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		t.mu.Unlock()
 		t.sealRun.Unlock()
 		return privalytics.PurgeReceipt{}, fmt.Errorf("events: purge: write manifest: %w", err)
@@ -569,7 +568,7 @@ func (t *tenant) compactNow() error {
 			kept = append(kept, seg)
 			continue
 		}
-		recs, err := readSegment(path, t.arrow, t.keys, segmentRows)
+		recs, err := readSegment(path, seg, t.arrow, t.keys, segmentRows)
 		if err != nil {
 			return fmt.Errorf("events: compact %s: %w", path, err)
 		}
@@ -590,20 +589,55 @@ func (t *tenant) compactNow() error {
 			dropped = append(dropped, seg.File)
 		default:
 			// The new file replaces the old under the same name with one
-			// rename; a crash before it leaves a stray file Open removes.
+			// rename (below); a crash before it leaves a stray file Open removes.
 			tmp := path + ".compact"
-			os.Remove(tmp)
-			if err := writeSegment(tmp, t.arrow, out, t.keys); err != nil {
-				os.Remove(tmp)
+			fsys.Remove(tmp)
+			size, sum, err := writeSegment(tmp, t.arrow, out, t.keys)
+			if err != nil {
+				fsys.Remove(tmp)
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
-			if err := os.Rename(tmp, path); err != nil {
+			seg.Next = &segVersion{Rows: rows, Bytes: size, CRC: sum}
+			kept = append(kept, seg)
+		}
+	}
+	// Before a rewritten file replaces the old one, the manifest names both
+	// versions (Next), so a crash between the renames and the final manifest
+	// leaves every segment matching its entry.
+	var renamed []segment
+	for _, seg := range kept {
+		if seg.Next != nil {
+			renamed = append(renamed, seg)
+		}
+	}
+	if len(renamed) > 0 {
+		t.mu.Lock()
+		mi := cloneManifest(t.man)
+		mi.Segments = slices.Clone(t.man.Segments)
+		for i, seg := range mi.Segments {
+			for _, r := range renamed {
+				if r.File == seg.File {
+					mi.Segments[i].Next = r.Next
+				}
+			}
+		}
+		t.mu.Unlock()
+		if err := t.writeManifest(&mi); err != nil {
+			return fmt.Errorf("events: compact: write manifest: %w", err)
+		}
+		for _, seg := range renamed {
+			path := filepath.Join(t.dir, "segments", seg.File)
+			if err := fsys.Rename(path+".compact", path); err != nil {
 				return fmt.Errorf("events: compact %s: %w", path, err)
 			}
-			if err := syncDir(filepath.Dir(path)); err != nil {
-				return fmt.Errorf("events: compact %s: %w", path, err)
+		}
+		if err := syncDir(filepath.Join(t.dir, "segments")); err != nil {
+			return fmt.Errorf("events: compact: %w", err)
+		}
+		for i, seg := range kept {
+			if n := seg.Next; n != nil {
+				kept[i] = segment{File: seg.File, Rows: n.Rows, Bytes: n.Bytes, CRC: n.CRC}
 			}
-			kept = append(kept, segment{File: seg.File, Rows: rows})
 		}
 	}
 	done := time.Now().UTC().Truncate(time.Millisecond)
@@ -611,6 +645,12 @@ func (t *tenant) compactNow() error {
 	m := cloneManifest(t.man)
 	m.Segments = kept
 	m.PurgePending = false
+	// A crash before the dropped files are removed must not make them look
+	// like segments the manifest lost.
+	m.Dropped = dropped
+	for _, f := range dropped {
+		m.DroppedThrough = max(m.DroppedThrough, segmentSeq(f))
+	}
 	compacted := map[string]bool{}
 	for _, e := range m0.Erasures {
 		compacted[e.Receipt] = true
@@ -624,14 +664,14 @@ func (t *tenant) compactNow() error {
 	}
 	m.Idempotency = t.idemItems()
 	t.mu.Unlock()
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := t.writeManifest(&m); err != nil {
 		return fmt.Errorf("events: compact: write manifest: %w", err)
 	}
 	t.mu.Lock()
 	t.man = m
 	t.mu.Unlock()
 	for _, f := range dropped {
-		os.Remove(filepath.Join(t.dir, "segments", f))
+		fsys.Remove(filepath.Join(t.dir, "segments", f))
 	}
 	if reencrypt {
 		// Every log frame and segment is now under the current key.
@@ -661,7 +701,7 @@ func (s *Store) RotateKey(ctx context.Context, tenantID string, schema privalyti
 	t.sealRun.Lock()
 	t.wmu.Lock()
 	err = t.keys.rotate()
-	if err == nil && t.log != nil {
+	if err == nil && !t.logClosed {
 		err = t.openLog(t.logSeq + 1)
 	}
 	t.wmu.Unlock()
@@ -694,9 +734,11 @@ func (s *Store) Shred(ctx context.Context, tenantID string) error {
 	if t := s.loaded(tenantID); t != nil {
 		t.sealRun.Lock()
 		t.wmu.Lock()
+		t.logClosed = true // appends now fail with EUNAVAILABLE
+		t.s.openLogs.forget(t)
 		if t.log != nil {
 			t.log.Close()
-			t.log = nil // appends now fail with EUNAVAILABLE
+			t.log = nil
 		}
 		t.wmu.Unlock()
 		t.sealRun.Unlock()
@@ -705,7 +747,7 @@ func (s *Store) Shred(ctx context.Context, tenantID string) error {
 		s.mu.Unlock()
 	}
 	dir := filepath.Join(s.dir, tenantID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("events: shred: %w", err)
 	}
 	if err := shredKeys(dir); err != nil {

@@ -2,12 +2,16 @@ package events
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -62,13 +66,20 @@ type tenant struct {
 	wmu      sync.Mutex
 	qmu      sync.Mutex
 	queue    []*pending
-	log      *os.File
+	log      fsFile
 	logSeq   int
-	logRows  int
-	syncs    atomic.Int64
-	sealing  atomic.Bool // a background seal is scheduled or running
-	sealRun  sync.Mutex  // held for a whole seal: two seals at once would both take the same log records
-	coalesce sync.Mutex  // one coalescer at a time; others skip
+	logSize  int64        // bytes of the log acknowledged (written and fsynced); a failed write is cut back to it
+	logDirty bool         // a failed write may have left bytes past logSize that are not cut yet
+	lastLog  atomic.Int64 // logSeq, for manifest writes that do not hold wmu
+	// logClosed is set when the store closes or the tenant is shredded:
+	// appends then fail. A nil log with logClosed unset was only closed by
+	// the store's LRU of open logs (fdlru.go) and reopens at the next write.
+	logClosed bool
+	logRows   int
+	syncs     atomic.Int64
+	sealing   atomic.Bool // a background seal is scheduled or running
+	sealRun   sync.Mutex  // held for a whole seal: two seals at once would both take the same log records
+	coalesce  sync.Mutex  // one coalescer at a time; others skip
 	// compacting is set while a background compaction is scheduled or running.
 	compacting atomic.Bool
 	// keys are the tenant's data keys when encryption at rest is on, else nil.
@@ -88,9 +99,11 @@ type pending struct {
 	err   error
 }
 
-// openTenant recovers a tenant: manifest, segments, then the logs not yet sealed.
-// A torn or corrupt log tail is cut (and logged); later log files are removed,
-// since nothing after a corrupt frame can be trusted to be in order.
+// openTenant recovers a tenant: manifest, segments, then the logs not yet
+// sealed. Its files are inspected first (recover.go); any Damage stops the load
+// with every file untouched. Otherwise only what a crash leaves is cleaned up:
+// a torn tail of the newest log is cut, logs a segment already holds and the
+// segment of an interrupted seal are removed.
 func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error) {
 	t := &tenant{s: s, id: id, dir: filepath.Join(s.dir, id), schema: schema, arrow: schema.Arrow(),
 		subjects: map[uint64]uint32{}, idem: map[string]int{}, version: firstVersion()}
@@ -98,22 +111,39 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	walDir := filepath.Join(t.dir, "wal")
 	segDir := filepath.Join(t.dir, "segments")
 	for _, d := range []string{walDir, segDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := fsys.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
 		}
 	}
 	if s.opt.Encryption != nil {
 		if t.keys, err = loadKeys(t.dir, id, s.opt.Encryption); err != nil {
-			return nil, fmt.Errorf("events: tenant %s: %w", id, err)
+			return nil, err
 		}
 		t.staleKeys.Store(len(t.keys.file.Keys) > 1) // a re-encryption was interrupted
 	} else if _, err := os.Stat(filepath.Join(t.dir, "KEYS")); err == nil {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "tenant %s's events are encrypted at rest (or crypto-shredded); open the store with the master key", id)
 	}
-	var m manifest
-	m, err = readManifest(t.manifestPath())
+	p, err := inspect(s.dir, id, t.keys)
 	if err != nil {
-		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
+		return nil, err
+	}
+	if len(p.damage) > 0 {
+		for _, d := range p.damage {
+			s.log.Error("refusing to load a tenant whose files are damaged; nothing was changed", "tenant", id, "file", d.File, "problem", d.Problem, "repair", d.Repair)
+		}
+		return nil, p.damage
+	}
+	m := p.man
+	// A compaction interrupted between its renames and its last manifest
+	// left entries naming two versions; keep the one on disk.
+	m.Segments = slices.Clone(m.Segments)
+	for i, seg := range m.Segments {
+		if n := seg.Next; n != nil {
+			m.Segments[i].Next = nil
+			if raw, err := os.ReadFile(filepath.Join(segDir, seg.File)); err == nil && int64(len(raw)) == n.Bytes && crcOf(raw) == n.CRC {
+				m.Segments[i] = segment{File: seg.File, Rows: n.Rows, Bytes: n.Bytes, CRC: n.CRC}
+			}
+		}
 	}
 	t.man = m
 	for _, it := range m.Idempotency {
@@ -121,77 +151,45 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	}
 	// Erasures and purges not yet compacted are applied as the rows load.
 	h := newHider(m)
-	known := map[string]bool{}
-	for _, seg := range m.Segments {
-		known[seg.File] = true
-		recs, err := readSegment(filepath.Join(segDir, seg.File), t.arrow, t.keys, chunkRows)
-		if err != nil {
-			return nil, fmt.Errorf("events: tenant %s segment %s: %w", id, seg.File, err)
+	// Segments decode in parallel, one per core (decoding and compacting are
+	// most of a restart's work); rows join memory in segment order.
+	loads := make([]segmentLoad, len(m.Segments))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, seg := range m.Segments {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			loads[i] = t.loadSegment(filepath.Join(segDir, seg.File), seg, h)
+		}()
+	}
+	wg.Wait()
+	for i, seg := range m.Segments {
+		if err := loads[i].err; err != nil {
+			d := segmentDamage(s.dir, id, seg, err)
+			s.log.Error("refusing to load a tenant whose files are damaged; nothing was changed", "tenant", id, "file", d.File, "problem", d.Problem, "repair", d.Repair)
+			return nil, Damages{d}
 		}
-		if t.keys != nil {
-			// A plaintext segment, or one under an older key, is re-encrypted by compaction.
-			if kid, enc, err := segmentKey(filepath.Join(segDir, seg.File)); err != nil || !enc || kid != t.keys.current {
-				t.staleKeys.Store(true)
-			}
+		if loads[i].bytes > 0 {
+			t.man.Segments[i].Bytes, t.man.Segments[i].CRC = loads[i].bytes, loads[i].crc // an older build's entry gains its checksum
 		}
-		for _, r := range recs {
-			if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
-				t.addChunk(r, chunkMeta{seq: 0, level: fullLevel}, true)
-			}
+		if loads[i].stale {
+			t.staleKeys.Store(true) // a plaintext segment, or one under an older key: compaction re-encrypts it
+		}
+		for _, r := range loads[i].recs {
+			t.addChunk(r, chunkMeta{seq: 0, level: fullLevel}, false)
 		}
 	}
-	// A segment the manifest does not name is the product of an interrupted
-	// seal: its rows are still in the logs, so the file goes.
-	if ents, err := os.ReadDir(segDir); err == nil {
-		for _, e := range ents {
-			if !known[e.Name()] {
-				s.log.Warn("removing the segment of an interrupted seal; its rows are still in the log", "tenant", id, "file", e.Name())
-				os.Remove(filepath.Join(segDir, e.Name()))
-			}
-		}
-	}
-	seqs, err := logFiles(walDir)
-	if err != nil {
-		return nil, fmt.Errorf("events: tenant %s: %w", id, err)
-	}
-	cut := false
-	// The new log is numbered past every file seen, even removed ones, so a
-	// name never stands for two different logs.
-	last := m.SealedThrough
-	if len(seqs) > 0 {
-		last = max(last, seqs[len(seqs)-1])
-	}
-	for _, seq := range seqs {
-		path := filepath.Join(walDir, logName(seq))
-		if seq <= m.SealedThrough {
-			os.Remove(path) // sealed; a crash came between the manifest swap and the removal
-			continue
-		}
-		if cut {
-			s.log.Warn("removing a log written after a corrupt frame", "tenant", id, "file", path)
-			os.Remove(path)
-			continue
-		}
-		frames, good, reason, err := readLog(path, t.keys)
-		if err != nil {
-			return nil, fmt.Errorf("events: tenant %s log %s: %w", id, path, err)
-		}
-		if reason != "" {
-			fi, _ := os.Stat(path)
-			s.log.Warn("cutting a torn or corrupt log tail", "tenant", id, "file", path, "reason", reason,
-				"bytes_cut", fi.Size()-good, "frames_kept", len(frames))
-			if err := os.Truncate(path, good); err != nil {
-				return nil, fmt.Errorf("events: tenant %s: cut log: %w", id, err)
-			}
-			cut = true
-		}
+	for _, l := range p.logs {
 		var recs []arrow.Record
-		for _, f := range frames {
+		for _, f := range l.frames {
 			if !t.arrow.Equal(f.rec.Schema()) {
-				return nil, fmt.Errorf("events: tenant %s log %s holds a batch of another schema: %s", id, path, schemaOf(f.rec))
+				return nil, fmt.Errorf("events: tenant %s log %s holds a batch of another schema: %s", id, l.path, schemaOf(f.rec))
 			}
 			t.logRows += int(f.rec.NumRows())
-			if r, _ := h.filter(t.arrow, f.rec, seq); r.NumRows() > 0 {
+			if r, _ := h.filter(t.arrow, f.rec, l.seq); r.NumRows() > 0 {
 				recs = append(recs, r)
 			}
 			if f.key != "" {
@@ -205,12 +203,58 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 				rows += int(recs[n].NumRows())
 				n++
 			}
-			t.addChunk(concatRecords(t.arrow, recs[:n]), chunkMeta{seq: seq, level: fullLevel}, true)
+			t.addChunk(concatRecords(t.arrow, recs[:n]), chunkMeta{seq: l.seq, level: fullLevel}, true)
 			recs = recs[n:]
 		}
 	}
-	if err := t.openLog(last + 1); err != nil {
+	// Everything read back: now clean up what a crash left. Nothing below
+	// holds an acknowledged row that is not also somewhere else.
+	for _, l := range p.logs {
+		if l.cut < 0 {
+			continue
+		}
+		s.log.Warn("cutting a torn write at the end of the newest log (never acknowledged)", "tenant", id, "file", l.path,
+			"reason", l.reason, "bytes_cut", l.size-l.cut, "frames_kept", len(l.frames))
+		if err := truncateSync(l.path, l.cut); err != nil {
+			return nil, fmt.Errorf("events: tenant %s: cut log: %w", id, err)
+		}
+	}
+	for _, path := range p.removeLogs {
+		fsys.Remove(path) // sealed; a crash came between the manifest swap and the removal
+	}
+	for _, f := range p.removeSegs {
+		s.log.Warn("removing the segment of an interrupted seal or compaction; its rows are in the logs or the MANIFEST drops them", "tenant", id, "file", f)
+		fsys.Remove(filepath.Join(segDir, f))
+	}
+	// The new log is numbered past every file seen, even removed ones, so a
+	// name never stands for two different logs; the manifest records it, so a
+	// log deleted later is missed, not forgotten.
+	if t.man.LogsFrom == 0 {
+		// Logs from here on are checked for gaps; those an older build wrote
+		// may have gaps its recovery left.
+		t.man.LogsFrom = p.last + 1 // 1 for a new tenant
+	}
+	next := p.last + 1
+	if n := len(p.logs); n > 0 && p.logs[n-1].seq == p.last && (p.logs[n-1].size == 0 || p.logs[n-1].cut == 0) {
+		// The newest log holds nothing: append to it rather than leave one
+		// more empty file behind at every restart.
+		next = p.last
+	}
+	t.wmu.Lock() // the LRU of open logs may close it as soon as it is listed
+	err = t.openLog(next)
+	t.wmu.Unlock()
+	if err != nil {
 		return nil, err
+	}
+	if err := t.writeManifest(&t.man); err != nil {
+		// Recording the new log is a safeguard (a log deleted later is then
+		// missed), not a need: on a full disk the tenant must still load and
+		// answer queries. The next manifest write records it.
+		s.log.Warn("could not record the new log in the MANIFEST; loading anyway", "tenant", id, "err", err)
+	} else if _, err := os.Stat(filepath.Join(t.dir, markerFile)); os.IsNotExist(err) {
+		if err := writeAtomic(t.dir, markerFile, map[string]int{"manifest_version": manifestVersion}); err != nil {
+			s.log.Warn("could not write the tenant's format marker", "tenant", id, "err", err)
+		}
 	}
 	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
@@ -218,10 +262,57 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 	return t, nil
 }
 
+// segmentLoad is one segment decoded for memory.
+type segmentLoad struct {
+	recs  []arrow.Record // compacted (privalytics.CompactRecord), hidden rows removed
+	stale bool           // not under the tenant's current data key
+	err   error
+	// bytes and crc are set for a segment whose entry (by an older build)
+	// has no checksum, so the manifest records it from now on.
+	bytes int64
+	crc   uint32
+}
+
+// loadSegment reads, filters and compacts one segment; it runs on its own
+// goroutine, so a panic becomes its error here.
+func (t *tenant) loadSegment(path string, seg segment, h *hider) (out segmentLoad) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = segmentLoad{err: fmt.Errorf("decoding panicked: %v", r)}
+		}
+	}()
+	recs, err := readSegment(path, seg, t.arrow, t.keys, chunkRows)
+	if err != nil {
+		return segmentLoad{err: err}
+	}
+	if t.keys != nil {
+		kid, enc, err := segmentKey(path)
+		out.stale = err != nil || !enc || kid != t.keys.current
+	}
+	if seg.Bytes == 0 {
+		if raw, err := os.ReadFile(path); err == nil {
+			out.bytes, out.crc = int64(len(raw)), crcOf(raw)
+		}
+	}
+	for _, r := range recs {
+		if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
+			out.recs = append(out.recs, privalytics.CompactRecord(r))
+		}
+	}
+	return out
+}
+
 // openLog starts a new log file. Callers hold wmu (or are the only user).
 func (t *tenant) openLog(seq int) error {
+	// A torn write left in the old log must be cut before any log follows it:
+	// recovery refuses a torn frame that is not at the end of the newest log.
+	if t.log != nil && t.logDirty {
+		if err := t.cutLogBack(); err != nil {
+			return storageError(t.id, "the log could not be cut back after a failed write", err)
+		}
+	}
 	path := filepath.Join(t.dir, "wal", logName(seq))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("events: open log: %w", err)
 	}
@@ -230,10 +321,17 @@ func (t *tenant) openLog(seq int) error {
 		f.Close()
 		return fmt.Errorf("events: open log: %w", err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("events: open log: %w", err)
+	}
 	if t.log != nil {
 		t.log.Close()
 	}
-	t.log, t.logSeq = f, seq
+	t.log, t.logSeq, t.logSize, t.logDirty = f, seq, fi.Size(), false
+	t.lastLog.Store(int64(seq))
+	t.s.openLogs.touch(t)
 	return nil
 }
 
@@ -379,22 +477,11 @@ func (t *tenant) writeGroup(group []*pending) {
 	}
 	switch {
 	case err != nil: // nothing is written
-	case len(buf) > 0 && t.log == nil:
+	case len(buf) > 0 && t.logClosed:
 		err = privalytics.Errorf(privalytics.EUNAVAILABLE, "the event store is closing; retry once the server has restarted")
 	case len(buf) > 0:
-		if _, err = t.log.Write(buf); err == nil && t.s.opt.SyncWrites {
-			err = t.log.Sync()
-		}
-		t.syncs.Add(1)
-		if err != nil {
-			// The log may now hold part of this group; recovery's CRC cuts it,
-			// and no one was told it was stored. A fresh log for what follows
-			// keeps later frames from landing after the torn one.
-			err = fmt.Errorf("events: write log: %w", err)
-			t.s.log.Error("log write failed; the batches were not stored", slog.String("tenant", t.id), slog.Any("err", err))
-			if oerr := t.openLog(t.logSeq + 1); oerr != nil {
-				t.s.log.Error("cannot start a new log", slog.String("tenant", t.id), slog.Any("err", oerr))
-			}
+		if err = t.ensureLog(); err == nil {
+			err = t.appendLog(buf)
 		}
 	}
 	t.mu.Lock()
@@ -420,6 +507,65 @@ func (t *tenant) writeGroup(group []*pending) {
 		p.frame, p.plain = nil, nil
 		close(p.done)
 	}
+}
+
+// appendLog writes buf at the end of the log and fsyncs it. Callers hold wmu.
+//
+// A failed write or fsync (a full disk, an I/O error) may leave part of buf in
+// the file. Recovery would take that for a torn tail and cut it, and with it any
+// frame written after it, acknowledged or not. So nothing is written after a
+// failure until the file is cut back to its last acknowledged byte and that cut
+// is fsynced: until then every append fails, and no acknowledged frame ever
+// follows a torn one. Cutting back needs no free space, so it works on a full disk.
+func (t *tenant) appendLog(buf []byte) error {
+	if t.logDirty {
+		if err := t.cutLogBack(); err != nil {
+			return storageError(t.id, "the log could not be cut back after an earlier failed write", err)
+		}
+	}
+	t.s.openLogs.touch(t)
+	n, err := t.log.Write(buf)
+	if err == nil && t.s.opt.SyncWrites {
+		err = t.log.Sync()
+	}
+	t.syncs.Add(1)
+	if err == nil {
+		t.logSize += int64(n)
+		return nil
+	}
+	t.logDirty = true
+	if cerr := t.cutLogBack(); cerr != nil {
+		t.s.log.Error("log write failed and the log could not be cut back; appends fail until it can be",
+			slog.String("tenant", t.id), slog.String("file", t.log.Name()), slog.Any("err", err), slog.Any("cut_err", cerr))
+	} else {
+		t.s.log.Error("log write failed; the batches were not stored and the log was cut back to its last acknowledged frame",
+			slog.String("tenant", t.id), slog.String("file", t.log.Name()), slog.Any("err", err))
+	}
+	return storageError(t.id, "the batch was not stored", err)
+}
+
+// cutLogBack truncates the log to the bytes acknowledged so far and fsyncs the
+// cut. Callers hold wmu.
+func (t *tenant) cutLogBack() error {
+	if err := t.log.Truncate(t.logSize); err != nil {
+		return err
+	}
+	if err := t.log.Sync(); err != nil {
+		return err
+	}
+	t.logDirty = false
+	return nil
+}
+
+// storageError turns a write failure into the error a client sees: ESTORAGEFULL
+// (507) when the disk or a quota is full, so the sender knows to retry later, and
+// an internal error otherwise.
+func storageError(tenant, what string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &privalytics.Error{Code: privalytics.ESTORAGEFULL,
+			Message: fmt.Sprintf("the server's disk is full: %s; retry once the operator has freed space (nothing of this request was kept)", what)}
+	}
+	return fmt.Errorf("events: tenant %s: write log: %s: %w", tenant, what, err)
 }
 
 // coalesceAsync starts a coalescer unless one is running or the store is closing.
@@ -596,6 +742,8 @@ func bufferBytes(d arrow.ArrayData, seen map[*byte]bool) int64 {
 func (t *tenant) close() error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	t.logClosed = true
+	t.s.openLogs.forget(t)
 	if t.log == nil {
 		return nil
 	}
