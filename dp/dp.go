@@ -91,8 +91,22 @@ func (m Mechanisms) Count(exact int64, p CountParams) (Cell, error) {
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: count interval: %w", err)
 	}
-	// Clamping at zero is post-processing; the interval is clamped the same way.
-	return Cell{Value: math.Max(0, float64(v)), Lower: math.Max(0, ci.LowerBound), Upper: math.Max(0, ci.UpperBound)}, nil
+	return atLeastZero(Cell{Value: float64(v), Lower: ci.LowerBound, Upper: ci.UpperBound}), nil
+}
+
+// atLeastZero clamps a non-negative quantity's noisy value and interval at zero:
+// post-processing, so it costs no privacy. The interval becomes its part at or
+// above zero, which holds the true value whenever the noisy interval did. When
+// the whole noisy interval lies below zero it missed the truth anyway (a rare,
+// α/2 event); it is then shown as [0, its width] rather than the zero-width
+// [0, 0], which would read as an exact zero.
+func atLeastZero(c Cell) Cell {
+	width := c.Upper - c.Lower
+	c.Value, c.Lower, c.Upper = math.Max(0, c.Value), math.Max(0, c.Lower), math.Max(0, c.Upper)
+	if c.Upper <= 0 && width > 0 {
+		c.Upper = width
+	}
+	return c
 }
 
 // SumParams describe a sum of values clamped to [Lower, Upper], in units of
@@ -135,7 +149,7 @@ func (m Mechanisms) SumInt(exact int64, p SumParams) (Cell, error) {
 // costs no privacy, and a negative revenue would only confuse.
 func (p SumParams) nonNegative(c Cell) Cell {
 	if p.Lower >= 0 {
-		c.Value, c.Lower, c.Upper = math.Max(0, c.Value), math.Max(0, c.Lower), math.Max(0, c.Upper)
+		return atLeastZero(c)
 	}
 	return c
 }
