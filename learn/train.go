@@ -89,21 +89,7 @@ func TrainRidge(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error)
 	}
 	t := nw.P.Threshold
 	sum, err := nw.Round(func(loc int) ([]float64, error) {
-		cells := make([]float64, tri+d)
-		r := data[loc]
-		for i, x := range r.X {
-			addOuterTri(cells[:tri], x, 1)
-			for j := range d {
-				cells[tri+j] += x[j] * r.Y[i]
-			}
-		}
-		if err := o.Mechanisms.AddGaussianShares(cells[:tri], sXX, t); err != nil {
-			return nil, err
-		}
-		if err := o.Mechanisms.AddGaussianShares(cells[tri:], sXy, t); err != nil {
-			return nil, err
-		}
-		return cells, nil
+		return ridgeCells(data[loc], d, sXX, sXy, t, o.Mechanisms)
 	}, tri+d)
 	if err != nil {
 		return nil, err
@@ -211,4 +197,24 @@ func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, err
 	m.Rounds = o.Rounds
 	m.TrainingSeconds = time.Since(start).Seconds()
 	return m, nil
+}
+
+// ridgeCells is one location's ridge contribution: the upper triangle of
+// XᵀX and Xᵀy over its rows, each with its share of the noise.
+func ridgeCells(r *Rows, d int, sXX, sXy float64, t int, m dp.Mechanisms) ([]float64, error) {
+	tri := triLen(d)
+	cells := make([]float64, tri+d)
+	for i, x := range r.X {
+		addOuterTri(cells[:tri], x, 1)
+		for j := range d {
+			cells[tri+j] += x[j] * r.Y[i]
+		}
+	}
+	if err := m.AddGaussianShares(cells[:tri], sXX, t); err != nil {
+		return nil, err
+	}
+	if err := m.AddGaussianShares(cells[tri:], sXy, t); err != nil {
+		return nil, err
+	}
+	return cells, nil
 }
