@@ -154,7 +154,10 @@ const MaxCSVBytes = 1 << 30
 
 // ReadCSV reads and encodes a CSV with a header row. Errors name the line and
 // the field. Rows are one customer each (the file's contract).
-func (s *Schema) ReadCSV(r io.Reader) (*Rows, error) {
+func (s *Schema) ReadCSV(r io.Reader) (*Rows, error) { return s.readCSV(r, true) }
+
+// readCSV reads features, and the label when needLabel (scoring does not).
+func (s *Schema) readCSV(r io.Reader, needLabel bool) (*Rows, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -170,7 +173,10 @@ func (s *Schema) ReadCSV(r io.Reader) (*Rows, error) {
 	for i, h := range header {
 		col[strings.Trim(strings.TrimSpace(h), `"`)] = i
 	}
-	need := []string{s.Label}
+	var need []string
+	if needLabel {
+		need = append(need, s.Label)
+	}
 	for _, n := range s.Numeric {
 		need = append(need, n.Name)
 	}
@@ -212,9 +218,10 @@ func (s *Schema) ReadCSV(r io.Reader) (*Rows, error) {
 			}
 		}
 		clip(x)
-		raw := rec[col[s.Label]]
 		var y float64
-		if s.LabelBounds != nil {
+		if !needLabel {
+			// Scoring: the label column may be absent.
+		} else if raw := rec[col[s.Label]]; s.LabelBounds != nil {
 			v, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
 			if err != nil || math.IsNaN(v) {
 				return nil, privalytics.Errorf(privalytics.EINVALID, "learn: csv line %d: %s must be a number, got %q", line, s.Label, raw)
