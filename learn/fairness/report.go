@@ -35,7 +35,7 @@ func (r *Report) Markdown() string {
 	for _, d := range r.Disparities {
 		switch d.Metric {
 		case Selection:
-			fmt.Fprintf(&b, "- **%s**: selected at %s the reference's rate, a difference of %s points (%s).", d.Group, Ratio(d.Ratio), Pct(d.Difference.Value), Interval(d.Difference))
+			fmt.Fprintf(&b, "- **%s**: selected at %s times the reference's rate; a difference of %s (%s).", d.Group, Ratio(d.Ratio), Pct(d.Difference.Value), Interval(d.Difference))
 			switch d.Flag {
 			case "clearly below":
 				flagged++
@@ -48,7 +48,7 @@ func (r *Report) Markdown() string {
 			}
 			b.WriteString("\n")
 		default:
-			fmt.Fprintf(&b, "  - %s: %s versus the reference (difference %s, %s).\n", d.Metric, Pct(d.Difference.Value+refValue(r, d)), Pct(d.Difference.Value), Interval(d.Difference))
+			fmt.Fprintf(&b, "  - %s: %s versus %s for the reference (difference %s, %s).\n", d.Metric, Pct(d.Difference.Value+refValue(r, d)), Pct(refValue(r, d)), Pct(d.Difference.Value), Interval(d.Difference))
 		}
 	}
 	if flagged == 0 {
