@@ -111,8 +111,8 @@ func learnScoreCommand() *cobra.Command {
 func learnAuditCommand() *cobra.Command {
 	var (
 		in, attribute, groups, group, score, label, positive, comma string
-		threshold, epsilon, delta, confidence                      float64
-		asJSON                                                     bool
+		threshold, epsilon, delta, confidence                       float64
+		asJSON                                                      bool
 	)
 	c := &cobra.Command{
 		Use:   "audit",
