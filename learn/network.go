@@ -36,6 +36,67 @@ type Network struct {
 	BytesPerLoc  int64 // largest upload of one location in one round
 	CryptoTime   time.Duration
 	contributors int
+	// Server sums and key-switches; LocalServer unless a transport is set.
+	Server Server
+	// tap sees each location's plaintext cells before encryption (tests
+	// use it to look for them where they must not be).
+	tap func(loc int, cells []int64)
+}
+
+// Server is the federation's untrusted server as training sees it: it
+// receives the locations' ciphertexts as bytes and returns their sum, then
+// receives t decryption shares and returns the sum switched to the
+// franchisor's key. It never holds a key.
+type Server interface {
+	Sum(round int, contributions [][]byte) ([]byte, error)
+	KeySwitch(round int, aggregate []byte, shares [][]byte) ([]byte, error)
+}
+
+// LocalServer is the server's computation in this process.
+type LocalServer struct{ P *federation.Params }
+
+// Sum adds the contributions homomorphically.
+func (s LocalServer) Sum(_ int, contributions [][]byte) ([]byte, error) {
+	cts := make([]*rlwe.Ciphertext, len(contributions))
+	for i, b := range contributions {
+		cts[i] = new(rlwe.Ciphertext)
+		if err := cts[i].UnmarshalBinary(b); err != nil {
+			return nil, privalytics.Errorf(privalytics.EINVALID, "learn: contribution %d is not a ciphertext: %v", i, err)
+		}
+	}
+	sum, err := federation.Sum(s.P, cts)
+	if err != nil {
+		return nil, err
+	}
+	return marshal(sum)
+}
+
+// KeySwitch combines t decryption shares.
+func (s LocalServer) KeySwitch(_ int, aggregate []byte, shares [][]byte) ([]byte, error) {
+	ct := new(rlwe.Ciphertext)
+	if err := ct.UnmarshalBinary(aggregate); err != nil {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "learn: the aggregate is not a ciphertext: %v", err)
+	}
+	ds := make([]*mhe.PublicKeySwitchShare, len(shares))
+	for i, b := range shares {
+		ds[i] = new(mhe.PublicKeySwitchShare)
+		if err := ds[i].UnmarshalBinary(b); err != nil {
+			return nil, privalytics.Errorf(privalytics.EINVALID, "learn: decryption share %d is malformed: %v", i, err)
+		}
+	}
+	out, err := federation.KeySwitch(s.P, ct, ds)
+	if err != nil {
+		return nil, err
+	}
+	return marshal(out)
+}
+
+func marshal(m interface{ MarshalBinary() ([]byte, error) }) ([]byte, error) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "learn: marshal: %v", err)
+	}
+	return b, nil
 }
 
 // NewNetwork sets up a federation of n locations with threshold t: key
@@ -49,7 +110,7 @@ func NewNetwork(n, t int) (*Network, error) {
 	if _, err := rand.Read(seed); err != nil {
 		return nil, privalytics.Errorf(privalytics.EINTERNAL, "learn: seed: %v", err)
 	}
-	nw := &Network{P: p, Franchisor: federation.NewFranchisor(p), Offline: map[int]bool{}}
+	nw := &Network{P: p, Franchisor: federation.NewFranchisor(p), Offline: map[int]bool{}, Server: LocalServer{P: p}}
 	var shares []*federation.KeyShare
 	var transport [][]byte
 	for i := range n {
@@ -93,7 +154,7 @@ func NewNetwork(n, t int) (*Network, error) {
 // the franchisor decrypts.
 func (nw *Network) Round(cells func(loc int) ([]float64, error), n int) ([]float64, error) {
 	start := time.Now()
-	var cts []*rlwe.Ciphertext
+	var contributions [][]byte
 	var perLoc int64
 	for i := range nw.Locations {
 		v, err := cells(i)
@@ -107,21 +168,28 @@ func (nw *Network) Round(cells func(loc int) ([]float64, error), n int) ([]float
 		for j, x := range v {
 			ints[j] = int64(math.Round(x * FixedPoint))
 		}
+		if nw.tap != nil {
+			nw.tap(i, ints)
+		}
 		ct, err := federation.Encrypt(nw.P, nw.CPK, ints)
 		if err != nil {
 			return nil, err
 		}
-		b, err := ct.MarshalBinary()
+		b, err := marshal(ct)
 		if err != nil {
-			return nil, privalytics.Errorf(privalytics.EINTERNAL, "learn: marshal: %v", err)
+			return nil, err
 		}
 		perLoc = int64(len(b))
 		nw.BytesUp += perLoc
-		cts = append(cts, ct)
+		contributions = append(contributions, b)
 	}
-	sum, err := federation.Sum(nw.P, cts)
+	sumBytes, err := nw.Server.Sum(nw.Rounds, contributions)
 	if err != nil {
 		return nil, err
+	}
+	sum := new(rlwe.Ciphertext)
+	if err := sum.UnmarshalBinary(sumBytes); err != nil {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "learn: the server's sum is not a ciphertext: %v", err)
 	}
 	var active []int
 	for i := range nw.Locations {
@@ -132,24 +200,28 @@ func (nw *Network) Round(cells func(loc int) ([]float64, error), n int) ([]float
 	if len(active) < nw.P.Threshold {
 		return nil, privalytics.Errorf(privalytics.EUNAVAILABLE, "learn: only %d locations are online, decryption needs t=%d", len(active), nw.P.Threshold)
 	}
-	var ds []*mhe.PublicKeySwitchShare
+	var shares [][]byte
 	var shareBytes int64
 	for _, a := range active {
 		s, err := nw.Locations[a].DecryptionShare(active, sum, nw.Franchisor.Public)
 		if err != nil {
 			return nil, err
 		}
-		b, err := s.MarshalBinary()
+		b, err := marshal(s)
 		if err != nil {
-			return nil, privalytics.Errorf(privalytics.EINTERNAL, "learn: marshal: %v", err)
+			return nil, err
 		}
 		shareBytes = int64(len(b))
 		nw.BytesUp += shareBytes
-		ds = append(ds, s)
+		shares = append(shares, b)
 	}
-	switched, err := federation.KeySwitch(nw.P, sum, ds)
+	swBytes, err := nw.Server.KeySwitch(nw.Rounds, sumBytes, shares)
 	if err != nil {
 		return nil, err
+	}
+	switched := new(rlwe.Ciphertext)
+	if err := switched.UnmarshalBinary(swBytes); err != nil {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "learn: the server's key-switched sum is not a ciphertext: %v", err)
 	}
 	ints, err := nw.Franchisor.Decrypt(switched, n)
 	if err != nil {
@@ -160,7 +232,7 @@ func (nw *Network) Round(cells func(loc int) ([]float64, error), n int) ([]float
 		out[i] = float64(v) / FixedPoint
 	}
 	nw.Rounds++
-	nw.contributors = len(cts)
+	nw.contributors = len(contributions)
 	nw.BytesPerLoc = max(nw.BytesPerLoc, perLoc+shareBytes)
 	nw.CryptoTime += time.Since(start)
 	return out, nil
