@@ -164,32 +164,90 @@ type Report struct {
 }
 
 // cells of the histogram: group-major, then bin, then label (0, 1).
-type layout struct{ groups, bins int }
+type layout struct {
+	groups, bins int
+	edges        []float64
+	index        map[string]int
+}
 
 func (l layout) cell(g, b, y int) int { return (g*l.bins+b)*2 + y }
 
 // Audit releases the histogram and derives every metric from it. The budget
 // is charged before the data is read.
 func Audit(records []Record, c Config, m dp.Mechanisms) (*Report, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	acc, err := learn.NewAccountant(c.Epsilon, c.Delta)
+	acc, lay, err := plan(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := acc.Charge("fairness audit histogram by "+c.Attribute, acc.Budget); err != nil {
+	noisy, sigma, err := m.GaussianHistogram(lay.count(records), acc.Budget)
+	if err != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "fairness: %v", err)
+	}
+	return report(c, acc, lay, noisy, sigma), nil
+}
+
+// AuditFederated runs the same audit across a federation's locations: each
+// location counts its own customers' cells, adds its share of the Gaussian
+// noise (σ/√t, dp.AddGaussianShares) and encrypts; the server sums; t
+// locations decrypt towards the franchisor, who sees only the noisy total
+// histogram. With N > t contributors the noise is σ√(N/t), and the intervals
+// use that.
+func AuditFederated(nw *learn.Network, locations [][]Record, c Config, m dp.Mechanisms) (*Report, error) {
+	acc, lay, err := plan(c)
+	if err != nil {
 		return nil, err
 	}
-	edges := c.edges()
-	lay := layout{groups: len(c.Groups), bins: len(edges) + 1}
-	index := map[string]int{}
-	for i, g := range c.Groups {
-		index[g] = i
+	if len(locations) != len(nw.Locations) {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "fairness: %d locations' records for a federation of %d", len(locations), len(nw.Locations))
 	}
-	exact := make([]int64, lay.groups*lay.bins*2)
+	cells := lay.groups * lay.bins * 2
+	if cells > nw.P.Slots() {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "fairness: %d cells exceed the %d slots of a ciphertext; declare fewer groups or bins", cells, nw.P.Slots())
+	}
+	sigma, err := dp.SigmaForRho(1, acc.Budget)
+	if err != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "fairness: %v", err)
+	}
+	t := nw.P.Threshold
+	noisy, err := nw.Round(func(loc int) ([]float64, error) {
+		exact := lay.count(locations[loc])
+		v := make([]float64, len(exact))
+		for i, x := range exact {
+			v[i] = float64(x)
+		}
+		return v, m.AddGaussianShares(v, sigma, t)
+	}, cells)
+	if err != nil {
+		return nil, err
+	}
+	return report(c, acc, lay, noisy, sigma*math.Sqrt(float64(len(nw.Locations))/float64(t))), nil
+}
+
+// plan validates the config and charges the audit's whole budget up front.
+func plan(c Config) (*learn.Accountant, layout, error) {
+	if err := c.Validate(); err != nil {
+		return nil, layout{}, err
+	}
+	acc, err := learn.NewAccountant(c.Epsilon, c.Delta)
+	if err != nil {
+		return nil, layout{}, err
+	}
+	if err := acc.Charge("fairness audit histogram by "+c.Attribute, acc.Budget); err != nil {
+		return nil, layout{}, err
+	}
+	edges := c.edges()
+	lay := layout{groups: len(c.Groups), bins: len(edges) + 1, edges: edges, index: map[string]int{}}
+	for i, g := range c.Groups {
+		lay.index[g] = i
+	}
+	return acc, lay, nil
+}
+
+// count is the exact histogram of records over (group, bin, label).
+func (l layout) count(records []Record) []int64 {
+	exact := make([]int64, l.groups*l.bins*2)
 	for _, r := range records {
-		g, ok := index[r.Group]
+		g, ok := l.index[r.Group]
 		if !ok {
 			continue
 		}
@@ -197,13 +255,15 @@ func Audit(records []Record, c Config, m dp.Mechanisms) (*Report, error) {
 		if r.Label {
 			y = 1
 		}
-		exact[lay.cell(g, binOf(edges, r.Score), y)]++
+		exact[l.cell(g, binOf(l.edges, r.Score), y)]++
 	}
-	noisy, sigma, err := m.GaussianHistogram(exact, acc.Budget)
-	if err != nil {
-		return nil, privalytics.Errorf(privalytics.EINTERNAL, "fairness: %v", err)
-	}
-	rep := &Report{Config: c, Records: len(records), Rho: acc.Spent(), Sigma: sigma, Charges: acc.Charges}
+	return exact
+}
+
+// report derives every figure from the noisy histogram (post-processing).
+func report(c Config, acc *learn.Accountant, lay layout, noisy []float64, sigma float64) *Report {
+	edges, index := lay.edges, lay.index
+	rep := &Report{Config: c, Rho: acc.Spent(), Sigma: sigma, Charges: acc.Charges}
 	sel := slices.Index(edges, c.Threshold) + 1 // first selected bin
 	h := hist{noisy: noisy, sigma: sigma, lay: lay, sel: sel}
 	for g, name := range c.Groups {
@@ -253,7 +313,7 @@ func Audit(records []Record, c Config, m dp.Mechanisms) (*Report, error) {
 			rep.Disparities = append(rep.Disparities, d)
 		}
 	}
-	return rep, nil
+	return rep
 }
 
 func binOf(edges []float64, score float64) int {
