@@ -53,7 +53,7 @@ func TestScoreCSVLocally(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || lines[0] != "a,c,id,score" || !strings.HasSuffix(lines[1], ",0.500000") || strings.HasSuffix(lines[2], ",0.500000") {
+	if len(lines) != 3 || lines[0] != "id,a,c,score" || !strings.HasSuffix(lines[1], ",0.500000") || strings.HasSuffix(lines[2], ",0.500000") {
 		t.Fatalf("scores:\n%s", out.String())
 	}
 	if err := m.ScoreCSV(strings.NewReader("id,c\n1,x\n"), &out); err == nil || !strings.Contains(err.Error(), `"a"`) {

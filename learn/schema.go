@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -144,6 +145,7 @@ func unit(v, lo, hi float64) float64 {
 // Rows are encoded customers: X in the unit ball, Y in [-1, 1] (regression) or
 // {0, 1} (classification), and the raw fields kept for audits.
 type Rows struct {
+	Header []string // the file's columns, in order
 	X      [][]float64
 	Y      []float64
 	Fields []map[string]string
@@ -188,7 +190,7 @@ func (s *Schema) readCSV(r io.Reader, needLabel bool) (*Rows, error) {
 			return nil, privalytics.Errorf(privalytics.EINVALID, "learn: csv: column %q is missing; the header has %v", n, header)
 		}
 	}
-	out := &Rows{}
+	out := &Rows{Header: slices.Clone(header)}
 	scale := s.rowScale()
 	for line := 2; ; line++ {
 		rec, err := cr.Read()

@@ -9,7 +9,7 @@ import (
 )
 
 // ScoreCSV scores a location's own customers locally: it reads their CSV
-// with the model's schema and writes the same columns plus "score" (a
+// with the model's schema and writes the same columns, in order, plus "score" (a
 // probability for a logistic model, the label in its units for ridge). No
 // customer leaves the location; the model is all that came in.
 func (m *Model) ScoreCSV(r io.Reader, w io.Writer) error {
@@ -24,7 +24,7 @@ func (m *Model) ScoreCSV(r io.Reader, w io.Writer) error {
 	if m.Schema.Comma != "" {
 		cw.Comma = []rune(m.Schema.Comma)[0]
 	}
-	header := sortedKeys(rows.Fields[0])
+	header := rows.Header
 	if err := cw.Write(append(append([]string(nil), header...), "score")); err != nil {
 		return err
 	}

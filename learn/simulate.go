@@ -2,7 +2,6 @@ package learn
 
 import (
 	"io"
-	"slices"
 	"time"
 
 	"github.com/privalytics/privalytics"
@@ -82,13 +81,4 @@ func Simulate(r io.Reader, s *Schema, kind string, locations, threshold int, spl
 	}
 	sim.Rounds, sim.BytesPerRound = nw.Rounds, nw.BytesPerLoc
 	return sim, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
