@@ -191,3 +191,33 @@ func TestModelJSONRoundTrip(t *testing.T) {
 		t.Fatal("format_version 2 accepted")
 	}
 }
+
+func TestModelStoreVersions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := BankSchema("y")
+	for i := range 2 {
+		m := &Model{FormatVersion: FormatVersion, Kind: KindLogistic, Schema: *s, Features: s.Names(), Coefficients: make([]float64, s.Dim())}
+		m.Coefficients[0] = float64(i)
+		if err := SaveModel(dir, "campaign", m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Version != i+1 {
+			t.Fatalf("save %d got version %d", i+1, m.Version)
+		}
+	}
+	latest, err := LoadModel(dir, "campaign", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := LoadModel(dir, "campaign", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest.Version != 2 || latest.Coefficients[0] != 1 || first.Version != 1 || first.Coefficients[0] != 0 {
+		t.Fatalf("latest v%d c=%v, first v%d c=%v", latest.Version, latest.Coefficients[0], first.Version, first.Coefficients[0])
+	}
+	if err := SaveModel(dir, "../escape", latest); err == nil {
+		t.Fatal("a name with a path was accepted")
+	}
+}

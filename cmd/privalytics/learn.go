@@ -23,7 +23,7 @@ func learnCommand() *cobra.Command {
 
 func learnTrainCommand() *cobra.Command {
 	var (
-		data, kind, label, split, out string
+		data, kind, label, split, out, models, name string
 		locations, threshold, rounds  int
 		epsilon, delta                float64
 	)
@@ -48,6 +48,13 @@ prints the federated and centralised test metric. The model goes to --out.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: federated %.4f, centralised %.4f; ε=%.3g δ=%g; %d rounds, %d bytes per location per round, %.1fs\n",
 				kind, sim.Metric, sim.Federated, sim.Central, sim.Model.Epsilon, sim.Model.Delta, sim.Rounds, sim.BytesPerRound, sim.Seconds)
+			if name != "" {
+				if err := learn.SaveModel(models, name, sim.Model); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "stored as %s version %d in %s\n", name, sim.Model.Version, models)
+				return nil
+			}
 			w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				return fmt.Errorf("%w (models are versioned: write a new file rather than overwrite one)", err)
@@ -60,7 +67,9 @@ prints the federated and centralised test metric. The model goes to --out.`,
 	c.Flags().StringVar(&kind, "kind", learn.KindLogistic, "logistic or ridge")
 	c.Flags().StringVar(&label, "label", "y", `label column: "y" (logistic) or "age"/"balance" (ridge)`)
 	c.Flags().StringVar(&split, "split", "random", `"random" or a column to split locations by (e.g. job)`)
-	c.Flags().StringVar(&out, "out", "model.json", "where to write the model (never overwritten)")
+	c.Flags().StringVar(&out, "out", "model.json", "where to write the model (never overwritten); ignored with --name")
+	c.Flags().StringVar(&models, "models", "models", "directory of versioned models (with --name)")
+	c.Flags().StringVar(&name, "name", "", "store the model as the next version of this name under --models (models/<name>/v<N>.json)")
 	c.Flags().IntVar(&locations, "locations", 6, "N")
 	c.Flags().IntVar(&threshold, "threshold", 5, "t")
 	c.Flags().IntVar(&rounds, "rounds", 10, "gradient rounds (logistic)")

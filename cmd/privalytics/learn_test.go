@@ -24,6 +24,13 @@ func TestLearnCLI(t *testing.T) {
 	if _, err := runCLIStdout(t, "learn", "train", "--data", data, "--kind", "ridge", "--label", "age", "--out", model); err == nil {
 		t.Fatal("train overwrote an existing model version")
 	}
+	out = mustCLI(t, "learn", "train", "--data", data, "--kind", "ridge", "--label", "age", "--models", dir, "--name", "age")
+	if !strings.Contains(out, "stored as age version 1") {
+		t.Fatalf("train --name printed %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "age", "v1.json")); err != nil {
+		t.Fatal(err)
+	}
 	scores := filepath.Join(dir, "scores.csv")
 	mustCLI(t, "learn", "score", "--model", model, "--csv", data, "--out", scores)
 	b, err := os.ReadFile(scores)
