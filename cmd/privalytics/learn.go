@@ -24,8 +24,8 @@ func learnCommand() *cobra.Command {
 func learnTrainCommand() *cobra.Command {
 	var (
 		data, kind, label, split, out, models, name string
-		locations, threshold, rounds  int
-		epsilon, delta                float64
+		locations, threshold, rounds                int
+		epsilon, delta                              float64
 	)
 	c := &cobra.Command{
 		Use:   "train",
