@@ -280,7 +280,11 @@ func BankSchema(label string) *Schema {
 	// A regression on a customer attribute (e.g. age) keeps the profile
 	// columns and drops the campaign's (contact, month, outcome…), which say
 	// nothing about the customer and would only add dimensions to pay noise on.
-	s.Categorical, s.RowNorm = cat[:6], 2
+	// Row norm 1.5 (worst case √8): most rows are scaled down, the same way
+	// at training, scoring and in the central baseline; it costs the central
+	// fit nothing on the bank data (R² 0.571 vs 0.568 unclipped) and halves
+	// the noise relative to the signal compared with the worst case.
+	s.Categorical, s.RowNorm = cat[:6], 1.5
 	for _, n := range num[:2] {
 		if n.Name == label {
 			b := n

@@ -14,6 +14,13 @@ const (
 	KindLogistic = "logistic"
 )
 
+// ridgeFloorMargin raises the ridge floor above the noise-norm bound B: the
+// noise of Xᵀy is divided by the floored eigenvalues, so a margin over B damps
+// it further. Measured on the bank data (age, ε = 1, 60 simulated releases):
+// R² ratio to the central fit mean 0.980, worst 0.947 at 1·B; mean 0.987,
+// worst 0.964 at 1.5·B; mean 0.978 at 2.5·B.
+const ridgeFloorMargin = 1.5
+
 // Options of a federated training.
 type Options struct {
 	Epsilon, Delta float64 // per customer, for the whole training
@@ -58,7 +65,7 @@ func checkData(s *Schema, nw *Network, data []*Rows) error {
 // spirit of AdaSSP (Wang, "Revisiting differentially private linear
 // regression", 2018), which adds λ = max(0, B − λ_min) with B a
 // high-probability bound on the noise's spectral norm: here the released
-// XᵀX's eigenvalues below B are raised to B (Lambda reports B). Uniform λI
+// XᵀX's eigenvalues below 1.5·B are raised to it (Lambda reports it). Uniform λI
 // cost 20% of R² on the bank data, where the numeric columns have small
 // curvature; flooring only shrinks the directions the noise dominates. All of
 // it is post-processing of the release: it costs nothing.
@@ -97,7 +104,7 @@ func TrainRidge(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error)
 	xx := symFromTri(sum[:tri], d)
 	// More than t contributors add more than σ² of noise; bound what was added.
 	eff := sXX * math.Sqrt(float64(len(nw.Locations))/float64(t))
-	lambda := noiseNormBound(eff, d)
+	lambda := ridgeFloorMargin * noiseNormBound(eff, d)
 	beta, err := floorSolve(xx, lambda, sum[tri:])
 	if err != nil {
 		return nil, err
