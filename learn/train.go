@@ -21,6 +21,11 @@ const (
 // worst 0.964 at 1.5·B; mean 0.978 at 2.5·B.
 const ridgeFloorMargin = 1.5
 
+// logisticFloorMargin is the same margin for the logistic model's
+// curvature. A larger floor shortens every step: over 8 trainings each, the
+// mean AUC gap was 0.016–0.019 at 0.5–1·B, 0.021 at 1.5·B, 0.028 at 2·B.
+const logisticFloorMargin = 1.0
+
 // Options of a federated training.
 type Options struct {
 	Epsilon, Delta float64 // per customer, for the whole training
@@ -161,7 +166,7 @@ func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, err
 	// to it: positive definite, and where the noise dominates it errs large
 	// (a shorter, safe step). Elsewhere the true Hessian XᵀWX with W =
 	// p(1−p) ≤ ¼ leaves slack for the noise.
-	lambda := noiseNormBound(eff, d)
+	lambda := logisticFloorMargin * noiseNormBound(eff, d)
 	beta := make([]float64, d)
 	// The released model averages the iterates of the second half of the
 	// rounds (Polyak averaging): once the steps have converged, each iterate
