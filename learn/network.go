@@ -31,11 +31,10 @@ type Network struct {
 	// so every round decrypts with t of the others.
 	Offline map[int]bool
 	// Stats of the last and all rounds.
-	Rounds       int
-	BytesUp      int64 // ciphertexts + decryption shares sent by locations, all rounds
-	BytesPerLoc  int64 // largest upload of one location in one round
-	CryptoTime   time.Duration
-	contributors int
+	Rounds      int
+	BytesUp     int64 // ciphertexts + decryption shares sent by locations, all rounds
+	BytesPerLoc int64 // largest upload of one location in one round
+	CryptoTime  time.Duration
 	// Server sums and key-switches; LocalServer unless a transport is set.
 	Server Server
 	// tap sees each location's plaintext cells before encryption (tests
@@ -232,7 +231,6 @@ func (nw *Network) Round(cells func(loc int) ([]float64, error), n int) ([]float
 		out[i] = float64(v) / FixedPoint
 	}
 	nw.Rounds++
-	nw.contributors = len(contributions)
 	nw.BytesPerLoc = max(nw.BytesPerLoc, perLoc+shareBytes)
 	nw.CryptoTime += time.Since(start)
 	return out, nil
