@@ -36,20 +36,6 @@ func symFromTri(cells []float64, d int) *mat.SymDense {
 	return s
 }
 
-// minEigen is the smallest eigenvalue of a symmetric matrix.
-func minEigen(s *mat.SymDense) (float64, error) {
-	var e mat.EigenSym
-	if !e.Factorize(s, false) {
-		return 0, privalytics.Errorf(privalytics.EINTERNAL, "learn: eigen-decomposition did not converge")
-	}
-	v := e.Values(nil)
-	m := math.Inf(1)
-	for _, x := range v {
-		m = math.Min(m, x)
-	}
-	return m, nil
-}
-
 // noiseNormBound bounds the spectral norm of a symmetric d×d matrix of
 // independent N(0, σ²) entries (upper triangle): 2σ√d is its typical size
 // (semicircle law); the √(2 ln(1/β)) term makes it hold with probability 1−β
