@@ -67,7 +67,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand())
 	return root
 }
 

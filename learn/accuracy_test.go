@@ -1,0 +1,80 @@
+package learn
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestFederatedAccuracy trains both models at ε = 1 per customer over the
+// real federation crypto (6 locations, t = 5, location 5 offline for every
+// decryption), on a random and a job-skewed split, and compares with the
+// centralised non-private fit on a held-out 20%. Targets (issue 19): logistic
+// AUC within 0.03, ridge R² (age from the customer profile) within 5%. Seen
+// while building: logistic gap 0.012–0.029 over ~55 trainings (mean 0.018;
+// one at 0.029, so a run near the bound is possible); ridge R² ratio
+// 0.964–0.996 over 60 simulated releases and 8 runs here. No run failed at
+// these settings, but the false-failure probability is estimated, not
+// derived: a failure should be rerun once before it is believed.
+func TestFederatedAccuracy(t *testing.T) {
+	for _, split := range []string{"random", "job"} {
+		t.Run(split, func(t *testing.T) {
+			for _, kind := range []string{KindLogistic, KindRidge} {
+				label := "y"
+				if kind == KindRidge {
+					label = "age"
+				}
+				all := loadBank(t, label)
+				train, test := HoldOut(all, 0.2, 19)
+				var parts []*Rows
+				if split == "random" {
+					parts = SplitRandom(train, 6, 7)
+				} else {
+					parts = SplitBy(train, "job", 6)
+				}
+				nw, err := NewNetwork(6, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nw.Offline[5] = true
+				s := BankSchema(label)
+				var m *Model
+				var central []float64
+				if kind == KindLogistic {
+					m, err = TrainLogistic(nw, s, parts, secure())
+					if err == nil {
+						central, err = CentralLogistic(train)
+					}
+				} else {
+					m, err = TrainRidge(nw, s, parts, secure())
+					if err == nil {
+						central, err = CentralRidge(train)
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				base := &Model{Kind: kind, Coefficients: central}
+				if kind == KindLogistic {
+					got, want := AUC(m.Scores(test), test.Y), AUC(base.Scores(test), test.Y)
+					fmt.Printf("%s split, logistic: test AUC federated %.4f, central %.4f, gap %.4f; ε=%.3f; %s\n", split, got, want, want-got, m.Epsilon, bytesLine(nw))
+					if want-got > 0.03 {
+						t.Errorf("logistic AUC %.4f is more than 0.03 below the central %.4f", got, want)
+					}
+				} else {
+					got, want := R2(m.Scores(test), test.Y), R2(base.Scores(test), test.Y)
+					fmt.Printf("%s split, ridge(age): test R² federated %.4f, central %.4f, ratio %.4f; λ=%.1f ε=%.3f; %s\n", split, got, want, got/want, m.Lambda, m.Epsilon, bytesLine(nw))
+					if got < 0.95*want {
+						t.Errorf("ridge R² %.4f is more than 5%% below the central %.4f", got, want)
+					}
+				}
+				if m.Epsilon > 1+1e-9 {
+					t.Errorf("model charged ε=%g, budget 1", m.Epsilon)
+				}
+			}
+		})
+	}
+}
+
+func bytesLine(nw *Network) string {
+	return fmt.Sprintf("%d rounds, ≤%d bytes per location per round, crypto %.1fs", nw.Rounds, nw.BytesPerLoc, nw.CryptoTime.Seconds())
+}
