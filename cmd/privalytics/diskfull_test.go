@@ -68,8 +68,7 @@ func TestDiskFullServerAnswers507AndLosesNothing(t *testing.T) {
 		}
 		for ; refused < 5 && i < 2_000; i++ {
 			if err := send(i); err != nil {
-				var e *privalytics.Error
-				if !errors.As(err, &e) || e.Code != privalytics.ESTORAGEFULL {
+				if privalytics.ErrorCode(err) != privalytics.ESTORAGEFULL {
 					t.Fatalf("ingest on a full disk: %v, want code %s (507)", err, privalytics.ESTORAGEFULL)
 				}
 				refused++

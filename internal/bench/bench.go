@@ -471,11 +471,15 @@ func rootQuery(q wire.Query) (*privalytics.Query, error) {
 // benchPorts are the in-memory ports of the benchmark's query service.
 type benchPorts struct{ snap *privalytics.Snapshot }
 
+// benchBudget is as much as one ledger may hold (dp.MaxEpsilon): the timed
+// queries are never refused for budget.
+var benchBudget = privalytics.Cost{Epsilon: 1e6, Delta: 0.5}
+
 func (benchPorts) Budget(context.Context, string) (privalytics.BudgetStatus, error) {
-	return privalytics.BudgetStatus{Remaining: privalytics.Cost{Epsilon: math.Inf(1), Delta: 1}}, nil
+	return privalytics.BudgetStatus{Total: benchBudget, Remaining: benchBudget}, nil
 }
 func (benchPorts) KeyBudget(context.Context, string, string) (privalytics.KeyBudget, error) {
-	return privalytics.KeyBudget{Remaining: privalytics.Cost{Epsilon: math.Inf(1), Delta: 1}}, nil
+	return privalytics.KeyBudget{Shared: true, Total: benchBudget, Remaining: benchBudget}, nil
 }
 func (benchPorts) Charge(context.Context, *privalytics.Charge) (privalytics.BudgetStatus, error) {
 	return privalytics.BudgetStatus{}, nil
