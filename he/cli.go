@@ -1,0 +1,235 @@
+package he
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+
+	"github.com/privalytics/privalytics"
+)
+
+// The owner's steps of the he command (README, "Encrypted analytics") over
+// files: each reads and checks its inputs here, so the command only parses
+// flags and prints.
+
+// ParseOps parses a comma-separated list of operations (blank items ignored).
+func ParseOps(list string) ([]Op, error) {
+	var ops []Op
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			ops = append(ops, Op(s))
+		}
+	}
+	if len(ops) == 0 {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "--ops is empty; name the statistics the processor may compute, e.g. --ops sum,mean")
+	}
+	return ops, nil
+}
+
+// ChoosePreset returns the preset named name, or without a name the cheapest
+// preset of scheme that runs ops.
+func ChoosePreset(name string, scheme Scheme, ops []Op) (Preset, error) {
+	if name != "" {
+		return LookupPreset(name)
+	}
+	return PresetFor(scheme, ops...)
+}
+
+// EncryptFile is what encrypting a file needs: the input and its format
+// (csv or parquet), the public key and its preset (ReadPublicKeyFile), the
+// parsed request and the table file to write.
+type EncryptFile struct {
+	Input, Format, Out string
+	Preset             Preset
+	Key                *rlwe.PublicKey
+	Request            EncryptRequest
+	// Progress, if set, is called as rows are encrypted.
+	Progress func(done, total int64)
+}
+
+// Encrypted says what EncryptFile.Run wrote.
+type Encrypted struct {
+	Source  *Source // the rows kept and the counts of those dropped or clipped
+	Preset  Preset
+	Columns []string // the encrypted columns, indicator columns included
+	Bytes   int64    // the table file's size
+}
+
+// Run reads the input, caps each customer's rows and writes the encrypted
+// table file (FORMAT.md).
+func (e EncryptFile) Run(ctx context.Context) (*Encrypted, error) {
+	src, err := ReadSource(e.Input, e.Format, e.Request)
+	if err != nil {
+		return nil, err
+	}
+	spec, values := src.Table(e.Preset)
+	spec.Progress = e.Progress
+	size, err := WriteTableFile(ctx, e.Out, e.Key, spec, values)
+	if err != nil {
+		return nil, err
+	}
+	out := &Encrypted{Source: src, Preset: e.Preset, Bytes: size}
+	for _, c := range spec.Columns {
+		out.Columns = append(out.Columns, c.Name)
+	}
+	return out, nil
+}
+
+// ReadEvalKeys reads evaluation keys for upload, refusing a secret key file:
+// it must never leave the owner's machine.
+func ReadEvalKeys(path string) ([]byte, error) {
+	keys, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--eval: %w", err)
+	}
+	if LooksLikeSecretKey(keys) {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "--eval %s is a secret key; pass eval.keys — the secret key never leaves this machine", path)
+	}
+	return keys, nil
+}
+
+// DecryptFile is what decrypting a result file needs.
+type DecryptFile struct {
+	SecretKey, Result string
+	// Exact skips the DP release and its ledger: for the owner's internal use.
+	Exact bool
+	// Epsilon is the release's ε; Budget lowers (or, for older keys, sets)
+	// the ledger's total; RowsPerSubject is the cap for tables encrypted
+	// without one recorded.
+	Epsilon, Budget float64
+	RowsPerSubject  int
+}
+
+// Decrypted is a decrypted result: Plain as decrypted (with its decryption
+// error estimates), Shown what may be shown (the DP release, or Plain when
+// exact), and Label what Shown is, in words.
+type Decrypted struct {
+	Plain, Shown *Plain
+	Label        string
+	Exact        bool
+}
+
+// Run decrypts the result, counting the decryption against the key's limit,
+// and unless Exact releases it with DP noise recorded in the release ledger.
+func (d DecryptFile) Run(now time.Time) (*Decrypted, error) {
+	if !d.Exact && (!(d.Epsilon > 0) || d.Epsilon > 100) {
+		return nil, privalytics.Errorf(privalytics.EINVALID, "--epsilon must be in (0, 100], got %g; or pass --exact for the owner's internal, non-private output", d.Epsilon)
+	}
+	raw, err := os.ReadFile(d.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("--secret: %w", err)
+	}
+	var keys OwnerKeys
+	if err := keys.UnmarshalBinary(raw); err != nil {
+		return nil, err
+	}
+	rb, err := os.ReadFile(d.Result)
+	if err != nil {
+		return nil, fmt.Errorf("--result: %w", err)
+	}
+	var res Result
+	if err := res.UnmarshalBinary(rb); err != nil {
+		return nil, err
+	}
+	if d.Exact {
+		plain, err := DecryptCounted(d.SecretKey, &keys, &res)
+		if err != nil {
+			return nil, err
+		}
+		return &Decrypted{Plain: plain, Shown: plain, Label: "EXACT — owner-internal use only, no DP noise; do not share", Exact: true}, nil
+	}
+	plain, shown, st, err := DecryptRelease(d.SecretKey, &keys, &res, rb, ReleaseOptions{Epsilon: d.Epsilon, RowsPerSubject: d.RowsPerSubject}, d.Budget, now)
+	if err != nil {
+		return nil, err
+	}
+	label := fmt.Sprintf("DP release, ε = %g, %d row(s) per customer, Laplace noise; release budget %g of %g left", d.Epsilon, shown.Header.RowsPerSubject, st.Remaining(), st.Budget)
+	if shown.Header.RowsPerSubject == 0 {
+		label = fmt.Sprintf("DP release, ε = %g, %d row(s) per customer (declared, not enforced), Laplace noise; release budget %g of %g left", d.Epsilon, d.RowsPerSubject, st.Remaining(), st.Budget)
+	}
+	return &Decrypted{Plain: plain, Shown: shown, Label: label}, nil
+}
+
+// WriteText prints the result for a person: each value with its noise and
+// decryption error, then the statistics derived from them.
+func (d *Decrypted) WriteText(w io.Writer) {
+	h := d.Shown.Header
+	rows := FormatCount(h.Rows) + " rows"
+	if d.Shown.RowsLaplaceScale > 0 {
+		rows += fmt.Sprintf(" (Laplace b = %.3g)", d.Shown.RowsLaplaceScale)
+	}
+	fmt.Fprintf(w, "%s of %s, preset %s\n", d.Shown.Job.Op, rows, h.Preset.Name)
+	fmt.Fprintf(w, "[%s]\n", d.Label)
+	for i, v := range d.Shown.Values {
+		p := d.Plain.Values[i]
+		switch {
+		case p.Exact && d.Exact:
+			fmt.Fprintf(w, "  %-28s %.0f  (exact; σ_flood %.3g hidden mod t)\n", v.Name, v.Value, p.FloodStd)
+		case !d.Exact:
+			fmt.Fprintf(w, "  %-28s %.6g  (Laplace b = %.3g; decryption error ±%.3g)\n", v.Name, v.Value, v.LaplaceScale, p.ErrorStd)
+		default:
+			fmt.Fprintf(w, "  %-28s %.6g  (decryption error ±%.3g; σ_flood %.3g)\n", v.Name, v.Value, p.ErrorStd, p.FloodStd)
+		}
+	}
+	for _, line := range d.Shown.Derived() {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+}
+
+// WriteJSON prints what may be shown as indented JSON.
+func (d *Decrypted) WriteJSON(w io.Writer) error {
+	type value struct {
+		Name     string  `json:"name"`
+		Value    float64 `json:"value"`
+		ErrorStd float64 `json:"error_std"`
+		FloodStd float64 `json:"flood_std"`
+		Laplace  float64 `json:"laplace_scale,omitempty"`
+	}
+	p := d.Shown
+	out := struct {
+		Job  Job   `json:"job"`
+		Rows int64 `json:"rows"`
+		// RowsLaplace is the scale of the DP noise on rows (0: exact).
+		RowsLaplace float64  `json:"rows_laplace_scale,omitempty"`
+		Preset      string   `json:"preset"`
+		Exact       bool     `json:"exact"`
+		Label       string   `json:"label"`
+		Values      []value  `json:"values"`
+		Derived     []string `json:"derived,omitempty"`
+	}{Job: p.Job, Rows: p.Header.Rows, RowsLaplace: p.RowsLaplaceScale, Preset: p.Header.Preset.Name, Exact: d.Exact, Label: d.Label, Derived: p.Derived()}
+	for _, v := range p.Values {
+		out.Values = append(out.Values, value{v.Name, v.Value, v.ErrorStd, v.FloodStd, v.LaplaceScale})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// FormatBytes writes a size for a person: B, KiB or MiB.
+func FormatBytes(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// FormatCount writes a count with thousands separators (1,234,567).
+func FormatCount(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
