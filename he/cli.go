@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/wire"
 )
 
 // The owner's steps of the he command (README, "Encrypted analytics") over
@@ -59,6 +61,8 @@ type Encrypted struct {
 	Preset  Preset
 	Columns []string // the encrypted columns, indicator columns included
 	Bytes   int64    // the table file's size
+	Request EncryptRequest
+	Out     string // the table file
 }
 
 // Run reads the input, caps each customer's rows and writes the encrypted
@@ -74,7 +78,7 @@ func (e EncryptFile) Run(ctx context.Context) (*Encrypted, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Encrypted{Source: src, Preset: e.Preset, Bytes: size}
+	out := &Encrypted{Source: src, Preset: e.Preset, Bytes: size, Request: e.Request, Out: e.Out}
 	for _, c := range spec.Columns {
 		out.Columns = append(out.Columns, c.Name)
 	}
@@ -232,4 +236,82 @@ func FormatCount(n int64) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// ProcessorClient is what the owner's upload and job steps ask of a processor
+// (serve --role processor); api/client.Client satisfies it.
+type ProcessorClient interface {
+	UploadHEDataset(ctx context.Context, keys []byte, table io.Reader, tableSize int64) (*wire.HEDataset, error)
+	SubmitHEJob(ctx context.Context, dataset string, job wire.HEJobSpec) (*wire.HEJob, error)
+	WaitHEJob(ctx context.Context, dataset, job string) ([]byte, error)
+}
+
+// Upload sends the evaluation keys file (refusing a secret key: ReadEvalKeys)
+// and the encrypted table file to the processor. wrap, if not nil, wraps the
+// table's reader given its size, to show progress.
+func Upload(ctx context.Context, p ProcessorClient, evalKeys, table string, wrap func(r io.Reader, size int64) io.Reader) (*wire.HEDataset, error) {
+	keys, err := ReadEvalKeys(evalKeys)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(table)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var body io.Reader = f
+	if wrap != nil {
+		body = wrap(f, fi.Size())
+	}
+	return p.UploadHEDataset(ctx, keys, body, fi.Size())
+}
+
+// RunJob asks the processor for one statistic on dataset, waits for it and
+// writes the encrypted result to out for DecryptFile. It returns the job and
+// the result's size.
+func RunJob(ctx context.Context, p ProcessorClient, dataset string, spec wire.HEJobSpec, out string) (*wire.HEJob, int, error) {
+	j, err := p.SubmitHEJob(ctx, dataset, spec)
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := p.WaitHEJob(ctx, dataset, j.ID)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := os.WriteFile(out, res, 0o644); err != nil {
+		return nil, 0, err
+	}
+	return j, len(res), nil
+}
+
+// WriteText prints, for a person, the key files WriteKeys wrote into dir:
+// their sizes, where each goes, and the release ledger's budget.
+func (k *KeyFiles) WriteText(w io.Writer, dir string) {
+	p := k.Preset
+	fmt.Fprintf(w, "Preset %s (%s, N=2^%d, depth %d) for %v; keys made in %.1fs\n", p.Name, p.Scheme, p.LogN, p.Depth, k.Ops, k.Took.Seconds())
+	fmt.Fprintf(w, "  %-42s %9s  secret: keep on this machine (0600)\n", filepath.Join(dir, SecretKeyFile), FormatBytes(k.SecretBytes))
+	fmt.Fprintf(w, "  %-42s %9s  for he encrypt\n", filepath.Join(dir, PublicKeyFile), FormatBytes(k.PublicBytes))
+	fmt.Fprintf(w, "  %-42s %9s  for the processor: relinearisation key %v, %d rotation keys\n", filepath.Join(dir, EvalKeysFile), FormatBytes(k.EvalBytes), k.Relinearisation, k.RotationKeys)
+	fmt.Fprintf(w, "  %-42s %9s  release ledger: DP releases may spend ε = %g in total\n", LedgerPath(filepath.Join(dir, SecretKeyFile)), "", k.Budget)
+}
+
+// WriteText prints, for a person, what was encrypted and what was dropped
+// or clipped on the way; took is the time it took.
+func (e *Encrypted) WriteText(w io.Writer, took time.Duration) {
+	src, req := e.Source, e.Request
+	if req.Clip {
+		fmt.Fprintf(w, "Clipped %d values to their declared bounds\n", src.Clipped)
+	}
+	if src.NoSubject > 0 {
+		fmt.Fprintf(w, "Warning: dropped %d rows without a customer in %s\n", src.NoSubject, req.Subject)
+	}
+	if src.Dropped > 0 {
+		fmt.Fprintf(w, "Warning: dropped %d rows of customers over --rows-per-subject %d\n", src.Dropped, req.RowsPerSubject)
+	}
+	fmt.Fprintf(w, "Encrypted %d rows × %d columns [%s], at most %d per customer, under %s in %.2fs → %s (%s)\n",
+		src.Rows, len(e.Columns), strings.Join(e.Columns, ", "), req.RowsPerSubject, e.Preset.Name, took.Seconds(), e.Out, FormatBytes(int(e.Bytes)))
 }

@@ -10,12 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/internal/demo"
+	"github.com/privalytics/privalytics/internal/progress"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -101,11 +100,9 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	}
 	gcfg := synth.DefaultConfig()
 	gcfg.Seed, gcfg.Events = opt.seed, opt.events
-	bar := progressbar.NewOptions(gcfg.Events, progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("ingesting"),
-		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetVisibility(isTerminal(out)))
-	n, elapsed, err := demo.Ingest(ctx, client.New(app.URL(), keys.Ingest), gcfg, func(rows int) { _ = bar.Add(rows) })
-	_ = bar.Finish()
+	bar := progress.New(out, int64(gcfg.Events), "ingesting", false, false)
+	n, elapsed, err := demo.Ingest(ctx, client.New(app.URL(), keys.Ingest), gcfg, bar.Add)
+	bar.Finish()
 	if err != nil {
 		return err
 	}
@@ -129,9 +126,5 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 // printResult prints a query's answer as a table (internal/demo).
 var printResult = demo.WriteResult
 
-// isTerminal reports whether w is a terminal: progress bars are for people, and
-// in logs and pipes they are noise.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+// isTerminal reports whether w is a terminal (internal/progress).
+var isTerminal = progress.IsTerminal

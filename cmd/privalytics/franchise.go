@@ -206,14 +206,7 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 			if err != nil {
 				return err
 			}
-			switch rv := out.Round; {
-			case out.Sent:
-				fmt.Fprintf(w, "Location %s sent its decryption share for round %d.\n", cred.Location, round)
-			case rv.Status == federation.RoundDecrypting:
-				fmt.Fprintf(w, "Round %d is decrypted by locations %v; this one is not needed.\n", round, rv.Active)
-			default:
-				fmt.Fprintf(w, "Round %d is %s without this location's decryption share. %s\n", round, rv.Status, rv.Reason)
-			}
+			fmt.Fprintln(w, out.Describe(cred.Location, round))
 			return nil
 		},
 	}

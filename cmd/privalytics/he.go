@@ -3,22 +3,23 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/he"
+	"github.com/privalytics/privalytics/internal/progress"
 )
 
 // The owner's side of encrypted analytics (README, "Encrypted analytics"):
 // keygen and encrypt and decrypt run on the owner's machine and never talk to
 // a server; upload and job talk to a processor (serve --role processor).
+
+// The owner's upload and job run over the Go SDK.
+var _ he.ProcessorClient = (*client.Client)(nil)
 
 func heCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -75,12 +76,7 @@ preset is checked against the HE standard's 128-bit bounds when loaded.`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Preset %s (%s, N=2^%d, depth %d) for %v; keys made in %.1fs\n", p.Name, p.Scheme, p.LogN, p.Depth, o, k.Took.Seconds())
-			fmt.Fprintf(w, "  %-42s %9s  secret: keep on this machine (0600)\n", filepath.Join(out, he.SecretKeyFile), sizeOf(k.SecretBytes))
-			fmt.Fprintf(w, "  %-42s %9s  for he encrypt\n", filepath.Join(out, he.PublicKeyFile), sizeOf(k.PublicBytes))
-			fmt.Fprintf(w, "  %-42s %9s  for the processor: relinearisation key %v, %d rotation keys\n", filepath.Join(out, he.EvalKeysFile), sizeOf(k.EvalBytes), k.Relinearisation, k.RotationKeys)
-			fmt.Fprintf(w, "  %-42s %9s  release ledger: DP releases may spend ε = %g in total\n", he.LedgerPath(filepath.Join(out, he.SecretKeyFile)), "", budget)
+			k.WriteText(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
@@ -143,36 +139,21 @@ categories, the cap and the row count are visible to the processor; the values a
 			}
 			start := time.Now()
 			e := he.EncryptFile{Input: args[0], Format: format, Preset: preset, Key: pk, Out: out, Request: req}
-			var bar *progressbar.ProgressBar
+			var bar *progress.Bar
 			if !quiet && isTerminal(cmd.ErrOrStderr()) {
 				e.Progress = func(done, total int64) {
-					if bar == nil {
-						bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetDescription("encrypting"),
-							progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+					if bar == nil { // the total is known once encryption starts
+						bar = progress.New(cmd.ErrOrStderr(), total, "encrypting", false, false)
 					}
-					_ = bar.Set64(done)
+					bar.Set(done)
 				}
 			}
 			enc, err := e.Run(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if bar != nil {
-				_ = bar.Finish()
-			}
-			src := enc.Source
-			w := cmd.OutOrStdout()
-			if clip {
-				fmt.Fprintf(w, "Clipped %d values to their declared bounds\n", src.Clipped)
-			}
-			if src.NoSubject > 0 {
-				fmt.Fprintf(w, "Warning: dropped %d rows without a customer in %s\n", src.NoSubject, subject)
-			}
-			if src.Dropped > 0 {
-				fmt.Fprintf(w, "Warning: dropped %d rows of customers over --rows-per-subject %d\n", src.Dropped, rowsPerSubject)
-			}
-			fmt.Fprintf(w, "Encrypted %d rows × %d columns [%s], at most %d per customer, under %s in %.2fs → %s (%s)\n",
-				src.Rows, len(enc.Columns), strings.Join(enc.Columns, ", "), rowsPerSubject, enc.Preset.Name, time.Since(start).Seconds(), out, sizeOf(int(enc.Bytes)))
+			bar.Finish()
+			enc.WriteText(cmd.OutOrStdout(), time.Since(start))
 			return nil
 		},
 	}
@@ -263,29 +244,14 @@ processor refuses it, and it must not leave this machine.`,
 			if err != nil {
 				return err
 			}
-			keys, err := he.ReadEvalKeys(eval)
-			if err != nil {
-				return err
-			}
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			var body io.Reader = f
-			if !quiet && isTerminal(cmd.ErrOrStderr()) {
-				bar := progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetDescription("uploading"),
-					progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-				defer bar.Finish()
-				r := progressbar.NewReader(f, bar)
-				body = &r
+			var bar *progress.Bar
+			defer func() { bar.Finish() }()
+			wrap := func(f io.Reader, size int64) io.Reader {
+				bar = progress.New(cmd.ErrOrStderr(), size, "uploading", true, quiet)
+				return bar.Reader(f)
 			}
 			start := time.Now()
-			ds, err := c.UploadHEDataset(cmd.Context(), keys, body, fi.Size())
+			ds, err := he.Upload(cmd.Context(), c, eval, args[0], wrap)
 			if err != nil {
 				return err
 			}
@@ -332,18 +298,11 @@ The processor refuses, before computing, a job whose result could wrap around
 				spec.Columns = strings.Split(columns, ",")
 			}
 			start := time.Now()
-			j, err := c.SubmitHEJob(cmd.Context(), dataset, spec)
+			j, size, err := he.RunJob(cmd.Context(), c, dataset, spec, out)
 			if err != nil {
 				return err
 			}
-			res, err := c.WaitHEJob(cmd.Context(), dataset, j.ID)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(out, res, 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Job %s (%s) done in %.2fs; encrypted result → %s (%s)\n", j.ID, op, time.Since(start).Seconds(), out, sizeOf(len(res)))
+			fmt.Fprintf(cmd.OutOrStdout(), "Job %s (%s) done in %.2fs; encrypted result → %s (%s)\n", j.ID, op, time.Since(start).Seconds(), out, sizeOf(size))
 			return nil
 		},
 	}

@@ -207,3 +207,16 @@ func (r *RoundResult) WriteTable(w io.Writer) error {
 	}
 	return tw.Flush()
 }
+
+// Describe says, for the location's operator, how its part in decrypting
+// round ended.
+func (o DecryptOutcome) Describe(location string, round int) string {
+	switch rv := o.Round; {
+	case o.Sent:
+		return fmt.Sprintf("Location %s sent its decryption share for round %d.", location, round)
+	case rv.Status == RoundDecrypting:
+		return fmt.Sprintf("Round %d is decrypted by locations %v; this one is not needed.", round, rv.Active)
+	default:
+		return fmt.Sprintf("Round %d is %s without this location's decryption share. %s", round, rv.Status, rv.Reason)
+	}
+}
