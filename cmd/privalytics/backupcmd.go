@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/store/backup"
 )
 
@@ -63,20 +62,7 @@ server on it afterwards (with the original master key).`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "restored %d files, %d bytes into %s\n", rep.Files, rep.Bytes, cfg.DataDir)
-			d := dataDir(cfg)
-			opt, err := d.OfflineEventOptions()
-			if err != nil {
-				return err
-			}
-			ds, err := d.CheckEvents(opt, out)
-			if err != nil {
-				return err
-			}
-			if len(ds) > 0 {
-				return privalytics.Errorf(privalytics.ECONFLICT, "the restored events have %d damaged files", len(ds))
-			}
-			fmt.Fprintln(out, "the restored events check clean")
-			return nil
+			return dataDir(cfg).CheckRestored(out)
 		},
 	}
 	bindFlags(cmd.Flags())

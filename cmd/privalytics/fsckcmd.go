@@ -1,12 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/privalytics/privalytics"
 )
 
 // fsckCommand reports damage in a stopped server's data directory; repair
@@ -60,25 +57,5 @@ func runFsck(cmd *cobra.Command, repair, yes bool) error {
 		return err
 	}
 	defer lock.Close()
-	d := dataDir(cfg)
-	opt, err := d.OfflineEventOptions()
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	ds, bad, err := d.Fsck(opt, out)
-	if err != nil {
-		return err
-	}
-	if repair && yes && len(ds) > 0 {
-		return d.Repair(opt, out)
-	}
-	if bad == 0 {
-		fmt.Fprintln(out, "no damage found")
-		return nil
-	}
-	if repair {
-		fmt.Fprintln(out, "run again with --yes to apply these repairs")
-	}
-	return privalytics.Errorf(privalytics.ECONFLICT, "%d damaged files in %s", bad, cfg.DataDir)
+	return dataDir(cfg).FsckAndRepair(cmd.OutOrStdout(), repair, yes)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/store/backup"
@@ -39,18 +38,7 @@ func refuseEmptyMeta(cfg Config, e existing, operators int) error {
 	return dataDir(cfg).RefuseEmptyMeta(e.Contents, operators)
 }
 
-// preloadTenants starts loading every tenant's events in the background, so
-// the first query after a restart finds them in memory; /readyz answers 503
-// until they are loaded, and names any that failed.
+// preloadTenants starts loading every tenant's events in the background.
 func preloadTenants(ctx context.Context, meta privalytics.MetaStore, ev *events.Store) error {
-	ts, err := meta.Tenants(ctx)
-	if err != nil {
-		return fmt.Errorf("list tenants: %w", err)
-	}
-	schemas := make(map[string]privalytics.Schema, len(ts))
-	for _, t := range ts {
-		schemas[t.ID] = t.Schema
-	}
-	ev.Preload(schemas)
-	return nil
+	return ev.PreloadTenants(ctx, meta)
 }

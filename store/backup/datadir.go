@@ -227,3 +227,47 @@ func (d DataDir) Repair(opt events.Options, w io.Writer) error {
 	}
 	return nil
 }
+
+// FsckAndRepair is the fsck and repair commands on a stopped server's
+// directory: it checks everything (Fsck) and, when repair and apply, applies
+// the event repairs; a repair without apply only says how to apply it. It is
+// ECONFLICT while damage is left.
+func (d DataDir) FsckAndRepair(w io.Writer, repair, apply bool) error {
+	opt, err := d.OfflineEventOptions()
+	if err != nil {
+		return err
+	}
+	ds, bad, err := d.Fsck(opt, w)
+	if err != nil {
+		return err
+	}
+	if repair && apply && len(ds) > 0 {
+		return d.Repair(opt, w)
+	}
+	if bad == 0 {
+		fmt.Fprintln(w, "no damage found")
+		return nil
+	}
+	if repair {
+		fmt.Fprintln(w, "run again with --yes to apply these repairs")
+	}
+	return privalytics.Errorf(privalytics.ECONFLICT, "%d damaged files in %s", bad, d.Dir)
+}
+
+// CheckRestored checks the events of a directory Restore filled, as fsck
+// does, and is ECONFLICT when any file is damaged.
+func (d DataDir) CheckRestored(w io.Writer) error {
+	opt, err := d.OfflineEventOptions()
+	if err != nil {
+		return err
+	}
+	ds, err := d.CheckEvents(opt, w)
+	if err != nil {
+		return err
+	}
+	if len(ds) > 0 {
+		return privalytics.Errorf(privalytics.ECONFLICT, "the restored events have %d damaged files", len(ds))
+	}
+	fmt.Fprintln(w, "the restored events check clean")
+	return nil
+}
