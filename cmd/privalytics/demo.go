@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/internal/demo"
 	"github.com/privalytics/privalytics/internal/progress"
 	"github.com/privalytics/privalytics/synth"
@@ -94,25 +93,14 @@ func runDemo(ctx context.Context, out io.Writer, opt demoOptions) error {
 	defer func() { stopServing(); wg.Wait() }()
 
 	fmt.Fprintf(out, "Privalytics demo — server at %s (data in %s)\n\n", app.URL(), cfg.DataDir)
-	keys, err := demo.Setup(ctx, client.New(app.URL(), app.OperatorToken))
-	if err != nil {
-		return err
-	}
 	gcfg := synth.DefaultConfig()
 	gcfg.Seed, gcfg.Events = opt.seed, opt.events
-	bar := progress.New(out, int64(gcfg.Events), "ingesting", false, false)
-	n, elapsed, err := demo.Ingest(ctx, client.New(app.URL(), keys.Ingest), gcfg, bar.Add)
-	bar.Finish()
+	keys, err := demo.Run(ctx, app.URL(), app.OperatorToken, gcfg, out)
 	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Ingested %d events through POST /v1/events in %.1fs (%.0f events/s, fsynced before each ack)\n\n", n, elapsed.Seconds(), float64(n)/elapsed.Seconds())
-	if err := demo.Ask(ctx, client.New(app.URL(), keys.Query), demo.Questions(gcfg), out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "Demo ready in %.1fs.\n\n", time.Since(start).Seconds())
-	fmt.Fprintf(out, "Server:          %s\nDashboard:       %s/dashboard/ (sign in with the query key)\nQuery API key:   %s\nIngest API key:  %s\nAdmin API key:   %s\n\n", app.URL(), app.URL(), keys.Query, keys.Ingest, keys.Admin)
-	fmt.Fprintf(out, "Try:\n  curl -s -X POST %s/v1/queries -H 'Authorization: Bearer %s' \\\n    -d '{\"group_by\":[{\"column\":\"channel\"}],\"aggregates\":[{\"op\":\"distinct_customers\"}],\"epsilon\":0.5}'\n\n", app.URL(), keys.Query)
+	keys.WriteText(out, app.URL())
 	if !opt.wait {
 		return nil
 	}

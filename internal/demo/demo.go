@@ -17,6 +17,7 @@ import (
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/internal/bench"
+	"github.com/privalytics/privalytics/internal/progress"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -48,6 +49,33 @@ func Setup(ctx context.Context, operator *client.Client) (*Keys, error) {
 		return nil, err
 	}
 	return &Keys{Admin: created.AdminKey.Token, Ingest: ingest.Token, Query: query.Token}, nil
+}
+
+// Run loads the demo into the server at url with the operator's token: the
+// tenant and its keys (Setup), cfg's shop sent through the ingest API with a
+// progress bar on a terminal, and the Questions answered, all printed to out.
+func Run(ctx context.Context, url, operatorToken string, cfg synth.Config, out io.Writer) (*Keys, error) {
+	keys, err := Setup(ctx, client.New(url, operatorToken))
+	if err != nil {
+		return nil, err
+	}
+	bar := progress.New(out, int64(cfg.Events), "ingesting", false, false)
+	n, elapsed, err := Ingest(ctx, client.New(url, keys.Ingest), cfg, bar.Add)
+	bar.Finish()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Ingested %d events through POST /v1/events in %.1fs (%.0f events/s, fsynced before each ack)\n\n", n, elapsed.Seconds(), float64(n)/elapsed.Seconds())
+	if err := Ask(ctx, client.New(url, keys.Query), Questions(cfg), out); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// WriteText prints the keys and how to use them on the server at url.
+func (k *Keys) WriteText(out io.Writer, url string) {
+	fmt.Fprintf(out, "Server:          %s\nDashboard:       %s/dashboard/ (sign in with the query key)\nQuery API key:   %s\nIngest API key:  %s\nAdmin API key:   %s\n\n", url, url, k.Query, k.Ingest, k.Admin)
+	fmt.Fprintf(out, "Try:\n  curl -s -X POST %s/v1/queries -H 'Authorization: Bearer %s' \\\n    -d '{\"group_by\":[{\"column\":\"channel\"}],\"aggregates\":[{\"op\":\"distinct_customers\"}],\"epsilon\":0.5}'\n\n", url, k.Query)
 }
 
 // Ingest sends the generator's events through the benchmark harness's loader
