@@ -65,6 +65,22 @@ type Encrypted struct {
 	Out     string // the table file
 }
 
+// NewEncryptFile reads the public key file (first: without a key nothing
+// else matters) and parses the columns, categories and the per-customer cap
+// (ParseEncryptRequest) into an EncryptFile writing out; Input and Format are
+// the caller's to set.
+func NewEncryptFile(publicKey string, columns, categories []string, subject string, rowsPerSubject int, clip bool, out string) (EncryptFile, error) {
+	preset, pk, err := ReadPublicKeyFile(publicKey)
+	if err != nil {
+		return EncryptFile{}, err
+	}
+	req, err := ParseEncryptRequest(columns, categories, subject, rowsPerSubject, clip)
+	if err != nil {
+		return EncryptFile{}, err
+	}
+	return EncryptFile{Out: out, Preset: preset, Key: pk, Request: req}, nil
+}
+
 // Run reads the input, caps each customer's rows and writes the encrypted
 // table file (FORMAT.md).
 func (e EncryptFile) Run(ctx context.Context) (*Encrypted, error) {

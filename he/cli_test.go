@@ -168,3 +168,28 @@ func FuzzParseOps(f *testing.F) {
 		}
 	})
 }
+
+// TestNewEncryptFile: the public key is read before the columns are
+// checked, and a valid request carries the key's preset.
+func TestNewEncryptFile(t *testing.T) {
+	t.Parallel()
+	fx := keysFor(t, testInsecureTiny, OpSum)
+	pub, err := MarshalPublicKey(testInsecureTiny, fx.keys.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "public.key")
+	if err := os.WriteFile(path, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewEncryptFile(path+".missing", []string{"bad"}, nil, "", 0, false, "t.pvht"); err == nil || !strings.Contains(err.Error(), "public.key.missing") {
+		t.Errorf("a missing key with bad columns: %v, want the key's error first", err)
+	}
+	if _, err := NewEncryptFile(path, []string{"x:0:10"}, nil, "", 5, false, "t.pvht"); privalytics.ErrorCode(err) != privalytics.EINVALID || !strings.Contains(err.Error(), "--subject") {
+		t.Errorf("no customer column: %v, want EINVALID naming --subject", err)
+	}
+	e, err := NewEncryptFile(path, []string{"x:0:10"}, nil, "customer", 5, true, "t.pvht")
+	if err != nil || e.Preset.Name != testInsecureTiny.Name || e.Key == nil || e.Out != "t.pvht" || !e.Request.Clip || e.Request.RowsPerSubject != 5 {
+		t.Errorf("NewEncryptFile = %+v, %v", e, err)
+	}
+}

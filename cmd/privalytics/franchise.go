@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -81,7 +80,7 @@ func locationDriver(path string) (*federation.Credentials, *federation.Driver, e
 	if err != nil {
 		return nil, nil, err
 	}
-	return cred, &federation.Driver{T: client.New(cred.Server, cred.Token), Federation: cred.Federation, Index: cred.Index}, nil
+	return cred, cred.Driver(client.New(cred.Server, cred.Token)), nil
 }
 
 func franchiseSetupCommand() *cobra.Command {
@@ -241,11 +240,7 @@ func franchiseResultCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kb, err := os.ReadFile(filepath.Join(dir, federation.FranchisorKeyFile))
-			if err != nil {
-				return err
-			}
-			res, err := federation.CollectResult(ctx, c, st.Federation, round, kb, 0.95, federation.DefaultPollInterval)
+			res, err := st.Collect(ctx, c, dir, round)
 			if err != nil {
 				return err
 			}

@@ -124,11 +124,7 @@ categories, the cap and the row count are visible to the processor; the values a
 		Example: `  privalytics he encrypt orders.csv --public owner-keys/public.key --subject customer --rows-per-subject 20 --column quantity:0:100 --category country:France,Germany --out orders.pvht`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			preset, pk, err := he.ReadPublicKeyFile(public)
-			if err != nil {
-				return err
-			}
-			req, err := he.ParseEncryptRequest(columns, categories, subject, rowsPerSubject, clip)
+			e, err := he.NewEncryptFile(public, columns, categories, subject, rowsPerSubject, clip, out)
 			if err != nil {
 				return err
 			}
@@ -138,7 +134,7 @@ categories, the cap and the row count are visible to the processor; the values a
 				}
 			}
 			start := time.Now()
-			e := he.EncryptFile{Input: args[0], Format: format, Preset: preset, Key: pk, Out: out, Request: req}
+			e.Input, e.Format = args[0], format
 			var bar *progress.Bar
 			if !quiet && isTerminal(cmd.ErrOrStderr()) {
 				e.Progress = func(done, total int64) {

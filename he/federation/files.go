@@ -220,3 +220,19 @@ func (o DecryptOutcome) Describe(location string, round int) string {
 		return fmt.Sprintf("Round %d is %s without this location's decryption share. %s", round, rv.Status, rv.Reason)
 	}
 }
+
+// Driver is the protocol driver of the credentials' location over t (the Go
+// SDK with the credentials' server and token).
+func (c *Credentials) Driver(t Transport) *Driver {
+	return &Driver{T: t, Federation: c.Federation, Index: c.Index}
+}
+
+// Collect is CollectResult for the franchisor whose files (Create) are in
+// dir: it decrypts round with the key there, with 95% intervals.
+func (st *FranchisorState) Collect(ctx context.Context, t FranchisorTransport, dir string, round int) (*RoundResult, error) {
+	kb, err := os.ReadFile(filepath.Join(dir, FranchisorKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	return CollectResult(ctx, t, st.Federation, round, kb, 0.95, DefaultPollInterval)
+}
