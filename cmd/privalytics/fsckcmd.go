@@ -7,7 +7,7 @@ import (
 )
 
 // fsckCommand reports damage in a stopped server's data directory; repair
-// applies the fixes fsck describes. The logic lives in store/events.
+// applies the fixes fsck describes. The logic lives in store/backup (DataDir) over store/events.
 func fsckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fsck",
