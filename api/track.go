@@ -177,25 +177,44 @@ func (t *tracker) key(c *gin.Context) (*privalytics.APIKey, error) {
 	return k, nil
 }
 
+// event takes one event from a web page: the key and origin are admitted,
+// the body is checked alone, then joins the tenant's group commit.
 func (t *tracker) event(c *gin.Context) {
 	if p, ok := c.Get(principalKey); ok {
 		t.s.deny(c, privalytics.Errorf(privalytics.EFORBIDDEN, "/v1/track takes a track key in ?key=, not an Authorization header; a %s key must stay secret and never be sent from a web page", p.(principal).Key.Role))
 		return
 	}
-	k, err := t.key(c)
+	k, err := t.admit(c)
 	if err != nil {
 		t.s.writeError(c, err)
 		return
 	}
+	st, body, err := t.readEvent(c, k)
+	if err == nil {
+		err = t.commit(st.tenant.ID).submit(c.Request.Context(), t.s, st, body)
+	}
+	if err != nil {
+		t.s.writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// admit resolves the track key, checks the request's origin against the
+// origins the key lists (then allows that origin by CORS) and applies the rate
+// limits; a rate-limited request gets its Retry-After header here.
+func (t *tracker) admit(c *gin.Context) (*privalytics.APIKey, error) {
+	k, err := t.key(c)
+	if err != nil {
+		return nil, err
+	}
 	origin := strings.ToLower(c.GetHeader("Origin"))
 	allowed, err := TrackOrigins(k.Name)
 	if err != nil {
-		t.s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this track key lists no valid origin; issue a new one"))
-		return
+		return nil, privalytics.Errorf(privalytics.EFORBIDDEN, "this track key lists no valid origin; issue a new one")
 	}
 	if origin == "" || !contains(allowed, origin) {
-		t.s.writeError(c, privalytics.Errorf(privalytics.EFORBIDDEN, "this track key accepts events from %s only, not from origin %q", strings.Join(allowed, ", "), origin))
-		return
+		return nil, privalytics.Errorf(privalytics.EFORBIDDEN, "this track key accepts events from %s only, not from origin %q", strings.Join(allowed, ", "), origin)
 	}
 	c.Header("Access-Control-Allow-Origin", origin)
 	c.Header("Vary", "Origin")
@@ -212,45 +231,39 @@ func (t *tracker) event(c *gin.Context) {
 		if ok, retry := l.lim.allow(l.id, now); !ok {
 			secs := max(1, int(math.Ceil(retry.Seconds())))
 			c.Header("Retry-After", strconv.Itoa(secs))
-			t.s.writeError(c, privalytics.Errorf(privalytics.ERATELIMIT, "%s sent more than %g events a second; retry after %d s", l.what, l.lim.rate, secs))
-			return
+			return nil, privalytics.Errorf(privalytics.ERATELIMIT, "%s sent more than %g events a second; retry after %d s", l.what, l.lim.rate, secs)
 		}
 	}
+	return k, nil
+}
+
+// readEvent reads and validates the request's one event for the key's
+// tenant. It is validated alone, so a bad event gets its own 400 and never
+// fails the batch it would have joined.
+func (t *tracker) readEvent(c *gin.Context, k *privalytics.APIKey) (*tenantState, []byte, error) {
 	if err := requireContentType(c, "text/plain", "application/json"); err != nil {
-		t.s.writeError(c, err)
-		return
+		return nil, nil, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, t.limits.MaxEventBytes))
 	if err != nil {
-		t.s.writeError(c, privalytics.Errorf(privalytics.ETOOLARGE, "an event is at most %d bytes", t.limits.MaxEventBytes))
-		return
+		return nil, nil, privalytics.Errorf(privalytics.ETOOLARGE, "an event is at most %d bytes", t.limits.MaxEventBytes)
 	}
 	st, err := t.s.tenantState(c.Request.Context(), k.TenantID)
 	if err != nil {
-		t.s.writeError(c, err)
-		return
+		return nil, nil, err
 	}
-	// Validated alone, so a bad event gets its own 400 and never fails the
-	// batch it would have joined.
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
-		t.s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "send one event as a JSON object"))
-		return
+		return nil, nil, privalytics.Errorf(privalytics.EINVALID, "send one event as a JSON object")
 	}
 	n, err := st.conv.CheckEvent(body)
 	if err != nil {
-		t.s.writeError(c, err)
-		return
+		return nil, nil, err
 	}
 	if n != 1 {
-		t.s.writeError(c, privalytics.Errorf(privalytics.EINVALID, "send one event per request, got %d; files go to /v1/imports", n))
-		return
+		return nil, nil, privalytics.Errorf(privalytics.EINVALID, "send one event per request, got %d; files go to /v1/imports", n)
 	}
-	if err := t.commit(st.tenant.ID).submit(c.Request.Context(), t.s, st, body); err != nil {
-		t.s.writeError(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return st, body, nil
 }
 
 func contains(list []string, s string) bool {

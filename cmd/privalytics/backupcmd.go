@@ -3,14 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
-	"github.com/privalytics/privalytics"
-	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/backup"
-	"github.com/privalytics/privalytics/store/keyring"
 )
 
 // backupCommand copies a (running) server's data directory; the logic is in store/backup.
@@ -31,15 +27,7 @@ Restore with 'privalytics restore DEST --data-dir NEW'.`,
 			if err != nil {
 				return err
 			}
-			f := backup.Files{DataDir: cfg.DataDir, AuditLog: filepath.Join(cfg.DataDir, audit.FileName),
-				Extra: []string{filepath.Join(cfg.DataDir, keyring.InstallationFile)}}
-			if cfg.Postgres == "" {
-				f.MetaDB = filepath.Join(cfg.DataDir, "meta.db")
-			}
-			if cfg.MasterKey == "" {
-				f.MasterKeyFile = cfg.MasterKeyFile
-			}
-			rep, err := backup.Backup(cmd.Context(), f, args[0])
+			rep, err := backup.Backup(cmd.Context(), dataDir(cfg).Files(), args[0])
 			if err != nil {
 				return err
 			}
@@ -74,19 +62,7 @@ server on it afterwards (with the original master key).`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "restored %d files, %d bytes into %s\n", rep.Files, rep.Bytes, cfg.DataDir)
-			opt, err := offlineEventOptions(cfg)
-			if err != nil {
-				return err
-			}
-			ds, err := eventsFsck(cfg, opt)
-			if err != nil {
-				return err
-			}
-			if n := printDamage(out, ds); n > 0 {
-				return privalytics.Errorf(privalytics.ECONFLICT, "the restored events have %d damaged files", n)
-			}
-			fmt.Fprintln(out, "the restored events check clean")
-			return nil
+			return dataDir(cfg).CheckRestored(out)
 		},
 	}
 	bindFlags(cmd.Flags())

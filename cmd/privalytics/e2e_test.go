@@ -147,6 +147,8 @@ func loadSynthetic(t *testing.T, c *client.Client, cfg synth.Config) monthTruth 
 	return tr
 }
 
+func ptr(v float64) *float64 { return &v }
+
 func smallSynth() synth.Config {
 	cfg := synth.DefaultConfig()
 	cfg.Seed, cfg.Customers, cfg.Events = 7, 2_000, 40_000

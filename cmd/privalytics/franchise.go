@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/he/federation"
 )
@@ -20,22 +16,6 @@ import (
 // The franchise commands run the federation protocol (docs/franchise.md):
 // the franchisor (a tenant admin) creates the federation and rounds and
 // decrypts results; each location runs setup once and contribute per round.
-
-// Credentials is what the franchisor hands each location: where the server
-// is, which federation, which location, and its credential. Keep it 0600.
-type Credentials struct {
-	Server     string `json:"server"`
-	Federation string `json:"federation"`
-	Location   string `json:"location"`
-	Index      int    `json:"index"`
-	Token      string `json:"token"`
-}
-
-// franchisorState is the franchisor's file next to its key.
-type franchisorState struct {
-	Server     string `json:"server"`
-	Federation string `json:"federation"`
-}
 
 // Every location command runs federation.Driver over the Go SDK.
 var (
@@ -54,32 +34,6 @@ See docs/franchise.md.`,
 	}
 	cmd.AddCommand(franchiseCreateCommand(), franchiseSetupCommand(), franchiseRoundCommand(), franchiseContributeCommand(), franchiseResultCommand(), franchiseBenchCommand())
 	return cmd
-}
-
-func writeSecret(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
-}
-
-func writeJSONSecret(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeSecret(path, append(b, '\n'))
-}
-
-func readJSONFile(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return privalytics.Errorf(privalytics.EINVALID, "%s: %v", path, err)
-	}
-	return nil
 }
 
 func franchiseCreateCommand() *cobra.Command {
@@ -102,30 +56,12 @@ DIR/locations/NAME.json (0600). Hand each location its file, by a channel you tr
 			if err != nil {
 				return err
 			}
-			p, err := federation.NewParams(len(locations), threshold)
+			id, err := federation.Create(cmd.Context(), c, sf.server, dir, name, locations, threshold)
 			if err != nil {
 				return err
-			}
-			fr := federation.NewFranchisor(p)
-			created, err := c.CreateFederation(cmd.Context(), federation.CreateRequest{Name: name, Locations: locations, Threshold: threshold, FranchisorKey: p.EncodePublicKey(fr.Public)})
-			if err != nil {
-				return err
-			}
-			id := created.Federation.ID
-			if err := writeSecret(filepath.Join(dir, "franchisor.key"), p.EncodeFranchisor(fr)); err != nil {
-				return err
-			}
-			if err := writeJSONSecret(filepath.Join(dir, "federation.json"), franchisorState{Server: sf.server, Federation: id}); err != nil {
-				return err
-			}
-			for i, tok := range created.Tokens {
-				cred := Credentials{Server: sf.server, Federation: id, Location: locations[i], Index: i, Token: tok}
-				if err := writeJSONSecret(filepath.Join(dir, "locations", locations[i]+".json"), cred); err != nil {
-					return err
-				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Federation %s: %d locations, threshold %d.\nFranchisor key: %s\nLocation credentials: %s\n",
-				id, len(locations), threshold, filepath.Join(dir, "franchisor.key"), filepath.Join(dir, "locations"))
+				id, len(locations), threshold, filepath.Join(dir, federation.FranchisorKeyFile), filepath.Join(dir, federation.LocationsDir))
 			return nil
 		},
 	}
@@ -137,33 +73,14 @@ DIR/locations/NAME.json (0600). Hand each location its file, by a channel you tr
 	return cmd
 }
 
-// locationDriver runs the protocol for the credentials' location.
-func locationDriver(cred *Credentials, c *client.Client) *federation.Driver {
-	return &federation.Driver{T: c, Federation: cred.Federation, Index: cred.Index}
-}
-
-// locationClient loads a location's credentials.
-func locationClient(path string) (*Credentials, *client.Client, error) {
-	var cred Credentials
-	if err := readJSONFile(path, &cred); err != nil {
+// locationDriver loads a location's credentials and runs the protocol for
+// that location over the Go SDK.
+func locationDriver(path string) (*federation.Credentials, *federation.Driver, error) {
+	cred, err := federation.ReadCredentials(path)
+	if err != nil {
 		return nil, nil, err
 	}
-	if cred.Federation == "" || cred.Token == "" {
-		return nil, nil, privalytics.Errorf(privalytics.EINVALID, "%s is not a location credentials file", path)
-	}
-	return &cred, client.New(cred.Server, cred.Token), nil
-}
-
-// waitFor polls until done returns true or an error, or the context ends.
-func waitFor(ctx context.Context, what string, done func() (bool, error)) error {
-	return federation.Poll(ctx, what, federation.DefaultPollInterval, done)
-}
-
-func secretsPath(credPath, flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return strings.TrimSuffix(credPath, filepath.Ext(credPath)) + ".secrets"
+	return cred, cred.Driver(client.New(cred.Server, cred.Token)), nil
 }
 
 func franchiseSetupCommand() *cobra.Command {
@@ -183,19 +100,12 @@ interrupted after sending, the federation has to be created again.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			cred, c, err := locationClient(credPath)
+			cred, d, err := locationDriver(credPath)
 			if err != nil {
 				return err
 			}
-			out := secretsPath(credPath, secrets)
-			if _, err := os.Stat(out); err == nil {
-				return privalytics.Errorf(privalytics.ECONFLICT, "%s exists: this location has already finished setup", out)
-			}
-			b, err := locationDriver(cred, c).Setup(ctx)
-			if err != nil {
-				return err
-			}
-			if err := writeSecret(out, b); err != nil {
+			out := federation.SecretsPath(credPath, secrets)
+			if err := d.SetupFile(ctx, out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Location %s (%d) is set up in federation %s; secrets in %s.\n", cred.Location, cred.Index, cred.Federation, out)
@@ -209,16 +119,16 @@ interrupted after sending, the federation has to be created again.`,
 	return cmd
 }
 
-func franchisorClient(sf *serverFlags, changed bool, dir string) (*franchisorState, *client.Client, error) {
-	var st franchisorState
-	if err := readJSONFile(filepath.Join(dir, "federation.json"), &st); err != nil {
+func franchisorClient(sf *serverFlags, changed bool, dir string) (*federation.FranchisorState, *client.Client, error) {
+	st, err := federation.ReadFranchisorState(dir)
+	if err != nil {
 		return nil, nil, err
 	}
 	if !changed {
 		sf.server = st.Server
 	}
 	c, err := sf.client()
-	return &st, c, err
+	return st, c, err
 }
 
 func franchiseRoundCommand() *cobra.Command {
@@ -239,17 +149,9 @@ run contribute --round N. The query is public; see docs/franchise.md.`,
 			if err != nil {
 				return err
 			}
-			raw := []byte(query)
-			if name, ok := strings.CutPrefix(query, "@"); ok {
-				if raw, err = os.ReadFile(name); err != nil {
-					return err
-				}
-			}
-			var q federation.Query
-			dec := json.NewDecoder(strings.NewReader(string(raw)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&q); err != nil {
-				return privalytics.Errorf(privalytics.EINVALID, "query: %v", err)
+			q, err := federation.ParseQuery(query)
+			if err != nil {
+				return err
 			}
 			rv, err := c.CreateRound(cmd.Context(), st.Federation, federation.RoundRequest{Query: q.Wire(), ContributeSeconds: contribute.Seconds(), DecryptSeconds: decry.Seconds()})
 			if err != nil {
@@ -286,29 +188,11 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			cred, c, err := locationClient(credPath)
+			cred, d, err := locationDriver(credPath)
 			if err != nil {
 				return err
 			}
-			d := locationDriver(cred, c)
-			p, _, err := d.Params(ctx)
-			if err != nil {
-				return err
-			}
-			sb, err := os.ReadFile(secretsPath(credPath, secrets))
-			if err != nil {
-				return fmt.Errorf("this location's secrets: %w (run franchise setup first)", err)
-			}
-			loc, err := d.Open(p, sb)
-			if err != nil {
-				return err
-			}
-			f, err := os.Open(data)
-			if err != nil {
-				return err
-			}
-			err = d.Contribute(ctx, p, round, f)
-			f.Close()
+			decrypt, err := d.ContributeFile(ctx, round, federation.SecretsPath(credPath, secrets), data)
 			if err != nil {
 				return err
 			}
@@ -317,18 +201,11 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 			if noDecrypt {
 				return nil
 			}
-			out, err := d.Decrypt(ctx, p, loc, round)
+			out, err := decrypt()
 			if err != nil {
 				return err
 			}
-			switch rv := out.Round; {
-			case out.Sent:
-				fmt.Fprintf(w, "Location %s sent its decryption share for round %d.\n", cred.Location, round)
-			case rv.Status == federation.RoundDecrypting:
-				fmt.Fprintf(w, "Round %d is decrypted by locations %v; this one is not needed.\n", round, rv.Active)
-			default:
-				fmt.Fprintf(w, "Round %d is %s without this location's decryption share. %s\n", round, rv.Status, rv.Reason)
-			}
+			fmt.Fprintln(w, out.Describe(cred.Location, round))
 			return nil
 		},
 	}
@@ -343,12 +220,6 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 	_ = cmd.MarkFlagRequired("round")
 	return cmd
 }
-
-// RoundResult is what franchise result prints with --json.
-type RoundResult = federation.RoundResult
-
-// ResultCell is one released value with its interval half-width.
-type ResultCell = federation.ResultCell
 
 func franchiseResultCommand() *cobra.Command {
 	var (
@@ -369,28 +240,16 @@ func franchiseResultCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kb, err := os.ReadFile(filepath.Join(dir, "franchisor.key"))
+			res, err := st.Collect(ctx, c, dir, round)
 			if err != nil {
 				return err
 			}
-			res, err := federation.CollectResult(ctx, c, st.Federation, round, kb, 0.95, federation.DefaultPollInterval)
-			if err != nil {
-				return err
-			}
-			q := res.Query
-			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
+				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Fprintf(w, "Round %d: %d locations contributed; ε=%g δ=%g; 95%% intervals.\n", round, res.Contributors, q.Epsilon, q.Delta)
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "aggregate\tcategory\tvalue\t±\t")
-			for _, cell := range res.Cells {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t\n", cell.Aggregate, cell.Category, cell.Value, cell.PlusMinus)
-			}
-			return tw.Flush()
+			return res.WriteTable(cmd.OutOrStdout())
 		},
 	}
 	sf.bind(cmd)

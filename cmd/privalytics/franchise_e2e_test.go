@@ -180,7 +180,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := writeSecret(cred(i), b); err != nil {
+		if err := federation.WriteSecret(cred(i), b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,7 +234,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 	}
 	out := mustRunCLI(t, "franchise", "result", "--key", admin, "--dir", fedDir, "--round", "1", "--json", "--timeout", "1m")
 	t.Logf("round (10 s contribution window included): %v", time.Since(start))
-	var res RoundResult
+	var res federation.RoundResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("result: %v\n%s", err, out)
 	}

@@ -1,21 +1,13 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
-
-	"github.com/privalytics/privalytics"
-	"github.com/privalytics/privalytics/store/audit"
-	"github.com/privalytics/privalytics/store/events"
 )
 
 // fsckCommand reports damage in a stopped server's data directory; repair
-// applies the fixes fsck describes. The logic lives in store/events.
+// applies the fixes fsck describes. The logic lives in store/backup (DataDir) over store/events.
 func fsckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fsck",
@@ -65,79 +57,5 @@ func runFsck(cmd *cobra.Command, repair, yes bool) error {
 		return err
 	}
 	defer lock.Close()
-	opt, err := offlineEventOptions(cfg)
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	dir := filepath.Join(cfg.DataDir, "events")
-	ds, err := events.Fsck(dir, opt)
-	if err != nil {
-		return err
-	}
-	bad := printDamage(out, ds)
-	if _, _, err := audit.VerifyFile(filepath.Join(cfg.DataDir, audit.FileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(out, "DAMAGED %s: %v\n  no automatic repair: keep the file as evidence and start a new one only after review\n", audit.FileName, err)
-		bad++
-	}
-	if repair && yes && len(ds) > 0 {
-		fixed, left, err := events.Repair(dir, opt)
-		for _, d := range fixed {
-			fmt.Fprintf(out, "REPAIRED %s\n", filepath.Join("events", d.File))
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%d repaired, %d left\n", len(fixed), len(left))
-		if len(left) > 0 {
-			return privalytics.Errorf(privalytics.ECONFLICT, "%d problems have no automatic repair; see above", len(left))
-		}
-		return nil
-	}
-	if bad == 0 {
-		fmt.Fprintln(out, "no damage found")
-		return nil
-	}
-	if repair {
-		fmt.Fprintln(out, "run again with --yes to apply these repairs")
-	}
-	return privalytics.Errorf(privalytics.ECONFLICT, "%d damaged files in %s", bad, cfg.DataDir)
-}
-
-func printDamage(out io.Writer, ds events.Damages) int {
-	for _, d := range ds {
-		fmt.Fprintf(out, "DAMAGED %s: %s\n", filepath.Join("events", d.File), d.Problem)
-		if d.Repair != "" {
-			fmt.Fprintf(out, "  repair would %s\n", d.Repair)
-		} else {
-			fmt.Fprintln(out, "  no repair can help")
-		}
-	}
-	return len(ds)
-}
-
-func eventsFsck(cfg Config, opt events.Options) (events.Damages, error) {
-	return events.Fsck(filepath.Join(cfg.DataDir, "events"), opt)
-}
-
-// offlineEventOptions are the event store options of an offline tool: the
-// master key is read, never created.
-func offlineEventOptions(cfg Config) (events.Options, error) {
-	opt := events.Options{SyncWrites: true}
-	if !cfg.EncryptAtRest {
-		return opt, nil
-	}
-	have, err := inspectDataDir(cfg)
-	if err != nil {
-		return opt, err
-	}
-	if _, err := os.Stat(cfg.MasterKeyFile); cfg.MasterKey == "" && os.IsNotExist(err) && !have.any() {
-		return opt, nil // an empty directory: nothing is encrypted
-	}
-	mk, _, err := openMasterKey(cfg, have)
-	if err != nil {
-		return opt, err
-	}
-	opt.Encryption = mk
-	return opt, nil
+	return dataDir(cfg).FsckAndRepair(cmd.OutOrStdout(), repair, yes)
 }

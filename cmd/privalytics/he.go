@@ -1,25 +1,25 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/he"
+	"github.com/privalytics/privalytics/internal/progress"
 )
 
 // The owner's side of encrypted analytics (README, "Encrypted analytics"):
 // keygen and encrypt and decrypt run on the owner's machine and never talk to
 // a server; upload and job talk to a processor (serve --role processor).
+
+// The owner's upload and job run over the Go SDK.
+var _ he.ProcessorClient = (*client.Client)(nil)
 
 func heCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -37,19 +37,6 @@ The processor is another privalytics server started with --role processor.`,
 	}
 	cmd.AddCommand(heKeygenCommand(), heEncryptCommand(), heDecryptCommand(), heUploadCommand(), heJobCommand())
 	return cmd
-}
-
-func parseOps(list string) ([]he.Op, error) {
-	var ops []he.Op
-	for _, s := range strings.Split(list, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			ops = append(ops, he.Op(s))
-		}
-	}
-	if len(ops) == 0 {
-		return nil, privalytics.Errorf(privalytics.EINVALID, "--ops is empty; name the statistics the processor may compute, e.g. --ops sum,mean")
-	}
-	return ops, nil
 }
 
 func heKeygenCommand() *cobra.Command {
@@ -74,16 +61,11 @@ preset is checked against the HE standard's 128-bit bounds when loaded.`,
 		Example: `  privalytics he keygen --scheme bgv --ops count,sum,mean --out owner-keys`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := parseOps(ops)
+			o, err := he.ParseOps(ops)
 			if err != nil {
 				return err
 			}
-			var p he.Preset
-			if preset != "" {
-				p, err = he.LookupPreset(preset)
-			} else {
-				p, err = he.PresetFor(he.Scheme(scheme), o...)
-			}
+			p, err := he.ChoosePreset(preset, he.Scheme(scheme), o)
 			if err != nil {
 				return err
 			}
@@ -94,12 +76,7 @@ preset is checked against the HE standard's 128-bit bounds when loaded.`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Preset %s (%s, N=2^%d, depth %d) for %v; keys made in %.1fs\n", p.Name, p.Scheme, p.LogN, p.Depth, o, k.Took.Seconds())
-			fmt.Fprintf(w, "  %-42s %9s  secret: keep on this machine (0600)\n", filepath.Join(out, he.SecretKeyFile), sizeOf(k.SecretBytes))
-			fmt.Fprintf(w, "  %-42s %9s  for he encrypt\n", filepath.Join(out, he.PublicKeyFile), sizeOf(k.PublicBytes))
-			fmt.Fprintf(w, "  %-42s %9s  for the processor: relinearisation key %v, %d rotation keys\n", filepath.Join(out, he.EvalKeysFile), sizeOf(k.EvalBytes), k.Relinearisation, k.RotationKeys)
-			fmt.Fprintf(w, "  %-42s %9s  release ledger: DP releases may spend ε = %g in total\n", he.LedgerPath(filepath.Join(out, he.SecretKeyFile)), "", budget)
+			k.WriteText(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
@@ -111,15 +88,11 @@ preset is checked against the HE standard's 128-bit bounds when loaded.`,
 	return cmd
 }
 
-func sizeOf(n int) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// sizeOf and fmtInt write sizes and counts for a person.
+var (
+	sizeOf = he.FormatBytes
+	fmtInt = he.FormatCount
+)
 
 func heEncryptCommand() *cobra.Command {
 	var (
@@ -151,11 +124,7 @@ categories, the cap and the row count are visible to the processor; the values a
 		Example: `  privalytics he encrypt orders.csv --public owner-keys/public.key --subject customer --rows-per-subject 20 --column quantity:0:100 --category country:France,Germany --out orders.pvht`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			preset, pk, err := he.ReadPublicKeyFile(public)
-			if err != nil {
-				return err
-			}
-			req, err := he.ParseEncryptRequest(columns, categories, subject, rowsPerSubject, clip)
+			e, err := he.NewEncryptFile(public, columns, categories, subject, rowsPerSubject, clip, out)
 			if err != nil {
 				return err
 			}
@@ -165,44 +134,22 @@ categories, the cap and the row count are visible to the processor; the values a
 				}
 			}
 			start := time.Now()
-			src, err := he.ReadSource(args[0], format, req)
-			if err != nil {
-				return err
-			}
-			spec, values := src.Table(preset)
-			var bar *progressbar.ProgressBar
+			e.Input, e.Format = args[0], format
+			var bar *progress.Bar
 			if !quiet && isTerminal(cmd.ErrOrStderr()) {
-				spec.Progress = func(done, total int64) {
-					if bar == nil {
-						bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetDescription("encrypting"),
-							progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+				e.Progress = func(done, total int64) {
+					if bar == nil { // the total is known once encryption starts
+						bar = progress.New(cmd.ErrOrStderr(), total, "encrypting", false, false)
 					}
-					_ = bar.Set64(done)
+					bar.Set(done)
 				}
 			}
-			size, err := he.WriteTableFile(cmd.Context(), out, pk, spec, values)
+			enc, err := e.Run(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if bar != nil {
-				_ = bar.Finish()
-			}
-			names := make([]string, len(spec.Columns))
-			for i, s := range spec.Columns {
-				names[i] = s.Name
-			}
-			w := cmd.OutOrStdout()
-			if clip {
-				fmt.Fprintf(w, "Clipped %d values to their declared bounds\n", src.Clipped)
-			}
-			if src.NoSubject > 0 {
-				fmt.Fprintf(w, "Warning: dropped %d rows without a customer in %s\n", src.NoSubject, subject)
-			}
-			if src.Dropped > 0 {
-				fmt.Fprintf(w, "Warning: dropped %d rows of customers over --rows-per-subject %d\n", src.Dropped, rowsPerSubject)
-			}
-			fmt.Fprintf(w, "Encrypted %d rows × %d columns [%s], at most %d per customer, under %s in %.2fs → %s (%s)\n",
-				src.Rows, len(spec.Columns), strings.Join(names, ", "), rowsPerSubject, preset.Name, time.Since(start).Seconds(), out, sizeOf(int(size)))
+			bar.Finish()
+			enc.WriteText(cmd.OutOrStdout(), time.Since(start))
 			return nil
 		},
 	}
@@ -250,47 +197,14 @@ internal use only and is labelled so; do not share it.`,
 		Example: `  privalytics he decrypt --secret owner-keys/secret.key --result mean.pvhr --epsilon 1`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !exact && (!(epsilon > 0) || epsilon > 100) {
-				return privalytics.Errorf(privalytics.EINVALID, "--epsilon must be in (0, 100], got %g; or pass --exact for the owner's internal, non-private output", epsilon)
-			}
-			raw, err := os.ReadFile(secret)
+			d, err := he.DecryptFile{SecretKey: secret, Result: result, Exact: exact, Epsilon: epsilon, Budget: budget, RowsPerSubject: rowsPerSubject}.Run(time.Now())
 			if err != nil {
-				return fmt.Errorf("--secret: %w", err)
-			}
-			var keys he.OwnerKeys
-			if err := keys.UnmarshalBinary(raw); err != nil {
 				return err
-			}
-			rb, err := os.ReadFile(result)
-			if err != nil {
-				return fmt.Errorf("--result: %w", err)
-			}
-			var res he.Result
-			if err := res.UnmarshalBinary(rb); err != nil {
-				return err
-			}
-			var plain, shown *he.Plain
-			label := "EXACT — owner-internal use only, no DP noise; do not share"
-			if exact {
-				if plain, err = he.DecryptCounted(secret, &keys, &res); err != nil {
-					return err
-				}
-				shown = plain
-			} else {
-				var st he.LedgerStatus
-				plain, shown, st, err = he.DecryptRelease(secret, &keys, &res, rb, he.ReleaseOptions{Epsilon: epsilon, RowsPerSubject: rowsPerSubject}, budget, time.Now())
-				if err != nil {
-					return err
-				}
-				label = fmt.Sprintf("DP release, ε = %g, %d row(s) per customer, Laplace noise; release budget %g of %g left", epsilon, shown.Header.RowsPerSubject, st.Remaining(), st.Budget)
-				if shown.Header.RowsPerSubject == 0 {
-					label = fmt.Sprintf("DP release, ε = %g, %d row(s) per customer (declared, not enforced), Laplace noise; release budget %g of %g left", epsilon, rowsPerSubject, st.Remaining(), st.Budget)
-				}
 			}
 			if asJSON {
-				return printPlainJSON(cmd.OutOrStdout(), shown, label, exact)
+				return d.WriteJSON(cmd.OutOrStdout())
 			}
-			printPlain(cmd.OutOrStdout(), plain, shown, label, exact)
+			d.WriteText(cmd.OutOrStdout())
 			return nil
 		},
 	}
@@ -304,69 +218,6 @@ internal use only and is labelled so; do not share it.`,
 	_ = cmd.MarkFlagRequired("secret")
 	_ = cmd.MarkFlagRequired("result")
 	return cmd
-}
-
-func printPlain(w io.Writer, plain, shown *he.Plain, label string, exact bool) {
-	h := shown.Header
-	rows := fmtInt(h.Rows) + " rows"
-	if shown.RowsLaplaceScale > 0 {
-		rows += fmt.Sprintf(" (Laplace b = %.3g)", shown.RowsLaplaceScale)
-	}
-	fmt.Fprintf(w, "%s of %s, preset %s\n", shown.Job.Op, rows, h.Preset.Name)
-	fmt.Fprintf(w, "[%s]\n", label)
-	for i, v := range shown.Values {
-		d := plain.Values[i]
-		switch {
-		case d.Exact && exact:
-			fmt.Fprintf(w, "  %-28s %.0f  (exact; σ_flood %.3g hidden mod t)\n", v.Name, v.Value, d.FloodStd)
-		case !exact:
-			fmt.Fprintf(w, "  %-28s %.6g  (Laplace b = %.3g; decryption error ±%.3g)\n", v.Name, v.Value, v.LaplaceScale, d.ErrorStd)
-		default:
-			fmt.Fprintf(w, "  %-28s %.6g  (decryption error ±%.3g; σ_flood %.3g)\n", v.Name, v.Value, d.ErrorStd, d.FloodStd)
-		}
-	}
-	for _, line := range shown.Derived() {
-		fmt.Fprintf(w, "  %s\n", line)
-	}
-}
-
-func printPlainJSON(w io.Writer, p *he.Plain, label string, exact bool) error {
-	type value struct {
-		Name     string  `json:"name"`
-		Value    float64 `json:"value"`
-		ErrorStd float64 `json:"error_std"`
-		FloodStd float64 `json:"flood_std"`
-		Laplace  float64 `json:"laplace_scale,omitempty"`
-	}
-	out := struct {
-		Job  he.Job `json:"job"`
-		Rows int64  `json:"rows"`
-		// RowsLaplace is the scale of the DP noise on rows (0: exact).
-		RowsLaplace float64  `json:"rows_laplace_scale,omitempty"`
-		Preset      string   `json:"preset"`
-		Exact       bool     `json:"exact"`
-		Label       string   `json:"label"`
-		Values      []value  `json:"values"`
-		Derived     []string `json:"derived,omitempty"`
-	}{Job: p.Job, Rows: p.Header.Rows, RowsLaplace: p.RowsLaplaceScale, Preset: p.Header.Preset.Name, Exact: exact, Label: label, Derived: p.Derived()}
-	for _, v := range p.Values {
-		out.Values = append(out.Values, value{v.Name, v.Value, v.ErrorStd, v.FloodStd, v.LaplaceScale})
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
-}
-
-func fmtInt(n int64) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func heUploadCommand() *cobra.Command {
@@ -389,32 +240,14 @@ processor refuses it, and it must not leave this machine.`,
 			if err != nil {
 				return err
 			}
-			keys, err := os.ReadFile(eval)
-			if err != nil {
-				return fmt.Errorf("--eval: %w", err)
-			}
-			if he.LooksLikeSecretKey(keys) {
-				return privalytics.Errorf(privalytics.EINVALID, "--eval %s is a secret key; pass eval.keys — the secret key never leaves this machine", eval)
-			}
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			var body io.Reader = f
-			if !quiet && isTerminal(cmd.ErrOrStderr()) {
-				bar := progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetDescription("uploading"),
-					progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-				defer bar.Finish()
-				r := progressbar.NewReader(f, bar)
-				body = &r
+			var bar *progress.Bar
+			defer func() { bar.Finish() }()
+			wrap := func(f io.Reader, size int64) io.Reader {
+				bar = progress.New(cmd.ErrOrStderr(), size, "uploading", true, quiet)
+				return bar.Reader(f)
 			}
 			start := time.Now()
-			ds, err := c.UploadHEDataset(cmd.Context(), keys, body, fi.Size())
+			ds, err := he.Upload(cmd.Context(), c, eval, args[0], wrap)
 			if err != nil {
 				return err
 			}
@@ -461,18 +294,11 @@ The processor refuses, before computing, a job whose result could wrap around
 				spec.Columns = strings.Split(columns, ",")
 			}
 			start := time.Now()
-			j, err := c.SubmitHEJob(cmd.Context(), dataset, spec)
+			j, size, err := he.RunJob(cmd.Context(), c, dataset, spec, out)
 			if err != nil {
 				return err
 			}
-			res, err := c.WaitHEJob(cmd.Context(), dataset, j.ID)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(out, res, 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Job %s (%s) done in %.2fs; encrypted result → %s (%s)\n", j.ID, op, time.Since(start).Seconds(), out, sizeOf(len(res)))
+			fmt.Fprintf(cmd.OutOrStdout(), "Job %s (%s) done in %.2fs; encrypted result → %s (%s)\n", j.ID, op, time.Since(start).Seconds(), out, sizeOf(size))
 			return nil
 		},
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/privalytics/privalytics/internal/demo"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
@@ -21,7 +23,7 @@ func TestDemoPrivacyNotice(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ts := startServer(t, nil, "")
-	res, err := ts.operator.CreateTenant(ctx, demoTenant())
+	res, err := ts.operator.CreateTenant(ctx, demo.Tenant())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,10 @@
 // key files as they are. The parts are not from one single instant: a batch
 // acknowledged while the backup runs may be in the events and not in the
 // audit log, never the reverse of a crash's guarantees within one part.
+//
+// DataDir holds the directory's rules that start-up and the offline tools
+// (fsck, repair, restore) share: what may be created next to what exists,
+// the master key, and the checks and repairs of the files.
 package backup
 
 import (
