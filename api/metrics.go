@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -97,4 +99,40 @@ func (sc *segmentCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.GaugeValue, float64(n), t.ID)
 		}
 	}
+}
+
+// BuildInfo names the binary a server runs: its module version, the VCS
+// commit it was built from and the Go toolchain, as the Go linker recorded
+// them. The build_info gauge and `privalytics version` both read it, so an
+// operator can match a running server to a release.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+}
+
+// Build reads the binary's build information. A binary built outside a VCS
+// checkout (or by `go run`) has no commit; it reads "unknown".
+func Build() BuildInfo {
+	b := BuildInfo{Version: "(devel)", Commit: "unknown", GoVersion: runtime.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	if v := info.Main.Version; v != "" {
+		b.Version = v
+	}
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Commit = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if modified && b.Commit != "unknown" {
+		b.Commit += "+dirty"
+	}
+	return b
 }

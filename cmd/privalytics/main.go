@@ -67,7 +67,8 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(),
+		explainCommand(), budgetCommand(), consentCommand(), subjectsCommand(), retentionCommand(), versionCommand())
 	return root
 }
 
