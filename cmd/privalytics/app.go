@@ -113,7 +113,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, MetricsToken: cfg.MetricsToken})
 
 	ops, err := a.meta.Keys(ctx, "")
 	if err != nil {

@@ -19,10 +19,13 @@ import (
 // defaults, the JSON file named by --config, PRIVALYTICS_* environment variables,
 // flags.
 type Config struct {
-	Addr            string        `json:"addr"`              // listen address; keep it on loopback unless behind a proxy
-	DataDir         string        `json:"data_dir"`          // events, metadata and keys live here
-	MasterKeyFile   string        `json:"master_key_file"`   // default <data_dir>/master.key, created 0600 on first start
-	MasterKey       string        `json:"-"`                 // base64; from PRIVALYTICS_MASTER_KEY only, never a file or flag
+	Addr          string `json:"addr"`            // listen address; keep it on loopback unless behind a proxy
+	DataDir       string `json:"data_dir"`        // events, metadata and keys live here
+	MasterKeyFile string `json:"master_key_file"` // default <data_dir>/master.key, created 0600 on first start
+	MasterKey     string `json:"-"`               // base64; from PRIVALYTICS_MASTER_KEY only, never a file or flag
+	// MetricsToken lets Prometheus read /metrics without the operator key.
+	// From PRIVALYTICS_METRICS_TOKEN only: a flag would show it in ps.
+	MetricsToken    string        `json:"-"`
 	Postgres        string        `json:"postgres"`          // metadata and ledger on PostgreSQL (pgx DSN); empty: SQLite in the data directory
 	LogFormat       string        `json:"log_format"`        // json or text
 	LogLevel        string        `json:"log_level"`         // debug, info, warn, error
@@ -317,6 +320,7 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	cfg.MasterKey = getenv("PRIVALYTICS_MASTER_KEY")
+	cfg.MetricsToken = getenv("PRIVALYTICS_METRICS_TOKEN")
 	if cfg.MasterKeyFile == "" {
 		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 	}
@@ -498,6 +502,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("tls-cert and tls-key go together: give both or neither"))
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 32 {
+		errs = append(errs, fmt.Errorf("PRIVALYTICS_METRICS_TOKEN must be at least 32 characters so it cannot be guessed (e.g. openssl rand -hex 32), got %d", len(c.MetricsToken)))
 	}
 	if c.RetentionEvery < time.Second {
 		errs = append(errs, fmt.Errorf("retention-every must be at least 1s, got %s", c.RetentionEvery))
