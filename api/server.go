@@ -185,6 +185,7 @@ func (s *Server) routes() *gin.Engine {
 
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/tenants", s.handle(s.createTenant))
+	v1.GET("/tenants", s.handle(s.listTenants))
 	v1.GET("/tenants/:tenant", s.handle(s.getTenant))
 	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.handle(s.ownTenant))
 	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.handle(s.setPrivacy))

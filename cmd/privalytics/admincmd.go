@@ -92,6 +92,37 @@ func tenantGetCommand() *cobra.Command {
 	return cmd
 }
 
+func tenantListCommand() *cobra.Command {
+	var (
+		sf  serverFlags
+		out outputFlag
+	)
+	cmd := &cobra.Command{
+		Use: "list", Short: "List every tenant on the server (operator key)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.Tenants(cmd.Context())
+			if err != nil {
+				return err
+			}
+			t := table{header: []string{"id", "name", "budget_epsilon", "budget_delta", "accounting", "period", "retention_days", "created"}}
+			for _, tn := range list {
+				t.rows = append(t.rows, []string{tn.ID, tn.Name, num(tn.Budget.Epsilon), num(tn.Budget.Delta), orDash(tn.Accounting), orDash(tn.Period), strconv.Itoa(tn.RetentionDays), stamp(tn.CreatedAt)})
+			}
+			return out.print(cmd.OutOrStdout(), list, t)
+		},
+	}
+	sf.bind(cmd)
+	out.bind(cmd)
+	return cmd
+}
+
 func allocateCommand() *cobra.Command {
 	var (
 		sf         serverFlags

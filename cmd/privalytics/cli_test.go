@@ -73,6 +73,16 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	if tn.ID != "clishop" || tn.Budget.Epsilon != 5 {
 		t.Errorf("tenant get clishop (operator) printed %+v", tn)
 	}
+	if _, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: "clishop-two", Budget: wire.Cost{Epsilon: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	tenants := cliCSV(t, as(ts.operator, "tenant", "list")...)
+	if len(tenants) != 3 || tenants[1][0] != "clishop" || tenants[2][0] != "clishop-two" {
+		t.Errorf("tenant list --output csv: want a header, clishop and clishop-two, got %q", tenants)
+	}
+	if _, err := runCLI(t, as(admin, "tenant", "list")...); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
+		t.Errorf("tenant list with a tenant's admin key: got %v, want EFORBIDDEN", err)
+	}
 	if out, err := runCLI(t, as(admin, "tenant", "get")...); err != nil || !strings.Contains(out, "clishop") || !strings.Contains(out, "basic") {
 		t.Errorf("tenant get (own key): %v\n%s", err, out)
 	}

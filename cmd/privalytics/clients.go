@@ -241,7 +241,7 @@ func tenantCommand() *cobra.Command {
 	create.Flags().StringSliceVar(&purposeList, "purposes", nil, "declared purposes (default analytics)")
 	create.Flags().StringVar(&accounting, "accounting", "", "zcdp: compose answers in ρ (zero-concentrated DP), much tighter for many Gaussian answers; default basic composition")
 	create.Flags().StringVar(&period, "period", "", "month: give each month of data its own budget (a weaker, per-month guarantee; see docs/privacy-budget.md)")
-	cmd.AddCommand(create, tenantGetCommand())
+	cmd.AddCommand(create, tenantGetCommand(), tenantListCommand())
 	return cmd
 }
 
