@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -183,6 +185,15 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	cliJSON(t, &entries, as(admin, "audit", "list")...)
 	if len(entries) == 0 {
 		t.Error("audit list --output json printed no entries after a day of administration")
+	}
+	file := filepath.Join(t.TempDir(), "late.ndjson")
+	if err := os.WriteFile(file, []byte(`{"customer_id":"cz","ts":"2025-03-02T10:00:00Z","type":"purchase","channel":"web"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rep wire.ImportReport
+	cliJSON(t, &rep, as(ingest, "ingest", file, "--quiet")...)
+	if rep.Rows != 1 || rep.Skipped != 0 {
+		t.Errorf("ingest --output json printed %+v, want 1 row stored", rep)
 	}
 	if _, err := runCLI(t, as(admin, "keys", "list", "--output", "yaml")...); err == nil || !strings.Contains(err.Error(), "table, json or csv") {
 		t.Errorf("--output yaml: got %v, want an error naming the formats", err)
