@@ -75,8 +75,15 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	if tn.ID != "clishop" || tn.Budget.Epsilon != 5 {
 		t.Errorf("tenant get clishop (operator) printed %+v", tn)
 	}
-	if _, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: "clishop-two", Budget: wire.Cost{Epsilon: 1}}); err != nil {
-		t.Fatal(err)
+	var created wire.CreateTenantResponse
+	cliJSON(t, &created, as(ts.operator, "tenant", "create", "--id", "clishop-two", "--epsilon", "1")...)
+	if created.Tenant == nil || created.Tenant.ID != "clishop-two" || created.AdminKey == nil || !strings.HasPrefix(created.AdminKey.Token, "pvk_") {
+		t.Fatalf("tenant create --output json printed %+v, want the tenant and its admin key", created)
+	}
+	var issued wire.IssuedKey
+	cliJSON(t, &issued, as(ts.operator.WithToken(created.AdminKey.Token), "keys", "create", "--name", "etl", "--role", "ingest")...)
+	if issued.Role != wire.RoleIngest || !strings.HasPrefix(issued.Token, "pvk_") {
+		t.Errorf("keys create --output json printed %+v", issued)
 	}
 	tenants := cliCSV(t, as(ts.operator, "tenant", "list")...)
 	if len(tenants) != 3 || tenants[1][0] != "clishop" || tenants[2][0] != "clishop-two" {

@@ -202,12 +202,16 @@ func tenantCommand() *cobra.Command {
 		purposeList []string
 		period      string
 		accounting  string
+		createOut   outputFlag
 	)
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a tenant and print its first admin key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := createOut.check(); err != nil {
+				return err
+			}
 			c, err := sf.client()
 			if err != nil {
 				return err
@@ -228,11 +232,16 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if createOut.format != "table" {
+				// A script creating tenants needs the admin key as data, not prose.
+				return createOut.print(cmd.OutOrStdout(), res, fields("tenant", res.Tenant.ID, "admin_key_id", res.AdminKey.ID, "admin_key_token", res.AdminKey.Token))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Created tenant %s with budget ε=%g, δ=%g.\nIts admin key (shown once):\n\n    %s\n", res.Tenant.ID, res.Tenant.Budget.Epsilon, res.Tenant.Budget.Delta, res.AdminKey.Token)
 			return nil
 		},
 	}
 	sf.bind(create)
+	createOut.bind(create)
 	create.Flags().StringVar(&id, "id", "", "tenant ID: lower-case letters, digits and -")
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().Float64Var(&eps, "epsilon", 10, "total privacy budget ε over the data's lifetime")
@@ -249,10 +258,13 @@ func keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Issue, list and revoke API keys (tenant admin key)"}
 	var sf1, sf2, sf3 serverFlags
 	var name, role string
-	var listOut outputFlag
+	var listOut, keyOut outputFlag
 	create := &cobra.Command{
 		Use: "create", Short: "Issue a key with a role (admin, ingest, query, processor)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := keyOut.check(); err != nil {
+				return err
+			}
 			c, err := sf1.client()
 			if err != nil {
 				return err
@@ -261,11 +273,15 @@ func keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if keyOut.format != "table" {
+				return keyOut.print(cmd.OutOrStdout(), k, fields("id", k.ID, "name", k.Name, "role", string(k.Role), "token", k.Token))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Issued %s key %s (%s). Token, shown once:\n\n    %s\n", k.Role, k.ID, k.Name, k.Token)
 			return nil
 		},
 	}
 	sf1.bind(create)
+	keyOut.bind(create)
 	create.Flags().StringVar(&name, "name", "", "what the key is for, e.g. web-shop or marketing")
 	create.Flags().StringVar(&role, "role", "query", "admin, ingest, query or processor")
 	list := &cobra.Command{
