@@ -202,6 +202,11 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	if rep.Rows != 1 || rep.Skipped != 0 {
 		t.Errorf("ingest --output json printed %+v, want 1 row stored", rep)
 	}
+	if os.Getenv("PRIVALYTICS_API_KEY") == "" {
+		if _, err := runCLI(t, append([]string{"budget"}, srv...)...); privalytics.ErrorCode(err) != privalytics.EUNAUTHORIZED || !strings.Contains(describe(err), "pass --key or set PRIVALYTICS_API_KEY") {
+			t.Errorf("budget without a key: got %v, want EUNAUTHORIZED saying how to give one", err)
+		}
+	}
 	if _, err := runCLI(t, as(admin, "keys", "list", "--output", "yaml")...); err == nil || !strings.Contains(err.Error(), "table, json or csv") {
 		t.Errorf("--output yaml: got %v, want an error naming the formats", err)
 	}

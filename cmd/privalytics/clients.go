@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
 )
@@ -32,7 +32,7 @@ func (f *serverFlags) client() (*client.Client, error) {
 		key = os.Getenv("PRIVALYTICS_API_KEY")
 	}
 	if key == "" {
-		return nil, errors.New("no API key: pass --key or set PRIVALYTICS_API_KEY")
+		return nil, privalytics.Errorf(privalytics.EUNAUTHORIZED, "no API key: pass --key or set PRIVALYTICS_API_KEY")
 	}
 	return client.New(f.server, key), nil
 }
@@ -70,7 +70,7 @@ reading data or spending budget.`,
 			var err error
 			switch {
 			case sqlText != "" && (file != "" || len(args) == 1):
-				return errors.New("give the query once: --sql, or JSON as an argument or --file")
+				return privalytics.Errorf(privalytics.EINVALID, "give the query once: --sql, or JSON as an argument or --file")
 			case sqlText != "":
 			case file == "-":
 				body, err = io.ReadAll(os.Stdin)
@@ -79,7 +79,7 @@ reading data or spending budget.`,
 			case len(args) == 1:
 				body = []byte(args[0])
 			default:
-				return errors.New("give the query as an argument, or --file FILE, or --file - for standard input")
+				return privalytics.Errorf(privalytics.EINVALID, "give the query as an argument, or --file FILE, or --file - for standard input")
 			}
 			if err != nil {
 				return err
@@ -224,7 +224,7 @@ func tenantCommand() *cobra.Command {
 				}
 				var s wire.Schema
 				if err := json.Unmarshal(raw, &s); err != nil {
-					return fmt.Errorf("schema file %s: %w", schemaFile, err)
+					return privalytics.Errorf(privalytics.EINVALID, "schema file %s is not a JSON schema: %v", schemaFile, err)
 				}
 				req.Schema = &s
 			}
