@@ -170,9 +170,27 @@ type BuildInfo struct {
 	GoVersion string `json:"go_version"`
 }
 
+// linkedVersion and linkedCommit are set by a release build whose VCS stamp
+// is unavailable (-buildvcs=false, a source tarball, a Docker context without
+// .git):
+//
+//	go build -ldflags "-X github.com/privalytics/privalytics/api.linkedVersion=v1.2.0 -X github.com/privalytics/privalytics/api.linkedCommit=$(git rev-parse HEAD)"
+var linkedVersion, linkedCommit string
+
 // Build reads the binary's build information. A binary built outside a VCS
 // checkout (or by `go run`) has no commit; it reads "unknown".
 func Build() BuildInfo {
+	b := buildFromInfo()
+	if linkedVersion != "" {
+		b.Version = linkedVersion
+	}
+	if linkedCommit != "" {
+		b.Commit = linkedCommit
+	}
+	return b
+}
+
+func buildFromInfo() BuildInfo {
 	b := BuildInfo{Version: "(devel)", Commit: "unknown", GoVersion: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
