@@ -255,7 +255,7 @@ func tenantCommand() *cobra.Command {
 }
 
 func keysCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Issue, list and revoke API keys (tenant admin key)"}
+	cmd := &cobra.Command{Use: "keys", Short: "Issue, list, revoke and allocate budget to API keys (tenant admin key)"}
 	var sf1, sf2, sf3 serverFlags
 	var name, role string
 	var listOut, keyOut outputFlag
