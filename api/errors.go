@@ -49,6 +49,9 @@ type ErrorDetail struct {
 
 // writeError writes err as JSON. Internal errors are logged with the request ID
 // and shown only as "internal error".
+// errorCodeKey holds the code of the error a request was answered with.
+const errorCodeKey = "privalytics.error_code"
+
 func (s *Server) writeError(c *gin.Context, err error) {
 	code := privalytics.ErrorCode(err)
 	rid := requestID(c)
@@ -60,6 +63,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		code = privalytics.ETOOLARGE
 		err = privalytics.Errorf(code, "request body is over the limit of %d bytes; send smaller batches", maxErr.Limit)
 	}
+	c.Set(errorCodeKey, code) // for the access log
 	body := ErrorDetail{Code: code, Message: privalytics.ErrorMessage(err), Details: privalytics.ErrorDetails(err), RequestID: rid}
 	if code == privalytics.EINTERNAL {
 		body.Message, body.Details = "internal error", nil

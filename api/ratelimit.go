@@ -4,30 +4,28 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// rateLimiter is a token bucket per API key: each key earns rate tokens a
-// second up to burst, and a request spends one. Buckets of keys idle long
-// enough to be full again are dropped, so memory follows the active keys.
+// rateLimiter keeps one token bucket (golang.org/x/time/rate) per API key or
+// origin: each earns rate tokens a second up to burst, and a request spends
+// one. Buckets that have filled up again are dropped, so memory follows the
+// active keys rather than every key ever seen.
 type rateLimiter struct {
-	rate  float64
+	rate  float64 // for the 429 message
 	burst float64
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*rate.Limiter
 	swept   time.Time
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newRateLimiter(rate float64, burst int) *rateLimiter {
-	if rate <= 0 {
+func newRateLimiter(r float64, burst int) *rateLimiter {
+	if r <= 0 {
 		return nil
 	}
-	return &rateLimiter{rate: rate, burst: math.Max(1, float64(burst)), buckets: map[string]*bucket{}}
+	return &rateLimiter{rate: r, burst: math.Max(1, float64(burst)), buckets: map[string]*rate.Limiter{}}
 }
 
 // allow spends a token of key at now, or says how long until one is earned.
@@ -37,9 +35,10 @@ func (l *rateLimiter) allow(key string, now time.Time) (ok bool, retry time.Dura
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A bucket left alone this long is full again: forgetting it changes nothing.
 	if full := time.Duration(l.burst / l.rate * float64(time.Second)); now.Sub(l.swept) > full {
 		for k, b := range l.buckets {
-			if now.Sub(b.last) > full {
+			if b.TokensAt(now) >= l.burst {
 				delete(l.buckets, k)
 			}
 		}
@@ -47,16 +46,18 @@ func (l *rateLimiter) allow(key string, now time.Time) (ok bool, retry time.Dura
 	}
 	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(rate.Limit(l.rate), int(l.burst))
 		l.buckets[key] = b
 	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+dt*l.rate)
-		b.last = now
+	// A reservation, unlike Allow, says how long the wait would be (for
+	// Retry-After); a refused request must not keep its place in the queue.
+	res := b.ReserveN(now, 1)
+	if !res.OK() {
+		return false, time.Second
 	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return true, 0
 }

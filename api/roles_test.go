@@ -30,6 +30,7 @@ func TestLeastPrivilege(t *testing.T) {
 	// Who may call each route. The rest get 403 (404 for another's tenant).
 	allowed := map[string]string{
 		"POST /v1/tenants":         "operator",
+		"GET /v1/tenants":          "operator",
 		"GET /v1/tenants/{tenant}": "operator admin",
 		"GET /v1/tenant":           "admin ingest query",
 		"PUT /v1/tenant/privacy":   "admin",

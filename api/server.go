@@ -84,6 +84,9 @@ type Deps struct {
 	// dptest.NoNoise() to assert exact values.
 	Mechanisms dp.Mechanisms
 	Limits     Limits
+	// MetricsToken, when set, is a bearer token that reads GET /metrics and
+	// nothing else (the operator key still works there too).
+	MetricsToken string
 	// HE configures the processor role (encrypted datasets); off by default.
 	HE     HELimits
 	Logger *slog.Logger
@@ -112,8 +115,9 @@ type Server struct {
 	now      func() time.Time
 	rights   *rights.Service
 
-	he        *he.Datasets
-	readiness func() error // Deps.Readiness
+	he           *he.Datasets
+	readiness    func() error // Deps.Readiness
+	metricsToken string
 
 	keys    keyCache
 	rate    *rateLimiter
@@ -127,7 +131,7 @@ type Server struct {
 
 // New returns a server that is not ready until SetReady(true).
 func New(d Deps) *Server {
-	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights, readiness: d.Readiness}
+	s := &Server{meta: d.Meta, events: d.Events, wrap: d.Keys, auditLog: d.Audit, mech: d.Mechanisms, limits: d.Limits, log: d.Logger, now: d.Now, rights: d.Rights, readiness: d.Readiness, metricsToken: d.MetricsToken}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -189,7 +193,7 @@ func (s *Server) routes() *gin.Engine {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 	r.GET("/openapi.yaml", s.openAPI)
-	r.GET("/metrics", s.authenticate, s.serveMetrics)
+	r.GET("/metrics", s.metricsAuth, s.serveMetrics)
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/dashboard/") })
 	r.GET("/dashboard/*filepath", s.serveDashboard())
 
@@ -198,6 +202,7 @@ func (s *Server) routes() *gin.Engine {
 
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/tenants", s.handle(s.createTenant))
+	v1.GET("/tenants", s.handle(s.listTenants))
 	v1.GET("/tenants/:tenant", s.handle(s.getTenant))
 	v1.GET("/tenant", s.require(privalytics.RoleAdmin, privalytics.RoleIngest, privalytics.RoleQuery), s.handle(s.ownTenant))
 	v1.PUT("/tenant/privacy", s.require(privalytics.RoleAdmin), s.handle(s.setPrivacy))
@@ -266,13 +271,25 @@ func (s *Server) accessLog(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	s.log.Info("request",
+	attrs := []slog.Attr{
 		slog.String("request_id", requestID(c)),
 		slog.String("method", c.Request.Method),
 		slog.String("route", route),
 		slog.Int("status", c.Writer.Status()),
 		slog.Duration("duration", time.Since(start)),
-	)
+	}
+	// Who asked, as the operator needs it to answer "which key is failing":
+	// the tenant and the key's ID (an identifier, never the secret).
+	if p, ok := c.Get(principalKey); ok {
+		k := p.(principal).Key
+		attrs = append(attrs, slog.String("tenant", k.TenantID), slog.String("key_id", k.ID))
+	} else if c.GetBool(metricsCallerKey) {
+		attrs = append(attrs, slog.String("key_id", "metrics-token"))
+	}
+	if code := c.GetString(errorCodeKey); code != "" {
+		attrs = append(attrs, slog.String("error_code", code))
+	}
+	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 func (s *Server) recover(c *gin.Context) {

@@ -123,6 +123,23 @@ func (s *Server) newTenant(req wire.CreateTenantRequest) (*privalytics.Tenant, e
 
 // getTenant shows a tenant to the operator or to that tenant's admin. Anyone else
 // gets 404, so a key of one tenant cannot learn which other tenants exist.
+// listTenants is the operator's view of every business on the server: what a
+// support request or a migration starts from.
+func (s *Server) listTenants(c *gin.Context) (reply, error) {
+	if !callerOf(c).operator() {
+		return reply{}, s.denied(c, privalytics.Errorf(privalytics.EFORBIDDEN, "only the operator key lists tenants; a tenant key reads its own tenant at GET /v1/tenant"))
+	}
+	tenants, err := s.meta.Tenants(c.Request.Context())
+	if err != nil {
+		return reply{}, err
+	}
+	out := wire.TenantList{Tenants: make([]wire.Tenant, len(tenants))}
+	for i, t := range tenants {
+		out.Tenants[i] = *wireTenant(t)
+	}
+	return ok(out), nil
+}
+
 func (s *Server) getTenant(c *gin.Context) (reply, error) {
 	p, id := callerOf(c), c.Param("tenant")
 	if !p.operator() && (p.Key.TenantID != id || p.Key.Role != privalytics.RoleAdmin) {

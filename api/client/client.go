@@ -101,6 +101,12 @@ func (c *Client) Keys(ctx context.Context) ([]wire.APIKey, error) {
 	return out.Keys, c.do(ctx, http.MethodGet, "/v1/keys", nil, &out)
 }
 
+// Tenants lists every tenant on the server (operator key).
+func (c *Client) Tenants(ctx context.Context) ([]wire.Tenant, error) {
+	var out wire.TenantList
+	return out.Tenants, c.do(ctx, http.MethodGet, "/v1/tenants", nil, &out)
+}
+
 // RevokeKey revokes a key of the caller's tenant (admin key).
 func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, nil)

@@ -104,6 +104,11 @@ type CreateKeyRequest struct {
 	Role Role   `json:"role"`
 }
 
+// TenantList answers GET /v1/tenants (operator key).
+type TenantList struct {
+	Tenants []Tenant `json:"tenants"`
+}
+
 // KeyList answers GET /v1/keys.
 type KeyList struct {
 	Keys []APIKey `json:"keys"`

@@ -114,7 +114,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -51,12 +51,16 @@ It reads the file only, so it can run while the server runs.`,
 	var (
 		sf            serverFlags
 		offset, limit int
+		out           outputFlag
 	)
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "Print the tenant's audit entries as JSON lines, newest first (admin key)",
+		Short: "Print the tenant's audit entries, newest first (admin key; --output json for the hashes and details)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			c, err := sf.client()
 			if err != nil {
 				return err
@@ -65,16 +69,15 @@ It reads the file only, so it can run while the server runs.`,
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
+			t := table{header: []string{"seq", "time", "actor", "action", "target", "outcome"}}
 			for _, e := range entries {
-				if err := enc.Encode(e); err != nil {
-					return err
-				}
+				t.rows = append(t.rows, []string{strconv.FormatUint(e.Seq, 10), stamp(e.Time), e.Actor, e.Action, e.Target, e.Outcome})
 			}
-			return nil
+			return out.print(cmd.OutOrStdout(), entries, t)
 		},
 	}
 	sf.bind(list)
+	out.bind(list)
 	list.Flags().IntVar(&offset, "offset", 0, "entries to skip")
 	list.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
 	cmd.AddCommand(verify, list)

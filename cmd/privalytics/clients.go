@@ -2,14 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
 )
@@ -32,18 +32,25 @@ func (f *serverFlags) client() (*client.Client, error) {
 		key = os.Getenv("PRIVALYTICS_API_KEY")
 	}
 	if key == "" {
-		return nil, errors.New("no API key: pass --key or set PRIVALYTICS_API_KEY")
+		return nil, privalytics.Errorf(privalytics.EUNAUTHORIZED, "no API key: pass --key or set PRIVALYTICS_API_KEY")
 	}
 	return client.New(f.server, key), nil
 }
 
-func queryCommand() *cobra.Command {
+func queryCommand() *cobra.Command { return newQueryCommand(false) }
+
+// explainCommand is `query --explain` under its own name: what a query would
+// cost and how precise it would be, spending nothing.
+func explainCommand() *cobra.Command { return newQueryCommand(true) }
+
+func newQueryCommand(explainOnly bool) *cobra.Command {
 	var (
 		sf      serverFlags
 		file    string
 		raw     bool
 		explain bool
 		sqlText string
+		out     outputFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "query [JSON] | query --sql 'SELECT WITH DIFFERENTIAL_PRIVACY …'",
@@ -63,7 +70,7 @@ reading data or spending budget.`,
 			var err error
 			switch {
 			case sqlText != "" && (file != "" || len(args) == 1):
-				return errors.New("give the query once: --sql, or JSON as an argument or --file")
+				return privalytics.Errorf(privalytics.EINVALID, "give the query once: --sql, or JSON as an argument or --file")
 			case sqlText != "":
 			case file == "-":
 				body, err = io.ReadAll(os.Stdin)
@@ -72,9 +79,15 @@ reading data or spending budget.`,
 			case len(args) == 1:
 				body = []byte(args[0])
 			default:
-				return errors.New("give the query as an argument, or --file FILE, or --file - for standard input")
+				return privalytics.Errorf(privalytics.EINVALID, "give the query as an argument, or --file FILE, or --file - for standard input")
 			}
 			if err != nil {
+				return err
+			}
+			if raw {
+				out.format = "json"
+			}
+			if err := out.check(); err != nil {
 				return err
 			}
 			c, err := sf.client()
@@ -82,7 +95,7 @@ reading data or spending budget.`,
 				return err
 			}
 			if explain {
-				return runExplain(cmd, c, sqlText, body, raw)
+				return runExplain(cmd, c, sqlText, body, &out)
 			}
 			var res *wire.Result
 			if sqlText != "" {
@@ -93,26 +106,28 @@ reading data or spending budget.`,
 			if err != nil {
 				return err
 			}
-			if raw {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			printResult(cmd.OutOrStdout(), "Answer", res)
-			return nil
+			return printAnswer(cmd, &out, res)
 		},
 	}
 	sf.bind(cmd)
 	cmd.Flags().StringVar(&file, "file", "", "read the query from this file (- for standard input)")
 	cmd.Flags().StringVar(&sqlText, "sql", "", "the query in SQL (SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (…) … FROM events …), sent to POST /v1/sql")
-	cmd.Flags().BoolVar(&raw, "json", false, "print the raw JSON answer")
+	cmd.Flags().BoolVar(&raw, "json", false, "print the raw JSON answer (same as --output json)")
+	out.bind(cmd)
+	if explainOnly {
+		cmd.Use = "explain [JSON] | explain --sql 'SELECT WITH DIFFERENTIAL_PRIVACY …'"
+		cmd.Short = "Print what a query would cost and how wide its intervals would be, spending nothing"
+		cmd.Example = strings.ReplaceAll(cmd.Example, "privalytics query", "privalytics explain")
+		explain = true
+		return cmd
+	}
 	cmd.Flags().BoolVar(&explain, "explain", false, "print the cost and the expected interval half-widths instead of running the query (spends nothing)")
 	return cmd
 }
 
 // runExplain prints what a query would cost and how precise each aggregate
 // would be (POST /v1/queries:explain or /v1/sql:explain).
-func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byte, raw bool) error {
+func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byte, o *outputFlag) error {
 	var ex *wire.Explanation
 	var err error
 	if sqlText != "" {
@@ -123,25 +138,58 @@ func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byt
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
-	if raw {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(ex)
-	}
-	fmt.Fprintf(out, "Would cost ε=%g δ=%g (nothing is spent by explaining).\n", ex.Cost.Epsilon, ex.Cost.Delta)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "aggregate\tmechanism\tε\t±%.0f%% interval\t\n", ex.Confidence*100)
+	t := table{header: []string{"aggregate", "mechanism", "epsilon", fmt.Sprintf("half_width_%.0f%%", ex.Confidence*100), "note"}}
 	for _, a := range ex.Aggregates {
-		fmt.Fprintf(tw, "%s\t%s\t%g\t%.4g\t%s\n", a.Name, a.Mechanism, a.Epsilon, a.HalfWidth, a.Note)
+		t.rows = append(t.rows, []string{a.Name, a.Mechanism, num(a.Epsilon), fmt.Sprintf("%.4g", a.HalfWidth), a.Note})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if o.format == "table" {
+		fmt.Fprintf(cmd.OutOrStdout(), "Would cost ε=%g δ=%g (nothing is spent by explaining).\n", ex.Cost.Epsilon, ex.Cost.Delta)
 	}
 	if ex.Thresholded {
-		fmt.Fprintln(out, "Group keys come from the data: only those passing DP partition selection will be shown.")
+		t.note = "Group keys come from the data: only those passing DP partition selection will be shown."
 	}
-	return nil
+	return o.print(cmd.OutOrStdout(), ex, t)
+}
+
+// printAnswer prints a query's answer. A grouped answer with no rows gets a
+// sentence saying why: an empty table alone reads as "no data", while the cause
+// is partition selection hiding every group too small to release safely.
+func printAnswer(cmd *cobra.Command, o *outputFlag, r *wire.Result) error {
+	t := table{}
+	t.header = append(t.header, r.GroupBy...)
+	for _, a := range r.Aggregates {
+		t.header = append(t.header, a.Name, a.Name+"_lower", a.Name+"_upper")
+	}
+	for _, row := range r.Rows {
+		cols := append([]string{}, row.Key...)
+		for _, c := range row.Cells {
+			cols = append(cols, num(c.Value), num(c.Lower), num(c.Upper))
+		}
+		t.rows = append(t.rows, cols)
+	}
+	cached := ""
+	if r.Cached {
+		cached = " (a repeat answered from the cache: no new cost)"
+	}
+	t.note = fmt.Sprintf("Cost ε=%g δ=%g%s; intervals at %.0f%% confidence.", r.Cost.Epsilon, r.Cost.Delta, cached, r.Confidence*100)
+	if r.Budget != nil {
+		t.note += fmt.Sprintf(" Budget left ε=%.4g.", r.Budget.Remaining.Epsilon)
+	}
+	if why := suppressedWhy(r); why != "" {
+		t.note = why + "\n" + t.note
+		if o.format == "csv" {
+			fmt.Fprintln(cmd.ErrOrStderr(), why)
+		}
+	}
+	return o.print(cmd.OutOrStdout(), r, t)
+}
+
+// suppressedWhy explains an answer whose groups were all withheld.
+func suppressedWhy(r *wire.Result) string {
+	if len(r.Rows) > 0 || len(r.GroupBy) == 0 || !r.Thresholded {
+		return ""
+	}
+	return fmt.Sprintf("No group of %s was released: DP partition selection shows a group only when it holds enough distinct customers that no single one can be detected, and none did. Group by fewer columns, widen the filter or time range, or spend more ε.", strings.Join(r.GroupBy, ", "))
 }
 
 func tenantCommand() *cobra.Command {
@@ -154,12 +202,16 @@ func tenantCommand() *cobra.Command {
 		purposeList []string
 		period      string
 		accounting  string
+		createOut   outputFlag
 	)
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a tenant and print its first admin key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := createOut.check(); err != nil {
+				return err
+			}
 			c, err := sf.client()
 			if err != nil {
 				return err
@@ -172,7 +224,7 @@ func tenantCommand() *cobra.Command {
 				}
 				var s wire.Schema
 				if err := json.Unmarshal(raw, &s); err != nil {
-					return fmt.Errorf("schema file %s: %w", schemaFile, err)
+					return privalytics.Errorf(privalytics.EINVALID, "schema file %s is not a JSON schema: %v", schemaFile, err)
 				}
 				req.Schema = &s
 			}
@@ -180,11 +232,16 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if createOut.format != "table" {
+				// A script creating tenants needs the admin key as data, not prose.
+				return createOut.print(cmd.OutOrStdout(), res, fields("tenant", res.Tenant.ID, "admin_key_id", res.AdminKey.ID, "admin_key_token", res.AdminKey.Token))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Created tenant %s with budget ε=%g, δ=%g.\nIts admin key (shown once):\n\n    %s\n", res.Tenant.ID, res.Tenant.Budget.Epsilon, res.Tenant.Budget.Delta, res.AdminKey.Token)
 			return nil
 		},
 	}
 	sf.bind(create)
+	createOut.bind(create)
 	create.Flags().StringVar(&id, "id", "", "tenant ID: lower-case letters, digits and -")
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().Float64Var(&eps, "epsilon", 10, "total privacy budget ε over the data's lifetime")
@@ -193,17 +250,21 @@ func tenantCommand() *cobra.Command {
 	create.Flags().StringSliceVar(&purposeList, "purposes", nil, "declared purposes (default analytics)")
 	create.Flags().StringVar(&accounting, "accounting", "", "zcdp: compose answers in ρ (zero-concentrated DP), much tighter for many Gaussian answers; default basic composition")
 	create.Flags().StringVar(&period, "period", "", "month: give each month of data its own budget (a weaker, per-month guarantee; see docs/privacy-budget.md)")
-	cmd.AddCommand(create)
+	cmd.AddCommand(create, tenantGetCommand(), tenantListCommand())
 	return cmd
 }
 
 func keysCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Issue, list and revoke API keys (tenant admin key)"}
+	cmd := &cobra.Command{Use: "keys", Short: "Issue, list, revoke and allocate budget to API keys (tenant admin key)"}
 	var sf1, sf2, sf3 serverFlags
 	var name, role string
+	var listOut, keyOut outputFlag
 	create := &cobra.Command{
 		Use: "create", Short: "Issue a key with a role (admin, ingest, query, processor)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := keyOut.check(); err != nil {
+				return err
+			}
 			c, err := sf1.client()
 			if err != nil {
 				return err
@@ -212,16 +273,23 @@ func keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if keyOut.format != "table" {
+				return keyOut.print(cmd.OutOrStdout(), k, fields("id", k.ID, "name", k.Name, "role", string(k.Role), "token", k.Token))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Issued %s key %s (%s). Token, shown once:\n\n    %s\n", k.Role, k.ID, k.Name, k.Token)
 			return nil
 		},
 	}
 	sf1.bind(create)
+	keyOut.bind(create)
 	create.Flags().StringVar(&name, "name", "", "what the key is for, e.g. web-shop or marketing")
 	create.Flags().StringVar(&role, "role", "query", "admin, ingest, query or processor")
 	list := &cobra.Command{
 		Use: "list", Short: "List the tenant's keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := listOut.check(); err != nil {
+				return err
+			}
 			c, err := sf2.client()
 			if err != nil {
 				return err
@@ -230,19 +298,15 @@ func keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+			t := table{header: []string{"id", "name", "role", "created", "revoked"}}
 			for _, k := range keys {
-				rev := "-"
-				if k.RevokedAt != nil {
-					rev = k.RevokedAt.Format("2006-01-02 15:04")
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.CreatedAt.Format("2006-01-02 15:04"), rev)
+				t.rows = append(t.rows, []string{k.ID, k.Name, string(k.Role), stamp(k.CreatedAt), stampPtr(k.RevokedAt)})
 			}
-			return tw.Flush()
+			return listOut.print(cmd.OutOrStdout(), keys, t)
 		},
 	}
 	sf2.bind(list)
+	listOut.bind(list)
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -258,6 +322,6 @@ func keysCommand() *cobra.Command {
 		},
 	}
 	sf3.bind(revoke)
-	cmd.AddCommand(create, list, revoke)
+	cmd.AddCommand(create, list, revoke, allocateCommand())
 	return cmd
 }

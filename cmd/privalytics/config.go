@@ -19,10 +19,13 @@ import (
 // defaults, the JSON file named by --config, PRIVALYTICS_* environment variables,
 // flags.
 type Config struct {
-	Addr            string        `json:"addr"`              // listen address; keep it on loopback unless behind a proxy
-	DataDir         string        `json:"data_dir"`          // events, metadata and keys live here
-	MasterKeyFile   string        `json:"master_key_file"`   // default <data_dir>/master.key, created 0600 on first start
-	MasterKey       string        `json:"-"`                 // base64; from PRIVALYTICS_MASTER_KEY only, never a file or flag
+	Addr          string `json:"addr"`            // listen address; keep it on loopback unless behind a proxy
+	DataDir       string `json:"data_dir"`        // events, metadata and keys live here
+	MasterKeyFile string `json:"master_key_file"` // default <data_dir>/master.key, created 0600 on first start
+	MasterKey     string `json:"-"`               // base64; from PRIVALYTICS_MASTER_KEY only, never a file or flag
+	// MetricsToken lets Prometheus read /metrics without the operator key.
+	// From PRIVALYTICS_METRICS_TOKEN only: a flag would show it in ps.
+	MetricsToken    string        `json:"-"`
 	Postgres        string        `json:"postgres"`          // metadata and ledger on PostgreSQL (pgx DSN); empty: SQLite in the data directory
 	LogFormat       string        `json:"log_format"`        // json or text
 	LogLevel        string        `json:"log_level"`         // debug, info, warn, error
@@ -82,6 +85,7 @@ func DefaultConfig() Config {
 // setting binds one field to a flag and an environment variable.
 type setting struct {
 	flag, env, usage string
+	kind             string // the flag's type in --help: string, bytes, int, duration, float, bool
 	get              func(*Config) string
 	set              func(*Config, string) error
 }
@@ -90,10 +94,12 @@ func settings() []setting {
 	str := func(p func(*Config) *string) (func(*Config) string, func(*Config, string) error) {
 		return func(c *Config) string { return *p(c) }, func(c *Config, v string) error { *p(c) = v; return nil }
 	}
-	i64 := func(p func(*Config) *int64) (func(*Config) string, func(*Config, string) error) {
-		return func(c *Config) string { return strconv.FormatInt(*p(c), 10) }, func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			*p(c) = n
+	size := func(p func(*Config) *int64) (func(*Config) string, func(*Config, string) error) {
+		return func(c *Config) string { return formatBytes(*p(c)) }, func(c *Config, v string) error {
+			n, err := parseBytes(v)
+			if err == nil {
+				*p(c) = n
+			}
 			return err
 		}
 	}
@@ -118,44 +124,66 @@ func settings() []setting {
 	add := func(flag, usage string, g func(*Config) string, s func(*Config, string) error) {
 		out = append(out, mk(flag, usage, g, s))
 	}
+	// typed names the kind of the setting just added, for --help and for
+	// boolean flags given without a value.
+	typed := func(kind string) { out[len(out)-1].kind = kind }
 	g, s := str(func(c *Config) *string { return &c.Addr })
 	add("addr", "listen address (host:port)", g, s)
+	typed("string")
 	g, s = str(func(c *Config) *string { return &c.DataDir })
 	add("data-dir", "data directory (events, metadata, keys)", g, s)
+	typed("string")
 	g, s = str(func(c *Config) *string { return &c.MasterKeyFile })
 	add("master-key-file", "master key file (default <data-dir>/master.key)", g, s)
+	typed("string")
 	g, s = str(func(c *Config) *string { return &c.Postgres })
 	add("postgres", "PostgreSQL DSN for metadata and the ledger (default: SQLite in the data directory)", g, s)
+	typed("string")
 	g, s = str(func(c *Config) *string { return &c.LogFormat })
 	add("log-format", "log format: json or text", g, s)
+	typed("string")
 	g, s = str(func(c *Config) *string { return &c.LogLevel })
 	add("log-level", "log level: debug, info, warn, error", g, s)
-	g, s = i64(func(c *Config) *int64 { return &c.MaxBodyBytes })
+	typed("string")
+	g, s = size(func(c *Config) *int64 { return &c.MaxBodyBytes })
 	add("max-body-bytes", "largest ingest request body as sent", g, s)
-	g, s = i64(func(c *Config) *int64 { return &c.MaxDecodedBytes })
+	typed("bytes")
+	g, s = size(func(c *Config) *int64 { return &c.MaxDecodedBytes })
 	add("max-decoded-bytes", "largest ingest request body after gzip decoding", g, s)
+	typed("bytes")
 	g, s = integer(func(c *Config) *int { return &c.MaxBatchRows })
 	add("max-batch-rows", "most events in one ingest request", g, s)
+	typed("int")
 	g, s = integer(func(c *Config) *int { return &c.MaxStringBytes })
 	add("max-string-bytes", "longest string value for fields without max_length", g, s)
+	typed("int")
 	g, s = dur(func(c *Config) *time.Duration { return &c.QueryTimeout })
 	add("query-timeout", "longest a query may run", g, s)
+	typed("duration")
 	g, s = integer(func(c *Config) *int { return &c.SealRows })
 	add("seal-rows", "log rows that trigger sealing into a Parquet segment", g, s)
+	typed("int")
 	g, s = dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })
 	add("shutdown-timeout", "longest graceful shutdown waits for in-flight requests", g, s)
+	typed("duration")
 	g, s = str(func(c *Config) *string { return &c.Role })
 	add("role", "analytics, or processor to also run jobs on encrypted datasets (/v1/he/…)", g, s)
-	g, s = i64(func(c *Config) *int64 { return &c.HEMaxUploadBytes })
+	typed("string")
+	g, s = size(func(c *Config) *int64 { return &c.HEMaxUploadBytes })
 	add("he-max-upload-bytes", "largest encrypted dataset upload (evaluation keys + table)", g, s)
-	g, s = i64(func(c *Config) *int64 { return &c.HEMaxHeldBytes })
+	typed("bytes")
+	g, s = size(func(c *Config) *int64 { return &c.HEMaxHeldBytes })
 	add("he-max-held-bytes", "most bytes of encrypted datasets and results held in memory", g, s)
+	typed("bytes")
 	g, s = integer(func(c *Config) *int { return &c.HEJobs })
 	add("he-jobs", "encrypted jobs computing at once (each uses one core)", g, s)
+	typed("int")
 	g, s = dur(func(c *Config) *time.Duration { return &c.RetentionEvery })
 	add("retention-every", "how often events past their tenant's retention period are purged", g, s)
+	typed("duration")
 	g, s = integer(func(c *Config) *int { return &c.RateBurst })
 	add("rate-burst", "requests one API key may send at once before the per-key rate applies", g, s)
+	typed("int")
 	add("rate-per-key", "sustained requests per second per API key (0: no limit); above it 429 with Retry-After",
 		func(c *Config) string { return strconv.FormatFloat(c.RatePerKey, 'g', -1, 64) },
 		func(c *Config, v string) error {
@@ -163,10 +191,13 @@ func settings() []setting {
 			c.RatePerKey = f
 			return err
 		})
+	typed("float")
 	g, s = str(func(c *Config) *string { return &c.TLSCert })
 	add("tls-cert", "PEM certificate file; with --tls-key the server speaks HTTPS only", g, s)
+	typed("string")
 	g, s = str(func(c *Config) *string { return &c.TLSKey })
 	add("tls-key", "PEM private key file for --tls-cert", g, s)
+	typed("string")
 	add("encrypt-at-rest", "encrypt event logs and segments under per-tenant keys wrapped by the master key (true or false)",
 		func(c *Config) string { return strconv.FormatBool(c.EncryptAtRest) },
 		func(c *Config, v string) error {
@@ -174,6 +205,7 @@ func settings() []setting {
 			c.EncryptAtRest = b
 			return err
 		})
+	typed("bool")
 	return out
 }
 
@@ -181,9 +213,72 @@ func settings() []setting {
 func bindFlags(fs *pflag.FlagSet) {
 	def := DefaultConfig()
 	for _, st := range settings() {
-		fs.String(st.flag, st.get(&def), st.usage+" [env "+st.env+"]")
+		v := &settingValue{text: st.get(&def), kind: st.kind}
+		f := fs.VarPF(v, st.flag, "", st.usage+" [env "+st.env+"]")
+		if st.kind == "bool" {
+			f.NoOptDefVal = "true" // --encrypt-at-rest alone means true
+		}
 	}
 	fs.String("config", "", "JSON config file [env PRIVALYTICS_CONFIG]")
+}
+
+// settingValue is a flag that keeps its text as given and shows its kind in
+// --help. The text is parsed in loadConfig, not at Set, so that every bad flag,
+// variable and file value is reported together rather than the first alone.
+type settingValue struct{ text, kind string }
+
+func (v *settingValue) String() string     { return v.text }
+func (v *settingValue) Set(s string) error { v.text = s; return nil }
+func (v *settingValue) Type() string       { return v.kind }
+
+// byteUnits are the suffixes parseBytes accepts: SI (powers of 1000) and IEC
+// (powers of 1024) spelled out, so "64MB" and "64MiB" mean what they say.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// parseBytes reads a size: a whole number of bytes, optionally followed by a
+// unit (64MiB, 1.5GiB, 500KB, 1024).
+func parseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	bad := fmt.Errorf("%q is not a size: give bytes, optionally with a unit, e.g. 1048576, 64MiB, 1.5GiB or 500MB", s)
+	if t == "" {
+		return 0, bad
+	}
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 || (n > 0 && mult > math.MaxInt64/n) {
+			return 0, bad
+		}
+		return n * mult, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || !(f >= 0) || f*float64(mult) >= math.MaxInt64 {
+		return 0, bad
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// formatBytes writes n in the largest binary unit that divides it, so --help
+// shows 64MiB rather than 67108864.
+func formatBytes(n int64) string {
+	for i := 3; i >= 0; i-- {
+		u := byteUnits[i]
+		if n != 0 && n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // loadConfig applies file, environment and flags over the defaults, in that order,
@@ -225,6 +320,7 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	cfg.MasterKey = getenv("PRIVALYTICS_MASTER_KEY")
+	cfg.MetricsToken = getenv("PRIVALYTICS_METRICS_TOKEN")
 	if cfg.MasterKeyFile == "" {
 		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 	}
@@ -234,31 +330,50 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// fileBytes is a size in the config file: a number of bytes or a string with
+// a unit ("64MiB"), as on the command line.
+type fileBytes int64
+
+func (b *fileBytes) UnmarshalJSON(raw []byte) error {
+	var n int64
+	if err := json.Unmarshal(raw, &n); err == nil {
+		*b = fileBytes(n)
+		return nil
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return fmt.Errorf("a size must be a number of bytes or a string like \"64MiB\", got %s", raw)
+	}
+	n, err := parseBytes(text)
+	*b = fileBytes(n)
+	return err
+}
+
 // fileConfig is the JSON file's shape: durations as Go duration strings.
 type fileConfig struct {
-	Addr             *string  `json:"addr"`
-	DataDir          *string  `json:"data_dir"`
-	MasterKeyFile    *string  `json:"master_key_file"`
-	Postgres         *string  `json:"postgres"`
-	LogFormat        *string  `json:"log_format"`
-	LogLevel         *string  `json:"log_level"`
-	MaxBodyBytes     *int64   `json:"max_body_bytes"`
-	MaxDecodedBytes  *int64   `json:"max_decoded_bytes"`
-	MaxBatchRows     *int     `json:"max_batch_rows"`
-	MaxStringBytes   *int     `json:"max_string_bytes"`
-	QueryTimeout     *string  `json:"query_timeout"`
-	SealRows         *int     `json:"seal_rows"`
-	ShutdownTimeout  *string  `json:"shutdown_timeout"`
-	Role             *string  `json:"role"`
-	HEMaxUploadBytes *int64   `json:"he_max_upload_bytes"`
-	HEMaxHeldBytes   *int64   `json:"he_max_held_bytes"`
-	HEJobs           *int     `json:"he_jobs"`
-	RetentionEvery   *string  `json:"retention_every"`
-	EncryptAtRest    *bool    `json:"encrypt_at_rest"`
-	RatePerKey       *float64 `json:"rate_per_key"`
-	RateBurst        *int     `json:"rate_burst"`
-	TLSCert          *string  `json:"tls_cert"`
-	TLSKey           *string  `json:"tls_key"`
+	Addr             *string    `json:"addr"`
+	DataDir          *string    `json:"data_dir"`
+	MasterKeyFile    *string    `json:"master_key_file"`
+	Postgres         *string    `json:"postgres"`
+	LogFormat        *string    `json:"log_format"`
+	LogLevel         *string    `json:"log_level"`
+	MaxBodyBytes     *fileBytes `json:"max_body_bytes"`
+	MaxDecodedBytes  *fileBytes `json:"max_decoded_bytes"`
+	MaxBatchRows     *int       `json:"max_batch_rows"`
+	MaxStringBytes   *int       `json:"max_string_bytes"`
+	QueryTimeout     *string    `json:"query_timeout"`
+	SealRows         *int       `json:"seal_rows"`
+	ShutdownTimeout  *string    `json:"shutdown_timeout"`
+	Role             *string    `json:"role"`
+	HEMaxUploadBytes *fileBytes `json:"he_max_upload_bytes"`
+	HEMaxHeldBytes   *fileBytes `json:"he_max_held_bytes"`
+	HEJobs           *int       `json:"he_jobs"`
+	RetentionEvery   *string    `json:"retention_every"`
+	EncryptAtRest    *bool      `json:"encrypt_at_rest"`
+	RatePerKey       *float64   `json:"rate_per_key"`
+	RateBurst        *int       `json:"rate_burst"`
+	TLSCert          *string    `json:"tls_cert"`
+	TLSKey           *string    `json:"tls_key"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -274,10 +389,10 @@ func (f fileConfig) apply(c *Config) error {
 	setS(&c.LogFormat, f.LogFormat)
 	setS(&c.LogLevel, f.LogLevel)
 	if f.MaxBodyBytes != nil {
-		c.MaxBodyBytes = *f.MaxBodyBytes
+		c.MaxBodyBytes = int64(*f.MaxBodyBytes)
 	}
 	if f.MaxDecodedBytes != nil {
-		c.MaxDecodedBytes = *f.MaxDecodedBytes
+		c.MaxDecodedBytes = int64(*f.MaxDecodedBytes)
 	}
 	if f.MaxBatchRows != nil {
 		c.MaxBatchRows = *f.MaxBatchRows
@@ -290,10 +405,10 @@ func (f fileConfig) apply(c *Config) error {
 	}
 	setS(&c.Role, f.Role)
 	if f.HEMaxUploadBytes != nil {
-		c.HEMaxUploadBytes = *f.HEMaxUploadBytes
+		c.HEMaxUploadBytes = int64(*f.HEMaxUploadBytes)
 	}
 	if f.HEMaxHeldBytes != nil {
-		c.HEMaxHeldBytes = *f.HEMaxHeldBytes
+		c.HEMaxHeldBytes = int64(*f.HEMaxHeldBytes)
 	}
 	if f.HEJobs != nil {
 		c.HEJobs = *f.HEJobs
@@ -387,6 +502,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("tls-cert and tls-key go together: give both or neither"))
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 32 {
+		errs = append(errs, fmt.Errorf("PRIVALYTICS_METRICS_TOKEN must be at least 32 characters so it cannot be guessed (e.g. openssl rand -hex 32), got %d", len(c.MetricsToken)))
 	}
 	if c.RetentionEvery < time.Second {
 		errs = append(errs, fmt.Errorf("retention-every must be at least 1s, got %s", c.RetentionEvery))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ func ingestCommand() *cobra.Command {
 		mapping     string
 		idempotency string
 		quiet       bool
+		out         outputFlag
 		dryRun      bool
 		schemaFile  string
 		timeZone    string
@@ -55,6 +57,9 @@ from the server, else the default retail schema.`,
   privalytics ingest orders_export.csv --mapping shopify-orders --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			if format == "" {
 				var err error
 				if format, err = formatOf(args[0]); err != nil {
@@ -107,6 +112,15 @@ from the server, else the default retail schema.`,
 			if err != nil {
 				return err
 			}
+			if out.format != "table" {
+				// For scripts: the report itself, skipped reasons as "reason=n" pairs in CSV.
+				reasons := make([]string, 0, len(rep.SkippedReasons))
+				for _, r := range sortedKeys(rep.SkippedReasons) {
+					reasons = append(reasons, fmt.Sprintf("%s=%d", r, rep.SkippedReasons[r]))
+				}
+				return out.print(cmd.OutOrStdout(), rep, table{header: []string{"rows", "batches", "seconds", "skipped", "skipped_reasons"},
+					rows: [][]string{{strconv.Itoa(rep.Rows), strconv.Itoa(rep.Batches), num(rep.Seconds), strconv.Itoa(rep.Skipped), strings.Join(reasons, " ")}}})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Imported %d rows in %d durable batches (%.1fs, %.0f rows/s); skipped %d", rep.Rows, rep.Batches, rep.Seconds, float64(rep.Rows)/rep.Seconds, rep.Skipped)
 			if len(rep.SkippedReasons) > 0 {
 				b, _ := json.Marshal(rep.SkippedReasons)
@@ -121,6 +135,7 @@ from the server, else the default retail schema.`,
 	cmd.Flags().StringVar(&mapping, "mapping", "", "mapping preset or JSON mapping file")
 	cmd.Flags().StringVar(&idempotency, "idempotency-key", "", "makes a re-run of the same import store only what is missing")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	out.bind(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read the file here, store nothing, print the first rows and a summary")
 	cmd.Flags().StringVar(&schemaFile, "schema", "", "with --dry-run: the tenant schema as a JSON file")
 	cmd.Flags().StringVar(&timeZone, "time-zone", "", "IANA zone of timestamps the mapping gives none, e.g. Europe/Berlin")

@@ -1,6 +1,8 @@
 // Command privalytics is the one binary of Privalytics: the server (serve), a
-// self-contained demonstration (demo), and the clients a business uses from a
-// terminal (ingest, query, tenant, keys) and the benchmark (bench).
+// self-contained demonstration (demo), the clients a business uses from a
+// terminal (ingest, query, explain, tenant, keys, budget, consent, subjects,
+// retention, audit; each a thin call of the Go SDK), version, and the
+// benchmark (bench).
 package main
 
 import (
@@ -67,7 +69,8 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand(),
+		explainCommand(), budgetCommand(), consentCommand(), subjectsCommand(), retentionCommand(), versionCommand())
 	return root
 }
 

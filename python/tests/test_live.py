@@ -75,6 +75,7 @@ class LiveTest(unittest.TestCase):
     def test_tenant_and_keys(self) -> None:
         self.assertEqual(self.admin.tenant()["id"], self.tenant_id)
         self.assertEqual(self.operator.get_tenant(self.tenant_id)["name"], "Python SDK test")
+        self.assertIn(self.tenant_id, [tn["id"] for tn in self.operator.list_tenants()])
         key = self.admin.create_key("temp", "query")
         self.assertTrue(key["token"].startswith("pvk_"))
         self.assertIn(key["id"], [k["id"] for k in self.admin.list_keys()])

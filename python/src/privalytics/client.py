@@ -41,6 +41,7 @@ OPERATIONS: Dict[str, str] = {
     "trackEvent": "track_event",
     "trackPreflight": "track_preflight",
     "createTenant": "create_tenant",
+    "listTenants": "list_tenants",
     "getTenant": "get_tenant",
     "getOwnTenant": "tenant",
     "createKey": "create_key",
@@ -347,6 +348,10 @@ class Client:
     def get_tenant(self, tenant_id: str) -> t.Tenant:
         """GET /v1/tenants/{tenant} (operator, or that tenant's admin)."""
         return cast(t.Tenant, self._request("GET", "/v1/tenants/" + _seg(tenant_id)))
+
+    def list_tenants(self) -> List[t.Tenant]:
+        """GET /v1/tenants (operator key): every tenant on the server."""
+        return cast(List[t.Tenant], self._request("GET", "/v1/tenants")["tenants"])
 
     def tenant(self) -> t.Tenant:
         """GET /v1/tenant: the caller's own tenant (schema, purposes, budget settings)."""

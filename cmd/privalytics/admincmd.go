@@ -1,0 +1,508 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/api/wire"
+)
+
+// The commands in this file are thin: parse flags, make one SDK call, print
+// through the shared printer. Anything the API can do a business can do from a
+// terminal, with the same key and the same error messages.
+
+func versionCommand() *cobra.Command {
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use: "version", Short: "Print the version, the commit and the Go version of this binary", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			b := api.Build()
+			return out.print(cmd.OutOrStdout(), b, fields("version", b.Version, "commit", b.Commit, "go", b.GoVersion))
+		},
+	}
+	out.bind(cmd)
+	return cmd
+}
+
+// tenantTable lays out a tenant's settings, one per line.
+func tenantTable(t *wire.Tenant) table {
+	acc := t.Accounting
+	if acc == "" {
+		acc = "basic"
+	}
+	ret := "keep until erased"
+	if t.RetentionDays > 0 {
+		ret = strconv.Itoa(t.RetentionDays) + " days"
+	}
+	return fields("id", t.ID, "name", t.Name, "budget_epsilon", num(t.Budget.Epsilon), "budget_delta", num(t.Budget.Delta),
+		"accounting", acc, "period", orDash(t.Period), "purposes", strings.Join(t.Purposes, " "),
+		"retention", ret, "columns", strconv.Itoa(len(t.Schema.Columns)), "created", stamp(t.CreatedAt))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// tenantGetCommand prints one tenant: any tenant for the operator key, the
+// key's own tenant for a tenant key.
+func tenantGetCommand() *cobra.Command {
+	var (
+		sf  serverFlags
+		out outputFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "get [ID]",
+		Short: "Print a tenant's settings (its own with a tenant key; any with the operator key and an ID)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			var t *wire.Tenant
+			if len(args) == 1 {
+				t, err = c.TenantByID(cmd.Context(), args[0])
+			} else {
+				t, err = c.Tenant(cmd.Context())
+			}
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), t, tenantTable(t))
+		},
+	}
+	sf.bind(cmd)
+	out.bind(cmd)
+	return cmd
+}
+
+func tenantListCommand() *cobra.Command {
+	var (
+		sf  serverFlags
+		out outputFlag
+	)
+	cmd := &cobra.Command{
+		Use: "list", Short: "List every tenant on the server (operator key)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.Tenants(cmd.Context())
+			if err != nil {
+				return err
+			}
+			t := table{header: []string{"id", "name", "budget_epsilon", "budget_delta", "accounting", "period", "retention_days", "created"}}
+			for _, tn := range list {
+				t.rows = append(t.rows, []string{tn.ID, tn.Name, num(tn.Budget.Epsilon), num(tn.Budget.Delta), orDash(tn.Accounting), orDash(tn.Period), strconv.Itoa(tn.RetentionDays), stamp(tn.CreatedAt)})
+			}
+			return out.print(cmd.OutOrStdout(), list, t)
+		},
+	}
+	sf.bind(cmd)
+	out.bind(cmd)
+	return cmd
+}
+
+func allocateCommand() *cobra.Command {
+	var (
+		sf         serverFlags
+		out        outputFlag
+		eps, delta float64
+	)
+	cmd := &cobra.Command{
+		Use:   "allocate KEY_ID --epsilon E [--delta D]",
+		Short: "Reserve part of the tenant's budget for one key (admin key)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			kb, err := c.Allocate(cmd.Context(), args[0], wire.Cost{Epsilon: eps, Delta: delta})
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), kb, keyBudgetTable(kb))
+		},
+	}
+	sf.bind(cmd)
+	out.bind(cmd)
+	cmd.Flags().Float64Var(&eps, "epsilon", 0, "ε reserved for the key")
+	cmd.Flags().Float64Var(&delta, "delta", 0, "δ reserved for the key")
+	return cmd
+}
+
+func keyBudgetTable(kb *wire.KeyBudget) table {
+	return fields("key_id", kb.KeyID, "shared", strconv.FormatBool(kb.Shared),
+		"total_epsilon", num(kb.Total.Epsilon), "spent_epsilon", num(kb.Spent.Epsilon), "remaining_epsilon", num(kb.Remaining.Epsilon),
+		"total_delta", num(kb.Total.Delta), "spent_delta", num(kb.Spent.Delta), "remaining_delta", num(kb.Remaining.Delta))
+}
+
+func budgetCommand() *cobra.Command {
+	var (
+		sf  [4]serverFlags
+		out [4]outputFlag
+	)
+	show := func(cmd *cobra.Command, _ []string) error {
+		if err := out[0].check(); err != nil {
+			return err
+		}
+		c, err := sf[0].client()
+		if err != nil {
+			return err
+		}
+		b, err := c.Budget(cmd.Context())
+		if err != nil {
+			return err
+		}
+		t := table{header: []string{"period", "total_epsilon", "spent_epsilon", "remaining_epsilon", "total_delta", "spent_delta", "remaining_delta"}}
+		t.rows = append(t.rows, []string{"lifetime", num(b.Total.Epsilon), num(b.Spent.Epsilon), num(b.Remaining.Epsilon), num(b.Total.Delta), num(b.Spent.Delta), num(b.Remaining.Delta)})
+		for _, p := range b.Periods {
+			t.rows = append(t.rows, []string{p.Period, num(b.Total.Epsilon), num(p.Spent.Epsilon), num(p.Remaining.Epsilon), num(b.Total.Delta), num(p.Spent.Delta), num(p.Remaining.Delta)})
+		}
+		if b.Allocated.Epsilon > 0 {
+			t.note = fmt.Sprintf("ε=%g of it is reserved for keys with their own allocation.", b.Allocated.Epsilon)
+		}
+		if b.Accounting == "zcdp" {
+			t.note = strings.TrimSpace(t.note + " The tenant composes in ρ (zCDP); ε figures are conversions at its δ.")
+		}
+		return out[0].print(cmd.OutOrStdout(), b, t)
+	}
+	cmd := &cobra.Command{Use: "budget", Short: "Print the tenant's privacy budget: total, spent, left (query or admin key)", Args: cobra.NoArgs, RunE: show}
+	sf[0].bind(cmd)
+	out[0].bind(cmd)
+
+	var offset, limit int
+	charges := &cobra.Command{
+		Use: "charges", Short: "List the privacy ledger's charges, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out[1].check(); err != nil {
+				return err
+			}
+			c, err := sf[1].client()
+			if err != nil {
+				return err
+			}
+			list, err := c.Charges(cmd.Context(), offset, limit)
+			if err != nil {
+				return err
+			}
+			t := table{header: []string{"id", "time", "key_id", "epsilon", "delta", "mechanisms", "refunded", "periods"}}
+			for _, ch := range list {
+				t.rows = append(t.rows, []string{ch.ID, stamp(ch.Time), ch.KeyID, num(ch.Cost.Epsilon), num(ch.Cost.Delta), ch.Mechanisms, strconv.FormatBool(ch.Refunded), strings.Join(ch.Periods, " ")})
+			}
+			return out[1].print(cmd.OutOrStdout(), list, t)
+		},
+	}
+	sf[1].bind(charges)
+	out[1].bind(charges)
+	charges.Flags().IntVar(&offset, "offset", 0, "entries to skip")
+	charges.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
+
+	changes := &cobra.Command{
+		Use: "changes", Short: "List grants and allocations, newest first (admin key)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out[2].check(); err != nil {
+				return err
+			}
+			c, err := sf[2].client()
+			if err != nil {
+				return err
+			}
+			list, err := c.BudgetChanges(cmd.Context(), offset, limit)
+			if err != nil {
+				return err
+			}
+			t := table{header: []string{"id", "time", "kind", "key_id", "epsilon", "delta", "by_key"}}
+			for _, ch := range list {
+				t.rows = append(t.rows, []string{ch.ID, stamp(ch.Time), ch.Kind, orDash(ch.KeyID), num(ch.Amount.Epsilon), num(ch.Amount.Delta), ch.ActorKeyID})
+			}
+			return out[2].print(cmd.OutOrStdout(), list, t)
+		},
+	}
+	sf[2].bind(changes)
+	out[2].bind(changes)
+	changes.Flags().IntVar(&offset, "offset", 0, "entries to skip")
+	changes.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
+
+	var addEps, addDelta float64
+	grant := &cobra.Command{
+		Use: "grant --epsilon E [--delta D]", Short: "Add to the tenant's total budget (admin key; a weaker guarantee, recorded)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out[3].check(); err != nil {
+				return err
+			}
+			c, err := sf[3].client()
+			if err != nil {
+				return err
+			}
+			b, err := c.Grant(cmd.Context(), wire.Cost{Epsilon: addEps, Delta: addDelta})
+			if err != nil {
+				return err
+			}
+			return out[3].print(cmd.OutOrStdout(), b, fields("total_epsilon", num(b.Total.Epsilon), "remaining_epsilon", num(b.Remaining.Epsilon), "total_delta", num(b.Total.Delta), "remaining_delta", num(b.Remaining.Delta)))
+		},
+	}
+	sf[3].bind(grant)
+	out[3].bind(grant)
+	grant.Flags().Float64Var(&addEps, "epsilon", 0, "ε to add")
+	grant.Flags().Float64Var(&addDelta, "delta", 0, "δ to add")
+	cmd.AddCommand(charges, changes, grant)
+	return cmd
+}
+
+func consentCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "consent", Short: "Record customers' consent decisions and read a customer's standing"}
+	var (
+		sf                [2]serverFlags
+		out               [2]outputFlag
+		customer, purpose string
+		source            string
+		granted           bool
+	)
+	record := &cobra.Command{
+		Use:   "record --customer ID --purpose P --granted=true|false",
+		Short: "Record one customer's decision for one purpose (ingest or admin key)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out[0].check(); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("granted") {
+				return privalytics.Errorf(privalytics.EINVALID, "say what the customer decided: --granted=true (given) or --granted=false (withdrawn)")
+			}
+			c, err := sf[0].client()
+			if err != nil {
+				return err
+			}
+			res, err := c.RecordConsents(cmd.Context(), []wire.ConsentRecord{{CustomerID: customer, Purpose: purpose, Granted: wire.Bool(granted), Source: source}})
+			if err != nil {
+				return err
+			}
+			return out[0].print(cmd.OutOrStdout(), res, fields("recorded", strconv.Itoa(res.Recorded), "consent_version", strconv.FormatInt(res.Version, 10)))
+		},
+	}
+	sf[0].bind(record)
+	out[0].bind(record)
+	record.Flags().StringVar(&customer, "customer", "", "the customer's ID as the business knows it")
+	record.Flags().StringVar(&purpose, "purpose", "", "one of the tenant's purposes, e.g. analytics")
+	record.Flags().BoolVar(&granted, "granted", false, "true: consent given; false: withdrawn")
+	record.Flags().StringVar(&source, "source", "cli", "where the decision was collected")
+
+	status := &cobra.Command{
+		Use: "status CUSTOMER_ID", Short: "Print a customer's standing per purpose and its history (admin key)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out[1].check(); err != nil {
+				return err
+			}
+			c, err := sf[1].client()
+			if err != nil {
+				return err
+			}
+			st, err := c.ConsentStatus(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			t := table{header: []string{"purpose", "policy", "granted"}}
+			for _, p := range sortedKeys(st.Purposes) {
+				t.rows = append(t.rows, []string{p, st.Purposes[p].Policy, strconv.FormatBool(st.Purposes[p].Granted)})
+			}
+			t.note = fmt.Sprintf("%d decisions recorded.", len(st.History))
+			return out[1].print(cmd.OutOrStdout(), st, t)
+		},
+	}
+	sf[1].bind(status)
+	out[1].bind(status)
+	cmd.AddCommand(record, status)
+	return cmd
+}
+
+func subjectsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "subjects", Short: "Data subjects' rights: export, rectify and erase one customer's events (admin key)"}
+	var (
+		sf   [4]serverFlags
+		out  [4]outputFlag
+		sets []string
+	)
+	receipt := func(cmd *cobra.Command, o *outputFlag, r *wire.ErasureReceipt) error {
+		return o.print(cmd.OutOrStdout(), r, fields("id", r.ID, "status", r.Status, "subjects", strconv.Itoa(r.Subjects), "rows", strconv.Itoa(r.Rows),
+			"requested", stamp(r.RequestedAt), "completed", stampPtr(r.CompletedAt)))
+	}
+	export := &cobra.Command{
+		Use: "export CUSTOMER_ID", Short: "Print every event held about one customer", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out[0].check(); err != nil {
+				return err
+			}
+			c, err := sf[0].client()
+			if err != nil {
+				return err
+			}
+			if out[0].format == "csv" {
+				// The server writes the CSV itself, in the schema's column order.
+				raw, err := c.ExportSubjectCSV(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			ex, err := c.ExportSubject(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			t := table{header: ex.Columns, note: fmt.Sprintf("%d events about customer %s, exported %s.", ex.Rows, ex.CustomerID, stamp(ex.ExportedAt))}
+			for _, e := range ex.Events {
+				row := make([]string, len(ex.Columns))
+				for i, col := range ex.Columns {
+					if v, ok := e[col]; ok && v != nil {
+						row[i] = fmt.Sprint(v)
+					}
+				}
+				t.rows = append(t.rows, row)
+			}
+			return out[0].print(cmd.OutOrStdout(), ex, t)
+		},
+	}
+	erase := &cobra.Command{
+		Use: "erase CUSTOMER_ID", Short: "Erase every event of one customer (hidden at once, removed from disk by compaction)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out[1].check(); err != nil {
+				return err
+			}
+			c, err := sf[1].client()
+			if err != nil {
+				return err
+			}
+			r, err := c.EraseSubject(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return receipt(cmd, &out[1], r)
+		},
+	}
+	rectify := &cobra.Command{
+		Use: "rectify CUSTOMER_ID --set FIELD=VALUE…", Short: "Correct fields on every event of one customer", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out[2].check(); err != nil {
+				return err
+			}
+			if len(sets) == 0 {
+				return privalytics.Errorf(privalytics.EINVALID, "say what to correct: --set field=value (a JSON value, or text)")
+			}
+			fieldsToSet := map[string]any{}
+			for _, kv := range sets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return privalytics.Errorf(privalytics.EINVALID, "--set %q must be field=value", kv)
+				}
+				// A JSON value (a number, true, null, "quoted") is sent as is;
+				// anything else is text, so --set city=Lyon needs no quotes.
+				var parsed any
+				if json.Unmarshal([]byte(v), &parsed) == nil {
+					fieldsToSet[k] = parsed
+				} else {
+					fieldsToSet[k] = v
+				}
+			}
+			c, err := sf[2].client()
+			if err != nil {
+				return err
+			}
+			r, err := c.RectifySubject(cmd.Context(), args[0], fieldsToSet)
+			if err != nil {
+				return err
+			}
+			return receipt(cmd, &out[2], r)
+		},
+	}
+	rectify.Flags().StringArrayVar(&sets, "set", nil, "field=value to set (repeat for several fields)")
+	erasure := &cobra.Command{
+		Use: "receipt ERASURE_ID", Short: "Print an erasure or rectification receipt (pending or complete)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out[3].check(); err != nil {
+				return err
+			}
+			c, err := sf[3].client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Erasure(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return receipt(cmd, &out[3], r)
+		},
+	}
+	for i, sub := range []*cobra.Command{export, erase, rectify, erasure} {
+		sf[i].bind(sub)
+		out[i].bind(sub)
+	}
+	cmd.AddCommand(export, erase, rectify, erasure)
+	return cmd
+}
+
+func retentionCommand() *cobra.Command {
+	var (
+		sf  serverFlags
+		out outputFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "retention DAYS",
+		Short: "Set how many days events are kept (0: until erased); older events are purged (admin key)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			days, err := strconv.Atoi(args[0])
+			if err != nil || days < 0 {
+				return privalytics.Errorf(privalytics.EINVALID, "DAYS must be a whole number ≥ 0 (0 keeps events until erased), got %q", args[0])
+			}
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.SetRetention(cmd.Context(), days)
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), t, tenantTable(t))
+		},
+	}
+	sf.bind(cmd)
+	out.bind(cmd)
+	return cmd
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
