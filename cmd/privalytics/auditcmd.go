@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"github.com/privalytics/privalytics/internal/cli"
 	"github.com/privalytics/privalytics/store/audit"
 )
 
@@ -48,39 +48,7 @@ It reads the file only, so it can run while the server runs.`,
 	verify.Flags().StringVar(&dataDir, "data-dir", envOr("PRIVALYTICS_DATA_DIR", "privalytics-data"), "the server's data directory [env PRIVALYTICS_DATA_DIR]")
 	verify.Flags().StringVar(&file, "file", "", "the audit log file (overrides --data-dir)")
 
-	var (
-		sf            serverFlags
-		offset, limit int
-		out           outputFlag
-	)
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "Print the tenant's audit entries, newest first (admin key; --output json for the hashes and details)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			c, err := sf.client()
-			if err != nil {
-				return err
-			}
-			entries, err := c.Audit(cmd.Context(), offset, limit)
-			if err != nil {
-				return err
-			}
-			t := table{header: []string{"seq", "time", "actor", "action", "target", "outcome"}}
-			for _, e := range entries {
-				t.rows = append(t.rows, []string{strconv.FormatUint(e.Seq, 10), stamp(e.Time), e.Actor, e.Action, e.Target, e.Outcome})
-			}
-			return out.print(cmd.OutOrStdout(), entries, t)
-		},
-	}
-	sf.bind(list)
-	out.bind(list)
-	list.Flags().IntVar(&offset, "offset", 0, "entries to skip")
-	list.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
-	cmd.AddCommand(verify, list)
+	cmd.AddCommand(verify, cli.AuditListCommand())
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/he/federation"
+	"github.com/privalytics/privalytics/internal/cli"
 )
 
 // The franchise commands run the federation protocol (docs/franchise.md):
@@ -38,7 +39,7 @@ See docs/franchise.md.`,
 
 func franchiseCreateCommand() *cobra.Command {
 	var (
-		sf        serverFlags
+		sf        cli.ServerFlags
 		name, dir string
 		locations []string
 		threshold int
@@ -52,11 +53,11 @@ DIR/locations/NAME.json (0600). Hand each location its file, by a channel you tr
 		Example: `  privalytics franchise create --key $ADMIN_KEY --name north --locations leeds,york,hull --threshold 2 --dir ./north`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
-			id, err := federation.Create(cmd.Context(), c, sf.server, dir, name, locations, threshold)
+			id, err := federation.Create(cmd.Context(), c, sf.Server, dir, name, locations, threshold)
 			if err != nil {
 				return err
 			}
@@ -65,7 +66,7 @@ DIR/locations/NAME.json (0600). Hand each location its file, by a channel you tr
 			return nil
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&name, "name", "", "federation name")
 	cmd.Flags().StringSliceVar(&locations, "locations", nil, "location names, comma-separated")
 	cmd.Flags().IntVar(&threshold, "threshold", 0, "t: how many live locations decrypt a round")
@@ -119,21 +120,21 @@ interrupted after sending, the federation has to be created again.`,
 	return cmd
 }
 
-func franchisorClient(sf *serverFlags, changed bool, dir string) (*federation.FranchisorState, *client.Client, error) {
+func franchisorClient(sf *cli.ServerFlags, changed bool, dir string) (*federation.FranchisorState, *client.Client, error) {
 	st, err := federation.ReadFranchisorState(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !changed {
-		sf.server = st.Server
+		sf.Server = st.Server
 	}
-	c, err := sf.client()
+	c, err := sf.Client()
 	return st, c, err
 }
 
 func franchiseRoundCommand() *cobra.Command {
 	var (
-		sf                serverFlags
+		sf                cli.ServerFlags
 		dir, query        string
 		contribute, decry time.Duration
 	)
@@ -161,7 +162,7 @@ run contribute --round N. The query is public; see docs/franchise.md.`,
 			return nil
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&dir, "dir", ".", "the federation's directory (from franchise create)")
 	cmd.Flags().StringVar(&query, "query", "", "the query as JSON, or @FILE")
 	cmd.Flags().DurationVar(&contribute, "contribute-for", 10*time.Minute, "how long contributions are accepted")
@@ -223,7 +224,7 @@ sends its flooded key-switching share. --no-decrypt stops after uploading.`,
 
 func franchiseResultCommand() *cobra.Command {
 	var (
-		sf      serverFlags
+		sf      cli.ServerFlags
 		dir     string
 		round   int
 		asJSON  bool
@@ -252,7 +253,7 @@ func franchiseResultCommand() *cobra.Command {
 			return res.WriteTable(cmd.OutOrStdout())
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&dir, "dir", ".", "the federation's directory (from franchise create)")
 	cmd.Flags().IntVar(&round, "round", 0, "the round to decrypt")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -11,6 +11,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/he"
+	"github.com/privalytics/privalytics/internal/cli"
 	"github.com/privalytics/privalytics/internal/progress"
 )
 
@@ -222,7 +223,7 @@ internal use only and is labelled so; do not share it.`,
 
 func heUploadCommand() *cobra.Command {
 	var (
-		sf    serverFlags
+		sf    cli.ServerFlags
 		eval  string
 		quiet bool
 	)
@@ -236,7 +237,7 @@ processor refuses it, and it must not leave this machine.`,
 		Example: `  privalytics he upload orders.pvht --eval owner-keys/eval.keys --server http://processor:8080 --key $PROCESSOR_KEY`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -256,7 +257,7 @@ processor refuses it, and it must not leave this machine.`,
 			return nil
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&eval, "eval", "", "evaluation keys from he keygen (eval.keys)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	_ = cmd.MarkFlagRequired("eval")
@@ -265,7 +266,7 @@ processor refuses it, and it must not leave this machine.`,
 
 func heJobCommand() *cobra.Command {
 	var (
-		sf                         serverFlags
+		sf                         cli.ServerFlags
 		dataset, op, column, group string
 		columns, target, out       string
 	)
@@ -285,7 +286,7 @@ The processor refuses, before computing, a job whose result could wrap around
 		Example: `  privalytics he job --dataset hds_… --op mean --column quantity --out mean.pvhr --server http://processor:8080 --key $PROCESSOR_KEY`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -302,7 +303,7 @@ The processor refuses, before computing, a job whose result could wrap around
 			return nil
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset ID from he upload")
 	cmd.Flags().StringVar(&op, "op", "", "count, sum, mean, variance, category-count, category-sum, dot, covariance or regression")
 	cmd.Flags().StringVar(&column, "column", "", "the value column (or indicator for count)")

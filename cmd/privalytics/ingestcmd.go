@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,16 +21,17 @@ import (
 	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
 	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/internal/cli"
 )
 
 func ingestCommand() *cobra.Command {
 	var (
-		sf          serverFlags
+		sf          cli.ServerFlags
 		format      string
 		mapping     string
 		idempotency string
 		quiet       bool
-		out         outputFlag
+		out         cli.Output
 		dryRun      bool
 		schemaFile  string
 		timeZone    string
@@ -57,7 +60,7 @@ from the server, else the default retail schema.`,
   privalytics ingest orders_export.csv --mapping shopify-orders --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
 			if format == "" {
@@ -96,7 +99,7 @@ from the server, else the default retail schema.`,
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), "The subject column shows pseudonyms under a throwaway key; the server's differ.")
 				return err
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -112,14 +115,14 @@ from the server, else the default retail schema.`,
 			if err != nil {
 				return err
 			}
-			if out.format != "table" {
+			if out.Format() != "table" {
 				// For scripts: the report itself, skipped reasons as "reason=n" pairs in CSV.
 				reasons := make([]string, 0, len(rep.SkippedReasons))
-				for _, r := range sortedKeys(rep.SkippedReasons) {
+				for _, r := range slices.Sorted(maps.Keys(rep.SkippedReasons)) {
 					reasons = append(reasons, fmt.Sprintf("%s=%d", r, rep.SkippedReasons[r]))
 				}
-				return out.print(cmd.OutOrStdout(), rep, table{header: []string{"rows", "batches", "seconds", "skipped", "skipped_reasons"},
-					rows: [][]string{{strconv.Itoa(rep.Rows), strconv.Itoa(rep.Batches), num(rep.Seconds), strconv.Itoa(rep.Skipped), strings.Join(reasons, " ")}}})
+				return out.Print(cmd.OutOrStdout(), rep, cli.Table{Header: []string{"rows", "batches", "seconds", "skipped", "skipped_reasons"},
+					Rows: [][]string{{strconv.Itoa(rep.Rows), strconv.Itoa(rep.Batches), cli.Num(rep.Seconds), strconv.Itoa(rep.Skipped), strings.Join(reasons, " ")}}})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Imported %d rows in %d durable batches (%.1fs, %.0f rows/s); skipped %d", rep.Rows, rep.Batches, rep.Seconds, float64(rep.Rows)/rep.Seconds, rep.Skipped)
 			if len(rep.SkippedReasons) > 0 {
@@ -130,12 +133,12 @@ from the server, else the default retail schema.`,
 			return nil
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&format, "format", "", "csv, ndjson or parquet (default: from the file name)")
 	cmd.Flags().StringVar(&mapping, "mapping", "", "mapping preset or JSON mapping file")
 	cmd.Flags().StringVar(&idempotency, "idempotency-key", "", "makes a re-run of the same import store only what is missing")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
-	out.bind(cmd)
+	out.Bind(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read the file here, store nothing, print the first rows and a summary")
 	cmd.Flags().StringVar(&schemaFile, "schema", "", "with --dry-run: the tenant schema as a JSON file")
 	cmd.Flags().StringVar(&timeZone, "time-zone", "", "IANA zone of timestamps the mapping gives none, e.g. Europe/Berlin")
@@ -144,7 +147,7 @@ from the server, else the default retail schema.`,
 }
 
 // dryRunSchema finds the schema a dry run validates against, and says which.
-func dryRunSchema(ctx context.Context, sf serverFlags, file string) (privalytics.Schema, string, error) {
+func dryRunSchema(ctx context.Context, sf cli.ServerFlags, file string) (privalytics.Schema, string, error) {
 	if file != "" {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -156,7 +159,7 @@ func dryRunSchema(ctx context.Context, sf serverFlags, file string) (privalytics
 		}
 		return s, "the schema in " + file, nil
 	}
-	if c, err := sf.client(); err == nil {
+	if c, err := sf.Client(); err == nil {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if t, err := c.Tenant(ctx); err == nil {

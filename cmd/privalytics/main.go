@@ -1,8 +1,8 @@
 // Command privalytics is the one binary of Privalytics: the server (serve), a
 // self-contained demonstration (demo), the clients a business uses from a
-// terminal (ingest, query, explain, tenant, keys, budget, consent, subjects,
-// retention, audit; each a thin call of the Go SDK), version, and the
-// benchmark (bench).
+// terminal (ingest, and from internal/cli query, explain, tenant, keys, budget,
+// consent, subjects, retention, audit list, version; each a thin call of the
+// Go SDK), and the benchmark (bench).
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/internal/cli"
 )
 
 func main() {
@@ -69,8 +70,8 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), queryCommand(), tenantCommand(), keysCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand(),
-		explainCommand(), budgetCommand(), consentCommand(), subjectsCommand(), retentionCommand(), versionCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand())
+	root.AddCommand(cli.Commands()...)
 	return root
 }
 

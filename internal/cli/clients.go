@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -14,27 +14,33 @@ import (
 	"github.com/privalytics/privalytics/api/wire"
 )
 
-// serverFlags are the flags every client command shares.
-type serverFlags struct{ server, key string }
+// ServerFlags are the flags every client command shares (--server, --key).
+// Server is exported because a franchisor's saved state may name the server
+// when --server is not given.
+type ServerFlags struct{ Server, Key string }
 
-func (f *serverFlags) bind(cmd *cobra.Command) {
+// Bind adds --server and --key to cmd.
+
+func (f *ServerFlags) Bind(cmd *cobra.Command) {
 	def := os.Getenv("PRIVALYTICS_SERVER")
 	if def == "" {
 		def = "http://127.0.0.1:8080"
 	}
-	cmd.Flags().StringVar(&f.server, "server", def, "server URL [env PRIVALYTICS_SERVER]")
-	cmd.Flags().StringVar(&f.key, "key", "", "API key [env PRIVALYTICS_API_KEY]")
+	cmd.Flags().StringVar(&f.Server, "server", def, "server URL [env PRIVALYTICS_SERVER]")
+	cmd.Flags().StringVar(&f.Key, "key", "", "API key [env PRIVALYTICS_API_KEY]")
 }
 
-func (f *serverFlags) client() (*client.Client, error) {
-	key := f.key
+// Client is the SDK client for the flags, the key falling back to
+// PRIVALYTICS_API_KEY.
+func (f *ServerFlags) Client() (*client.Client, error) {
+	key := f.Key
 	if key == "" {
 		key = os.Getenv("PRIVALYTICS_API_KEY")
 	}
 	if key == "" {
 		return nil, privalytics.Errorf(privalytics.EUNAUTHORIZED, "no API key: pass --key or set PRIVALYTICS_API_KEY")
 	}
-	return client.New(f.server, key), nil
+	return client.New(f.Server, key), nil
 }
 
 func queryCommand() *cobra.Command { return newQueryCommand(false) }
@@ -45,12 +51,12 @@ func explainCommand() *cobra.Command { return newQueryCommand(true) }
 
 func newQueryCommand(explainOnly bool) *cobra.Command {
 	var (
-		sf      serverFlags
+		sf      ServerFlags
 		file    string
 		raw     bool
 		explain bool
 		sqlText string
-		out     outputFlag
+		out     Output
 	)
 	cmd := &cobra.Command{
 		Use:   "query [JSON] | query --sql 'SELECT WITH DIFFERENTIAL_PRIVACY …'",
@@ -87,10 +93,10 @@ reading data or spending budget.`,
 			if raw {
 				out.format = "json"
 			}
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -109,11 +115,11 @@ reading data or spending budget.`,
 			return printAnswer(cmd, &out, res)
 		},
 	}
-	sf.bind(cmd)
+	sf.Bind(cmd)
 	cmd.Flags().StringVar(&file, "file", "", "read the query from this file (- for standard input)")
 	cmd.Flags().StringVar(&sqlText, "sql", "", "the query in SQL (SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (…) … FROM events …), sent to POST /v1/sql")
 	cmd.Flags().BoolVar(&raw, "json", false, "print the raw JSON answer (same as --output json)")
-	out.bind(cmd)
+	out.Bind(cmd)
 	if explainOnly {
 		cmd.Use = "explain [JSON] | explain --sql 'SELECT WITH DIFFERENTIAL_PRIVACY …'"
 		cmd.Short = "Print what a query would cost and how wide its intervals would be, spending nothing"
@@ -127,7 +133,7 @@ reading data or spending budget.`,
 
 // runExplain prints what a query would cost and how precise each aggregate
 // would be (POST /v1/queries:explain or /v1/sql:explain).
-func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byte, o *outputFlag) error {
+func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byte, o *Output) error {
 	var ex *wire.Explanation
 	var err error
 	if sqlText != "" {
@@ -138,50 +144,50 @@ func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byt
 	if err != nil {
 		return err
 	}
-	t := table{header: []string{"aggregate", "mechanism", "epsilon", fmt.Sprintf("half_width_%.0f%%", ex.Confidence*100), "note"}}
+	t := Table{Header: []string{"aggregate", "mechanism", "epsilon", fmt.Sprintf("half_width_%.0f%%", ex.Confidence*100), "note"}}
 	for _, a := range ex.Aggregates {
-		t.rows = append(t.rows, []string{a.Name, a.Mechanism, num(a.Epsilon), fmt.Sprintf("%.4g", a.HalfWidth), a.Note})
+		t.Rows = append(t.Rows, []string{a.Name, a.Mechanism, Num(a.Epsilon), fmt.Sprintf("%.4g", a.HalfWidth), a.Note})
 	}
 	if o.format == "table" {
 		fmt.Fprintf(cmd.OutOrStdout(), "Would cost ε=%g δ=%g (nothing is spent by explaining).\n", ex.Cost.Epsilon, ex.Cost.Delta)
 	}
 	if ex.Thresholded {
-		t.note = "Group keys come from the data: only those passing DP partition selection will be shown."
+		t.Note = "Group keys come from the data: only those passing DP partition selection will be shown."
 	}
-	return o.print(cmd.OutOrStdout(), ex, t)
+	return o.Print(cmd.OutOrStdout(), ex, t)
 }
 
 // printAnswer prints a query's answer. A grouped answer with no rows gets a
 // sentence saying why: an empty table alone reads as "no data", while the cause
 // is partition selection hiding every group too small to release safely.
-func printAnswer(cmd *cobra.Command, o *outputFlag, r *wire.Result) error {
-	t := table{}
-	t.header = append(t.header, r.GroupBy...)
+func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
+	t := Table{}
+	t.Header = append(t.Header, r.GroupBy...)
 	for _, a := range r.Aggregates {
-		t.header = append(t.header, a.Name, a.Name+"_lower", a.Name+"_upper")
+		t.Header = append(t.Header, a.Name, a.Name+"_lower", a.Name+"_upper")
 	}
 	for _, row := range r.Rows {
 		cols := append([]string{}, row.Key...)
 		for _, c := range row.Cells {
-			cols = append(cols, num(c.Value), num(c.Lower), num(c.Upper))
+			cols = append(cols, Num(c.Value), Num(c.Lower), Num(c.Upper))
 		}
-		t.rows = append(t.rows, cols)
+		t.Rows = append(t.Rows, cols)
 	}
 	cached := ""
 	if r.Cached {
 		cached = " (a repeat answered from the cache: no new cost)"
 	}
-	t.note = fmt.Sprintf("Cost ε=%g δ=%g%s; intervals at %.0f%% confidence.", r.Cost.Epsilon, r.Cost.Delta, cached, r.Confidence*100)
+	t.Note = fmt.Sprintf("Cost ε=%g δ=%g%s; intervals at %.0f%% confidence.", r.Cost.Epsilon, r.Cost.Delta, cached, r.Confidence*100)
 	if r.Budget != nil {
-		t.note += fmt.Sprintf(" Budget left ε=%.4g.", r.Budget.Remaining.Epsilon)
+		t.Note += fmt.Sprintf(" Budget left ε=%.4g.", r.Budget.Remaining.Epsilon)
 	}
 	if why := suppressedWhy(r); why != "" {
-		t.note = why + "\n" + t.note
+		t.Note = why + "\n" + t.Note
 		if o.format == "csv" {
 			fmt.Fprintln(cmd.ErrOrStderr(), why)
 		}
 	}
-	return o.print(cmd.OutOrStdout(), r, t)
+	return o.Print(cmd.OutOrStdout(), r, t)
 }
 
 // suppressedWhy explains an answer whose groups were all withheld.
@@ -195,24 +201,24 @@ func suppressedWhy(r *wire.Result) string {
 func tenantCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants (operator key)"}
 	var (
-		sf          serverFlags
+		sf          ServerFlags
 		id, name    string
 		eps, delta  float64
 		schemaFile  string
 		purposeList []string
 		period      string
 		accounting  string
-		createOut   outputFlag
+		createOut   Output
 	)
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a tenant and print its first admin key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := createOut.check(); err != nil {
+			if err := createOut.Check(); err != nil {
 				return err
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -234,14 +240,14 @@ func tenantCommand() *cobra.Command {
 			}
 			if createOut.format != "table" {
 				// A script creating tenants needs the admin key as data, not prose.
-				return createOut.print(cmd.OutOrStdout(), res, fields("tenant", res.Tenant.ID, "admin_key_id", res.AdminKey.ID, "admin_key_token", res.AdminKey.Token))
+				return createOut.Print(cmd.OutOrStdout(), res, fields("tenant", res.Tenant.ID, "admin_key_id", res.AdminKey.ID, "admin_key_token", res.AdminKey.Token))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Created tenant %s with budget ε=%g, δ=%g.\nIts admin key (shown once):\n\n    %s\n", res.Tenant.ID, res.Tenant.Budget.Epsilon, res.Tenant.Budget.Delta, res.AdminKey.Token)
 			return nil
 		},
 	}
-	sf.bind(create)
-	createOut.bind(create)
+	sf.Bind(create)
+	createOut.Bind(create)
 	create.Flags().StringVar(&id, "id", "", "tenant ID: lower-case letters, digits and -")
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().Float64Var(&eps, "epsilon", 10, "total privacy budget ε over the data's lifetime")
@@ -256,16 +262,16 @@ func tenantCommand() *cobra.Command {
 
 func keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Issue, list, revoke and allocate budget to API keys (tenant admin key)"}
-	var sf1, sf2, sf3 serverFlags
+	var sf1, sf2, sf3 ServerFlags
 	var name, role string
-	var listOut, keyOut outputFlag
+	var listOut, keyOut Output
 	create := &cobra.Command{
 		Use: "create", Short: "Issue a key with a role (admin, ingest, query, processor)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := keyOut.check(); err != nil {
+			if err := keyOut.Check(); err != nil {
 				return err
 			}
-			c, err := sf1.client()
+			c, err := sf1.Client()
 			if err != nil {
 				return err
 			}
@@ -274,23 +280,23 @@ func keysCommand() *cobra.Command {
 				return err
 			}
 			if keyOut.format != "table" {
-				return keyOut.print(cmd.OutOrStdout(), k, fields("id", k.ID, "name", k.Name, "role", string(k.Role), "token", k.Token))
+				return keyOut.Print(cmd.OutOrStdout(), k, fields("id", k.ID, "name", k.Name, "role", string(k.Role), "token", k.Token))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Issued %s key %s (%s). Token, shown once:\n\n    %s\n", k.Role, k.ID, k.Name, k.Token)
 			return nil
 		},
 	}
-	sf1.bind(create)
-	keyOut.bind(create)
+	sf1.Bind(create)
+	keyOut.Bind(create)
 	create.Flags().StringVar(&name, "name", "", "what the key is for, e.g. web-shop or marketing")
 	create.Flags().StringVar(&role, "role", "query", "admin, ingest, query or processor")
 	list := &cobra.Command{
 		Use: "list", Short: "List the tenant's keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := listOut.check(); err != nil {
+			if err := listOut.Check(); err != nil {
 				return err
 			}
-			c, err := sf2.client()
+			c, err := sf2.Client()
 			if err != nil {
 				return err
 			}
@@ -298,19 +304,19 @@ func keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{header: []string{"id", "name", "role", "created", "revoked"}}
+			t := Table{Header: []string{"id", "name", "role", "created", "revoked"}}
 			for _, k := range keys {
-				t.rows = append(t.rows, []string{k.ID, k.Name, string(k.Role), stamp(k.CreatedAt), stampPtr(k.RevokedAt)})
+				t.Rows = append(t.Rows, []string{k.ID, k.Name, string(k.Role), stamp(k.CreatedAt), stampPtr(k.RevokedAt)})
 			}
-			return listOut.print(cmd.OutOrStdout(), keys, t)
+			return listOut.Print(cmd.OutOrStdout(), keys, t)
 		},
 	}
-	sf2.bind(list)
-	listOut.bind(list)
+	sf2.Bind(list)
+	listOut.Bind(list)
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf3.client()
+			c, err := sf3.Client()
 			if err != nil {
 				return err
 			}
@@ -321,7 +327,7 @@ func keysCommand() *cobra.Command {
 			return nil
 		},
 	}
-	sf3.bind(revoke)
+	sf3.Bind(revoke)
 	cmd.AddCommand(create, list, revoke, allocateCommand())
 	return cmd
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -19,23 +19,23 @@ import (
 // terminal, with the same key and the same error messages.
 
 func versionCommand() *cobra.Command {
-	var out outputFlag
+	var out Output
 	cmd := &cobra.Command{
 		Use: "version", Short: "Print the version, the commit and the Go version of this binary", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
 			b := api.Build()
-			return out.print(cmd.OutOrStdout(), b, fields("version", b.Version, "commit", b.Commit, "go", b.GoVersion))
+			return out.Print(cmd.OutOrStdout(), b, fields("version", b.Version, "commit", b.Commit, "go", b.GoVersion))
 		},
 	}
-	out.bind(cmd)
+	out.Bind(cmd)
 	return cmd
 }
 
 // tenantTable lays out a tenant's settings, one per line.
-func tenantTable(t *wire.Tenant) table {
+func tenantTable(t *wire.Tenant) Table {
 	acc := t.Accounting
 	if acc == "" {
 		acc = "basic"
@@ -44,7 +44,7 @@ func tenantTable(t *wire.Tenant) table {
 	if t.RetentionDays > 0 {
 		ret = strconv.Itoa(t.RetentionDays) + " days"
 	}
-	return fields("id", t.ID, "name", t.Name, "budget_epsilon", num(t.Budget.Epsilon), "budget_delta", num(t.Budget.Delta),
+	return fields("id", t.ID, "name", t.Name, "budget_epsilon", Num(t.Budget.Epsilon), "budget_delta", Num(t.Budget.Delta),
 		"accounting", acc, "period", orDash(t.Period), "purposes", strings.Join(t.Purposes, " "),
 		"retention", ret, "columns", strconv.Itoa(len(t.Schema.Columns)), "created", stamp(t.CreatedAt))
 }
@@ -60,18 +60,18 @@ func orDash(s string) string {
 // key's own tenant for a tenant key.
 func tenantGetCommand() *cobra.Command {
 	var (
-		sf  serverFlags
-		out outputFlag
+		sf  ServerFlags
+		out Output
 	)
 	cmd := &cobra.Command{
 		Use:   "get [ID]",
 		Short: "Print a tenant's settings (its own with a tenant key; any with the operator key and an ID)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -84,26 +84,26 @@ func tenantGetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.print(cmd.OutOrStdout(), t, tenantTable(t))
+			return out.Print(cmd.OutOrStdout(), t, tenantTable(t))
 		},
 	}
-	sf.bind(cmd)
-	out.bind(cmd)
+	sf.Bind(cmd)
+	out.Bind(cmd)
 	return cmd
 }
 
 func tenantListCommand() *cobra.Command {
 	var (
-		sf  serverFlags
-		out outputFlag
+		sf  ServerFlags
+		out Output
 	)
 	cmd := &cobra.Command{
 		Use: "list", Short: "List every tenant on the server (operator key)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -111,22 +111,22 @@ func tenantListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{header: []string{"id", "name", "budget_epsilon", "budget_delta", "accounting", "period", "retention_days", "created"}}
+			t := Table{Header: []string{"id", "name", "budget_epsilon", "budget_delta", "accounting", "period", "retention_days", "created"}}
 			for _, tn := range list {
-				t.rows = append(t.rows, []string{tn.ID, tn.Name, num(tn.Budget.Epsilon), num(tn.Budget.Delta), orDash(tn.Accounting), orDash(tn.Period), strconv.Itoa(tn.RetentionDays), stamp(tn.CreatedAt)})
+				t.Rows = append(t.Rows, []string{tn.ID, tn.Name, Num(tn.Budget.Epsilon), Num(tn.Budget.Delta), orDash(tn.Accounting), orDash(tn.Period), strconv.Itoa(tn.RetentionDays), stamp(tn.CreatedAt)})
 			}
-			return out.print(cmd.OutOrStdout(), list, t)
+			return out.Print(cmd.OutOrStdout(), list, t)
 		},
 	}
-	sf.bind(cmd)
-	out.bind(cmd)
+	sf.Bind(cmd)
+	out.Bind(cmd)
 	return cmd
 }
 
 func allocateCommand() *cobra.Command {
 	var (
-		sf         serverFlags
-		out        outputFlag
+		sf         ServerFlags
+		out        Output
 		eps, delta float64
 	)
 	cmd := &cobra.Command{
@@ -134,10 +134,10 @@ func allocateCommand() *cobra.Command {
 		Short: "Reserve part of the tenant's budget for one key (admin key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -145,32 +145,32 @@ func allocateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.print(cmd.OutOrStdout(), kb, keyBudgetTable(kb))
+			return out.Print(cmd.OutOrStdout(), kb, keyBudgetTable(kb))
 		},
 	}
-	sf.bind(cmd)
-	out.bind(cmd)
+	sf.Bind(cmd)
+	out.Bind(cmd)
 	cmd.Flags().Float64Var(&eps, "epsilon", 0, "ε reserved for the key")
 	cmd.Flags().Float64Var(&delta, "delta", 0, "δ reserved for the key")
 	return cmd
 }
 
-func keyBudgetTable(kb *wire.KeyBudget) table {
+func keyBudgetTable(kb *wire.KeyBudget) Table {
 	return fields("key_id", kb.KeyID, "shared", strconv.FormatBool(kb.Shared),
-		"total_epsilon", num(kb.Total.Epsilon), "spent_epsilon", num(kb.Spent.Epsilon), "remaining_epsilon", num(kb.Remaining.Epsilon),
-		"total_delta", num(kb.Total.Delta), "spent_delta", num(kb.Spent.Delta), "remaining_delta", num(kb.Remaining.Delta))
+		"total_epsilon", Num(kb.Total.Epsilon), "spent_epsilon", Num(kb.Spent.Epsilon), "remaining_epsilon", Num(kb.Remaining.Epsilon),
+		"total_delta", Num(kb.Total.Delta), "spent_delta", Num(kb.Spent.Delta), "remaining_delta", Num(kb.Remaining.Delta))
 }
 
 func budgetCommand() *cobra.Command {
 	var (
-		sf  [4]serverFlags
-		out [4]outputFlag
+		sf  [4]ServerFlags
+		out [4]Output
 	)
 	show := func(cmd *cobra.Command, _ []string) error {
-		if err := out[0].check(); err != nil {
+		if err := out[0].Check(); err != nil {
 			return err
 		}
-		c, err := sf[0].client()
+		c, err := sf[0].Client()
 		if err != nil {
 			return err
 		}
@@ -178,31 +178,31 @@ func budgetCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		t := table{header: []string{"period", "total_epsilon", "spent_epsilon", "remaining_epsilon", "total_delta", "spent_delta", "remaining_delta"}}
-		t.rows = append(t.rows, []string{"lifetime", num(b.Total.Epsilon), num(b.Spent.Epsilon), num(b.Remaining.Epsilon), num(b.Total.Delta), num(b.Spent.Delta), num(b.Remaining.Delta)})
+		t := Table{Header: []string{"period", "total_epsilon", "spent_epsilon", "remaining_epsilon", "total_delta", "spent_delta", "remaining_delta"}}
+		t.Rows = append(t.Rows, []string{"lifetime", Num(b.Total.Epsilon), Num(b.Spent.Epsilon), Num(b.Remaining.Epsilon), Num(b.Total.Delta), Num(b.Spent.Delta), Num(b.Remaining.Delta)})
 		for _, p := range b.Periods {
-			t.rows = append(t.rows, []string{p.Period, num(b.Total.Epsilon), num(p.Spent.Epsilon), num(p.Remaining.Epsilon), num(b.Total.Delta), num(p.Spent.Delta), num(p.Remaining.Delta)})
+			t.Rows = append(t.Rows, []string{p.Period, Num(b.Total.Epsilon), Num(p.Spent.Epsilon), Num(p.Remaining.Epsilon), Num(b.Total.Delta), Num(p.Spent.Delta), Num(p.Remaining.Delta)})
 		}
 		if b.Allocated.Epsilon > 0 {
-			t.note = fmt.Sprintf("ε=%g of it is reserved for keys with their own allocation.", b.Allocated.Epsilon)
+			t.Note = fmt.Sprintf("ε=%g of it is reserved for keys with their own allocation.", b.Allocated.Epsilon)
 		}
 		if b.Accounting == "zcdp" {
-			t.note = strings.TrimSpace(t.note + " The tenant composes in ρ (zCDP); ε figures are conversions at its δ.")
+			t.Note = strings.TrimSpace(t.Note + " The tenant composes in ρ (zCDP); ε figures are conversions at its δ.")
 		}
-		return out[0].print(cmd.OutOrStdout(), b, t)
+		return out[0].Print(cmd.OutOrStdout(), b, t)
 	}
 	cmd := &cobra.Command{Use: "budget", Short: "Print the tenant's privacy budget: total, spent, left (query or admin key)", Args: cobra.NoArgs, RunE: show}
-	sf[0].bind(cmd)
-	out[0].bind(cmd)
+	sf[0].Bind(cmd)
+	out[0].Bind(cmd)
 
 	var offset, limit int
 	charges := &cobra.Command{
 		Use: "charges", Short: "List the privacy ledger's charges, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[1].check(); err != nil {
+			if err := out[1].Check(); err != nil {
 				return err
 			}
-			c, err := sf[1].client()
+			c, err := sf[1].Client()
 			if err != nil {
 				return err
 			}
@@ -210,25 +210,25 @@ func budgetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{header: []string{"id", "time", "key_id", "epsilon", "delta", "mechanisms", "refunded", "periods"}}
+			t := Table{Header: []string{"id", "time", "key_id", "epsilon", "delta", "mechanisms", "refunded", "periods"}}
 			for _, ch := range list {
-				t.rows = append(t.rows, []string{ch.ID, stamp(ch.Time), ch.KeyID, num(ch.Cost.Epsilon), num(ch.Cost.Delta), ch.Mechanisms, strconv.FormatBool(ch.Refunded), strings.Join(ch.Periods, " ")})
+				t.Rows = append(t.Rows, []string{ch.ID, stamp(ch.Time), ch.KeyID, Num(ch.Cost.Epsilon), Num(ch.Cost.Delta), ch.Mechanisms, strconv.FormatBool(ch.Refunded), strings.Join(ch.Periods, " ")})
 			}
-			return out[1].print(cmd.OutOrStdout(), list, t)
+			return out[1].Print(cmd.OutOrStdout(), list, t)
 		},
 	}
-	sf[1].bind(charges)
-	out[1].bind(charges)
+	sf[1].Bind(charges)
+	out[1].Bind(charges)
 	charges.Flags().IntVar(&offset, "offset", 0, "entries to skip")
 	charges.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
 
 	changes := &cobra.Command{
 		Use: "changes", Short: "List grants and allocations, newest first (admin key)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[2].check(); err != nil {
+			if err := out[2].Check(); err != nil {
 				return err
 			}
-			c, err := sf[2].client()
+			c, err := sf[2].Client()
 			if err != nil {
 				return err
 			}
@@ -236,15 +236,15 @@ func budgetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{header: []string{"id", "time", "kind", "key_id", "epsilon", "delta", "by_key"}}
+			t := Table{Header: []string{"id", "time", "kind", "key_id", "epsilon", "delta", "by_key"}}
 			for _, ch := range list {
-				t.rows = append(t.rows, []string{ch.ID, stamp(ch.Time), ch.Kind, orDash(ch.KeyID), num(ch.Amount.Epsilon), num(ch.Amount.Delta), ch.ActorKeyID})
+				t.Rows = append(t.Rows, []string{ch.ID, stamp(ch.Time), ch.Kind, orDash(ch.KeyID), Num(ch.Amount.Epsilon), Num(ch.Amount.Delta), ch.ActorKeyID})
 			}
-			return out[2].print(cmd.OutOrStdout(), list, t)
+			return out[2].Print(cmd.OutOrStdout(), list, t)
 		},
 	}
-	sf[2].bind(changes)
-	out[2].bind(changes)
+	sf[2].Bind(changes)
+	out[2].Bind(changes)
 	changes.Flags().IntVar(&offset, "offset", 0, "entries to skip")
 	changes.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
 
@@ -252,10 +252,10 @@ func budgetCommand() *cobra.Command {
 	grant := &cobra.Command{
 		Use: "grant --epsilon E [--delta D]", Short: "Add to the tenant's total budget (admin key; a weaker guarantee, recorded)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[3].check(); err != nil {
+			if err := out[3].Check(); err != nil {
 				return err
 			}
-			c, err := sf[3].client()
+			c, err := sf[3].Client()
 			if err != nil {
 				return err
 			}
@@ -263,11 +263,11 @@ func budgetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out[3].print(cmd.OutOrStdout(), b, fields("total_epsilon", num(b.Total.Epsilon), "remaining_epsilon", num(b.Remaining.Epsilon), "total_delta", num(b.Total.Delta), "remaining_delta", num(b.Remaining.Delta)))
+			return out[3].Print(cmd.OutOrStdout(), b, fields("total_epsilon", Num(b.Total.Epsilon), "remaining_epsilon", Num(b.Remaining.Epsilon), "total_delta", Num(b.Total.Delta), "remaining_delta", Num(b.Remaining.Delta)))
 		},
 	}
-	sf[3].bind(grant)
-	out[3].bind(grant)
+	sf[3].Bind(grant)
+	out[3].Bind(grant)
 	grant.Flags().Float64Var(&addEps, "epsilon", 0, "ε to add")
 	grant.Flags().Float64Var(&addDelta, "delta", 0, "δ to add")
 	cmd.AddCommand(charges, changes, grant)
@@ -277,8 +277,8 @@ func budgetCommand() *cobra.Command {
 func consentCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "consent", Short: "Record customers' consent decisions and read a customer's standing"}
 	var (
-		sf                [2]serverFlags
-		out               [2]outputFlag
+		sf                [2]ServerFlags
+		out               [2]Output
 		customer, purpose string
 		source            string
 		granted           bool
@@ -288,13 +288,13 @@ func consentCommand() *cobra.Command {
 		Short: "Record one customer's decision for one purpose (ingest or admin key)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[0].check(); err != nil {
+			if err := out[0].Check(); err != nil {
 				return err
 			}
 			if !cmd.Flags().Changed("granted") {
 				return privalytics.Errorf(privalytics.EINVALID, "say what the customer decided: --granted=true (given) or --granted=false (withdrawn)")
 			}
-			c, err := sf[0].client()
+			c, err := sf[0].Client()
 			if err != nil {
 				return err
 			}
@@ -302,11 +302,11 @@ func consentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out[0].print(cmd.OutOrStdout(), res, fields("recorded", strconv.Itoa(res.Recorded), "consent_version", strconv.FormatInt(res.Version, 10)))
+			return out[0].Print(cmd.OutOrStdout(), res, fields("recorded", strconv.Itoa(res.Recorded), "consent_version", strconv.FormatInt(res.Version, 10)))
 		},
 	}
-	sf[0].bind(record)
-	out[0].bind(record)
+	sf[0].Bind(record)
+	out[0].Bind(record)
 	record.Flags().StringVar(&customer, "customer", "", "the customer's ID as the business knows it")
 	record.Flags().StringVar(&purpose, "purpose", "", "one of the tenant's purposes, e.g. analytics")
 	record.Flags().BoolVar(&granted, "granted", false, "true: consent given; false: withdrawn")
@@ -315,10 +315,10 @@ func consentCommand() *cobra.Command {
 	status := &cobra.Command{
 		Use: "status CUSTOMER_ID", Short: "Print a customer's standing per purpose and its history (admin key)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[1].check(); err != nil {
+			if err := out[1].Check(); err != nil {
 				return err
 			}
-			c, err := sf[1].client()
+			c, err := sf[1].Client()
 			if err != nil {
 				return err
 			}
@@ -326,16 +326,16 @@ func consentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{header: []string{"purpose", "policy", "granted"}}
+			t := Table{Header: []string{"purpose", "policy", "granted"}}
 			for _, p := range sortedKeys(st.Purposes) {
-				t.rows = append(t.rows, []string{p, st.Purposes[p].Policy, strconv.FormatBool(st.Purposes[p].Granted)})
+				t.Rows = append(t.Rows, []string{p, st.Purposes[p].Policy, strconv.FormatBool(st.Purposes[p].Granted)})
 			}
-			t.note = fmt.Sprintf("%d decisions recorded.", len(st.History))
-			return out[1].print(cmd.OutOrStdout(), st, t)
+			t.Note = fmt.Sprintf("%d decisions recorded.", len(st.History))
+			return out[1].Print(cmd.OutOrStdout(), st, t)
 		},
 	}
-	sf[1].bind(status)
-	out[1].bind(status)
+	sf[1].Bind(status)
+	out[1].Bind(status)
 	cmd.AddCommand(record, status)
 	return cmd
 }
@@ -343,21 +343,21 @@ func consentCommand() *cobra.Command {
 func subjectsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "subjects", Short: "Data subjects' rights: export, rectify and erase one customer's events (admin key)"}
 	var (
-		sf   [4]serverFlags
-		out  [4]outputFlag
+		sf   [4]ServerFlags
+		out  [4]Output
 		sets []string
 	)
-	receipt := func(cmd *cobra.Command, o *outputFlag, r *wire.ErasureReceipt) error {
-		return o.print(cmd.OutOrStdout(), r, fields("id", r.ID, "status", r.Status, "subjects", strconv.Itoa(r.Subjects), "rows", strconv.Itoa(r.Rows),
+	receipt := func(cmd *cobra.Command, o *Output, r *wire.ErasureReceipt) error {
+		return o.Print(cmd.OutOrStdout(), r, fields("id", r.ID, "status", r.Status, "subjects", strconv.Itoa(r.Subjects), "rows", strconv.Itoa(r.Rows),
 			"requested", stamp(r.RequestedAt), "completed", stampPtr(r.CompletedAt)))
 	}
 	export := &cobra.Command{
 		Use: "export CUSTOMER_ID", Short: "Print every event held about one customer", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[0].check(); err != nil {
+			if err := out[0].Check(); err != nil {
 				return err
 			}
-			c, err := sf[0].client()
+			c, err := sf[0].Client()
 			if err != nil {
 				return err
 			}
@@ -374,7 +374,7 @@ func subjectsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{header: ex.Columns, note: fmt.Sprintf("%d events about customer %s, exported %s.", ex.Rows, ex.CustomerID, stamp(ex.ExportedAt))}
+			t := Table{Header: ex.Columns, Note: fmt.Sprintf("%d events about customer %s, exported %s.", ex.Rows, ex.CustomerID, stamp(ex.ExportedAt))}
 			for _, e := range ex.Events {
 				row := make([]string, len(ex.Columns))
 				for i, col := range ex.Columns {
@@ -382,18 +382,18 @@ func subjectsCommand() *cobra.Command {
 						row[i] = fmt.Sprint(v)
 					}
 				}
-				t.rows = append(t.rows, row)
+				t.Rows = append(t.Rows, row)
 			}
-			return out[0].print(cmd.OutOrStdout(), ex, t)
+			return out[0].Print(cmd.OutOrStdout(), ex, t)
 		},
 	}
 	erase := &cobra.Command{
 		Use: "erase CUSTOMER_ID", Short: "Erase every event of one customer (hidden at once, removed from disk by compaction)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[1].check(); err != nil {
+			if err := out[1].Check(); err != nil {
 				return err
 			}
-			c, err := sf[1].client()
+			c, err := sf[1].Client()
 			if err != nil {
 				return err
 			}
@@ -407,7 +407,7 @@ func subjectsCommand() *cobra.Command {
 	rectify := &cobra.Command{
 		Use: "rectify CUSTOMER_ID --set FIELD=VALUE…", Short: "Correct fields on every event of one customer", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[2].check(); err != nil {
+			if err := out[2].Check(); err != nil {
 				return err
 			}
 			if len(sets) == 0 {
@@ -428,7 +428,7 @@ func subjectsCommand() *cobra.Command {
 					fieldsToSet[k] = v
 				}
 			}
-			c, err := sf[2].client()
+			c, err := sf[2].Client()
 			if err != nil {
 				return err
 			}
@@ -443,10 +443,10 @@ func subjectsCommand() *cobra.Command {
 	erasure := &cobra.Command{
 		Use: "receipt ERASURE_ID", Short: "Print an erasure or rectification receipt (pending or complete)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[3].check(); err != nil {
+			if err := out[3].Check(); err != nil {
 				return err
 			}
-			c, err := sf[3].client()
+			c, err := sf[3].Client()
 			if err != nil {
 				return err
 			}
@@ -458,8 +458,8 @@ func subjectsCommand() *cobra.Command {
 		},
 	}
 	for i, sub := range []*cobra.Command{export, erase, rectify, erasure} {
-		sf[i].bind(sub)
-		out[i].bind(sub)
+		sf[i].Bind(sub)
+		out[i].Bind(sub)
 	}
 	cmd.AddCommand(export, erase, rectify, erasure)
 	return cmd
@@ -467,22 +467,22 @@ func subjectsCommand() *cobra.Command {
 
 func retentionCommand() *cobra.Command {
 	var (
-		sf  serverFlags
-		out outputFlag
+		sf  ServerFlags
+		out Output
 	)
 	cmd := &cobra.Command{
 		Use:   "retention DAYS",
 		Short: "Set how many days events are kept (0: until erased); older events are purged (admin key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
+			if err := out.Check(); err != nil {
 				return err
 			}
 			days, err := strconv.Atoi(args[0])
 			if err != nil || days < 0 {
 				return privalytics.Errorf(privalytics.EINVALID, "DAYS must be a whole number ≥ 0 (0 keeps events until erased), got %q", args[0])
 			}
-			c, err := sf.client()
+			c, err := sf.Client()
 			if err != nil {
 				return err
 			}
@@ -490,11 +490,11 @@ func retentionCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.print(cmd.OutOrStdout(), t, tenantTable(t))
+			return out.Print(cmd.OutOrStdout(), t, tenantTable(t))
 		},
 	}
-	sf.bind(cmd)
-	out.bind(cmd)
+	sf.Bind(cmd)
+	out.Bind(cmd)
 	return cmd
 }
 
