@@ -132,12 +132,6 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	}
 	batchRows = batchSize(c, batchRows)
 
-	type result struct {
-		seq  int
-		recs []arrow.Record
-		rep  ImportReport
-		err  error
-	}
 	type job struct {
 		seq  int
 		b    *csvBlock
@@ -147,7 +141,7 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan job, 2)
-	results := make(chan result, 2)
+	results := make(chan convertedBlock, 2)
 	// The splitter; it ends before the converters do, as they range over jobs.
 	go func() {
 		defer close(jobs)
@@ -190,7 +184,7 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 			defer wg.Done()
 			row := make([]string, len(header))
 			for j := range jobs {
-				res := result{seq: j.seq}
+				res := convertedBlock{seq: j.seq}
 				sink := newRowSink(c, plan, batchRows, func(rec arrow.Record) error {
 					res.recs = append(res.recs, rec)
 					return nil
@@ -219,40 +213,7 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	// Emit in file order.
-	var rep ImportReport
-	pending := map[int]result{}
-	next := 0
-	fail := func(err error) (ImportReport, error) {
-		cancel()
-		for range results { // wait for the converters (and so the splitter) to stop
-		}
-		return rep, err
-	}
-	for res := range results {
-		pending[res.seq] = res
-		for {
-			r, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			if r.err != nil {
-				return fail(r.err)
-			}
-			for _, rec := range r.recs {
-				if err := emit(rec); err != nil {
-					return fail(err)
-				}
-			}
-			rep.add(r.rep)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return emitInOrder(ctx, cancel, results, emit)
 }
 
 // atHeader blames the header row (line 1) for a mapping that does not fit it.
@@ -454,16 +415,10 @@ func (nc *ndjsonConv) parallel(ctx context.Context, in io.Reader, workers, chunk
 	if chunkBytes <= 0 {
 		chunkBytes = 4 << 20
 	}
-	type result struct {
-		seq  int
-		recs []arrow.Record
-		rep  ImportReport
-		err  error
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan ndjsonChunk, 2)
-	results := make(chan result, 2)
+	results := make(chan convertedBlock, 2)
 	go func() {
 		defer close(chunks)
 		var carry []byte
@@ -506,7 +461,7 @@ func (nc *ndjsonConv) parallel(ctx context.Context, in io.Reader, workers, chunk
 		go func() {
 			defer wg.Done()
 			for ch := range chunks {
-				res := result{seq: ch.seq}
+				res := convertedBlock{seq: ch.seq}
 				st := nc.state(func(rec arrow.Record) error {
 					res.recs = append(res.recs, rec)
 					return nil
@@ -538,40 +493,7 @@ func (nc *ndjsonConv) parallel(ctx context.Context, in io.Reader, workers, chunk
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
-	var rep ImportReport
-	pending := map[int]result{}
-	next := 0
-	fail := func(err error) (ImportReport, error) {
-		cancel()
-		for range results {
-		}
-		return rep, err
-	}
-	for res := range results {
-		pending[res.seq] = res
-		for {
-			r, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			if r.err != nil {
-				// As with CSV blocks: nothing of the bad chunk is emitted.
-				return fail(r.err)
-			}
-			for _, rec := range r.recs {
-				if err := emit(rec); err != nil {
-					return fail(err)
-				}
-			}
-			rep.add(r.rep)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return emitInOrder(ctx, cancel, results, emit)
 }
 
 var textTrue, textFalse = []byte("true"), []byte("false")
@@ -798,4 +720,52 @@ func appendUnixSeconds(dst []byte, us int64) []byte {
 		dst = append(dst, byte('0'+frac/d%10))
 	}
 	return dst
+}
+
+// convertedBlock is one block of a file as a converter finished it: its
+// records, its part of the report, or the error that stops the import.
+type convertedBlock struct {
+	seq  int
+	recs []arrow.Record
+	rep  ImportReport
+	err  error
+}
+
+// emitInOrder hands the converters' records to emit in file order, however the
+// blocks finish. A block's error, or emit's, stops the import: nothing of the bad
+// block is emitted, the converters are cancelled and waited for.
+func emitInOrder(ctx context.Context, cancel context.CancelFunc, results <-chan convertedBlock, emit func(arrow.Record) error) (ImportReport, error) {
+	var rep ImportReport
+	pending := map[int]convertedBlock{}
+	next := 0
+	fail := func(err error) (ImportReport, error) {
+		cancel()
+		for range results { // wait for the converters (and so the splitter) to stop
+		}
+		return rep, err
+	}
+	for res := range results {
+		pending[res.seq] = res
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if r.err != nil {
+				return fail(r.err)
+			}
+			for _, rec := range r.recs {
+				if err := emit(rec); err != nil {
+					return fail(err)
+				}
+			}
+			rep.add(r.rep)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	return rep, nil
 }
