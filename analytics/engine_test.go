@@ -588,10 +588,14 @@ func TestLoneCustomerGroupIsSuppressed(t *testing.T) {
 	}
 }
 
-// TestIntervalsCover: the 95% interval of a count covers the truth in about 95% of
-// 1000 runs. The number of misses is Binomial(1000, 0.05): mean 50, sd 6.9; the
-// band [20, 85] is over 4 sd wide on each side, so a false failure has
-// probability below 1e-4.
+// TestIntervalsCover: the 95% interval of a count covers the truth in at least
+// about 95% of 1000 runs. The noise here (scale 200,000 for a truth of 3,000)
+// often pushes the whole noisy interval below zero; the released interval is then
+// [0, its width], which covers the truth (dp.atLeastZero), so a miss is
+// essentially only the noisy lower bound above the truth (α/2) or an upper bound
+// between 0 and the truth (rare): misses are Binomial(1000, p) with p between
+// 0.025 (mean 25, sd 4.9) and 0.05 (mean 50, sd 6.9). The band [6, 85] is over
+// 3.8 sd from either end, so a false failure has probability below 1e-4.
 func TestIntervalsCover(t *testing.T) {
 	t.Parallel()
 	rng := newRNG(3, 3)
@@ -606,8 +610,8 @@ func TestIntervalsCover(t *testing.T) {
 			misses++
 		}
 	}
-	if misses < 20 || misses > 85 {
-		t.Errorf("%d of 1000 intervals missed the truth; expected about 50", misses)
+	if misses < 6 || misses > 85 {
+		t.Errorf("%d of 1000 intervals missed the truth; expected 25 to 50", misses)
 	}
 }
 

@@ -101,8 +101,11 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot, hidden []bool) ([]execDim
 					visibleRows(ch, c, hidden, func(j int) { set[vals[j]] = true })
 				case *array.Dictionary:
 					if dict, ok := c.Dictionary().(*array.Int64); ok {
-						vals, codes := dict.Int64Values(), privalytics.DictCodes(c)
-						visibleRows(ch, c, hidden, func(j int) { set[vals[codes[j]]] = true })
+						for k, u := range usedCodes(ch, c, hidden) {
+							if u {
+								set[dict.Value(k)] = true
+							}
+						}
 					}
 				}
 			}
@@ -120,10 +123,7 @@ func (p *Plan) resolveDims(snap *privalytics.Snapshot, hidden []bool) ([]execDim
 				switch c := ch.Record.Column(d.col).(type) {
 				case *array.Dictionary:
 					if dict, ok := c.Dictionary().(*array.String); ok {
-						used := make([]bool, dict.Len())
-						codes := privalytics.DictCodes(c)
-						visibleRows(ch, c, hidden, func(j int) { used[codes[j]] = true })
-						for k, u := range used {
+						for k, u := range usedCodes(ch, c, hidden) {
 							if u {
 								set[dict.Value(k)] = true
 							}
@@ -186,6 +186,16 @@ func timeRange(snap *privalytics.Snapshot, hidden []bool) (lo, hi int64, ok bool
 	for _, ch := range snap.Chunks {
 		ts := ch.Record.Column(1).(*array.Timestamp)
 		vals := ts.TimestampValues()
+		if hidden == nil && ts.NullN() == 0 && len(vals) > 0 {
+			// Every row is visible: one tight pass, no call per row.
+			if !ok {
+				lo, hi, ok = int64(vals[0]), int64(vals[0]), true
+			}
+			for _, t := range vals {
+				lo, hi = min(lo, int64(t)), max(hi, int64(t))
+			}
+			continue
+		}
 		visibleRows(ch, ts, hidden, func(j int) {
 			t := int64(vals[j])
 			if !ok {
@@ -195,6 +205,35 @@ func timeRange(snap *privalytics.Snapshot, hidden []bool) (lo, hi int64, ok bool
 		})
 	}
 	return
+}
+
+// usedCodes marks the entries of c's dictionary that visible rows of ch use.
+// With no one hidden and no nulls it is one pass over the codes at their stored
+// width (the data-derived keys of most queries), not a call per row.
+func usedCodes(ch privalytics.Chunk, c *array.Dictionary, hidden []bool) []bool {
+	used := make([]bool, c.Dictionary().Len())
+	if hidden == nil && c.NullN() == 0 {
+		switch idx := c.Indices().(type) {
+		case *array.Uint8:
+			markCodes(used, idx.Uint8Values())
+			return used
+		case *array.Uint16:
+			markCodes(used, idx.Uint16Values())
+			return used
+		case *array.Int32:
+			markCodes(used, idx.Int32Values())
+			return used
+		}
+	}
+	codes := privalytics.DictCodes(c)
+	visibleRows(ch, c, hidden, func(j int) { used[codes[j]] = true })
+	return used
+}
+
+func markCodes[T uint8 | uint16 | int32](used []bool, codes []T) {
+	for _, k := range codes {
+		used[k] = true
+	}
 }
 
 // visibleRows calls f with each row of ch that has a value in col and belongs
