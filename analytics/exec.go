@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/bitutil"
 
 	"github.com/privalytics/privalytics"
 )
@@ -212,16 +213,23 @@ func timeRange(snap *privalytics.Snapshot, hidden []bool) (lo, hi int64, ok bool
 // width (the data-derived keys of most queries), not a call per row.
 func usedCodes(ch privalytics.Chunk, c *array.Dictionary, hidden []bool) []bool {
 	used := make([]bool, c.Dictionary().Len())
-	if hidden == nil && c.NullN() == 0 {
+	if hidden == nil {
+		// Null rows (a visit has no category) are skipped through the validity
+		// bitmap; nil when the column has none.
+		var valid []byte
+		if c.NullN() > 0 {
+			valid = c.NullBitmapBytes()
+		}
+		off := c.Data().Offset()
 		switch idx := c.Indices().(type) {
 		case *array.Uint8:
-			markCodes(used, idx.Uint8Values())
+			markCodes(used, idx.Uint8Values(), valid, off)
 			return used
 		case *array.Uint16:
-			markCodes(used, idx.Uint16Values())
+			markCodes(used, idx.Uint16Values(), valid, off)
 			return used
 		case *array.Int32:
-			markCodes(used, idx.Int32Values())
+			markCodes(used, idx.Int32Values(), valid, off)
 			return used
 		}
 	}
@@ -230,9 +238,20 @@ func usedCodes(ch privalytics.Chunk, c *array.Dictionary, hidden []bool) []bool 
 	return used
 }
 
-func markCodes[T uint8 | uint16 | int32](used []bool, codes []T) {
-	for _, k := range codes {
+// markCodes marks used[k] for every code k of a row that valid (a validity
+// bitmap starting at bit off; nil: every row) says has a value.
+// It stops once every entry is marked: a dictionary of a few dozen categories is
+// usually complete within the first rows of a chunk.
+func markCodes[T uint8 | uint16 | int32](used []bool, codes []T, valid []byte, off int) {
+	left := len(used)
+	for j, k := range codes {
+		if used[k] || valid != nil && !bitutil.BitIsSet(valid, off+j) {
+			continue
+		}
 		used[k] = true
+		if left--; left == 0 {
+			return
+		}
 	}
 }
 
