@@ -198,19 +198,7 @@ func (s *Source) readCSV(r io.Reader, req EncryptRequest) error {
 		}
 		return i, nil
 	}
-	numIdx := make([]int, len(req.values))
-	for i, c := range req.values {
-		if numIdx[i], err = col(c.Name); err != nil {
-			return err
-		}
-	}
-	catIdx := make([]int, len(req.categories))
-	for i, c := range req.categories {
-		if catIdx[i], err = col(c.name); err != nil {
-			return err
-		}
-	}
-	subIdx, err := col(req.Subject)
+	numIdx, catIdx, subIdx, err := req.columnIndexes(col)
 	if err != nil {
 		return err
 	}
@@ -282,19 +270,7 @@ func (s *Source) readParquet(f *os.File, req EncryptRequest) error {
 		}
 		return idx[0], nil
 	}
-	numIdx := make([]int, len(req.values))
-	for i, c := range req.values {
-		if numIdx[i], err = col(c.Name); err != nil {
-			return err
-		}
-	}
-	catIdx := make([]int, len(req.categories))
-	for i, c := range req.categories {
-		if catIdx[i], err = col(c.name); err != nil {
-			return err
-		}
-	}
-	subIdx, err := col(req.Subject)
+	numIdx, catIdx, subIdx, err := req.columnIndexes(col)
 	if err != nil {
 		return err
 	}
@@ -379,4 +355,24 @@ func stringAt(arr arrow.Array, r int) string {
 		return strings.TrimSpace(a.Value(r))
 	}
 	return arr.ValueStr(r)
+}
+
+// columnIndexes finds the request's value, category and customer columns in a
+// file through col (the file format's lookup, whose error names the columns the
+// file has).
+func (req EncryptRequest) columnIndexes(col func(string) (int, error)) (num, cat []int, subject int, err error) {
+	num = make([]int, len(req.values))
+	for i, c := range req.values {
+		if num[i], err = col(c.Name); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	cat = make([]int, len(req.categories))
+	for i, c := range req.categories {
+		if cat[i], err = col(c.name); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	subject, err = col(req.Subject)
+	return num, cat, subject, err
 }
