@@ -11,12 +11,41 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
 )
 
 // The commands in this file are thin: parse flags, make one SDK call, print
 // through the shared printer. Anything the API can do a business can do from a
 // terminal, with the same key and the same error messages.
+
+// sdkRun is what an SDK command does once its flags are read: connect when it
+// needs the server (after refusing bad arguments, so their message comes first)
+// and answer with a value and its table, or nil when it wrote its own output.
+type sdkRun func(cmd *cobra.Command, args []string, out *Output, connect func() (*client.Client, error)) (any, Table, error)
+
+// sdkCommand completes cmd as a command that talks to a server through the Go
+// SDK: it binds the server flags and --output, refuses an unknown --output before
+// anything else (a typo spends no budget), and prints what run answers.
+func sdkCommand(cmd *cobra.Command, run sdkRun) *cobra.Command {
+	var (
+		sf  ServerFlags
+		out Output
+	)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.Check(); err != nil {
+			return err
+		}
+		v, t, err := run(cmd, args, &out, sf.Client)
+		if err != nil || v == nil {
+			return err
+		}
+		return out.Print(cmd.OutOrStdout(), v, t)
+	}
+	sf.Bind(cmd)
+	out.Bind(cmd)
+	return cmd
+}
 
 func versionCommand() *cobra.Command {
 	var out Output
@@ -59,97 +88,64 @@ func orDash(s string) string {
 // tenantGetCommand prints one tenant: any tenant for the operator key, the
 // key's own tenant for a tenant key.
 func tenantGetCommand() *cobra.Command {
-	var (
-		sf  ServerFlags
-		out Output
-	)
-	cmd := &cobra.Command{
+	return sdkCommand(&cobra.Command{
 		Use:   "get [ID]",
 		Short: "Print a tenant's settings (its own with a tenant key; any with the operator key and an ID)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.Check(); err != nil {
-				return err
-			}
-			c, err := sf.Client()
-			if err != nil {
-				return err
-			}
-			var t *wire.Tenant
-			if len(args) == 1 {
-				t, err = c.TenantByID(cmd.Context(), args[0])
-			} else {
-				t, err = c.Tenant(cmd.Context())
-			}
-			if err != nil {
-				return err
-			}
-			return out.Print(cmd.OutOrStdout(), t, tenantTable(t))
-		},
-	}
-	sf.Bind(cmd)
-	out.Bind(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+		c, err := connect()
+		if err != nil {
+			return nil, Table{}, err
+		}
+		var t *wire.Tenant
+		if len(args) == 1 {
+			t, err = c.TenantByID(cmd.Context(), args[0])
+		} else {
+			t, err = c.Tenant(cmd.Context())
+		}
+		if err != nil {
+			return nil, Table{}, err
+		}
+		return t, tenantTable(t), nil
+	})
 }
 
 func tenantListCommand() *cobra.Command {
-	var (
-		sf  ServerFlags
-		out Output
-	)
-	cmd := &cobra.Command{
-		Use: "list", Short: "List every tenant on the server (operator key)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.Check(); err != nil {
-				return err
-			}
-			c, err := sf.Client()
+	return sdkCommand(&cobra.Command{Use: "list", Short: "List every tenant on the server (operator key)", Args: cobra.NoArgs},
+		func(cmd *cobra.Command, _ []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			list, err := c.Tenants(cmd.Context())
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			t := Table{Header: []string{"id", "name", "budget_epsilon", "budget_delta", "accounting", "period", "retention_days", "created"}}
 			for _, tn := range list {
 				t.Rows = append(t.Rows, []string{tn.ID, tn.Name, Num(tn.Budget.Epsilon), Num(tn.Budget.Delta), orDash(tn.Accounting), orDash(tn.Period), strconv.Itoa(tn.RetentionDays), stamp(tn.CreatedAt)})
 			}
-			return out.Print(cmd.OutOrStdout(), list, t)
-		},
-	}
-	sf.Bind(cmd)
-	out.Bind(cmd)
-	return cmd
+			return list, t, nil
+		})
 }
 
 func allocateCommand() *cobra.Command {
-	var (
-		sf         ServerFlags
-		out        Output
-		eps, delta float64
-	)
-	cmd := &cobra.Command{
+	var eps, delta float64
+	cmd := sdkCommand(&cobra.Command{
 		Use:   "allocate KEY_ID --epsilon E [--delta D]",
 		Short: "Reserve part of the tenant's budget for one key (admin key)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.Check(); err != nil {
-				return err
-			}
-			c, err := sf.Client()
-			if err != nil {
-				return err
-			}
-			kb, err := c.Allocate(cmd.Context(), args[0], wire.Cost{Epsilon: eps, Delta: delta})
-			if err != nil {
-				return err
-			}
-			return out.Print(cmd.OutOrStdout(), kb, keyBudgetTable(kb))
-		},
-	}
-	sf.Bind(cmd)
-	out.Bind(cmd)
+	}, func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+		c, err := connect()
+		if err != nil {
+			return nil, Table{}, err
+		}
+		kb, err := c.Allocate(cmd.Context(), args[0], wire.Cost{Epsilon: eps, Delta: delta})
+		if err != nil {
+			return nil, Table{}, err
+		}
+		return kb, keyBudgetTable(kb), nil
+	})
 	cmd.Flags().Float64Var(&eps, "epsilon", 0, "ε reserved for the key")
 	cmd.Flags().Float64Var(&delta, "delta", 0, "δ reserved for the key")
 	return cmd
@@ -162,112 +158,81 @@ func keyBudgetTable(kb *wire.KeyBudget) Table {
 }
 
 func budgetCommand() *cobra.Command {
-	var (
-		sf  [4]ServerFlags
-		out [4]Output
-	)
-	show := func(cmd *cobra.Command, _ []string) error {
-		if err := out[0].Check(); err != nil {
-			return err
-		}
-		c, err := sf[0].Client()
-		if err != nil {
-			return err
-		}
-		b, err := c.Budget(cmd.Context())
-		if err != nil {
-			return err
-		}
-		t := Table{Header: []string{"period", "total_epsilon", "spent_epsilon", "remaining_epsilon", "total_delta", "spent_delta", "remaining_delta"}}
-		t.Rows = append(t.Rows, []string{"lifetime", Num(b.Total.Epsilon), Num(b.Spent.Epsilon), Num(b.Remaining.Epsilon), Num(b.Total.Delta), Num(b.Spent.Delta), Num(b.Remaining.Delta)})
-		for _, p := range b.Periods {
-			t.Rows = append(t.Rows, []string{p.Period, Num(b.Total.Epsilon), Num(p.Spent.Epsilon), Num(p.Remaining.Epsilon), Num(b.Total.Delta), Num(p.Spent.Delta), Num(p.Remaining.Delta)})
-		}
-		if b.Allocated.Epsilon > 0 {
-			t.Note = fmt.Sprintf("ε=%g of it is reserved for keys with their own allocation.", b.Allocated.Epsilon)
-		}
-		if b.Accounting == "zcdp" {
-			t.Note = strings.TrimSpace(t.Note + " The tenant composes in ρ (zCDP); ε figures are conversions at its δ.")
-		}
-		return out[0].Print(cmd.OutOrStdout(), b, t)
-	}
-	cmd := &cobra.Command{Use: "budget", Short: "Print the tenant's privacy budget: total, spent, left (query or admin key)", Args: cobra.NoArgs, RunE: show}
-	sf[0].Bind(cmd)
-	out[0].Bind(cmd)
+	cmd := sdkCommand(&cobra.Command{Use: "budget", Short: "Print the tenant's privacy budget: total, spent, left (query or admin key)", Args: cobra.NoArgs},
+		func(cmd *cobra.Command, _ []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
+			if err != nil {
+				return nil, Table{}, err
+			}
+			b, err := c.Budget(cmd.Context())
+			if err != nil {
+				return nil, Table{}, err
+			}
+			t := Table{Header: []string{"period", "total_epsilon", "spent_epsilon", "remaining_epsilon", "total_delta", "spent_delta", "remaining_delta"}}
+			t.Rows = append(t.Rows, []string{"lifetime", Num(b.Total.Epsilon), Num(b.Spent.Epsilon), Num(b.Remaining.Epsilon), Num(b.Total.Delta), Num(b.Spent.Delta), Num(b.Remaining.Delta)})
+			for _, p := range b.Periods {
+				t.Rows = append(t.Rows, []string{p.Period, Num(b.Total.Epsilon), Num(p.Spent.Epsilon), Num(p.Remaining.Epsilon), Num(b.Total.Delta), Num(p.Spent.Delta), Num(p.Remaining.Delta)})
+			}
+			if b.Allocated.Epsilon > 0 {
+				t.Note = fmt.Sprintf("ε=%g of it is reserved for keys with their own allocation.", b.Allocated.Epsilon)
+			}
+			if b.Accounting == "zcdp" {
+				t.Note = strings.TrimSpace(t.Note + " The tenant composes in ρ (zCDP); ε figures are conversions at its δ.")
+			}
+			return b, t, nil
+		})
 
 	var offset, limit int
-	charges := &cobra.Command{
-		Use: "charges", Short: "List the privacy ledger's charges, newest first", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[1].Check(); err != nil {
-				return err
-			}
-			c, err := sf[1].Client()
+	charges := sdkCommand(&cobra.Command{Use: "charges", Short: "List the privacy ledger's charges, newest first", Args: cobra.NoArgs},
+		func(cmd *cobra.Command, _ []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			list, err := c.Charges(cmd.Context(), offset, limit)
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			t := Table{Header: []string{"id", "time", "key_id", "epsilon", "delta", "mechanisms", "refunded", "periods"}}
 			for _, ch := range list {
 				t.Rows = append(t.Rows, []string{ch.ID, stamp(ch.Time), ch.KeyID, Num(ch.Cost.Epsilon), Num(ch.Cost.Delta), ch.Mechanisms, strconv.FormatBool(ch.Refunded), strings.Join(ch.Periods, " ")})
 			}
-			return out[1].Print(cmd.OutOrStdout(), list, t)
-		},
-	}
-	sf[1].Bind(charges)
-	out[1].Bind(charges)
-	charges.Flags().IntVar(&offset, "offset", 0, "entries to skip")
-	charges.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
-
-	changes := &cobra.Command{
-		Use: "changes", Short: "List grants and allocations, newest first (admin key)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[2].Check(); err != nil {
-				return err
-			}
-			c, err := sf[2].Client()
+			return list, t, nil
+		})
+	changes := sdkCommand(&cobra.Command{Use: "changes", Short: "List grants and allocations, newest first (admin key)", Args: cobra.NoArgs},
+		func(cmd *cobra.Command, _ []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			list, err := c.BudgetChanges(cmd.Context(), offset, limit)
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			t := Table{Header: []string{"id", "time", "kind", "key_id", "epsilon", "delta", "by_key"}}
 			for _, ch := range list {
 				t.Rows = append(t.Rows, []string{ch.ID, stamp(ch.Time), ch.Kind, orDash(ch.KeyID), Num(ch.Amount.Epsilon), Num(ch.Amount.Delta), ch.ActorKeyID})
 			}
-			return out[2].Print(cmd.OutOrStdout(), list, t)
-		},
+			return list, t, nil
+		})
+	for _, page := range []*cobra.Command{charges, changes} {
+		page.Flags().IntVar(&offset, "offset", 0, "entries to skip")
+		page.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
 	}
-	sf[2].Bind(changes)
-	out[2].Bind(changes)
-	changes.Flags().IntVar(&offset, "offset", 0, "entries to skip")
-	changes.Flags().IntVar(&limit, "limit", 50, "entries to print (at most 500)")
 
 	var addEps, addDelta float64
-	grant := &cobra.Command{
-		Use: "grant --epsilon E [--delta D]", Short: "Add to the tenant's total budget (admin key; a weaker guarantee, recorded)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[3].Check(); err != nil {
-				return err
-			}
-			c, err := sf[3].Client()
+	grant := sdkCommand(&cobra.Command{Use: "grant --epsilon E [--delta D]", Short: "Add to the tenant's total budget (admin key; a weaker guarantee, recorded)", Args: cobra.NoArgs},
+		func(cmd *cobra.Command, _ []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			b, err := c.Grant(cmd.Context(), wire.Cost{Epsilon: addEps, Delta: addDelta})
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
-			return out[3].Print(cmd.OutOrStdout(), b, fields("total_epsilon", Num(b.Total.Epsilon), "remaining_epsilon", Num(b.Remaining.Epsilon), "total_delta", Num(b.Total.Delta), "remaining_delta", Num(b.Remaining.Delta)))
-		},
-	}
-	sf[3].Bind(grant)
-	out[3].Bind(grant)
+			return b, fields("total_epsilon", Num(b.Total.Epsilon), "remaining_epsilon", Num(b.Remaining.Epsilon), "total_delta", Num(b.Total.Delta), "remaining_delta", Num(b.Remaining.Delta)), nil
+		})
 	grant.Flags().Float64Var(&addEps, "epsilon", 0, "ε to add")
 	grant.Flags().Float64Var(&addDelta, "delta", 0, "δ to add")
 	cmd.AddCommand(charges, changes, grant)
@@ -277,102 +242,80 @@ func budgetCommand() *cobra.Command {
 func consentCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "consent", Short: "Record customers' consent decisions and read a customer's standing"}
 	var (
-		sf                [2]ServerFlags
-		out               [2]Output
 		customer, purpose string
 		source            string
 		granted           bool
 	)
-	record := &cobra.Command{
+	record := sdkCommand(&cobra.Command{
 		Use:   "record --customer ID --purpose P --granted=true|false",
 		Short: "Record one customer's decision for one purpose (ingest or admin key)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out[0].Check(); err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("granted") {
-				return privalytics.Errorf(privalytics.EINVALID, "say what the customer decided: --granted=true (given) or --granted=false (withdrawn)")
-			}
-			c, err := sf[0].Client()
-			if err != nil {
-				return err
-			}
-			res, err := c.RecordConsents(cmd.Context(), []wire.ConsentRecord{{CustomerID: customer, Purpose: purpose, Granted: wire.Bool(granted), Source: source}})
-			if err != nil {
-				return err
-			}
-			return out[0].Print(cmd.OutOrStdout(), res, fields("recorded", strconv.Itoa(res.Recorded), "consent_version", strconv.FormatInt(res.Version, 10)))
-		},
-	}
-	sf[0].Bind(record)
-	out[0].Bind(record)
+	}, func(cmd *cobra.Command, _ []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+		if !cmd.Flags().Changed("granted") {
+			return nil, Table{}, privalytics.Errorf(privalytics.EINVALID, "say what the customer decided: --granted=true (given) or --granted=false (withdrawn)")
+		}
+		c, err := connect()
+		if err != nil {
+			return nil, Table{}, err
+		}
+		res, err := c.RecordConsents(cmd.Context(), []wire.ConsentRecord{{CustomerID: customer, Purpose: purpose, Granted: wire.Bool(granted), Source: source}})
+		if err != nil {
+			return nil, Table{}, err
+		}
+		return res, fields("recorded", strconv.Itoa(res.Recorded), "consent_version", strconv.FormatInt(res.Version, 10)), nil
+	})
 	record.Flags().StringVar(&customer, "customer", "", "the customer's ID as the business knows it")
 	record.Flags().StringVar(&purpose, "purpose", "", "one of the tenant's purposes, e.g. analytics")
 	record.Flags().BoolVar(&granted, "granted", false, "true: consent given; false: withdrawn")
 	record.Flags().StringVar(&source, "source", "cli", "where the decision was collected")
 
-	status := &cobra.Command{
-		Use: "status CUSTOMER_ID", Short: "Print a customer's standing per purpose and its history (admin key)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[1].Check(); err != nil {
-				return err
-			}
-			c, err := sf[1].Client()
+	status := sdkCommand(&cobra.Command{Use: "status CUSTOMER_ID", Short: "Print a customer's standing per purpose and its history (admin key)", Args: cobra.ExactArgs(1)},
+		func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			st, err := c.ConsentStatus(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			t := Table{Header: []string{"purpose", "policy", "granted"}}
 			for _, p := range sortedKeys(st.Purposes) {
 				t.Rows = append(t.Rows, []string{p, st.Purposes[p].Policy, strconv.FormatBool(st.Purposes[p].Granted)})
 			}
 			t.Note = fmt.Sprintf("%d decisions recorded.", len(st.History))
-			return out[1].Print(cmd.OutOrStdout(), st, t)
-		},
-	}
-	sf[1].Bind(status)
-	out[1].Bind(status)
+			return st, t, nil
+		})
 	cmd.AddCommand(record, status)
 	return cmd
 }
 
 func subjectsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "subjects", Short: "Data subjects' rights: export, rectify and erase one customer's events (admin key)"}
-	var (
-		sf   [4]ServerFlags
-		out  [4]Output
-		sets []string
-	)
-	receipt := func(cmd *cobra.Command, o *Output, r *wire.ErasureReceipt) error {
-		return o.Print(cmd.OutOrStdout(), r, fields("id", r.ID, "status", r.Status, "subjects", strconv.Itoa(r.Subjects), "rows", strconv.Itoa(r.Rows),
-			"requested", stamp(r.RequestedAt), "completed", stampPtr(r.CompletedAt)))
+	receipt := func(r *wire.ErasureReceipt, err error) (any, Table, error) {
+		if err != nil {
+			return nil, Table{}, err
+		}
+		return r, fields("id", r.ID, "status", r.Status, "subjects", strconv.Itoa(r.Subjects), "rows", strconv.Itoa(r.Rows),
+			"requested", stamp(r.RequestedAt), "completed", stampPtr(r.CompletedAt)), nil
 	}
-	export := &cobra.Command{
-		Use: "export CUSTOMER_ID", Short: "Print every event held about one customer", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[0].Check(); err != nil {
-				return err
-			}
-			c, err := sf[0].Client()
+	export := sdkCommand(&cobra.Command{Use: "export CUSTOMER_ID", Short: "Print every event held about one customer", Args: cobra.ExactArgs(1)},
+		func(cmd *cobra.Command, args []string, out *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
-			if out[0].format == "csv" {
+			if out.Format() == "csv" {
 				// The server writes the CSV itself, in the schema's column order.
 				raw, err := c.ExportSubjectCSV(cmd.Context(), args[0])
-				if err != nil {
-					return err
+				if err == nil {
+					_, err = cmd.OutOrStdout().Write(raw)
 				}
-				_, err = cmd.OutOrStdout().Write(raw)
-				return err
+				return nil, Table{}, err
 			}
 			ex, err := c.ExportSubject(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
 			t := Table{Header: ex.Columns, Note: fmt.Sprintf("%d events about customer %s, exported %s.", ex.Rows, ex.CustomerID, stamp(ex.ExportedAt))}
 			for _, e := range ex.Events {
@@ -384,40 +327,27 @@ func subjectsCommand() *cobra.Command {
 				}
 				t.Rows = append(t.Rows, row)
 			}
-			return out[0].Print(cmd.OutOrStdout(), ex, t)
-		},
-	}
-	erase := &cobra.Command{
-		Use: "erase CUSTOMER_ID", Short: "Erase every event of one customer (hidden at once, removed from disk by compaction)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[1].Check(); err != nil {
-				return err
-			}
-			c, err := sf[1].Client()
+			return ex, t, nil
+		})
+	erase := sdkCommand(&cobra.Command{Use: "erase CUSTOMER_ID", Short: "Erase every event of one customer (hidden at once, removed from disk by compaction)", Args: cobra.ExactArgs(1)},
+		func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
-			r, err := c.EraseSubject(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return receipt(cmd, &out[1], r)
-		},
-	}
-	rectify := &cobra.Command{
-		Use: "rectify CUSTOMER_ID --set FIELD=VALUE…", Short: "Correct fields on every event of one customer", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[2].Check(); err != nil {
-				return err
-			}
+			return receipt(c.EraseSubject(cmd.Context(), args[0]))
+		})
+	var sets []string
+	rectify := sdkCommand(&cobra.Command{Use: "rectify CUSTOMER_ID --set FIELD=VALUE…", Short: "Correct fields on every event of one customer", Args: cobra.ExactArgs(1)},
+		func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
 			if len(sets) == 0 {
-				return privalytics.Errorf(privalytics.EINVALID, "say what to correct: --set field=value (a JSON value, or text)")
+				return nil, Table{}, privalytics.Errorf(privalytics.EINVALID, "say what to correct: --set field=value (a JSON value, or text)")
 			}
 			fieldsToSet := map[string]any{}
 			for _, kv := range sets {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" {
-					return privalytics.Errorf(privalytics.EINVALID, "--set %q must be field=value", kv)
+					return nil, Table{}, privalytics.Errorf(privalytics.EINVALID, "--set %q must be field=value", kv)
 				}
 				// A JSON value (a number, true, null, "quoted") is sent as is;
 				// anything else is text, so --set city=Lyon needs no quotes.
@@ -428,74 +358,45 @@ func subjectsCommand() *cobra.Command {
 					fieldsToSet[k] = v
 				}
 			}
-			c, err := sf[2].Client()
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
-			r, err := c.RectifySubject(cmd.Context(), args[0], fieldsToSet)
-			if err != nil {
-				return err
-			}
-			return receipt(cmd, &out[2], r)
-		},
-	}
+			return receipt(c.RectifySubject(cmd.Context(), args[0], fieldsToSet))
+		})
 	rectify.Flags().StringArrayVar(&sets, "set", nil, "field=value to set (repeat for several fields)")
-	erasure := &cobra.Command{
-		Use: "receipt ERASURE_ID", Short: "Print an erasure or rectification receipt (pending or complete)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out[3].Check(); err != nil {
-				return err
-			}
-			c, err := sf[3].Client()
+	erasure := sdkCommand(&cobra.Command{Use: "receipt ERASURE_ID", Short: "Print an erasure or rectification receipt (pending or complete)", Args: cobra.ExactArgs(1)},
+		func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+			c, err := connect()
 			if err != nil {
-				return err
+				return nil, Table{}, err
 			}
-			r, err := c.Erasure(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return receipt(cmd, &out[3], r)
-		},
-	}
-	for i, sub := range []*cobra.Command{export, erase, rectify, erasure} {
-		sf[i].Bind(sub)
-		out[i].Bind(sub)
-	}
+			return receipt(c.Erasure(cmd.Context(), args[0]))
+		})
 	cmd.AddCommand(export, erase, rectify, erasure)
 	return cmd
 }
 
 func retentionCommand() *cobra.Command {
-	var (
-		sf  ServerFlags
-		out Output
-	)
-	cmd := &cobra.Command{
+	return sdkCommand(&cobra.Command{
 		Use:   "retention DAYS",
 		Short: "Set how many days events are kept (0: until erased); older events are purged (admin key)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.Check(); err != nil {
-				return err
-			}
-			days, err := strconv.Atoi(args[0])
-			if err != nil || days < 0 {
-				return privalytics.Errorf(privalytics.EINVALID, "DAYS must be a whole number ≥ 0 (0 keeps events until erased), got %q", args[0])
-			}
-			c, err := sf.Client()
-			if err != nil {
-				return err
-			}
-			t, err := c.SetRetention(cmd.Context(), days)
-			if err != nil {
-				return err
-			}
-			return out.Print(cmd.OutOrStdout(), t, tenantTable(t))
-		},
-	}
-	sf.Bind(cmd)
-	out.Bind(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, args []string, _ *Output, connect func() (*client.Client, error)) (any, Table, error) {
+		days, err := strconv.Atoi(args[0])
+		if err != nil || days < 0 {
+			return nil, Table{}, privalytics.Errorf(privalytics.EINVALID, "DAYS must be a whole number ≥ 0 (0 keeps events until erased), got %q", args[0])
+		}
+		c, err := connect()
+		if err != nil {
+			return nil, Table{}, err
+		}
+		t, err := c.SetRetention(cmd.Context(), days)
+		if err != nil {
+			return nil, Table{}, err
+		}
+		return t, tenantTable(t), nil
+	})
 }
 
 func sortedKeys[V any](m map[string]V) []string {
