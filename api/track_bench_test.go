@@ -31,7 +31,13 @@ func TestTrackThroughput(t *testing.T) {
 	lim := api.DefaultLimits()
 	lim.RatePerKey = 0
 	f, store, key := trackFixture(t, lim)
-	const senders = 64
+	senders := 64
+	if s := os.Getenv("PRIVALYTICS_TRACK_SENDERS"); s != "" {
+		var err error
+		if senders, err = strconv.Atoi(s); err != nil || senders <= 0 {
+			t.Fatalf("PRIVALYTICS_TRACK_SENDERS=%q: want a positive number", s)
+		}
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders, MaxConnsPerHost: senders}}
 	url := f.srv.URL + "/v1/track?key=" + key
 	var next, failed atomic.Int64
