@@ -66,7 +66,7 @@ type Options struct {
 	Repeat     int    // runs per query timing (median reported)
 	Senders    int    // concurrent HTTP senders
 	Encrypt    bool   // encrypt logs and segments, as serve does by default
-	CPUProfile string // CPU profile of the timed DP queries (and FILE.scale of the scaling tenant's); "" for none
+	CPUProfile string // CPU profile of the timed DP queries (FILE.scale of the scaling tenant's, FILE.restart of the load after the restart); "" for none
 	UCI        string // UCI Online Retail file for the accuracy figure (skipped if absent)
 }
 
@@ -171,7 +171,7 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 
 	// 5c. A restart: the first DP query over HTTP as soon as the server
 	// listens again, and the load rate of the tenants' segments.
-	rs, err := benchRestart(ctx, app, benchAdmin.Token(), n)
+	rs, err := benchRestart(ctx, app, benchAdmin.Token(), n, suffixed(opt.CPUProfile, ".restart"))
 	if err != nil {
 		return err
 	}
@@ -180,8 +180,11 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 	rows = append(rows,
 		benchRow{fmt.Sprintf("first DP query over HTTP after a restart, %d rows (from start to answer)", n), fmt.Sprintf("%.0f ms", rs.firstQuery.Seconds()*1000), "≤ 1000 ms", verdict(rs.firstQuery <= time.Second)},
 		benchRow{"  tenant load at start (rows ÷ time to /readyz 200)", fmtRate(rs.loadRate, "rows/s"), "", ""},
-		benchRow{"  per core", fmtRate(perCore, "rows/s"), "≥ 10 M rows/s", verdict(perCore >= 10e6)},
+		benchRow{"  per core (÷ GOMAXPROCS)", fmtRate(perCore, "rows/s"), "≥ 10 M rows/s", verdict(perCore >= 10e6)},
 	)
+	if rs.cpuRate > 0 { // per CPU-second: what a busy machine does not distort
+		rows = append(rows, benchRow{"  per CPU-second of the process while loading", fmtRate(rs.cpuRate, "rows/s"), "≥ 10 M rows/s", verdict(rs.cpuRate >= 10e6)})
+	}
 
 	// 5b. Scaling: past 10M rows, the same query over a second tenant of 10M
 	// rows from the same generator, in this process, for the time ratio.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/store/events"
 )
 
 // restartFigures is what a restart cost.
@@ -15,18 +18,31 @@ type restartFigures struct {
 	firstQuery time.Duration // from the new start to the first DP query's answer
 	ready      time.Duration // from the new start to /readyz 200 (every tenant loaded)
 	loadRate   float64       // rows ÷ ready
+	cpuRate    float64       // rows ÷ the process's CPU time from listening to ready (0: not measured)
 }
 
 // benchRestart restarts the server, sends the benchmark's DP query over HTTP
 // with the bench tenant's admin key as soon as it listens (it waits for the
 // tenant's segments to load: issue 20's "first query after restart"), then
 // waits for /readyz. rows is what the store holds.
-func benchRestart(ctx context.Context, app Server, adminToken string, rows int) (restartFigures, error) {
+func benchRestart(ctx context.Context, app Server, adminToken string, rows int, profile string) (restartFigures, error) {
 	srv, opened, err := app.Restart(ctx)
 	if err != nil {
 		return restartFigures{}, fmt.Errorf("restart: %w", err)
 	}
+	if profile != "" { // from listening to ready: the tenants' load
+		pf, err := os.Create(profile)
+		if err != nil {
+			return restartFigures{}, err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return restartFigures{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	f := restartFigures{app: srv}
+	cpu0 := events.ProcessCPU()
 	// /readyz is polled from the start, beside the query, so that the query
 	// does not delay the moment it turns 200.
 	readyc := make(chan error, 1)
@@ -39,6 +55,9 @@ func benchRestart(ctx context.Context, app Server, adminToken string, rows int) 
 				res.Body.Close()
 				if res.StatusCode == http.StatusOK {
 					f.ready = time.Since(opened)
+					if cpu := events.ProcessCPU() - cpu0; cpu > 0 {
+						f.cpuRate = float64(rows) / cpu.Seconds()
+					}
 					readyc <- nil
 					return
 				}
