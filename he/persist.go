@@ -91,9 +91,7 @@ func (st *diskStore) upload(tenant, id string) *uploadFiles {
 	return &uploadFiles{st: st, dir: filepath.Join(st.dir, url.PathEscape(tenant), id)}
 }
 
-func storeErr(what string, err error) error {
-	return privalytics.Errorf(privalytics.EUNAVAILABLE, "the processor could not store %s (%v); free disk space in its data directory and upload again", what, err)
-}
+func storeErr(what string, err error) error { return statefile.StoreError(what, err) }
 
 func (u *uploadFiles) keys(raw []byte) error {
 	if u == nil {
@@ -289,6 +287,9 @@ func (d *Datasets) loadDataset(tenant, dir string) (*heldDataset, []*job, error)
 		return nil, nil, &statefile.Damaged{File: tpath, Problem: "does not hold the uploaded table: " + privalytics.ErrorMessage(err)}
 	}
 	ds.info, ds.dir = info, dir
+	if err := statefile.RemoveTemps(dir); err != nil {
+		return nil, nil, err
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, err

@@ -324,4 +324,19 @@ func TestFederationRoundSurvivesARestart(t *testing.T) {
 	if _, err := client.New(app.URL(), created.Tokens[2]).Federation(ctx, fed); err != nil {
 		t.Fatalf("a location credential on the restored server: %v", err)
 	}
+	stop()
+
+	// A flipped byte in the round's file stops the next start, naming it.
+	round := filepath.Join(restored, "state", "federations", fed, "round-1")
+	raw, err := os.ReadFile(round)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-20] ^= 4
+	if err := os.WriteFile(round, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openApp(ctx, startupConfig(restored), appOptions{logOutput: io.Discard}); err == nil || !strings.Contains(err.Error(), round) {
+		t.Fatalf("start over a damaged round file: %v, want a refusal naming %s", err, round)
+	}
 }

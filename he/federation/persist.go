@@ -127,9 +127,7 @@ type storedRound struct {
 
 func (r *Registry) fedDir(f *Federation) string { return filepath.Join(r.persist.Dir, f.ID) }
 
-func storeErr(what string, err error) error {
-	return privalytics.Errorf(privalytics.EUNAVAILABLE, "federation: the server could not store %s (%v); nothing was accepted — retry the same request once the operator has freed disk space", what, err)
-}
+func storeErr(what string, err error) error { return statefile.StoreError(what, err) }
 
 // saveMeta writes a new federation's description.
 func (r *Registry) saveMeta(f *Federation) error {
@@ -252,6 +250,9 @@ func (r *Registry) load(dir string) (*Federation, error) {
 		return nil, os.RemoveAll(dir)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := statefile.RemoveTemps(dir); err != nil {
 		return nil, err
 	}
 	var m storedMeta

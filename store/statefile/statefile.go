@@ -36,6 +36,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/privalytics/privalytics"
 )
 
 // Sealer encrypts frames at rest (keyring.MasterKey); nil writes plaintext.
@@ -343,3 +347,30 @@ func ReadFile(path, kind string, s Sealer) ([]byte, error) {
 
 // IsNotExist reports whether err is a missing file.
 func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// StoreError is the client's view of a failed write of what (e.g. "the
+// table"): storage_full (507) when the disk or quota is full, otherwise an
+// internal error whose details only the log shows.
+func StoreError(what string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return privalytics.Errorf(privalytics.ESTORAGEFULL, "the server's disk is full: %s was not stored; retry once the operator has freed space (nothing of this request was kept)", what)
+	}
+	return privalytics.Errorf(privalytics.EINTERNAL, "could not store %s: %v", what, err)
+}
+
+// RemoveTemps deletes the temporary files of writes a crash cut short
+// (".<name>.tmp…") in dir; none of them was ever acknowledged.
+func RemoveTemps(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.IsDir() && len(e.Name()) > 1 && e.Name()[0] == '.' && strings.Contains(e.Name(), ".tmp") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/store/keyring"
 )
 
@@ -154,4 +156,30 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("a file that reads back is not what the writer makes of its content")
 		}
 	})
+}
+
+func TestStoreErrorAndRemoveTemps(t *testing.T) {
+	if got := privalytics.ErrorCode(StoreError("the table", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})); got != privalytics.ESTORAGEFULL {
+		t.Errorf("ENOSPC maps to %s, want %s", got, privalytics.ESTORAGEFULL)
+	}
+	if got := privalytics.ErrorCode(StoreError("the table", errors.New("boom"))); got != privalytics.EINTERNAL {
+		t.Errorf("another error maps to %s, want %s", got, privalytics.EINTERNAL)
+	}
+	dir := t.TempDir()
+	if err := WriteFile(filepath.Join(dir, "keep"), "k", nil, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(filepath.Join(dir, "cut"), "k", nil) // a write a crash cut short
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write([]byte("partial"))
+	_ = w.bw.Flush()
+	if err := RemoveTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "keep" {
+		t.Fatalf("after RemoveTemps the directory holds %v, want only keep", ents)
+	}
 }
