@@ -88,9 +88,15 @@ type Deps struct {
 	// nothing else (the operator key still works there too).
 	MetricsToken string
 	// HE configures the processor role (encrypted datasets); off by default.
-	HE     HELimits
-	Logger *slog.Logger
-	Now    func() time.Time
+	HE HELimits
+	// HEDatasets, when set, is the processor's state kept on disk
+	// (he.OpenDatasets); nil keeps datasets in memory with limits HE.
+	HEDatasets *he.Datasets
+	// Federations, when set, is the federations' state kept on disk
+	// (federation.OpenRegistry); nil keeps them in memory.
+	Federations *federation.Registry
+	Logger      *slog.Logger
+	Now         func() time.Time
 	// Privacy receives a record of every erasure, rectification and retention
 	// purge (the audit log attaches here).
 	Privacy PrivacyHooks
@@ -154,8 +160,13 @@ func New(d Deps) *Server {
 	s.queries = analytics.NewService(qd)
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
-	s.feds = federation.NewRegistry(s.now, s.log)
-	s.he = he.NewDatasets(d.HE, s.now)
+	s.feds, s.he = d.Federations, d.HEDatasets
+	if s.feds == nil {
+		s.feds = federation.NewRegistry(s.now, s.log)
+	}
+	if s.he == nil {
+		s.he = he.NewDatasets(d.HE, s.now)
+	}
 	s.engine = s.routes()
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"runtime"
@@ -23,8 +24,9 @@ import (
 // jobs, the goroutines computing them and every limit on memory and CPU, in
 // one place. It never holds a secret key and cannot decrypt; what it sees is
 // the table header (preset, column names and bounds, declared categories, row
-// count), sizes and job types. Datasets do not survive a restart: the owner
-// uploads again (the table file is the durable copy).
+// count), sizes and job types. Opened with OpenDatasets on a directory
+// (serve: <data-dir>/state/he), datasets and jobs are files there and survive
+// a restart (he/persist.go); NewDatasets keeps them in memory only.
 
 // Limits bound the processor's memory and CPU.
 type Limits struct {
@@ -42,11 +44,14 @@ type Limits struct {
 	MaxJobsPerDataset int
 	// JobTimeout bounds one job's computation.
 	JobTimeout time.Duration
+	// Expiry is how long a dataset and its results are kept after upload;
+	// then they are deleted (from memory and disk) as if the owner had.
+	Expiry time.Duration
 }
 
 // DefaultLimits are the documented defaults (processor off).
 func DefaultLimits() Limits {
-	return Limits{MaxUploadBytes: 1 << 30, MaxHeldBytes: 4 << 30, ConcurrentJobs: max(1, runtime.GOMAXPROCS(0)), MaxJobsPerDataset: 256, JobTimeout: 30 * time.Minute}
+	return Limits{MaxUploadBytes: 1 << 30, MaxHeldBytes: 4 << 30, ConcurrentJobs: max(1, runtime.GOMAXPROCS(0)), MaxJobsPerDataset: 256, JobTimeout: 30 * time.Minute, Expiry: 7 * 24 * time.Hour}
 }
 
 // withDefaults fills the zero fields of l from DefaultLimits.
@@ -67,6 +72,9 @@ func (l Limits) withDefaults() Limits {
 	if l.JobTimeout == 0 {
 		l.JobTimeout = d.JobTimeout
 	}
+	if l.Expiry == 0 {
+		l.Expiry = d.Expiry
+	}
 	return l
 }
 
@@ -83,11 +91,14 @@ const (
 type Datasets struct {
 	limits Limits
 	now    func() time.Time
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	datasets map[string]*heldDataset // tenant + "/" + dataset ID
 	held     int64                   // bytes reserved by datasets and uploads in flight
 	closed   bool
+
+	store *diskStore // nil: memory only
 
 	slots  chan struct{} // one token per concurrently computing job
 	ctx    context.Context
@@ -102,6 +113,7 @@ type heldDataset struct {
 	info  DatasetInfo
 	table *Table
 	proc  *Processor
+	dir   string // its directory under the store, "" in memory
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -144,7 +156,7 @@ func NewDatasets(l Limits, now func() time.Time) *Datasets {
 	}
 	l = l.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Datasets{limits: l, now: now, datasets: map[string]*heldDataset{}, slots: make(chan struct{}, l.ConcurrentJobs), ctx: ctx, cancel: cancel}
+	return &Datasets{limits: l, now: now, log: slog.Default(), datasets: map[string]*heldDataset{}, slots: make(chan struct{}, l.ConcurrentJobs), ctx: ctx, cancel: cancel}
 }
 
 // Limits returns the limits in force.
@@ -243,16 +255,29 @@ func (d *Datasets) Upload(ctx context.Context, tenant, contentType string, body 
 		return DatasetInfo{}, err
 	}
 	lb := &limitedBody{r: body, limit: lim}
-	ds, err := readUpload(ctx, contentType, lb)
+	id := "hds_" + randomHex(12)
+	var files *uploadFiles
+	if d.store != nil {
+		files = d.store.upload(tenant, id)
+	}
+	ds, err := readUpload(ctx, contentType, lb, files)
 	if lb.over {
 		err = d.tooLarge()
 	}
+	if err == nil {
+		h := ds.table.Header
+		ds.info = DatasetInfo{ID: id, Tenant: tenant, Preset: h.Preset.Name, Rows: h.Rows, Columns: h.Columns, Ops: ds.info.Ops, Bytes: lb.n, Created: d.now().UTC()}
+		if files != nil {
+			// The dataset file goes last: its presence marks a whole upload.
+			ds.dir = files.dir
+			err = files.commit(ds.info)
+		}
+	}
 	if err != nil {
+		files.abort()
 		d.release(reserve)
 		return DatasetInfo{}, err
 	}
-	h := ds.table.Header
-	ds.info = DatasetInfo{ID: "hds_" + randomHex(12), Tenant: tenant, Preset: h.Preset.Name, Rows: h.Rows, Columns: h.Columns, Ops: ds.info.Ops, Bytes: lb.n, Created: d.now().UTC()}
 	d.mu.Lock()
 	d.datasets[tenant+"/"+ds.info.ID] = ds
 	d.held += lb.n - reserve
@@ -260,7 +285,7 @@ func (d *Datasets) Upload(ctx context.Context, tenant, contentType string, body 
 	return ds.info, nil
 }
 
-func readUpload(ctx context.Context, contentType string, body io.Reader) (*heldDataset, error) {
+func readUpload(ctx context.Context, contentType string, body io.Reader, files *uploadFiles) (*heldDataset, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		// Whatever it is, say so clearly if it is a secret key.
@@ -297,11 +322,22 @@ func readUpload(ctx context.Context, contentType string, body io.Reader) (*heldD
 			if err := evk.UnmarshalBinary(raw); err != nil {
 				return nil, privalytics.Errorf(privalytics.ErrorCode(err), "part \"keys\": %s", privalytics.ErrorMessage(err))
 			}
+			if err := files.keys(raw); err != nil {
+				return nil, err
+			}
 		case "table":
 			if evk == nil {
 				return nil, privalytics.Errorf(privalytics.EINVALID, "part \"keys\" must come before part \"table\" so the table can be checked against them while it streams")
 			}
-			return readTablePart(ctx, br, evk)
+			if files == nil {
+				return readTablePart(ctx, br, evk)
+			}
+			w, err := files.table()
+			if err != nil {
+				return nil, err
+			}
+			// Everything the decoder reads of the part lands in the table file.
+			return readTablePart(ctx, bufio.NewReaderSize(io.TeeReader(br, w), 1<<20), evk)
 		default:
 			return nil, privalytics.Errorf(privalytics.EINVALID, "unexpected part %q; send part \"keys\" then part \"table\"", part.FormName())
 		}
@@ -349,10 +385,11 @@ func randomHex(n int) string {
 
 func (d *Datasets) lookup(tenant, id string) (*heldDataset, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.expire()
 	ds, ok := d.datasets[tenant+"/"+id]
+	d.mu.Unlock()
 	if !ok {
-		return nil, privalytics.Errorf(privalytics.ENOTFOUND, "no encrypted dataset %q; datasets live in the processor's memory and are gone after a restart — upload it again", id)
+		return nil, privalytics.Errorf(privalytics.ENOTFOUND, "no encrypted dataset %q; it was deleted, expired (datasets are kept %v after upload), or never uploaded here — upload it again", id, d.limits.Expiry)
 	}
 	return ds, nil
 }
@@ -374,18 +411,38 @@ func (d *Datasets) Delete(tenant, id string) error {
 		return err
 	}
 	d.mu.Lock()
-	if _, ok := d.datasets[tenant+"/"+id]; ok {
-		delete(d.datasets, tenant+"/"+id)
-		d.held -= ds.info.Bytes
-	}
+	d.drop(tenant+"/"+id, ds)
 	d.mu.Unlock()
+	return d.store.remove(ds.dir)
+}
+
+// drop forgets a dataset and its results (under d.mu); the caller removes
+// its directory.
+func (d *Datasets) drop(key string, ds *heldDataset) {
+	if _, ok := d.datasets[key]; !ok {
+		return
+	}
+	delete(d.datasets, key)
+	d.held -= ds.info.Bytes
 	ds.mu.Lock()
 	for _, j := range ds.jobs {
-		d.release(int64(len(j.result)))
+		d.held -= int64(len(j.result))
 	}
 	ds.jobs = map[string]*job{}
 	ds.mu.Unlock()
-	return nil
+}
+
+// expire drops (under d.mu) the datasets older than the expiry.
+func (d *Datasets) expire() {
+	cut := d.now().Add(-d.limits.Expiry)
+	for key, ds := range d.datasets {
+		if ds.info.Created.Before(cut) {
+			d.drop(key, ds)
+			if err := d.store.remove(ds.dir); err != nil {
+				d.log.Error("he: remove an expired dataset", "dir", ds.dir, "err", err)
+			}
+		}
+	}
 }
 
 // Submit checks a job against the keys and the header (wrap-around,
@@ -418,6 +475,11 @@ func (d *Datasets) Submit(tenant, id string, spec Job) (JobInfo, error) {
 	d.jobs.Add(1)
 	d.mu.Unlock()
 	j := &job{info: JobInfo{ID: "hjb_" + randomHex(8), Dataset: id, Job: spec, Status: JobQueued, Created: d.now().UTC()}}
+	// Stored as queued before it is acknowledged: a restart resumes it.
+	if err := d.store.writeJob(ds.dir, j, nil); err != nil {
+		d.jobs.Done()
+		return JobInfo{}, err
+	}
 	ds.jobs[j.info.ID] = j
 	go d.run(ds, j)
 	return j.info, nil
@@ -447,6 +509,9 @@ func (d *Datasets) run(ds *heldDataset, j *job) {
 	j.info.Finished = d.now().UTC()
 	if err != nil {
 		j.info.Status, j.err = JobFailed, err
+		if _, live := ds.jobs[j.info.ID]; live && err != errClosed { // a job cut by shutdown stays queued on disk and resumes
+			d.persistJob(ds, j, nil)
+		}
 		return
 	}
 	if _, live := ds.jobs[j.info.ID]; !live { // the dataset was deleted meanwhile
@@ -454,6 +519,19 @@ func (d *Datasets) run(ds *heldDataset, j *job) {
 		return
 	}
 	j.info.Status, j.result = JobDone, b
+	d.persistJob(ds, j, b)
+}
+
+// persistJob records a finished job; when the disk refuses, the job reports
+// the failure rather than a result that would vanish at the next restart.
+func (d *Datasets) persistJob(ds *heldDataset, j *job, result []byte) {
+	if err := d.store.writeJob(ds.dir, j, result); err != nil {
+		if result != nil {
+			d.release(int64(len(result)))
+		}
+		j.info.Status, j.err, j.result = JobFailed, err, nil
+		d.log.Error("he: store a job's state", "dataset", ds.info.ID, "job", j.info.ID, "err", err)
+	}
 }
 
 func (d *Datasets) compute(ds *heldDataset, j *job) ([]byte, error) {

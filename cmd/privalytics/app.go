@@ -17,11 +17,14 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/he"
+	"github.com/privalytics/privalytics/he/federation"
 	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
 	"github.com/privalytics/privalytics/store/postgres"
 	"github.com/privalytics/privalytics/store/sqlite"
+	"github.com/privalytics/privalytics/store/statefile"
 )
 
 // App is one running Privalytics server: its stores, its HTTP server and the lock
@@ -33,6 +36,7 @@ type App struct {
 	meta   privalytics.MetaStore
 	events *events.Store
 	audit  *audit.Log
+	heData *he.Datasets // closed by api.Close, or by close when openApp fails after opening it
 	api    *api.Server
 	ln     net.Listener
 	tls    bool // ln speaks TLS
@@ -114,7 +118,23 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
+	// The HE processor's datasets and the federations live in files beside
+	// the events (store/statefile), sealed like them under the master key.
+	var sealer statefile.Sealer
+	if cfg.EncryptAtRest {
+		sealer = mk
+	}
+	heData, err := he.OpenDatasets(heLimits, nil, he.Persist{Dir: filepath.Join(cfg.DataDir, "state", "he"), Sealer: sealer, Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("HE processor state: %w", err)
+	}
+	a.heData = heData
+	feds, err := federation.OpenRegistry(nil, a.log, federation.Persist{Dir: filepath.Join(cfg.DataDir, "state", "federations"), Sealer: sealer})
+	if err != nil {
+		return nil, fmt.Errorf("federation state: %w", err)
+	}
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, HEDatasets: heData, Federations: feds,
+		Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}
@@ -205,6 +225,12 @@ func (a *App) close() error {
 	var errs []error
 	if a.ln != nil {
 		a.ln.Close()
+	}
+	if a.heData != nil { // idempotent after api.Close: jobs cancelled, their goroutines waited for
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		errs = append(errs, a.heData.Close(ctx))
+		cancel()
+		a.heData = nil
 	}
 	if a.events != nil {
 		errs = append(errs, a.events.Close())

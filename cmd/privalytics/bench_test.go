@@ -27,6 +27,7 @@ func TestBenchSmall(t *testing.T) {
 		"HTTP ingest, NDJSON", "file import, CSV", "on disk, 40000 rows sealed",
 		"DP group-by with bounding, 40000 rows warm", "non-private path", "DP time ÷ non-private time",
 		"process heap with 40000 rows warm", "DP group-by time, 40000 rows ÷ 10000 rows (same process)",
+		"first DP query over HTTP after a restart, 40000 rows", "tenant load at start", "per core",
 		"p99", "accuracy on UCI Online Retail",
 	} {
 		line := ""

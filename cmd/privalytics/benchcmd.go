@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,7 @@ Each timing is the median of --repeat runs. The README's table comes from this c
 	f.IntVar(&opt.Repeat, "repeat", opt.Repeat, "runs per query timing (median reported)")
 	f.IntVar(&opt.Senders, "senders", opt.Senders, "concurrent HTTP senders")
 	f.BoolVar(&opt.Encrypt, "encrypt-at-rest", opt.Encrypt, "encrypt logs and segments, as serve does by default; run with =false to measure the overhead")
-	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (and of the scaling tenant's to FILE.scale)")
+	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (of the scaling tenant's to FILE.scale, of the load after the restart to FILE.restart)")
 	f.StringVar(&opt.UCI, "uci", opt.UCI, "UCI Online Retail file for the accuracy figure (skipped if absent)")
 	return cmd
 }
@@ -102,13 +103,42 @@ target of BENCHMARKS.md (≤ 2 s for 10 locations), then each party's costs.`,
 }
 
 // benchApp shows a running App to the benchmark harness.
-type benchApp struct{ app *App }
+type benchApp struct {
+	app      *App
+	cfg      Config
+	operator string // the key made at the first start
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
 
-func (b benchApp) URL() string                 { return b.app.URL() }
-func (b benchApp) OperatorKey() string         { return b.app.OperatorToken }
-func (b benchApp) DataDir() string             { return b.app.cfg.DataDir }
-func (b benchApp) Events() *events.Store       { return b.app.events }
-func (b benchApp) Meta() privalytics.MetaStore { return b.app.meta }
+func (b *benchApp) URL() string                 { return b.app.URL() }
+func (b *benchApp) OperatorKey() string         { return b.operator }
+func (b *benchApp) DataDir() string             { return b.app.cfg.DataDir }
+func (b *benchApp) Events() *events.Store       { return b.app.events }
+func (b *benchApp) Meta() privalytics.MetaStore { return b.app.meta }
+
+// Restart stops the App as SIGTERM would and opens it again on its directory.
+func (b *benchApp) Restart(ctx context.Context) (bench.Server, time.Time, error) {
+	b.cancel()
+	<-b.done
+	opened := time.Now()
+	if err := b.start(ctx); err != nil {
+		return nil, opened, err
+	}
+	return b, opened, nil
+}
+
+func (b *benchApp) start(ctx context.Context) error {
+	app, err := openApp(ctx, b.cfg, appOptions{logOutput: io.Discard})
+	if err != nil {
+		return err
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = app.serve(serveCtx) }()
+	b.app, b.cancel, b.done = app, cancel, done
+	return nil
+}
 
 // startBenchServer is the harness's StartFunc: the real App on 127.0.0.1:0 in
 // a new temporary directory, quiet, with the benchmark's changes to the
@@ -128,13 +158,11 @@ func startBenchServer(ctx context.Context, prefix string, opt bench.ServerOption
 	if opt.Processor {
 		cfg.Role = "processor"
 	}
-	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard})
-	if err != nil {
+	b := &benchApp{cfg: cfg}
+	if err := b.start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	serveCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = app.serve(serveCtx) }()
-	return benchApp{app}, func() { cancel(); <-done; os.RemoveAll(dir) }, nil
+	b.operator = b.app.OperatorToken
+	return b, func() { b.cancel(); <-b.done; os.RemoveAll(dir) }, nil
 }

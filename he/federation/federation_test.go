@@ -19,6 +19,7 @@ type network struct {
 	locs       []*Location
 	cpk        *rlwe.PublicKey
 	franchisor *Franchisor
+	tokens     []string // the locations' credentials, when made through a Registry
 }
 
 func newNetwork(tb testing.TB, n, t int) *network {

@@ -88,10 +88,17 @@ func (r *Registry) CreateRound(id, tenant string, req RoundRequest) (RoundView, 
 	if rd.Query.MaxLocationsPerSubject == 0 {
 		rd.Query.MaxLocationsPerSubject = 1
 	}
+	if err := r.saveRound(f, rd); err != nil {
+		return RoundView{}, err
+	}
 	f.rounds = append(f.rounds, rd)
 	if old := len(f.rounds) - 1 - KeptResults; old >= 0 && f.rounds[old].result != nil {
 		f.rounds[old].result = nil
 		f.rounds[old].Reason = "result dropped: the server keeps the latest " + itoa(KeptResults) + " results"
+		if err := r.saveRound(f, f.rounds[old]); err != nil {
+			// Only space is lost: the old result stays on disk until the next try.
+			r.log.Error("federation: drop an old round's result on disk", "federation", f.ID, "round", old+1, "err", err)
+		}
 	}
 	return r.roundView(f, rd), nil
 }
@@ -215,6 +222,7 @@ func (r *Registry) Contribute(id string, loc, n int, body []byte) (dup bool, err
 	if err != nil {
 		return false, err
 	}
+	snap := rd.clone()
 	if rd.sum == nil {
 		rd.sum = ct
 	} else if rd.sum, err = Sum(f.params, append(make([]*rlwe.Ciphertext, 0, 2), rd.sum, ct)); err != nil {
@@ -222,6 +230,10 @@ func (r *Registry) Contribute(id string, loc, n int, body []byte) (dup bool, err
 	}
 	rd.contributed[loc] = sha256.Sum256(body)
 	r.advance(f, rd, r.now())
+	if err := r.saveRound(f, rd); err != nil {
+		*rd = snap
+		return false, err
+	}
 	return false, nil
 }
 
@@ -242,10 +254,15 @@ func (r *Registry) Ready(id string, loc, n int) (RoundView, error) {
 		return RoundView{}, notNow(rd, "declaring ready", RoundDecrypting)
 	}
 	if !slices.Contains(rd.ready, loc) {
+		snap := rd.clone()
 		rd.ready = append(rd.ready, loc)
 		if len(rd.active) == 0 && len(rd.ready) == f.params.Threshold {
 			rd.active = slices.Clone(rd.ready)
 			slices.Sort(rd.active)
+		}
+		if err := r.saveRound(f, rd); err != nil {
+			*rd = snap
+			return RoundView{}, err
 		}
 	}
 	return r.roundView(f, rd), nil
@@ -300,10 +317,12 @@ func (r *Registry) PostDecryptionShare(id string, loc, n int, body []byte) (dup 
 	if err != nil {
 		return false, err
 	}
+	snap := rd.clone()
 	rd.decShares[loc], rd.decSum[loc] = share, sha256.Sum256(body)
 	if len(rd.decShares) == f.params.Threshold {
 		agg, err := f.params.DecodeCiphertext(rd.aggregate)
 		if err != nil {
+			*rd = snap
 			return false, err
 		}
 		shares := make([]*mhe.PublicKeySwitchShare, 0, len(rd.active))
@@ -312,11 +331,16 @@ func (r *Registry) PostDecryptionShare(id string, loc, n int, body []byte) (dup 
 		}
 		out, err := KeySwitch(f.params, agg, shares)
 		if err != nil {
+			*rd = snap
 			return false, err
 		}
 		rd.result = f.params.EncodeCiphertext(out)
 		rd.Status = RoundDone
 		rd.aggregate, rd.decShares = nil, nil
+	}
+	if err := r.saveRound(f, rd); err != nil {
+		*rd = snap
+		return false, err
 	}
 	return false, nil
 }

@@ -102,9 +102,12 @@ type Registry struct {
 	feds map[string]*Federation
 	now  func() time.Time
 	log  *slog.Logger
+
+	persist *Persist // nil: memory only (persist.go)
 }
 
-// NewRegistry returns an empty registry; now is the clock (time.Now in the server).
+// NewRegistry returns an empty registry kept in memory only; now is the clock
+// (time.Now in the server). OpenRegistry keeps it on disk.
 func NewRegistry(now func() time.Time, log *slog.Logger) *Registry {
 	if now == nil {
 		now = time.Now
@@ -188,6 +191,7 @@ func (r *Registry) Create(tenant string, req CreateRequest) (*Created, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.expire()
 	owned := 0
 	for _, g := range r.feds {
 		if g.Tenant == tenant {
@@ -196,6 +200,9 @@ func (r *Registry) Create(tenant string, req CreateRequest) (*Created, error) {
 	}
 	if owned >= MaxFederationsPerTenant {
 		return nil, privalytics.Errorf(privalytics.ECONFLICT, "federation: tenant %s already has %d federations, the most a server keeps per tenant", tenant, MaxFederationsPerTenant)
+	}
+	if err := r.saveMeta(f); err != nil {
+		return nil, err
 	}
 	r.feds[f.ID] = f
 	return &Created{Federation: f.view(), Tokens: tokens}, nil
@@ -334,6 +341,9 @@ func (r *Registry) PostKeyShare(id string, loc int, body []byte) (dup bool, err 
 			return false, privalytics.Errorf(privalytics.EINVALID, "federation: transport key already used by location %d; generate a fresh one", i)
 		}
 	}
+	if err := r.saveShare(f, "key-share-"+strconv.Itoa(loc), kindKeyShare, body, "the key share"); err != nil {
+		return false, err
+	}
 	f.keyShares[loc] = slices.Clone(body)
 	return false, nil
 }
@@ -364,6 +374,9 @@ func (r *Registry) PostSealed(id string, loc int, body []byte) (dup bool, err er
 		if s.Peer == loc {
 			return false, privalytics.Errorf(privalytics.EINVALID, "federation: a location keeps its own Shamir share; do not send it")
 		}
+	}
+	if err := r.saveShare(f, "sealed-"+strconv.Itoa(loc), kindSealed, body, "the Shamir shares"); err != nil {
+		return false, err
 	}
 	f.sealed[loc], f.sealedSum[loc] = shares, sha256.Sum256(body)
 	done := true

@@ -30,9 +30,21 @@ func wantCode(t *testing.T, err error, code, what string) {
 // relaySetup runs setup through a Registry as the CLI would.
 func relaySetup(t *testing.T, n, th int) (*Registry, *clock, *bytes.Buffer, string, *network) {
 	t.Helper()
+	return relaySetupIn(t, n, th, nil)
+}
+
+// relaySetupIn is relaySetup on a registry kept in per (nil: in memory).
+func relaySetupIn(t *testing.T, n, th int, per *Persist) (*Registry, *clock, *bytes.Buffer, string, *network) {
+	t.Helper()
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var logs bytes.Buffer
 	reg := NewRegistry(clk.now, slog.New(slog.NewTextHandler(&logs, nil)))
+	if per != nil {
+		var err error
+		if reg, err = OpenRegistry(clk.now, slog.New(slog.NewTextHandler(&logs, nil)), *per); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p, _ := NewParams(n, th)
 	fr := NewFranchisor(p)
 	names := make([]string, n)
@@ -53,7 +65,7 @@ func relaySetup(t *testing.T, n, th int) (*Registry, *clock, *bytes.Buffer, stri
 	if _, _, err := reg.Authenticate(created.Tokens[0][:len(created.Tokens[0])-2] + "00"); err == nil {
 		t.Fatal("a forged token authenticated")
 	}
-	nw := &network{p: p, seed: created.Federation.Seed, franchisor: fr}
+	nw := &network{p: p, seed: created.Federation.Seed, franchisor: fr, tokens: created.Tokens}
 	for i := range n {
 		l, _ := NewLocation(p, i)
 		nw.locs = append(nw.locs, l)

@@ -70,6 +70,11 @@ func Backup(ctx context.Context, f Files, dest string) (Report, error) {
 	rep.Tenants, rep.Retries = evRep.Tenants, evRep.Retries
 	rep.Files += evRep.Files
 	rep.Bytes += evRep.Bytes
+	n, files, err := copyState(filepath.Join(f.DataDir, "state"), filepath.Join(dest, "state"))
+	if err != nil {
+		return rep, fmt.Errorf("backup: HE and federation state: %w", err)
+	}
+	rep.Files, rep.Bytes = rep.Files+files, rep.Bytes+n
 	if f.AuditLog != "" {
 		n, err := copyWholeLines(f.AuditLog, filepath.Join(dest, filepath.Base(f.AuditLog)))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -214,4 +219,44 @@ func syncTree(root string) error {
 		}
 		return nil
 	})
+}
+
+// copyState copies the state files under src (HE datasets and jobs,
+// federations), skipping the temporary files of writes in flight and files or
+// directories removed while the copy runs.
+func copyState(src, dst string) (n int64, files int, err error) {
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+		}
+		if strings.HasPrefix(d.Name(), ".") { // a write in flight (statefile's temporary name)
+			return nil
+		}
+		in, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(filepath.Join(dst, rel), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		k, cerr := io.Copy(out, in)
+		serr := out.Sync()
+		if err := errors.Join(cerr, serr, out.Close()); err != nil {
+			return err
+		}
+		n, files = n+k, files+1
+		return nil
+	})
+	return n, files, err
 }

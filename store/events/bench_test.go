@@ -291,6 +291,7 @@ func BenchmarkRestartLoad(b *testing.B) {
 		}
 		b.ReportMetric(f.RowsPerSec, "rows/s")
 		b.ReportMetric(f.Seconds, "s/load")
+		b.ReportMetric(f.RowsPerCPUSec, "rows/cpu-s")
 		b.ReportMetric(float64(f.Segments), "segments")
 	}
 }

@@ -13,6 +13,11 @@ type LoadFigure struct {
 	Segments   int     `json:"segments"`
 	Seconds    float64 `json:"seconds"`
 	RowsPerSec float64 `json:"rows_per_sec"`
+	// CPUSeconds is the process's CPU time during the load (0 where not
+	// measured); RowsPerCPUSec is the load rate per core, which a busy
+	// machine does not distort as it does the wall-clock rate.
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	RowsPerCPUSec float64 `json:"rows_per_cpu_sec"`
 }
 
 // MeasureLoad opens the store in dir, loads one tenant (what the first query
@@ -24,12 +29,15 @@ func MeasureLoad(ctx context.Context, dir string, opt Options, tenantID string, 
 		return LoadFigure{}, err
 	}
 	defer s.Close()
-	start := time.Now()
+	start, cpu := time.Now(), ProcessCPU()
 	snap, err := s.Snapshot(ctx, tenantID, schema)
 	if err != nil {
 		return LoadFigure{}, err
 	}
-	f := LoadFigure{Rows: snap.Rows(), Seconds: time.Since(start).Seconds()}
+	f := LoadFigure{Rows: snap.Rows(), Seconds: time.Since(start).Seconds(), CPUSeconds: (ProcessCPU() - cpu).Seconds()}
+	if f.CPUSeconds > 0 {
+		f.RowsPerCPUSec = float64(f.Rows) / f.CPUSeconds
+	}
 	if st, err := s.Stats(tenantID); err == nil {
 		f.Segments = st.Segments
 	}
