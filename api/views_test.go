@@ -196,6 +196,22 @@ func TestViewsSixtyDays(t *testing.T) {
 	}
 	final := end.Add(-time.Hour)
 
+	// Late events: 40 purchases dated inside a day released weeks ago change
+	// nothing — no release counts them, none is charged for them.
+	var late bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&late, `{"customer_id":"late%d","ts":"2026-01-10T12:00:00Z","type":"purchase","amount":5}`+"\n", i)
+	}
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, late.Bytes(), http.StatusOK, nil)
+	var again wire.Releases
+	f.mustDo(t, http.MethodGet, "/v1/views/"+ids[0]+"/releases?from=2026-01-10&to=2026-01-10", users[0], "", nil, nil, http.StatusOK, &again)
+	if len(again.Releases) != 1 {
+		t.Fatalf("releases of 2026-01-10: %+v", again.Releases)
+	}
+	if b, _ := json.Marshal(again.Releases[0]); !bytes.Equal(b, seen[ids[0]+"/2026-01-10"]) {
+		t.Errorf("a late event changed a closed release:\n%s\n%s", seen[ids[0]+"/2026-01-10"], b)
+	}
+
 	// What the releases must have cost, counted here from the calendar: each
 	// bucket closed by the last refresh once, each so_far once, each charging
 	// every month its time range touches.
