@@ -425,3 +425,42 @@ func bucketNext(cadence string, t time.Time) time.Time {
 	}
 	return t.AddDate(0, 0, 1)
 }
+
+// TestViewReleaseRefusedForBudgetIsRetried: ad-hoc questions share a month
+// with the views; a release the month can no longer pay is refused before any
+// data is read — nothing charged, nothing stored — and made at a later read
+// once the budget allows, exactly once.
+func TestViewReleaseRefusedForBudgetIsRetried(t *testing.T) {
+	t.Parallel()
+	clock := &simClock{t: time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)}
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1},"period":"month"}`, func(d *api.Deps) { d.Now = clock.Now })
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(`{"customer_id":"c1","ts":"2026-01-02T10:00:00Z","type":"purchase"}`+"\n"), http.StatusOK, nil)
+	var v wire.View
+	f.mustDo(t, http.MethodPost, "/v1/views", f.admin, "application/json", nil,
+		[]byte(`{"name":"daily","cadence":"day","epsilon":0.02,"start":"2026-01-01","query":{"aggregates":[{"op":"count"}]}}`), http.StatusCreated, &v)
+	// An ad-hoc question about January leaves ε 0.05 of it: two releases.
+	f.mustDo(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil,
+		[]byte(`{"where":[{"column":"ts","gte":"2026-01-01","lt":"2026-02-01"}],"aggregates":[{"op":"count"}],"epsilon":0.95}`), http.StatusOK, nil)
+	var rels wire.Releases
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	if len(rels.Releases) != 2 || rels.Releases[0].Bucket != "2026-01-01" || rels.Releases[1].Bucket != "2026-01-02" {
+		t.Fatalf("releases with ε 0.05 left: %+v, want 2026-01-01 and 2026-01-02", rels.Releases)
+	}
+	var b api.BudgetResponse
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if math.Abs(b.Periods[0].Spent.Epsilon-0.99) > 1e-9 {
+		t.Fatalf("January spent ε %g, want 0.95 + 2 × 0.02: the refused releases cost nothing", b.Periods[0].Spent.Epsilon)
+	}
+	// Read again, still refused (free); after a grant, the two missing days are made.
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	f.mustDo(t, http.MethodPost, "/v1/budget/grants", f.admin, "application/json", nil, []byte(`{"epsilon":1}`), http.StatusOK, nil)
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	if len(rels.Releases) != 4 {
+		t.Fatalf("after the grant: %d releases, want the 4 closed days", len(rels.Releases))
+	}
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if math.Abs(b.Periods[0].Spent.Epsilon-(0.95+4*0.02)) > 1e-9 {
+		t.Errorf("January spent ε %g, want 0.95 + 4 × 0.02", b.Periods[0].Spent.Epsilon)
+	}
+}
