@@ -50,6 +50,8 @@ type App struct {
 type appOptions struct {
 	mechanisms *dp.Mechanisms // nil: dp.Secure()
 	logOutput  io.Writer      // nil: stderr
+	// now is the server's clock; nil: time.Now. Benchmarks simulate days with it.
+	now func() time.Time
 }
 
 // openApp opens (creating on first start) the data directory and every store, and
@@ -134,7 +136,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 		return nil, fmt.Errorf("federation state: %w", err)
 	}
 	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, HEDatasets: heData, Federations: feds,
-		Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
+		Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken, Now: opt.now})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}
