@@ -17,6 +17,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/learn/registry"
 	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
@@ -114,7 +115,8 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken,
+		Models: &registry.Service{Dir: filepath.Join(cfg.DataDir, "models"), Mechanisms: mech}})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}
