@@ -26,6 +26,13 @@ const ridgeFloorMargin = 1.5
 // mean AUC gap was 0.016–0.019 at 0.5–1·B, 0.021 at 1.5·B, 0.028 at 2·B.
 const logisticFloorMargin = 1.0
 
+// Defaults of the logistic training (see TestFederatedAccuracy for how they
+// were chosen).
+const (
+	DefaultRounds       = 10
+	DefaultHessianShare = 0.35
+)
+
 // Options of a federated training.
 type Options struct {
 	Epsilon, Delta float64 // per customer, for the whole training
