@@ -117,3 +117,26 @@ func TestLearnCoordinateCLI(t *testing.T) {
 		t.Fatalf("model: %d locations, t=%d, %s", m.Locations, m.Threshold, m.Kind)
 	}
 }
+
+// TestLearnBenchCLI: `learn bench` prints a row per model with the training
+// time and the bytes per location per round (one small federation size keeps
+// it short; the README's figures use the default 6 and 10).
+func TestLearnBenchCLI(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join("..", "..", "..", "shared", "data", "bank_marketing.csv")
+	if _, err := os.Stat(data); err != nil {
+		t.Skipf("SKIPPED: needs the bank-marketing file at %s (present in CI, absent in a fresh clone): %v", data, err)
+	}
+	out := mustCLI(t, "learn", "bench", "--data", data, "--locations", "3")
+	if !strings.Contains(out, "bytes/location/round") {
+		t.Fatalf("bench printed %q", out)
+	}
+	for _, kind := range []string{"logistic  3", "ridge     3"} {
+		if !strings.Contains(out, kind) {
+			t.Errorf("bench has no row %q:\n%s", kind, out)
+		}
+	}
+	if !strings.Contains(out, "524918") {
+		t.Errorf("bench does not show the 524,918 bytes one location uploads per round:\n%s", out)
+	}
+}
