@@ -6,19 +6,23 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
 )
 
@@ -54,7 +58,7 @@ func locationProcess(relay string) int {
 	defer tap.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	err = RunLocation(ctx, LocationConfig{Relay: relay, Index: idx, CSV: csv, Mechanisms: dp.Secure(), Tap: func(round int, cells []int64) {
+	err = RunLocation(ctx, LocationConfig{Relay: relay, Index: idx, CSV: csv, Mechanisms: dp.Secure(), MaxEpsilon: 2, Delta: 1e-5, Tap: func(round int, cells []int64) {
 		// The largest cells are the distinctive ones.
 		var best int64
 		for _, c := range cells {
@@ -314,4 +318,57 @@ func scanDir(t *testing.T, dir string, needles [][]byte) []string {
 		}
 	}
 	return found
+}
+
+// TestLocationRefusesTasksOverItsCap: the relay is untrusted and tasks are
+// not signed, so a location adds up what the tasks it answers cost its
+// customers and refuses, before computing anything, the one that would pass
+// its cap. Here a ridge training at ε = 1 meets a location capped at 0.5: it
+// sends nothing, the round cannot reach t and no sum is decrypted.
+func TestLocationRefusesTasksOverItsCap(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(bankFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := SplitCSV(raw, 2, 0.2, 1)
+	dir := t.TempDir()
+	relay := &Relay{Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := httptest.NewServer(relay.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	co, err := NewCoordinator(ctx, srv.URL, "capped", 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	co.Window = time.Second
+	errs := make(chan error, 2)
+	for i, capEps := range []float64{2, 0.5} {
+		go func() {
+			errs <- RunLocation(ctx, LocationConfig{Relay: srv.URL, Index: i, CSV: parts[i], Mechanisms: dp.Secure(), MaxEpsilon: capEps, Delta: 1e-5})
+		}()
+	}
+	if err := co.WaitReady(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = TrainRidgeOn(co, BankSchema("age"), secure())
+	if privalytics.ErrorCode(err) != privalytics.EUNAVAILABLE || !co.Dropped[1] {
+		t.Fatalf("training with a refusing location: %v (dropped %v)", err, co.Dropped)
+	}
+	var codes []string
+	for range 2 {
+		codes = append(codes, privalytics.ErrorCode(<-errs))
+	}
+	if !slices.Contains(codes, privalytics.EBUDGET) {
+		t.Fatalf("locations ended with %v; the capped one must refuse with %s", codes, privalytics.EBUDGET)
+	}
+	for _, name := range []string{"contrib-0-1", "agg-0", "result-0"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("the relay holds %s", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "contrib-0-0")); err != nil {
+		t.Errorf("the uncapped location did not answer: %v", err)
+	}
 }

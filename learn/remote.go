@@ -320,6 +320,12 @@ type LocationConfig struct {
 	CSV        []byte
 	Mechanisms dp.Mechanisms
 	Poll       time.Duration
+	// MaxEpsilon (with Delta) caps what this location's customers may lose
+	// over all the tasks it answers: the relay is untrusted and tasks are not
+	// signed, so the location adds up each task's zCDP cost from its noise
+	// scale (ρ = 1/2σ² per block of sensitivity 1) and refuses the task that
+	// would take it over. 0 means no cap.
+	MaxEpsilon, Delta float64
 	// Tap, if set, sees every plaintext cell vector before encryption (the
 	// tests write them where the relay cannot see, to search its files).
 	Tap func(round int, cells []int64)
@@ -403,28 +409,33 @@ func RunLocation(ctx context.Context, cfg LocationConfig) error {
 		return err
 	}
 	rows := map[string]*Rows{} // the CSV read with each schema seen
+	spent := 0.0               // ρ of the tasks answered
 	for r := 0; ; r++ {
 		which, b, err := c.wait(ctx, fmt.Sprintf("task-%d", r), "stop")
 		if err != nil || which == 1 {
 			return err
 		}
-		var rt roundTask
-		if err := json.Unmarshal(b, &rt); err != nil {
+		rt, err := decodeTask(b, p)
+		if err != nil {
 			return privalytics.Errorf(privalytics.EINVALID, "learn: task %d: %v", r, err)
 		}
+		rho := dp.RhoOfSigma(1, rt.Task.Sigma)
+		if rt.Task.Kind == TaskRidge {
+			rho += dp.RhoOfSigma(1, rt.Task.SigmaXy)
+		}
+		if cfg.MaxEpsilon > 0 {
+			if e := dp.EpsilonOfRho(spent+rho, cfg.Delta); e > cfg.MaxEpsilon*(1+1e-9) {
+				return privalytics.Errorf(privalytics.EBUDGET, "learn: task %d would bring this location's customers to ε=%.3g (δ=%g), over its cap of %g; nothing was computed. Raise --max-epsilon only if the franchisor's stated budget allows it", r, e, cfg.Delta, cfg.MaxEpsilon)
+			}
+		}
+		spent += rho
 		key := string(must(json.Marshal(rt.Schema)))
 		if rows[key] == nil {
-			if err := rt.Schema.Validate(); err != nil {
-				return err
-			}
 			if rows[key], err = rt.Schema.ReadCSV(bytes.NewReader(cfg.CSV)); err != nil {
 				return err
 			}
 		}
 		d := rt.Schema.Dim()
-		if n := rt.Task.Len(d); n > p.Slots() {
-			return privalytics.Errorf(privalytics.EINVALID, "learn: task %d asks for %d cells, one ciphertext holds %d", r, n, p.Slots())
-		}
 		cells, err := rt.Task.Cells(rows[key], d, cfg.Mechanisms)
 		if err != nil {
 			return err
@@ -475,6 +486,45 @@ func RunLocation(ctx context.Context, cfg LocationConfig) error {
 			return err
 		}
 	}
+}
+
+// decodeTask parses a task from the relay, which is untrusted: strictly, and
+// refusing anything a location should not compute (an invalid schema, more
+// cells than a ciphertext holds, a noise scale that is not a positive finite
+// number, a threshold outside 1..N, coefficients that do not fit the schema).
+func decodeTask(b []byte, p *federation.Params) (*roundTask, error) {
+	var rt roundTask
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rt); err != nil {
+		return nil, err
+	}
+	if err := rt.Schema.Validate(); err != nil {
+		return nil, err
+	}
+	d, t := rt.Schema.Dim(), rt.Task
+	if t.Kind != TaskGram && t.Kind != TaskRidge && t.Kind != TaskGradient {
+		return nil, fmt.Errorf("kind %q is not a task", t.Kind)
+	}
+	if n := t.Len(d); n > p.Slots() {
+		return nil, fmt.Errorf("%d cells, one ciphertext holds %d", n, p.Slots())
+	}
+	finite := func(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
+	if !finite(t.Sigma) || (t.Kind == TaskRidge && !finite(t.SigmaXy)) {
+		return nil, fmt.Errorf("noise scales must be positive and finite")
+	}
+	if t.Threshold < 1 || t.Threshold > p.Locations {
+		return nil, fmt.Errorf("threshold %d is outside 1..%d", t.Threshold, p.Locations)
+	}
+	if t.Kind == TaskGradient && len(t.Beta) != d {
+		return nil, fmt.Errorf("%d coefficients for %d features", len(t.Beta), d)
+	}
+	for _, v := range t.Beta {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("coefficients must be finite")
+		}
+	}
+	return &rt, nil
 }
 
 func fixedPoint(cells []float64) []int64 {

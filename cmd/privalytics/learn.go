@@ -91,6 +91,7 @@ func learnLocationCommand() *cobra.Command {
 		relay, csvPath string
 		index          int
 		timeout        time.Duration
+		maxEps, delta  float64
 	)
 	c := &cobra.Command{
 		Use:   "location",
@@ -110,7 +111,7 @@ exits when the coordinator says the training is over.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			if err := learn.RunLocation(ctx, learn.LocationConfig{Relay: relay, Index: index, CSV: data, Mechanisms: dp.Secure()}); err != nil {
+			if err := learn.RunLocation(ctx, learn.LocationConfig{Relay: relay, Index: index, CSV: data, Mechanisms: dp.Secure(), MaxEpsilon: maxEps, Delta: delta}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "location %d: training over\n", index)
@@ -121,6 +122,8 @@ exits when the coordinator says the training is over.`,
 	c.Flags().IntVar(&index, "index", 0, "this location's index, 0..N-1 (as agreed with the franchisor)")
 	c.Flags().StringVar(&csvPath, "csv", "", "this location's customers, one row each")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
+	c.Flags().Float64Var(&maxEps, "max-epsilon", 1, "the most ε this location's customers may lose over all the tasks it answers (the tasks come through an untrusted relay); 0: no cap")
+	c.Flags().Float64Var(&delta, "delta", 1e-5, "δ of --max-epsilon")
 	return c
 }
 
