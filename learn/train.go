@@ -26,11 +26,17 @@ const ridgeFloorMargin = 1.5
 // mean AUC gap was 0.016–0.019 at 0.5–1·B, 0.021 at 1.5·B, 0.028 at 2·B.
 const logisticFloorMargin = 1.0
 
-// Defaults of the logistic training (see TestFederatedAccuracy for how they
-// were chosen).
+// Defaults of the logistic training. Measured with TestSweepLogistic (2000
+// trainings each at ε = 1 on the bank data, the same noise as the
+// federation's): at 10 rounds with 35% of ρ on the curvature, the test-AUC gap
+// to the central fit averaged 0.019 and exceeded 0.03 in 26 of 2000 (1.3%); at
+// 20 rounds with 20% on the curvature it averaged 0.015 and exceeded 0.03 in 3
+// of 2000 (0.15%). More rounds cost time and bytes (one ciphertext each) but
+// not privacy: ρ is split over them, and the average of more late iterates
+// cancels more of the noise. (30 rounds: mean 0.0135, 2 of 400 over 0.03.)
 const (
-	DefaultRounds       = 10
-	DefaultHessianShare = 0.35
+	DefaultRounds       = 20
+	DefaultHessianShare = 0.2
 )
 
 // Options of a federated training.
