@@ -106,25 +106,27 @@ func (rl *Relay) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rl.Log.Info("put", "blob", r.PathValue("name"), "bytes", len(body), "remote", r.RemoteAddr)
+	var fp *federation.Params
 	if r.PathValue("name") == "job" {
 		var j Job
 		if err := json.Unmarshal(body, &j); err != nil {
 			http.Error(w, "job: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		fp, err := federation.NewParams(j.Locations, j.Threshold)
-		if err != nil {
+		if fp, err = federation.NewParams(j.Locations, j.Threshold); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		rl.mu.Lock()
-		rl.p = fp
-		rl.mu.Unlock()
 	}
 	if err := writeOnce(p, body); err != nil {
 		rl.Log.Warn("put refused", "blob", r.PathValue("name"), "err", err)
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
+	}
+	if fp != nil { // the job was written once; its parameters hold from now on
+		rl.mu.Lock()
+		rl.p = fp
+		rl.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
