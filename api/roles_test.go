@@ -100,6 +100,13 @@ func TestLeastPrivilege(t *testing.T) {
 		"POST /v1/he/datasets/{dataset}/jobs":             "admin",
 		"GET /v1/he/datasets/{dataset}/jobs/{job}":        "admin",
 		"GET /v1/he/datasets/{dataset}/jobs/{job}/result": "admin",
+		// Franchise models and their fairness audits (503 without a models
+		// directory, as in this fixture: let through, not refused).
+		"GET /v1/models":               "admin query",
+		"GET /v1/models/{name}":        "admin query",
+		"POST /v1/models/{name}":       "admin",
+		"POST /v1/fairness-audits":     "admin query",
+		"GET /v1/fairness-audits/{id}": "admin query",
 	}
 	// Every /v1 route of the spec must be in the table.
 	resp, err := http.Get(f.srv.URL + "/openapi.yaml")
@@ -129,7 +136,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("the spec documents %d /v1 routes, the table has %d", len(documented), len(allowed))
 	}
 
-	fill := strings.NewReplacer("{tenant}", "shop", "{id}", "k_nope", "{customer_id}", "c1", "{fed}", "f_nope", "{round}", "1", "{dataset}", "d_nope", "{job}", "j_nope", "{share_id}", "k_nope")
+	fill := strings.NewReplacer("{tenant}", "shop", "{id}", "k_nope", "{customer_id}", "c1", "{fed}", "f_nope", "{round}", "1", "{dataset}", "d_nope", "{job}", "j_nope", "{share_id}", "k_nope", "{name}", "m-nope")
 	denied := map[string]int{} // audit tenant → denials expected
 	for _, route := range documented {
 		method, path, _ := strings.Cut(route, " ")

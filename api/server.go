@@ -21,6 +21,7 @@ import (
 	"github.com/privalytics/privalytics/he"
 	"github.com/privalytics/privalytics/he/federation"
 	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/learn/registry"
 	"github.com/privalytics/privalytics/rights"
 )
 
@@ -104,6 +105,9 @@ type Deps struct {
 	// Events (when it is a SubjectStore), Meta, Audit and Privacy; the caller
 	// then starts and closes its retention loop through Server.Rights.
 	Rights *rights.Service
+	// Models stores tenants' released models and fairness audits (the
+	// /v1/models and /v1/fairness-audits routes); nil answers 503.
+	Models *registry.Service
 	// Readiness, when set, must return nil for /readyz to answer 200: the
 	// event store reports tenants still loading or failed to load.
 	Readiness func() error
@@ -136,6 +140,7 @@ type Server struct {
 	views     *analytics.Views
 	viewStore privalytics.ViewStore
 	feds      *federation.Registry
+	models    *registry.Service
 	engine    *gin.Engine
 }
 
@@ -175,6 +180,7 @@ func New(d Deps) *Server {
 	if s.he == nil {
 		s.he = he.NewDatasets(d.HE, s.now)
 	}
+	s.models = d.Models
 	s.engine = s.routes()
 	return s
 }
@@ -262,6 +268,12 @@ func (s *Server) routes() *gin.Engine {
 	v1.PUT("/tenant/retention", s.require(privalytics.RoleAdmin), s.handle(s.setRetention))
 	v1.POST("/tenant/data-keys", s.require(privalytics.RoleAdmin), s.handle(s.rotateDataKey))
 	v1.DELETE("/tenants/:tenant/events", s.handle(s.shredTenant))
+
+	v1.GET("/models", s.require(privalytics.RoleAdmin, privalytics.RoleQuery), s.handle(s.listModels))
+	v1.GET("/models/:name", s.require(privalytics.RoleAdmin, privalytics.RoleQuery), s.handle(s.getModel))
+	v1.POST("/models/:name", s.require(privalytics.RoleAdmin), s.handle(s.uploadModel))
+	v1.POST("/fairness-audits", s.require(privalytics.RoleAdmin, privalytics.RoleQuery), s.handle(s.createFairnessAudit))
+	v1.GET("/fairness-audits/:id", s.require(privalytics.RoleAdmin, privalytics.RoleQuery), s.handle(s.getFairnessAudit))
 	return r
 }
 

@@ -39,5 +39,5 @@ func loadBank(t testing.TB, label string) *Rows {
 }
 
 func secure() Options {
-	return Options{Epsilon: 1, Delta: 1e-5, Rounds: 10, HessianShare: 0.35, Mechanisms: dp.Secure()}
+	return Options{Epsilon: 1, Delta: 1e-5, Rounds: DefaultRounds, HessianShare: DefaultHessianShare, Mechanisms: dp.Secure()}
 }

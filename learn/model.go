@@ -37,11 +37,11 @@ type Model struct {
 	TrainingSeconds float64 `json:"training_seconds"`
 }
 
-func newModel(kind string, s *Schema, beta []float64, acc *Accountant, nw *Network) *Model {
+func newModel(kind string, s *Schema, beta []float64, acc *Accountant, locations, threshold int) *Model {
 	return &Model{
 		FormatVersion: FormatVersion, Version: 1, Kind: kind, Schema: *s, Features: s.Names(), Coefficients: beta,
 		Epsilon: acc.EpsilonSpent(), Delta: acc.Delta, Rho: acc.Spent(), Charges: acc.Charges,
-		Locations: len(nw.Locations), Threshold: nw.P.Threshold, Trained: time.Now().UTC(),
+		Locations: locations, Threshold: threshold, Trained: time.Now().UTC(),
 	}
 }
 

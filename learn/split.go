@@ -3,6 +3,7 @@ package learn
 import (
 	"math/rand/v2"
 	"sort"
+	"strings"
 )
 
 // Partitioning rows is bookkeeping for simulations and benchmarks, not noise:
@@ -88,4 +89,32 @@ func Concat(parts []*Rows) *Rows {
 		}
 	}
 	return out
+}
+
+// SplitCSV deals a CSV's data lines (after its header) to n locations at
+// random, holding out testShare of them: each location gets a CSV of its
+// own (header included), as it would keep its own customers' file.
+func SplitCSV(raw []byte, n int, testShare float64, seed uint64) (parts [][]byte, test []byte) {
+	lines := strings.Split(strings.TrimRight(string(raw), "\r\n"), "\n")
+	if len(lines) == 0 || n < 1 {
+		return nil, nil
+	}
+	header := lines[0] + "\n"
+	rng := rand.New(rand.NewPCG(seed, 3))
+	bufs := make([]strings.Builder, n+1)
+	for i := range bufs {
+		bufs[i].WriteString(header)
+	}
+	for _, l := range lines[1:] {
+		dst := 1 + rng.IntN(n)
+		if rng.Float64() < testShare {
+			dst = 0
+		}
+		bufs[dst].WriteString(l)
+		bufs[dst].WriteByte('\n')
+	}
+	for i := 1; i <= n; i++ {
+		parts = append(parts, []byte(bufs[i].String()))
+	}
+	return parts, []byte(bufs[0].String())
 }

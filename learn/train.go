@@ -26,6 +26,19 @@ const ridgeFloorMargin = 1.5
 // mean AUC gap was 0.016–0.019 at 0.5–1·B, 0.021 at 1.5·B, 0.028 at 2·B.
 const logisticFloorMargin = 1.0
 
+// Defaults of the logistic training. Measured with TestSweepLogistic (2000
+// trainings each at ε = 1 on the bank data, the same noise as the
+// federation's): at 10 rounds with 35% of ρ on the curvature, the test-AUC gap
+// to the central fit averaged 0.019 and exceeded 0.03 in 26 of 2000 (1.3%); at
+// 20 rounds with 20% on the curvature it averaged 0.015 and exceeded 0.03 in 3
+// of 2000 (0.15%). More rounds cost time and bytes (one ciphertext each) but
+// not privacy: ρ is split over them, and the average of more late iterates
+// cancels more of the noise. (30 rounds: mean 0.0135, 2 of 400 over 0.03.)
+const (
+	DefaultRounds       = 20
+	DefaultHessianShare = 0.2
+)
+
 // Options of a federated training.
 type Options struct {
 	Epsilon, Delta float64 // per customer, for the whole training
@@ -51,14 +64,18 @@ func (o *Options) validate(kind string) error {
 }
 
 func checkData(s *Schema, nw *Network, data []*Rows) error {
-	if err := s.Validate(); err != nil {
-		return err
-	}
 	if len(data) != len(nw.Locations) {
 		return privalytics.Errorf(privalytics.EINVALID, "learn: %d locations' data for a federation of %d", len(data), len(nw.Locations))
 	}
-	if c := triLen(s.Dim()) + s.Dim(); c > nw.P.Slots() {
-		return privalytics.Errorf(privalytics.EINVALID, "learn: %d features need %d cells, one ciphertext holds %d; declare fewer levels", s.Dim(), c, nw.P.Slots())
+	return nil
+}
+
+func checkFederation(s *Schema, f Federation) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if _, _, slots := f.Size(); triLen(s.Dim())+s.Dim() > slots {
+		return privalytics.Errorf(privalytics.EINVALID, "learn: %d features need %d cells, one ciphertext holds %d; declare fewer levels", s.Dim(), triLen(s.Dim())+s.Dim(), slots)
 	}
 	return nil
 }
@@ -75,10 +92,19 @@ func checkData(s *Schema, nw *Network, data []*Rows) error {
 // curvature; flooring only shrinks the directions the noise dominates. All of
 // it is post-processing of the release: it costs nothing.
 func TrainRidge(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error) {
+	if err := checkData(s, nw, data); err != nil {
+		return nil, err
+	}
+	return TrainRidgeOn(inProcess{nw, data, o.Mechanisms}, s, o)
+}
+
+// TrainRidgeOn is TrainRidge over any Federation, such as a Coordinator
+// whose locations run in their own processes.
+func TrainRidgeOn(f Federation, s *Schema, o Options) (*Model, error) {
 	if err := o.validate(KindRidge); err != nil {
 		return nil, err
 	}
-	if err := checkData(s, nw, data); err != nil {
+	if err := checkFederation(s, f); err != nil {
 		return nil, err
 	}
 	if s.LabelBounds == nil {
@@ -90,6 +116,7 @@ func TrainRidge(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error)
 	}
 	start := time.Now()
 	d, tri := s.Dim(), triLen(s.Dim())
+	n, t, _ := f.Size()
 	rhoXX, rhoXy := acc.Budget/2, acc.Budget/2
 	sXX, _ := dp.SigmaForRho(1, rhoXX)
 	sXy, _ := dp.SigmaForRho(1, rhoXy)
@@ -99,22 +126,19 @@ func TrainRidge(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error)
 	if err := acc.Charge("ridge Xᵀy", rhoXy); err != nil {
 		return nil, err
 	}
-	t := nw.P.Threshold
-	sum, err := nw.Round(func(loc int) ([]float64, error) {
-		return ridgeCells(data[loc], d, sXX, sXy, t, o.Mechanisms)
-	}, tri+d)
+	sum, err := f.Round(s, Task{Kind: TaskRidge, Sigma: sXX, SigmaXy: sXy, Threshold: t})
 	if err != nil {
 		return nil, err
 	}
 	xx := symFromTri(sum[:tri], d)
 	// More than t contributors add more than σ² of noise; bound what was added.
-	eff := sXX * math.Sqrt(float64(len(nw.Locations))/float64(t))
+	eff := sXX * math.Sqrt(float64(n)/float64(t))
 	lambda := ridgeFloorMargin * noiseNormBound(eff, d)
 	beta, err := floorSolve(xx, lambda, sum[tri:])
 	if err != nil {
 		return nil, err
 	}
-	m := newModel(KindRidge, s, beta, acc, nw)
+	m := newModel(KindRidge, s, beta, acc, n, t)
 	m.Lambda = lambda
 	m.TrainingSeconds = time.Since(start).Seconds()
 	return m, nil
@@ -127,10 +151,18 @@ func TrainRidge(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error)
 // gradient Σ(σ(xᵀβ) − y)x (L2 sensitivity ≤ 1 as ‖x‖ ≤ 1) and steps
 // β ← β − H⁻¹ĝ. Rounds are charged one by one; the total is Budget.
 func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, error) {
+	if err := checkData(s, nw, data); err != nil {
+		return nil, err
+	}
+	return TrainLogisticOn(inProcess{nw, data, o.Mechanisms}, s, o)
+}
+
+// TrainLogisticOn is TrainLogistic over any Federation.
+func TrainLogisticOn(f Federation, s *Schema, o Options) (*Model, error) {
 	if err := o.validate(KindLogistic); err != nil {
 		return nil, err
 	}
-	if err := checkData(s, nw, data); err != nil {
+	if err := checkFederation(s, f); err != nil {
 		return nil, err
 	}
 	if s.Positive == "" {
@@ -141,7 +173,8 @@ func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, err
 		return nil, err
 	}
 	start := time.Now()
-	d, tri, t := s.Dim(), triLen(s.Dim()), nw.P.Threshold
+	d := s.Dim()
+	n, t, _ := f.Size()
 	rhoH := acc.Budget * o.HessianShare
 	rhoG := acc.Budget * (1 - o.HessianShare) / float64(o.Rounds)
 	sH, _ := dp.SigmaForRho(1, rhoH)
@@ -149,19 +182,13 @@ func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, err
 	if err := acc.Charge("logistic curvature XᵀX", rhoH); err != nil {
 		return nil, err
 	}
-	xxCells, err := nw.Round(func(loc int) ([]float64, error) {
-		cells := make([]float64, tri)
-		for _, x := range data[loc].X {
-			addOuterTri(cells, x, 1)
-		}
-		return cells, o.Mechanisms.AddGaussianShares(cells, sH, t)
-	}, tri)
+	xxCells, err := f.Round(s, Task{Kind: TaskGram, Sigma: sH, Threshold: t})
 	if err != nil {
 		return nil, err
 	}
 	xx := symFromTri(xxCells, d)
 	xx.ScaleSym(0.25, xx)
-	eff := sH * math.Sqrt(float64(len(nw.Locations))/float64(t)) / 4
+	eff := sH * math.Sqrt(float64(n)/float64(t)) / 4
 	// H is the released XᵀX/4 with eigenvalues below the noise bound raised
 	// to it: positive definite, and where the noise dominates it errs large
 	// (a shorter, safe step). Elsewhere the true Hessian XᵀWX with W =
@@ -178,18 +205,7 @@ func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, err
 		if err := acc.Charge("logistic gradient round "+itoa(r+1), rhoG); err != nil {
 			return nil, err
 		}
-		b := append([]float64(nil), beta...)
-		g, err := nw.Round(func(loc int) ([]float64, error) {
-			cells := make([]float64, d)
-			rows := data[loc]
-			for i, x := range rows.X {
-				e := sigmoid(dot(x, b)) - rows.Y[i]
-				for j := range d {
-					cells[j] += e * x[j]
-				}
-			}
-			return cells, o.Mechanisms.AddGaussianShares(cells, sG, t)
-		}, d)
+		g, err := f.Round(s, Task{Kind: TaskGradient, Beta: append([]float64(nil), beta...), Sigma: sG, Threshold: t})
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +220,7 @@ func TrainLogistic(nw *Network, s *Schema, data []*Rows, o Options) (*Model, err
 			}
 		}
 	}
-	m := newModel(KindLogistic, s, avg, acc, nw)
+	m := newModel(KindLogistic, s, avg, acc, n, t)
 	m.Lambda = lambda
 	m.Rounds = o.Rounds
 	m.TrainingSeconds = time.Since(start).Seconds()

@@ -19,6 +19,7 @@ import (
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/he"
 	"github.com/privalytics/privalytics/he/federation"
+	"github.com/privalytics/privalytics/learn/registry"
 	"github.com/privalytics/privalytics/store/audit"
 	"github.com/privalytics/privalytics/store/events"
 	"github.com/privalytics/privalytics/store/keyring"
@@ -136,7 +137,8 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 		return nil, fmt.Errorf("federation state: %w", err)
 	}
 	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, HEDatasets: heData, Federations: feds,
-		Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken, Now: opt.now})
+		Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken, Now: opt.now,
+		Models: &registry.Service{Dir: filepath.Join(cfg.DataDir, "models"), Mechanisms: mech}})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}

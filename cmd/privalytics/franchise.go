@@ -33,7 +33,7 @@ create, round and result; each location runs setup once and contribute for each
 round. The server relays and adds ciphertexts; it never sees a location's figures.
 See docs/franchise.md.`,
 	}
-	cmd.AddCommand(franchiseCreateCommand(), franchiseSetupCommand(), franchiseRoundCommand(), franchiseContributeCommand(), franchiseResultCommand(), franchiseBenchCommand())
+	cmd.AddCommand(franchiseCreateCommand(), franchiseSetupCommand(), franchiseRoundCommand(), franchiseContributeCommand(), franchiseResultCommand(), franchiseBenchCommand(), franchiseScoreCommand())
 	return cmd
 }
 

@@ -203,6 +203,13 @@ func TestSpecAgainstServer(t *testing.T) {
 	sc.call(admin, "GET", "/v1/erasures/"+receipt.ID, "", nil, 200)
 	sc.call(admin, "GET", "/v1/audit", "", nil, 200)
 
+	sc.call(admin, "POST", "/v1/models/subscribe", js, sc.example("POST", "/v1/models/{name}", js), 201)
+	sc.call(analyst.Token, "GET", "/v1/models", "", nil, 200)
+	sc.call(analyst.Token, "GET", "/v1/models/subscribe?version=1", "", nil, 200)
+	sc.call(analyst.Token, "GET", "/v1/models/nope", "", nil, 404)
+	fa := decodeInto[struct{ ID string }](t, sc.call(admin, "POST", "/v1/fairness-audits", js, sc.example("POST", "/v1/fairness-audits", js), 201))
+	sc.call(analyst.Token, "GET", "/v1/fairness-audits/"+fa.ID, "", nil, 200)
+
 	// Error answers are part of the contract too.
 	sc.call("", "GET", "/v1/budget", "", nil, 401)
 	sc.call(analyst.Token, "POST", "/v1/keys", js, sc.example("POST", "/v1/keys", js), 403)

@@ -221,6 +221,27 @@ class LiveTest(unittest.TestCase):
         except PrivalyticsError as e:
             self.assertEqual(e.code, "conflict", e)
 
+    def test_models_and_fairness_audit(self) -> None:
+        model = {"format_version": 1, "version": 1, "kind": "logistic", "features": ["intercept", "a"],
+                 "schema": {"numeric": [{"name": "a", "lower": 0, "upper": 10}], "categorical": [], "label": "y", "positive": "yes"},
+                 "coefficients": [0.1, 0.2], "epsilon": 1, "delta": 1e-5, "rho": 0.1, "charges": [],
+                 "locations": 6, "threshold": 5, "lambda": 0.5, "trained": "2026-01-01T00:00:00Z", "training_seconds": 1}
+        stored = self.admin.upload_model("py-model", model)
+        self.assertEqual(stored["version"], 1)
+        self.assertEqual(self.admin.upload_model("py-model", model)["version"], 2)
+        names = {m["name"]: m["versions"] for m in self.query.models()["models"]}
+        self.assertEqual(names.get("py-model"), 2)
+        self.assertEqual(self.query.model("py-model", 1)["coefficients"], [0.1, 0.2])
+        records = [{"group": "a", "score": 0.9, "label": True}, {"group": "b", "score": 0.2, "label": False}] * 200
+        config = {"attribute": "store", "groups": ["a", "b"], "threshold": 0.5, "epsilon": 0.5, "delta": 1e-6, "confidence": 0.95}
+        audit = self.query.create_fairness_audit(config, records, model="py-model")
+        self.assertEqual(audit["model_version"], 2)
+        self.assertIn("# Fairness audit by store", audit["markdown"])
+        self.assertEqual(self.query.fairness_audit(audit["id"]), audit)
+        with self.assertRaises(PrivalyticsError) as cm:
+            self.query.create_fairness_audit(dict(config, groups=["a"]), records)
+        self.assertEqual(cm.exception.status, 400)
+
 
 if __name__ == "__main__":
     unittest.main()

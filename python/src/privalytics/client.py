@@ -103,6 +103,11 @@ OPERATIONS: Dict[str, str] = {
     "deleteDashboard": "delete_dashboard",
     "shareDashboard": "share_dashboard",
     "revokeShare": "revoke_share",
+    "listModels": "models",
+    "getModel": "model",
+    "uploadModel": "upload_model",
+    "createFairnessAudit": "create_fairness_audit",
+    "getFairnessAudit": "fairness_audit",
 }
 
 _NO_BODY = object()
@@ -667,6 +672,41 @@ class Client:
     def round_result(self, fed: str, number: int) -> bytes:
         """GET …/rounds/{round}/result (tenant admin): the DP total, encrypted to the franchisor."""
         return cast(bytes, self._fed_binary(fed, f"/rounds/{int(number)}/result"))
+
+    # -- models and fairness audits (docs/learning.md) ------------------------------
+
+    def models(self) -> t.ModelList:
+        """GET /v1/models (admin or query key): the latest version of each model."""
+        return cast(t.ModelList, self._request("GET", "/v1/models"))
+
+    def model(self, name: str, version: Optional[int] = None) -> t.Model:
+        """GET /v1/models/{name}: the latest version, or version N."""
+        params = {"version": int(version)} if version else None
+        return cast(t.Model, self._request("GET", "/v1/models/" + _seg(name), params=params))
+
+    def upload_model(self, name: str, model: Union[Mapping[str, Any], Body]) -> t.Model:
+        """POST /v1/models/{name} (admin): store a model file (a dict, or the JSON file
+        `privalytics learn train --out` wrote) as the next version."""
+        if isinstance(model, Mapping):
+            body = dict(model)
+        else:
+            raw = Path(model).read_bytes() if isinstance(model, Path) else model
+            body = json.loads(raw)
+        return cast(t.Model, self._request("POST", "/v1/models/" + _seg(name), json_body=body))
+
+    def create_fairness_audit(self, config: t.FairnessConfig, records: Sequence[t.FairnessRecord], *, model: Optional[str] = None, model_version: Optional[int] = None) -> t.FairnessAudit:
+        """POST /v1/fairness-audits (admin or query key): a DP bias audit of predictions;
+        charged (config's epsilon, delta) once its configuration has been checked."""
+        body: Dict[str, Any] = {"config": dict(config), "records": [dict(r) for r in records]}
+        if model:
+            body["model"] = model
+        if model_version:
+            body["model_version"] = int(model_version)
+        return cast(t.FairnessAudit, self._request("POST", "/v1/fairness-audits", json_body=body))
+
+    def fairness_audit(self, audit_id: str) -> t.FairnessAudit:
+        """GET /v1/fairness-audits/{id}: a stored audit and its plain-language report."""
+        return cast(t.FairnessAudit, self._request("GET", "/v1/fairness-audits/" + _seg(audit_id)))
 
     # -- audit, consent, notice ----------------------------------------------------
 

@@ -387,3 +387,110 @@ class Round(TypedDict, total=False):
     decryption_shares: List[int]
     result_available: bool
     noise_std: Dict[str, float]
+
+
+class ModelCharge(TypedDict, total=False):
+    what: str
+    rho: float
+
+
+# Functional form: one key is "lambda", a Python keyword.
+Model = TypedDict("Model", {
+    "format_version": int,
+    "name": str,
+    "version": int,
+    "kind": Literal["ridge", "logistic"],
+    "schema": Dict[str, Any],
+    "features": List[str],
+    "coefficients": List[float],
+    "epsilon": float,
+    "delta": float,
+    "rho": float,
+    "charges": List[ModelCharge],
+    "locations": int,
+    "threshold": int,
+    "rounds": int,
+    "lambda": float,
+    "trained": str,
+    "training_seconds": float,
+}, total=False)
+
+
+class ModelSummary(TypedDict, total=False):
+    name: str
+    versions: int
+    kind: str
+    epsilon: float
+    trained: str
+
+
+class ModelList(TypedDict, total=False):
+    models: List[ModelSummary]
+
+
+class FairnessConfig(TypedDict, total=False):
+    attribute: str
+    groups: List[str]
+    threshold: float
+    edges: List[float]
+    epsilon: float
+    delta: float
+    confidence: float
+    reference: str
+
+
+class FairnessRecord(TypedDict, total=False):
+    group: str
+    score: float
+    label: bool
+
+
+class FairnessRate(TypedDict, total=False):
+    value: float
+    lower: float
+    upper: float
+
+
+class FairnessBin(TypedDict, total=False):
+    lower: float
+    upper: float
+    count: float
+    observed: FairnessRate
+
+
+FairnessGroup = TypedDict("FairnessGroup", {
+    "name": str,
+    "count": float,
+    "selection_rate": FairnessRate,
+    "true_positive_rate": FairnessRate,
+    "false_positive_rate": FairnessRate,
+    "calibration": List[FairnessBin],
+}, total=False)
+
+
+class FairnessDisparity(TypedDict, total=False):
+    metric: str
+    group: str
+    reference: str
+    difference: FairnessRate
+    ratio: FairnessRate
+    flag: str
+
+
+class FairnessReport(TypedDict, total=False):
+    config: FairnessConfig
+    reference: str
+    groups: List[FairnessGroup]
+    disparities: List[FairnessDisparity]
+    rho: float
+    sigma: float
+    charges: List[ModelCharge]
+
+
+class FairnessAudit(TypedDict, total=False):
+    id: str
+    model: str
+    model_version: int
+    created: str
+    report: FairnessReport
+    markdown: str
