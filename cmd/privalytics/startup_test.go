@@ -189,6 +189,15 @@ func TestBackupOfALiveServerRestores(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// A released model (learn/registry keeps them under models/) must
+		// come back with the rest.
+		model := filepath.Join("models", "shop", "churn", "v1.json")
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, model)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, model), []byte(`{"probe":true}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		out, err := run("backup", dest, "--data-dir", dir)
 		if err != nil || !strings.Contains(out, "backed up 1 tenants") {
 			t.Fatalf("backup of the running server: err %v, output:\n%s", err, out)
@@ -217,6 +226,9 @@ func TestBackupOfALiveServerRestores(t *testing.T) {
 			n += int(c.Record.NumRows())
 		}
 		return n
+	}
+	if raw, err := os.ReadFile(filepath.Join(restored, "models", "shop", "churn", "v1.json")); err != nil || string(raw) != `{"probe":true}` {
+		t.Errorf("the model file did not come back with the restore: %q, %v", raw, err)
 	}
 	if got, want := count(restored), count(dir); got != want || want != 5*12 {
 		t.Errorf("the restored directory holds %d events, the original %d (want %d)", got, want, 5*12)

@@ -70,11 +70,15 @@ func Backup(ctx context.Context, f Files, dest string) (Report, error) {
 	rep.Tenants, rep.Retries = evRep.Tenants, evRep.Retries
 	rep.Files += evRep.Files
 	rep.Bytes += evRep.Bytes
-	n, files, err := copyState(filepath.Join(f.DataDir, "state"), filepath.Join(dest, "state"))
-	if err != nil {
-		return rep, fmt.Errorf("backup: HE and federation state: %w", err)
+	// state/ holds HE datasets, jobs and federations; models/ the released
+	// models and fairness audits (learn/registry).
+	for _, d := range []struct{ dir, what string }{{"state", "HE and federation state"}, {"models", "models and fairness audits"}} {
+		n, files, err := copyState(filepath.Join(f.DataDir, d.dir), filepath.Join(dest, d.dir))
+		if err != nil {
+			return rep, fmt.Errorf("backup: %s: %w", d.what, err)
+		}
+		rep.Files, rep.Bytes = rep.Files+files, rep.Bytes+n
 	}
-	rep.Files, rep.Bytes = rep.Files+files, rep.Bytes+n
 	if f.AuditLog != "" {
 		n, err := copyWholeLines(f.AuditLog, filepath.Join(dest, filepath.Base(f.AuditLog)))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
