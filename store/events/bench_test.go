@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -259,7 +260,8 @@ func BenchmarkEncryptionCost(b *testing.B) {
 
 // BenchmarkRestartLoad seals 2M synthetic rows into four segments, then times
 // loading them again (MeasureLoad), the wait of a first query after a restart;
-// segments decode in parallel, one per core.
+// segments decode in parallel, one per core. from=image reads the segments'
+// load images, from=parquet the same files with the images removed.
 //
 //	go test -run '^$' -bench BenchmarkRestartLoad -benchtime=1x ./store/events/
 func BenchmarkRestartLoad(b *testing.B) {
@@ -283,15 +285,29 @@ func BenchmarkRestartLoad(b *testing.B) {
 		}
 	}
 	s.Close()
-	b.ResetTimer()
-	for range b.N {
-		f, err := MeasureLoad(context.Background(), dir, Options{Logger: logger}, "t1", retail)
-		if err != nil || f.Rows != rows {
-			b.Fatalf("loaded %d rows (%v), want %d", f.Rows, err, rows)
-		}
-		b.ReportMetric(f.RowsPerSec, "rows/s")
-		b.ReportMetric(f.Seconds, "s/load")
-		b.ReportMetric(f.RowsPerCPUSec, "rows/cpu-s")
-		b.ReportMetric(float64(f.Segments), "segments")
+	for _, from := range []string{"image", "parquet"} {
+		b.Run("from="+from, func(b *testing.B) {
+			for range b.N {
+				if from == "parquet" {
+					imgs, _ := filepath.Glob(filepath.Join(dir, "t1", "segments", "*"+imageSuffix))
+					for _, p := range imgs {
+						os.Remove(p) // rewritten by the load, after it is timed
+					}
+				}
+				f, err := MeasureLoad(context.Background(), dir, Options{Logger: logger}, "t1", retail)
+				if err != nil || f.Rows != rows {
+					b.Fatalf("loaded %d rows (%v), want %d", f.Rows, err, rows)
+				}
+				if want := map[string]int{"image": rows / seal, "parquet": 0}[from]; f.FromImages != want {
+					b.Fatalf("%d segments loaded from images, want %d", f.FromImages, want)
+				}
+				b.ReportMetric(f.RowsPerSec, "rows/s")
+				b.ReportMetric(f.Seconds, "s/load")
+				b.ReportMetric(f.RowsPerCPUSec, "rows/cpu-s")
+				b.ReportMetric(float64(f.Segments), "segments")
+				b.ReportMetric(float64(f.ImageBytes)/float64(rows), "image-B/row")
+				b.ReportMetric(float64(f.SegmentBytes)/float64(rows), "parquet-B/row")
+			}
+		})
 	}
 }
