@@ -476,16 +476,7 @@ func (t *tenant) openLog(seq int) error {
 // addChunk makes rec visible with its dense subject numbers; compact lays it
 // out for memory (memoryChunks) first. Callers hold mu (or are the only user).
 func (t *tenant) addChunk(rec arrow.Record, m chunkMeta, compact bool) {
-	subj := privalytics.Uint64s(rec.Column(0))
-	nums := make([]uint32, len(subj))
-	for i, s := range subj {
-		n, ok := t.subjects[s]
-		if !ok {
-			n = uint32(len(t.subjects))
-			t.subjects[s] = n
-		}
-		nums[i] = n
-	}
+	nums := t.subjectNumbers(rec.Column(0))
 	pieces := []privalytics.Chunk{{Record: rec, Subjects: nums}}
 	if compact {
 		pieces = memoryChunks(t.arrow, pieces[0])
@@ -497,6 +488,50 @@ func (t *tenant) addChunk(rec arrow.Record, m chunkMeta, compact bool) {
 		t.meta = append(t.meta, m)
 	}
 	t.version++
+}
+
+// subjectNumbers returns the dense number of each row's subject, assigning
+// new ones in order of first appearance. A compact subject column (a
+// dictionary of its distinct values, in order of first appearance) is looked
+// up once per value. Callers hold mu (or are the only user).
+func (t *tenant) subjectNumbers(col arrow.Array) []uint32 {
+	number := func(s uint64) uint32 {
+		n, ok := t.subjects[s]
+		if !ok {
+			n = uint32(len(t.subjects))
+			t.subjects[s] = n
+		}
+		return n
+	}
+	if d, ok := col.(*array.Dictionary); ok && d.NullN() == 0 {
+		vals := privalytics.Uint64s(d.Dictionary())
+		dn := make([]uint32, len(vals))
+		for i, v := range vals {
+			dn[i] = number(v)
+		}
+		nums := make([]uint32, d.Len())
+		switch idx := d.Indices().(type) {
+		case *array.Uint8:
+			for i, k := range idx.Uint8Values() {
+				nums[i] = dn[k]
+			}
+		case *array.Uint16:
+			for i, k := range idx.Uint16Values() {
+				nums[i] = dn[k]
+			}
+		default:
+			for i, k := range privalytics.DictCodes(d) {
+				nums[i] = dn[k]
+			}
+		}
+		return nums
+	}
+	subj := privalytics.Uint64s(col)
+	nums := make([]uint32, len(subj))
+	for i, s := range subj {
+		nums[i] = number(s)
+	}
+	return nums
 }
 
 // memoryChunks lays a full-size chunk out for memory: pieces of at most
