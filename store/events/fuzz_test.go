@@ -223,6 +223,7 @@ func FuzzDecodeImage(f *testing.F) {
 	f.Add([]byte("PVI2"), false)
 	f.Add([]byte{}, false)
 	f.Fuzz(func(t *testing.T, data []byte, enc bool) {
+		data = bytes.Clone(data) // fixed up and decrypted in place below
 		var keys *tenantKeys
 		if enc {
 			keys = fuzzKeys(t)

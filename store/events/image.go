@@ -162,7 +162,7 @@ func decodeImage(raw []byte, seg segment, schema *arrow.Schema, keys *tenantKeys
 		if keys == nil {
 			return nil, errors.New("the image is encrypted at rest and the store has no master key")
 		}
-		if body, err = keys.openSegment(body); err != nil {
+		if body, err = keys.openSegmentInPlace(body); err != nil {
 			return nil, err
 		}
 	} else if keys != nil {
