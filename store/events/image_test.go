@@ -332,3 +332,34 @@ func mustWrite(t *testing.T, path string, raw []byte) {
 		t.Fatal(err)
 	}
 }
+
+// A backup skips load images; the restored store loads from Parquet and
+// writes them again.
+func TestBackupSkipsImagesAndRestoreRebuildsThem(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	want := twoSegments(t, dir, func() *Store { return openStore(t, dir, 1_000_000, nil) })
+	if len(imageFiles(t, dir)) != 2 {
+		t.Fatal("no images to skip")
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	if _, err := Backup(dir, dest); err != nil {
+		t.Fatal(err)
+	}
+	if imgs := imageFiles(t, dest); len(imgs) != 0 {
+		t.Errorf("the backup holds load images: %v", imgs)
+	}
+	s := openStore(t, dest, 1_000_000, nil)
+	if diff := cmp.Diff(want, snapshotTable(t, s)); diff != "" {
+		t.Errorf("restored (-want +got):\n%s", diff)
+	}
+	if got, pq := s.imageLoads.Load(), s.parquetLoads.Load(); got != 0 || pq != 2 {
+		t.Errorf("restored: %d segments from images, %d from Parquet; want 0 and 2", got, pq)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(imageFiles(t, dest)); n != 2 {
+		t.Errorf("the restored store rebuilt %d images, want 2", n)
+	}
+}
