@@ -315,6 +315,7 @@ func BenchmarkRestartLoad(b *testing.B) {
 					b.ReportMetric(float64(f.Segments), "segments")
 					b.ReportMetric(float64(f.ImageBytes)/float64(rows), "image-B/row")
 					b.ReportMetric(float64(f.SegmentBytes)/float64(rows), "parquet-B/row")
+					b.ReportMetric(float64(f.MemoryBytes)/float64(rows), "mem-B/row")
 				}
 			})
 		}

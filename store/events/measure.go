@@ -27,6 +27,8 @@ type LoadFigure struct {
 	FromImages   int   `json:"from_images"`
 	ImageBytes   int64 `json:"image_bytes"`
 	SegmentBytes int64 `json:"segment_bytes"`
+	// MemoryBytes is what the loaded records hold (Stats.MemoryBytes).
+	MemoryBytes int64 `json:"memory_bytes"`
 }
 
 // MeasureLoad opens the store in dir, loads one tenant (what the first query
@@ -49,6 +51,7 @@ func MeasureLoad(ctx context.Context, dir string, opt Options, tenantID string, 
 	}
 	if st, err := s.Stats(tenantID); err == nil {
 		f.Segments = st.Segments
+		f.MemoryBytes = st.MemoryBytes
 	}
 	if f.Seconds > 0 {
 		f.RowsPerSec = float64(f.Rows) / f.Seconds
