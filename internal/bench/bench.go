@@ -174,6 +174,7 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 
 	// 5c. A restart: the first DP query over HTTP as soon as the server
 	// listens again, and the load rate of the tenants' segments.
+	imageBytes, segmentBytes := segmentDisk(app.DataDir())
 	rs, err := benchRestart(ctx, app, benchAdmin.Token(), n, suffixed(opt.CPUProfile, ".restart"))
 	if err != nil {
 		return err
@@ -188,6 +189,9 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 	if rs.cpuRate > 0 { // per CPU-second: what a busy machine does not distort
 		rows = append(rows, benchRow{"  per CPU-second of the process while loading", fmtRate(rs.cpuRate, "rows/s"), "≥ 10 M rows/s", verdict(rs.cpuRate >= 10e6)})
 	}
+	rows = append(rows,
+		benchRow{"  disk: segments' load images (read at the restart)", fmt.Sprintf("%.1f B/row", float64(imageBytes)/float64(n)), "", ""},
+		benchRow{"  disk: Parquet segments", fmt.Sprintf("%.1f B/row", float64(segmentBytes)/float64(n)), "", ""})
 
 	// 5b. Scaling: past 10M rows, the same query over a second tenant of 10M
 	// rows from the same generator, in this process, for the time ratio.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"time"
 
@@ -81,4 +82,21 @@ func benchRestart(ctx context.Context, app Server, adminToken string, rows int, 
 	}
 	f.loadRate = float64(rows) / f.ready.Seconds()
 	return f, nil
+}
+
+// segmentDisk sums the bytes of every tenant's load images and Parquet
+// segments under a data directory.
+func segmentDisk(dataDir string) (images, segments int64) {
+	for _, pat := range []struct {
+		glob string
+		sum  *int64
+	}{{"*.image", &images}, {"*.parquet", &segments}} {
+		files, _ := filepath.Glob(filepath.Join(dataDir, "events", "*", "segments", pat.glob))
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil {
+				*pat.sum += fi.Size()
+			}
+		}
+	}
+	return images, segments
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -259,39 +260,64 @@ func BenchmarkEncryptionCost(b *testing.B) {
 
 // BenchmarkRestartLoad seals 2M synthetic rows into four segments, then times
 // loading them again (MeasureLoad), the wait of a first query after a restart;
-// segments decode in parallel, one per core.
+// segments decode in parallel, one per core. from=image reads the segments'
+// load images, from=parquet the same files with the images removed; with
+// encryption at rest off and on (the server's default).
 //
 //	go test -run '^$' -bench BenchmarkRestartLoad -benchtime=1x ./store/events/
 func BenchmarkRestartLoad(b *testing.B) {
 	const rows, batch, seal = 2_000_000, 10_000, 500_000
-	rng := rand.New(rand.NewPCG(3, 3))
-	zipf := rand.NewZipf(rng, 1.1, 1, 99_999)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := b.TempDir()
-	s, err := Open(dir, Options{SealRows: 1 << 30, Logger: logger})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range rows / batch {
-		if _, err := s.Append(context.Background(), "t1", retail, privalytics.Batch{Record: synthRecord(rng, zipf, batch)}); err != nil {
+	for _, enc := range []bool{false, true} {
+		opt := Options{Logger: logger}
+		if enc {
+			opt.Encryption = testMasterKey(b)
+		}
+		rng := rand.New(rand.NewPCG(3, 3))
+		zipf := rand.NewZipf(rng, 1.1, 1, 99_999)
+		dir := b.TempDir()
+		wopt := opt
+		wopt.SealRows = 1 << 30
+		s, err := Open(dir, wopt)
+		if err != nil {
 			b.Fatal(err)
 		}
-		if (i+1)*batch%seal == 0 {
-			if err := s.Seal(context.Background(), "t1"); err != nil {
+		for i := range rows / batch {
+			if _, err := s.Append(context.Background(), "t1", retail, privalytics.Batch{Record: synthRecord(rng, zipf, batch)}); err != nil {
 				b.Fatal(err)
 			}
+			if (i+1)*batch%seal == 0 {
+				if err := s.Seal(context.Background(), "t1"); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
-	}
-	s.Close()
-	b.ResetTimer()
-	for range b.N {
-		f, err := MeasureLoad(context.Background(), dir, Options{Logger: logger}, "t1", retail)
-		if err != nil || f.Rows != rows {
-			b.Fatalf("loaded %d rows (%v), want %d", f.Rows, err, rows)
+		s.Close()
+		for _, from := range []string{"image", "parquet"} {
+			b.Run(fmt.Sprintf("encrypted=%v/from=%s", enc, from), func(b *testing.B) {
+				for range b.N {
+					if from == "parquet" {
+						imgs, _ := filepath.Glob(filepath.Join(dir, "t1", "segments", "*"+imageSuffix))
+						for _, p := range imgs {
+							os.Remove(p) // rewritten by the load, after it is timed
+						}
+					}
+					f, err := MeasureLoad(context.Background(), dir, opt, "t1", retail)
+					if err != nil || f.Rows != rows {
+						b.Fatalf("loaded %d rows (%v), want %d", f.Rows, err, rows)
+					}
+					if want := map[string]int{"image": rows / seal, "parquet": 0}[from]; f.FromImages != want {
+						b.Fatalf("%d segments loaded from images, want %d", f.FromImages, want)
+					}
+					b.ReportMetric(f.RowsPerSec, "rows/s")
+					b.ReportMetric(f.Seconds, "s/load")
+					b.ReportMetric(f.RowsPerCPUSec, "rows/cpu-s")
+					b.ReportMetric(float64(f.Segments), "segments")
+					b.ReportMetric(float64(f.ImageBytes)/float64(rows), "image-B/row")
+					b.ReportMetric(float64(f.SegmentBytes)/float64(rows), "parquet-B/row")
+					b.ReportMetric(float64(f.MemoryBytes)/float64(rows), "mem-B/row")
+				}
+			})
 		}
-		b.ReportMetric(f.RowsPerSec, "rows/s")
-		b.ReportMetric(f.Seconds, "s/load")
-		b.ReportMetric(f.RowsPerCPUSec, "rows/cpu-s")
-		b.ReportMetric(float64(f.Segments), "segments")
 	}
 }

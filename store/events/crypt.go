@@ -371,6 +371,16 @@ func (k *tenantKeys) sealSegment(w io.Writer, plain []byte) error {
 
 // openSegment decrypts a sealed segment file.
 func (k *tenantKeys) openSegment(data []byte) ([]byte, error) {
+	return k.openChunks(data, false)
+}
+
+// openSegmentInPlace is openSegment decrypting into data itself (which it
+// overwrites), saving a copy of the whole file (load images).
+func (k *tenantKeys) openSegmentInPlace(data []byte) ([]byte, error) {
+	return k.openChunks(data, true)
+}
+
+func (k *tenantKeys) openChunks(data []byte, inPlace bool) ([]byte, error) {
 	if len(data) < segHeader {
 		return nil, errors.New("encrypted segment shorter than its header")
 	}
@@ -387,7 +397,12 @@ func (k *tenantKeys) openSegment(data []byte) ([]byte, error) {
 	nonce := make([]byte, gcmNonce)
 	copy(nonce, hdr[12:])
 	rest := data[segHeader:]
-	out := make([]byte, 0, len(rest))
+	var out []byte
+	if inPlace {
+		out = data[:0] // each chunk opens where it lies, then moves down to the end of out
+	} else {
+		out = make([]byte, 0, len(rest))
+	}
 	for i := uint32(0); ; i++ {
 		n := min(len(rest), chunk+gcmTag)
 		last := n == len(rest)
@@ -396,7 +411,13 @@ func (k *tenantKeys) openSegment(data []byte) ([]byte, error) {
 		if last {
 			nonce[11] = 1
 		}
-		if out, err = aead.Open(out, nonce, rest[:n], ad); err != nil {
+		if inPlace {
+			plain, err := aead.Open(rest[:0], nonce, rest[:n], ad)
+			if err != nil {
+				return nil, fmt.Errorf("encrypted segment chunk %d: %w", i, err)
+			}
+			out = append(out, plain...) // never past plain: out ends before it
+		} else if out, err = aead.Open(out, nonce, rest[:n], ad); err != nil {
 			return nil, fmt.Errorf("encrypted segment chunk %d: %w", i, err)
 		}
 		rest = rest[n:]

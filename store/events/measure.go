@@ -2,6 +2,9 @@ package events
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/privalytics/privalytics"
@@ -18,6 +21,14 @@ type LoadFigure struct {
 	// machine does not distort as it does the wall-clock rate.
 	CPUSeconds    float64 `json:"cpu_seconds"`
 	RowsPerCPUSec float64 `json:"rows_per_cpu_sec"`
+	// FromImages counts the segments read from their load images (the
+	// others were decoded from Parquet); ImageBytes and SegmentBytes are the
+	// disk the tenant's images and segments take.
+	FromImages   int   `json:"from_images"`
+	ImageBytes   int64 `json:"image_bytes"`
+	SegmentBytes int64 `json:"segment_bytes"`
+	// MemoryBytes is what the loaded records hold (Stats.MemoryBytes).
+	MemoryBytes int64 `json:"memory_bytes"`
 }
 
 // MeasureLoad opens the store in dir, loads one tenant (what the first query
@@ -40,9 +51,22 @@ func MeasureLoad(ctx context.Context, dir string, opt Options, tenantID string, 
 	}
 	if st, err := s.Stats(tenantID); err == nil {
 		f.Segments = st.Segments
+		f.MemoryBytes = st.MemoryBytes
 	}
 	if f.Seconds > 0 {
 		f.RowsPerSec = float64(f.Rows) / f.Seconds
+	}
+	f.FromImages = int(s.imageLoads.Load())
+	ents, _ := os.ReadDir(filepath.Join(dir, tenantID, "segments"))
+	for _, e := range ents {
+		info, err := e.Info()
+		switch {
+		case err != nil:
+		case strings.HasSuffix(e.Name(), imageSuffix):
+			f.ImageBytes += info.Size()
+		case strings.HasSuffix(e.Name(), ".parquet"):
+			f.SegmentBytes += info.Size()
+		}
 	}
 	return f, nil
 }

@@ -155,6 +155,14 @@ func (t *tenant) sealLocked() error {
 	// 7. The sealed logs are no longer needed; Open deletes them if a crash
 	// comes first.
 	t.removeLogs(through)
+
+	// 8. The segment's load image: the records memory now holds, so the
+	// next restart reads them back without decoding Parquet (image.go).
+	pieces := make([]arrow.Record, len(memory))
+	for i, c := range memory {
+		pieces[i] = c.Record
+	}
+	t.writeImageLocked(m.Segments[len(m.Segments)-1], pieces)
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -80,6 +81,10 @@ type Store struct {
 	// manualCompaction, when set (tests only), leaves compaction to Compact, so
 	// a test can see the state between an erasure and its compaction.
 	manualCompaction bool
+
+	// imageLoads and parquetLoads count segments loaded from their load
+	// image and from the Parquet file; imageWrites counts images written.
+	imageLoads, parquetLoads, imageWrites atomic.Int64
 }
 
 // tenantSlot lets one goroutine load a tenant while others wait for that tenant only.

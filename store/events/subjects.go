@@ -553,6 +553,7 @@ func (t *tenant) compactNow() error {
 	t.mu.Unlock()
 	kept := segs[:0]
 	var dropped []string
+	rewritten := map[string][]arrow.Record{} // segment → its rows after compaction
 	for _, seg := range segs {
 		seq := segmentSeq(seg.File)
 		path := filepath.Join(t.dir, "segments", seg.File)
@@ -599,6 +600,26 @@ func (t *tenant) compactNow() error {
 			}
 			seg.Next = &segVersion{Rows: rows, Bytes: size, CRC: sum}
 			kept = append(kept, seg)
+			rewritten[seg.File] = out
+		}
+	}
+	// The images of rewritten and dropped segments hold the rows being
+	// removed: they go before the manifest stops naming the erasures (and
+	// are written again from the new files below).
+	removed := false
+	for _, seg := range kept {
+		if seg.Next != nil {
+			removeImage(filepath.Join(t.dir, "segments"), seg.File)
+			removed = true
+		}
+	}
+	for _, f := range dropped {
+		removeImage(filepath.Join(t.dir, "segments"), f)
+		removed = true
+	}
+	if removed {
+		if err := syncDir(filepath.Join(t.dir, "segments")); err != nil {
+			return fmt.Errorf("events: compact: %w", err)
 		}
 	}
 	// Before a rewritten file replaces the old one, the manifest names both
@@ -672,6 +693,11 @@ func (t *tenant) compactNow() error {
 	t.mu.Unlock()
 	for _, f := range dropped {
 		fsys.Remove(filepath.Join(t.dir, "segments", f))
+	}
+	for _, seg := range m.Segments {
+		if recs, ok := rewritten[seg.File]; ok {
+			t.writeImageLocked(seg, imagePieces(t.arrow, recs))
+		}
 	}
 	if reencrypt {
 		// Every log frame and segment is now under the current key.

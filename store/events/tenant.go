@@ -4,11 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -226,6 +229,7 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 		s.log.Warn("removing the segment of an interrupted seal or compaction; its rows are in the logs or the MANIFEST drops them", "tenant", id, "file", f)
 		fsys.Remove(filepath.Join(segDir, f))
 	}
+	removeStrayImages(segDir, t.man)
 	// The new log is numbered past every file seen, even removed ones, so a
 	// name never stands for two different logs; the manifest records it, so a
 	// log deleted later is missed, not forgotten.
@@ -256,6 +260,11 @@ func openTenant(s *Store, id string, schema privalytics.Schema) (*tenant, error)
 			s.log.Warn("could not write the tenant's format marker", "tenant", id, "err", err)
 		}
 	}
+	for i, l := range loads {
+		if l.image != nil {
+			t.imageAsync(t.man.Segments[i], l.image) // the image was missing or unusable
+		}
+	}
 	if len(m.Erasures) > 0 || m.PurgePending || t.staleKeys.Load() {
 		t.compactAsync() // a crash or failure interrupted compaction, or files need re-encrypting: finish it
 	}
@@ -271,19 +280,51 @@ type segmentLoad struct {
 	// has no checksum, so the manifest records it from now on.
 	bytes int64
 	crc   uint32
+	// image holds the pieces read from the Parquet file when the segment's
+	// load image could not be used, so it is written in the background.
+	image []arrow.Record
 }
 
-// loadSegment reads, filters and compacts one segment; it runs on its own
-// goroutine, so a panic becomes its error here.
+// loadSegment reads, filters and compacts one segment, from its load image
+// when that is valid (image.go), else from the Parquet file; it runs on its
+// own goroutine, so a panic becomes its error here.
 func (t *tenant) loadSegment(path string, seg segment, h *hider) (out segmentLoad) {
 	defer func() {
 		if r := recover(); r != nil {
 			out = segmentLoad{err: fmt.Errorf("decoding panicked: %v", r)}
 		}
 	}()
-	recs, err := readSegment(path, seg, t.arrow, t.keys, chunkRows)
-	if err != nil {
-		return segmentLoad{err: err}
+	var recs []arrow.Record
+	if seg.Bytes > 0 {
+		// The segment is checked against its entry whether or not its image
+		// is used: a damaged segment fails the load either way.
+		if err := checkSegmentFile(path, seg); err != nil {
+			return segmentLoad{err: err}
+		}
+		var err error
+		recs, err = readImage(filepath.Dir(path), seg, t.arrow, t.keys)
+		switch {
+		case err == nil:
+			t.s.imageLoads.Add(1)
+		case errors.Is(err, os.ErrNotExist):
+		default:
+			t.s.log.Warn("ignoring the load image of a segment; reading the segment instead and rewriting the image", "tenant", t.id,
+				"file", filepath.Join(t.id, "segments", imageName(seg.File)), "reason", err)
+		}
+		if err != nil {
+			recs = nil
+		}
+	}
+	if recs == nil {
+		wide, err := readSegment(path, seg, t.arrow, t.keys, chunkRows)
+		if err != nil {
+			return segmentLoad{err: err}
+		}
+		for _, r := range wide {
+			recs = append(recs, privalytics.CompactRecord(r))
+		}
+		out.image = recs
+		t.s.parquetLoads.Add(1)
 	}
 	if t.keys != nil {
 		kid, enc, err := segmentKey(path)
@@ -294,12 +335,109 @@ func (t *tenant) loadSegment(path string, seg segment, h *hider) (out segmentLoa
 			out.bytes, out.crc = int64(len(raw)), crcOf(raw)
 		}
 	}
+	seq := segmentSeq(seg.File)
 	for _, r := range recs {
-		if r, _ = h.filter(t.arrow, r, segmentSeq(seg.File)); r.NumRows() > 0 {
-			out.recs = append(out.recs, privalytics.CompactRecord(r))
+		f, n := h.filter(t.arrow, r, seq)
+		if n > 0 {
+			f = privalytics.CompactRecord(f)
+		}
+		if f.NumRows() > 0 {
+			out.recs = append(out.recs, f)
 		}
 	}
 	return out
+}
+
+// checkSegmentFile checks a segment file's size and CRC-32C against its
+// manifest entry, streaming it.
+func checkSegmentFile(path string, seg segment) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := crc32.New(crcTable)
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return err
+	}
+	if n != seg.Bytes {
+		return fmt.Errorf("the file is %d bytes, the MANIFEST says %d", n, seg.Bytes)
+	}
+	if sum := h.Sum32(); sum != seg.CRC {
+		return fmt.Errorf("checksum mismatch: CRC-32C %08x, the MANIFEST says %08x", sum, seg.CRC)
+	}
+	return nil
+}
+
+// imageAsync writes a segment's load image in the background, under sealRun
+// and only while the manifest still names that version of the segment (a
+// compaction may have rewritten it, erasing rows the pieces still hold).
+func (t *tenant) imageAsync(seg segment, pieces []arrow.Record) {
+	t.s.goWorker(func() {
+		t.sealRun.Lock()
+		defer t.sealRun.Unlock()
+		t.writeImageLocked(seg, pieces)
+	})
+}
+
+// writeImageLocked writes a segment's load image if the manifest still names
+// that version of it and the tenant is not closed or shredded. A failure is
+// logged: the image is a cache. Callers hold sealRun.
+func (t *tenant) writeImageLocked(seg segment, pieces []arrow.Record) {
+	t.wmu.Lock()
+	closed := t.logClosed
+	t.wmu.Unlock()
+	t.mu.Lock()
+	current := slices.ContainsFunc(t.man.Segments, func(s segment) bool {
+		return s.File == seg.File && s.Bytes == seg.Bytes && s.CRC == seg.CRC && s.Next == nil
+	})
+	t.mu.Unlock()
+	if closed || !current || seg.Bytes == 0 {
+		return
+	}
+	if err := writeImage(filepath.Join(t.dir, "segments"), seg, pieces, t.keys); err != nil {
+		t.s.log.Warn("could not write a segment's load image; the next restart reads the segment instead", "tenant", t.id, "segment", seg.File, "err", err)
+		return
+	}
+	t.s.imageWrites.Add(1)
+}
+
+// imagePieces lays records out as the loader holds them: pieces of at most
+// chunkRows rows, gathered and compacted.
+func imagePieces(schema *arrow.Schema, recs []arrow.Record) []arrow.Record {
+	var out []arrow.Record
+	for _, r := range recs {
+		n := int(r.NumRows())
+		for lo := 0; lo < n; lo += chunkRows {
+			refs := make([]rowRef, min(chunkRows, n-lo))
+			for i := range refs {
+				refs[i] = rowRef{0, uint32(lo + i)}
+			}
+			out = append(out, privalytics.CompactRecord(gather(schema, []arrow.Record{r}, refs)))
+		}
+	}
+	return out
+}
+
+// removeStrayImages deletes images whose segment the manifest does not name
+// (an interrupted seal's, a dropped or quarantined segment's) and temporary
+// files of interrupted image writes.
+func removeStrayImages(segDir string, m manifest) {
+	ents, err := os.ReadDir(segDir)
+	if err != nil {
+		return
+	}
+	named := map[string]bool{}
+	for _, seg := range m.Segments {
+		named[imageName(seg.File)] = true
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasSuffix(n, imageSuffix+".tmp") || (strings.HasSuffix(n, imageSuffix) && !named[n]) {
+			fsys.Remove(filepath.Join(segDir, n))
+		}
+	}
 }
 
 // openLog starts a new log file. Callers hold wmu (or are the only user).
@@ -338,16 +476,7 @@ func (t *tenant) openLog(seq int) error {
 // addChunk makes rec visible with its dense subject numbers; compact lays it
 // out for memory (memoryChunks) first. Callers hold mu (or are the only user).
 func (t *tenant) addChunk(rec arrow.Record, m chunkMeta, compact bool) {
-	subj := privalytics.Uint64s(rec.Column(0))
-	nums := make([]uint32, len(subj))
-	for i, s := range subj {
-		n, ok := t.subjects[s]
-		if !ok {
-			n = uint32(len(t.subjects))
-			t.subjects[s] = n
-		}
-		nums[i] = n
-	}
+	nums := t.subjectNumbers(rec.Column(0))
 	pieces := []privalytics.Chunk{{Record: rec, Subjects: nums}}
 	if compact {
 		pieces = memoryChunks(t.arrow, pieces[0])
@@ -359,6 +488,50 @@ func (t *tenant) addChunk(rec arrow.Record, m chunkMeta, compact bool) {
 		t.meta = append(t.meta, m)
 	}
 	t.version++
+}
+
+// subjectNumbers returns the dense number of each row's subject, assigning
+// new ones in order of first appearance. A compact subject column (a
+// dictionary of its distinct values, in order of first appearance) is looked
+// up once per value. Callers hold mu (or are the only user).
+func (t *tenant) subjectNumbers(col arrow.Array) []uint32 {
+	number := func(s uint64) uint32 {
+		n, ok := t.subjects[s]
+		if !ok {
+			n = uint32(len(t.subjects))
+			t.subjects[s] = n
+		}
+		return n
+	}
+	if d, ok := col.(*array.Dictionary); ok && d.NullN() == 0 {
+		vals := privalytics.Uint64s(d.Dictionary())
+		dn := make([]uint32, len(vals))
+		for i, v := range vals {
+			dn[i] = number(v)
+		}
+		nums := make([]uint32, d.Len())
+		switch idx := d.Indices().(type) {
+		case *array.Uint8:
+			for i, k := range idx.Uint8Values() {
+				nums[i] = dn[k]
+			}
+		case *array.Uint16:
+			for i, k := range idx.Uint16Values() {
+				nums[i] = dn[k]
+			}
+		default:
+			for i, k := range privalytics.DictCodes(d) {
+				nums[i] = dn[k]
+			}
+		}
+		return nums
+	}
+	subj := privalytics.Uint64s(col)
+	nums := make([]uint32, len(subj))
+	for i, s := range subj {
+		nums[i] = number(s)
+	}
+	return nums
 }
 
 // memoryChunks lays a full-size chunk out for memory: pieces of at most
