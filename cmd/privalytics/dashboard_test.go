@@ -98,6 +98,11 @@ func jsNumber(v float64) string {
 	if math.Abs(v) >= 100 || v == math.Trunc(v) {
 		digits = 0
 	}
+	return jsFixed(v, digits)
+}
+
+// jsFixed formats v as toLocaleString("en-GB") does with exactly digits decimals.
+func jsFixed(v float64, digits int) string {
 	// JavaScript rounds the shortest decimal form of v, halves away from zero.
 	r, _ := new(big.Rat).SetString(strconv.FormatFloat(v, 'f', -1, 64))
 	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil))

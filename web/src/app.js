@@ -307,7 +307,7 @@ async function explain() {
 // whether it fits. The ε and δ of each part are under "Accounting details".
 export function costSentences(c) {
   const period = c.period || "month";
-  const releases = c.per_release.epsilon > 0 ? Math.round(c.per_period.epsilon / c.per_release.epsilon) : 0;
+  const releases = c.releases_per_period || (c.per_release.epsilon > 0 ? Math.round(c.per_period.epsilon / c.per_release.epsilon) : 0);
   const out = [
     `Costs ε ${fmtEps(c.per_period.epsilon)} per ${period}` +
       (releases > 1 ? ` (${releases} releases of ε ${fmtEps(c.per_release.epsilon)})` : "") + ".",

@@ -131,6 +131,7 @@ async function refreshDashboard() {
   // range: fetch a range as long again, plus a month of slack for the bucket edges.
   const fetchFrom = addDays(from, -Math.round((to - from) / DAY) - 31);
   dash.range = { from: isoDate(from), to: isoDate(to), fetchFrom: isoDate(fetchFrom) };
+  dash.loading = true; // the tiles on screen are the previous range's until the releases arrive
   try {
     const lists = await Promise.all(dash.views.map((v) =>
       api("GET", `/v1/views/${encodeURIComponent(v.id)}/releases?from=${isoDate(fetchFrom)}&to=${isoDate(to)}`)));
@@ -141,6 +142,7 @@ async function refreshDashboard() {
   }
   buildFilters();
   renderDashboard();
+  dash.loading = false;
 }
 
 // groupColumns are the result's group-by names that are not the release's time bucket.
