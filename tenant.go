@@ -22,11 +22,15 @@ const (
 	// RoleTrack is a publishable key for web pages: it sends single events to
 	// /v1/track, only from the origins its name lists, and nothing else.
 	RoleTrack Role = "track"
+	// RoleShare is a dashboard's share link: it reads that dashboard, its
+	// views, their releases and roll-ups, and nothing else. Only
+	// POST /v1/dashboards/{id}/share issues one.
+	RoleShare Role = "share"
 )
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
-	return r == RoleAdmin || r == RoleIngest || r == RoleQuery || r == RoleProcessor || r == RoleTrack
+	return r == RoleAdmin || r == RoleIngest || r == RoleQuery || r == RoleProcessor || r == RoleTrack || r == RoleShare
 }
 
 // Tenant is one business: its schema, its privacy budget and its secrets.

@@ -27,6 +27,13 @@ const (
 	auditPurge        = "retention.purge" // by the server's retention pass (actor "retention")
 	auditErase        = "subject.erase"   // with the receipt ID and row count, never the customer
 	auditRectify      = "subject.rectify"
+
+	auditViewCreate      = "view.create"
+	auditViewDelete      = "view.delete"
+	auditDashboardCreate = "dashboard.create"
+	auditDashboardDelete = "dashboard.delete"
+	auditShareCreate     = "dashboard.share"
+	auditShareRevoke     = "dashboard.share.revoke"
 )
 
 // audit records one action of the request's caller on the caller's tenant. err

@@ -57,6 +57,13 @@ func (kc *keyCache) put(k *privalytics.APIKey, now time.Time) {
 	kc.m[k.ID] = cachedKey{key: k, expires: now.Add(keyCacheTTL)}
 }
 
+// clear drops every cached key (after a change that revoked several).
+func (kc *keyCache) clear() {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	kc.m = nil
+}
+
 func (kc *keyCache) evict(id string) {
 	kc.mu.Lock()
 	defer kc.mu.Unlock()

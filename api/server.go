@@ -125,6 +125,10 @@ type Server struct {
 	ready   atomic.Bool
 	tenants sync.Map // tenant ID → *tenantState
 	queries *analytics.Service
+	// views and viewStore serve views, dashboards and share links; nil when
+	// the metadata store keeps no views.
+	views     *analytics.Views
+	viewStore privalytics.ViewStore
 	feds    *federation.Registry
 	engine  *gin.Engine
 }
@@ -152,6 +156,10 @@ func New(d Deps) *Server {
 		qd.Audit = s.auditLog
 	}
 	s.queries = analytics.NewService(qd)
+	if vs, ok := d.Meta.(privalytics.ViewStore); ok {
+		s.viewStore = vs
+		s.views = analytics.NewViews(analytics.ViewsDeps{Store: vs, Queries: s.queries, Ledger: s.meta, Limits: s.limits.Query, Now: s.now, Logger: s.log})
+	}
 	s.rate = newRateLimiter(s.limits.RatePerKey, s.limits.RateBurst)
 	s.metrics = newMetrics(s)
 	s.feds = federation.NewRegistry(s.now, s.log)
@@ -232,6 +240,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/consents/:customer_id", s.require(privalytics.RoleAdmin), s.handle(s.consentStatus))
 
 	s.heRoutes(v1)
+	s.viewRoutes(v1)
 
 	// A customer's rights, exercised through the business: admin keys only (a
 	// query key cannot read one customer's events).

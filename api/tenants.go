@@ -166,7 +166,10 @@ func (s *Server) createKey(c *gin.Context) (reply, error) {
 		return reply{}, err
 	}
 	role := privalytics.Role(req.Role)
-	if !role.Valid() {
+	if !role.Valid() || role == privalytics.RoleShare {
+		if role == privalytics.RoleShare {
+			return reply{}, privalytics.Errorf(privalytics.EINVALID, "a share key belongs to one dashboard: create it with POST /v1/dashboards/{id}/share")
+		}
 		return reply{}, privalytics.Errorf(privalytics.EINVALID, "role must be admin, ingest, query, processor or track, got %q", req.Role)
 	}
 	name, err := keyName(role, req.Name)

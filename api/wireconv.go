@@ -88,6 +88,9 @@ func WireBudget(b *privalytics.BudgetStatus) *wire.BudgetStatus {
 
 // WireResult is an answer as the API sends it.
 func WireResult(r *privalytics.Result) *wire.Result {
+	if r == nil {
+		return nil
+	}
 	out := &wire.Result{GroupBy: r.GroupBy, Confidence: r.Confidence, Cost: wireCost(r.Cost), Thresholded: r.Thresholded,
 		Snapshot: r.Snapshot, Cached: r.Cached, Budget: WireBudget(r.Budget), Aggregates: make([]wire.AggregateInfo, len(r.Aggregates)),
 		Rows: make([]wire.Row, len(r.Rows))}

@@ -212,3 +212,39 @@ func Reallocate(cur Allocation, had bool, old, spent, share Units) (Allocation, 
 	}
 	return next, nil
 }
+
+// ViewsFit is the budget policy's answer for a tenant's views, whose releases
+// together need perPeriod in each period of data (each calendar month): on a
+// tenant with data-period budgets they fit when perPeriod fits one period's
+// Total, and then renew every period (periods is -1); on a tenant with one
+// budget, periods is how many periods of releases the budget left covers
+// after first paying now (the new view's releases of past buckets), and they
+// fit when that is at least one. The ledger's Charge (Decide) stays the
+// binding check of each release.
+func ViewsFit(a Account, perPeriod, now Units) (fits bool, periods int) {
+	if a.Period != "" {
+		return perPeriod.Eps <= a.Total.Eps && perPeriod.Delta <= a.Total.Delta, -1
+	}
+	rem := a.remaining()
+	if a.Accounting == privalytics.AccountingZCDP {
+		rem.Delta = a.Total.Delta/2 - a.Spent.Delta
+		rem.Eps = -1 // ρ binds, not ε
+	}
+	periods = -1
+	for _, d := range []struct{ left, need, now int64 }{{rem.Eps, perPeriod.Eps, now.Eps}, {rem.Delta, perPeriod.Delta, now.Delta}, {rem.Rho, perPeriod.Rho, now.Rho}} {
+		if d.left < 0 || d.need <= 0 {
+			continue
+		}
+		n := 0
+		if left := d.left - d.now; left >= 0 {
+			n = int(min(left/d.need, 1<<30))
+		}
+		if periods < 0 || n < periods {
+			periods = n
+		}
+	}
+	if periods < 0 { // nothing is needed: the budget lasts
+		return true, 1 << 30
+	}
+	return periods >= 1, periods
+}
