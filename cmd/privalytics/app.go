@@ -44,8 +44,9 @@ type App struct {
 
 // appOptions are what tests may change beyond Config.
 type appOptions struct {
-	mechanisms *dp.Mechanisms // nil: dp.Secure()
-	logOutput  io.Writer      // nil: stderr
+	mechanisms *dp.Mechanisms   // nil: dp.Secure()
+	logOutput  io.Writer        // nil: stderr
+	now        func() time.Time // nil: time.Now; tests fix the API's clock (which buckets of a view are closed)
 }
 
 // openApp opens (creating on first start) the data directory and every store, and
@@ -114,7 +115,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken, Now: opt.now})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}

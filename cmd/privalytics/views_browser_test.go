@@ -17,8 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/api/client"
 	"github.com/privalytics/privalytics/api/wire"
 )
 
@@ -278,17 +282,37 @@ func monthStart(y int, m time.Month) time.Time { return time.Date(y, m, 1, 0, 0,
 func TestViewsDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	browser := findChromium(t)
-	ts := startServer(t, nil, "")
-	_, ingest, query := ts.tenantKeys(t, "shop", wire.Cost{Epsilon: 10, Delta: 1e-5})
-	base, key := ts.app.URL(), query.Token()
+	// The server's clock and the page's are both fixed to the same moment: the
+	// 20th of a month at noon, so this month is released "so far" (after half of
+	// it) and the date presets and the closed months do not depend on the day the
+	// test runs.
+	clockAt := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	began := time.Now()
+	clock := func() time.Time { return clockAt.Add(time.Since(began)) }
+	ts := startServerClock(t, clock)
+	// Each month of data has its own budget of ε 10 (the default for new tenants).
+	res, err := ts.operator.CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}, Period: privalytics.PeriodMonth})
+	if err != nil {
+		t.Fatalf("create tenant: %v", err)
+	}
+	admin := ts.operator.WithToken(res.AdminKey.Token)
+	ik, err := admin.CreateKey(context.Background(), "ingest", wire.RoleIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qk, err := admin.CreateKey(context.Background(), "query", wire.RoleQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest := admin.WithToken(ik.Token)
+	base, key := ts.app.URL(), qk.Token
 
-	// A shop whose data runs from 13 months back to yesterday, so that "so far"
-	// is this month and the presets have closed months on both sides.
-	now := time.Now().UTC()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	// A shop whose data runs from 13 months back to yesterday, so that the
+	// presets have closed months on both sides.
+	today := time.Date(clockAt.Year(), clockAt.Month(), clockAt.Day(), 0, 0, 0, 0, time.UTC)
 	first := monthStart(today.Year(), today.Month()-13)
 	cfg := smallSynth()
-	cfg.Customers, cfg.Events = 3_000, 60_000
+	cfg.Customers, cfg.Events = 10_000, 200_000
 	cfg.Start, cfg.Days = first, int(today.Sub(first).Hours()/24)
 	loadSynthetic(t, ingest, cfg)
 
@@ -296,7 +320,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	var outside struct{ ID string }
 	if st := callAPI(t, http.MethodPost, base+"/v1/views", key, map[string]any{
 		"name": "not shared", "cadence": "month", "epsilon": 0.5, "start": first.Format(time.DateOnly),
-		"query": map[string]any{"aggregates": []any{map[string]any{"name": "events", "op": "count"}}, "bounds": map[string]any{"max_groups": 14, "max_rows_per_group": 3}, "epsilon": 0.5},
+		"query": map[string]any{"aggregates": []any{map[string]any{"name": "events", "op": "count"}}, "bounds": map[string]any{"max_groups": 14, "max_rows_per_group": 3}},
 	}, &outside); st != http.StatusCreated || outside.ID == "" {
 		t.Fatalf("create a view over the API: status %d", st)
 	}
@@ -340,7 +364,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 		}
 	}
 	pageSays := func(ctx context.Context) string {
-		said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`["login-error", "explain-body", "query-error", "views-error", "dashboard-error", "share-error"].map((id) => id + ": " + document.getElementById(id).textContent).join("; ")`))
+		said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`["login-error", "explain-body", "query-error", "views-error", "dashboard-error", "share-error"].map((id) => id + ": " + document.getElementById(id).textContent).join("; ") + "; views listed: " + document.querySelectorAll("#views-table tr[data-view]").length + "; run disabled: " + document.getElementById("run").disabled + "; name: " + document.getElementById("view-name").value + "; mode: " + document.getElementById("mode-view").checked`))
 		return said
 	}
 	doIn := func(ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -357,7 +381,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	}
 	evalIn := func(ctx context.Context, step, expr string, out any) {
 		t.Helper()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](expr))
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](expr, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatalf("%s: %v (browser problems so far: %q)", step, err, problems.unexpected())
 		}
@@ -387,6 +411,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	}
 
 	do("sign in",
+		fixClock(clockAt),
 		chromedp.Navigate(base+"/dashboard/"),
 		chromedp.WaitVisible(chromedp.ID("api-key")),
 		chromedp.SendKeys(chromedp.ID("api-key"), key),
@@ -455,10 +480,10 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	if cost.PerPeriod.Epsilon <= cost.PerRelease.Epsilon {
 		t.Errorf("a monthly view with so far costs ε %v per period for ε %v per release; want the so-far release counted", cost.PerPeriod.Epsilon, cost.PerRelease.Epsilon)
 	}
-	do("screenshot the preview", screenshot("view-preview.png", false))
+	do("screenshot the preview", screenshot("view-preview.png", true))
 	do("create the view",
 		chromedp.Click(chromedp.ID("run")),
-		chromedp.WaitVisible(chromedp.CSS(`#views-table tr[data-view]`)),
+		poll(`document.querySelectorAll("#views-table tr[data-view]").length === 2`), // with the API's
 	)
 
 	// A second view: purchases per month and channel.
@@ -486,7 +511,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	if cls := text("explain"); !strings.Contains(cls, "more than the") {
 		t.Errorf("the refusal does not say why: %q", cls)
 	}
-	do("screenshot the refusal", screenshot("view-refused.png", false))
+	do("screenshot the refusal", screenshot("view-refused.png", true))
 	var views struct {
 		Views []struct {
 			ID, Name string
@@ -678,6 +703,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	var shareProblems browserProblems
 	shareProblems.collect(shareCtx)
 	doIn(shareCtx, "open the share link",
+		fixClock(clockAt),
 		chromedp.Navigate(shareURL),
 		chromedp.WaitVisible(chromedp.ID("dashboards-view")),
 		poll(`(() => { const d = window.privalyticsDashboard.dash; return !!d && !d.loading && !!d.kpis && d.kpis.length === 2; })()`),
@@ -775,4 +801,48 @@ func closeTo(a, b float64) bool {
 
 func slicesEqual2(a, b [][]string) bool {
 	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
+}
+
+// startServerClock is startServer with the API's clock set by now.
+func startServerClock(t *testing.T, now func() time.Time) *testServer {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.RatePerKey = 0 // see TestMain
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.MasterKeyFile = cfg.DataDir + "/master.key"
+	cfg.LogLevel = "warn"
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := openApp(ctx, cfg, appOptions{logOutput: io.Discard, now: now})
+	if err != nil {
+		cancel()
+		t.Fatalf("openApp: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &testServer{app: app, operator: client.New(app.URL(), app.OperatorToken)}
+}
+
+// fixClock sets the page's clock (Date, Date.now) to at, running on from there,
+// in every document the tab opens: the page's date presets count from "today",
+// which must be the server's.
+func fixClock(at time.Time) chromedp.Action[chromedp.Void] {
+	src := fmt.Sprintf(`(() => {
+  const Real = Date, offset = %d - Real.now();
+  class Fixed extends Real {
+    constructor(...a) { if (a.length === 0) super(Real.now() + offset); else super(...a); }
+    static now() { return Real.now() + offset; }
+  }
+  window.Date = Fixed;
+})();`, at.UnixMilli())
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src})
+		return err
+	})
 }

@@ -337,7 +337,7 @@ async function preview() {
     state.preview = { spec, cost };
     renderPreview(cost);
     box.classList.toggle("bad", !cost.fits);
-    run.disabled = !cost.fits;
+    run.disabled = !cost.fits || creating;
   } catch (err) {
     if (seq !== explainSeq) return;
     state.preview = null;
@@ -512,7 +512,11 @@ function renderTable(res) {
 
 // ---------------------------------------------------------------- views
 
+let creating = false; // a view is being created: Create stays disabled until it is listed
+
 async function createView() {
+  if (creating) return;
+  creating = true;
   const run = $("run");
   run.disabled = true;
   setError($("query-error"), null);
@@ -525,6 +529,7 @@ async function createView() {
     // An over-budget view is refused with the cost in words; nothing was created.
     setError($("query-error"), err);
   } finally {
+    creating = false;
     scheduleExplain();
   }
 }

@@ -68,8 +68,17 @@ export async function openDashboard(id) {
     renderShares();
     await refreshDashboard();
   } catch (err) {
-    setError($("dashboard-error"), err);
+    dashboardError(err);
   }
+}
+
+// dashboardError shows what went wrong; a share link that is refused was revoked
+// (or mistyped), which its reader should be told in words.
+function dashboardError(err) {
+  if (state.shared && (err.status === 401 || err.status === 403)) {
+    err = new Error("This share link is not valid any more: it was revoked or mistyped. Ask for a new one.");
+  }
+  setError($("dashboard-error"), err);
 }
 
 // openShared shows the dashboard a share token may read, read-only: no sign-in,
@@ -90,9 +99,7 @@ export async function openShared(token, id) {
     }
     await openDashboard(id);
   } catch (err) {
-    setError($("dashboard-error"), err.status === 401 || err.status === 403
-      ? new Error("This share link is not valid any more: it was revoked or mistyped. Ask for a new one.")
-      : err);
+    dashboardError(err);
   }
 }
 
@@ -138,7 +145,7 @@ async function refreshDashboard() {
     dash.views.forEach((v, i) => { dash.releases[v.id] = lists[i].releases || []; });
     setError($("dashboard-error"), null);
   } catch (err) {
-    setError($("dashboard-error"), err);
+    dashboardError(err);
   }
   buildFilters();
   renderDashboard();
