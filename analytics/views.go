@@ -44,6 +44,7 @@ type Views struct {
 	stale   time.Duration
 	log     *slog.Logger
 	locks   sync.Map // view ID → *sync.Mutex
+	cache   sync.Map // view ID → *viewCache, read and written under the view's lock
 }
 
 // ViewsDeps are the views' ports and settings.
@@ -376,6 +377,7 @@ func (v *Views) List(ctx context.Context, tenantID string) ([]*privalytics.View,
 
 // Delete removes a view and its releases (what was spent stays spent).
 func (v *Views) Delete(ctx context.Context, tenantID, id string) error {
+	defer v.cache.Delete(id)
 	return v.store.DeleteView(ctx, tenantID, id)
 }
 
@@ -391,37 +393,77 @@ func (v *Views) lock(id string) func() {
 func (v *Views) Refresh(ctx context.Context, r ViewRequest, view *privalytics.View) error {
 	unlock := v.lock(view.ID)
 	defer unlock()
+	v.cache.Delete(view.ID)
+	_, err := v.refresh(ctx, r, view)
+	return err
+}
+
+// viewCache is what a view's readers share between two due times: its
+// releases, which change only when a new one is made (closed ones never).
+type viewCache struct {
+	rels []privalytics.Release
+	due  time.Time // the next time a release becomes due
+}
+
+// refresh makes the due releases (the caller holds the view's lock) and
+// returns when the next one will be due: now, when one was left pending or
+// refused, so the next read looks again.
+func (v *Views) refresh(ctx context.Context, r ViewRequest, view *privalytics.View) (time.Time, error) {
+	now := v.now().UTC()
 	have, err := v.store.Releases(ctx, r.Tenant.ID, view.ID)
 	if err != nil {
-		return err
+		return now, err
 	}
+	due := now.AddDate(100, 0, 0)
 	done := map[string]bool{}
 	for _, rel := range have {
-		if rel.State != privalytics.ReleasePending || rel.ClaimedAt.After(v.now().Add(-v.stale)) {
+		fresh := rel.ClaimedAt.After(now.Add(-v.stale))
+		if rel.State != privalytics.ReleasePending || fresh {
 			done[rel.Bucket+"/"+kindOf(rel)] = true
+		}
+		if rel.State == privalytics.ReleasePending {
+			due = now // being made by another reader: look again
 		}
 	}
 	start, err := time.Parse(time.DateOnly, view.Start)
 	if err != nil {
-		return privalytics.Errorf(privalytics.EINTERNAL, "view %s: stored start %q: %v", view.ID, view.Start, err)
+		return now, privalytics.Errorf(privalytics.EINTERNAL, "view %s: stored start %q: %v", view.ID, view.Start, err)
 	}
-	now := v.now().UTC()
 	for b := bucketAt(view.Cadence, start); !b.start.After(now); b = bucketAt(view.Cadence, b.end) {
+		closeAt, half := b.end.Add(v.grace), b.start.Add(b.end.Sub(b.start)/2)
 		kind := ""
 		switch {
-		case !b.end.Add(v.grace).After(now):
+		case !closeAt.After(now):
 			kind = privalytics.ReleaseClosed
-		case view.SoFar && !done[b.label+"/"+privalytics.ReleaseClosed] && now.Sub(b.start) >= b.end.Sub(b.start)/2:
+		case view.SoFar && !done[b.label+"/"+privalytics.ReleaseClosed] && !half.After(now):
 			kind = privalytics.ReleaseSoFar
+		}
+		if closeAt.After(now) && closeAt.Before(due) {
+			due = closeAt
+		}
+		if view.SoFar && half.After(now) && half.Before(due) {
+			due = half
 		}
 		if kind == "" || done[b.label+"/"+kind] {
 			continue
 		}
-		if err := v.release(ctx, r, view, b, kind); err != nil {
-			return err
+		made, err := v.release(ctx, r, view, b, kind)
+		if err != nil {
+			return now, err
+		}
+		if !made {
+			due = now
 		}
 	}
-	return nil
+	if !start.After(now) {
+		return due, nil
+	}
+	// Nothing has begun yet: the first bucket's so_far or close is next.
+	b := bucketAt(view.Cadence, start)
+	if view.SoFar {
+		return b.start.Add(b.end.Sub(b.start) / 2), nil
+	}
+	return b.end.Add(v.grace), nil
 }
 
 // kindOf is the release (closed or so_far) a stored row is or will be: the
@@ -437,14 +479,14 @@ func kindOf(r privalytics.Release) string {
 }
 
 // release makes one release: claim, run through the query service, store.
-func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.View, b bucketSpan, kind string) error {
+func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.View, b bucketSpan, kind string) (made bool, err error) {
 	now := v.now().UTC()
 	rel := &privalytics.Release{ViewID: view.ID, Bucket: b.label, Start: b.start, End: b.end, State: kind, ClaimedAt: now}
-	err := v.store.ClaimRelease(ctx, r.Tenant.ID, rel, now.Add(-v.stale))
+	err = v.store.ClaimRelease(ctx, r.Tenant.ID, rel, now.Add(-v.stale))
 	if privalytics.ErrorCode(err) == privalytics.ECONFLICT {
-		return nil // another reader made it, or is making it
+		return false, nil // another reader made it, or is making it
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	q := bucketQuery(r.Tenant, &view.ViewSpec, b)
 	res, err := v.queries.Run(ctx, Request{Tenant: r.Tenant, KeyID: view.KeyID, Query: q, FingerprintKey: r.FingerprintKey,
@@ -460,7 +502,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 		// Refused before any data was read, or the charge was refused: nothing
 		// was spent, and a later read tries again.
 		v.log.Warn("view release not made", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", err)
-		return v.store.AbandonRelease(context.WithoutCancel(ctx), r.Tenant.ID, view.ID, b.label, kind)
+		return false, v.store.AbandonRelease(context.WithoutCancel(ctx), r.Tenant.ID, view.ID, b.label, kind)
 	default:
 		// Data may have been read and charged: record the failure, never retry.
 		v.log.Error("view release failed", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", err)
@@ -469,7 +511,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	}
 	rel.ReleasedAt = v.now().UTC()
 	rel.Result, rel.Parameters = res, params
-	return v.store.CompleteRelease(context.WithoutCancel(ctx), r.Tenant.ID, rel)
+	return true, v.store.CompleteRelease(context.WithoutCancel(ctx), r.Tenant.ID, rel)
 }
 
 func mechanismsOf(res *privalytics.Result) string {
@@ -484,10 +526,7 @@ func mechanismsOf(res *privalytics.Result) string {
 // in [from, to) (zero times: unbounded): each closed bucket's one release and,
 // for the open bucket, its so_far release if made.
 func (v *Views) Releases(ctx context.Context, r ViewRequest, view *privalytics.View, from, to time.Time) ([]privalytics.Release, error) {
-	if err := v.Refresh(ctx, r, view); err != nil {
-		return nil, err
-	}
-	all, err := v.store.Releases(ctx, r.Tenant.ID, view.ID)
+	all, err := v.current(ctx, r, view)
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +548,27 @@ func (v *Views) Releases(ctx context.Context, r ViewRequest, view *privalytics.V
 		out = append(out, rel)
 	}
 	return out, nil
+}
+
+// current is the view's releases after making those due, from the cache while
+// nothing new is due.
+func (v *Views) current(ctx context.Context, r ViewRequest, view *privalytics.View) ([]privalytics.Release, error) {
+	unlock := v.lock(view.ID)
+	defer unlock()
+	if c, ok := v.cache.Load(view.ID); ok && v.now().Before(c.(*viewCache).due) {
+		return c.(*viewCache).rels, nil
+	}
+	v.cache.Delete(view.ID)
+	due, err := v.refresh(ctx, r, view)
+	if err != nil {
+		return nil, err
+	}
+	all, err := v.store.Releases(ctx, r.Tenant.ID, view.ID)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.Store(view.ID, &viewCache{rels: all, due: due})
+	return all, nil
 }
 
 // Rollup sums a view's closed releases by quarter, year or in total, for each

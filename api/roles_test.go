@@ -78,6 +78,20 @@ func TestLeastPrivilege(t *testing.T) {
 		"PUT /v1/tenant/retention":           "admin",
 		"POST /v1/tenant/data-keys":          "admin",
 		"DELETE /v1/tenants/{tenant}/events": "operator",
+		// Views, dashboards and share links (share keys: TestShareLinkScope).
+		"POST /v1/views/preview":                      "admin query",
+		"POST /v1/views":                              "admin query",
+		"GET /v1/views":                               "admin query",
+		"GET /v1/views/{id}":                          "admin query",
+		"DELETE /v1/views/{id}":                       "admin query",
+		"GET /v1/views/{id}/releases":                 "admin query",
+		"GET /v1/views/{id}/rollup":                   "admin query",
+		"POST /v1/dashboards":                         "admin query",
+		"GET /v1/dashboards":                          "admin query",
+		"GET /v1/dashboards/{id}":                     "admin query",
+		"DELETE /v1/dashboards/{id}":                  "admin query",
+		"POST /v1/dashboards/{id}/share":              "admin query",
+		"DELETE /v1/dashboards/{id}/share/{share_id}": "admin query",
 		// Encrypted datasets (processor role, or admin; the routes answer 404
 		// unless the server runs with --role processor).
 		"POST /v1/he/datasets":                            "admin",
@@ -115,7 +129,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("the spec documents %d /v1 routes, the table has %d", len(documented), len(allowed))
 	}
 
-	fill := strings.NewReplacer("{tenant}", "shop", "{id}", "k_nope", "{customer_id}", "c1", "{fed}", "f_nope", "{round}", "1", "{dataset}", "d_nope", "{job}", "j_nope")
+	fill := strings.NewReplacer("{tenant}", "shop", "{id}", "k_nope", "{customer_id}", "c1", "{fed}", "f_nope", "{round}", "1", "{dataset}", "d_nope", "{job}", "j_nope", "{share_id}", "k_nope")
 	denied := map[string]int{} // audit tenant → denials expected
 	for _, route := range documented {
 		method, path, _ := strings.Cut(route, " ")

@@ -129,8 +129,8 @@ type Server struct {
 	// the metadata store keeps no views.
 	views     *analytics.Views
 	viewStore privalytics.ViewStore
-	feds    *federation.Registry
-	engine  *gin.Engine
+	feds      *federation.Registry
+	engine    *gin.Engine
 }
 
 // New returns a server that is not ready until SetReady(true).

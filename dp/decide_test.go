@@ -134,3 +134,29 @@ func TestAccountOfAgreesWithTheStore(t *testing.T) {
 		}
 	}
 }
+
+// TestViewsFit: a period tenant's views fit when a month's need fits a month's
+// budget and then renew; a lifetime tenant's budget lasts the whole months
+// left after the views' past releases.
+func TestViewsFit(t *testing.T) {
+	t.Parallel()
+	u := func(eps float64) Units { return UnitsUp(privalytics.Cost{Epsilon: eps}) }
+	month := Account{Period: privalytics.PeriodMonth, Total: u(10)}
+	if fits, n := ViewsFit(month, u(7), u(30)); !fits || n != -1 {
+		t.Errorf("period tenant, ε 7 of 10 a month: fits %v, %d periods; want true, -1 (renews)", fits, n)
+	}
+	if fits, _ := ViewsFit(month, u(10.5), Units{}); fits {
+		t.Error("period tenant, ε 10.5 of 10 a month: fits")
+	}
+	life := Account{Total: u(10), Spent: u(2)}
+	// 8 left, 1 now for the past buckets: 7 left, 3 a month → 2 months.
+	if fits, n := ViewsFit(life, u(3), u(1)); !fits || n != 2 {
+		t.Errorf("lifetime tenant: fits %v, %d months; want true, 2", fits, n)
+	}
+	if fits, n := ViewsFit(life, u(3), u(6)); fits || n != 0 {
+		t.Errorf("lifetime tenant, past releases leave ε 2 for ε 3 a month: fits %v, %d; want false, 0", fits, n)
+	}
+	if fits, n := ViewsFit(life, u(3), u(9)); fits || n != 0 {
+		t.Errorf("lifetime tenant, past releases overrun: fits %v, %d; want false, 0", fits, n)
+	}
+}

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"LedgerExtremes", testExtremes},
 		{"ChargesOfOneKey", testChargesOfOneKey},
 		{"PreCheckAgreesWithLedger", testPreCheckAgrees},
+		{"Views", testViews},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

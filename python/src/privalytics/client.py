@@ -90,6 +90,19 @@ OPERATIONS: Dict[str, str] = {
     "getConsent": "consent",
     "getPrivacyNotice": "privacy_notice",
     "setPrivacyPolicy": "set_privacy_policy",
+    "previewView": "preview_view",
+    "createView": "create_view",
+    "listViews": "views",
+    "getView": "view",
+    "deleteView": "delete_view",
+    "listViewReleases": "view_releases",
+    "getViewRollup": "view_rollup",
+    "createDashboard": "create_dashboard",
+    "listDashboards": "dashboards",
+    "getDashboard": "dashboard",
+    "deleteDashboard": "delete_dashboard",
+    "shareDashboard": "share_dashboard",
+    "revokeShare": "revoke_share",
 }
 
 _NO_BODY = object()
@@ -458,6 +471,64 @@ class Client:
     def budget_changes(self, limit: int = 50, offset: int = 0) -> List[t.BudgetChange]:
         """GET /v1/budget/changes (admin): grants and allocations, newest first."""
         return cast(List[t.BudgetChange], self._request("GET", "/v1/budget/changes", params={"limit": limit, "offset": offset})["changes"])
+
+    # -- views, dashboards, share links ----------------------------------------
+
+    def preview_view(self, spec: Mapping[str, Any]) -> Dict[str, Any]:
+        """POST /v1/views/preview: what a view costs per month, with all views, and whether it fits; spends nothing."""
+        return cast(Dict[str, Any], self._request("POST", "/v1/views/preview", json_body=spec))
+
+    def create_view(self, spec: Mapping[str, Any]) -> Dict[str, Any]:
+        """POST /v1/views: save a view released once per closed bucket (409 with details.cost when over budget)."""
+        return cast(Dict[str, Any], self._request("POST", "/v1/views", json_body=spec))
+
+    def views(self) -> List[Dict[str, Any]]:
+        """GET /v1/views: the tenant's views with their costs."""
+        return cast(List[Dict[str, Any]], self._request("GET", "/v1/views")["views"])
+
+    def view(self, view_id: str) -> Dict[str, Any]:
+        """GET /v1/views/{id} (share links: a view of their dashboard)."""
+        return cast(Dict[str, Any], self._request("GET", "/v1/views/" + _seg(view_id)))
+
+    def delete_view(self, view_id: str) -> None:
+        """DELETE /v1/views/{id}: the view and its releases; what they spent stays spent."""
+        self._request("DELETE", "/v1/views/" + _seg(view_id))
+
+    def view_releases(self, view_id: str, start: Optional[str] = None, end: Optional[str] = None) -> List[Dict[str, Any]]:
+        """GET /v1/views/{id}/releases?from=&to= (days, inclusive): closed releases are free to read forever."""
+        params = {k: v for k, v in (("from", start), ("to", end)) if v}
+        return cast(List[Dict[str, Any]], self._request("GET", f"/v1/views/{_seg(view_id)}/releases", params=params)["releases"])
+
+    def view_rollup(self, view_id: str, by: str = "quarter") -> List[Dict[str, Any]]:
+        """GET /v1/views/{id}/rollup?by=quarter|year|total: consistent sums of the closed releases, free."""
+        return cast(List[Dict[str, Any]], self._request("GET", f"/v1/views/{_seg(view_id)}/rollup", params={"by": by})["rows"])
+
+    def create_dashboard(self, name: str, view_ids: List[str], layout: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """POST /v1/dashboards: save a dashboard of views."""
+        body: Dict[str, Any] = {"name": name, "view_ids": list(view_ids)}
+        if layout is not None:
+            body["layout"] = dict(layout)
+        return cast(Dict[str, Any], self._request("POST", "/v1/dashboards", json_body=body))
+
+    def dashboards(self) -> List[Dict[str, Any]]:
+        """GET /v1/dashboards."""
+        return cast(List[Dict[str, Any]], self._request("GET", "/v1/dashboards")["dashboards"])
+
+    def dashboard(self, dashboard_id: str) -> Dict[str, Any]:
+        """GET /v1/dashboards/{id} (a share link: its own dashboard)."""
+        return cast(Dict[str, Any], self._request("GET", "/v1/dashboards/" + _seg(dashboard_id)))
+
+    def delete_dashboard(self, dashboard_id: str) -> None:
+        """DELETE /v1/dashboards/{id}: also revokes its share links."""
+        self._request("DELETE", "/v1/dashboards/" + _seg(dashboard_id))
+
+    def share_dashboard(self, dashboard_id: str) -> Dict[str, Any]:
+        """POST /v1/dashboards/{id}/share: a read-only token for this dashboard and nothing else (shown once)."""
+        return cast(Dict[str, Any], self._request("POST", f"/v1/dashboards/{_seg(dashboard_id)}/share"))
+
+    def revoke_share(self, dashboard_id: str, share_id: str) -> None:
+        """DELETE /v1/dashboards/{id}/share/{share_id}."""
+        self._request("DELETE", f"/v1/dashboards/{_seg(dashboard_id)}/share/{_seg(share_id)}")
 
     # -- data subjects, retention, keys at rest ---------------------------------
 
