@@ -364,7 +364,7 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 		}
 	}
 	pageSays := func(ctx context.Context) string {
-		said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`["login-error", "explain-body", "query-error", "views-error", "dashboard-error", "share-error"].map((id) => id + ": " + document.getElementById(id).textContent).join("; ") + "; views listed: " + document.querySelectorAll("#views-table tr[data-view]").length + "; run disabled: " + document.getElementById("run").disabled + "; name: " + document.getElementById("view-name").value + "; mode: " + document.getElementById("mode-view").checked`))
+		said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`["login-error", "explain-body", "query-error", "views-error", "dashboard-error", "share-error"].map((id) => id + ": " + document.getElementById(id).textContent).join("; ") + "; views listed: " + document.querySelectorAll("#views-table tr[data-view]").length + "; run disabled: " + document.getElementById("run").disabled + "; name: " + document.getElementById("view-name").value + "; mode: " + document.getElementById("mode-view").checked + "; budget: " + JSON.stringify(window.privalyticsDashboard.budget && {p: window.privalyticsDashboard.budget.period, n: (window.privalyticsDashboard.budget.periods || []).length, k: window.privalyticsDashboard.budget.key}) + "; q: " + JSON.stringify(window.privalyticsDashboard.explained && window.privalyticsDashboard.explained.query.where)`))
 		return said
 	}
 	doIn := func(ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -816,6 +816,50 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	}
 	if st := callAPI(t, http.MethodGet, base+"/v1/views/"+ids["Revenue"], token, nil, nil); st != http.StatusUnauthorized && st != http.StatusForbidden {
 		t.Errorf("a revoked share token reads a view: status %d", st)
+	}
+
+	// An ad-hoc question is charged each run, in every month its dates touch;
+	// one that a month's budget cannot pay for is not run: Run is disabled and
+	// the page says which month is short. The views' releases spent part of
+	// each month.
+	var budget wire.BudgetResponse
+	callAPI(t, http.MethodGet, base+"/v1/budget", key, nil, &budget)
+	adFrom, adTo := monthStart(today.Year(), today.Month()-3), monthStart(today.Year(), today.Month())
+	left := map[string]float64{}
+	for _, p := range budget.Periods {
+		left[p.Period] = p.Remaining.Epsilon
+	}
+	shortMonth, shortLeft := "", 0.0
+	for m := adFrom; m.Before(adTo); m = m.AddDate(0, 1, 0) {
+		l, ok := left[m.Format("2006-01")]
+		if !ok {
+			l = budget.Total.Epsilon
+		}
+		if l < 8.5 && shortMonth == "" {
+			shortMonth, shortLeft = m.Format("2006-01"), l
+		}
+	}
+	if budget.Period != privalytics.PeriodMonth || shortMonth == "" {
+		t.Fatalf("budget %+v: want a month budget with a month short of ε 8.5 after the views' releases", budget)
+	}
+	do("ask an ad-hoc question the budget cannot pay for",
+		chromedp.Click(chromedp.ID("tab-ask")),
+		chromedp.Click(chromedp.ID("mode-adhoc")),
+		chromedp.WaitVisible(chromedp.ID("adhoc-fields")),
+		fill([][2]string{{"from", adFrom.Format(time.DateOnly)}, {"to", adTo.Format(time.DateOnly)}, {"epsilon", "8.5"}}),
+		chromedp.WaitVisible(chromedp.ID("explain-refusal")),
+	)
+	eval("read the Run button", `document.getElementById("run").disabled`, &disabled)
+	refusal := text("explain-refusal")
+	if want := fmt.Sprintf("costs ε 8.5 in each month it covers, and %s has ε %s left", shortMonth, epsText(shortLeft)); !disabled || !strings.Contains(refusal, want) {
+		t.Errorf("an ad-hoc question over the month's budget: Run disabled %v, the page says %q; want it disabled and %q", disabled, refusal, want)
+	}
+	do("ask one it can pay for",
+		fill([][2]string{{"epsilon", "0.5"}}),
+		chromedp.WaitEnabled(chromedp.ID("run")),
+	)
+	if s := text("explain-body"); strings.Contains(s, "Not enough budget") {
+		t.Errorf("a question at ε 0.5 is refused: %q", s)
 	}
 
 	closeShare()

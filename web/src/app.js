@@ -147,6 +147,7 @@ function currentMode() {
 
 function syncMode() {
   const view = currentMode() === "view";
+  state.budgetStale = true; // views may have been released (and charged) meanwhile
   show($("view-name-row"), view);
   show($("view-fields"), view);
   show($("adhoc-fields"), !view);
@@ -261,7 +262,10 @@ async function explain() {
   let q;
   try {
     q = buildQuery();
-    const ex = await api("POST", "/v1/queries:explain", q);
+    // Views' releases spend budget while the page is open (each month they are
+    // read): what is left is read again before it is compared with a cost.
+    const [ex] = await Promise.all([api("POST", "/v1/queries:explain", q),
+      state.budgetStale || Date.now() - budgetAt > 30000 ? refreshBudget().catch(() => {}) : null]);
     if (seq !== explainSeq) return; // a newer question is on its way
     box.classList.remove("bad");
     state.explained = { query: q, explanation: ex };
@@ -292,7 +296,12 @@ async function explain() {
     dl.id = "explain-list";
     body.replaceChildren(dl);
     body.classList.remove("muted");
-    $("run").disabled = false;
+    // A question the budget cannot pay for is not run: the server would refuse
+    // it anyway, and the page says why before anyone clicks.
+    const short = shortfall(ex.cost, q);
+    if (short) body.append(el("p", { class: "sentence verdict", id: "explain-refusal", text: short }));
+    box.classList.toggle("bad", !!short);
+    $("run").disabled = !!short;
   } catch (err) {
     if (seq !== explainSeq) return;
     box.classList.add("bad");
@@ -363,6 +372,48 @@ function renderPreview(c) {
     el("p", { class: "sentence verdict", id: "preview-verdict", text: verdict }),
     details);
   $("explain-body").classList.remove("muted");
+}
+
+// monthsOf lists the calendar months ("2026-03") that [from, to) touches.
+function monthsOf(from, to) {
+  const out = [];
+  const end = new Date(new Date(to + "T00:00:00Z").getTime() - 1);
+  for (let d = new Date(from.slice(0, 7) + "-01T00:00:00Z"); d <= end; d = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1))) {
+    out.push(d.toISOString().slice(0, 7));
+    if (out.length > 1200) break;
+  }
+  return out;
+}
+
+// shortfall says in words why the budget cannot pay for an ad-hoc question, or
+// returns "" when it can. With a budget per month of data, the question is
+// charged in every month its dates touch, so each of them must have enough left.
+// zCDP budgets compose in ρ and are left to the server to decide.
+export function shortfall(cost, q) {
+  const b = state.budget;
+  if (!b || b.accounting === "zcdp" || !(cost.epsilon > 0)) return "";
+  const eps = cost.epsilon * (1 - 1e-12);
+  const share = b.key && !b.key.shared ? b.key : null;
+  if (share && share.remaining.epsilon < eps) {
+    return `Not enough budget: this question costs ε ${fmtEps(cost.epsilon)} and this key has ε ${fmtEps(share.remaining.epsilon)} left. Lower ε, or ask an admin for a larger share.`;
+  }
+  if (b.period === "month") {
+    const time = q.where.find((f) => f.column === state.tenant.schema.time);
+    if (time && time.gte && time.lt) {
+      const left = new Map((b.periods || []).map((p) => [p.period, p.remaining.epsilon]));
+      const short = monthsOf(time.gte, time.lt).filter((m) => (left.has(m) ? left.get(m) : b.total.epsilon) < eps);
+      if (short.length) {
+        const m = short[0];
+        return `Not enough budget: this question costs ε ${fmtEps(cost.epsilon)} in each month it covers, and ${m} has ε ${fmtEps(left.has(m) ? left.get(m) : b.total.epsilon)} left` +
+          `${short.length > 1 ? ` (${short.length} months are short)` : ""}. Lower ε, or ask about fewer months.`;
+      }
+      return "";
+    }
+  }
+  if (b.remaining.epsilon < eps) {
+    return `Not enough budget: this question costs ε ${fmtEps(cost.epsilon)} and ε ${fmtEps(b.remaining.epsilon)} is left. Lower ε.`;
+  }
+  return "";
 }
 
 const form = $("query-form");
@@ -634,8 +685,12 @@ state.toCSV = toCSV;
 
 // ---------------------------------------------------------------- budget
 
+let budgetAt = 0;
+
 async function refreshBudget() {
   state.budget = await api("GET", "/v1/budget");
+  budgetAt = Date.now();
+  state.budgetStale = false;
   try {
     state.charges = (await api("GET", "/v1/budget/charges?limit=500")).charges || [];
   } catch {

@@ -13,6 +13,7 @@ export const state = {
   shared: false, // signed in with a dashboard's share token: read-only, that dashboard only
   tenant: null,
   budget: null,
+  budgetStale: false, // views may have spent budget since it was read: read it again before comparing a cost
   charges: [],
   explained: null, // the question last explained, with the answer of :explain
   preview: null, // the view last previewed, with the answer of /v1/views/preview

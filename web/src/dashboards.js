@@ -13,6 +13,7 @@ const TIME_KEYS = new Set(["hour", "day", "week", "month", "quarter", "year"]);
 // ---------------------------------------------------------------- tabs
 
 export function showTab(name) {
+  state.budgetStale = true; // reading a dashboard may have released (and charged) views
   show($("app-view"), name === "ask");
   show($("dashboards-view"), name === "dashboards");
   for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.tab === name);
