@@ -715,6 +715,33 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 	if closeTo(web[0].Value, owner[0].Value) {
 		t.Errorf("the web channel alone totals %v, as much as all channels", web[0].Value)
 	}
+	// The date presets, from the page's "today" (the fixed clock): [from, to).
+	var ranges map[string]struct{ From, To string }
+	eval("read the presets", `Object.fromEntries([...document.getElementById("preset").options].map((o) => [o.value, window.privalyticsDashboard.presetRange(o.value)]))`, &ranges)
+	y, m, tomorrow := today.Year(), today.Month(), today.AddDate(0, 0, 1)
+	q := monthStart(y, (m-1)/3*3+1)
+	for preset, want := range map[string][2]time.Time{
+		"last-30-days":   {today.AddDate(0, 0, -29), tomorrow},
+		"last-3-months":  {monthStart(y, m-3), tomorrow},
+		"this-quarter":   {q, tomorrow},
+		"last-quarter":   {q.AddDate(0, -3, 0), q},
+		"this-year":      {monthStart(y, 1), tomorrow},
+		"last-12-months": {monthStart(y, m-12), tomorrow},
+		"last-year":      {monthStart(y-1, 1), monthStart(y, 1)},
+	} {
+		got, ok := ranges[preset]
+		if !ok || got.From != want[0].Format(time.DateOnly) || got.To != want[1].Format(time.DateOnly) {
+			t.Errorf("preset %s on %s: [%s, %s), want [%s, %s)", preset, today.Format(time.DateOnly), got.From, got.To, want[0].Format(time.DateOnly), want[1].Format(time.DateOnly))
+		}
+	}
+	if len(ranges) != 7 {
+		t.Errorf("the page offers %d date presets, want 7: %v", len(ranges), ranges)
+	}
+
+	// Amounts in the chosen currency.
+	do("show euros", fill([][2]string{{"currency", "EUR"}}), poll(`document.querySelector('#kpis .kpi[data-view="`+ids["Revenue"]+`"] .kpi-value').textContent.startsWith("€")`))
+	do("show pounds again", fill([][2]string{{"currency", "GBP"}}), poll(`document.querySelector('#kpis .kpi[data-view="`+ids["Revenue"]+`"] .kpi-value').textContent.startsWith("£")`))
+
 	do("clear the filter",
 		fill([][2]string{{"filter-channel", ""}}),
 		poll(`Object.keys(window.privalyticsDashboard.dash.filters).length === 0`),

@@ -20,6 +20,7 @@ export function showTab(name) {
 }
 
 export function setupDashboards() {
+  state.presetRange = (preset) => { const r = presetRange(preset); return { from: isoDate(r.from), to: isoDate(r.to) }; };
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("preset").addEventListener("change", () => refreshDashboard());
   $("compare").addEventListener("change", () => renderDashboard());
