@@ -145,6 +145,12 @@ async function refreshDashboard() {
     const lists = await Promise.all(dash.views.map((v) =>
       api("GET", `/v1/views/${encodeURIComponent(v.id)}/releases?from=${isoDate(fetchFrom)}&to=${isoDate(to)}`)));
     dash.views.forEach((v, i) => { dash.releases[v.id] = lists[i].releases || []; });
+    // Quarters are summed by the server from the closed releases, made
+    // consistent (parts add up to wholes), at no cost.
+    const rollups = await Promise.all(dash.views.map((v) =>
+      api("GET", `/v1/views/${encodeURIComponent(v.id)}/rollup?by=quarter`).catch(() => ({ rows: [] }))));
+    dash.rollups = {};
+    dash.views.forEach((v, i) => { dash.rollups[v.id] = rollups[i].rows || []; });
     setError($("dashboard-error"), null);
   } catch (err) {
     dashboardError(err);
@@ -371,6 +377,7 @@ function panel(view, kpi, filters) {
     el("div", { class: "chart-box" }, canvas),
     el("p", { class: "muted small", text: (all.length > shown.length ? `chart shows the ${shown.length} largest of ${all.length}; the table has all · ` : "") +
       "shaded: 95% interval · hollow point, dashed line: so far (not closed)" }),
+    rollupTable(view, agg, filters, f),
     table(view, releases, filters, f));
   const chart = new Chart(canvas, {
     type: "line",
@@ -400,6 +407,35 @@ function panel(view, kpi, filters) {
   state.charts.panels.push(chart);
   state.dash.panels.push({ view_id: view.id, chart });
   return card;
+}
+
+// rollupTable lists the quarters that overlap the range, for all groups
+// together or for the filtered group, as the server rolled them up.
+function rollupTable(view, agg, filters, f) {
+  const dash = state.dash;
+  const from = new Date(dash.range.from + "T00:00:00Z"), to = new Date(dash.range.to + "T00:00:00Z");
+  const want = Object.entries(filters).filter(([col]) => ((view.query && view.query.group_by) || []).some((g) => g.column === col));
+  const rows = (dash.rollups[view.id] || []).filter((r) => {
+    const m = /^(\d{4})-Q([1-4])$/.exec(r.bucket);
+    if (!m) return false;
+    const qs = new Date(Date.UTC(Number(m[1]), (Number(m[2]) - 1) * 3, 1)), qe = new Date(Date.UTC(Number(m[1]), Number(m[2]) * 3, 1));
+    if (!(qs < to && qe > from)) return false;
+    const g = r.group || {};
+    return Object.keys(g).length === want.length && want.every(([col, val]) => g[col] === val);
+  });
+  if (rows.length === 0) return null;
+  const name = agg.name && rows[0].values[agg.name] !== undefined ? agg.name : Object.keys(rows[0].values)[0];
+  return el("div", { class: "rollup" },
+    el("div", { class: "small muted", text: "Quarters: sums of the closed periods, made to add up, free to read" }),
+    el("table", { class: "rollup-table", "data-view": view.id },
+      el("tbody", {}, ...rows.map((r) => {
+        const iv = (r.intervals || {})[name];
+        return el("tr", { "data-bucket": r.bucket },
+          el("td", { text: r.bucket }),
+          el("td", { class: "num", text: f(r.values[name]) }),
+          el("td", { class: "num interval", text: iv ? `${f(iv[0])} to ${f(iv[1])}` : "" }),
+          el("td", { class: "state", text: r.complete ? "complete" : `${r.buckets} period${r.buckets === 1 ? "" : "s"} so far` }));
+      }))));
 }
 
 function table(view, releases, filters, f) {
