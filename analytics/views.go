@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -489,20 +490,33 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 		return false, err
 	}
 	q := bucketQuery(r.Tenant, &view.ViewSpec, b)
+	// Once claimed, the release is every reader's: a reader that goes away
+	// does not cancel it (a cancelled query is charged, and abandoned it
+	// would be charged again).
+	ctx = context.WithoutCancel(ctx)
 	res, err := v.queries.Run(ctx, Request{Tenant: r.Tenant, KeyID: view.KeyID, Query: q, FingerprintKey: r.FingerprintKey,
 		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind})
 	params := map[string]any{"query": q, "epsilon": view.Epsilon, "delta": view.Delta, "cadence": view.Cadence}
 	switch code := privalytics.ErrorCode(err); {
-	case err == nil:
+	case err == nil && res != nil:
 		res.Budget = nil
+		if _, jerr := json.Marshal(res); jerr != nil {
+			// Not storable (a non-finite value): recorded as failed, never
+			// retried, as the charge is made.
+			v.log.Error("view release not storable", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", jerr)
+			params["error"] = "the answer could not be stored: " + jerr.Error()
+			res = nil
+			break
+		}
 		params["cost"] = res.Cost
 		params["mechanisms"] = mechanismsOf(res)
 		params["answer_id"] = res.Snapshot
 	case code == privalytics.EBUDGET || code == privalytics.EUNAVAILABLE || code == privalytics.ESTORAGEFULL:
-		// Refused before any data was read, or the charge was refused: nothing
-		// was spent, and a later read tries again.
+		// Refused before any data was read (the release is not cancelled, so
+		// EUNAVAILABLE comes from before the data), or the charge was refused:
+		// nothing was spent, and a later read tries again.
 		v.log.Warn("view release not made", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", err)
-		return false, v.store.AbandonRelease(context.WithoutCancel(ctx), r.Tenant.ID, view.ID, b.label, kind)
+		return false, v.store.AbandonRelease(ctx, r.Tenant.ID, view.ID, b.label, kind)
 	default:
 		// Data may have been read and charged: record the failure, never retry.
 		v.log.Error("view release failed", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", err)
@@ -511,7 +525,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	}
 	rel.ReleasedAt = v.now().UTC()
 	rel.Result, rel.Parameters = res, params
-	return true, v.store.CompleteRelease(context.WithoutCancel(ctx), r.Tenant.ID, rel)
+	return true, v.store.CompleteRelease(ctx, r.Tenant.ID, rel)
 }
 
 func mechanismsOf(res *privalytics.Result) string {

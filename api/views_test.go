@@ -196,6 +196,22 @@ func TestViewsSixtyDays(t *testing.T) {
 	}
 	final := end.Add(-time.Hour)
 
+	// Late events: 40 purchases dated inside a day released weeks ago change
+	// nothing — no release counts them, none is charged for them.
+	var late bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&late, `{"customer_id":"late%d","ts":"2026-01-10T12:00:00Z","type":"purchase","amount":5}`+"\n", i)
+	}
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, late.Bytes(), http.StatusOK, nil)
+	var again wire.Releases
+	f.mustDo(t, http.MethodGet, "/v1/views/"+ids[0]+"/releases?from=2026-01-10&to=2026-01-10", users[0], "", nil, nil, http.StatusOK, &again)
+	if len(again.Releases) != 1 {
+		t.Fatalf("releases of 2026-01-10: %+v", again.Releases)
+	}
+	if b, _ := json.Marshal(again.Releases[0]); !bytes.Equal(b, seen[ids[0]+"/2026-01-10"]) {
+		t.Errorf("a late event changed a closed release:\n%s\n%s", seen[ids[0]+"/2026-01-10"], b)
+	}
+
 	// What the releases must have cost, counted here from the calendar: each
 	// bucket closed by the last refresh once, each so_far once, each charging
 	// every month its time range touches.
@@ -408,4 +424,43 @@ func bucketNext(cadence string, t time.Time) time.Time {
 		return t.AddDate(0, 1, 0)
 	}
 	return t.AddDate(0, 0, 1)
+}
+
+// TestViewReleaseRefusedForBudgetIsRetried: ad-hoc questions share a month
+// with the views; a release the month can no longer pay is refused before any
+// data is read — nothing charged, nothing stored — and made at a later read
+// once the budget allows, exactly once.
+func TestViewReleaseRefusedForBudgetIsRetried(t *testing.T) {
+	t.Parallel()
+	clock := &simClock{t: time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)}
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1},"period":"month"}`, func(d *api.Deps) { d.Now = clock.Now })
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(`{"customer_id":"c1","ts":"2026-01-02T10:00:00Z","type":"purchase"}`+"\n"), http.StatusOK, nil)
+	var v wire.View
+	f.mustDo(t, http.MethodPost, "/v1/views", f.admin, "application/json", nil,
+		[]byte(`{"name":"daily","cadence":"day","epsilon":0.02,"start":"2026-01-01","query":{"aggregates":[{"op":"count"}]}}`), http.StatusCreated, &v)
+	// An ad-hoc question about January leaves ε 0.05 of it: two releases.
+	f.mustDo(t, http.MethodPost, "/v1/queries", f.admin, "application/json", nil,
+		[]byte(`{"where":[{"column":"ts","gte":"2026-01-01","lt":"2026-02-01"}],"aggregates":[{"op":"count"}],"epsilon":0.95}`), http.StatusOK, nil)
+	var rels wire.Releases
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	if len(rels.Releases) != 2 || rels.Releases[0].Bucket != "2026-01-01" || rels.Releases[1].Bucket != "2026-01-02" {
+		t.Fatalf("releases with ε 0.05 left: %+v, want 2026-01-01 and 2026-01-02", rels.Releases)
+	}
+	var b api.BudgetResponse
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if math.Abs(b.Periods[0].Spent.Epsilon-0.99) > 1e-9 {
+		t.Fatalf("January spent ε %g, want 0.95 + 2 × 0.02: the refused releases cost nothing", b.Periods[0].Spent.Epsilon)
+	}
+	// Read again, still refused (free); after a grant, the two missing days are made.
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	f.mustDo(t, http.MethodPost, "/v1/budget/grants", f.admin, "application/json", nil, []byte(`{"epsilon":1}`), http.StatusOK, nil)
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	if len(rels.Releases) != 4 {
+		t.Fatalf("after the grant: %d releases, want the 4 closed days", len(rels.Releases))
+	}
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if math.Abs(b.Periods[0].Spent.Epsilon-(0.95+4*0.02)) > 1e-9 {
+		t.Errorf("January spent ε %g, want 0.95 + 4 × 0.02", b.Periods[0].Spent.Epsilon)
+	}
 }

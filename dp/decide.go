@@ -229,6 +229,8 @@ func ViewsFit(a Account, perPeriod, now Units) (fits bool, periods int) {
 	if a.Accounting == privalytics.AccountingZCDP {
 		rem.Delta = a.Total.Delta/2 - a.Spent.Delta
 		rem.Eps = -1 // ρ binds, not ε
+	} else {
+		rem.Rho = -1 // ε and δ bind; a plan's ρ is only informative
 	}
 	periods = -1
 	for _, d := range []struct{ left, need, now int64 }{{rem.Eps, perPeriod.Eps, now.Eps}, {rem.Delta, perPeriod.Delta, now.Delta}, {rem.Rho, perPeriod.Rho, now.Rho}} {

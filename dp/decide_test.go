@@ -149,6 +149,10 @@ func TestViewsFit(t *testing.T) {
 		t.Error("period tenant, ε 10.5 of 10 a month: fits")
 	}
 	life := Account{Total: u(10), Spent: u(2)}
+	// A plan's ρ does not bind a tenant with basic composition.
+	if fits, n := ViewsFit(life, UnitsUp(privalytics.Cost{Epsilon: 3, Rho: 4.5}), u(1)); !fits || n != 2 {
+		t.Errorf("lifetime tenant, a need with ρ: fits %v, %d months; want true, 2", fits, n)
+	}
 	// 8 left, 1 now for the past buckets: 7 left, 3 a month → 2 months.
 	if fits, n := ViewsFit(life, u(3), u(1)); !fits || n != 2 {
 		t.Errorf("lifetime tenant: fits %v, %d months; want true, 2", fits, n)

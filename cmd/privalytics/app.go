@@ -44,9 +44,10 @@ type App struct {
 
 // appOptions are what tests may change beyond Config.
 type appOptions struct {
-	mechanisms *dp.Mechanisms   // nil: dp.Secure()
-	logOutput  io.Writer        // nil: stderr
-	now        func() time.Time // nil: time.Now; tests fix the API's clock (which buckets of a view are closed)
+	mechanisms *dp.Mechanisms // nil: dp.Secure()
+	logOutput  io.Writer      // nil: stderr
+	// now is the server's clock; nil: time.Now. Benchmarks simulate days with it.
+	now func() time.Time
 }
 
 // openApp opens (creating on first start) the data directory and every store, and

@@ -77,7 +77,7 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	}
 	var created wire.CreateTenantResponse
 	cliJSON(t, &created, as(ts.operator, "tenant", "create", "--id", "clishop-two", "--epsilon", "1")...)
-	if created.Tenant == nil || created.Tenant.ID != "clishop-two" || created.AdminKey == nil || !strings.HasPrefix(created.AdminKey.Token, "pvk_") {
+	if created.Tenant == nil || created.Tenant.ID != "clishop-two" || created.Tenant.Period != "month" || created.AdminKey == nil || !strings.HasPrefix(created.AdminKey.Token, "pvk_") {
 		t.Fatalf("tenant create --output json printed %+v, want the tenant and its admin key", created)
 	}
 	var issued wire.IssuedKey

@@ -45,6 +45,9 @@ type ServerOptions struct {
 	SealRows        int  // rows per sealed segment; 0 keeps the default
 	PlaintextAtRest bool // turn off encryption at rest (on by default, as in serve)
 	Processor       bool // serve --role processor (the HE routes)
+	// Now, when set, is the server's clock (simulated days); the per-key rate
+	// limit is then off.
+	Now func() time.Time
 }
 
 // StartFunc starts a server on 127.0.0.1:0 in a new temporary directory whose

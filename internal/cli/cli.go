@@ -13,5 +13,5 @@ import "github.com/spf13/cobra"
 // whose verify reads the data directory (AuditListCommand).
 func Commands() []*cobra.Command {
 	return []*cobra.Command{queryCommand(), tenantCommand(), keysCommand(), explainCommand(),
-		budgetCommand(), consentCommand(), subjectsCommand(), retentionCommand(), versionCommand()}
+		budgetCommand(), consentCommand(), subjectsCommand(), retentionCommand(), viewsCommand(), versionCommand()}
 }

@@ -222,7 +222,14 @@ func tenantCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := wire.CreateTenantRequest{ID: id, Name: name, Budget: wire.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: period, Accounting: accounting}
+			// New tenants budget each month of data by default (issue 16): views
+			// then renew every month. zCDP tenants keep one budget (the two do not
+			// combine yet); "lifetime" asks for one budget explicitly.
+			p := period
+			if p == "lifetime" || (accounting == "zcdp" && !cmd.Flags().Changed("period")) {
+				p = ""
+			}
+			req := wire.CreateTenantRequest{ID: id, Name: name, Budget: wire.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: p, Accounting: accounting}
 			if schemaFile != "" {
 				raw, err := os.ReadFile(schemaFile)
 				if err != nil {
@@ -242,7 +249,11 @@ func tenantCommand() *cobra.Command {
 				// A script creating tenants needs the admin key as data, not prose.
 				return createOut.Print(cmd.OutOrStdout(), res, fields("tenant", res.Tenant.ID, "admin_key_id", res.AdminKey.ID, "admin_key_token", res.AdminKey.Token))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created tenant %s with budget ε=%g, δ=%g.\nIts admin key (shown once):\n\n    %s\n", res.Tenant.ID, res.Tenant.Budget.Epsilon, res.Tenant.Budget.Delta, res.AdminKey.Token)
+			per := "for all data, all time"
+			if res.Tenant.Period == "month" {
+				per = "for each month of data"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created tenant %s with budget ε=%g, δ=%g %s.\nIts admin key (shown once):\n\n    %s\n", res.Tenant.ID, res.Tenant.Budget.Epsilon, res.Tenant.Budget.Delta, per, res.AdminKey.Token)
 			return nil
 		},
 	}
@@ -250,12 +261,12 @@ func tenantCommand() *cobra.Command {
 	createOut.Bind(create)
 	create.Flags().StringVar(&id, "id", "", "tenant ID: lower-case letters, digits and -")
 	create.Flags().StringVar(&name, "name", "", "display name")
-	create.Flags().Float64Var(&eps, "epsilon", 10, "total privacy budget ε over the data's lifetime")
+	create.Flags().Float64Var(&eps, "epsilon", 10, "privacy budget ε of each month of data (with --period lifetime: over the data's lifetime)")
 	create.Flags().Float64Var(&delta, "delta", 1e-5, "total privacy budget δ")
 	create.Flags().StringVar(&schemaFile, "schema", "", "JSON schema file (default: the retail schema)")
 	create.Flags().StringSliceVar(&purposeList, "purposes", nil, "declared purposes (default analytics)")
 	create.Flags().StringVar(&accounting, "accounting", "", "zcdp: compose answers in ρ (zero-concentrated DP), much tighter for many Gaussian answers; default basic composition")
-	create.Flags().StringVar(&period, "period", "", "month: give each month of data its own budget (a weaker, per-month guarantee; see docs/privacy-budget.md)")
+	create.Flags().StringVar(&period, "period", "month", "month: each month of data has its own budget (the default; a weaker, per-month guarantee, see docs/privacy-budget.md); lifetime: one budget for all data, all time")
 	cmd.AddCommand(create, tenantGetCommand(), tenantListCommand())
 	return cmd
 }

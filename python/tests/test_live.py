@@ -72,6 +72,37 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(self.operator.dashboard_file(), "/dashboard/")
         self.assertIn(b"<html", self.operator.dashboard_file("").lower())
 
+    def test_views_dashboards_and_share_links(self) -> None:
+        spec = {"name": "buyers per month", "cadence": "month", "epsilon": 0.01, "start": "2026-01-01",
+                "query": {k: v for k, v in _by_channel(0).items() if k != "epsilon"}}
+        cost = self.query.preview_view(spec)
+        self.assertTrue(cost["fits"], cost)
+        self.assertIn("per month", cost["message"])
+        view = self.query.create_view(spec)
+        self.assertIn(view["id"], [v["id"] for v in self.query.views()])
+        self.assertEqual(self.query.view(view["id"])["cadence"], "month")
+        releases = self.query.view_releases(view["id"], "2026-01-01", "2026-01-31")
+        self.assertEqual([r["bucket"] for r in releases], ["2026-01"])
+        self.assertEqual(releases[0]["state"], "closed")
+        # A closed release reads the same every time, at no cost.
+        spent = self.query.budget()["spent"]["epsilon"]
+        self.assertEqual(self.query.view_releases(view["id"], "2026-01-01", "2026-01-31"), releases)
+        self.assertEqual(self.query.budget()["spent"]["epsilon"], spent)
+        rows = self.query.view_rollup(view["id"], "year")
+        self.assertIn("2026", [r["bucket"] for r in rows])
+        dash = self.query.create_dashboard("py", [view["id"]])
+        self.assertIn(dash["id"], [d["id"] for d in self.query.dashboards()])
+        link = self.query.share_dashboard(dash["id"])
+        shared = self.query.with_key(link["token"])
+        self.assertEqual(shared.dashboard(dash["id"])["view_ids"], [view["id"]])
+        self.assertEqual(len(shared.view_releases(view["id"], "2026-01-01", "2026-01-31")), 1)
+        with self.assertRaises(PrivalyticsError) as refused:
+            shared.budget()
+        self.assertEqual(refused.exception.status, 403)
+        self.query.revoke_share(dash["id"], link["id"])
+        self.query.delete_dashboard(dash["id"])
+        self.query.delete_view(view["id"])
+
     def test_tenant_and_keys(self) -> None:
         self.assertEqual(self.admin.tenant()["id"], self.tenant_id)
         self.assertEqual(self.operator.get_tenant(self.tenant_id)["name"], "Python SDK test")
