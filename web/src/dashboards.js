@@ -424,7 +424,8 @@ function rollupTable(view, agg, filters, f) {
     return Object.keys(g).length === want.length && want.every(([col, val]) => g[col] === val);
   });
   if (rows.length === 0) return null;
-  const name = agg.name && rows[0].values[agg.name] !== undefined ? agg.name : Object.keys(rows[0].values)[0];
+  const name = agg.name && rows[0].values[agg.name] !== undefined ? agg.name : Object.keys(rows[0].values || {})[0];
+  if (name === undefined) return null; // only counts and sums roll up: an average of quarters is not a sum
   return el("div", { class: "rollup" },
     el("div", { class: "small muted", text: "Quarters: sums of the closed periods, made to add up, free to read" }),
     el("table", { class: "rollup-table", "data-view": view.id },
