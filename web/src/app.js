@@ -706,7 +706,10 @@ function renderBudget() {
   const total = key ? key.total.epsilon : b.total.epsilon;
   const left = key ? key.remaining.epsilon : b.remaining.epsilon;
   const spent = Math.max(0, total - left);
-  $("budget-pill").textContent = `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} left`;
+  // With a budget per month of data, what is left is the least any month has.
+  $("budget-pill").textContent = b.period
+    ? `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} per ${b.period} left (the tightest ${b.period})`
+    : `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} left`;
   $("gauge-left").textContent = `ε ${fmtEps(left)}`;
   $("gauge-of").textContent = `left of ${fmtEps(total)}${key ? " (this key's share)" : ""}`;
   const notes = [];
