@@ -70,7 +70,7 @@ type Release struct {
 // Dashboard is a saved list of views with layout hints.
 type Dashboard struct {
 	ID        string         `json:"id"`
-	TenantID  string         `json:"tenant_id"`
+	TenantID  string         `json:"-"` // implied by the key that reads it
 	Name      string         `json:"name"`
 	ViewIDs   []string       `json:"view_ids"`
 	Layout    map[string]any `json:"layout,omitempty"`

@@ -71,6 +71,9 @@ func TestWireMirrorsDomain(t *testing.T) {
 		{"ErasureReceipt", privalytics.ErasureReceipt{}, wire.ErasureReceipt{}},
 		{"AppendResult", privalytics.AppendResult{}, wire.AppendResult{}},
 		{"Notice", notice.Notice{}, wire.Notice{}},
+		{"ViewCost", analytics.ViewCost{}, wire.ViewCost{}},
+		{"RollupRow", analytics.RollupRow{}, wire.RollupRow{}},
+		{"Dashboard", privalytics.Dashboard{}, wire.Dashboard{}},
 	} {
 		d := jsonFields(reflect.TypeOf(tc.domain), "", map[reflect.Type]bool{})
 		w := jsonFields(reflect.TypeOf(tc.wire), "", map[reflect.Type]bool{})
