@@ -125,6 +125,14 @@ type RollupRow struct {
 	Complete bool `json:"complete"`
 }
 
+// MaxViewBackfillDays is how far back a view may start: its first read
+// releases every past bucket (each a query), so the backlog is bounded.
+const MaxViewBackfillDays = 3660 // ten years
+
+// maxReleasesPerRefresh bounds the releases one read makes; a longer backlog
+// is made over the following reads.
+const maxReleasesPerRefresh = 200
+
 // bucketSpan is one cadence bucket.
 type bucketSpan struct {
 	label      string
@@ -170,6 +178,8 @@ func (v *Views) checkSpec(r ViewRequest, spec *privalytics.ViewSpec) (*Plan, err
 	start, err := time.Parse(time.DateOnly, spec.Start)
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("start must be a day as YYYY-MM-DD, got %q", spec.Start))
+	} else if now := v.now().UTC(); start.Before(now.AddDate(0, 0, -MaxViewBackfillDays)) || start.After(now.AddDate(1, 0, 0)) {
+		problems = append(problems, fmt.Sprintf("start must be within %d days before today and a year after, got %s", MaxViewBackfillDays, spec.Start))
 	}
 	q := &spec.Query
 	if q.Epsilon != 0 && q.Epsilon != spec.Epsilon {
@@ -416,6 +426,7 @@ func (v *Views) refresh(ctx context.Context, r ViewRequest, view *privalytics.Vi
 		return now, err
 	}
 	due := now.AddDate(100, 0, 0)
+	made := 0
 	done := map[string]bool{}
 	for _, rel := range have {
 		fresh := rel.ClaimedAt.After(now.Add(-v.stale))
@@ -448,11 +459,16 @@ func (v *Views) refresh(ctx context.Context, r ViewRequest, view *privalytics.Vi
 		if kind == "" || done[b.label+"/"+kind] {
 			continue
 		}
-		made, err := v.release(ctx, r, view, b, kind)
+		if made >= maxReleasesPerRefresh {
+			return now, nil // the rest at the next read
+		}
+		ok, err := v.release(ctx, r, view, b, kind)
 		if err != nil {
 			return now, err
 		}
-		if !made {
+		if ok {
+			made++
+		} else {
 			due = now
 		}
 	}
