@@ -24,6 +24,7 @@ func TestDashboardServed(t *testing.T) {
 		{path: "/dashboard", status: http.StatusMovedPermanently, location: "/dashboard/"},
 		{path: "/dashboard/", status: http.StatusOK, ctype: "text/html", contains: `<script src="app.js" defer></script>`},
 		{path: "/dashboard/app.js", status: http.StatusOK, ctype: "text/javascript", contains: "/v1/queries:explain"},
+		{path: "/dashboard/app.js?part=views", status: http.StatusOK, ctype: "text/javascript", contains: "/v1/views/preview"},
 		{path: "/dashboard/app.css", status: http.StatusOK, ctype: "text/css", contains: ".chart-box"},
 		{path: "/dashboard/no-such-file.js", status: http.StatusNotFound},
 		{path: "/dashboard/../openapi.yaml", status: http.StatusNotFound}, // no way out of the embedded files

@@ -1,6 +1,8 @@
 // Package dashboard holds the web dashboard the server shows marketers at
 // /dashboard/: static files only, embedded in the binary. The page calls the
-// public HTTP API with the API key its user types; it has no access of its own.
+// public HTTP API with the API key its user types, or with the share token in
+// a share link's fragment (/dashboard/#share=<token>&dashboard=<id>, read-only:
+// that dashboard's views and nothing else); it has no access of its own.
 //
 // The source is in web/ (plain JavaScript, Chart.js bundled by esbuild). The
 // built files in assets/ are committed, so building the Go binary never needs

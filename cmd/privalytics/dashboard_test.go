@@ -98,6 +98,11 @@ func jsNumber(v float64) string {
 	if math.Abs(v) >= 100 || v == math.Trunc(v) {
 		digits = 0
 	}
+	return jsFixed(v, digits)
+}
+
+// jsFixed formats v as toLocaleString("en-GB") does with exactly digits decimals.
+func jsFixed(v float64, digits int) string {
 	// JavaScript rounds the shortest decimal form of v, halves away from zero.
 	r, _ := new(big.Rat).SetString(strconv.FormatFloat(v, 'f', -1, 64))
 	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil))
@@ -143,11 +148,12 @@ func TestJSNumber(t *testing.T) {
 type trendSummary struct {
 	Labels   []string `json:"labels"`
 	Datasets []struct {
-		Label  string     `json:"label"`
-		Role   string     `json:"role"`
-		Data   []*float64 `json:"data"`
-		Fill   any        `json:"fill"`
-		Points int        `json:"points"` // elements Chart.js laid out inside the chart area
+		Label   string     `json:"label"`
+		Role    string     `json:"role"`
+		Data    []*float64 `json:"data"`
+		Fill    any        `json:"fill"`
+		Points  int        `json:"points"`  // elements Chart.js laid out inside the chart area
+		Tension float64    `json:"tension"` // as Chart.js resolved it: 0 is straight segments
 	} `json:"datasets"`
 	Width       int `json:"width"`
 	Height      int `json:"height"`
@@ -160,7 +166,7 @@ const readTrendJS = `(() => {
   if (!c) return null;
   const area = c.chartArea;
   const datasets = c.data.datasets.map((ds, i) => ({
-    label: ds.label, role: ds.role, data: ds.data, fill: ds.fill,
+    label: ds.label, role: ds.role, data: ds.data, fill: ds.fill, tension: c.getDatasetMeta(i).dataset.options.tension,
     points: c.getDatasetMeta(i).data.filter((p) => !p.skip && p.x >= area.left - 1 && p.x <= area.right + 1 && p.y >= area.top - 1 && p.y <= area.bottom + 1).length,
   }));
   const cv = c.canvas, px = cv.getContext("2d").getImageData(0, 0, cv.width, cv.height).data;
@@ -409,6 +415,9 @@ func TestDashboardInBrowser(t *testing.T) {
 			if *ds.Data[j] != wantV {
 				t.Errorf("dataset %q at %s = %v, the API answered %v", ds.Label, month, *ds.Data[j], wantV)
 			}
+		}
+		if ds.Tension != 0 {
+			t.Errorf("dataset %q is drawn with line tension %v; noisy values must be joined by straight segments (0)", ds.Label, ds.Tension)
 		}
 		switch ds.Role {
 		case "value":

@@ -1,7 +1,9 @@
-// The Privalytics dashboard: a marketer signs in with a query API key, picks a
-// measure, a split and a time range, sees what the question costs and how precise
-// it will be (POST /v1/queries:explain), runs it (POST /v1/queries), and reads the
-// trend with its 95% intervals, the privacy budget and a table to export.
+// The Privalytics dashboard. A marketer signs in with a query API key and either
+// asks an ad-hoc question (charged each run: POST /v1/queries, after its cost is
+// shown by POST /v1/queries:explain) or saves it as a view (a fixed cost per
+// period, released once per period and read free forever: POST /v1/views, after
+// POST /v1/views/preview says what it costs). Views go on saved dashboards
+// (dashboards.js), which can be shared read-only with a link.
 //
 // The page only ever calls the public HTTP API with the key the user typed; it
 // holds no secrets of its own. The key lives in sessionStorage, so it is gone when
@@ -11,6 +13,8 @@ import {
   Chart, LineController, LineElement, PointElement, CategoryScale, LinearScale,
   Filler, Tooltip, Legend, DoughnutController, ArcElement,
 } from "chart.js";
+import { $, PALETTE, state, api, fmt, fmtEps, isoDate, show, setError, option, alpha, el } from "./core.js";
+import { setupDashboards, loadDashboards, openShared, showTab } from "./dashboards.js";
 
 Chart.register(LineController, LineElement, PointElement, CategoryScale, LinearScale,
   Filler, Tooltip, Legend, DoughnutController, ArcElement);
@@ -19,69 +23,6 @@ Chart.defaults.color = "#5b6b7c";
 
 const KEY_STORAGE = "privalytics.apiKey";
 const SERIES_IN_CHART = 8; // more series than this make the chart unreadable; the table has them all
-const PALETTE = ["#2a7f72", "#3d6fb6", "#d9822b", "#8e5bb5", "#c2434b", "#5a8f29", "#b8860b", "#2f8fbf"];
-
-const $ = (id) => document.getElementById(id);
-
-// state is the page's memory; window.privalyticsDashboard exposes it read-only
-// to the browser test, which compares what is drawn with what the API answered.
-const state = {
-  key: "",
-  tenant: null,
-  budget: null,
-  charges: [],
-  explained: null, // the question last explained, with the answer of :explain
-  lastQuery: null,
-  lastResult: null,
-  charts: { trend: null, gauge: null, history: null },
-};
-window.privalyticsDashboard = state;
-
-// ---------------------------------------------------------------- API
-
-class APIError extends Error {
-  constructor(status, body) {
-    const e = (body && body.error) || {};
-    super(e.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = e.code || "";
-    this.requestID = e.request_id || "";
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.key}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  let data = null;
-  try { data = await res.json(); } catch { /* an empty or non-JSON body */ }
-  if (!res.ok) throw new APIError(res.status, data);
-  return data;
-}
-
-// ---------------------------------------------------------------- formatting
-
-function fmt(v) {
-  if (!Number.isFinite(v)) return String(v);
-  const digits = Math.abs(v) >= 100 || Number.isInteger(v) ? 0 : 2;
-  return v.toLocaleString("en-GB", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function fmtEps(v) {
-  return Number.isFinite(v) ? Number(v.toPrecision(4)).toString() : "—";
-}
-
-function isoDate(d) {
-  return d.toISOString().slice(0, 10);
-}
-
-function show(el, on) { el.hidden = !on; }
-
-function setError(el, err) {
-  if (!err) { show(el, false); el.textContent = ""; return; }
-  el.textContent = err.requestID ? `${err.message} (request ${err.requestID})` : err.message;
-  show(el, true);
-}
 
 // ---------------------------------------------------------------- sign in
 
@@ -101,9 +42,11 @@ async function signIn(key) {
   $("tenant-name").textContent = tenant.name || tenant.id;
   setupForm(tenant.schema);
   show($("login-view"), false);
-  show($("app-view"), true);
+  show($("tabs"), true);
   show($("session"), true);
+  showTab("ask");
   scheduleExplain();
+  await Promise.all([loadViews(), loadDashboards()]);
 }
 
 function signOut() {
@@ -154,22 +97,12 @@ function dimensionsOf(schema) {
 let measures = [];
 let dimensions = [];
 
-function option(value, text, selected) {
-  const o = document.createElement("option");
-  o.value = value;
-  o.textContent = text;
-  o.selected = !!selected;
-  return o;
-}
-
 function setupForm(schema) {
   measures = measuresOf(schema);
   dimensions = dimensionsOf(schema);
   const m = $("measure");
   m.replaceChildren(...measures.map((x) => option(x.id, x.label, x.id === "sum:amount")));
-  const d = $("dimension");
-  d.replaceChildren(option("", "Nothing (one total)", true),
-    ...dimensions.filter((c) => c.name !== "type").map((c) => option(c.name, c.allowed ? c.name : `${c.name} (keys chosen privately)`)));
+  fillDimensions();
 
   // The event-type filter exists when the schema declares the retail "type" column.
   const typeCol = schema.columns.find((c) => c.name === "type" && c.allowed);
@@ -183,7 +116,50 @@ function setupForm(schema) {
   const year = new Date().getUTCFullYear();
   $("from").value = `${year - 1}-01-01`;
   $("to").value = `${year}-01-01`;
+  // A view starts by default twelve months back, so its dashboard has a year to show.
+  const now = new Date();
+  $("view-start").value = isoDate(new Date(Date.UTC(now.getUTCFullYear() - 1, now.getUTCMonth(), 1)));
   syncBounds();
+}
+
+// fillDimensions offers the splits: a view needs public keys (declared in the
+// schema), so in view mode the columns whose keys would be chosen from the data
+// are listed but cannot be picked.
+function fillDimensions() {
+  const d = $("dimension");
+  const was = d.value;
+  const view = currentMode() === "view";
+  d.replaceChildren(option("", "Nothing (one total)", true),
+    ...dimensions.filter((c) => c.name !== "type").map((c) => {
+      const o = option(c.name, c.allowed ? c.name : `${c.name} (keys chosen privately${view ? ": not for views" : ""})`);
+      o.disabled = view && !c.allowed;
+      return o;
+    }));
+  const keep = [...d.options].find((o) => o.value === was && !o.disabled);
+  d.value = keep ? was : "";
+}
+
+// ---------------------------------------------------------------- ad-hoc or view
+
+function currentMode() {
+  return $("mode-view").checked ? "view" : "adhoc";
+}
+
+function syncMode() {
+  const view = currentMode() === "view";
+  state.budgetStale = true; // views may have been released (and charged) meanwhile
+  show($("view-name-row"), view);
+  show($("view-fields"), view);
+  show($("adhoc-fields"), !view);
+  show($("view-results"), view);
+  show($("adhoc-results"), !view);
+  $("from").required = !view;
+  $("to").required = !view;
+  $("epsilon-label").textContent = view ? "Privacy cost ε per release" : "Privacy cost ε per run";
+  $("run").textContent = view ? "Create view" : "Run query";
+  $("explain").querySelector(".explain-title").textContent = view ? "What this view costs" : "Before you run";
+  fillDimensions();
+  setError($("query-error"), null);
 }
 
 function currentMeasure() {
@@ -227,6 +203,45 @@ function buildQuery() {
   return q;
 }
 
+// buildViewSpec turns the form into a view: the question without a time filter
+// (each release adds its period's), its split's public keys declared, a cadence
+// and the ε of each release.
+function buildViewSpec() {
+  const m = currentMeasure();
+  const agg = { ...m.agg };
+  if (m.bounded) {
+    agg.lower = Number($("lower").value);
+    agg.upper = Number($("upper").value);
+  }
+  const where = [];
+  const type = $("event-type").value;
+  if (!$("type-row").hidden && type) where.push({ column: "type", eq: type });
+  const groupBy = [];
+  const dim = $("dimension").value;
+  if (dim) {
+    const col = dimensions.find((c) => c.name === dim);
+    groupBy.push({ column: dim, keys: col && col.allowed ? [...col.allowed] : undefined });
+  }
+  const epsilon = Number($("epsilon").value);
+  const query = {
+    where,
+    group_by: groupBy,
+    aggregates: [agg],
+    bounds: { max_groups: Number($("max-groups").value), max_rows_per_group: Number($("max-rows").value) },
+    epsilon,
+    confidence: 0.95,
+  };
+  const name = $("view-name").value.trim() || `${m.label}${dim ? ` by ${dim}` : ""}${type && !$("type-row").hidden ? ` (${type})` : ""}`;
+  return {
+    name,
+    query,
+    cadence: $("cadence").value,
+    epsilon,
+    so_far: $("so-far").checked,
+    start: $("view-start").value,
+  };
+}
+
 // ---------------------------------------------------------------- explain
 
 let explainTimer = 0;
@@ -240,13 +255,17 @@ function scheduleExplain() {
 }
 
 async function explain() {
+  if (currentMode() === "view") return preview();
   const seq = explainSeq;
   const box = $("explain");
   const body = $("explain-body");
   let q;
   try {
     q = buildQuery();
-    const ex = await api("POST", "/v1/queries:explain", q);
+    // Views' releases spend budget while the page is open (each month they are
+    // read): what is left is read again before it is compared with a cost.
+    const [ex] = await Promise.all([api("POST", "/v1/queries:explain", q),
+      state.budgetStale || Date.now() - budgetAt > 30000 ? refreshBudget().catch(() => {}) : null]);
     if (seq !== explainSeq) return; // a newer question is on its way
     box.classList.remove("bad");
     state.explained = { query: q, explanation: ex };
@@ -277,7 +296,12 @@ async function explain() {
     dl.id = "explain-list";
     body.replaceChildren(dl);
     body.classList.remove("muted");
-    $("run").disabled = false;
+    // A question the budget cannot pay for is not run: the server would refuse
+    // it anyway, and the page says why before anyone clicks.
+    const short = shortfall(ex.cost, q);
+    if (short) body.append(el("p", { class: "sentence verdict", id: "explain-refusal", text: short }));
+    box.classList.toggle("bad", !!short);
+    $("run").disabled = !!short;
   } catch (err) {
     if (seq !== explainSeq) return;
     box.classList.add("bad");
@@ -285,9 +309,117 @@ async function explain() {
   }
 }
 
+// ---------------------------------------------------------------- view preview
+
+// costSentences says what a view costs in plain words, from POST /v1/views/preview:
+// its cost per period, all views together against the period's budget, and
+// whether it fits. The ε and δ of each part are under "Accounting details".
+export function costSentences(c) {
+  const period = c.period || "month";
+  const releases = c.releases_per_period || (c.per_release.epsilon > 0 ? Math.round(c.per_period.epsilon / c.per_release.epsilon) : 0);
+  const out = [
+    `Costs ε ${fmtEps(c.per_period.epsilon)} per ${period}` +
+      (releases > 1 ? ` (${releases} releases of ε ${fmtEps(c.per_release.epsilon)})` : "") + ".",
+    `All your views together: ${fmtEps(c.all_views_per_period.epsilon)} of your ${fmtEps(c.period_budget.epsilon)} per ${period}.`,
+  ];
+  let verdict;
+  if (c.fits) {
+    verdict = c.periods_budget_lasts == null
+      ? `Fits: the budget renews every ${period}, so this can run for good.`
+      : `Fits: the budget lasts ${c.periods_budget_lasts} ${period}${c.periods_budget_lasts === 1 ? "" : "s"} at this rate.`;
+  } else {
+    verdict = `Does not fit: your views would need ε ${fmtEps(c.all_views_per_period.epsilon)} per ${period}, ` +
+      `more than the ${fmtEps(c.period_budget.epsilon)} you have. Lower ε per release, release less often, or delete a view.`;
+  }
+  return { lines: out, verdict };
+}
+
+async function preview() {
+  const seq = explainSeq;
+  const box = $("explain");
+  const body = $("explain-body");
+  const run = $("run");
+  try {
+    const spec = buildViewSpec();
+    const cost = await api("POST", "/v1/views/preview", spec);
+    if (seq !== explainSeq) return;
+    state.preview = { spec, cost };
+    renderPreview(cost);
+    box.classList.toggle("bad", !cost.fits);
+    run.disabled = !cost.fits || creating;
+  } catch (err) {
+    if (seq !== explainSeq) return;
+    state.preview = null;
+    box.classList.add("bad");
+    body.textContent = err.message;
+    run.disabled = true;
+  }
+}
+
+function renderPreview(c) {
+  const { lines, verdict } = costSentences(c);
+  const details = el("details", { id: "preview-details" }, el("summary", { text: "Accounting details" }));
+  const dl = el("dl");
+  const d = (x) => `ε ${fmtEps(x.epsilon)}${x.delta ? `, δ ${x.delta.toExponential(0)}` : ""}`;
+  for (const [k, v] of [["Each release", d(c.per_release)], [`This view per ${c.period}`, d(c.per_period)],
+    [`All views per ${c.period}`, d(c.all_views_per_period)], [`Budget per ${c.period}`, d(c.period_budget)]]) {
+    dl.append(el("dt", { text: k }), el("dd", { text: v }));
+  }
+  details.append(dl);
+  if (c.message) details.append(el("p", { class: "small muted", text: c.message }));
+  $("explain-body").replaceChildren(
+    ...lines.map((l) => el("p", { class: "sentence", text: l })),
+    el("p", { class: "sentence verdict", id: "preview-verdict", text: verdict }),
+    details);
+  $("explain-body").classList.remove("muted");
+}
+
+// monthsOf lists the calendar months ("2026-03") that [from, to) touches.
+function monthsOf(from, to) {
+  const out = [];
+  const end = new Date(new Date(to + "T00:00:00Z").getTime() - 1);
+  for (let d = new Date(from.slice(0, 7) + "-01T00:00:00Z"); d <= end; d = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1))) {
+    out.push(d.toISOString().slice(0, 7));
+    if (out.length > 1200) break;
+  }
+  return out;
+}
+
+// shortfall says in words why the budget cannot pay for an ad-hoc question, or
+// returns "" when it can. With a budget per month of data, the question is
+// charged in every month its dates touch, so each of them must have enough left.
+// zCDP budgets compose in ρ and are left to the server to decide.
+export function shortfall(cost, q) {
+  const b = state.budget;
+  if (!b || b.accounting === "zcdp" || !(cost.epsilon > 0)) return "";
+  const eps = cost.epsilon * (1 - 1e-12);
+  const share = b.key && !b.key.shared ? b.key : null;
+  if (share && share.remaining.epsilon < eps) {
+    return `Not enough budget: this question costs ε ${fmtEps(cost.epsilon)} and this key has ε ${fmtEps(share.remaining.epsilon)} left. Lower ε, or ask an admin for a larger share.`;
+  }
+  if (b.period === "month") {
+    const time = q.where.find((f) => f.column === state.tenant.schema.time);
+    if (time && time.gte && time.lt) {
+      const left = new Map((b.periods || []).map((p) => [p.period, p.remaining.epsilon]));
+      const short = monthsOf(time.gte, time.lt).filter((m) => (left.has(m) ? left.get(m) : b.total.epsilon) < eps);
+      if (short.length) {
+        const m = short[0];
+        return `Not enough budget: this question costs ε ${fmtEps(cost.epsilon)} in each month it covers, and ${m} has ε ${fmtEps(left.has(m) ? left.get(m) : b.total.epsilon)} left` +
+          `${short.length > 1 ? ` (${short.length} months are short)` : ""}. Lower ε, or ask about fewer months.`;
+      }
+      return "";
+    }
+  }
+  if (b.remaining.epsilon < eps) {
+    return `Not enough budget: this question costs ε ${fmtEps(cost.epsilon)} and ε ${fmtEps(b.remaining.epsilon)} is left. Lower ε.`;
+  }
+  return "";
+}
+
 const form = $("query-form");
 form.addEventListener("input", (ev) => {
   if (ev.target.id === "measure") syncBounds();
+  if (ev.target.name === "mode") syncMode();
   scheduleExplain();
 });
 form.addEventListener("change", scheduleExplain);
@@ -296,6 +428,7 @@ form.addEventListener("change", scheduleExplain);
 
 form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  if (currentMode() === "view") return createView();
   const run = $("run");
   run.disabled = true;
   setError($("query-error"), null);
@@ -347,10 +480,6 @@ function seriesOf(res) {
   return { labels, series: all.slice(0, SERIES_IN_CHART), hidden: Math.max(0, all.length - SERIES_IN_CHART) };
 }
 
-function alpha(hex, a) {
-  const n = parseInt(hex.slice(1), 16);
-  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
-}
 
 function renderTrend(res) {
   const { labels, series, hidden } = seriesOf(res);
@@ -360,7 +489,7 @@ function renderTrend(res) {
     // The band: the lower edge, then the upper edge filled down to it.
     datasets.push({ label: `${s.name} lower`, role: "band-lower", data: s.lower, borderWidth: 0, pointRadius: 0, fill: false, borderColor: "transparent" });
     datasets.push({ label: `${s.name} 95% interval`, role: "band-upper", data: s.upper, borderWidth: 0, pointRadius: 0, fill: "-1", backgroundColor: alpha(color, 0.18), borderColor: "transparent" });
-    datasets.push({ label: s.name, role: "value", data: s.value, borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: labels.length > 60 ? 0 : 3, tension: 0.25, fill: false });
+    datasets.push({ label: s.name, role: "value", data: s.value, borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: labels.length > 60 ? 0 : 3, tension: 0, fill: false });
   });
   const agg = res.aggregates[0];
   $("trend-title").textContent = `${agg.name[0].toUpperCase()}${agg.name.slice(1)} by ${res.group_by[0]}${res.group_by.length > 1 ? ` and ${res.group_by[1]}` : ""}`;
@@ -432,6 +561,97 @@ function renderTable(res) {
   $("export").disabled = rows.length === 0;
 }
 
+// ---------------------------------------------------------------- views
+
+let creating = false; // a view is being created: Create stays disabled until it is listed
+
+async function createView() {
+  if (creating) return;
+  creating = true;
+  const run = $("run");
+  run.disabled = true;
+  setError($("query-error"), null);
+  const spec = buildViewSpec();
+  try {
+    await api("POST", "/v1/views", spec);
+    $("view-name").value = "";
+    await loadViews();
+  } catch (err) {
+    // An over-budget view is refused with the cost in words; nothing was created.
+    setError($("query-error"), err);
+  } finally {
+    creating = false;
+    scheduleExplain();
+  }
+}
+
+export async function loadViews() {
+  try {
+    state.views = (await api("GET", "/v1/views")).views || [];
+    setError($("views-error"), null);
+  } catch (err) {
+    state.views = [];
+    setError($("views-error"), err);
+  }
+  renderViews();
+}
+
+function renderViews() {
+  const tbody = $("views-table").tBodies[0];
+  if (state.views.length === 0) {
+    tbody.replaceChildren(el("tr", {}, el("td", { colSpan: 6, class: "muted", text: "No views yet: describe a question on the left and create it." })));
+    $("views-total").textContent = "";
+    $("create-dashboard").disabled = true;
+    return;
+  }
+  tbody.replaceChildren(...state.views.map((v) => {
+    const c = v.cost || {};
+    const del = el("button", { type: "button", class: "link danger", text: "Delete" });
+    del.addEventListener("click", async () => {
+      if (!confirm(`Delete the view "${v.name}"? Its released numbers stay paid for; the view stops releasing.`)) return;
+      try { await api("DELETE", `/v1/views/${encodeURIComponent(v.id)}`); } catch (err) { setError($("views-error"), err); }
+      await loadViews();
+    });
+    return el("tr", { "data-view": v.id },
+      el("td", {}, el("input", { type: "checkbox", class: "pick-view", value: v.id, "aria-label": `Put ${v.name} on the new dashboard` })),
+      el("td", { text: v.name }),
+      el("td", { text: v.cadence + (v.so_far ? " (+ so far)" : "") }),
+      el("td", { class: "num", text: fmtEps(v.epsilon) }),
+      el("td", { class: "num", text: c.per_period ? fmtEps(c.per_period.epsilon) : "—" }),
+      el("td", {}, del));
+  }));
+  const last = state.views[state.views.length - 1].cost;
+  $("views-total").textContent = last && last.all_views_per_period
+    ? `All views together: ε ${fmtEps(last.all_views_per_period.epsilon)} of ${fmtEps(last.period_budget.epsilon)} per ${last.period}.`
+    : "";
+  syncCreateDashboard();
+}
+
+function pickedViews() {
+  return [...document.querySelectorAll(".pick-view:checked")].map((c) => c.value);
+}
+
+function syncCreateDashboard() {
+  $("create-dashboard").disabled = pickedViews().length === 0;
+}
+
+$("views-table").addEventListener("change", syncCreateDashboard);
+$("create-dashboard").addEventListener("click", async () => {
+  const ids = pickedViews();
+  const name = $("dashboard-name").value.trim() || "Dashboard";
+  setError($("views-error"), null);
+  try {
+    const d = await api("POST", "/v1/dashboards", { name, view_ids: ids, layout: { currency: $("currency").value } });
+    $("dashboard-name").value = "";
+    for (const c of document.querySelectorAll(".pick-view:checked")) c.checked = false;
+    syncCreateDashboard();
+    await loadDashboards(d.id);
+    showTab("dashboards");
+  } catch (err) {
+    setError($("views-error"), err);
+  }
+});
+
 // ---------------------------------------------------------------- CSV
 
 function csvField(v) {
@@ -465,8 +685,12 @@ state.toCSV = toCSV;
 
 // ---------------------------------------------------------------- budget
 
+let budgetAt = 0;
+
 async function refreshBudget() {
   state.budget = await api("GET", "/v1/budget");
+  budgetAt = Date.now();
+  state.budgetStale = false;
   try {
     state.charges = (await api("GET", "/v1/budget/charges?limit=500")).charges || [];
   } catch {
@@ -482,7 +706,10 @@ function renderBudget() {
   const total = key ? key.total.epsilon : b.total.epsilon;
   const left = key ? key.remaining.epsilon : b.remaining.epsilon;
   const spent = Math.max(0, total - left);
-  $("budget-pill").textContent = `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} left`;
+  // With a budget per month of data, what is left is the least any month has.
+  $("budget-pill").textContent = b.period
+    ? `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} per ${b.period} left (the tightest ${b.period})`
+    : `ε ${fmtEps(b.remaining.epsilon)} of ${fmtEps(b.total.epsilon)} left`;
   $("gauge-left").textContent = `ε ${fmtEps(left)}`;
   $("gauge-of").textContent = `left of ${fmtEps(total)}${key ? " (this key's share)" : ""}`;
   const notes = [];
@@ -531,7 +758,16 @@ function renderBudget() {
 
 // ---------------------------------------------------------------- start
 
+setupDashboards();
+syncMode();
+
 (async () => {
+  // A share link (#share=<token>) opens its dashboard read-only, with no sign-in.
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("share")) {
+    await openShared(hash.get("share"), hash.get("dashboard") || "");
+    return;
+  }
   const saved = sessionStorage.getItem(KEY_STORAGE);
   if (!saved) return;
   try {
