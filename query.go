@@ -70,6 +70,21 @@ type Aggregate struct {
 	Within float64 `json:"within,omitempty"`
 	Weight float64 `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
 	Rank   float64 `json:"rank,omitempty"`   // quantile only: 0 < rank < 1 (0.5 is the median)
+	// ContributionBoundsPerGroup clamps a customer's TOTAL contribution to one
+	// group (count, sum, mean), as BigQuery's contribution_bounds_per_group and
+	// Privacy on Beam's SumPerKey do: for sum the sum of the customer's values in
+	// the group (each first clamped to lower/upper when those are given), for
+	// count the customer's rows in the group, for mean the customer's average in
+	// the group (the answer is then the average of the customers' averages, as
+	// BigQuery's AVG). The noise is calibrated to L0 × max(|lower|, |upper|)
+	// (Laplace) or √L0 × max(|lower|, |upper|) (Gaussian).
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+}
+
+// GroupBounds is the range a customer's total contribution to one group is clamped to.
+type GroupBounds struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
 }
 
 // Bounds limit each customer's contribution; the executor enforces them by
@@ -113,6 +128,9 @@ type AggregateInfo struct {
 	// BoundsEpsilon of the aggregate's Epsilon); before execution they are zero.
 	AutoBounds    bool    `json:"auto_bounds,omitempty"`
 	BoundsEpsilon float64 `json:"bounds_epsilon,omitempty"`
+	// ContributionBoundsPerGroup is the clamp of a customer's total in one
+	// group, when the aggregate has one.
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
 }
 
 // Row is one released group: its key values and one cell per aggregate.

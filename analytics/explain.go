@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 
+	"github.com/google/differential-privacy/go/v3/noise"
+
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
 )
@@ -52,6 +54,15 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			ex.Aggregates = append(ex.Aggregates, e)
 			continue
 		}
+		if a.perGroup {
+			hw, note, err := p.explainPerGroup(n, a, alpha)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: explain: %w", err)
+			}
+			e.HalfWidth, e.Note = hw, note
+			ex.Aggregates = append(ex.Aggregates, e)
+			continue
+		}
 		switch a.op {
 		case "count", "distinct_customers":
 			l0c, linf := l0, rows
@@ -89,6 +100,30 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		ex.Aggregates = append(ex.Aggregates, e)
 	}
 	return ex, nil
+}
+
+// explainPerGroup is the half-width of a cell of an aggregate with per-group
+// bounds: each customer adds at most max(|lower|, |upper|) to at most L0 cells.
+func (p *Plan) explainPerGroup(n noise.Noise, a aggregate, alpha float64) (float64, string, error) {
+	l0 := p.distinctL0()
+	note := fmt.Sprintf("each customer's total in a group is clamped to [%g, %g]: noise for L0 = %d × %g", a.glo, a.ghi, l0, math.Max(math.Abs(a.glo), math.Abs(a.ghi)))
+	if p.kind == dp.Gaussian {
+		note = fmt.Sprintf("each customer's total in a group is clamped to [%g, %g]: noise for L2 = √%d × %g", a.glo, a.ghi, l0, math.Max(math.Abs(a.glo), math.Abs(a.ghi)))
+	}
+	switch a.op {
+	case "count":
+		ci, err := n.ComputeConfidenceIntervalInt64(0, l0, a.ghiI, a.budget.Epsilon, a.budget.Delta, alpha)
+		return ci.UpperBound, note, err
+	case "mean":
+		ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, (a.ghi-a.glo)/2, a.budget.Epsilon/2, a.budget.Delta/2, alpha)
+		return ci.UpperBound / meanRows, fmt.Sprintf("the mean of the customers' averages, each clamped to [%g, %g]; for a group of %d customers, smaller groups are less precise", a.glo, a.ghi, meanRows), err
+	}
+	linf := math.Max(math.Abs(a.glo), math.Abs(a.ghi))
+	if linf <= 0 {
+		linf = 1
+	}
+	ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
+	return ci.UpperBound, note, err
 }
 
 // Cache keeps released answers by tenant, query fingerprint and snapshot version.

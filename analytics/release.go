@@ -63,6 +63,9 @@ func emptyDims(dims []execDim) bool {
 
 func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
 	conf := p.q.Confidence
+	if a.perGroup {
+		return releasePerGroup(p, part, a, g, m)
+	}
 	l0, rows := p.rowSens()
 	switch a.op {
 	case "count":
@@ -91,6 +94,22 @@ func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (d
 		return dp.Cell{Value: math.Sqrt(c.Value), Lower: math.Sqrt(c.Lower), Upper: math.Sqrt(c.Upper)}, err
 	}
 	return m.Mean(norm, n, sp)
+}
+
+// releasePerGroup releases a cell of an aggregate with per-group bounds: the
+// sum over customers of their clamped totals (count, sum) or the mean of their
+// clamped averages (mean), each customer one "row" of sensitivity
+// max(|lower|, |upper|) in at most L0 groups.
+func releasePerGroup(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
+	switch {
+	case a.op == "count":
+		return m.Count(part.pgI[a.pg][g], dp.CountParams{Kind: p.kind, L0: p.distinctL0(), LInf: a.ghiI, Budget: a.budget, Confidence: p.q.Confidence})
+	case a.op == "mean":
+		return m.Mean(part.pgF[a.pg][g], part.pgN[a.pg][g], p.perGroupParams(a))
+	case a.isFloat:
+		return m.SumFloat(part.pgF[a.pg][g], p.perGroupParams(a))
+	}
+	return m.SumInt(part.pgI[a.pg][g], p.perGroupParams(a))
 }
 
 // sum is an aggregate's exact sum in group g, in natural units.

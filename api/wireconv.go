@@ -68,7 +68,25 @@ func RootQuery(q *wire.Query) *privalytics.Query {
 		out.GroupBy = append(out.GroupBy, privalytics.GroupKey(g))
 	}
 	for _, a := range q.Aggregates {
-		out.Aggregates = append(out.Aggregates, privalytics.Aggregate(a))
+		out.Aggregates = append(out.Aggregates, rootAggregate(a))
+	}
+	return out
+}
+
+func rootAggregate(a wire.Aggregate) privalytics.Aggregate {
+	out := privalytics.Aggregate{Name: a.Name, Op: a.Op, Column: a.Column, Lower: a.Lower, Upper: a.Upper, Bounds: a.Bounds, AutoShare: a.AutoShare,
+		Within: a.Within, Weight: a.Weight, Rank: a.Rank}
+	if g := a.ContributionBoundsPerGroup; g != nil {
+		out.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: g.Lower, Upper: g.Upper}
+	}
+	return out
+}
+
+func wireAggregateInfo(a privalytics.AggregateInfo) wire.AggregateInfo {
+	out := wire.AggregateInfo{Name: a.Name, Op: a.Op, Column: a.Column, Mechanism: a.Mechanism, Epsilon: a.Epsilon, Delta: a.Delta,
+		Lower: a.Lower, Upper: a.Upper, AutoBounds: a.AutoBounds, BoundsEpsilon: a.BoundsEpsilon}
+	if g := a.ContributionBoundsPerGroup; g != nil {
+		out.ContributionBoundsPerGroup = &wire.GroupBounds{Lower: g.Lower, Upper: g.Upper}
 	}
 	return out
 }
@@ -92,7 +110,7 @@ func WireResult(r *privalytics.Result) *wire.Result {
 		Snapshot: r.Snapshot, Cached: r.Cached, Budget: WireBudget(r.Budget), Aggregates: make([]wire.AggregateInfo, len(r.Aggregates)),
 		Rows: make([]wire.Row, len(r.Rows))}
 	for i, a := range r.Aggregates {
-		out.Aggregates[i] = wire.AggregateInfo(a)
+		out.Aggregates[i] = wireAggregateInfo(a)
 	}
 	for i, row := range r.Rows {
 		out.Rows[i] = wire.Row{Key: row.Key, Cells: make([]wire.Cell, len(row.Cells))}
@@ -108,7 +126,7 @@ func WireExplanation(e *analytics.Explanation) *wire.Explanation {
 	out := &wire.Explanation{Cost: wireCost(e.Cost), Confidence: e.Confidence, Thresholded: e.Thresholded, AccuracyFirst: e.AccuracyFirst,
 		Budget: WireBudget(e.Budget), Aggregates: make([]wire.AggregateExplanation, len(e.Aggregates))}
 	for i, a := range e.Aggregates {
-		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wire.AggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, Note: a.Note}
+		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wireAggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, Note: a.Note}
 	}
 	return out
 }

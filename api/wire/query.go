@@ -48,6 +48,14 @@ type Aggregate struct {
 	Within    float64  `json:"within,omitempty"` // accuracy first: the target half-width
 	Weight    float64  `json:"weight,omitempty"`
 	Rank      float64  `json:"rank,omitempty"` // quantile only
+	// ContributionBoundsPerGroup clamps a customer's total in one group (count: rows; sum: values; mean: its average).
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+}
+
+// GroupBounds is the range a customer's total contribution to one group is clamped to.
+type GroupBounds struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
 }
 
 // Bounds limit each customer's contribution.
@@ -83,6 +91,8 @@ type AggregateInfo struct {
 	Upper         float64 `json:"upper"`
 	AutoBounds    bool    `json:"auto_bounds,omitempty"`
 	BoundsEpsilon float64 `json:"bounds_epsilon,omitempty"`
+	// ContributionBoundsPerGroup is the per-group clamp, when the aggregate has one.
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
 }
 
 // Row is one released group.
