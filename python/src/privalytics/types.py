@@ -139,6 +139,11 @@ class GroupKey(TypedDict, total=False):
     buckets: List[float]
 
 
+class GroupBounds(TypedDict):
+    lower: float
+    upper: float
+
+
 class Aggregate(TypedDict, total=False):
     name: str
     op: Literal["count", "distinct_customers", "sum", "mean", "variance", "stddev", "median", "quantile"]
@@ -150,6 +155,7 @@ class Aggregate(TypedDict, total=False):
     auto_share: float
     within: float
     weight: float
+    contribution_bounds_per_group: GroupBounds
 
 
 class Bounds(TypedDict, total=False):
@@ -188,6 +194,7 @@ class ResultAggregate(TypedDict, total=False):
     upper: float
     auto_bounds: bool
     bounds_epsilon: float
+    contribution_bounds_per_group: GroupBounds
 
 
 class ResultRow(TypedDict, total=False):
