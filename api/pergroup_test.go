@@ -8,6 +8,7 @@ import (
 
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/dp/dptest"
 )
 
@@ -46,12 +47,14 @@ func TestPerGroupBoundsOverHTTP(t *testing.T) {
 			}
 			answers[name+route] = cells
 		}
-		var ex wire.Explanation
-		w.f.mustDo(t, http.MethodPost, "/v1/queries:explain", w.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &ex)
-		// Laplace, ε 0.5 per aggregate, L0 4 (the default with group_by) × 30: b = 240; half-width b·ln 20.
-		if want := 240 * math.Log(20); math.Abs(ex.Aggregates[1].HalfWidth-want) > 1e-6*want {
-			t.Errorf("explain: half-width %v, want %v", ex.Aggregates[1].HalfWidth, want)
-		}
+	}
+	// Explain, with the secure mechanisms' interval formulas.
+	w := newWorld(t, api.DefaultLimits(), dp.Secure(), baseEvents())
+	var ex wire.Explanation
+	w.f.mustDo(t, http.MethodPost, "/v1/queries:explain", w.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &ex)
+	// Laplace, ε 0.5 per aggregate, L0 4 (the default with group_by) × 30: b = 240; half-width b·ln 20.
+	if want := 240 * math.Log(20); math.Abs(ex.Aggregates[1].HalfWidth-want) > 1e-6*want {
+		t.Errorf("explain: half-width %v, want %v", ex.Aggregates[1].HalfWidth, want)
 	}
 	for _, route := range []string{"/v1/queries", "/v1/sql"} {
 		for cat, w := range answers["with"+route] {
