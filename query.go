@@ -22,6 +22,39 @@ type Query struct {
 	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds; default UTC
+	// Tuning chooses the contribution bounds from the data (see analytics/tune.go).
+	// It is on by default for a query that gives no bounds at all and has a sum
+	// or mean without bounds; give it to tune any query without bounds.
+	Tuning *Tuning `json:"tuning,omitempty"`
+}
+
+// Tuning asks for automatic contribution bounds: Share of the query's ε goes to
+// DP histograms of the customers' contributions, from which L0, the per-group
+// clamp of each count, sum and mean, and the noise are chosen.
+type Tuning struct {
+	Share float64 `json:"share,omitempty"` // default 0.15
+}
+
+// TuningReport says what automatic tuning chose and why.
+type TuningReport struct {
+	Share     float64 `json:"share"`   // of the query's ε
+	Epsilon   float64 `json:"epsilon"` // spent on the tuning histograms
+	MaxGroups int     `json:"max_groups"`
+	Noise     string  `json:"noise"`
+	// Aggregates: the clamp chosen for each tuned aggregate, the estimated
+	// share of its true value that bounding removes, and the expected relative
+	// error (RMS, noise and bounding bias) of a typical cell.
+	Aggregates []TunedAggregate `json:"aggregates"`
+	Reason     string           `json:"reason"`
+}
+
+// TunedAggregate is one aggregate's tuned bounds.
+type TunedAggregate struct {
+	Name          string  `json:"name"`
+	Lower         float64 `json:"lower"`
+	Upper         float64 `json:"upper"`
+	BoundingLoss  float64 `json:"bounding_loss"`
+	ExpectedError float64 `json:"expected_error"`
 }
 
 // Filter is one condition on a column. Exactly one family is set: eq, in, not_in,
@@ -112,6 +145,8 @@ type Result struct {
 	Snapshot string        `json:"snapshot"`
 	Cached   bool          `json:"cached"`
 	Budget   *BudgetStatus `json:"budget,omitempty"`
+	// Tuning is what automatic tuning chose, when the query was tuned.
+	Tuning *TuningReport `json:"tuning,omitempty"`
 }
 
 // AggregateInfo describes how one aggregate was computed.
@@ -131,6 +166,9 @@ type AggregateInfo struct {
 	// ContributionBoundsPerGroup is the clamp of a customer's total in one
 	// group, when the aggregate has one.
 	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+	// Tuned: the per-group bounds were chosen by automatic tuning (see the
+	// answer's tuning object); before execution they are not known.
+	Tuned bool `json:"tuned,omitempty"`
 }
 
 // Row is one released group: its key values and one cell per aggregate.

@@ -69,6 +69,10 @@ func (c *cellState) add(vals [][]uint64, g int32, i int) {
 
 // flush adds the current customer's clamped totals to part and starts the next customer.
 func (c *cellState) flush(part *Partial) {
+	if part.tune != nil {
+		c.flushTuning(part.tune)
+		return
+	}
 	for _, g := range c.touched {
 		for _, ai := range c.p.pgAggs {
 			a := &c.p.aggs[ai]
@@ -103,6 +107,51 @@ func (c *cellState) flush(part *Partial) {
 	c.touched = c.touched[:0]
 	c.stamp++
 	if c.stamp == 0 { // wrapped: stale marks could match again
+		clear(c.mark)
+		c.stamp = 1
+	}
+}
+
+// flushTuning adds the current customer to automatic tuning's histograms: its
+// number of groups, and for each tuned aggregate its value (count: rows; sum:
+// total; mean: average) in each group, weighted 1/groups so that the customer
+// weighs at most 1 in every histogram (sensitivity 1).
+func (c *cellState) flushTuning(t *tuneHist) {
+	k := len(c.touched)
+	if k > 0 {
+		t.groups[groupBin(k)]++
+		w := 1 / float64(k)
+		for _, g := range c.touched {
+			for pi, ai := range c.p.pgAggs {
+				a := &c.p.aggs[ai]
+				var v float64
+				switch {
+				case a.op == "count":
+					v = float64(c.rows[g])
+				default:
+					n := c.n[a.slot][g]
+					if n == 0 {
+						continue
+					}
+					if a.isFloat {
+						v = c.sumF[a.slot][g]
+					} else {
+						v = float64(c.sumI[a.slot][g]) / c.kinds[a.slot].unit
+					}
+					if a.op == "mean" {
+						v /= float64(n)
+					}
+				}
+				t.values[pi][tuneBin(v)] += w
+				if v < 0 {
+					t.values[pi][tuneBins] += w
+				}
+			}
+		}
+	}
+	c.touched = c.touched[:0]
+	c.stamp++
+	if c.stamp == 0 {
 		clear(c.mark)
 		c.stamp = 1
 	}

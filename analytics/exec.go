@@ -56,6 +56,8 @@ type Partial struct {
 	pgI [][]int64
 	pgF [][]float64
 	pgN [][]int64
+	// tune: the histograms of automatic tuning's pass (tune.go).
+	tune *tuneHist
 }
 
 // resolveDims fixes each dimension's keys: public ones as planned, data-derived
@@ -829,6 +831,9 @@ func Execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial
 // subject number n has hidden[n] set (customers whose consent does not cover
 // the query's purpose). A nil hidden hides no one.
 func ExecuteHiding(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []bool) (*Partial, error) {
+	if p.tune != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: the query is tuned: call ResolveBounds before Execute")
+	}
 	for _, a := range p.aggs {
 		if a.auto && !a.resolved {
 			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: %s has automatic bounds: call ResolveBounds before Execute", a.info.Name)
@@ -898,7 +903,7 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []
 		bs[w] = &bounder{p: p, part: p.newPartial(dims, groups), rowSeed: binary.LittleEndian.Uint64(seed[:8]), groupSeed: binary.LittleEndian.Uint64(seed[8:]),
 			mark: make([]uint32, groups), kmark: make([]uint32, groups), gcnt: make([]int32, groups), vals: make([][]uint64, p.slots)}
 		bs[w].kinds = p.slotKinds()
-		if len(p.pgAggs) > 0 {
+		if len(p.pgAggs) > 0 || p.tunePass {
 			bs[w].cell = newCellState(p, groups)
 		}
 	}
@@ -917,6 +922,12 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []
 func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 	part := &Partial{plan: p, dims: dims, groups: groups, count: make([]int64, groups), distinct: make([]int64, groups),
 		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots), sq: make([][]float64, p.slots)}
+	if p.tunePass {
+		part.tune = &tuneHist{groups: make([]float64, groupBins), values: make([][]float64, len(p.pgAggs))}
+		for k := range p.pgAggs {
+			part.tune.values[k] = make([]float64, tuneBins+1)
+		}
+	}
 	if k := len(p.pgAggs); k > 0 {
 		part.pgI, part.pgF, part.pgN = make([][]int64, k), make([][]float64, k), make([][]int64, k)
 		for i := range k {
@@ -948,6 +959,16 @@ func (a *Partial) merge(b *Partial) {
 	for s := range a.hist {
 		for i, c := range b.hist[s] {
 			a.hist[s][i] += c
+		}
+	}
+	if a.tune != nil {
+		for j, c := range b.tune.groups {
+			a.tune.groups[j] += c
+		}
+		for k, v := range b.tune.values {
+			for j, c := range v {
+				a.tune.values[k][j] += c
+			}
 		}
 	}
 	for k := range a.pgI {

@@ -49,6 +49,11 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 	l0, rows := p.rowSens()
 	for _, a := range p.aggs {
 		e := AggregateExplanation{AggregateInfo: a.info}
+		if a.info.Tuned {
+			e.Note = fmt.Sprintf("tuned: L0, this aggregate's per-group clamp and the noise are chosen from DP histograms of the customers' contributions (%.0f%% of ε, %.4g); the choice, its expected error and the share removed by bounding are in the answer's tuning object", 100*p.tune.share, p.tune.share*p.tune.orig.Epsilon)
+			ex.Aggregates = append(ex.Aggregates, e)
+			continue
+		}
 		if a.auto {
 			e.Note = fmt.Sprintf("the clamping range is estimated from the data with ε = %.4g; the interval scales with it and is in the answer", a.autoEps)
 			ex.Aggregates = append(ex.Aggregates, e)

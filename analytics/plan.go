@@ -114,6 +114,13 @@ type Plan struct {
 	accuracyFirst bool
 	// pgAggs are the indexes of the aggregates with per-group bounds.
 	pgAggs []int
+	// Automatic tuning (tune.go): tune is pending on a placeholder plan;
+	// tunePass marks its histogram pass; report and loss (per aggregate, the
+	// estimated share of the value removed by bounding) are on the tuned plan.
+	tune     *tuneSpec
+	tunePass bool
+	report   *privalytics.TuningReport
+	loss     []float64
 }
 
 // noRowCap is the rows-per-group bound of a query whose every row-additive
@@ -130,6 +137,9 @@ func invalid(format string, args ...any) error {
 func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan, error) {
 	if lim.MaxGroups <= 0 {
 		lim = DefaultLimits()
+	}
+	if wantsTuning(q) {
+		return planTuned(q, schema, lim)
 	}
 	for _, a := range q.Aggregates {
 		if a.Within != 0 {
@@ -995,7 +1005,7 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		return ag, nil
 	}
 	if a.Lower == nil || a.Upper == nil {
-		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500, or \"bounds\": \"auto\"", a.Op, a.Column)
+		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500, or \"bounds\": \"auto\", or contribution_bounds_per_group; or leave every bound out (and the query's bounds too) for automatic tuning", a.Op, a.Column)
 	}
 	lo, hi := *a.Lower, *a.Upper
 	if math.IsInf(lo, 0) || math.IsNaN(lo) || math.IsInf(hi, 0) || math.IsNaN(hi) {

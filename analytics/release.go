@@ -16,7 +16,10 @@ import (
 // calls it, after the ledger has been charged; NewPlan has checked every
 // mechanism's parameters, so an error here is internal, never the data's.
 func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, error) {
-	res := &privalytics.Result{Confidence: p.q.Confidence, Thresholded: p.selection, Cost: p.cost, Rows: []privalytics.Row{}}
+	if p.tune != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: the query is tuned: call ResolveBounds before Execute")
+	}
+	res := &privalytics.Result{Confidence: p.q.Confidence, Thresholded: p.selection, Cost: p.cost, Rows: []privalytics.Row{}, Tuning: p.report}
 	for _, d := range part.dims {
 		res.GroupBy = append(res.GroupBy, d.name)
 	}

@@ -61,6 +61,9 @@ func wireAudit(es []privalytics.AuditEntry) []wire.AuditEntry {
 func RootQuery(q *wire.Query) *privalytics.Query {
 	out := &privalytics.Query{Purpose: q.Purpose, Bounds: privalytics.Bounds(q.Bounds), Epsilon: q.Epsilon, Delta: q.Delta, Noise: q.Noise,
 		Confidence: q.Confidence, TimeZone: q.TimeZone}
+	if q.Tuning != nil {
+		out.Tuning = &privalytics.Tuning{Share: q.Tuning.Share}
+	}
 	for _, f := range q.Where {
 		out.Where = append(out.Where, privalytics.Filter(f))
 	}
@@ -84,7 +87,7 @@ func rootAggregate(a wire.Aggregate) privalytics.Aggregate {
 
 func wireAggregateInfo(a privalytics.AggregateInfo) wire.AggregateInfo {
 	out := wire.AggregateInfo{Name: a.Name, Op: a.Op, Column: a.Column, Mechanism: a.Mechanism, Epsilon: a.Epsilon, Delta: a.Delta,
-		Lower: a.Lower, Upper: a.Upper, AutoBounds: a.AutoBounds, BoundsEpsilon: a.BoundsEpsilon}
+		Lower: a.Lower, Upper: a.Upper, AutoBounds: a.AutoBounds, BoundsEpsilon: a.BoundsEpsilon, Tuned: a.Tuned}
 	if g := a.ContributionBoundsPerGroup; g != nil {
 		out.ContributionBoundsPerGroup = &wire.GroupBounds{Lower: g.Lower, Upper: g.Upper}
 	}
@@ -111,6 +114,12 @@ func WireResult(r *privalytics.Result) *wire.Result {
 		Rows: make([]wire.Row, len(r.Rows))}
 	for i, a := range r.Aggregates {
 		out.Aggregates[i] = wireAggregateInfo(a)
+	}
+	if t := r.Tuning; t != nil {
+		out.Tuning = &wire.TuningReport{Share: t.Share, Epsilon: t.Epsilon, MaxGroups: t.MaxGroups, Noise: t.Noise, Reason: t.Reason}
+		for _, a := range t.Aggregates {
+			out.Tuning.Aggregates = append(out.Tuning.Aggregates, wire.TunedAggregate(a))
+		}
 	}
 	for i, row := range r.Rows {
 		out.Rows[i] = wire.Row{Key: row.Key, Cells: make([]wire.Cell, len(row.Cells))}

@@ -13,6 +13,32 @@ type Query struct {
 	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds
+	Tuning     *Tuning     `json:"tuning,omitempty"`     // automatic contribution bounds; on by default for a sum or mean without any bounds
+}
+
+// Tuning asks for automatic contribution bounds, spending Share of ε (default 0.15) on them.
+type Tuning struct {
+	Share float64 `json:"share,omitempty"`
+}
+
+// TuningReport says what automatic tuning chose and why.
+type TuningReport struct {
+	Share      float64          `json:"share"`
+	Epsilon    float64          `json:"epsilon"`
+	MaxGroups  int              `json:"max_groups"`
+	Noise      string           `json:"noise"`
+	Aggregates []TunedAggregate `json:"aggregates"`
+	Reason     string           `json:"reason"`
+}
+
+// TunedAggregate is one aggregate's tuned per-group clamp, the estimated share
+// of its value removed by bounding, and the expected relative error of a typical cell.
+type TunedAggregate struct {
+	Name          string  `json:"name"`
+	Lower         float64 `json:"lower"`
+	Upper         float64 `json:"upper"`
+	BoundingLoss  float64 `json:"bounding_loss"`
+	ExpectedError float64 `json:"expected_error"`
 }
 
 // Filter is one condition on a column; set exactly the operators you need.
@@ -76,6 +102,7 @@ type Result struct {
 	Snapshot    string          `json:"snapshot"`    // an opaque id of this answer ("ans_…"); a cached repeat shows the same
 	Cached      bool            `json:"cached"`
 	Budget      *BudgetStatus   `json:"budget,omitempty"`
+	Tuning      *TuningReport   `json:"tuning,omitempty"` // what automatic tuning chose, when the query was tuned
 }
 
 // AggregateInfo describes how one aggregate was computed. Lower and Upper are
@@ -93,6 +120,7 @@ type AggregateInfo struct {
 	BoundsEpsilon float64 `json:"bounds_epsilon,omitempty"`
 	// ContributionBoundsPerGroup is the per-group clamp, when the aggregate has one.
 	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+	Tuned                      bool         `json:"tuned,omitempty"` // the clamp was chosen by automatic tuning
 }
 
 // Row is one released group.

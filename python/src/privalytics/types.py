@@ -164,6 +164,10 @@ class Bounds(TypedDict, total=False):
     max_rows: int
 
 
+class Tuning(TypedDict, total=False):
+    share: float
+
+
 class Query(TypedDict, total=False):
     purpose: str
     where: List[Filter]
@@ -175,6 +179,7 @@ class Query(TypedDict, total=False):
     noise: Literal["laplace", "gaussian"]
     confidence: float
     time_zone: str
+    tuning: Tuning
 
 
 class Cell(TypedDict, total=False):
@@ -195,6 +200,24 @@ class ResultAggregate(TypedDict, total=False):
     auto_bounds: bool
     bounds_epsilon: float
     contribution_bounds_per_group: GroupBounds
+    tuned: bool
+
+
+class TunedAggregate(TypedDict, total=False):
+    name: str
+    lower: float
+    upper: float
+    bounding_loss: float
+    expected_error: float
+
+
+class TuningReport(TypedDict, total=False):
+    share: float
+    epsilon: float
+    max_groups: int
+    noise: str
+    aggregates: List[TunedAggregate]
+    reason: str
 
 
 class ResultRow(TypedDict, total=False):
@@ -212,6 +235,7 @@ class Result(TypedDict, total=False):
     snapshot: int
     cached: bool
     budget: BudgetStatus
+    tuning: TuningReport
 
 
 class ExplainedAggregate(TypedDict, total=False):
