@@ -182,4 +182,14 @@ type Cell struct {
 	Value float64 `json:"value"`
 	Lower float64 `json:"lower"`
 	Upper float64 `json:"upper"`
+	// BoundingLoss is the estimated share of the cell's true value that
+	// contribution bounding removed (a DP estimate from automatic tuning's
+	// histograms; absent when the aggregate was not tuned). The interval
+	// covers the bounded value; the true one is about value / (1 − loss).
+	BoundingLoss float64 `json:"bounding_loss,omitempty"`
+	// Hidden marks a cell whose signal is below the noise (its interval's
+	// half-width is at least its value): it is released, being paid for, but
+	// should be drawn as hidden; Reason says why.
+	Hidden bool   `json:"hidden,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }

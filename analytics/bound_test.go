@@ -208,3 +208,36 @@ func dpSigma(t *testing.T, l0 int64, linf, eps, delta float64) float64 {
 	t.Helper()
 	return noise.SigmaForGaussian(l0, linf, eps, delta)
 }
+
+// TestCellsBelowTheNoiseAreFlagged: with secure noise, a cell of one customer
+// at ε 0.1 (half-width in the tens of thousands) is released but flagged
+// hidden with the reason; a cell of thousands of customers is not.
+func TestCellsBelowTheNoiseAreFlagged(t *testing.T) {
+	t.Parallel()
+	var events []event
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 5000 {
+		events = append(events, event{subj: uint64(i), ts: at, typ: "purchase", channel: "web", category: "bread", amount: 900_000, hasAmt: true})
+	}
+	events = append(events, event{subj: 99999, ts: at, typ: "purchase", channel: "web", category: "cake", amount: 10_000, hasAmt: true})
+	snap := snapshotOf(events, 1000)
+	q := &privalytics.Query{Epsilon: 0.1, GroupBy: []privalytics.GroupKey{{Column: "category", Keys: []string{"bread", "cake"}}},
+		Aggregates: []privalytics.Aggregate{{Op: "sum", Column: "amount", ContributionBoundsPerGroup: perGroup(0, 1000)}}, Bounds: privalytics.Bounds{MaxGroups: 1}}
+	res := run(t, q, snap, dp.Secure())
+	for _, r := range res.Rows {
+		c := r.Cells[0]
+		if c.Upper <= c.Lower {
+			t.Errorf("%s: a zero-width interval [%v, %v]", r.Key[0], c.Lower, c.Upper)
+		}
+		switch r.Key[0] {
+		case "bread": // 5000 × 900 = 4.5M against a half-width of about 30,000
+			if c.Hidden {
+				t.Errorf("bread (5000 customers) is flagged hidden: %+v", c)
+			}
+		case "cake": // 10 against a half-width of about 30,000
+			if !c.Hidden || c.Reason != HiddenReason {
+				t.Errorf("cake (one customer, ε 0.1) is not flagged hidden: %+v", c)
+			}
+		}
+	}
+}

@@ -48,11 +48,29 @@ func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 			if err != nil {
 				return nil, err
 			}
-			row.Cells[i] = privalytics.Cell(c)
+			row.Cells[i] = honest(p, a, i, c)
 		}
 		res.Rows = append(res.Rows, row)
 	}
 	return res, nil
+}
+
+// HiddenReason is the reason a cell below the noise carries.
+const HiddenReason = "too few customers for this ε: the interval's half-width is at least the value; draw it as hidden"
+
+// honest is a released cell with what it does not say by itself: the share of
+// its true value bounding removed (tuned aggregates) and, when its interval's
+// half-width is at least its value (signal-to-noise below 1), the hidden flag.
+// Post-processing of released numbers and of tuning's DP estimate.
+func honest(p *Plan, a aggregate, i int, c dp.Cell) privalytics.Cell {
+	out := privalytics.Cell{Value: c.Value, Lower: c.Lower, Upper: c.Upper}
+	if p.loss != nil {
+		out.BoundingLoss = p.loss[i]
+	}
+	if half := (c.Upper - c.Lower) / 2; half > 0 && half >= math.Abs(c.Value) && a.op != "mean" {
+		out.Hidden, out.Reason = true, HiddenReason
+	}
+	return out
 }
 
 func emptyDims(dims []execDim) bool {

@@ -140,6 +140,12 @@ func TestTuningOnTheSecurePath(t *testing.T) {
 	if res.Tuning.MaxGroups < 2 || res.Tuning.MaxGroups > 4 || res.Tuning.Aggregates[0].Upper < 64 || res.Tuning.Aggregates[0].Upper > 256 {
 		t.Errorf("tuned L0 %d clamp %v; want about 3 and 128", res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper)
 	}
+	// Every cell carries the tuning's estimate of the share bounding removed.
+	for _, r := range res.Rows {
+		if got, want := r.Cells[0].BoundingLoss, res.Tuning.Aggregates[0].BoundingLoss; got != want || want < 0 || want > 0.5 {
+			t.Errorf("%s: bounding_loss %v, want the report's %v (small: the clamp keeps the 80s)", r.Key[0], got, want)
+		}
+	}
 	// Executing the placeholder is refused: its bounds are not chosen yet.
 	if _, err := Execute(context.Background(), p, snap); err == nil {
 		t.Error("executing an unresolved tuned plan succeeded")

@@ -124,7 +124,7 @@ func WireResult(r *privalytics.Result) *wire.Result {
 	for i, row := range r.Rows {
 		out.Rows[i] = wire.Row{Key: row.Key, Cells: make([]wire.Cell, len(row.Cells))}
 		for j, c := range row.Cells {
-			out.Rows[i].Cells[j] = wire.Cell(c)
+			out.Rows[i].Cells[j] = wire.Cell{Value: c.Value, Lower: c.Lower, Upper: c.Upper, BoundingLoss: c.BoundingLoss, Hidden: c.Hidden, Reason: c.Reason}
 		}
 	}
 	return out

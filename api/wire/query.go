@@ -131,9 +131,12 @@ type Row struct {
 
 // Cell is a noisy value with its confidence interval.
 type Cell struct {
-	Value float64 `json:"value"`
-	Lower float64 `json:"lower"`
-	Upper float64 `json:"upper"`
+	Value        float64 `json:"value"`
+	Lower        float64 `json:"lower"`
+	Upper        float64 `json:"upper"`
+	BoundingLoss float64 `json:"bounding_loss,omitempty"` // estimated share of the true value removed by bounding (tuned aggregates)
+	Hidden       bool    `json:"hidden,omitempty"`        // signal below the noise: draw as hidden
+	Reason       string  `json:"reason,omitempty"`
 }
 
 // Explanation answers POST /v1/queries:explain: what the query would cost and
