@@ -30,7 +30,11 @@ type Explanation struct {
 type AggregateExplanation struct {
 	privalytics.AggregateInfo
 	HalfWidth float64 `json:"half_width"`
-	Note      string  `json:"note,omitempty"`
+	// HiddenBelow predicts the hidden flag: a released cell whose value is
+	// below it will be marked hidden (count, distinct_customers and sum with
+	// fixed bounds; the interval does not depend on the data).
+	HiddenBelow float64 `json:"hidden_below,omitempty"`
+	Note        string  `json:"note,omitempty"`
 }
 
 // meanRows is the group size the expected error of a mean is quoted for.
@@ -65,6 +69,9 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 				return nil, fmt.Errorf("analytics: explain: %w", err)
 			}
 			e.HalfWidth, e.Note = hw, note
+			if a.op != "mean" {
+				e.HiddenBelow = hw
+			}
 			ex.Aggregates = append(ex.Aggregates, e)
 			continue
 		}
@@ -101,6 +108,9 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 				w, 100*w/meanRows, meanRows)
 		default: // variance, stddev: the error depends on the data's spread
 			e.Note = "the interval depends on the group's size and spread; see it in the answer"
+		}
+		if a.op == "count" || a.op == "distinct_customers" || a.op == "sum" {
+			e.HiddenBelow = e.HalfWidth
 		}
 		ex.Aggregates = append(ex.Aggregates, e)
 	}

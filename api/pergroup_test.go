@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/privalytics/privalytics/api"
@@ -67,5 +68,40 @@ func TestPerGroupBoundsOverHTTP(t *testing.T) {
 				t.Errorf("%s %s: the heavy customer moved (count, sum) by %v, want %v", route, cat, d, want)
 			}
 		}
+	}
+}
+
+// TestWorkloadExplain: POST /v1/workloads:explain explains each query, adds
+// their costs, says whether they fit, predicts the hidden flag, and spends
+// nothing; a bad query is named by its index.
+func TestWorkloadExplain(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, api.DefaultLimits(), dp.Secure(), baseEvents())
+	body := `{"queries":[
+		{"group_by":[{"column":"category","keys":["bread","tea"]}],"aggregates":[{"op":"sum","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":30}}],"epsilon":0.5},
+		{"aggregates":[{"op":"sum","column":"amount"}],"epsilon":0.25,"delta":1e-6}]}`
+	var ex wire.WorkloadExplanation
+	w.f.mustDo(t, http.MethodPost, "/v1/workloads:explain", w.query, "application/json", nil, []byte(body), http.StatusOK, &ex)
+	if len(ex.Queries) != 2 || math.Abs(ex.Cost.Epsilon-0.75) > 1e-12 || ex.Cost.Delta != 1e-6 || !ex.Fits {
+		t.Fatalf("workload: %d queries, cost %+v, fits %v; want 2, ε 0.75, δ 1e-6 (the tuned query may use Gaussian noise), fits", len(ex.Queries), ex.Cost, ex.Fits)
+	}
+	if math.Abs(ex.Cost.Rho-(ex.Queries[0].Cost.Rho+ex.Queries[1].Cost.Rho)) > 1e-12 {
+		t.Errorf("total ρ %v is not the sum of %v and %v", ex.Cost.Rho, ex.Queries[0].Cost.Rho, ex.Queries[1].Cost.Rho)
+	}
+	// L0 2 (two public keys) × 30 / ε 0.5: b = 120; half-width b·ln 20.
+	a := ex.Queries[0].Aggregates[0]
+	if want := 120 * math.Log(20); math.Abs(a.HalfWidth-want) > 1e-6*want || a.HiddenBelow != a.HalfWidth {
+		t.Errorf("per-group sum: half-width %v hidden_below %v, want both %v", a.HalfWidth, a.HiddenBelow, want)
+	}
+	if !ex.Queries[1].Aggregates[0].Tuned {
+		t.Errorf("the sum without bounds is not explained as tuned: %+v", ex.Queries[1].Aggregates[0])
+	}
+	if spent := w.spent(t); spent != 0 {
+		t.Errorf("explaining a workload spent ε %v", spent)
+	}
+	status, msg, _ := w.f.do(t, http.MethodPost, "/v1/workloads:explain", w.query, "application/json", nil,
+		[]byte(`{"queries":[{"aggregates":[{"op":"count"}],"epsilon":1},{"aggregates":[{"op":"mode"}],"epsilon":1}]}`))
+	if status != http.StatusBadRequest || !strings.Contains(msg.Error.Message, "queries[1]") {
+		t.Errorf("a bad second query: %d %q, want 400 naming queries[1]", status, msg.Error.Message)
 	}
 }

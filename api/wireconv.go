@@ -135,7 +135,7 @@ func WireExplanation(e *analytics.Explanation) *wire.Explanation {
 	out := &wire.Explanation{Cost: wireCost(e.Cost), Confidence: e.Confidence, Thresholded: e.Thresholded, AccuracyFirst: e.AccuracyFirst,
 		Budget: WireBudget(e.Budget), Aggregates: make([]wire.AggregateExplanation, len(e.Aggregates))}
 	for i, a := range e.Aggregates {
-		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wireAggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, Note: a.Note}
+		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wireAggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, HiddenBelow: a.HiddenBelow, Note: a.Note}
 	}
 	return out
 }
@@ -152,6 +152,15 @@ func wireNotice(n notice.Notice) wire.Notice {
 	}
 	for _, r := range n.Rights {
 		out.Rights = append(out.Rights, wire.NoticeRight(r))
+	}
+	return out
+}
+
+// WireWorkload is a workload explanation as the API sends it.
+func WireWorkload(w *analytics.WorkloadExplanation) *wire.WorkloadExplanation {
+	out := &wire.WorkloadExplanation{Cost: wireCost(w.Cost), Budget: WireBudget(w.Budget), Fits: w.Fits, Queries: make([]wire.Explanation, len(w.Queries))}
+	for i := range w.Queries {
+		out.Queries[i] = *WireExplanation(&w.Queries[i])
 	}
 	return out
 }

@@ -139,6 +139,20 @@ type Cell struct {
 	Reason       string  `json:"reason,omitempty"`
 }
 
+// WorkloadExplanation answers POST /v1/workloads:explain: each query's
+// explanation and the total cost of running them all.
+type WorkloadExplanation struct {
+	Queries []Explanation `json:"queries"`
+	Cost    Cost          `json:"cost"`
+	Budget  *BudgetStatus `json:"budget,omitempty"`
+	Fits    bool          `json:"fits"` // the total fits in what the tenant has left now
+}
+
+// Workload is the body of POST /v1/workloads:explain.
+type Workload struct {
+	Queries []Query `json:"queries"`
+}
+
 // Explanation answers POST /v1/queries:explain: what the query would cost and
 // how precise it would be, without reading data or spending budget.
 type Explanation struct {
@@ -154,8 +168,9 @@ type Explanation struct {
 // its interval at the query's confidence for a typical cell.
 type AggregateExplanation struct {
 	AggregateInfo
-	HalfWidth float64 `json:"half_width"`
-	Note      string  `json:"note,omitempty"`
+	HalfWidth   float64 `json:"half_width"`
+	HiddenBelow float64 `json:"hidden_below,omitempty"` // cells with a value below this will be flagged hidden
+	Note        string  `json:"note,omitempty"`
 }
 
 // SQLRequest is the JSON form of POST /v1/sql (text/plain SQL also works).
