@@ -562,7 +562,6 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 			a.Op, a.Rank = "median", 0
 		}
 	}
-	bounded := false
 	for p.acceptPunct(",") {
 		opt, err := p.ident("contribution_bounds_per_row")
 		if err != nil {
@@ -598,11 +597,9 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 				a.Lower, a.Upper = &lo, &hi
 			}
 		}
-		bounded = true
 	}
-	if !bounded {
-		return nil, p.errAt(col.pos, "%s(%s) needs clamping bounds: add contribution_bounds_per_row => (lower, upper) or => AUTO, or contribution_bounds_per_group => (lower, upper)", name, col.text)
-	}
+	// Without bounds the query is tuned (as BigQuery computes bounds when
+	// none are given): the planner says what to add when it cannot be.
 	return a, p.punct(")")
 }
 
