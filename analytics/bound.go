@@ -142,10 +142,13 @@ func (c *cellState) flushTuning(t *tuneHist) {
 						v /= float64(n)
 					}
 				}
-				t.values[pi][tuneBin(v)] += w
+				// One bin per customer-group: magnitudes of negative values
+				// in the second half, so the customer's weight stays 1.
+				j := tuneBin(v)
 				if v < 0 {
-					t.values[pi][tuneBins] += w
+					j += tuneBins
 				}
+				t.values[pi][j] += w
 			}
 		}
 	}

@@ -925,7 +925,7 @@ func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 	if p.tunePass {
 		part.tune = &tuneHist{groups: make([]float64, groupBins), values: make([][]float64, len(p.pgAggs))}
 		for k := range p.pgAggs {
-			part.tune.values[k] = make([]float64, tuneBins+1)
+			part.tune.values[k] = make([]float64, 2*tuneBins)
 		}
 	}
 	if k := len(p.pgAggs); k > 0 {

@@ -28,8 +28,8 @@ import (
 const DefaultTuningShare = 0.15
 
 // Value bins of the tuning histograms: |v| in (2^(j−1+minExp), 2^(j+minExp)],
-// bin 0 holding everything up to 2^minExp; one more bin at the end holds the
-// weight of negative values.
+// bin 0 holding everything up to 2^minExp; positive values (and zero) in the
+// first tuneBins bins, negative ones in the next tuneBins.
 const (
 	tuneMinExp = -10
 	tuneBins   = 61
@@ -273,27 +273,25 @@ func (ts *tuneSpec) query(kind dp.NoiseKind, l0 int64, los, his []float64) *priv
 // tuneHist are the exact tuning histograms of one execution (never released).
 type tuneHist struct {
 	groups []float64   // customers by the number of groups they touch
-	values [][]float64 // per tuned aggregate: customer-groups by |value|, weighted 1/groups; last bin: negative weight
+	values [][]float64 // per tuned aggregate: customer-groups by sign and |value|, weighted 1/groups
 }
 
 // resolveTuning runs the histogram pass, draws the noisy histograms, chooses
 // the parameters and returns the plan to execute.
 func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hidden []bool, m dp.Mechanisms) (*Plan, error) {
 	ts := p.tune
-	hp := p.clone()
-	hp.l0, hp.linf, hp.ltotal, hp.tunePass = noRowCap, noRowCap, 0, true
-	part, err := execute(ctx, hp, snap, hidden)
+	exact, err := p.tuningHistograms(ctx, snap, hidden)
 	if err != nil {
 		return nil, err
 	}
-	groups, err := m.NoisyHistogram(part.tune.groups, ts.epsHist)
+	groups, err := m.NoisyHistogram(exact.groups, ts.epsHist)
 	if err != nil {
 		return nil, err
 	}
 	threshold(groups, ts.epsHist)
 	values := make([][]float64, len(ts.tuned))
 	for k := range ts.tuned {
-		if values[k], err = m.NoisyHistogram(part.tune.values[k], ts.epsHist); err != nil {
+		if values[k], err = m.NoisyHistogram(exact.values[k], ts.epsHist); err != nil {
 			return nil, err
 		}
 		threshold(values[k], ts.epsHist)
@@ -326,6 +324,18 @@ func threshold(h []float64, eps float64) {
 			h[i] = 0
 		}
 	}
+}
+
+// tuningHistograms is the exact histogram pass (never released): every row
+// kept, no group dropped.
+func (p *Plan) tuningHistograms(ctx context.Context, snap *privalytics.Snapshot, hidden []bool) (*tuneHist, error) {
+	hp := p.clone()
+	hp.l0, hp.linf, hp.ltotal, hp.tunePass = noRowCap, noRowCap, 0, true
+	part, err := execute(ctx, hp, snap, hidden)
+	if err != nil {
+		return nil, err
+	}
+	return part.tune, nil
 }
 
 // choice is what tuning picked.
@@ -402,13 +412,15 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 
 // bestClamp picks an aggregate's per-group clamp: the bin edge minimising the
 // expected relative RMS error (noise and bounding bias) of a typical cell.
-func bestClamp(a aggregate, hist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
-	var w, mass float64
-	for j, c := range hist[:tuneBins] {
-		w += c
-		mass += c * tuneRep(j)
+func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
+	hist := make([]float64, tuneBins) // by magnitude, both signs
+	var w, mass, neg float64
+	for j := range tuneBins {
+		hist[j] = signedHist[j] + signedHist[tuneBins+j]
+		neg += signedHist[tuneBins+j]
+		w += hist[j]
+		mass += hist[j] * tuneRep(j)
 	}
-	neg := hist[tuneBins]
 	signed := a.op != "count" && neg > 0.1*math.Max(w, 1)
 	if w <= 0 || mass <= 0 {
 		w, mass = 1, 1 // nothing seen above the noise: quote against one unit
@@ -422,7 +434,7 @@ func bestClamp(a aggregate, hist []float64, kind dp.NoiseKind, l0 int64, b dp.Bu
 			continue
 		}
 		keptMass := 0.0
-		for k, h := range hist[:tuneBins] {
+		for k, h := range hist {
 			keptMass += h * math.Min(tuneRep(k), c)
 		}
 		g := keptMass / mass

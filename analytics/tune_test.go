@@ -170,3 +170,50 @@ func TestTuningErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTuningHistogramSensitivity: adding one customer — here one with rows in
+// every month, positive and negative totals — changes each exact tuning
+// histogram by at most 1 in L1, the sensitivity dp.NoisyHistogram is
+// calibrated to.
+func TestTuningHistogramSensitivity(t *testing.T) {
+	t.Parallel()
+	base := tuneEvents(500, 3, 2, 40)
+	var odd []event
+	for m := range 12 {
+		amount := int64(1_000_000 * (m + 1))
+		if m%2 == 1 {
+			amount = -amount
+		}
+		for r := range 5 {
+			odd = append(odd, event{subj: 1 << 40, ts: time.Date(2025, time.Month(m+1), 1+r, 9, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount, hasAmt: true})
+		}
+	}
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"}, privalytics.Aggregate{Name: "lines", Op: "count"},
+		privalytics.Aggregate{Name: "avg", Op: "mean", Column: "amount"})
+	p, err := NewPlan(q, schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := func(events []event) *tuneHist {
+		h, err := p.tuningHistograms(context.Background(), snapshotOf(events, 400), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	without, with := hist(base), hist(append(append([]event{}, base...), odd...))
+	l1 := func(a, b []float64) (s float64) {
+		for i := range a {
+			s += math.Abs(a[i] - b[i])
+		}
+		return s
+	}
+	if d := l1(without.groups, with.groups); math.Abs(d-1) > 1e-9 {
+		t.Errorf("groups per customer: L1 change %v, want exactly 1", d)
+	}
+	for k := range without.values {
+		if d := l1(without.values[k], with.values[k]); d > 1+1e-9 || d < 1-1e-9 {
+			t.Errorf("%s: L1 change %v, want 1 (the customer's weight, spread over its 12 months)", q.Aggregates[k].Name, d)
+		}
+	}
+}
