@@ -119,7 +119,7 @@ func (c *cellState) flush(part *Partial) {
 func (c *cellState) flushTuning(t *tuneHist) {
 	k := len(c.touched)
 	if k > 0 {
-		t.groups[groupBin(k)]++
+		t.groups[sizeBin(k)]++
 		w := 1 / float64(k)
 		for _, g := range c.touched {
 			for pi, ai := range c.p.pgAggs {
@@ -142,13 +142,9 @@ func (c *cellState) flushTuning(t *tuneHist) {
 						v /= float64(n)
 					}
 				}
-				// One bin per customer-group: magnitudes of negative values
-				// in the second half, so the customer's weight stays 1.
-				j := tuneBin(v)
-				if v < 0 {
-					j += tuneBins
-				}
-				t.values[pi][j] += w
+				// One bin per customer-group (by the value's sign and
+				// magnitude), so the customer weighs 1.
+				t.values[pi][valueIndex(v)] += w
 			}
 		}
 	}

@@ -923,7 +923,7 @@ func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 	part := &Partial{plan: p, dims: dims, groups: groups, count: make([]int64, groups), distinct: make([]int64, groups),
 		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots), sq: make([][]float64, p.slots)}
 	if p.tunePass {
-		part.tune = &tuneHist{groups: make([]float64, groupBins), values: make([][]float64, len(p.pgAggs))}
+		part.tune = &tuneHist{groups: make([]float64, sizeBins), values: make([][]float64, len(p.pgAggs))}
 		for k := range p.pgAggs {
 			part.tune.values[k] = make([]float64, 2*tuneBins)
 		}

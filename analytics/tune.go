@@ -55,23 +55,6 @@ func tuneRep(j int) float64 {
 	return 0.75 * math.Ldexp(1, j+tuneMinExp)
 }
 
-// Groups-per-customer bins: 1..16 exactly, then (16, 32], (32, 64], … .
-const groupBins = 32
-
-func groupBin(k int) int {
-	if k <= 16 {
-		return max(k, 1) - 1
-	}
-	return min(groupBins-1, 16+bitsLen(k-1)-5)
-}
-
-func groupRep(j int) float64 {
-	if j < 16 {
-		return float64(j + 1)
-	}
-	return 0.75 * math.Ldexp(1, j-16+5)
-}
-
 func bitsLen(x int) int {
 	n := 0
 	for ; x > 0; x >>= 1 {
@@ -313,10 +296,11 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	return rp, nil
 }
 
-// threshold zeroes the bins of a noisy histogram that do not clear the noise:
-// with Laplace scale 1/ε, an empty bin passes (1/ε)·ln(bins/0.002) with
+// threshold zeroes the bins of a noisy value histogram that do not clear the
+// noise: with Laplace scale 1/ε, an empty bin passes (1/ε)·ln(bins/0.002) with
 // probability 0.001/bins, so empty bins far out (where one spurious count would
-// stand for a huge value) are all dropped but for a 0.1% chance. Post-processing.
+// stand for a huge value) are all dropped but for a 0.1% chance; the groups
+// histogram's eight bins, likewise. Post-processing.
 func threshold(h []float64, eps float64) {
 	t := math.Log(float64(len(h))/0.002) / eps
 	for i, c := range h {
@@ -356,13 +340,13 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 	var n, cellsAll float64
 	for j, c := range groups {
 		n += c
-		cellsAll += c * groupRep(j)
+		cellsAll += c * sizeRep[j]
 	}
 	n, cellsAll = math.Max(n, 1), math.Max(cellsAll, 1)
 	kept := func(l0 int64) float64 {
 		s := 0.0
 		for j, c := range groups {
-			s += c * math.Min(groupRep(j), float64(l0))
+			s += c * math.Min(sizeRep[j], float64(l0))
 		}
 		return s / cellsAll
 	}
@@ -410,8 +394,33 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 	return best
 }
 
+// Customer-size bins of the groups histogram: the customer's number of groups
+// k in 1, 2, 3, 4, 5–8, 9–16, 17–32, 33+ — coarse, so that the few heavy
+// customers, who carry much of the value, stand above the noise.
+const sizeBins = 8
+
+var sizeRep = [sizeBins]float64{1, 2, 3, 4, 6.5, 12.5, 24.5, 48}
+
+func sizeBin(k int) int {
+	if k <= 4 {
+		return max(k, 1) - 1
+	}
+	return min(sizeBins-1, 1+bitsLen(k-1))
+}
+
+// valueIndex is the bin of a customer-group with value v: magnitudes of
+// negative values in the second half.
+func valueIndex(v float64) int {
+	j := tuneBin(v)
+	if v < 0 {
+		j += tuneBins
+	}
+	return j
+}
+
 // bestClamp picks an aggregate's per-group clamp: the bin edge minimising the
-// expected relative RMS error (noise and bounding bias) of a typical cell.
+// expected relative RMS error (noise and bounding bias, L0's included through
+// keptGroups, the share of customer-groups L0 keeps) of a typical cell.
 func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
 	hist := make([]float64, tuneBins) // by magnitude, both signs
 	var w, mass, neg float64
@@ -438,28 +447,26 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 			keptMass += h * math.Min(tuneRep(k), c)
 		}
 		g := keptMass / mass
-		sens, l := c, 0.0
+		l := 0.0
 		if signed {
 			l = -c
 		}
-		var e float64
+		var e, lossC float64
 		if a.op == "mean" {
 			half := dp.Budget{Epsilon: b.Epsilon / 2, Delta: b.Delta / 2}
 			std := dp.NoiseStd(kind, l0, (c-l)/2, half) / math.Max(perCell, 1)
-			bias := (1 - g) * mu
+			lossC = 1 - g
+			bias := lossC * mu
 			e = math.Sqrt(std*std+bias*bias) / mu
 		} else {
 			cell := cellsAll * mu / cells
-			std := dp.NoiseStd(kind, l0, sens, b)
-			bias := (1 - keptGroups*g) * cell
+			std := dp.NoiseStd(kind, l0, c, b)
+			lossC = 1 - keptGroups*g
+			bias := lossC * cell
 			e = math.Sqrt(std*std+bias*bias) / cell
 		}
 		if e < relErr {
-			relErr, lo, hi = e, l, c
-			loss = 1 - g
-			if a.op != "mean" {
-				loss = 1 - keptGroups*g
-			}
+			relErr, lo, hi, loss = e, l, c, lossC
 		}
 	}
 	return lo, hi, loss, relErr
