@@ -501,8 +501,15 @@ func (p *Plan) Purpose() string { return p.q.Purpose }
 // Mechanisms describes the mechanisms, for the ledger.
 func (p *Plan) Mechanisms() string {
 	var parts []string
+	if p.tune != nil {
+		parts = append(parts, fmt.Sprintf("laplace tuning histograms (%d)", 1+len(p.tune.tuned)))
+	}
 	for _, a := range p.aggs {
-		s := string(p.kind) + " " + a.op
+		kind := string(p.kind)
+		if p.tune != nil && len(p.tune.kinds) > 1 {
+			kind = "laplace or gaussian (tuned)"
+		}
+		s := kind + " " + a.op
 		if a.info.Column != "" {
 			s += "(" + a.info.Column + ")"
 		}
