@@ -283,8 +283,16 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	q := ts.query(ch.kind, ch.l0, ch.los, ch.his)
 	rp, err := newPlan(q, p.schema, p.limits)
 	if err != nil {
-		// Every candidate passed at plan time; this is a bug, not the data's.
-		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: tuned plan: %v", err)
+		// Every clamp tuning can choose is plannable (bestClamp) and the
+		// extremes were checked at plan time; should a choice still fail, run
+		// the plan-time-checked candidate (L0 1, clamp 1) rather than let the
+		// data turn a charged query into an error.
+		ch.report.Reason += fmt.Sprintf("; the choice could not be planned (%v), so L0 1 and clamp 1 were used", err)
+		ch.kind, ch.l0 = ts.kinds[0], 1
+		ch.los, ch.his = ts.clamps(p, 1, false)
+		if rp, err = newPlan(ts.query(ch.kind, ch.l0, ch.los, ch.his), p.schema, p.limits); err != nil {
+			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: tuned plan: %v", err)
+		}
 	}
 	rp.cost, rp.canon = p.cost, p.canon
 	rp.report = ch.report
@@ -439,7 +447,8 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 	relErr = math.Inf(1)
 	for j := range tuneBins {
 		c := math.Ldexp(1, j+tuneMinExp)
-		if a.op == "count" && c < 1 || c*unit > 1e15/2 {
+		// Only clamps the planner accepts (checked at plan time at the extremes).
+		if a.op == "count" && (c < 1 || c > 100_000) || c*unit > 1e15/2 {
 			continue
 		}
 		keptMass := 0.0

@@ -217,3 +217,21 @@ func TestTuningHistogramSensitivity(t *testing.T) {
 		}
 	}
 }
+
+// TestTuningClampsStayPlannable: whatever the histograms say, the chosen
+// clamp is one the planner accepts (a count's at most 100,000 rows), so a
+// tuned query never fails after it was charged.
+func TestTuningClampsStayPlannable(t *testing.T) {
+	t.Parallel()
+	hist := make([]float64, 2*tuneBins)
+	hist[tuneBins-1] = 1e9 // everyone at the largest magnitude
+	for _, a := range []aggregate{{op: "count"}, {op: "sum", scale: 3}, {op: "mean", scale: 3}} {
+		lo, hi, _, _ := bestClamp(a, hist, dp.Laplace, 1, dp.Budget{Epsilon: 1e6}, 1, 1e9, 1, 1e9)
+		switch {
+		case a.op == "count" && (hi < 1 || hi > 100_000 || hi != math.Trunc(hi)):
+			t.Errorf("count clamp %v: not a whole number of rows in 1..100000", hi)
+		case hi*1000 > 1e15 || lo > hi || !(hi > 0):
+			t.Errorf("%s clamp [%v, %v] is not plannable", a.op, lo, hi)
+		}
+	}
+}
