@@ -63,12 +63,13 @@ type Options struct {
 	Encrypt    bool   // encrypt logs and segments, as serve does by default
 	CPUProfile string // CPU profile of the timed DP queries (and FILE.scale of the scaling tenant's); "" for none
 	UCI        string // UCI Online Retail file for the accuracy figure (skipped if absent)
+	Utility    UtilityOptions // the utility section (after the table); Events 0 skips it
 }
 
 // DefaultOptions are the sizes the README's table was measured with.
 func DefaultOptions() Options {
 	return Options{HTTPRows: 2_000_000, ImportRows: 2_000_000, Rows: 10_000_000, ScaleRows: 10_000_000, Repeat: 5, Senders: 4, Encrypt: true,
-		UCI: "../shared/data/online_retail_uci.csv.gz"}
+		UCI: "../shared/data/online_retail_uci.csv.gz", Utility: DefaultUtilityOptions()}
 }
 
 type benchRow struct {
@@ -212,7 +213,15 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.figure, r.measured, r.target, r.verdict)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if opt.Utility.Events == 0 {
+		fmt.Fprintln(out, "\nutility section skipped (privalytics bench utility runs it alone)")
+		return nil
+	}
+	_, err = benchUtility(ctx, out, app, op, opt.Utility)
+	return err
 }
 
 // benchDPQuery times the benchmark's DP query (count and bounded revenue of
