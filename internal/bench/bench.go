@@ -54,15 +54,15 @@ type StartFunc func(ctx context.Context, prefix string, opt ServerOptions) (srv 
 
 // Options size the main benchmark; DefaultOptions are the README's sizes.
 type Options struct {
-	HTTPRows   int    // events sent through HTTP ingest
-	ImportRows int    // rows in the imported CSV file
-	Rows       int    // rows in the store for the query benchmark
-	ScaleRows  int    // rows of the second tenant timed for the scaling ratio when Rows is larger (0: skip)
-	Repeat     int    // runs per query timing (median reported)
-	Senders    int    // concurrent HTTP senders
-	Encrypt    bool   // encrypt logs and segments, as serve does by default
-	CPUProfile string // CPU profile of the timed DP queries (and FILE.scale of the scaling tenant's); "" for none
-	UCI        string // UCI Online Retail file for the accuracy figure (skipped if absent)
+	HTTPRows   int            // events sent through HTTP ingest
+	ImportRows int            // rows in the imported CSV file
+	Rows       int            // rows in the store for the query benchmark
+	ScaleRows  int            // rows of the second tenant timed for the scaling ratio when Rows is larger (0: skip)
+	Repeat     int            // runs per query timing (median reported)
+	Senders    int            // concurrent HTTP senders
+	Encrypt    bool           // encrypt logs and segments, as serve does by default
+	CPUProfile string         // CPU profile of the timed DP queries (and FILE.scale of the scaling tenant's); "" for none
+	UCI        string         // UCI Online Retail file for the accuracy figure (skipped if absent)
 	Utility    UtilityOptions // the utility section (after the table); Events 0 skips it
 }
 
