@@ -20,6 +20,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -153,10 +154,10 @@ func run() error {
 		}
 	}
 	type line struct {
-		eps           float64
-		best          bounds
-		pob, pv, auto float64
-		autoChose     string
+		eps                float64
+		best               bounds
+		pob, pv, pv0, auto stat
+		autoChose          string
 	}
 	var lines []line
 	for _, eps := range epss {
@@ -192,35 +193,64 @@ func run() error {
 		}
 		l := line{eps: eps, best: best}
 		for r := range *runs {
-			l.pob += weighted(res[fmt.Sprintf("best|%d", r)], truth, keys) / float64(*runs)
+			l.pob.add(weighted(res[fmt.Sprintf("best|%d", r)], truth, keys))
 		}
 		for r := range *runs {
 			got, _, err := privalyticsRun(svc, eps+float64(r)*1e-9, &best)
 			if err != nil {
 				return err
 			}
-			l.pv += weighted(got, truth, keys) / float64(*runs)
+			l.pv.add(weighted(got, truth, keys))
+			for k, v := range got { // diagnostic: what PoB's clamping of negative sums to 0 would do
+				got[k] = math.Max(v, 0)
+			}
+			l.pv0.add(weighted(got, truth, keys))
 			got, chose, err := privalyticsRun(svc, eps+float64(r)*1e-9, nil)
 			if err != nil {
 				return err
 			}
-			l.auto += weighted(got, truth, keys) / float64(*runs)
+			l.auto.add(weighted(got, truth, keys))
 			l.autoChose = chose
 		}
 		lines = append(lines, l)
 		fmt.Fprintf(os.Stderr, "ε %g done (%.0fs)\n", eps, time.Since(began).Seconds())
 	}
 
-	fmt.Printf("\nrevenue per country × month, revenue-weighted error Σ|noisy − true| ÷ Σ true, mean of %d runs; Laplace noise, δ 0 throughout\n", *runs)
+	fmt.Printf("\nrevenue per country × month, revenue-weighted error Σ|noisy − true| ÷ Σ true, mean ± standard error of %d runs; Laplace noise, δ 0 throughout\n", *runs)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ε\tPoB best bounds (hindsight)\tPoB\t(a) Privalytics, same per-group bounds\t(a) ÷ PoB\t(b) Privalytics, automatic tuning\ttuning chose (last run)\t(b) ÷ PoB\t")
+	fmt.Fprintln(tw, "ε\tPoB best bounds (hindsight)\tPoB\t(a) Privalytics, same per-group bounds\t(a) ÷ PoB\t(a) with negative cells set to 0 (diagnostic)\t(b) Privalytics, automatic tuning\ttuning chose (last run)\t(b) ÷ PoB\t")
 	for _, l := range lines {
-		ra, rb := l.pv/l.pob, l.auto/l.pob
-		fmt.Fprintf(tw, "%g\t%v\t%.2f%%\t%.2f%%\t%.2f× %s\t%.2f%%\t%s\t%.2f× %s\t\n", l.eps, l.best, l.pob*100, l.pv*100, ra, mark(ra <= 1), l.auto*100, l.autoChose, rb, mark(rb <= 1.25))
+		ra, rb := l.pv.mean()/l.pob.mean(), l.auto.mean()/l.pob.mean()
+		fmt.Fprintf(tw, "%g\t%v\t%v\t%v\t%.2f× %s\t%v\t%v\t%s\t%.2f× %s\t\n", l.eps, l.best, l.pob, l.pv, ra, mark(ra <= 1), l.pv0, l.auto, l.autoChose, rb, mark(rb <= 1.25))
 	}
 	tw.Flush()
 	fmt.Printf("targets: (a) ≤ 1× Privacy on Beam's error, (b) ≤ 1.25×. Privacy on Beam v3.0.0, Beam v2.54.0 direct runner; took %.0fs\n", time.Since(began).Seconds())
 	return nil
+}
+
+// stat is a mean with its standard error.
+type stat struct{ xs []float64 }
+
+func (s *stat) add(x float64) { s.xs = append(s.xs, x) }
+
+func (s stat) mean() float64 {
+	m := 0.0
+	for _, x := range s.xs {
+		m += x
+	}
+	return m / float64(len(s.xs))
+}
+
+func (s stat) String() string {
+	m, v := s.mean(), 0.0
+	for _, x := range s.xs {
+		v += (x - m) * (x - m)
+	}
+	se := 0.0
+	if n := float64(len(s.xs)); n > 1 {
+		se = math.Sqrt(v / (n - 1) / n)
+	}
+	return fmt.Sprintf("%.2f%% ± %.2f", m*100, se*100)
 }
 
 func mark(ok bool) string {
@@ -271,6 +301,7 @@ func reference(path string) ([]Contribution, map[string]float64, error) {
 	}
 	per := map[[2]string]float64{}
 	truth := map[string]float64{}
+	allByMonth, rows := map[string]float64{}, 0 // every row, for the check against the truth file
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
@@ -279,18 +310,23 @@ func reference(path string) ([]Contribution, map[string]float64, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		id, country := rec[col["CustomerID"]], rec[col["Country"]]
-		if id == "" || strings.HasPrefix(rec[col["InvoiceNo"]], "C") || !public[country] {
-			continue
-		}
+		rows++
 		q, err1 := strconv.ParseFloat(rec[col["Quantity"]], 64)
 		p, err2 := strconv.ParseFloat(rec[col["UnitPrice"]], 64)
 		if err1 != nil || err2 != nil {
 			return nil, nil, fmt.Errorf("bad quantity or price in %v", rec)
 		}
+		allByMonth[rec[col["InvoiceDate"]][:7]] += q * p
+		id, country := rec[col["CustomerID"]], rec[col["Country"]]
+		if id == "" || strings.HasPrefix(rec[col["InvoiceNo"]], "C") || !public[country] {
+			continue
+		}
 		cell := country + "|" + rec[col["InvoiceDate"]][:7]
 		per[[2]string{id, cell}] += q * p
 		truth[cell] += q * p
+	}
+	if err := checkTruthFile(filepath.Join(filepath.Dir(path), "online_retail_uci.truth.json"), rows, allByMonth); err != nil {
+		return nil, nil, err
 	}
 	out := make([]Contribution, 0, len(per))
 	for k, v := range per {
@@ -298,6 +334,34 @@ func reference(path string) ([]Contribution, map[string]float64, error) {
 	}
 	slices.SortFunc(out, func(a, b Contribution) int { return strings.Compare(a.ID+a.Cell, b.ID+b.Cell) })
 	return out, truth, nil
+}
+
+// checkTruthFile compares the parse with the exact aggregates computed
+// independently beside the data (rows, revenue by month over every row), so
+// the reference is known to read the file right.
+func checkTruthFile(path string, rows int, byMonth map[string]float64) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("the reference check needs %s: %w", path, err)
+	}
+	var tf struct {
+		UCI struct {
+			Rows           int                `json:"rows"`
+			RevenueByMonth map[string]float64 `json:"revenue_by_month"`
+		} `json:"online_retail_uci"`
+	}
+	if err := json.Unmarshal(b, &tf); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if rows != tf.UCI.Rows || len(byMonth) != len(tf.UCI.RevenueByMonth) {
+		return fmt.Errorf("reference: read %d rows in %d months, the truth file says %d in %d", rows, len(byMonth), tf.UCI.Rows, len(tf.UCI.RevenueByMonth))
+	}
+	for m, want := range tf.UCI.RevenueByMonth {
+		if math.Abs(byMonth[m]-want) > 0.01 {
+			return fmt.Errorf("reference: revenue of %s %.2f, the truth file says %.2f", m, byMonth[m], want)
+		}
+	}
+	return nil
 }
 
 type branch struct {
