@@ -22,8 +22,10 @@ package analytics
 // one to two minutes of CPU. By default the test runs the first Laplace and the
 // first Gaussian case of the count and bounded-sum files (four cases, about
 // three minutes on two cores), and since issue 15 the first Laplace case of the
-// bounded-sum file with per-group bounds and of the count file through automatic
-// tuning's histogram (two more, about a minute and a half);
+// bounded-sum file with per-group bounds (one more: 4.5 minutes on this machine
+// under a load of 10, not timed quiet). The count cases through automatic
+// tuning's histogram (dp.NoisyHistogram; Laplace, one partition, one
+// contribution only) run with "first", "all" or their name;
 // PRIVALYTICS_DP_VECTORS=first runs the first Laplace and the first Gaussian
 // case of each of the five files (ten cases, 41 minutes on two cores),
 // PRIVALYTICS_DP_VECTORS=all runs all 201 cases of the five files (about 20
@@ -330,9 +332,11 @@ func TestDPTestVectorsThroughQueryPath(t *testing.T) {
 		// Issue 15: per-group clamping (bound.go) as the sum cases, and
 		// automatic tuning's histogram mechanism as the count cases with one
 		// partition, one contribution and Laplace noise (its sensitivity 1):
-		// by default only the first Laplace case of each.
+		// by default only the first Laplace per-group case (the tuning case,
+		// a plain Laplace histogram, runs with "first", "all" or its name:
+		// six default cases overran go test's 10-minute limit under load).
 		{"bounded_sum_dp_test_cases.textproto", "bounded_sum_dp_test_case", "sum_per_group", true},
-		{"count_dp_test_cases.textproto", "count_dp_test_case", "tuning", true},
+		{"count_dp_test_cases.textproto", "count_dp_test_case", "tuning", false},
 	}
 	if only := os.Getenv("PRIVALYTICS_DP_VECTORS"); only != "" && only != "all" && only != "first" {
 		t.Logf("PRIVALYTICS_DP_VECTORS=%s: running the cases whose name contains it", only)
