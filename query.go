@@ -22,6 +22,39 @@ type Query struct {
 	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds; default UTC
+	// Tuning chooses the contribution bounds from the data (see analytics/tune.go).
+	// It is on by default for a query that gives no bounds at all and has a sum
+	// or mean without bounds; give it to tune any query without bounds.
+	Tuning *Tuning `json:"tuning,omitempty"`
+}
+
+// Tuning asks for automatic contribution bounds: Share of the query's ε goes to
+// DP histograms of the customers' contributions, from which L0, the per-group
+// clamp of each count, sum and mean, and the noise are chosen.
+type Tuning struct {
+	Share float64 `json:"share,omitempty"` // default 0.15
+}
+
+// TuningReport says what automatic tuning chose and why.
+type TuningReport struct {
+	Share     float64 `json:"share"`   // of the query's ε
+	Epsilon   float64 `json:"epsilon"` // spent on the tuning histograms
+	MaxGroups int     `json:"max_groups"`
+	Noise     string  `json:"noise"`
+	// Aggregates: the clamp chosen for each tuned aggregate, the estimated
+	// share of its true value that bounding removes, and the expected relative
+	// error (RMS, noise and bounding bias) of a typical cell.
+	Aggregates []TunedAggregate `json:"aggregates"`
+	Reason     string           `json:"reason"`
+}
+
+// TunedAggregate is one aggregate's tuned bounds.
+type TunedAggregate struct {
+	Name          string  `json:"name"`
+	Lower         float64 `json:"lower"`
+	Upper         float64 `json:"upper"`
+	BoundingLoss  float64 `json:"bounding_loss"`
+	ExpectedError float64 `json:"expected_error"`
 }
 
 // Filter is one condition on a column. Exactly one family is set: eq, in, not_in,
@@ -70,6 +103,21 @@ type Aggregate struct {
 	Within float64 `json:"within,omitempty"`
 	Weight float64 `json:"weight,omitempty"` // share of the query's budget relative to the other aggregates; default 1
 	Rank   float64 `json:"rank,omitempty"`   // quantile only: 0 < rank < 1 (0.5 is the median)
+	// ContributionBoundsPerGroup clamps a customer's TOTAL contribution to one
+	// group (count, sum, mean), as BigQuery's contribution_bounds_per_group and
+	// Privacy on Beam's SumPerKey do: for sum the sum of the customer's values in
+	// the group (each first clamped to lower/upper when those are given), for
+	// count the customer's rows in the group, for mean the customer's average in
+	// the group (the answer is then the average of the customers' averages, as
+	// BigQuery's AVG). The noise is calibrated to L0 × max(|lower|, |upper|)
+	// (Laplace) or √L0 × max(|lower|, |upper|) (Gaussian).
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+}
+
+// GroupBounds is the range a customer's total contribution to one group is clamped to.
+type GroupBounds struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
 }
 
 // Bounds limit each customer's contribution; the executor enforces them by
@@ -97,6 +145,8 @@ type Result struct {
 	Snapshot string        `json:"snapshot"`
 	Cached   bool          `json:"cached"`
 	Budget   *BudgetStatus `json:"budget,omitempty"`
+	// Tuning is what automatic tuning chose, when the query was tuned.
+	Tuning *TuningReport `json:"tuning,omitempty"`
 }
 
 // AggregateInfo describes how one aggregate was computed.
@@ -113,6 +163,12 @@ type AggregateInfo struct {
 	// BoundsEpsilon of the aggregate's Epsilon); before execution they are zero.
 	AutoBounds    bool    `json:"auto_bounds,omitempty"`
 	BoundsEpsilon float64 `json:"bounds_epsilon,omitempty"`
+	// ContributionBoundsPerGroup is the clamp of a customer's total in one
+	// group, when the aggregate has one.
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+	// Tuned: the per-group bounds were chosen by automatic tuning (see the
+	// answer's tuning object); before execution they are not known.
+	Tuned bool `json:"tuned,omitempty"`
 }
 
 // Row is one released group: its key values and one cell per aggregate.
@@ -126,4 +182,14 @@ type Cell struct {
 	Value float64 `json:"value"`
 	Lower float64 `json:"lower"`
 	Upper float64 `json:"upper"`
+	// BoundingLoss is the estimated share of the cell's true value that
+	// contribution bounding removed (a DP estimate from automatic tuning's
+	// histograms; absent when the aggregate was not tuned). The interval
+	// covers the bounded value; the true one is about value / (1 − loss).
+	BoundingLoss float64 `json:"bounding_loss,omitempty"`
+	// Hidden marks a cell whose signal is below the noise (its interval's
+	// half-width is at least its value): it is released, being paid for, but
+	// should be drawn as hidden; Reason says why.
+	Hidden bool   `json:"hidden,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }

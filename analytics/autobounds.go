@@ -94,6 +94,9 @@ func (p *Plan) HasAutoBounds() bool {
 // returned as is. It draws noise: like release, call it only for a query whose
 // answer will be charged, and release nothing if the charge fails.
 func (p *Plan) ResolveBounds(ctx context.Context, snap *privalytics.Snapshot, hidden []bool, m dp.Mechanisms) (*Plan, error) {
+	if p.tune != nil {
+		return p.resolveTuning(ctx, snap, hidden, m)
+	}
 	if !p.HasAutoBounds() {
 		return p, nil
 	}

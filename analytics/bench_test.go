@@ -239,3 +239,37 @@ func BenchmarkExecutePlain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExecutePerGroup: the benchmark query with per-group bounds
+// (issue 15): each customer's count and revenue per category clamped to 10
+// rows and 500, no row sampling.
+func BenchmarkExecutePerGroup(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+			q := &privalytics.Query{
+				Where:   []privalytics.Filter{{Column: "type", Eq: privalytics.EventPurchase}},
+				GroupBy: []privalytics.GroupKey{{Column: "category"}},
+				Aggregates: []privalytics.Aggregate{{Op: "count", ContributionBoundsPerGroup: &privalytics.GroupBounds{Lower: 0, Upper: 10}},
+					{Name: "revenue", Op: "sum", Column: "amount", ContributionBoundsPerGroup: &privalytics.GroupBounds{Lower: 0, Upper: 500}}},
+				Bounds:  privalytics.Bounds{MaxGroups: 5},
+				Epsilon: 1, Delta: 1e-6,
+			}
+			p, err := NewPlan(q, schema, DefaultLimits())
+			if err != nil {
+				b.Fatal(err)
+			}
+			snap, m := benchSnapshot(n), dp.Secure()
+			b.ResetTimer()
+			for b.Loop() {
+				part, err := Execute(context.Background(), p, snap)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := release(p, part, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

@@ -642,7 +642,7 @@ func TestPlanErrors(t *testing.T) {
 		{"epsilon missing", `{"aggregates":[{"op":"count"}]}`, "epsilon must be > 0"},
 		{"delta", `{"aggregates":[{"op":"count"}],"epsilon":1,"delta":1}`, "delta must be in [0, 1)"},
 		{"reversed bounds", `{"aggregates":[{"op":"sum","column":"amount","lower":5,"upper":1}],"epsilon":1}`, "reversed"},
-		{"missing bounds", `{"aggregates":[{"op":"sum","column":"amount"}],"epsilon":1}`, "needs clamping bounds"},
+		{"missing bounds", `{"aggregates":[{"op":"sum","column":"amount"}],"bounds":{"max_groups":1},"epsilon":1}`, "needs clamping bounds"},
 		{"sum of text", `{"aggregates":[{"op":"sum","column":"store","lower":0,"upper":1}],"epsilon":1}`, "numeric column"},
 		{"data keys without delta", `{"group_by":[{"column":"category"}],"aggregates":[{"op":"count"}],"epsilon":1}`, "delta > 0"},
 		{"gaussian without delta", `{"aggregates":[{"op":"count"}],"epsilon":1,"noise":"gaussian"}`, "gaussian noise needs delta"},

@@ -49,6 +49,15 @@ type Partial struct {
 	sq       [][]float64   // slot → group: Σ(x − midpoint)² in natural units (variances)
 	kept     [][][]float64 // slot → group → the kept values, natural units (quantiles)
 	hist     [][]int64     // slot → magnitude bin, over all groups (automatic bounds' first pass)
+	// Per-group bounds (see bound.go): per aggregate with them, per group,
+	// the sum of customers' clamped totals in stored units (pgI: count and
+	// integer sums) or natural units (pgF: float sums; means: Σ of clamped
+	// averages less the midpoint), and the customers with a value (pgN: means).
+	pgI [][]int64
+	pgF [][]float64
+	pgN [][]int64
+	// tune: the histograms of automatic tuning's pass (tune.go).
+	tune *tuneHist
 }
 
 // resolveDims fixes each dimension's keys: public ones as planned, data-derived
@@ -822,6 +831,9 @@ func Execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot) (*Partial
 // subject number n has hidden[n] set (customers whose consent does not cover
 // the query's purpose). A nil hidden hides no one.
 func ExecuteHiding(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []bool) (*Partial, error) {
+	if p.tune != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: the query is tuned: call ResolveBounds before Execute")
+	}
 	for _, a := range p.aggs {
 		if a.auto && !a.resolved {
 			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: %s has automatic bounds: call ResolveBounds before Execute", a.info.Name)
@@ -891,6 +903,9 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []
 		bs[w] = &bounder{p: p, part: p.newPartial(dims, groups), rowSeed: binary.LittleEndian.Uint64(seed[:8]), groupSeed: binary.LittleEndian.Uint64(seed[8:]),
 			mark: make([]uint32, groups), kmark: make([]uint32, groups), gcnt: make([]int32, groups), vals: make([][]uint64, p.slots)}
 		bs[w].kinds = p.slotKinds()
+		if len(p.pgAggs) > 0 || p.tunePass {
+			bs[w].cell = newCellState(p, groups)
+		}
 	}
 	if err := parallel(ctx, workers, parts, func(w, i int) {
 		bs[w].partition(chunks, i, shift, subjects)
@@ -907,6 +922,18 @@ func execute(ctx context.Context, p *Plan, snap *privalytics.Snapshot, hidden []
 func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 	part := &Partial{plan: p, dims: dims, groups: groups, count: make([]int64, groups), distinct: make([]int64, groups),
 		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots), sq: make([][]float64, p.slots)}
+	if p.tunePass {
+		part.tune = &tuneHist{groups: make([]float64, sizeBins), values: make([][]float64, len(p.pgAggs))}
+		for k := range p.pgAggs {
+			part.tune.values[k] = make([]float64, 2*tuneBins)
+		}
+	}
+	if k := len(p.pgAggs); k > 0 {
+		part.pgI, part.pgF, part.pgN = make([][]int64, k), make([][]float64, k), make([][]int64, k)
+		for i := range k {
+			part.pgI[i], part.pgF[i], part.pgN[i] = make([]int64, groups), make([]float64, groups), make([]int64, groups)
+		}
+	}
 	for s := range p.slots {
 		part.sumI[s], part.sumF[s], part.n[s] = make([]int64, groups), make([]float64, groups), make([]int64, groups)
 		if p.slotSq[s] {
@@ -932,6 +959,23 @@ func (a *Partial) merge(b *Partial) {
 	for s := range a.hist {
 		for i, c := range b.hist[s] {
 			a.hist[s][i] += c
+		}
+	}
+	if a.tune != nil {
+		for j, c := range b.tune.groups {
+			a.tune.groups[j] += c
+		}
+		for k, v := range b.tune.values {
+			for j, c := range v {
+				a.tune.values[k][j] += c
+			}
+		}
+	}
+	for k := range a.pgI {
+		for g := range a.groups {
+			a.pgI[k][g] += b.pgI[k][g]
+			a.pgF[k][g] += b.pgF[k][g]
+			a.pgN[k][g] += b.pgN[k][g]
 		}
 	}
 	for g := range a.groups {
@@ -1026,6 +1070,9 @@ type bounder struct {
 	gprio       []uint64
 	scratch     []keyed
 	kept        []keyed
+	// cell is the current subject's totals per group, for per-group bounds;
+	// nil when the query has none.
+	cell *cellState
 }
 
 type keyed struct {
@@ -1088,11 +1135,19 @@ func (b *bounder) partition(chunks []*chunkRows, i int, shift uint, subjects int
 	for j := range nsub {
 		if lo, hi := int(b.cnt[j]), int(b.cnt[j+1]); hi > lo {
 			b.subject(base+uint32(j), lo, hi)
+			if b.cell != nil {
+				b.cell.flush(b.part)
+			}
 		}
 	}
 }
 
-func (b *bounder) add(g int32, i int) { b.part.add(b.kinds, b.vals, g, i) }
+func (b *bounder) add(g int32, i int) {
+	b.part.add(b.kinds, b.vals, g, i)
+	if b.cell != nil {
+		b.cell.add(b.vals, g, i)
+	}
+}
 
 // subject keeps at most L0 of subject s's groups (rows lo..hi of the partition),
 // chosen uniformly at random, and at most L∞ rows in each, chosen uniformly at

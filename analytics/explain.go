@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 
+	"github.com/google/differential-privacy/go/v3/noise"
+
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
 )
@@ -28,7 +30,11 @@ type Explanation struct {
 type AggregateExplanation struct {
 	privalytics.AggregateInfo
 	HalfWidth float64 `json:"half_width"`
-	Note      string  `json:"note,omitempty"`
+	// HiddenBelow predicts the hidden flag: a released cell whose value is
+	// below it will be marked hidden (count, distinct_customers and sum with
+	// fixed bounds; the interval does not depend on the data).
+	HiddenBelow float64 `json:"hidden_below,omitempty"`
+	Note        string  `json:"note,omitempty"`
 }
 
 // meanRows is the group size the expected error of a mean is quoted for.
@@ -47,8 +53,25 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 	l0, rows := p.rowSens()
 	for _, a := range p.aggs {
 		e := AggregateExplanation{AggregateInfo: a.info}
+		if a.info.Tuned {
+			e.Note = fmt.Sprintf("tuned: L0, this aggregate's per-group clamp and the noise are chosen from DP histograms of the customers' contributions (%.0f%% of ε, %.4g); the choice, its expected error and the share removed by bounding are in the answer's tuning object", 100*p.tune.share, p.tune.share*p.tune.orig.Epsilon)
+			ex.Aggregates = append(ex.Aggregates, e)
+			continue
+		}
 		if a.auto {
 			e.Note = fmt.Sprintf("the clamping range is estimated from the data with ε = %.4g; the interval scales with it and is in the answer", a.autoEps)
+			ex.Aggregates = append(ex.Aggregates, e)
+			continue
+		}
+		if a.perGroup {
+			hw, note, err := p.explainPerGroup(n, a, alpha)
+			if err != nil {
+				return nil, fmt.Errorf("analytics: explain: %w", err)
+			}
+			e.HalfWidth, e.Note = hw, note
+			if a.op != "mean" {
+				e.HiddenBelow = hw
+			}
 			ex.Aggregates = append(ex.Aggregates, e)
 			continue
 		}
@@ -86,9 +109,36 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		default: // variance, stddev: the error depends on the data's spread
 			e.Note = "the interval depends on the group's size and spread; see it in the answer"
 		}
+		if a.op == "count" || a.op == "distinct_customers" || a.op == "sum" {
+			e.HiddenBelow = e.HalfWidth
+		}
 		ex.Aggregates = append(ex.Aggregates, e)
 	}
 	return ex, nil
+}
+
+// explainPerGroup is the half-width of a cell of an aggregate with per-group
+// bounds: each customer adds at most max(|lower|, |upper|) to at most L0 cells.
+func (p *Plan) explainPerGroup(n noise.Noise, a aggregate, alpha float64) (float64, string, error) {
+	l0 := p.distinctL0()
+	note := fmt.Sprintf("each customer's total in a group is clamped to [%g, %g]: noise for L0 = %d × %g", a.glo, a.ghi, l0, math.Max(math.Abs(a.glo), math.Abs(a.ghi)))
+	if p.kind == dp.Gaussian {
+		note = fmt.Sprintf("each customer's total in a group is clamped to [%g, %g]: noise for L2 = √%d × %g", a.glo, a.ghi, l0, math.Max(math.Abs(a.glo), math.Abs(a.ghi)))
+	}
+	switch a.op {
+	case "count":
+		ci, err := n.ComputeConfidenceIntervalInt64(0, l0, a.ghiI, a.budget.Epsilon, a.budget.Delta, alpha)
+		return ci.UpperBound, note, err
+	case "mean":
+		ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, (a.ghi-a.glo)/2, a.budget.Epsilon/2, a.budget.Delta/2, alpha)
+		return ci.UpperBound / meanRows, fmt.Sprintf("the mean of the customers' averages, each clamped to [%g, %g]; for a group of %d customers, smaller groups are less precise", a.glo, a.ghi, meanRows), err
+	}
+	linf := math.Max(math.Abs(a.glo), math.Abs(a.ghi))
+	if linf <= 0 {
+		linf = 1
+	}
+	ci, err := n.ComputeConfidenceIntervalFloat64(0, l0, linf, a.budget.Epsilon, a.budget.Delta, alpha)
+	return ci.UpperBound, note, err
 }
 
 // Cache keeps released answers by tenant, query fingerprint and snapshot version.

@@ -17,6 +17,8 @@ func FuzzDecodeQuery(f *testing.F) {
 		`{"aggregates":[{"op":"count"}],"epsilon":1}`,
 		`{"where":[{"column":"type","in":["purchase"]},{"column":"ts","gte":"2025-01-01","lt":"2025-04-01"}],"group_by":[{"time":"month"}],"aggregates":[{"op":"sum","column":"amount","lower":0,"upper":100}],"bounds":{"max_groups":3,"max_rows_per_group":5},"epsilon":0.5}`,
 		`{"group_by":[{"column":"category"}],"aggregates":[{"op":"mean","column":"amount","lower":0,"upper":50}],"epsilon":1,"delta":1e-6,"noise":"gaussian","time_zone":"Europe/London"}`,
+		`{"group_by":[{"column":"category","keys":["tea"]}],"aggregates":[{"op":"count","contribution_bounds_per_group":{"lower":0,"upper":3}},{"op":"mean","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":50}}],"epsilon":1}`,
+		`{"group_by":[{"time":"month"}],"aggregates":[{"op":"sum","column":"amount"},{"op":"count"}],"epsilon":1,"delta":1e-6,"tuning":{"share":0.2}}`,
 		`{"aggregates":[{"op":"count"}],"epsilon":-1}`, `{"aggregates":[],"epsilon":1}`, `{"nope":1}`, `[]`, `{"epsilon":1e999}`,
 	} {
 		f.Add([]byte(s))

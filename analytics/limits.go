@@ -17,6 +17,12 @@ func (p *Plan) checkMechanisms() error {
 	for _, a := range p.aggs {
 		what := string(p.kind) + " " + a.info.Name
 		var err error
+		if a.perGroup {
+			if err = p.checkPerGroup(what, a); err != nil {
+				return p.limitError(err)
+			}
+			continue
+		}
 		switch a.op {
 		case "count":
 			err = dp.CountParams{Kind: p.kind, L0: l0, LInf: rows, Budget: a.budget}.Check(what)
@@ -58,6 +64,26 @@ func (p *Plan) checkMechanisms() error {
 		return invalid("query: %s", privalytics.ErrorMessage(err))
 	}
 	return nil
+}
+
+// checkPerGroup validates the mechanism of an aggregate with per-group bounds,
+// with the parameters releaseCell passes.
+func (p *Plan) checkPerGroup(what string, a aggregate) error {
+	if a.op == "count" {
+		return dp.CountParams{Kind: p.kind, L0: p.distinctL0(), LInf: a.ghiI, Budget: a.budget}.Check(what)
+	}
+	sp := p.perGroupParams(a)
+	if a.op == "mean" {
+		return sp.CheckMean(what)
+	}
+	return sp.CheckSum(what, !a.isFloat)
+}
+
+// perGroupParams are the sum parameters of an aggregate with per-group bounds:
+// one "row" per customer and group — its clamped total (sum) or average (mean)
+// — in at most L0 groups.
+func (p *Plan) perGroupParams(a aggregate) dp.SumParams {
+	return dp.SumParams{Kind: p.kind, L0: p.distinctL0(), RowsPerGroup: 1, Lower: a.glo, Upper: a.ghi, Scale: a.scale, Budget: a.budget, Confidence: p.q.Confidence}
 }
 
 // boundsRows is the L1 sensitivity of the automatic bounds' histogram: the

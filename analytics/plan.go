@@ -71,6 +71,14 @@ type aggregate struct {
 	auto     bool
 	autoEps  float64
 	resolved bool // the bounds were estimated (ResolveBounds)
+	// Per-group bounds (contribution_bounds_per_group): a customer's total in
+	// one group (count: its rows; sum: its values; mean: its average) is
+	// clamped to [glo, ghi] natural units, [gloI, ghiI] stored units (rows for
+	// count). pg indexes the Partial's per-group accumulators.
+	perGroup   bool
+	glo, ghi   float64
+	gloI, ghiI int64
+	pg         int
 }
 
 // Plan is a validated query, ready to execute.
@@ -104,7 +112,21 @@ type Plan struct {
 	timeHasLo, timeHasHi bool
 	// accuracyFirst: Epsilon was chosen by NewPlan to meet the aggregates' Within.
 	accuracyFirst bool
+	// pgAggs are the indexes of the aggregates with per-group bounds.
+	pgAggs []int
+	// Automatic tuning (tune.go): tune is pending on a placeholder plan;
+	// tunePass marks its histogram pass; report and loss (per aggregate, the
+	// estimated share of the value removed by bounding) are on the tuned plan.
+	tune     *tuneSpec
+	tunePass bool
+	report   *privalytics.TuningReport
+	loss     []float64
 }
+
+// noRowCap is the rows-per-group bound of a query whose every row-additive
+// aggregate has per-group bounds and that set no max_rows_per_group: the
+// per-group clamp bounds the sensitivity, so no rows are sampled away.
+const noRowCap = math.MaxInt32
 
 func invalid(format string, args ...any) error {
 	return privalytics.Errorf(privalytics.EINVALID, format, args...)
@@ -115,6 +137,9 @@ func invalid(format string, args ...any) error {
 func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan, error) {
 	if lim.MaxGroups <= 0 {
 		lim = DefaultLimits()
+	}
+	if wantsTuning(q) {
+		return planTuned(q, schema, lim)
 	}
 	for _, a := range q.Aggregates {
 		if a.Within != 0 {
@@ -142,7 +167,8 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if n.TimeZone == "" {
 		n.TimeZone = "UTC"
 	}
-	if n.Bounds.MaxRowsPerGroup == 0 {
+	rowCapGiven := n.Bounds.MaxRowsPerGroup != 0
+	if !rowCapGiven {
 		n.Bounds.MaxRowsPerGroup = DefaultMaxRowsPerGroup
 	}
 	if n.Bounds.MaxGroups == 0 {
@@ -236,7 +262,21 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 		if weights[i] == 0 {
 			weights[i] = 1
 		}
+		if ag.perGroup {
+			ag.pg = len(p.pgAggs)
+			p.pgAggs = append(p.pgAggs, len(p.aggs))
+		}
 		p.aggs = append(p.aggs, ag)
+	}
+	if !rowCapGiven && len(p.pgAggs) > 0 {
+		// Rows are sampled per group only for aggregates that need it.
+		needRows := false
+		for _, a := range p.aggs {
+			needRows = needRows || !a.perGroup && a.op != "distinct_customers"
+		}
+		if !needRows {
+			p.linf = noRowCap
+		}
 	}
 
 	// Public groups: every dimension public. Their count bounds L0 too.
@@ -352,6 +392,10 @@ func (p *Plan) rho() float64 {
 			total += dp.RhoOfLaplace(a.autoEps) // the bounds' histogram: Laplace noise
 		}
 		maxAbs := math.Max(math.Abs(a.flo), math.Abs(a.fhi))
+		if a.perGroup {
+			total += p.perGroupRho(a)
+			continue
+		}
 		switch {
 		case p.kind == dp.Laplace && a.op == "mean":
 			total += 2 * dp.RhoOfLaplace(e/2)
@@ -382,6 +426,30 @@ func (p *Plan) rho() float64 {
 		}
 	}
 	return total
+}
+
+// perGroupRho is the zCDP cost of an aggregate with per-group bounds, with the
+// sensitivities releaseCell uses.
+func (p *Plan) perGroupRho(a aggregate) float64 {
+	e, d := a.budget.Epsilon, a.budget.Delta
+	if p.kind == dp.Laplace {
+		if a.op == "mean" {
+			return 2 * dp.RhoOfLaplace(e/2)
+		}
+		return dp.RhoOfLaplace(e)
+	}
+	l0 := p.distinctL0()
+	switch a.op {
+	case "count":
+		return dp.RhoOfGaussian(l0, float64(a.ghiI), e, d)
+	case "mean":
+		return dp.RhoOfGaussian(l0, 1, e/2, d/2) + dp.RhoOfGaussian(l0, (a.ghi-a.glo)/2, e/2, d/2)
+	}
+	linf := math.Max(math.Abs(a.glo), math.Abs(a.ghi))
+	if linf <= 0 {
+		linf = 1
+	}
+	return dp.RhoOfGaussian(l0, linf, e, d)
 }
 
 // Fingerprint identifies the canonical query under key: an HMAC-SHA-256, so
@@ -433,8 +501,15 @@ func (p *Plan) Purpose() string { return p.q.Purpose }
 // Mechanisms describes the mechanisms, for the ledger.
 func (p *Plan) Mechanisms() string {
 	var parts []string
+	if p.tune != nil {
+		parts = append(parts, fmt.Sprintf("laplace tuning histograms (%d)", 1+len(p.tune.tuned)))
+	}
 	for _, a := range p.aggs {
-		s := string(p.kind) + " " + a.op
+		kind := string(p.kind)
+		if p.tune != nil && len(p.tune.kinds) > 1 {
+			kind = "laplace or gaussian (tuned)"
+		}
+		s := kind + " " + a.op
 		if a.info.Column != "" {
 			s += "(" + a.info.Column + ")"
 		}
@@ -862,6 +937,16 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		if ag.info.Name == "" {
 			ag.info.Name = a.Op
 		}
+		if gb := a.ContributionBoundsPerGroup; gb != nil {
+			if a.Op != "count" {
+				return ag, fmt.Errorf("contribution_bounds_per_group applies to count, sum and mean, not %s", a.Op)
+			}
+			if gb.Lower != math.Trunc(gb.Lower) || gb.Upper != math.Trunc(gb.Upper) || gb.Lower < 0 || gb.Upper < 1 || gb.Lower > gb.Upper || gb.Upper > 100_000 {
+				return ag, fmt.Errorf("count's contribution_bounds_per_group are rows per customer and group: whole numbers 0 <= lower <= upper, 1 <= upper <= 100000, e.g. {\"lower\": 0, \"upper\": 10}; got [%v, %v]", gb.Lower, gb.Upper)
+			}
+			ag.perGroup, ag.glo, ag.ghi, ag.gloI, ag.ghiI = true, gb.Lower, gb.Upper, int64(gb.Lower), int64(gb.Upper)
+			ag.info.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: gb.Lower, Upper: gb.Upper}
+		}
 		return ag, nil
 	case "sum", "mean", "variance", "stddev":
 	case "median":
@@ -876,6 +961,9 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	}
 	if a.Rank != 0 && a.Op != "quantile" {
 		return ag, fmt.Errorf("rank applies to quantile only")
+	}
+	if a.ContributionBoundsPerGroup != nil && a.Op != "sum" && a.Op != "mean" {
+		return ag, fmt.Errorf("contribution_bounds_per_group applies to count, sum and mean, not %s", a.Op)
 	}
 	idx, c, err := p.column(a.Column)
 	if err != nil {
@@ -904,6 +992,16 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	default:
 		return ag, fmt.Errorf("bounds must be \"auto\" or absent (then give lower and upper), got %q", a.Bounds)
 	}
+	if gb := a.ContributionBoundsPerGroup; gb != nil {
+		if a.Bounds == "auto" {
+			return ag, fmt.Errorf("give either contribution_bounds_per_group or \"bounds\": \"auto\", not both")
+		}
+		ag.col, ag.typ = idx, c.Type
+		if err := p.perGroupBounds(&ag, a, *gb); err != nil {
+			return ag, err
+		}
+		return ag, nil
+	}
 	if a.Bounds == "auto" {
 		ag.col, ag.typ, ag.auto = idx, c.Type, true
 		ag.info.AutoBounds = true
@@ -914,7 +1012,7 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		return ag, nil
 	}
 	if a.Lower == nil || a.Upper == nil {
-		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500, or \"bounds\": \"auto\"", a.Op, a.Column)
+		return ag, fmt.Errorf("%s(%s) needs clamping bounds lower and upper, e.g. \"lower\": 0, \"upper\": 500, or \"bounds\": \"auto\", or contribution_bounds_per_group; or leave every bound out (and the query's bounds too) for automatic tuning", a.Op, a.Column)
 	}
 	lo, hi := *a.Lower, *a.Upper
 	if math.IsInf(lo, 0) || math.IsNaN(lo) || math.IsInf(hi, 0) || math.IsNaN(hi) {
@@ -935,6 +1033,53 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		ag.info.Name = a.Op + "_" + a.Column
 	}
 	return ag, nil
+}
+
+// perGroupBounds compiles a sum or mean with contribution_bounds_per_group:
+// per-row lower/upper are optional (each row is clamped first when given).
+func (p *Plan) perGroupBounds(ag *aggregate, a privalytics.Aggregate, gb privalytics.GroupBounds) error {
+	lo, hi := gb.Lower, gb.Upper
+	if math.IsInf(lo, 0) || math.IsNaN(lo) || math.IsInf(hi, 0) || math.IsNaN(hi) {
+		return fmt.Errorf("contribution_bounds_per_group must be finite")
+	}
+	if lo > hi {
+		return fmt.Errorf("contribution_bounds_per_group are reversed: lower %v is above upper %v", lo, hi)
+	}
+	if a.Op == "mean" && lo == hi {
+		return fmt.Errorf("mean needs contribution_bounds_per_group with lower < upper")
+	}
+	unit := math.Pow10(ag.scale)
+	if math.Max(math.Abs(lo), math.Abs(hi))*unit > 1e15 {
+		return fmt.Errorf("contribution_bounds_per_group are too large for exact arithmetic; use smaller bounds")
+	}
+	if (a.Lower == nil) != (a.Upper == nil) {
+		return fmt.Errorf("give both per-row lower and upper, or neither (contribution_bounds_per_group alone bounds the contribution)")
+	}
+	ag.perGroup, ag.glo, ag.ghi = true, lo, hi
+	ag.gloI, ag.ghiI = int64(math.Ceil(lo*unit)), int64(math.Floor(hi*unit))
+	ag.info.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+	if a.Lower != nil {
+		rlo, rhi := *a.Lower, *a.Upper
+		if math.IsInf(rlo, 0) || math.IsNaN(rlo) || math.IsInf(rhi, 0) || math.IsNaN(rhi) || rlo > rhi {
+			return fmt.Errorf("per-row bounds must be finite with lower <= upper")
+		}
+		if math.Max(math.Abs(rlo), math.Abs(rhi))*unit > 1e15 {
+			return fmt.Errorf("bounds are too large for exact arithmetic; use smaller bounds")
+		}
+		p.addSlot(ag, a.Op, rlo, rhi)
+	} else {
+		// No per-row clamp: the slot passes every value; only the per-group
+		// clamp bounds the contribution.
+		p.addSlot(ag, a.Op, 0, 0)
+		ag.flo, ag.fhi = math.Inf(-1), math.Inf(1)
+		ag.lo, ag.hi = math.MinInt64+1, math.MaxInt64
+		ag.info.Lower, ag.info.Upper = 0, 0
+		p.slotMid[ag.slot] = 0
+	}
+	if ag.info.Name == "" {
+		ag.info.Name = a.Op + "_" + a.Column
+	}
+	return nil
 }
 
 // addSlot gives aggregate ag a value accumulator clamping to [lo, hi].

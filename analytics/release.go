@@ -16,7 +16,10 @@ import (
 // calls it, after the ledger has been charged; NewPlan has checked every
 // mechanism's parameters, so an error here is internal, never the data's.
 func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, error) {
-	res := &privalytics.Result{Confidence: p.q.Confidence, Thresholded: p.selection, Cost: p.cost, Rows: []privalytics.Row{}}
+	if p.tune != nil {
+		return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: the query is tuned: call ResolveBounds before Execute")
+	}
+	res := &privalytics.Result{Confidence: p.q.Confidence, Thresholded: p.selection, Cost: p.cost, Rows: []privalytics.Row{}, Tuning: p.report}
 	for _, d := range part.dims {
 		res.GroupBy = append(res.GroupBy, d.name)
 	}
@@ -45,11 +48,29 @@ func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 			if err != nil {
 				return nil, err
 			}
-			row.Cells[i] = privalytics.Cell(c)
+			row.Cells[i] = honest(p, a, i, c)
 		}
 		res.Rows = append(res.Rows, row)
 	}
 	return res, nil
+}
+
+// HiddenReason is the reason a cell below the noise carries.
+const HiddenReason = "too few customers for this ε: the interval's half-width is at least the value; draw it as hidden"
+
+// honest is a released cell with what it does not say by itself: the share of
+// its true value bounding removed (tuned aggregates) and, when its interval's
+// half-width is at least its value (signal-to-noise below 1), the hidden flag.
+// Post-processing of released numbers and of tuning's DP estimate.
+func honest(p *Plan, a aggregate, i int, c dp.Cell) privalytics.Cell {
+	out := privalytics.Cell{Value: c.Value, Lower: c.Lower, Upper: c.Upper}
+	if p.loss != nil {
+		out.BoundingLoss = p.loss[i]
+	}
+	if half := (c.Upper - c.Lower) / 2; half > 0 && half >= math.Abs(c.Value) && a.op != "mean" {
+		out.Hidden, out.Reason = true, HiddenReason
+	}
+	return out
 }
 
 func emptyDims(dims []execDim) bool {
@@ -63,6 +84,9 @@ func emptyDims(dims []execDim) bool {
 
 func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
 	conf := p.q.Confidence
+	if a.perGroup {
+		return releasePerGroup(p, part, a, g, m)
+	}
 	l0, rows := p.rowSens()
 	switch a.op {
 	case "count":
@@ -91,6 +115,22 @@ func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (d
 		return dp.Cell{Value: math.Sqrt(c.Value), Lower: math.Sqrt(c.Lower), Upper: math.Sqrt(c.Upper)}, err
 	}
 	return m.Mean(norm, n, sp)
+}
+
+// releasePerGroup releases a cell of an aggregate with per-group bounds: the
+// sum over customers of their clamped totals (count, sum) or the mean of their
+// clamped averages (mean), each customer one "row" of sensitivity
+// max(|lower|, |upper|) in at most L0 groups.
+func releasePerGroup(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
+	switch {
+	case a.op == "count":
+		return m.Count(part.pgI[a.pg][g], dp.CountParams{Kind: p.kind, L0: p.distinctL0(), LInf: a.ghiI, Budget: a.budget, Confidence: p.q.Confidence})
+	case a.op == "mean":
+		return m.Mean(part.pgF[a.pg][g], part.pgN[a.pg][g], p.perGroupParams(a))
+	case a.isFloat:
+		return m.SumFloat(part.pgF[a.pg][g], p.perGroupParams(a))
+	}
+	return m.SumInt(part.pgI[a.pg][g], p.perGroupParams(a))
 }
 
 // sum is an aggregate's exact sum in group g, in natural units.

@@ -51,6 +51,43 @@ func (s *Server) explainQuery(c *gin.Context) (reply, error) {
 	return ok(ex), nil
 }
 
+// explainWorkload explains a list of queries and their total cost:
+// {"queries": [query, …]}, each decoded as strictly as POST /v1/queries.
+func (s *Server) explainWorkload(c *gin.Context) (reply, error) {
+	key := callerOf(c).Key
+	st, err := s.tenantState(c.Request.Context(), key.TenantID)
+	if err != nil {
+		return reply{}, err
+	}
+	body, err := readBody(c, 64*s.limits.MaxQueryBytes, 64*s.limits.MaxQueryBytes)
+	if err != nil {
+		return reply{}, err
+	}
+	var w struct {
+		Queries []json.RawMessage `json:"queries"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&w)
+	releaseBody(body)
+	if err != nil {
+		return reply{}, privalytics.Errorf(privalytics.EINVALID, `workload: send {"queries": [query, …]}: %v`, err)
+	}
+	rs := make([]analytics.Request, len(w.Queries))
+	for i, raw := range w.Queries {
+		q, err := analytics.DecodeQuery(raw)
+		if err != nil {
+			return reply{}, privalytics.Errorf(privalytics.EINVALID, "workload: queries[%d]: %s", i, privalytics.ErrorMessage(err))
+		}
+		rs[i] = analytics.Request{Tenant: st.tenant, KeyID: key.ID, Query: q, FingerprintKey: st.fingerprintKey, RequestID: requestID(c)}
+	}
+	ex, err := s.queries.ExplainWorkload(c.Request.Context(), rs)
+	if err != nil {
+		return reply{}, err
+	}
+	return ok(ex), nil
+}
+
 // queryRequest decodes the request's query (JSON, or SQL on /v1/sql) for the
 // caller's tenant.
 func (s *Server) queryRequest(c *gin.Context) (analytics.Request, error) {

@@ -243,6 +243,7 @@ func (s *Server) routes() *gin.Engine {
 
 	v1.POST("/queries", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.runQuery))
 	v1.POST("/queries:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.explainQuery))
+	v1.POST("/workloads:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.explainWorkload))
 	// The same two in SQL (BigQuery's differential-privacy clause; analytics/dpsql).
 	v1.POST("/sql", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.runQuery))
 	v1.POST("/sql:explain", s.require(privalytics.RoleQuery, privalytics.RoleAdmin), s.handle(s.explainQuery))

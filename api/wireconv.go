@@ -61,6 +61,9 @@ func wireAudit(es []privalytics.AuditEntry) []wire.AuditEntry {
 func RootQuery(q *wire.Query) *privalytics.Query {
 	out := &privalytics.Query{Purpose: q.Purpose, Bounds: privalytics.Bounds(q.Bounds), Epsilon: q.Epsilon, Delta: q.Delta, Noise: q.Noise,
 		Confidence: q.Confidence, TimeZone: q.TimeZone}
+	if q.Tuning != nil {
+		out.Tuning = &privalytics.Tuning{Share: q.Tuning.Share}
+	}
 	for _, f := range q.Where {
 		out.Where = append(out.Where, privalytics.Filter(f))
 	}
@@ -68,7 +71,25 @@ func RootQuery(q *wire.Query) *privalytics.Query {
 		out.GroupBy = append(out.GroupBy, privalytics.GroupKey(g))
 	}
 	for _, a := range q.Aggregates {
-		out.Aggregates = append(out.Aggregates, privalytics.Aggregate(a))
+		out.Aggregates = append(out.Aggregates, rootAggregate(a))
+	}
+	return out
+}
+
+func rootAggregate(a wire.Aggregate) privalytics.Aggregate {
+	out := privalytics.Aggregate{Name: a.Name, Op: a.Op, Column: a.Column, Lower: a.Lower, Upper: a.Upper, Bounds: a.Bounds, AutoShare: a.AutoShare,
+		Within: a.Within, Weight: a.Weight, Rank: a.Rank}
+	if g := a.ContributionBoundsPerGroup; g != nil {
+		out.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: g.Lower, Upper: g.Upper}
+	}
+	return out
+}
+
+func wireAggregateInfo(a privalytics.AggregateInfo) wire.AggregateInfo {
+	out := wire.AggregateInfo{Name: a.Name, Op: a.Op, Column: a.Column, Mechanism: a.Mechanism, Epsilon: a.Epsilon, Delta: a.Delta,
+		Lower: a.Lower, Upper: a.Upper, AutoBounds: a.AutoBounds, BoundsEpsilon: a.BoundsEpsilon, Tuned: a.Tuned}
+	if g := a.ContributionBoundsPerGroup; g != nil {
+		out.ContributionBoundsPerGroup = &wire.GroupBounds{Lower: g.Lower, Upper: g.Upper}
 	}
 	return out
 }
@@ -95,12 +116,18 @@ func WireResult(r *privalytics.Result) *wire.Result {
 		Snapshot: r.Snapshot, Cached: r.Cached, Budget: WireBudget(r.Budget), Aggregates: make([]wire.AggregateInfo, len(r.Aggregates)),
 		Rows: make([]wire.Row, len(r.Rows))}
 	for i, a := range r.Aggregates {
-		out.Aggregates[i] = wire.AggregateInfo(a)
+		out.Aggregates[i] = wireAggregateInfo(a)
+	}
+	if t := r.Tuning; t != nil {
+		out.Tuning = &wire.TuningReport{Share: t.Share, Epsilon: t.Epsilon, MaxGroups: t.MaxGroups, Noise: t.Noise, Reason: t.Reason}
+		for _, a := range t.Aggregates {
+			out.Tuning.Aggregates = append(out.Tuning.Aggregates, wire.TunedAggregate(a))
+		}
 	}
 	for i, row := range r.Rows {
 		out.Rows[i] = wire.Row{Key: row.Key, Cells: make([]wire.Cell, len(row.Cells))}
 		for j, c := range row.Cells {
-			out.Rows[i].Cells[j] = wire.Cell(c)
+			out.Rows[i].Cells[j] = wire.Cell{Value: c.Value, Lower: c.Lower, Upper: c.Upper, BoundingLoss: c.BoundingLoss, Hidden: c.Hidden, Reason: c.Reason}
 		}
 	}
 	return out
@@ -111,7 +138,7 @@ func WireExplanation(e *analytics.Explanation) *wire.Explanation {
 	out := &wire.Explanation{Cost: wireCost(e.Cost), Confidence: e.Confidence, Thresholded: e.Thresholded, AccuracyFirst: e.AccuracyFirst,
 		Budget: WireBudget(e.Budget), Aggregates: make([]wire.AggregateExplanation, len(e.Aggregates))}
 	for i, a := range e.Aggregates {
-		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wire.AggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, Note: a.Note}
+		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wireAggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, HiddenBelow: a.HiddenBelow, Note: a.Note}
 	}
 	return out
 }
@@ -128,6 +155,15 @@ func wireNotice(n notice.Notice) wire.Notice {
 	}
 	for _, r := range n.Rights {
 		out.Rights = append(out.Rights, wire.NoticeRight(r))
+	}
+	return out
+}
+
+// WireWorkload is a workload explanation as the API sends it.
+func WireWorkload(w *analytics.WorkloadExplanation) *wire.WorkloadExplanation {
+	out := &wire.WorkloadExplanation{Cost: wireCost(w.Cost), Budget: WireBudget(w.Budget), Fits: w.Fits, Queries: make([]wire.Explanation, len(w.Queries))}
+	for i := range w.Queries {
+		out.Queries[i] = *WireExplanation(&w.Queries[i])
 	}
 	return out
 }

@@ -18,7 +18,10 @@
 // time_zone, purpose, privacy_unit_column (must name the customer).
 // Aggregates: COUNT(*), COUNT(DISTINCT customer_id), SUM, AVG, VAR_POP
 // (VARIANCE), STDDEV_POP (STDDEV), PERCENTILE_CONT(col, rank), each with
-// contribution_bounds_per_row => (lower, upper) or => AUTO. Conditions: =, !=,
+// contribution_bounds_per_row => (lower, upper) or => AUTO, and/or
+// contribution_bounds_per_group => (lower, upper) — a customer's total in one
+// group clamped (SUM, AVG: the customer's average, and COUNT(*, …): its rows).
+// Conditions: =, !=,
 // <>, <, <=, >, >=, IN, NOT IN, BETWEEN, joined by AND. Every error names the
 // line and column and shows where.
 package dpsql
@@ -507,6 +510,25 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 		switch t := p.peek(); {
 		case t.kind == tPunct && t.text == "*":
 			p.next()
+			// COUNT(*, contribution_bounds_per_group => (lower, upper)): the
+			// rows one customer adds to one group, clamped.
+			if p.acceptPunct(",") {
+				opt, err := p.ident("contribution_bounds_per_group")
+				if err != nil {
+					return nil, err
+				}
+				if !strings.EqualFold(opt.text, "contribution_bounds_per_group") {
+					return nil, p.errAt(opt.pos, "COUNT(*) takes only contribution_bounds_per_group => (lower, upper), got %q", opt.text)
+				}
+				if err := p.punct("=>"); err != nil {
+					return nil, err
+				}
+				lo, hi, err := p.pair()
+				if err != nil {
+					return nil, err
+				}
+				a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+			}
 		case p.isKw(t, "DISTINCT"):
 			p.next()
 			c, err := p.ident(p.schema.Subject)
@@ -540,50 +562,63 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 			a.Op, a.Rank = "median", 0
 		}
 	}
-	bounded := false
 	for p.acceptPunct(",") {
 		opt, err := p.ident("contribution_bounds_per_row")
 		if err != nil {
 			return nil, err
 		}
+		perGroup := false
 		switch strings.ToLower(opt.text) {
 		case "contribution_bounds_per_row":
+			if a.Lower != nil || a.Bounds != "" {
+				return nil, p.errAt(opt.pos, "contribution_bounds_per_row is given twice")
+			}
 		case "contribution_bounds_per_group":
-			return nil, p.errAt(opt.pos, "per-group bounds are not supported yet; use contribution_bounds_per_row => (lower, upper)")
+			if a.ContributionBoundsPerGroup != nil {
+				return nil, p.errAt(opt.pos, "contribution_bounds_per_group is given twice")
+			}
+			perGroup = true
 		default:
-			return nil, p.errAt(opt.pos, "unknown argument %q; give contribution_bounds_per_row => (lower, upper) or => AUTO", opt.text)
+			return nil, p.errAt(opt.pos, "unknown argument %q; give contribution_bounds_per_row => (lower, upper) or => AUTO, or contribution_bounds_per_group => (lower, upper)", opt.text)
 		}
 		if err := p.punct("=>"); err != nil {
 			return nil, err
 		}
-		if p.acceptKw("AUTO") {
+		if !perGroup && p.acceptKw("AUTO") {
 			a.Bounds = "auto"
 		} else {
-			if err := p.punct("("); err != nil {
-				return nil, err
-			}
-			lo, err := p.number("the lower bound")
+			lo, hi, err := p.pair()
 			if err != nil {
 				return nil, err
 			}
-			if err := p.punct(","); err != nil {
-				return nil, err
+			if perGroup {
+				a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+			} else {
+				a.Lower, a.Upper = &lo, &hi
 			}
-			hi, err := p.number("the upper bound")
-			if err != nil {
-				return nil, err
-			}
-			if err := p.punct(")"); err != nil {
-				return nil, err
-			}
-			a.Lower, a.Upper = &lo, &hi
 		}
-		bounded = true
 	}
-	if !bounded {
-		return nil, p.errAt(col.pos, "%s(%s) needs clamping bounds: add contribution_bounds_per_row => (lower, upper) or => AUTO", name, col.text)
-	}
+	// Without bounds the query is tuned (as BigQuery computes bounds when
+	// none are given): the planner says what to add when it cannot be.
 	return a, p.punct(")")
+}
+
+// pair parses "(lower, upper)".
+func (p *parser) pair() (lo, hi float64, err error) {
+	if err = p.punct("("); err != nil {
+		return
+	}
+	if lo, err = p.number("the lower bound"); err != nil {
+		return
+	}
+	if err = p.punct(","); err != nil {
+		return
+	}
+	if hi, err = p.number("the upper bound"); err != nil {
+		return
+	}
+	err = p.punct(")")
+	return
 }
 
 func (p *parser) condition(q *privalytics.Query) ([]privalytics.Filter, error) {

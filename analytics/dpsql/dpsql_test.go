@@ -37,6 +37,14 @@ func TestSQLAndJSONPlanAlike(t *testing.T) {
 			STDDEV(amount, contribution_bounds_per_row => (0, 50)) FROM events`,
 			`{"aggregates":[{"op":"mean","column":"amount","lower":0,"upper":50},{"op":"variance","column":"amount","lower":0,"upper":50},
 			  {"op":"stddev","column":"amount","lower":0,"upper":50}],"bounds":{"max_rows_per_group":5},"epsilon":3}`},
+		{"no bounds: tuned", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount) AS revenue FROM events`,
+			`{"aggregates":[{"name":"revenue","op":"sum","column":"amount"}],"epsilon":1}`},
+		{"per-group bounds", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*, contribution_bounds_per_group => (0, 5)) AS n,
+			SUM(amount, contribution_bounds_per_group => (0, 500)) AS revenue,
+			AVG(amount, contribution_bounds_per_row => (0, 100), contribution_bounds_per_group => (0, 80)) FROM events`,
+			`{"aggregates":[{"name":"n","op":"count","contribution_bounds_per_group":{"lower":0,"upper":5}},
+			  {"name":"revenue","op":"sum","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":500}},
+			  {"op":"mean","column":"amount","lower":0,"upper":100,"contribution_bounds_per_group":{"lower":0,"upper":80}}],"epsilon":1}`},
 		{"quantile", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) PERCENTILE_CONT(quantity, 0.9, contribution_bounds_per_row => (0, 20)) AS p90 FROM events`,
 			`{"aggregates":[{"name":"p90","op":"quantile","column":"quantity","rank":0.9,"lower":0,"upper":20}],"epsilon":1}`},
 		{"not in and between", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM events
@@ -87,14 +95,14 @@ func TestErrorsPointAtThePosition(t *testing.T) {
 		sql, pos, caretUnder, says string
 	}{
 		{"SELECT COUNT(*) FROM events", "1:8", "COUNT", "expected WITH"},
-		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount) FROM events", "1:60", "amount", "contribution_bounds_per_row"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1, colour = 2) COUNT(*) FROM events", "1:56", "colour", "unknown option"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1)\n  store, COUNT(*)\nFROM events", "2:3", "store", "not grouped by"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM orders", "1:70", "orders", "only table is events"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM events WHERE type = 'view' OR type = 'visit'", "1:97", "OR", "only AND"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM events WHERE store = 'Main St", "1:91", "'Main", "never closed"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(DISTINCT store) FROM events", "1:71", "store", "counts customers only"},
-		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount, contribution_bounds_per_group => (0, 5)) FROM events", "1:68", "contribution_bounds_per_group", "not supported yet"},
+		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount, contribution_bounds_per_group => (0, 5), contribution_bounds_per_group => (0, 6)) FROM events", "1:109", "contribution_bounds_per_group", "given twice"},
+		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*, contribution_bounds_per_row => (0, 5)) FROM events", "1:65", "contribution_bounds_per_row", "only contribution_bounds_per_group"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) TIMESTAMP_TRUNC(ts, FORTNIGHT) AS f, COUNT(*) FROM events GROUP BY f", "1:76", "FORTNIGHT", "not one of HOUR"},
 	}
 	for _, tc := range tests {

@@ -160,6 +160,13 @@ func (c *Client) Explain(ctx context.Context, q *wire.Query) (*wire.Explanation,
 	return &out, c.do(ctx, http.MethodPost, "/v1/queries:explain", q, &out)
 }
 
+// ExplainWorkload says what a list of queries would cost in total and how
+// precise each would be, without reading data or spending budget.
+func (c *Client) ExplainWorkload(ctx context.Context, w *wire.Workload) (*wire.WorkloadExplanation, error) {
+	var out wire.WorkloadExplanation
+	return &out, c.do(ctx, http.MethodPost, "/v1/workloads:explain", w, &out)
+}
+
 // ExplainJSON is Explain for a query given as raw JSON.
 func (c *Client) ExplainJSON(ctx context.Context, q []byte) (*wire.Explanation, error) {
 	var out wire.Explanation

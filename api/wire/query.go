@@ -13,6 +13,32 @@ type Query struct {
 	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds
+	Tuning     *Tuning     `json:"tuning,omitempty"`     // automatic contribution bounds; on by default for a sum or mean without any bounds
+}
+
+// Tuning asks for automatic contribution bounds, spending Share of ε (default 0.15) on them.
+type Tuning struct {
+	Share float64 `json:"share,omitempty"`
+}
+
+// TuningReport says what automatic tuning chose and why.
+type TuningReport struct {
+	Share      float64          `json:"share"`
+	Epsilon    float64          `json:"epsilon"`
+	MaxGroups  int              `json:"max_groups"`
+	Noise      string           `json:"noise"`
+	Aggregates []TunedAggregate `json:"aggregates"`
+	Reason     string           `json:"reason"`
+}
+
+// TunedAggregate is one aggregate's tuned per-group clamp, the estimated share
+// of its value removed by bounding, and the expected relative error of a typical cell.
+type TunedAggregate struct {
+	Name          string  `json:"name"`
+	Lower         float64 `json:"lower"`
+	Upper         float64 `json:"upper"`
+	BoundingLoss  float64 `json:"bounding_loss"`
+	ExpectedError float64 `json:"expected_error"`
 }
 
 // Filter is one condition on a column; set exactly the operators you need.
@@ -48,6 +74,14 @@ type Aggregate struct {
 	Within    float64  `json:"within,omitempty"` // accuracy first: the target half-width
 	Weight    float64  `json:"weight,omitempty"`
 	Rank      float64  `json:"rank,omitempty"` // quantile only
+	// ContributionBoundsPerGroup clamps a customer's total in one group (count: rows; sum: values; mean: its average).
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+}
+
+// GroupBounds is the range a customer's total contribution to one group is clamped to.
+type GroupBounds struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
 }
 
 // Bounds limit each customer's contribution.
@@ -68,6 +102,7 @@ type Result struct {
 	Snapshot    string          `json:"snapshot"`    // an opaque id of this answer ("ans_…"); a cached repeat shows the same
 	Cached      bool            `json:"cached"`
 	Budget      *BudgetStatus   `json:"budget,omitempty"`
+	Tuning      *TuningReport   `json:"tuning,omitempty"` // what automatic tuning chose, when the query was tuned
 }
 
 // AggregateInfo describes how one aggregate was computed. Lower and Upper are
@@ -83,6 +118,9 @@ type AggregateInfo struct {
 	Upper         float64 `json:"upper"`
 	AutoBounds    bool    `json:"auto_bounds,omitempty"`
 	BoundsEpsilon float64 `json:"bounds_epsilon,omitempty"`
+	// ContributionBoundsPerGroup is the per-group clamp, when the aggregate has one.
+	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
+	Tuned                      bool         `json:"tuned,omitempty"` // the clamp was chosen by automatic tuning
 }
 
 // Row is one released group.
@@ -93,9 +131,26 @@ type Row struct {
 
 // Cell is a noisy value with its confidence interval.
 type Cell struct {
-	Value float64 `json:"value"`
-	Lower float64 `json:"lower"`
-	Upper float64 `json:"upper"`
+	Value        float64 `json:"value"`
+	Lower        float64 `json:"lower"`
+	Upper        float64 `json:"upper"`
+	BoundingLoss float64 `json:"bounding_loss,omitempty"` // estimated share of the true value removed by bounding (tuned aggregates)
+	Hidden       bool    `json:"hidden,omitempty"`        // signal below the noise: draw as hidden
+	Reason       string  `json:"reason,omitempty"`
+}
+
+// WorkloadExplanation answers POST /v1/workloads:explain: each query's
+// explanation and the total cost of running them all.
+type WorkloadExplanation struct {
+	Queries []Explanation `json:"queries"`
+	Cost    Cost          `json:"cost"`
+	Budget  *BudgetStatus `json:"budget,omitempty"`
+	Fits    bool          `json:"fits"` // the total fits in what the tenant has left now
+}
+
+// Workload is the body of POST /v1/workloads:explain.
+type Workload struct {
+	Queries []Query `json:"queries"`
 }
 
 // Explanation answers POST /v1/queries:explain: what the query would cost and
@@ -113,8 +168,9 @@ type Explanation struct {
 // its interval at the query's confidence for a typical cell.
 type AggregateExplanation struct {
 	AggregateInfo
-	HalfWidth float64 `json:"half_width"`
-	Note      string  `json:"note,omitempty"`
+	HalfWidth   float64 `json:"half_width"`
+	HiddenBelow float64 `json:"hidden_below,omitempty"` // cells with a value below this will be flagged hidden
+	Note        string  `json:"note,omitempty"`
 }
 
 // SQLRequest is the JSON form of POST /v1/sql (text/plain SQL also works).

@@ -62,21 +62,22 @@ type StartFunc func(ctx context.Context, prefix string, opt ServerOptions) (srv 
 
 // Options size the main benchmark; DefaultOptions are the README's sizes.
 type Options struct {
-	HTTPRows   int    // events sent through HTTP ingest
-	ImportRows int    // rows in the imported CSV file
-	Rows       int    // rows in the store for the query benchmark
-	ScaleRows  int    // rows of the second tenant timed for the scaling ratio when Rows is larger (0: skip)
-	Repeat     int    // runs per query timing (median reported)
-	Senders    int    // concurrent HTTP senders
-	Encrypt    bool   // encrypt logs and segments, as serve does by default
-	CPUProfile string // CPU profile of the timed DP queries (FILE.scale of the scaling tenant's, FILE.restart of the load after the restart); "" for none
-	UCI        string // UCI Online Retail file for the accuracy figure (skipped if absent)
+	HTTPRows   int            // events sent through HTTP ingest
+	ImportRows int            // rows in the imported CSV file
+	Rows       int            // rows in the store for the query benchmark
+	ScaleRows  int            // rows of the second tenant timed for the scaling ratio when Rows is larger (0: skip)
+	Repeat     int            // runs per query timing (median reported)
+	Senders    int            // concurrent HTTP senders
+	Encrypt    bool           // encrypt logs and segments, as serve does by default
+	CPUProfile string         // CPU profile of the timed DP queries (FILE.scale of the scaling tenant's, FILE.restart of the load after the restart); "" for none
+	UCI        string         // UCI Online Retail file for the accuracy figure (skipped if absent)
+	Utility    UtilityOptions // the utility section (after the table); Events 0 skips it
 }
 
 // DefaultOptions are the sizes the README's table was measured with.
 func DefaultOptions() Options {
 	return Options{HTTPRows: 2_000_000, ImportRows: 2_000_000, Rows: 10_000_000, ScaleRows: 10_000_000, Repeat: 5, Senders: 4, Encrypt: true,
-		UCI: "../shared/data/online_retail_uci.csv.gz"}
+		UCI: "../shared/data/online_retail_uci.csv.gz", Utility: DefaultUtilityOptions()}
 }
 
 type benchRow struct {
@@ -241,7 +242,15 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.figure, r.measured, r.target, r.verdict)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if opt.Utility.Events == 0 {
+		fmt.Fprintln(out, "\nutility section skipped (privalytics bench utility runs it alone)")
+		return nil
+	}
+	_, err = benchUtility(ctx, out, app, op, opt.Utility)
+	return err
 }
 
 // benchDPQuery times the benchmark's DP query (count and bounded revenue of

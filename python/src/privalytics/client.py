@@ -52,6 +52,7 @@ OPERATIONS: Dict[str, str] = {
     "importFile": "import_file",
     "runQuery": "query",
     "explainQuery": "explain",
+    "explainWorkload": "explain_workload",
     "runSQL": "sql",
     "explainSQL": "explain_sql",
     "getBudget": "budget",
@@ -450,6 +451,11 @@ class Client:
     def explain(self, query: t.Query) -> t.Explanation:
         """POST /v1/queries:explain: the cost and expected error; reads no data, spends nothing."""
         return cast(t.Explanation, self._request("POST", "/v1/queries:explain", json_body=query))
+
+    def explain_workload(self, queries: List[t.Query]) -> Dict[str, Any]:
+        """POST /v1/workloads:explain: each query's explanation and the total cost of
+        running them all, and whether it fits the budget left; reads no data, spends nothing."""
+        return cast(Dict[str, Any], self._request("POST", "/v1/workloads:explain", json_body={"queries": queries}))
 
     def sql(self, text: str) -> t.Result:
         """POST /v1/sql: a query in SQL (SELECT WITH DIFFERENTIAL_PRIVACY …), charged as its JSON form."""

@@ -139,6 +139,11 @@ class GroupKey(TypedDict, total=False):
     buckets: List[float]
 
 
+class GroupBounds(TypedDict):
+    lower: float
+    upper: float
+
+
 class Aggregate(TypedDict, total=False):
     name: str
     op: Literal["count", "distinct_customers", "sum", "mean", "variance", "stddev", "median", "quantile"]
@@ -150,12 +155,17 @@ class Aggregate(TypedDict, total=False):
     auto_share: float
     within: float
     weight: float
+    contribution_bounds_per_group: GroupBounds
 
 
 class Bounds(TypedDict, total=False):
     max_groups: int
     max_rows_per_group: int
     max_rows: int
+
+
+class Tuning(TypedDict, total=False):
+    share: float
 
 
 class Query(TypedDict, total=False):
@@ -169,6 +179,7 @@ class Query(TypedDict, total=False):
     noise: Literal["laplace", "gaussian"]
     confidence: float
     time_zone: str
+    tuning: Tuning
 
 
 class Cell(TypedDict, total=False):
@@ -188,6 +199,25 @@ class ResultAggregate(TypedDict, total=False):
     upper: float
     auto_bounds: bool
     bounds_epsilon: float
+    contribution_bounds_per_group: GroupBounds
+    tuned: bool
+
+
+class TunedAggregate(TypedDict, total=False):
+    name: str
+    lower: float
+    upper: float
+    bounding_loss: float
+    expected_error: float
+
+
+class TuningReport(TypedDict, total=False):
+    share: float
+    epsilon: float
+    max_groups: int
+    noise: str
+    aggregates: List[TunedAggregate]
+    reason: str
 
 
 class ResultRow(TypedDict, total=False):
@@ -205,6 +235,7 @@ class Result(TypedDict, total=False):
     snapshot: int
     cached: bool
     budget: BudgetStatus
+    tuning: TuningReport
 
 
 class ExplainedAggregate(TypedDict, total=False):

@@ -1,0 +1,482 @@
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+)
+
+// Automatic tuning of contribution bounds (issue 15), done inside the query in
+// the spirit of PipelineDP's offline parameter tuning (dataset_histograms and
+// parameter_tuning): a stated share of the query's ε buys DP histograms of the
+// customers' contributions — how many groups each customer touches, and per
+// tuned aggregate the value (sum), rows (count) or average (mean) of each
+// customer in each group — and from them the engine picks L0, each aggregate's
+// per-group clamp and the noise (Laplace, or Gaussian when δ > 0) that minimise
+// the expected relative error of a typical cell, noise AND the bias of
+// bounding together. The rest of ε runs the query with per-group bounds
+// (bound.go). The charge is decided at plan time: ε in full, δ when Gaussian
+// noise or partition selection may be used, and ρ the largest of the
+// candidates' (Gaussian ρ does not depend on the sensitivity).
+
+// DefaultTuningShare is the share of ε tuning spends when the query says none.
+const DefaultTuningShare = 0.15
+
+// Value bins of the tuning histograms: |v| in (2^(j−1+minExp), 2^(j+minExp)],
+// bin 0 holding everything up to 2^minExp; positive values (and zero) in the
+// first tuneBins bins, negative ones in the next tuneBins.
+const (
+	tuneMinExp = -10
+	tuneBins   = 61
+)
+
+func tuneBin(v float64) int {
+	v = math.Abs(v)
+	if v <= math.Ldexp(1, tuneMinExp) {
+		return 0
+	}
+	_, e := math.Frexp(v) // v = f·2^e, f in [0.5, 1): v in (2^(e−1), 2^e] but for exact powers
+	if math.Ldexp(1, e-1) == v {
+		e--
+	}
+	return min(tuneBins-1, e-tuneMinExp)
+}
+
+// tuneRep is the value a bin stands for.
+func tuneRep(j int) float64 {
+	if j == 0 {
+		return math.Ldexp(1, tuneMinExp-1)
+	}
+	return 0.75 * math.Ldexp(1, j+tuneMinExp)
+}
+
+func bitsLen(x int) int {
+	n := 0
+	for ; x > 0; x >>= 1 {
+		n++
+	}
+	return n
+}
+
+// tuneSpec is a plan's pending tuning.
+type tuneSpec struct {
+	orig      privalytics.Query // the query as asked
+	share     float64
+	epsHist   float64 // ε of each histogram
+	kinds     []dp.NoiseKind
+	tuned     []int // aggregate indexes tuned (count, sum, mean)
+	maxL0     int64
+	cells     float64 // the typical number of cells the error is quoted for
+	selection bool
+}
+
+// wantsTuning reports whether q is tuned: it asks to be, or it gives no bounds
+// at all and has a sum or mean without bounds (formerly an error).
+func wantsTuning(q *privalytics.Query) bool {
+	if q.Tuning != nil {
+		return true
+	}
+	if q.Bounds != (privalytics.Bounds{}) {
+		return false
+	}
+	unbounded := false
+	for _, a := range q.Aggregates {
+		switch {
+		case a.Within != 0:
+			return false
+		case a.Op == "count" || a.Op == "distinct_customers":
+			if a.ContributionBoundsPerGroup != nil {
+				return false
+			}
+		case a.Op == "sum" || a.Op == "mean":
+			if a.Lower != nil || a.Upper != nil || a.Bounds != "" || a.ContributionBoundsPerGroup != nil {
+				return false
+			}
+			unbounded = true
+		default:
+			return false
+		}
+	}
+	return unbounded
+}
+
+// planTuned plans a tuned query: a placeholder plan (the cost, the checks, the
+// explanation) carrying the tuning to do at execution.
+func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan, error) {
+	share := DefaultTuningShare
+	if q.Tuning != nil && q.Tuning.Share != 0 {
+		share = q.Tuning.Share
+	}
+	if !(share > 0 && share < 1) {
+		return nil, invalid("query: tuning.share must be between 0 and 1 (default %v), got %v", DefaultTuningShare, share)
+	}
+	if q.Bounds != (privalytics.Bounds{}) {
+		return nil, invalid("query: tuning chooses the bounds: leave bounds out, or drop tuning and give them")
+	}
+	ts := &tuneSpec{orig: *q, share: share}
+	for i, a := range q.Aggregates {
+		switch {
+		case a.Within != 0:
+			return nil, invalid("query: aggregates[%d]: within needs fixed bounds; give epsilon with tuning", i)
+		case a.Op == "distinct_customers":
+		case a.Op == "count" || a.Op == "sum" || a.Op == "mean":
+			if a.Lower != nil || a.Upper != nil || a.Bounds != "" || a.ContributionBoundsPerGroup != nil {
+				return nil, invalid("query: aggregates[%d]: tuning chooses the bounds of %s: leave lower, upper, bounds and contribution_bounds_per_group out", i, a.Op)
+			}
+			ts.tuned = append(ts.tuned, i)
+		default:
+			return nil, invalid("query: aggregates[%d]: tuning supports count, distinct_customers, sum and mean; give %s its bounds and drop tuning", i, a.Op)
+		}
+	}
+	if !(q.Epsilon > 0) || math.IsInf(q.Epsilon, 0) {
+		return nil, invalid("query: epsilon must be > 0 and finite, got %v", q.Epsilon)
+	}
+	switch {
+	case q.Noise != "":
+		ts.kinds = []dp.NoiseKind{dp.NoiseKind(q.Noise)}
+	case q.Delta > 0:
+		ts.kinds = []dp.NoiseKind{dp.Laplace, dp.Gaussian}
+	default:
+		ts.kinds = []dp.NoiseKind{dp.Laplace}
+	}
+	ts.epsHist = share * q.Epsilon / float64(1+len(ts.tuned))
+	if err := dp.CheckTuningHistogram("tuning histogram", ts.epsHist); err != nil {
+		return nil, invalid("query: %v; raise epsilon or tuning.share", err)
+	}
+	// L0's range: every public group at most; 1 without group_by.
+	probe, err := newPlan(ts.query(ts.kinds[0], 1, nil, nil), schema, lim)
+	if err != nil {
+		return nil, err
+	}
+	ts.selection = probe.selection
+	ts.maxL0, ts.cells = 256, 1
+	if len(probe.dims) == 0 {
+		ts.maxL0 = 1
+	}
+	public := 1.0
+	for _, d := range probe.dims {
+		switch {
+		case d.public && (d.time != "" || d.hist):
+			public *= float64(len(d.labels))
+		case d.public:
+			public *= float64(len(d.keys))
+		default:
+			public *= 10 // a data-derived dimension: assumed ten keys
+		}
+	}
+	ts.cells = public
+	if !probe.selection && len(probe.dims) > 0 {
+		ts.maxL0 = min(ts.maxL0, int64(public))
+	}
+	// Every candidate must pass the library's limits now: the extremes of L0
+	// and of each clamp, for each noise.
+	var rho float64
+	var placeholder *Plan
+	for _, kind := range ts.kinds {
+		for _, l0 := range []int64{1, ts.maxL0} {
+			for _, c := range []float64{1, 1 << 40} {
+				los, his := ts.clamps(probe, c, true)
+				cp, err := newPlan(ts.query(kind, l0, los, his), schema, lim)
+				if err != nil {
+					return nil, err
+				}
+				rho = math.Max(rho, cp.cost.Rho)
+			}
+		}
+		if placeholder == nil {
+			los, his := ts.clamps(probe, 1, false)
+			if placeholder, err = newPlan(ts.query(kind, min(ts.maxL0, DefaultMaxGroups), los, his), schema, lim); err != nil {
+				return nil, err
+			}
+		}
+	}
+	p := placeholder
+	p.tune = ts
+	p.cost = privalytics.Cost{Epsilon: q.Epsilon, Rho: rho + float64(1+len(ts.tuned))*dp.RhoOfLaplace(ts.epsHist)}
+	if p.selection || slices.Contains(ts.kinds, dp.Gaussian) {
+		p.cost.Delta = q.Delta
+	}
+	if err := dp.CheckCost(p.cost); err != nil {
+		return nil, invalid("query: %s", privalytics.ErrorMessage(err))
+	}
+	orig := *q
+	orig.Purpose = p.q.Purpose
+	p.canon, _ = json.Marshal(orig)
+	for _, i := range ts.tuned {
+		p.aggs[i].info.ContributionBoundsPerGroup = nil
+		p.aggs[i].info.Tuned = true
+	}
+	return p, nil
+}
+
+// clamps are the per-group bounds of the tuned aggregates for clamp c (whole
+// rows for counts), symmetric when signed is set.
+func (ts *tuneSpec) clamps(p *Plan, c float64, signed bool) (los, his []float64) {
+	for _, i := range ts.tuned {
+		a := p.aggs[i]
+		hi := c
+		unit := math.Pow10(a.scale)
+		if a.op == "count" {
+			hi = math.Min(math.Max(1, math.Round(c)), 100_000)
+		} else {
+			hi = math.Min(c, 1e15/unit/2)
+		}
+		lo := 0.0
+		if signed && a.op != "count" {
+			lo = -hi
+		}
+		los, his = append(los, lo), append(his, hi)
+	}
+	return los, his
+}
+
+// query is the query run with the chosen parameters: ε less the tuning's.
+func (ts *tuneSpec) query(kind dp.NoiseKind, l0 int64, los, his []float64) *privalytics.Query {
+	q := ts.orig
+	q.Tuning = nil
+	q.Epsilon = ts.orig.Epsilon * (1 - ts.share)
+	q.Noise = string(kind)
+	q.Bounds = privalytics.Bounds{MaxGroups: int(l0)}
+	q.Aggregates = slices.Clone(q.Aggregates)
+	for k, i := range ts.tuned {
+		lo, hi := 0.0, 1.0
+		if los != nil {
+			lo, hi = los[k], his[k]
+		}
+		q.Aggregates[i].ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+	}
+	return &q
+}
+
+// tuneHist are the exact tuning histograms of one execution (never released).
+type tuneHist struct {
+	groups []float64   // customers by the number of groups they touch
+	values [][]float64 // per tuned aggregate: customer-groups by sign and |value|, weighted 1/groups
+}
+
+// resolveTuning runs the histogram pass, draws the noisy histograms, chooses
+// the parameters and returns the plan to execute.
+func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hidden []bool, m dp.Mechanisms) (*Plan, error) {
+	ts := p.tune
+	exact, err := p.tuningHistograms(ctx, snap, hidden)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := m.NoisyHistogram(exact.groups, ts.epsHist)
+	if err != nil {
+		return nil, err
+	}
+	threshold(groups, ts.epsHist)
+	values := make([][]float64, len(ts.tuned))
+	for k := range ts.tuned {
+		if values[k], err = m.NoisyHistogram(exact.values[k], ts.epsHist); err != nil {
+			return nil, err
+		}
+		threshold(values[k], ts.epsHist)
+	}
+	ch := ts.choose(p, groups, values)
+	q := ts.query(ch.kind, ch.l0, ch.los, ch.his)
+	rp, err := newPlan(q, p.schema, p.limits)
+	if err != nil {
+		// Every clamp tuning can choose is plannable (bestClamp) and the
+		// extremes were checked at plan time; should a choice still fail, run
+		// the plan-time-checked candidate (L0 1, clamp 1) rather than let the
+		// data turn a charged query into an error.
+		ch.report.Reason += fmt.Sprintf("; the choice could not be planned (%v), so L0 1 and clamp 1 were used", err)
+		ch.kind, ch.l0 = ts.kinds[0], 1
+		ch.los, ch.his = ts.clamps(p, 1, false)
+		if rp, err = newPlan(ts.query(ch.kind, ch.l0, ch.los, ch.his), p.schema, p.limits); err != nil {
+			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: tuned plan: %v", err)
+		}
+	}
+	rp.cost, rp.canon = p.cost, p.canon
+	rp.report = ch.report
+	rp.loss = make([]float64, len(rp.aggs))
+	for k, i := range ts.tuned {
+		rp.loss[i] = ch.loss[k]
+		rp.aggs[i].info.Tuned = true
+	}
+	return rp, nil
+}
+
+// threshold zeroes the bins of a noisy value histogram that do not clear the
+// noise: with Laplace scale 1/ε, an empty bin passes (1/ε)·ln(bins/0.002) with
+// probability 0.001/bins, so empty bins far out (where one spurious count would
+// stand for a huge value) are all dropped but for a 0.1% chance; the groups
+// histogram's eight bins, likewise. Post-processing.
+func threshold(h []float64, eps float64) {
+	t := math.Log(float64(len(h))/0.002) / eps
+	for i, c := range h {
+		if c < t {
+			h[i] = 0
+		}
+	}
+}
+
+// tuningHistograms is the exact histogram pass (never released): every row
+// kept, no group dropped.
+func (p *Plan) tuningHistograms(ctx context.Context, snap *privalytics.Snapshot, hidden []bool) (*tuneHist, error) {
+	hp := p.clone()
+	hp.l0, hp.linf, hp.ltotal, hp.tunePass = noRowCap, noRowCap, 0, true
+	part, err := execute(ctx, hp, snap, hidden)
+	if err != nil {
+		return nil, err
+	}
+	return part.tune, nil
+}
+
+// choice is what tuning picked.
+type choice struct {
+	kind     dp.NoiseKind
+	l0       int64
+	los, his []float64
+	loss     []float64
+	report   *privalytics.TuningReport
+}
+
+var l0Candidates = []int64{1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256}
+
+// choose minimises the summed expected relative error of a typical cell over
+// the aggregates: for each noise and L0, each tuned aggregate's clamp on its own.
+func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice {
+	// Customers and customer-groups, and the share of customer-groups L0 keeps.
+	var n, cellsAll float64
+	for j, c := range groups {
+		n += c
+		cellsAll += c * sizeRep[j]
+	}
+	n, cellsAll = math.Max(n, 1), math.Max(cellsAll, 1)
+	kept := func(l0 int64) float64 {
+		s := 0.0
+		for j, c := range groups {
+			s += c * math.Min(sizeRep[j], float64(l0))
+		}
+		return s / cellsAll
+	}
+	weights := make([]float64, len(p.aggs))
+	for i, a := range ts.orig.Aggregates {
+		weights[i] = a.Weight
+		if weights[i] == 0 {
+			weights[i] = 1
+		}
+	}
+	best := choice{}
+	bestErr := math.Inf(1)
+	for _, kind := range ts.kinds {
+		budgets, _ := dp.Split(dp.Budget{Epsilon: ts.orig.Epsilon * (1 - ts.share), Delta: ts.orig.Delta}, weights, ts.selection, kind)
+		for _, l0 := range l0Candidates {
+			if l0 > ts.maxL0 {
+				break
+			}
+			f := kept(l0)
+			perCell := cellsAll * f / ts.cells // customers in a typical cell
+			c := choice{kind: kind, l0: l0}
+			total := 0.0
+			var tuned []privalytics.TunedAggregate
+			for k, i := range ts.tuned {
+				a := p.aggs[i]
+				lo, hi, loss, e := bestClamp(a, values[k], kind, l0, budgets[i], f, cellsAll, ts.cells, perCell)
+				c.los, c.his, c.loss = append(c.los, lo), append(c.his, hi), append(c.loss, loss)
+				tuned = append(tuned, privalytics.TunedAggregate{Name: a.info.Name, Lower: lo, Upper: hi, BoundingLoss: loss, ExpectedError: e})
+				total += e
+			}
+			for i, a := range p.aggs {
+				if a.op == "distinct_customers" {
+					total += dp.NoiseStd(kind, l0, 1, budgets[i]) / math.Max(perCell, 1)
+				}
+			}
+			if total < bestErr {
+				bestErr = total
+				c.report = &privalytics.TuningReport{Share: ts.share, Epsilon: ts.share * ts.orig.Epsilon, MaxGroups: int(l0), Noise: string(kind), Aggregates: tuned,
+					Reason: fmt.Sprintf("L0 %d keeps an estimated %.0f%% of the customers' groups; each clamp minimises noise plus bounding bias for a typical cell of about %.0f customers (%.4g cells); %s noise gave the smaller expected error",
+						l0, 100*f, perCell, ts.cells, kind)}
+				best = c
+			}
+		}
+	}
+	return best
+}
+
+// Customer-size bins of the groups histogram: the customer's number of groups
+// k in 1, 2, 3, 4, 5–8, 9–16, 17–32, 33+ — coarse, so that the few heavy
+// customers, who carry much of the value, stand above the noise.
+const sizeBins = 8
+
+var sizeRep = [sizeBins]float64{1, 2, 3, 4, 6.5, 12.5, 24.5, 48}
+
+func sizeBin(k int) int {
+	if k <= 4 {
+		return max(k, 1) - 1
+	}
+	return min(sizeBins-1, 1+bitsLen(k-1))
+}
+
+// valueIndex is the bin of a customer-group with value v: magnitudes of
+// negative values in the second half.
+func valueIndex(v float64) int {
+	j := tuneBin(v)
+	if v < 0 {
+		j += tuneBins
+	}
+	return j
+}
+
+// bestClamp picks an aggregate's per-group clamp: the bin edge minimising the
+// expected relative RMS error (noise and bounding bias, L0's included through
+// keptGroups, the share of customer-groups L0 keeps) of a typical cell.
+func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
+	hist := make([]float64, tuneBins) // by magnitude, both signs
+	var w, mass, neg float64
+	for j := range tuneBins {
+		hist[j] = signedHist[j] + signedHist[tuneBins+j]
+		neg += signedHist[tuneBins+j]
+		w += hist[j]
+		mass += hist[j] * tuneRep(j)
+	}
+	signed := a.op != "count" && neg > 0.1*math.Max(w, 1)
+	if w <= 0 || mass <= 0 {
+		w, mass = 1, 1 // nothing seen above the noise: quote against one unit
+	}
+	mu := mass / w // the typical customer-group value
+	unit := math.Pow10(a.scale)
+	relErr = math.Inf(1)
+	for j := range tuneBins {
+		c := math.Ldexp(1, j+tuneMinExp)
+		// Only clamps the planner accepts (checked at plan time at the extremes).
+		if a.op == "count" && (c < 1 || c > 100_000) || c*unit > 1e15/2 {
+			continue
+		}
+		keptMass := 0.0
+		for k, h := range hist {
+			keptMass += h * math.Min(tuneRep(k), c)
+		}
+		g := keptMass / mass
+		l := 0.0
+		if signed {
+			l = -c
+		}
+		var e, lossC float64
+		if a.op == "mean" {
+			half := dp.Budget{Epsilon: b.Epsilon / 2, Delta: b.Delta / 2}
+			std := dp.NoiseStd(kind, l0, (c-l)/2, half) / math.Max(perCell, 1)
+			lossC = 1 - g
+			bias := lossC * mu
+			e = math.Sqrt(std*std+bias*bias) / mu
+		} else {
+			cell := cellsAll * mu / cells
+			std := dp.NoiseStd(kind, l0, c, b)
+			lossC = 1 - keptGroups*g
+			bias := lossC * cell
+			e = math.Sqrt(std*std+bias*bias) / cell
+		}
+		if e < relErr {
+			relErr, lo, hi, loss = e, l, c, lossC
+		}
+	}
+	return lo, hi, loss, relErr
+}

@@ -1,0 +1,237 @@
+package analytics
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/dp/dptest"
+)
+
+var monthKeys = []string{"2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06", "2025-07", "2025-08", "2025-09", "2025-10", "2025-11", "2025-12"}
+
+// tuneEvents: customers each buying in exactly `months` of the 12 months of
+// 2025, `rows` purchases of `amount` each month (amount in whole units).
+func tuneEvents(customers, months, rows int, amount int64) []event {
+	var out []event
+	for c := range customers {
+		for m := range months {
+			month := time.Month((c+m)%12 + 1)
+			for r := range rows {
+				out = append(out, event{subj: uint64(c), ts: time.Date(2025, month, 1+r%27, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount * 1000, hasAmt: true})
+			}
+		}
+	}
+	return out
+}
+
+func monthlyQuery(aggs ...privalytics.Aggregate) *privalytics.Query {
+	return &privalytics.Query{Epsilon: 1,
+		Where:      []privalytics.Filter{{Column: "ts", Gte: "2025-01-01", Lt: "2026-01-01"}},
+		GroupBy:    []privalytics.GroupKey{{Time: "month"}},
+		Aggregates: aggs}
+}
+
+// TestTuningPicksTheKnownContribution: on data where every customer buys in
+// exactly 3 months, 2 rows of 40 each month (a cell total of 80), noise-free
+// histograms make tuning choose L0 3 (dropping none) and a clamp just above 80
+// (2^7 = 128: the value bins are powers of two), so nothing is lost to bounding
+// and the noise-free answer is exact.
+func TestTuningPicksTheKnownContribution(t *testing.T) {
+	t.Parallel()
+	snap := snapshotOf(tuneEvents(3000, 3, 2, 40), 1000)
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"}, privalytics.Aggregate{Name: "lines", Op: "count"})
+	q.Tuning = &privalytics.Tuning{}
+	res := run(t, q, snap, dptest.NoNoise())
+	tr := res.Tuning
+	if tr == nil {
+		t.Fatal("the answer has no tuning report")
+	}
+	if tr.MaxGroups != 3 {
+		t.Errorf("L0 %d, want 3 (every customer buys in exactly 3 months): %s", tr.MaxGroups, tr.Reason)
+	}
+	if got := tr.Aggregates[0]; got.Lower != 0 || got.Upper != 128 || got.BoundingLoss > 1e-9 {
+		t.Errorf("revenue clamp %+v, want [0, 128] and no loss", got)
+	}
+	if got := tr.Aggregates[1]; got.Upper != 2 {
+		t.Errorf("lines clamp %+v, want 2 rows", got)
+	}
+	if math.Abs(tr.Share-DefaultTuningShare) > 1e-12 || math.Abs(tr.Epsilon-DefaultTuningShare) > 1e-12 {
+		t.Errorf("tuning share %v ε %v, want %v of ε 1", tr.Share, tr.Epsilon, DefaultTuningShare)
+	}
+	// Each month: 3000 customers × 3 months / 12 = 750 customers × 80.
+	for _, r := range res.Rows {
+		if r.Cells[0].Value != 750*80 || r.Cells[1].Value != 750*2 {
+			t.Errorf("%s: revenue %v lines %v, want 60000 and 1500", r.Key[0], r.Cells[0].Value, r.Cells[1].Value)
+		}
+	}
+}
+
+// TestTuningTradesBiasForNoise: a few customers with huge totals are clamped
+// away (bias) rather than inflating everyone's noise, and a small ε chooses a
+// tighter clamp than a large one.
+func TestTuningTradesBiasForNoise(t *testing.T) {
+	t.Parallel()
+	events := tuneEvents(4000, 1, 1, 50)
+	whales := tuneEvents(3, 1, 1, 20_000) // three whales, one month each
+	for i := range whales {
+		whales[i].subj += 1 << 30
+	}
+	events = append(events, whales...)
+	snap := snapshotOf(events, 1000)
+	clamp := func(eps float64) (hi float64, l0 int) {
+		q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+		q.Epsilon = eps
+		res := run(t, q, snap, dptest.NoNoise())
+		if res.Tuning == nil {
+			t.Fatal("a sum without bounds is tuned by default, but the answer has no tuning report")
+		}
+		return res.Tuning.Aggregates[0].Upper, res.Tuning.MaxGroups
+	}
+	hi, l0 := clamp(1)
+	if hi < 64 || hi > 1024 || l0 != 1 {
+		t.Errorf("ε 1: clamp %v L0 %d, want the common customer's 50 kept (64..1024) and the whales' 20,000 clamped, L0 1", hi, l0)
+	}
+	if hiBig, _ := clamp(1000); hiBig < 20_000 {
+		t.Errorf("ε 1000 chose clamp %v: with so little noise the whales' 20,000 should be kept", hiBig)
+	}
+}
+
+// TestTuningOnTheSecurePath: with real noise the choice stays sensible, the
+// charged ε is the query's, and explain says the bounds are tuned.
+func TestTuningOnTheSecurePath(t *testing.T) {
+	t.Parallel()
+	snap := snapshotOf(tuneEvents(3000, 3, 2, 40), 1000)
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	q.Delta = 1e-6
+	p, err := NewPlan(q, schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Cost().Epsilon != 1 || p.Cost().Delta != 1e-6 {
+		t.Errorf("cost %+v, want ε 1 and δ 1e-6 (Gaussian noise may be chosen)", p.Cost())
+	}
+	ex, err := p.Explain(dp.Secure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ex.Aggregates[0].Tuned || !strings.Contains(ex.Aggregates[0].Note, "tuned") {
+		t.Errorf("explain does not say the aggregate is tuned: %+v", ex.Aggregates[0])
+	}
+	rp, err := p.ResolveBounds(context.Background(), snap, nil, dp.Secure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.Cost() != p.Cost() {
+		t.Errorf("the tuned plan's cost %+v differs from the charged %+v", rp.Cost(), p.Cost())
+	}
+	part, err := Execute(context.Background(), rp, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := release(rp, part, dp.Secure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tuning.MaxGroups < 2 || res.Tuning.MaxGroups > 4 || res.Tuning.Aggregates[0].Upper < 64 || res.Tuning.Aggregates[0].Upper > 256 {
+		t.Errorf("tuned L0 %d clamp %v; want about 3 and 128", res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper)
+	}
+	// Every cell carries the tuning's estimate of the share bounding removed.
+	for _, r := range res.Rows {
+		if got, want := r.Cells[0].BoundingLoss, res.Tuning.Aggregates[0].BoundingLoss; got != want || want < 0 || want > 0.5 {
+			t.Errorf("%s: bounding_loss %v, want the report's %v (small: the clamp keeps the 80s)", r.Key[0], got, want)
+		}
+	}
+	// Executing the placeholder is refused: its bounds are not chosen yet.
+	if _, err := Execute(context.Background(), p, snap); err == nil {
+		t.Error("executing an unresolved tuned plan succeeded")
+	}
+}
+
+func TestTuningErrors(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		q    *privalytics.Query
+		want string
+	}{
+		{&privalytics.Query{Epsilon: 1, Tuning: &privalytics.Tuning{Share: 1.5}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, "between 0 and 1"},
+		{&privalytics.Query{Epsilon: 1, Tuning: &privalytics.Tuning{}, Bounds: privalytics.Bounds{MaxGroups: 2}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, "leave bounds out"},
+		{&privalytics.Query{Epsilon: 1, Tuning: &privalytics.Tuning{}, Aggregates: []privalytics.Aggregate{{Op: "median", Column: "amount", Lower: f64(0), Upper: f64(1)}}}, "tuning supports"},
+		{&privalytics.Query{Epsilon: 1, Tuning: &privalytics.Tuning{}, Aggregates: []privalytics.Aggregate{{Op: "sum", Column: "amount", Lower: f64(0), Upper: f64(1)}}}, "leave lower"},
+		{&privalytics.Query{Epsilon: 1e-20, Aggregates: []privalytics.Aggregate{{Op: "sum", Column: "amount"}}}, "raise epsilon"},
+	} {
+		_, err := NewPlan(c.q, schema, DefaultLimits())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error saying %q", c.q, err, c.want)
+		}
+	}
+}
+
+// TestTuningHistogramSensitivity: adding one customer — here one with rows in
+// every month, positive and negative totals — changes each exact tuning
+// histogram by at most 1 in L1, the sensitivity dp.NoisyHistogram is
+// calibrated to.
+func TestTuningHistogramSensitivity(t *testing.T) {
+	t.Parallel()
+	base := tuneEvents(500, 3, 2, 40)
+	var odd []event
+	for m := range 12 {
+		amount := int64(1_000_000 * (m + 1))
+		if m%2 == 1 {
+			amount = -amount
+		}
+		for r := range 5 {
+			odd = append(odd, event{subj: 1 << 40, ts: time.Date(2025, time.Month(m+1), 1+r, 9, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount, hasAmt: true})
+		}
+	}
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"}, privalytics.Aggregate{Name: "lines", Op: "count"},
+		privalytics.Aggregate{Name: "avg", Op: "mean", Column: "amount"})
+	p, err := NewPlan(q, schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := func(events []event) *tuneHist {
+		h, err := p.tuningHistograms(context.Background(), snapshotOf(events, 400), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	without, with := hist(base), hist(append(append([]event{}, base...), odd...))
+	l1 := func(a, b []float64) (s float64) {
+		for i := range a {
+			s += math.Abs(a[i] - b[i])
+		}
+		return s
+	}
+	if d := l1(without.groups, with.groups); math.Abs(d-1) > 1e-9 {
+		t.Errorf("groups per customer: L1 change %v, want exactly 1", d)
+	}
+	for k := range without.values {
+		if d := l1(without.values[k], with.values[k]); d > 1+1e-9 || d < 1-1e-9 {
+			t.Errorf("%s: L1 change %v, want 1 (the customer's weight, spread over its 12 months)", q.Aggregates[k].Name, d)
+		}
+	}
+}
+
+// TestTuningClampsStayPlannable: whatever the histograms say, the chosen
+// clamp is one the planner accepts (a count's at most 100,000 rows), so a
+// tuned query never fails after it was charged.
+func TestTuningClampsStayPlannable(t *testing.T) {
+	t.Parallel()
+	hist := make([]float64, 2*tuneBins)
+	hist[tuneBins-1] = 1e9 // everyone at the largest magnitude
+	for _, a := range []aggregate{{op: "count"}, {op: "sum", scale: 3}, {op: "mean", scale: 3}} {
+		lo, hi, _, _ := bestClamp(a, hist, dp.Laplace, 1, dp.Budget{Epsilon: 1e6}, 1, 1e9, 1, 1e9)
+		switch {
+		case a.op == "count" && (hi < 1 || hi > 100_000 || hi != math.Trunc(hi)):
+			t.Errorf("count clamp %v: not a whole number of rows in 1..100000", hi)
+		case hi*1000 > 1e15 || lo > hi || !(hi > 0):
+			t.Errorf("%s clamp [%v, %v] is not plannable", a.op, lo, hi)
+		}
+	}
+}

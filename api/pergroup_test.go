@@ -1,0 +1,107 @@
+package api_test
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/privalytics/privalytics/api"
+	"github.com/privalytics/privalytics/api/wire"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/dp/dptest"
+)
+
+// TestPerGroupBoundsOverHTTP: contribution_bounds_per_group in JSON and SQL,
+// end to end, without noise: a heavy customer's 50 rows of 100.00 in one cell
+// move its sum by exactly the per-group upper bound and its count by the
+// count's; the answer and explain report the clamp.
+func TestPerGroupBoundsOverHTTP(t *testing.T) {
+	t.Parallel()
+	heavy := baseEvents()
+	for i := range 50 {
+		heavy = append(heavy, fmt.Sprintf(`{"customer_id":"heavy","ts":"2025-03-10T%02d:%02d:00Z","type":"purchase","channel":"web","category":"tea","store":"s1","amount":"100.00"}`, i/60, i%60))
+	}
+	const jsonQ = `{"group_by":[{"column":"category","keys":["bread","cake","coffee","tea","wine"]}],
+		"aggregates":[{"name":"n","op":"count","contribution_bounds_per_group":{"lower":0,"upper":2}},
+		              {"name":"revenue","op":"sum","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":30}}],
+		"epsilon":1}`
+	const sqlQ = `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1, delta = 1e-6) category, COUNT(*, contribution_bounds_per_group => (0, 2)) AS n,
+		SUM(amount, contribution_bounds_per_group => (0, 30)) AS revenue FROM events GROUP BY category`
+	answers := map[string]map[string][2]float64{}
+	for name, events := range map[string][]string{"without": baseEvents(), "with": heavy} {
+		w := newWorld(t, api.DefaultLimits(), dptest.NoNoise(), events)
+		for route, body := range map[string]string{"/v1/queries": jsonQ, "/v1/sql": sqlQ} {
+			ct := "application/json"
+			if route == "/v1/sql" {
+				ct = "text/plain"
+			}
+			var res wire.Result
+			w.f.mustDo(t, http.MethodPost, route, w.query, ct, nil, []byte(body), http.StatusOK, &res)
+			if g := res.Aggregates[1].ContributionBoundsPerGroup; g == nil || g.Upper != 30 {
+				t.Fatalf("%s: the answer does not report the per-group clamp: %+v", route, res.Aggregates[1])
+			}
+			cells := map[string][2]float64{}
+			for _, r := range res.Rows {
+				cells[r.Key[0]] = [2]float64{r.Cells[0].Value, r.Cells[1].Value}
+			}
+			answers[name+route] = cells
+		}
+	}
+	// Explain, with the secure mechanisms' interval formulas.
+	w := newWorld(t, api.DefaultLimits(), dp.Secure(), baseEvents())
+	var ex wire.Explanation
+	w.f.mustDo(t, http.MethodPost, "/v1/queries:explain", w.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &ex)
+	// Laplace, ε 0.5 per aggregate, L0 4 (the default with group_by) × 30: b = 240; half-width b·ln 20.
+	if want := 240 * math.Log(20); math.Abs(ex.Aggregates[1].HalfWidth-want) > 1e-6*want {
+		t.Errorf("explain: half-width %v, want %v", ex.Aggregates[1].HalfWidth, want)
+	}
+	for _, route := range []string{"/v1/queries", "/v1/sql"} {
+		for cat, w := range answers["with"+route] {
+			wo := answers["without"+route][cat]
+			want := [2]float64{0, 0}
+			if cat == "tea" {
+				want = [2]float64{2, 30}
+			}
+			if d := [2]float64{w[0] - wo[0], w[1] - wo[1]}; math.Abs(d[0]-want[0]) > 1e-9 || math.Abs(d[1]-want[1]) > 1e-9 {
+				t.Errorf("%s %s: the heavy customer moved (count, sum) by %v, want %v", route, cat, d, want)
+			}
+		}
+	}
+}
+
+// TestWorkloadExplain: POST /v1/workloads:explain explains each query, adds
+// their costs, says whether they fit, predicts the hidden flag, and spends
+// nothing; a bad query is named by its index.
+func TestWorkloadExplain(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, api.DefaultLimits(), dp.Secure(), baseEvents())
+	body := `{"queries":[
+		{"group_by":[{"column":"category","keys":["bread","tea"]}],"aggregates":[{"op":"sum","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":30}}],"epsilon":0.5},
+		{"aggregates":[{"op":"sum","column":"amount"}],"epsilon":0.25,"delta":1e-6}]}`
+	var ex wire.WorkloadExplanation
+	w.f.mustDo(t, http.MethodPost, "/v1/workloads:explain", w.query, "application/json", nil, []byte(body), http.StatusOK, &ex)
+	if len(ex.Queries) != 2 || math.Abs(ex.Cost.Epsilon-0.75) > 1e-12 || ex.Cost.Delta != 1e-6 || !ex.Fits {
+		t.Fatalf("workload: %d queries, cost %+v, fits %v; want 2, ε 0.75, δ 1e-6 (the tuned query may use Gaussian noise), fits", len(ex.Queries), ex.Cost, ex.Fits)
+	}
+	if math.Abs(ex.Cost.Rho-(ex.Queries[0].Cost.Rho+ex.Queries[1].Cost.Rho)) > 1e-12 {
+		t.Errorf("total ρ %v is not the sum of %v and %v", ex.Cost.Rho, ex.Queries[0].Cost.Rho, ex.Queries[1].Cost.Rho)
+	}
+	// L0 2 (two public keys) × 30 / ε 0.5: b = 120; half-width b·ln 20.
+	a := ex.Queries[0].Aggregates[0]
+	if want := 120 * math.Log(20); math.Abs(a.HalfWidth-want) > 1e-6*want || a.HiddenBelow != a.HalfWidth {
+		t.Errorf("per-group sum: half-width %v hidden_below %v, want both %v", a.HalfWidth, a.HiddenBelow, want)
+	}
+	if !ex.Queries[1].Aggregates[0].Tuned {
+		t.Errorf("the sum without bounds is not explained as tuned: %+v", ex.Queries[1].Aggregates[0])
+	}
+	if spent := w.spent(t); spent != 0 {
+		t.Errorf("explaining a workload spent ε %v", spent)
+	}
+	status, msg, _ := w.f.do(t, http.MethodPost, "/v1/workloads:explain", w.query, "application/json", nil,
+		[]byte(`{"queries":[{"aggregates":[{"op":"count"}],"epsilon":1},{"aggregates":[{"op":"mode"}],"epsilon":1}]}`))
+	if status != http.StatusBadRequest || !strings.Contains(msg.Error.Message, "queries[1]") {
+		t.Errorf("a bad second query: %d %q, want 400 naming queries[1]", status, msg.Error.Message)
+	}
+}

@@ -1,0 +1,510 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/api/client"
+	"github.com/privalytics/privalytics/dp"
+	"github.com/privalytics/privalytics/synth"
+)
+
+// UtilityOptions size the utility section: a marketer's workload over the
+// demo's shop, answered three ways (today's fixed defaults, automatic tuning,
+// the best fixed parameters found with hindsight) against a non-private
+// reference computed here with plain loops over the generator's rows.
+type UtilityOptions struct {
+	Customers, Events int     // the synthetic shop (the demo's: 50,000 and 1,000,000); Events 0 skips the section
+	Seed              uint64  // the dataset
+	Epsilon           float64 // ε of each question (the dashboard's 0.5)
+	Runs              int     // noisy runs per configuration, cells pooled
+	Candidates        int     // hindsight grid points (ranked by expected error on the exact data) run through the engine
+}
+
+// DefaultUtilityOptions are the README's: the demo's shop, ε 0.5 per question.
+func DefaultUtilityOptions() UtilityOptions {
+	return UtilityOptions{Customers: 50_000, Events: 1_000_000, Seed: 1, Epsilon: 0.5, Runs: 3, Candidates: 6}
+}
+
+// utilityDelta is every question's δ: it lets tuning and the ceiling choose
+// Gaussian noise; today's defaults use Laplace and spend none of it.
+const utilityDelta = 1e-6
+
+// utilQuestion is one question of the workload: one aggregate of purchases
+// over the generated year, split by dims ("month" is the time bucket).
+type utilQuestion struct {
+	title string
+	op    string // sum (revenue), count (purchase lines), distinct_customers, mean (average line)
+	dims  []string
+}
+
+// utilityWorkload is the marketer's standard dashboard: twelve questions.
+var utilityWorkload = []utilQuestion{
+	{"revenue per month", "sum", []string{"month"}},
+	{"purchases per month", "count", []string{"month"}},
+	{"customers per month", "distinct_customers", []string{"month"}},
+	{"revenue per month × channel", "sum", []string{"month", "channel"}},
+	{"revenue per month × category", "sum", []string{"month", "category"}},
+	{"revenue per month × store", "sum", []string{"month", "store"}},
+	{"purchases per month × channel", "count", []string{"month", "channel"}},
+	{"revenue per store", "sum", []string{"store"}},
+	{"revenue per category", "sum", []string{"category"}},
+	{"revenue per country", "sum", []string{"country"}},
+	{"customers per store", "distinct_customers", []string{"store"}},
+	{"average line per category", "mean", []string{"category"}},
+}
+
+// utilTruth is a question's exact answer from the reference, with what the
+// hindsight grid needs: each customer's total per cell.
+type utilTruth struct {
+	cells  map[string]float64 // exact answer per cell key ("2025-03|web")
+	keys   [][]string         // per dim, the keys present (declared as public keys)
+	perCus map[string]map[string]float64
+}
+
+// utilReference computes every question's exact answer with plain Go loops
+// over the generator's events — not the engine — so the errors measured are
+// against an independent truth. Purchases in [start, start+days) only.
+func utilReference(cfg synth.Config, qs []utilQuestion) ([]*utilTruth, error) {
+	gen, err := synth.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	end := cfg.Start.AddDate(0, 0, cfg.Days)
+	out := make([]*utilTruth, len(qs))
+	sums := make([]map[string]float64, len(qs)) // mean: Σ amount
+	lines := make([]map[string]float64, len(qs))
+	dimKeys := make([][]map[string]bool, len(qs))
+	for i, q := range qs {
+		out[i] = &utilTruth{cells: map[string]float64{}, perCus: map[string]map[string]float64{}}
+		sums[i], lines[i] = map[string]float64{}, map[string]float64{}
+		dimKeys[i] = make([]map[string]bool, len(q.dims))
+		for d := range q.dims {
+			dimKeys[i][d] = map[string]bool{}
+		}
+	}
+	var ev synth.Event
+	key := make([]string, 0, 3)
+	for gen.Next(&ev) {
+		if ev.Type != privalytics.EventPurchase || ev.TS.Before(cfg.Start) || !ev.TS.Before(end) {
+			continue
+		}
+		amount := float64(ev.AmountMilli) / 1000
+		for i, q := range qs {
+			key = key[:0]
+			for d, dim := range q.dims {
+				var k string
+				switch dim {
+				case "month":
+					k = ev.TS.UTC().Format("2006-01")
+				case "channel":
+					k = ev.Channel
+				case "category":
+					k = ev.Category
+				case "store":
+					k = ev.Store
+				case "country":
+					k = ev.Country
+				}
+				key = append(key, k)
+				dimKeys[i][d][k] = true
+			}
+			cell := strings.Join(key, "|")
+			t := out[i]
+			pc := t.perCus[ev.CustomerID]
+			if pc == nil {
+				pc = map[string]float64{}
+				t.perCus[ev.CustomerID] = pc
+			}
+			switch q.op {
+			case "sum":
+				t.cells[cell] += amount
+				pc[cell] += amount
+			case "count":
+				t.cells[cell]++
+				pc[cell]++
+			case "distinct_customers":
+				if pc[cell] == 0 {
+					t.cells[cell]++
+				}
+				pc[cell] = 1
+			case "mean":
+				sums[i][cell] += amount
+				lines[i][cell]++
+				pc[cell]++
+			}
+		}
+	}
+	for i, q := range qs {
+		if q.op == "mean" {
+			for c, s := range sums[i] {
+				out[i].cells[c] = s / lines[i][c]
+			}
+		}
+		for d := range q.dims {
+			keys := make([]string, 0, len(dimKeys[i][d]))
+			for k := range dimKeys[i][d] {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			out[i].keys = append(out[i].keys, keys)
+		}
+	}
+	return out, nil
+}
+
+// utilConfig is one way of asking a question.
+type utilConfig struct {
+	label string
+	l0    int
+	clamp float64 // per-group clamp (sum: amount, count: rows, mean: average); 0 for distinct_customers
+	noise dp.NoiseKind
+}
+
+func (c utilConfig) String() string {
+	s := fmt.Sprintf("L0 %d, %s", c.l0, c.noise)
+	if c.clamp > 0 {
+		s = fmt.Sprintf("L0 %d, clamp %g, %s", c.l0, c.clamp, c.noise)
+	}
+	return s
+}
+
+// utilQuery is the engine's query for question q: "default" is today's fixed
+// defaults (L0 4, L∞ 8, per-row clamp [0, 60] as the demo's questions),
+// "auto" gives no bounds (automatic tuning, asked for explicitly so counts
+// are tuned too), otherwise cfg's fixed per-group bounds.
+func utilQuery(q utilQuestion, t *utilTruth, cfg synth.Config, eps float64, mode string, c utilConfig) *privalytics.Query {
+	end := cfg.Start.AddDate(0, 0, cfg.Days)
+	out := &privalytics.Query{
+		Where: []privalytics.Filter{{Column: "type", Eq: privalytics.EventPurchase},
+			{Column: "ts", Gte: cfg.Start.Format(time.DateOnly), Lt: end.Format(time.DateOnly)}},
+		Epsilon: eps, Delta: utilityDelta,
+	}
+	for d, dim := range q.dims {
+		if dim == "month" {
+			out.GroupBy = append(out.GroupBy, privalytics.GroupKey{Time: "month"})
+		} else {
+			out.GroupBy = append(out.GroupBy, privalytics.GroupKey{Column: dim, Keys: t.keys[d]})
+		}
+	}
+	a := privalytics.Aggregate{Name: q.title, Op: q.op}
+	if q.op == "sum" || q.op == "mean" {
+		a.Column = "amount"
+	}
+	switch mode {
+	case "default":
+		out.Bounds = privalytics.Bounds{MaxGroups: 4, MaxRowsPerGroup: 8}
+		out.Noise = string(dp.Laplace)
+		if a.Column != "" {
+			a.Lower, a.Upper = ptr(0), ptr(60)
+		}
+	case "auto":
+		out.Tuning = &privalytics.Tuning{}
+	default:
+		out.Bounds = privalytics.Bounds{MaxGroups: c.l0}
+		out.Noise = string(c.noise)
+		if q.op != "distinct_customers" {
+			a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: 0, Upper: c.clamp}
+		}
+	}
+	out.Aggregates = []privalytics.Aggregate{a}
+	return out
+}
+
+// utilScore is the accuracy of one configuration over its runs, cells pooled.
+type utilScore struct {
+	median, within10 float64
+	cells            int
+	eps              float64
+	res              *privalytics.Result // the last run's answer
+}
+
+// utilMeasure runs query runs times through the service and scores the
+// released cells against the reference.
+func utilMeasure(ctx context.Context, svc *analytics.Service, tenant *privalytics.Tenant, q *privalytics.Query, t *utilTruth, runs int) (utilScore, error) {
+	var errs []float64
+	var sc utilScore
+	for r := range runs {
+		qq := *q
+		qq.Epsilon += float64(r) * 1e-9 // a new fingerprint per run; the bench's cache never answers anyway
+		res, err := svc.Run(ctx, analytics.Request{Tenant: tenant, KeyID: "utility", Query: &qq, FingerprintKey: []byte("utility fingerprint key")})
+		if err != nil {
+			return sc, err
+		}
+		seen := 0
+		for _, row := range res.Rows {
+			w, ok := t.cells[strings.Join(row.Key, "|")]
+			if !ok || w <= 0 {
+				continue
+			}
+			seen++
+			errs = append(errs, math.Abs(row.Cells[0].Value-w)/w)
+		}
+		if seen != len(t.cells) {
+			return sc, fmt.Errorf("%s: the answer has %d of the reference's %d cells", q.Aggregates[0].Name, seen, len(t.cells))
+		}
+		sc.eps, sc.res = res.Cost.Epsilon, res
+	}
+	slices.Sort(errs)
+	sc.cells = len(t.cells)
+	sc.median = errs[len(errs)/2]
+	in := 0
+	for _, e := range errs {
+		if e <= 0.1 {
+			in++
+		}
+	}
+	sc.within10 = float64(in) / float64(len(errs))
+	return sc, nil
+}
+
+// utilGrid is the hindsight grid, ranked by the expected relative error of a
+// median cell computed on the exact data (bias of bounding, with each
+// customer keeping min(1, L0/groups) of its cells, and the noise's standard
+// deviation) — a non-private choice, the ceiling a fixed choice can reach.
+// Means have no closed form here: their grid is ranked by a run each.
+func utilGrid(q utilQuestion, t *utilTruth, eps float64) []utilConfig {
+	l0s := []int{1, 2, 3, 4, 6, 8, 12, 16, 24, 32}
+	var clamps []float64
+	switch q.op {
+	case "sum":
+		clamps = []float64{10, 20, 40, 60, 100, 150, 250, 400, 700, 1000, 2000}
+	case "count":
+		clamps = []float64{1, 2, 3, 4, 6, 8, 12, 16, 24}
+	case "mean":
+		clamps = []float64{20, 40, 80, 160}
+		l0s = []int{1, 2, 4, 8}
+	default:
+		clamps = []float64{1}
+	}
+	ncells := len(t.cells)
+	var grid []utilConfig
+	for _, kind := range []dp.NoiseKind{dp.Laplace, dp.Gaussian} {
+		for _, l0 := range l0s {
+			if l0 > ncells {
+				continue
+			}
+			for _, c := range clamps {
+				cfg := utilConfig{l0: l0, clamp: c, noise: kind}
+				if q.op == "distinct_customers" {
+					cfg.clamp = 0
+				}
+				grid = append(grid, cfg)
+			}
+		}
+	}
+	if q.op == "mean" {
+		return grid
+	}
+	score := make([]float64, len(grid))
+	cellIdx := map[string]int{}
+	truth := make([]float64, 0, ncells)
+	for k, v := range t.cells {
+		cellIdx[k] = len(truth)
+		truth = append(truth, v)
+	}
+	kept := make([]float64, ncells)
+	rel := make([]float64, ncells)
+	for gi, g := range grid {
+		clear(kept)
+		c := g.clamp
+		if c == 0 {
+			c = 1
+		}
+		for _, pc := range t.perCus {
+			p := math.Min(1, float64(g.l0)/float64(len(pc)))
+			for k, v := range pc {
+				kept[cellIdx[k]] += p * math.Min(v, c)
+			}
+		}
+		sd := dp.NoiseStd(g.noise, int64(g.l0), c, dp.Budget{Epsilon: eps, Delta: utilityDelta})
+		for i, w := range truth {
+			bias := w - kept[i]
+			rel[i] = math.Sqrt(bias*bias+sd*sd) / w
+		}
+		slices.Sort(rel)
+		score[gi] = rel[len(rel)/2]
+	}
+	idx := make([]int, len(grid))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmpFloat(score[a], score[b]) })
+	out := make([]utilConfig, len(grid))
+	for i, j := range idx {
+		out[i] = grid[j]
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// utilRow is one question's line of the report.
+type utilRow struct {
+	q                utilQuestion
+	base, auto, ceil utilScore
+	ceilCfg          utilConfig
+	tuned            string
+}
+
+// RunUtility starts a server, loads the demo's shop through HTTP ingest and
+// prints the utility section to out.
+func RunUtility(ctx context.Context, out io.Writer, start StartFunc, opt UtilityOptions) error {
+	app, stop, err := start(ctx, "privalytics-bench-utility-", ServerOptions{})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = benchUtility(ctx, out, app, client.New(app.URL(), app.OperatorKey()), opt)
+	return err
+}
+
+// benchUtility is the utility section on a running server: the shop goes
+// through HTTP ingest into a tenant of its own, then utilityOn answers.
+func benchUtility(ctx context.Context, out io.Writer, app Server, op *client.Client, opt UtilityOptions) ([]utilRow, error) {
+	began := time.Now()
+	cfg := utilityShop(opt)
+	_, ingest, err := benchTenant(ctx, op, "utility")
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "\nUtility: %d events, %d customers through HTTP ingest; %d questions at ε %g (δ %g) each, %d runs per configuration …\n",
+		cfg.Events, cfg.Customers, len(utilityWorkload), opt.Epsilon, utilityDelta, opt.Runs)
+	if _, err := Stream(ctx, ingest, cfg, 20_000, 2, nil); err != nil {
+		return nil, err
+	}
+	tenant, err := app.Meta().Tenant(ctx, "utility")
+	if err != nil {
+		return nil, err
+	}
+	snap, err := app.Events().Snapshot(ctx, "utility", tenant.Schema)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := utilityOn(ctx, tenant, snap, opt)
+	if err != nil {
+		return nil, err
+	}
+	writeUtility(out, rows, time.Since(began))
+	return rows, nil
+}
+
+func utilityShop(opt UtilityOptions) synth.Config {
+	cfg := synth.DefaultConfig()
+	cfg.Customers, cfg.Events, cfg.Seed = opt.Customers, opt.Events, opt.Seed
+	return cfg
+}
+
+// utilityOn answers the workload over snap, which holds utilityShop(opt)'s
+// events, through analytics.Service (the one path to a release, with the
+// secure mechanisms) and scores it against utilReference.
+func utilityOn(ctx context.Context, tenant *privalytics.Tenant, snap *privalytics.Snapshot, opt UtilityOptions) ([]utilRow, error) {
+	cfg := utilityShop(opt)
+	truths, err := utilReference(cfg, utilityWorkload)
+	if err != nil {
+		return nil, err
+	}
+	ports := benchPorts{snap: snap}
+	svc := analytics.NewService(analytics.ServiceDeps{Ledger: ports, Events: ports, Consent: ports, Mechanisms: dp.Secure(), Cache: ports})
+
+	var rows []utilRow
+	for i, q := range utilityWorkload {
+		t := truths[i]
+		r := utilRow{q: q}
+		if r.base, err = utilMeasure(ctx, svc, tenant, utilQuery(q, t, cfg, opt.Epsilon, "default", utilConfig{}), t, opt.Runs); err != nil {
+			return nil, fmt.Errorf("%s, defaults: %w", q.title, err)
+		}
+		if r.auto, err = utilMeasure(ctx, svc, tenant, utilQuery(q, t, cfg, opt.Epsilon, "auto", utilConfig{}), t, opt.Runs); err != nil {
+			return nil, fmt.Errorf("%s, tuned: %w", q.title, err)
+		}
+		if tr := r.auto.res.Tuning; tr != nil {
+			r.tuned = fmt.Sprintf("L0 %d, %s", tr.MaxGroups, tr.Noise)
+			if len(tr.Aggregates) > 0 {
+				r.tuned = fmt.Sprintf("L0 %d, clamp %g, %s", tr.MaxGroups, tr.Aggregates[0].Upper, tr.Noise)
+			}
+		}
+		// The ceiling: the best-ranked grid points one run each, the best
+		// of them measured again over opt.Runs runs.
+		grid := utilGrid(q, t, opt.Epsilon)
+		if q.op != "mean" {
+			grid = grid[:min(len(grid), opt.Candidates)]
+		}
+		best := math.Inf(1)
+		for _, g := range grid {
+			s, err := utilMeasure(ctx, svc, tenant, utilQuery(q, t, cfg, opt.Epsilon, "fixed", g), t, 1)
+			if err != nil {
+				return nil, fmt.Errorf("%s, %v: %w", q.title, g, err)
+			}
+			if s.median < best {
+				best, r.ceilCfg = s.median, g
+			}
+		}
+		if r.ceil, err = utilMeasure(ctx, svc, tenant, utilQuery(q, t, cfg, opt.Epsilon, "fixed", r.ceilCfg), t, opt.Runs); err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// utilTotals are a configuration's workload totals: ε spent and the share
+// of all cells within 10%.
+func utilTotals(rows []utilRow, pick func(utilRow) utilScore) (eps, within float64, cells int) {
+	var in float64
+	for _, r := range rows {
+		s := pick(r)
+		eps += s.eps
+		in += s.within10 * float64(s.cells)
+		cells += s.cells
+	}
+	return eps, in / float64(cells), cells
+}
+
+func writeUtility(out io.Writer, rows []utilRow, took time.Duration) {
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "question\tcells\tε\tdefaults: median err\t≤10%\ttuned: median err\t≤10%\ttuned chose\tceiling: median err\t≤10%\tceiling params\ttuned ÷ ceiling\t")
+	for _, r := range rows {
+		ratio := r.auto.median / r.ceil.median
+		fmt.Fprintf(tw, "%s\t%d\t%.2g\t%.1f%%\t%.0f%%\t%.1f%%\t%.0f%%\t%s\t%.1f%%\t%.0f%%\t%v\t%.2f× %s\t\n", r.q.title, r.auto.cells, r.auto.eps,
+			r.base.median*100, r.base.within10*100, r.auto.median*100, r.auto.within10*100, r.tuned, r.ceil.median*100, r.ceil.within10*100, r.ceilCfg, ratio, okMark(ratio <= 1.25))
+	}
+	be, bw, cells := utilTotals(rows, func(r utilRow) utilScore { return r.base })
+	ae, aw, _ := utilTotals(rows, func(r utilRow) utilScore { return r.auto })
+	ce, cw, _ := utilTotals(rows, func(r utilRow) utilScore { return r.ceil })
+	tw.Flush()
+	meets := 0
+	for _, r := range rows {
+		if r.auto.median <= 1.25*r.ceil.median {
+			meets++
+		}
+	}
+	fmt.Fprintf(out, "\nworkload, %d cells: ε spent defaults %.2g, tuned %.2g, ceiling %.2g; cells within 10%%: defaults %.1f%%, tuned %.1f%%, ceiling %.1f%%\n", cells, be, ae, ce, bw*100, aw*100, cw*100)
+	gain := aw / bw
+	fmt.Fprintf(out, "tuned ÷ defaults, share within 10%%: %.2f× (target ≥ 4×: %s); tuned median error within 1.25× of the ceiling: %d of %d questions (target: all: %s)\n",
+		gain, verdict(gain >= 4), meets, len(rows), verdict(meets == len(rows)))
+	fmt.Fprintf(out, "defaults: L0 4, L∞ 8, per-row clamp [0, 60], Laplace; ceiling: best of a grid over L0, per-group clamp and noise chosen with the exact data; section took %.1fs\n", took.Seconds())
+}
+
+func okMark(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "ABOVE 1.25×"
+}

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/store/events"
+	"github.com/privalytics/privalytics/synth"
+)
+
+// utilityStore imports opt's shop into a real event store (validation,
+// pseudonymisation, Arrow), as the server's import does, and returns its
+// snapshot.
+func utilityStore(t *testing.T, opt UtilityOptions) (*privalytics.Tenant, *privalytics.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shop.csv")
+	gen, err := synth.New(utilityShop(opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte(strings.Join(synth.CSVHeader(), ",") + "\n")
+	var ev synth.Event
+	for gen.Next(&ev) {
+		buf = synth.AppendCSV(buf, &ev)
+	}
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPseudonymiser(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := privalytics.DefaultRetailSchema()
+	conv, err := ingest.NewConverter(schema, p, ingest.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := events.Open(filepath.Join(dir, "events"), events.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := ingest.BenchImport(ctx, path, "csv", conv, nil, 10_000, func(r arrow.Record) error {
+		_, err := st.Append(ctx, "utility", schema, privalytics.Batch{Record: r})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.Snapshot(ctx, "utility", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Rows() != opt.Events {
+		t.Fatalf("store holds %d rows, want %d", snap.Rows(), opt.Events)
+	}
+	return &privalytics.Tenant{ID: "utility", Schema: schema, Purposes: []string{"analytics"}}, snap
+}
+
+// The reference's answers are exact: its purchases per month and customers
+// per store equal the engine's non-private path (an independent count over
+// the stored, pseudonymised rows), and the revenue per month sums to the
+// revenue per category. The reduced workload reports every question, each
+// with every cell, and the section prints each one and the targets.
+func TestUtilityReduced(t *testing.T) {
+	opt := UtilityOptions{Customers: 1_000, Events: 30_000, Seed: 5, Epsilon: 0.5, Runs: 1, Candidates: 2}
+	tenant, snap := utilityStore(t, opt)
+	cfg := utilityShop(opt)
+	truths, err := utilReference(cfg, utilityWorkload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTitle := map[string]*utilTruth{}
+	for i, q := range utilityWorkload {
+		byTitle[q.title] = truths[i]
+	}
+	plain := func(q *privalytics.Query) map[string]float64 {
+		t.Helper()
+		plan, err := analytics.NewPlan(q, tenant.Schema, analytics.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := analytics.ExecutePlain(context.Background(), plan, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for i, k := range res.Keys {
+			out[strings.Join(k, "|")] = res.Values[i][0]
+		}
+		return out
+	}
+	period := []privalytics.Filter{{Column: "type", Eq: privalytics.EventPurchase}, {Column: "ts", Gte: "2025-01-01", Lt: "2026-01-01"}}
+	counts := plain(&privalytics.Query{Where: period, GroupBy: []privalytics.GroupKey{{Time: "month"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxGroups: 1000, MaxRowsPerGroup: 100_000}, Epsilon: 1})
+	want := byTitle["purchases per month"].cells
+	if len(counts) != 12 || len(want) != 12 {
+		t.Fatalf("engine %d months, reference %d; want 12", len(counts), len(want))
+	}
+	for k, v := range counts {
+		if want[k] != v {
+			t.Errorf("purchases in %s: reference %v, engine's non-private count %v", k, want[k], v)
+		}
+	}
+	distinct := plain(&privalytics.Query{Where: period, GroupBy: []privalytics.GroupKey{{Column: "store", Keys: byTitle["customers per store"].keys[0]}}, Aggregates: []privalytics.Aggregate{{Op: "distinct_customers"}}, Bounds: privalytics.Bounds{MaxGroups: 1000}, Epsilon: 1})
+	for k, v := range byTitle["customers per store"].cells {
+		if distinct[k] != v {
+			t.Errorf("customers of store %s: reference %v, engine's non-private count %v", k, v, distinct[k])
+		}
+	}
+	var byMonth, byCat float64
+	for _, v := range byTitle["revenue per month"].cells {
+		byMonth += v
+	}
+	for _, v := range byTitle["revenue per category"].cells {
+		byCat += v
+	}
+	if byMonth <= 0 || abs(byMonth-byCat) > 1e-6*byMonth {
+		t.Errorf("revenue per month sums to %v, per category to %v", byMonth, byCat)
+	}
+
+	rows, err := utilityOn(context.Background(), tenant, snap, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(utilityWorkload) || len(rows) < 10 {
+		t.Fatalf("%d questions reported, want the workload's %d (at least 10)", len(rows), len(utilityWorkload))
+	}
+	var out bytes.Buffer
+	writeUtility(&out, rows, time.Second)
+	for i, r := range rows {
+		tr := truths[i]
+		for _, s := range []utilScore{r.base, r.auto, r.ceil} {
+			if s.cells != len(tr.cells) || s.eps != opt.Epsilon || s.median < 0 || s.within10 < 0 || s.within10 > 1 {
+				t.Errorf("%s: score %+v, want %d cells at ε %v", r.q.title, s, len(tr.cells), opt.Epsilon)
+			}
+		}
+		if r.auto.res.Tuning == nil {
+			t.Errorf("%s: the tuned answer has no tuning report", r.q.title)
+		}
+		if !strings.Contains(out.String(), r.q.title+"  ") {
+			t.Errorf("the report has no line for %q", r.q.title)
+		}
+	}
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, "} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("the report lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
