@@ -511,7 +511,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	// would be charged again).
 	ctx = context.WithoutCancel(ctx)
 	res, err := v.queries.Run(ctx, Request{Tenant: r.Tenant, KeyID: view.KeyID, Query: q, FingerprintKey: r.FingerprintKey,
-		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind})
+		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind, ViewID: view.ID})
 	params := map[string]any{"query": q, "epsilon": view.Epsilon, "delta": view.Delta, "cadence": view.Cadence}
 	switch code := privalytics.ErrorCode(err); {
 	case err == nil && res != nil:

@@ -509,6 +509,9 @@ func (benchPorts) KeyBudget(context.Context, string, string) (privalytics.KeyBud
 func (benchPorts) Charge(context.Context, *privalytics.Charge) (privalytics.BudgetStatus, error) {
 	return privalytics.BudgetStatus{}, nil
 }
+func (benchPorts) Reserved(context.Context, string, string, []string) (map[string]privalytics.Cost, error) {
+	return nil, nil
+}
 func (p benchPorts) Snapshot(context.Context, string, privalytics.Schema) (*privalytics.Snapshot, error) {
 	return p.snap, nil
 }

@@ -88,6 +88,13 @@ func (s *Store) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.
 		if err != nil {
 			return err
 		}
+		if a.Period != "" {
+			// What the views reserve, read under the tenant's lock: an ad-hoc
+			// charge may not eat into it; a view's release draws on its own.
+			if a.Reserved, err = s.reservations(ctx, tx, c.TenantID, c.ViewID, c.Periods); err != nil {
+				return err
+			}
+		}
 		if err := dp.Decide(a, need, c.Periods); err != nil {
 			return err
 		}
