@@ -70,6 +70,19 @@ func TestViewsKeepTheirReservation(t *testing.T) {
 	if status, eb := january("0.06"); status != http.StatusOK {
 		t.Fatalf("ad-hoc ε 0.06, the last free of January: %d %s", status, eb.Error.Message)
 	}
+	// January is spent or reserved: a new view with releases of January is
+	// refused at creation, one starting in February is not.
+	status, eb, _ = f.do(t, http.MethodPost, "/v1/views", f.admin, "application/json", nil,
+		[]byte(`{"name":"late","cadence":"day","epsilon":0.005,"start":"2026-01-01","query":{"aggregates":[{"op":"count"}]}}`))
+	if status != http.StatusConflict || !strings.Contains(eb.Error.Message, "its releases of 2026-01 would not all be made: they need ε 0.155 of that month, and only ε 0 of it is left") {
+		t.Errorf("a view with January releases when January is full: %d %s", status, eb.Error.Message)
+	}
+	var pc wire.ViewCost
+	f.mustDo(t, http.MethodPost, "/v1/views/preview", f.admin, "application/json", nil,
+		[]byte(`{"name":"late","cadence":"day","epsilon":0.005,"start":"2026-02-01","query":{"aggregates":[{"op":"count"}]}}`), http.StatusOK, &pc)
+	if !pc.Fits {
+		t.Errorf("the same view from February: %s", pc.Message)
+	}
 	// The views read through January and after it: every release is made.
 	for _, day := range []int{20, 31} {
 		clock.Set(time.Date(2026, 1, day, 12, 0, 0, 0, time.UTC))
