@@ -134,3 +134,32 @@ func two(d int) string {
 	}
 	return string(rune('0'+d/10)) + string(rune('0'+d%10))
 }
+
+// TestNewTenantsBudgetEachMonth: POST /v1/tenants without "period" gives a
+// budget per month (issue 16), which refuses a question without a time
+// filter; "lifetime" keeps one budget; zCDP, which does not combine with
+// periods yet, keeps one budget when period is omitted.
+func TestNewTenantsBudgetEachMonth(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.DefaultLimits())
+	for _, tt := range []struct{ body, period string }{
+		{`{"id":"fresh","budget":{"epsilon":1}}`, "month"},
+		{`{"id":"kept","budget":{"epsilon":1},"period":"lifetime"}`, ""},
+		{`{"id":"monthly","budget":{"epsilon":1},"period":"month"}`, "month"},
+		{`{"id":"zed","budget":{"epsilon":1,"delta":1e-5},"accounting":"zcdp"}`, ""},
+	} {
+		var created wire.CreateTenantResponse
+		f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(tt.body), http.StatusCreated, &created)
+		if created.Tenant.Period != tt.period {
+			t.Errorf("%s: period %q, want %q", tt.body, created.Tenant.Period, tt.period)
+		}
+		status, eb, _ := f.do(t, http.MethodPost, "/v1/queries", created.AdminKey.Token, "application/json", nil, []byte(`{"aggregates":[{"op":"count"}],"epsilon":0.1}`))
+		if tt.period == "month" && (status != http.StatusBadRequest || !strings.Contains(eb.Error.Message, "time filter")) {
+			t.Errorf("%s: a question without a time filter: %d %s, want 400 asking for a time filter", tt.body, status, eb.Error.Message)
+		}
+		if tt.period == "" && status != http.StatusOK {
+			t.Errorf("%s: a question without a time filter on one budget: %d %s", tt.body, status, eb.Error.Message)
+		}
+	}
+	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(`{"id":"odd","budget":{"epsilon":1},"period":"year"}`), http.StatusBadRequest, nil)
+}

@@ -433,7 +433,7 @@ func bucketNext(cadence string, t time.Time) time.Time {
 func TestViewReleaseRefusedForBudgetIsRetried(t *testing.T) {
 	t.Parallel()
 	clock := &simClock{t: time.Date(2026, 1, 5, 1, 0, 0, 0, time.UTC)}
-	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1}}`, func(d *api.Deps) { d.Now = clock.Now })
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","period":"lifetime","budget":{"epsilon":1}}`, func(d *api.Deps) { d.Now = clock.Now })
 	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(`{"customer_id":"c1","ts":"2026-01-02T10:00:00Z","type":"purchase"}`+"\n"), http.StatusOK, nil)
 	var v wire.View
 	f.mustDo(t, http.MethodPost, "/v1/views", f.admin, "application/json", nil,

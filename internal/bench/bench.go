@@ -396,7 +396,7 @@ type uciVariant struct {
 // from the engine's non-private path: fixed clamping bounds, then automatic
 // bounds with the same and with tighter contribution bounds.
 func benchUCI(ctx context.Context, app Server, op *client.Client, path string) ([]uciVariant, error) {
-	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "uci", Budget: wire.Cost{Epsilon: 10}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "uci", Budget: wire.Cost{Epsilon: 10}, Period: "lifetime"})
 	if err != nil {
 		return nil, err
 	}
