@@ -38,6 +38,10 @@ type PeriodStatus struct {
 	Period    string `json:"period"`
 	Spent     Cost   `json:"spent"`
 	Remaining Cost   `json:"remaining"`
+	// Reserved is what the tenant's views reserve of the period for their
+	// releases not made yet (Ledger.Reserved): an ad-hoc query may spend only
+	// Remaining − Reserved of it.
+	Reserved Cost `json:"reserved"`
 }
 
 // BudgetStatus is a tenant's budget at one moment.

@@ -67,6 +67,11 @@ func TestViewsKeepTheirReservation(t *testing.T) {
 	if r, _ := eb.Error.Details["reserved"].(map[string]any); r == nil || math.Abs(r["epsilon"].(float64)-0.54) > 1e-9 {
 		t.Errorf("refusal details %v: want reserved ε 0.54 (22 daily releases and the monthly one)", eb.Error.Details)
 	}
+	var jb api.BudgetResponse
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &jb)
+	if len(jb.Periods) != 1 || math.Abs(jb.Periods[0].Reserved.Epsilon-0.54) > 1e-9 || math.Abs(jb.Periods[0].Remaining.Epsilon-0.6) > 1e-9 {
+		t.Errorf("GET /v1/budget: %+v, want January with ε 0.6 remaining of which 0.54 reserved by the views", jb.Periods)
+	}
 	if status, eb := january("0.06"); status != http.StatusOK {
 		t.Fatalf("ad-hoc ε 0.06, the last free of January: %d %s", status, eb.Error.Message)
 	}
@@ -105,7 +110,7 @@ func TestViewsKeepTheirReservation(t *testing.T) {
 	}
 	var b api.BudgetResponse
 	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
-	if len(b.Periods) == 0 || b.Periods[0].Period != "2026-01" || math.Abs(b.Periods[0].Spent.Epsilon-1) > 1e-9 {
+	if len(b.Periods) == 0 || b.Periods[0].Period != "2026-01" || math.Abs(b.Periods[0].Spent.Epsilon-1) > 1e-9 || b.Periods[0].Reserved.Epsilon != 0 {
 		t.Fatalf("January: %+v, want ε 1 spent (0.28 ad-hoc + 31 × 0.02 + 0.1)", b.Periods)
 	}
 	// February: the views reserve 28 × 0.02 + 0.1 = 0.66 of it (a daily view

@@ -213,7 +213,16 @@ func (s *Store) status(ctx context.Context, q querier, tenantID string) (privaly
 			p.Spent, p.Remaining = u.Cost(), dp.Units{Eps: a.Total.Eps - u.Eps, Delta: a.Total.Delta - u.Delta}.Cost()
 			return p, err
 		})
+	if err != nil {
+		return st, err
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Period
+	}
+	reserved, err := s.reservations(ctx, q, tenantID, "", names)
 	for _, p := range ps {
+		p.Reserved = reserved[p.Period].Cost()
 		st.Periods = append(st.Periods, p)
 		st.Remaining.Epsilon = min(st.Remaining.Epsilon, p.Remaining.Epsilon)
 		st.Remaining.Delta = min(st.Remaining.Delta, p.Remaining.Delta)

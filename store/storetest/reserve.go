@@ -70,6 +70,9 @@ func testViewReservations(t *testing.T, ms privalytics.MetaStore) {
 	if err := charge(0.2, "", "2026-03"); err != nil {
 		t.Fatalf("ad-hoc 0.2 of March's free 0.28: %v", err)
 	}
+	if st, err := ms.Budget(ctx, "res"); err != nil || len(st.Periods) != 1 || !approxEq(st.Periods[0].Reserved.Epsilon, 0.72) || !approxEq(st.Periods[0].Remaining.Epsilon, 0.8) {
+		t.Errorf("Budget: %+v, %v; want March with ε 0.8 remaining, 0.72 of it reserved", st.Periods, err)
+	}
 	err := charge(0.1, "", "2026-03")
 	wantCode(t, "ad-hoc 0.1 past the views' line", err, privalytics.EBUDGET)
 	d := privalytics.ErrorDetails(err)
