@@ -27,6 +27,10 @@ type Charge struct {
 	// Periods are the data periods (e.g. "2025-03") the charge draws on, for a
 	// tenant with data-period budgets; empty otherwise.
 	Periods []string `json:"periods,omitempty"`
+	// ViewID is the view whose release this charge is: it draws on the view's
+	// own reservation (Ledger.Reserved), not on what the views reserve. Empty
+	// for an ad-hoc query. Not stored.
+	ViewID string `json:"-"`
 }
 
 // PeriodStatus is one data period's budget, for tenants with data-period budgets.
@@ -34,6 +38,10 @@ type PeriodStatus struct {
 	Period    string `json:"period"`
 	Spent     Cost   `json:"spent"`
 	Remaining Cost   `json:"remaining"`
+	// Reserved is what the tenant's views reserve of the period for their
+	// releases not made yet (Ledger.Reserved): an ad-hoc query may spend only
+	// Remaining − Reserved of it.
+	Reserved Cost `json:"reserved"`
 }
 
 // BudgetStatus is a tenant's budget at one moment.
@@ -113,4 +121,9 @@ type Ledger interface {
 	BudgetChanges(ctx context.Context, tenantID string, offset, limit int) ([]BudgetChange, error)
 	// KeyBudget returns what the key may spend.
 	KeyBudget(ctx context.Context, tenantID, keyID string) (KeyBudget, error)
+	// Reserved returns, for each of periods, what the tenant's views other than
+	// exceptViewID reserve of it for their releases not made yet (see
+	// dp.ViewReservation): Charge refuses an ad-hoc charge that would eat into
+	// it. Empty for a tenant without data-period budgets.
+	Reserved(ctx context.Context, tenantID, exceptViewID string, periods []string) (map[string]Cost, error)
 }

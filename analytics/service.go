@@ -28,6 +28,9 @@ type Ledger interface {
 	// Charge records c atomically with the budget check, filling c.ID; EBUDGET
 	// (nothing recorded) when it does not fit.
 	Charge(ctx context.Context, c *privalytics.Charge) (privalytics.BudgetStatus, error)
+	// Reserved returns what the tenant's views other than exceptViewID reserve
+	// of each of periods (privalytics.Ledger.Reserved).
+	Reserved(ctx context.Context, tenantID, exceptViewID string, periods []string) (map[string]privalytics.Cost, error)
 }
 
 // Snapshots gives a tenant's current events (privalytics.EventStore).
@@ -136,6 +139,9 @@ type Request struct {
 	FingerprintKey []byte
 	// RequestID goes into the audit entry, to match it with logs.
 	RequestID string
+	// ViewID is set when the query is a view's release: its charge draws on
+	// the view's own reservation instead of stopping at the views' line.
+	ViewID string
 }
 
 // queryRecord is what the audit trail keeps of a query: no filter values, no
@@ -270,8 +276,15 @@ func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*prival
 	if err != nil {
 		return nil, "", err
 	}
+	// What the views reserve of the months read: an ad-hoc query stops at it.
+	var reserved map[string]privalytics.Cost
+	if len(periods) > 0 {
+		if reserved, err = s.ledger.Reserved(ctx, t.ID, r.ViewID, periods); err != nil {
+			return nil, "", err
+		}
+	}
 	// The same policy (dp.Decide) the ledger applies, with the same words.
-	if err := dp.PreCheck(status, kb, cost, periods); err != nil {
+	if err := dp.PreCheckReserved(status, kb, cost, periods, reserved); err != nil {
 		return nil, "", err
 	}
 	hidden, version, err := s.consent.Hidden(ctx, t, plan.Purpose(), snap)
@@ -289,7 +302,7 @@ func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*prival
 		part, err = ExecuteHiding(execCtx, resolved, snap, hidden)
 	}
 	cancel()
-	charge := &privalytics.Charge{TenantID: t.ID, KeyID: r.KeyID, Time: s.now().UTC(), Fingerprint: fp, Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods}
+	charge := &privalytics.Charge{TenantID: t.ID, KeyID: r.KeyID, Time: s.now().UTC(), Fingerprint: fp, Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods, ViewID: r.ViewID}
 	status, cerr := s.ledger.Charge(context.WithoutCancel(ctx), charge)
 	if cerr != nil {
 		return nil, "", cerr // EBUDGET: nothing recorded, nothing released

@@ -44,6 +44,11 @@ func (l *fakeLedger) Budget(context.Context, string) (privalytics.BudgetStatus, 
 	return l.status(), nil
 }
 
+// Reserved: the fake keeps one budget, so no view reserves anything.
+func (l *fakeLedger) Reserved(context.Context, string, string, []string) (map[string]privalytics.Cost, error) {
+	return nil, nil
+}
+
 func (l *fakeLedger) KeyBudget(context.Context, string, string) (privalytics.KeyBudget, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

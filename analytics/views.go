@@ -259,6 +259,11 @@ func (v *Views) pastReleases(spec *privalytics.ViewSpec) int {
 // Preview answers what a view would cost, alone and with the tenant's other
 // views, and whether the budget carries it: nothing is stored or spent.
 func (v *Views) Preview(ctx context.Context, r ViewRequest, spec *privalytics.ViewSpec) (*ViewCost, error) {
+	return v.preview(ctx, r, spec, "")
+}
+
+// preview is Preview of spec, which is the stored view selfID if not empty.
+func (v *Views) preview(ctx context.Context, r ViewRequest, spec *privalytics.ViewSpec, selfID string) (*ViewCost, error) {
 	plan, err := v.checkSpec(r, spec)
 	if err != nil {
 		return nil, err
@@ -292,7 +297,60 @@ func (v *Views) Preview(ctx context.Context, r ViewRequest, spec *privalytics.Vi
 		c.PeriodBudget = st.Total
 	}
 	c.Message = costMessage(spec, c, r.Tenant.Accounting == privalytics.AccountingZCDP)
+	// A stored view's own releases are in the spending already: its check
+	// was made at creation.
+	if c.Fits && a.Period != "" && selfID == "" {
+		short, err := v.shortMonth(ctx, r, a, spec, per, selfID)
+		if err != nil {
+			return nil, err
+		}
+		if short != nil {
+			c.Fits = false
+			c.Message += " " + short.Error()
+		}
+	}
 	return c, nil
+}
+
+// shortMonth is, on a tenant with a budget per month, the refusal of the
+// first month from the view's start to now whose budget cannot carry the
+// view's releases of it beside what was spent of it and what the other views
+// reserve (dp.Decide, as the releases' charges will be decided), or nil.
+// Later months start with their whole budget, which ViewsFit checked.
+func (v *Views) shortMonth(ctx context.Context, r ViewRequest, a dp.Account, spec *privalytics.ViewSpec, per privalytics.Cost, selfID string) (error, error) {
+	start, err := time.Parse(time.DateOnly, spec.Start)
+	if err != nil {
+		return nil, invalid("view: start must be a day as YYYY-MM-DD, got %q", spec.Start)
+	}
+	now := v.now().UTC()
+	var months []string
+	for m := time.Date(start.Year(), start.Month(), 1, 0, 0, 0, 0, time.UTC); !m.After(now) && len(months) < 240; m = m.AddDate(0, 1, 0) {
+		months = append(months, m.Format("2006-01"))
+	}
+	if len(months) == 0 {
+		return nil, nil
+	}
+	reserved, err := v.ledger.Reserved(ctx, r.Tenant.ID, selfID, months)
+	if err != nil {
+		return nil, err
+	}
+	a.Reserved = map[string]dp.Units{}
+	for p, c := range reserved {
+		a.Reserved[p] = dp.UnitsUp(c)
+	}
+	mine := []dp.ViewReservation{{Cadence: spec.Cadence, Start: spec.Start, SoFar: spec.SoFar, PerRelease: dp.UnitsUp(privalytics.Cost{Epsilon: per.Epsilon, Delta: per.Delta})}}
+	for _, m := range months {
+		need := dp.Reserved(mine, m)
+		if need == (dp.Units{}) {
+			continue
+		}
+		if err := dp.Decide(a, need, []string{m}); err != nil {
+			left, _ := privalytics.ErrorDetails(err)["remaining"].(privalytics.Cost)
+			return fmt.Errorf("But its releases of %s would not all be made: they need ε %.4g of that month, and only ε %.4g of it is left beside what was spent and what your other views reserve. Start the view in a later month, lower the epsilon, or delete a view.",
+				m, need.Cost().Epsilon, left.Epsilon), nil
+		}
+	}
+	return nil, nil
 }
 
 // storedCost is a stored view's cost per period.
@@ -358,7 +416,7 @@ func (v *Views) Create(ctx context.Context, r ViewRequest, spec privalytics.View
 // Cost is a stored view's cost now (its creation's check, recomputed).
 func (v *Views) Cost(ctx context.Context, r ViewRequest, view *privalytics.View) (*ViewCost, error) {
 	spec := view.ViewSpec
-	c, err := v.Preview(ctx, r, &spec)
+	c, err := v.preview(ctx, r, &spec, view.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +569,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	// would be charged again).
 	ctx = context.WithoutCancel(ctx)
 	res, err := v.queries.Run(ctx, Request{Tenant: r.Tenant, KeyID: view.KeyID, Query: q, FingerprintKey: r.FingerprintKey,
-		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind})
+		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind, ViewID: view.ID})
 	params := map[string]any{"query": q, "epsilon": view.Epsilon, "delta": view.Delta, "cadence": view.Cadence}
 	switch code := privalytics.ErrorCode(err); {
 	case err == nil && res != nil:

@@ -41,12 +41,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, limits api.Limits) *fixture {
 	t.Helper()
-	return newFixtureWith(t, limits, dp.Secure(), `{"id":"shop","budget":{"epsilon":1}}`)
+	return newFixtureWith(t, limits, dp.Secure(), `{"id":"shop","period":"lifetime","budget":{"epsilon":1}}`)
 }
 
 // newFixtureDeps is newFixture with a change to the server's dependencies.
 func newFixtureDeps(t *testing.T, limits api.Limits, change func(*api.Deps)) *fixture {
-	return newFixtureOpts(t, limits, dp.Secure(), `{"id":"shop","budget":{"epsilon":1}}`, change)
+	return newFixtureOpts(t, limits, dp.Secure(), `{"id":"shop","period":"lifetime","budget":{"epsilon":1}}`, change)
 }
 
 // newFixtureWith is newFixture with chosen mechanisms and tenant; the server
@@ -212,10 +212,10 @@ func TestAuthAndRouting(t *testing.T) {
 		{"garbage key", "GET", "/v1/budget", "nonsense", "", 401, privalytics.EUNAUTHORIZED},
 		{"well-formed unknown key", "GET", "/v1/budget", "pvk_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", 401, privalytics.EUNAUTHORIZED},
 		{"admin reads budget", "GET", "/v1/budget", f.admin, "", 200, ""},
-		{"admin cannot create tenants", "POST", "/v1/tenants", f.admin, `{"id":"x","budget":{"epsilon":1}}`, 403, privalytics.EFORBIDDEN},
-		{"duplicate tenant", "POST", "/v1/tenants", f.operator, `{"id":"shop","budget":{"epsilon":1}}`, 409, privalytics.ECONFLICT},
-		{"tenant with unknown field", "POST", "/v1/tenants", f.operator, `{"id":"y","budget":{"epsilon":1},"color":"red"}`, 400, privalytics.EINVALID},
-		{"tenant with bad budget", "POST", "/v1/tenants", f.operator, `{"id":"z","budget":{"epsilon":-1}}`, 400, privalytics.EINVALID},
+		{"admin cannot create tenants", "POST", "/v1/tenants", f.admin, `{"id":"x","period":"lifetime","budget":{"epsilon":1}}`, 403, privalytics.EFORBIDDEN},
+		{"duplicate tenant", "POST", "/v1/tenants", f.operator, `{"id":"shop","period":"lifetime","budget":{"epsilon":1}}`, 409, privalytics.ECONFLICT},
+		{"tenant with unknown field", "POST", "/v1/tenants", f.operator, `{"id":"y","period":"lifetime","budget":{"epsilon":1},"color":"red"}`, 400, privalytics.EINVALID},
+		{"tenant with bad budget", "POST", "/v1/tenants", f.operator, `{"id":"z","period":"lifetime","budget":{"epsilon":-1}}`, 400, privalytics.EINVALID},
 		{"unknown route", "GET", "/v1/nothing", f.admin, "", 404, privalytics.ENOTFOUND},
 		{"bad key role", "POST", "/v1/keys", f.admin, `{"name":"x","role":"root"}`, 400, privalytics.EINVALID},
 		{"bad paging", "GET", "/v1/budget/charges?limit=0", f.admin, "", 400, privalytics.EINVALID},
@@ -343,7 +343,7 @@ func TestMetrics(t *testing.T) {
 // answer serves both), and a mistake comes back as a 400 pointing at it.
 func TestSQLOverHTTP(t *testing.T) {
 	t.Parallel()
-	f := newFixtureWith(t, api.DefaultLimits(), dptest.NoNoise(), `{"id":"shop","budget":{"epsilon":5}}`)
+	f := newFixtureWith(t, api.DefaultLimits(), dptest.NoNoise(), `{"id":"shop","period":"lifetime","budget":{"epsilon":5}}`)
 	var lines strings.Builder
 	for i := range 30 {
 		fmt.Fprintf(&lines, `{"customer_id":"c%d","ts":"2025-03-01T10:00:00Z","type":"purchase","channel":"%s","amount":"2.50"}`+"\n", i, []string{"web", "app", "store"}[i%3])
@@ -385,7 +385,7 @@ func TestSQLOverHTTP(t *testing.T) {
 func TestMedianOverHTTP(t *testing.T) {
 	t.Parallel()
 	var store *events.Store
-	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":5}}`, func(d *api.Deps) { store = d.Events.(*events.Store) })
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","period":"lifetime","budget":{"epsilon":5}}`, func(d *api.Deps) { store = d.Events.(*events.Store) })
 	var lines strings.Builder
 	for i := range 12_000 {
 		// Amounts 0.00 … 99.99 spread evenly: the median is about 50.

@@ -73,7 +73,7 @@ func TestQueryKeysSeeOnlyTheirOwnCharges(t *testing.T) {
 // the budget stays readable and spendable.
 func TestHugeEpsilonDoesNotBrickTheLedger(t *testing.T) {
 	t.Parallel()
-	f := newFixtureWith(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1000000}}`)
+	f := newFixtureWith(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","period":"lifetime","budget":{"epsilon":1000000}}`)
 	var k api.IssuedKey
 	f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil, []byte(`{"name":"pos","role":"ingest"}`), http.StatusCreated, &k)
 	f.mustDo(t, http.MethodPost, "/v1/events", k.Token, "application/x-ndjson", nil,

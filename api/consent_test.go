@@ -16,7 +16,7 @@ import (
 // (opt-out) and marketing (opt-in), three customers' events, and a query key.
 func consentFixture(t *testing.T) (f *fixture, ingest, query string) {
 	t.Helper()
-	f = newFixtureWith(t, api.DefaultLimits(), dptest.NoNoise(), `{"id":"shop","budget":{"epsilon":100,"delta":1e-3},"purposes":["analytics","marketing"]}`)
+	f = newFixtureWith(t, api.DefaultLimits(), dptest.NoNoise(), `{"id":"shop","period":"lifetime","budget":{"epsilon":100,"delta":1e-3},"purposes":["analytics","marketing"]}`)
 	var k api.IssuedKey
 	f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil, []byte(`{"name":"pos","role":"ingest"}`), http.StatusCreated, &k)
 	ingest = k.Token
@@ -149,17 +149,17 @@ func TestTenantPrivacyPolicyValidation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, api.DefaultLimits())
 	for _, body := range []string{
-		`{"id":"a1","budget":{"epsilon":1},"purposes":["analytics"],"privacy":{"consent":{"marketing":"opt-in"}}}`,
-		`{"id":"a2","budget":{"epsilon":1},"privacy":{"consent":{"analytics":"maybe"}}}`,
-		`{"id":"a3","budget":{"epsilon":1},"privacy":{"stray_data":"ignore"}}`,
-		`{"id":"a4","budget":{"epsilon":1},"purposes":["Marketing!"]}`,
+		`{"id":"a1","period":"lifetime","budget":{"epsilon":1},"purposes":["analytics"],"privacy":{"consent":{"marketing":"opt-in"}}}`,
+		`{"id":"a2","period":"lifetime","budget":{"epsilon":1},"privacy":{"consent":{"analytics":"maybe"}}}`,
+		`{"id":"a3","period":"lifetime","budget":{"epsilon":1},"privacy":{"stray_data":"ignore"}}`,
+		`{"id":"a4","period":"lifetime","budget":{"epsilon":1},"purposes":["Marketing!"]}`,
 	} {
 		if st, eb, _ := f.do(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(body)); st != 400 {
 			t.Errorf("%s: status %d (%s), want 400", body, st, eb.Error.Message)
 		}
 	}
 	var created api.CreateTenantResponse
-	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(`{"id":"b1","budget":{"epsilon":1},"purposes":["analytics","product"],"privacy":{"consent":{"analytics":"opt-in"}}}`), http.StatusCreated, &created)
+	f.mustDo(t, http.MethodPost, "/v1/tenants", f.operator, "application/json", nil, []byte(`{"id":"b1","period":"lifetime","budget":{"epsilon":1},"purposes":["analytics","product"],"privacy":{"consent":{"analytics":"opt-in"}}}`), http.StatusCreated, &created)
 	want := map[string]string{"analytics": privalytics.OptIn, "product": privalytics.OptIn}
 	if fmt.Sprint(created.Tenant.Privacy.Consent) != fmt.Sprint(want) || created.Tenant.Privacy.StrayData != privalytics.StrayReject {
 		t.Errorf("privacy policy with defaults = %+v, want consent %v and stray_data reject", created.Tenant.Privacy, want)

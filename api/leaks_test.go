@@ -43,7 +43,7 @@ func baseEvents() []string {
 // withdrawn their consent to analytics.
 func newWorld(t *testing.T, limits api.Limits, mech dp.Mechanisms, events []string, withdrawn ...string) *world {
 	t.Helper()
-	f := newFixtureWith(t, limits, mech, `{"id":"shop","budget":{"epsilon":1000000,"delta":0.5}}`)
+	f := newFixtureWith(t, limits, mech, `{"id":"shop","period":"lifetime","budget":{"epsilon":1000000,"delta":0.5}}`)
 	var k api.IssuedKey
 	f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil, []byte(`{"name":"marketing","role":"query"}`), http.StatusCreated, &k)
 	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(strings.Join(events, "\n")+"\n"), http.StatusOK, nil)

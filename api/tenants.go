@@ -94,7 +94,16 @@ func (s *Server) createTenant(c *gin.Context) (reply, error) {
 // newTenant is the tenant a request asks for, with the defaults filled in,
 // checked, and with a new data key wrapped under the master key.
 func (s *Server) newTenant(req wire.CreateTenantRequest) (*privalytics.Tenant, error) {
-	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: rootCost(req.Budget), Purposes: req.Purposes, Period: req.Period,
+	// New tenants budget each month of data unless they ask for one budget
+	// ("lifetime") or zCDP accounting, which does not combine with periods.
+	period := req.Period
+	switch {
+	case period == "lifetime":
+		period = ""
+	case period == "" && req.Accounting != privalytics.AccountingZCDP:
+		period = privalytics.PeriodMonth
+	}
+	t := &privalytics.Tenant{ID: req.ID, Name: req.Name, Budget: rootCost(req.Budget), Purposes: req.Purposes, Period: period,
 		Accounting: req.Accounting, RetentionDays: req.RetentionDays, CreatedAt: s.now().UTC(), Schema: privalytics.DefaultRetailSchema()}
 	if req.Schema != nil {
 		t.Schema = rootSchema(*req.Schema)

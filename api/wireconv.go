@@ -102,7 +102,7 @@ func WireBudget(b *privalytics.BudgetStatus) *wire.BudgetStatus {
 	out := &wire.BudgetStatus{TenantID: b.TenantID, Total: wireCost(b.Total), Spent: wireCost(b.Spent), Remaining: wireCost(b.Remaining),
 		Allocated: wireCost(b.Allocated), Period: b.Period, Accounting: b.Accounting}
 	for _, p := range b.Periods {
-		out.Periods = append(out.Periods, wire.PeriodStatus{Period: p.Period, Spent: wireCost(p.Spent), Remaining: wireCost(p.Remaining)})
+		out.Periods = append(out.Periods, wire.PeriodStatus{Period: p.Period, Spent: wireCost(p.Spent), Remaining: wireCost(p.Remaining), Reserved: wireCost(p.Reserved)})
 	}
 	return out
 }

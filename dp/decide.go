@@ -29,6 +29,11 @@ type Account struct {
 	Key *Share
 	// PeriodSpent is the spending of each period the charge touches (absent: 0).
 	PeriodSpent map[string]Units
+	// Reserved is, for each period the charge touches, what the tenant's views
+	// reserve of it and have not charged yet (Reserved of ViewReservations) —
+	// all the views' for an ad-hoc query, the other views' for a view's
+	// release, which draws on its own reservation. Period tenants only.
+	Reserved map[string]Units
 }
 
 // Share is one key's allocation and what the key has spent of it.
@@ -56,9 +61,13 @@ func Decide(a Account, need Units, periods []string) error {
 			return err
 		}
 		for _, p := range periods {
-			s := a.PeriodSpent[p]
+			s, r := a.PeriodSpent[p], a.Reserved[p]
 			if !fits(a.Total.Eps, s.Eps, need.Eps) || !fits(a.Total.Delta, s.Delta, need.Delta) {
 				return PeriodBudgetError(p, Units{Eps: a.Total.Eps - s.Eps, Delta: a.Total.Delta - s.Delta}.Cost(), need.Cost())
+			}
+			if !fits(a.Total.Eps, satAdd(s.Eps, r.Eps), need.Eps) || !fits(a.Total.Delta, satAdd(s.Delta, r.Delta), need.Delta) {
+				free := Units{Eps: max(a.Total.Eps-s.Eps-r.Eps, 0), Delta: max(a.Total.Delta-s.Delta-r.Delta, 0)}
+				return ReservedBudgetError(p, free.Cost(), r.Cost(), need.Cost())
 			}
 		}
 	case a.Key != nil:
@@ -127,10 +136,24 @@ func AccountOf(st privalytics.BudgetStatus, kb privalytics.KeyBudget) Account {
 // KeyBudget). It returns the error the ledger's Charge would return, EINVALID
 // or EBUDGET, or nil; Charge stays the binding check.
 func PreCheck(st privalytics.BudgetStatus, kb privalytics.KeyBudget, need privalytics.Cost, periods []string) error {
+	return PreCheckReserved(st, kb, need, periods, nil)
+}
+
+// PreCheckReserved is PreCheck on a period tenant whose views reserve
+// reserved (by period; the ledger's Reserved, rounded up so the pre-check is
+// never more lenient than the binding check).
+func PreCheckReserved(st privalytics.BudgetStatus, kb privalytics.KeyBudget, need privalytics.Cost, periods []string, reserved map[string]privalytics.Cost) error {
 	if err := CheckCost(need); err != nil {
 		return err
 	}
-	return Decide(AccountOf(st, kb), UnitsUp(need), periods)
+	a := AccountOf(st, kb)
+	if a.Period != "" && len(reserved) > 0 {
+		a.Reserved = map[string]Units{}
+		for p, c := range reserved {
+			a.Reserved[p] = UnitsUp(c)
+		}
+	}
+	return Decide(a, UnitsUp(need), periods)
 }
 
 // BudgetError is the EBUDGET error of a tenant's budget, in the tenant's own
@@ -152,6 +175,20 @@ func KeyBudgetError(remaining, needed privalytics.Cost) error {
 func PeriodBudgetError(period string, remaining, needed privalytics.Cost) error {
 	err := budgetError("", "of the privacy budget of "+period, "leave that month out of the time range or use a smaller epsilon", remaining, needed)
 	return err.(*privalytics.Error).With("period", period)
+}
+
+// ReservedBudgetError is the EBUDGET error of a charge that would fit in a
+// period's budget but for what the tenant's views reserve of it; the details
+// add "period" and "reserved" (the views' reservation not yet charged).
+func ReservedBudgetError(period string, remaining, reserved, needed privalytics.Cost) error {
+	need, left, held := "ε "+num(needed.Epsilon), "ε "+num(remaining.Epsilon), "ε "+num(reserved.Epsilon)
+	if needed.Delta > 0 {
+		need, left, held = need+" and δ "+num(needed.Delta), left+" and δ "+num(remaining.Delta), held+" and δ "+num(reserved.Delta)
+	}
+	return privalytics.Errorf(privalytics.EBUDGET, "this query needs %s but only %s of the privacy budget of %s is free: %s of it is reserved for the releases of this tenant's views; "+
+		"delete a view to free its reservation, wait for the next month's budget (leave %s out of the time range), or use a smaller epsilon",
+		need, left, period, held, period).
+		With("remaining", remaining).With("needed", needed).With("period", period).With("reserved", reserved)
 }
 
 func budgetError(accounting, of, advice string, remaining, needed privalytics.Cost) error {

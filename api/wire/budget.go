@@ -7,6 +7,9 @@ type PeriodStatus struct {
 	Period    string `json:"period"`
 	Spent     Cost   `json:"spent"`
 	Remaining Cost   `json:"remaining"`
+	// Reserved is what the views reserve of the period for their releases not
+	// made yet; ad-hoc queries may spend Remaining − Reserved.
+	Reserved Cost `json:"reserved"`
 }
 
 // BudgetStatus is a tenant's budget at one moment.

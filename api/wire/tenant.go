@@ -64,12 +64,15 @@ type Tenant struct {
 
 // CreateTenantRequest is the body of POST /v1/tenants (operator key).
 type CreateTenantRequest struct {
-	ID         string         `json:"id"`
-	Name       string         `json:"name,omitempty"`
-	Schema     *Schema        `json:"schema,omitempty"`     // default: the retail schema
-	Budget     Cost           `json:"budget"`               // total (ε, δ) over the data's lifetime
-	Purposes   []string       `json:"purposes,omitempty"`   // default: ["analytics"]
-	Period     string         `json:"period,omitempty"`     // "month": each month of data has its own budget
+	ID       string   `json:"id"`
+	Name     string   `json:"name,omitempty"`
+	Schema   *Schema  `json:"schema,omitempty"`   // default: the retail schema
+	Budget   Cost     `json:"budget"`             // total (ε, δ) over the data's lifetime
+	Purposes []string `json:"purposes,omitempty"` // default: ["analytics"]
+	// Period: "month" (each month of data has its own budget; the default
+	// since views arrived, except with zCDP accounting) or "lifetime" (one
+	// budget for all time; what an omitted period gave before).
+	Period     string         `json:"period,omitempty"`
 	Accounting string         `json:"accounting,omitempty"` // "zcdp" for ρ accounting of Gaussian noise
 	Privacy    *PrivacyPolicy `json:"privacy,omitempty"`
 	// RetentionDays > 0 purges events older than that many days.

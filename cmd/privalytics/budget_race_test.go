@@ -21,7 +21,7 @@ func raceQueries(t *testing.T, ts *testServer) {
 	ctx := context.Background()
 	for trial := range 100 {
 		k := 1 + (trial*7)%48
-		res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: fmt.Sprintf("race-%d", trial), Budget: wire.Cost{Epsilon: float64(k) * 0.25}})
+		res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: fmt.Sprintf("race-%d", trial), Budget: wire.Cost{Epsilon: float64(k) * 0.25}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,6 +89,15 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	if len(tenants) != 3 || tenants[1][0] != "clishop" || tenants[2][0] != "clishop-two" {
 		t.Errorf("tenant list --output csv: want a header, clishop and clishop-two, got %q", tenants)
 	}
+	// --period lifetime asks for one budget (the API's default is a month's);
+	// so does --accounting zcdp.
+	for _, args := range [][]string{{"--id", "clishop-life", "--period", "lifetime"}, {"--id", "clishop-z", "--accounting", "zcdp", "--delta", "1e-5"}} {
+		var one wire.CreateTenantResponse
+		cliJSON(t, &one, as(ts.operator, append([]string{"tenant", "create", "--epsilon", "1"}, args...)...)...)
+		if one.Tenant == nil || one.Tenant.Period != "" {
+			t.Errorf("tenant create %v: %+v, want one budget (no period)", args, one.Tenant)
+		}
+	}
 	if _, err := runCLI(t, as(admin, "tenant", "list")...); privalytics.ErrorCode(err) != privalytics.EFORBIDDEN {
 		t.Errorf("tenant list with a tenant's admin key: got %v, want EFORBIDDEN", err)
 	}

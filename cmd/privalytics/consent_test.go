@@ -19,7 +19,7 @@ func TestEndToEndConsentWithdrawal(t *testing.T) {
 	ctx := context.Background()
 	mech := dptest.NoNoise()
 	ts := startServer(t, &mech, "")
-	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}, Purposes: []string{"analytics", "marketing"}})
+	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}, Purposes: []string{"analytics", "marketing"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestCrashIngest(t *testing.T) {
 	for cycle := range cycles {
 		c := startChild(t, dir)
 		if cycle == 0 {
-			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "crash", Budget: wire.Cost{Epsilon: 1}})
+			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), wire.CreateTenantRequest{Period: "lifetime", ID: "crash", Budget: wire.Cost{Epsilon: 1}})
 			if err != nil {
 				c.kill()
 				t.Fatal(err)

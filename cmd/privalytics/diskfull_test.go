@@ -40,7 +40,7 @@ func TestDiskFullServerAnswers507AndLosesNothing(t *testing.T) {
 	runOnce(t, startupConfig(dir), func(a *App) {
 		ctx := context.Background()
 		op := client.New(a.URL(), a.OperatorToken)
-		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10}})
+		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -68,7 +68,7 @@ func startServerWith(t *testing.T, mech *dp.Mechanisms, dataDir string, change f
 func (ts *testServer) tenantKeys(t *testing.T, id string, budget wire.Cost) (admin, ingest, query *client.Client) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{ID: id, Budget: budget})
+	res, err := ts.operator.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: id, Budget: budget})
 	if err != nil {
 		t.Fatalf("create tenant: %v", err)
 	}

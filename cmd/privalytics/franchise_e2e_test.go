@@ -162,7 +162,7 @@ func TestFranchiseEndToEnd(t *testing.T) {
 	dataDir, logPath := filepath.Join(dir, "server"), filepath.Join(dir, "server.log")
 	srv := loggedChild(t, dataDir, logPath)
 	ctx := context.Background()
-	tenant, err := client.New(srv.url, srv.operator).CreateTenant(ctx, wire.CreateTenantRequest{ID: "franchise", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
+	tenant, err := client.New(srv.url, srv.operator).CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "franchise", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
 	if err != nil {
 		t.Fatal(err)
 	}

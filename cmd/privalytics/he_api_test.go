@@ -39,7 +39,7 @@ func startProcessor(t *testing.T, mutate func(*Config)) *client.Client {
 		}
 	})
 	op := client.New(app.URL(), app.OperatorToken)
-	res, err := op.CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "owner", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
+	res, err := op.CreateTenant(context.Background(), wire.CreateTenantRequest{Period: "lifetime", ID: "owner", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		t.Fatal(err)
 	}

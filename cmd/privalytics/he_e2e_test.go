@@ -93,7 +93,7 @@ func TestHEEndToEnd(t *testing.T) {
 	defer proc.kill()
 	ctx := context.Background()
 	op := client.New(proc.url, proc.operator)
-	ten, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "retailer", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
+	ten, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "retailer", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestCrashQueryStorm(t *testing.T) {
 	for cycle := range 4 {
 		c := startChild(t, dir)
 		if cycle == 0 {
-			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "storm", Budget: wire.Cost{Epsilon: budget}})
+			res, err := client.New(c.url, c.operator).CreateTenant(context.Background(), wire.CreateTenantRequest{Period: "lifetime", ID: "storm", Budget: wire.Cost{Epsilon: budget}})
 			if err != nil {
 				c.kill()
 				t.Fatal(err)
@@ -131,7 +131,7 @@ func TestTwoServersShareAPostgresBudget(t *testing.T) {
 		t.Errorf("the second server created another operator key; the first one's is in the shared database")
 	}
 	const k = 23
-	res, err := client.New(s1.url, s1.operator).CreateTenant(ctx, wire.CreateTenantRequest{ID: "shared", Budget: wire.Cost{Epsilon: k}})
+	res, err := client.New(s1.url, s1.operator).CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shared", Budget: wire.Cost{Epsilon: k}})
 	if err != nil {
 		t.Fatal(err)
 	}

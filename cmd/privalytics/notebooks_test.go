@@ -119,7 +119,7 @@ func TestNotebooks(t *testing.T) {
 	}
 	proc := startServerWith(t, nil, "", func(c *Config) { c.Role = "processor" })
 	pctx := context.Background()
-	pt, err := proc.operator.CreateTenant(pctx, wire.CreateTenantRequest{ID: "analyst", Budget: wire.Cost{Epsilon: 1}})
+	pt, err := proc.operator.CreateTenant(pctx, wire.CreateTenantRequest{Period: "lifetime", ID: "analyst", Budget: wire.Cost{Epsilon: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestStartRefusesLostKeyOrMetadata(t *testing.T) {
 	runOnce(t, startupConfig(base), func(a *App) {
 		ctx := context.Background()
 		op := client.New(a.URL(), a.OperatorToken)
-		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10}})
+		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestFsckAndRepairCommands(t *testing.T) {
 	runOnce(t, startupConfig(dir), func(a *App) {
 		ctx := context.Background()
 		op := client.New(a.URL(), a.OperatorToken)
-		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10}})
+		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +179,7 @@ func TestBackupOfALiveServerRestores(t *testing.T) {
 		ctx := context.Background()
 		operator = a.OperatorToken
 		op := client.New(a.URL(), operator)
-		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10}})
+		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +239,7 @@ func TestBackupOfALiveServerRestores(t *testing.T) {
 			t.Error("the restored server made a new operator key: the metadata was not restored")
 		}
 		// The tenant exists there, known to the original operator key.
-		_, err := client.New(a.URL(), operator).CreateTenant(context.Background(), wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10}})
+		_, err := client.New(a.URL(), operator).CreateTenant(context.Background(), wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10}})
 		if privalytics.ErrorCode(err) != privalytics.ECONFLICT {
 			t.Errorf("creating tenant shop again on the restored server with the original operator key: %v, want a conflict", err)
 		}
@@ -253,7 +253,7 @@ func TestReadyzNamesATenantThatFailedToLoad(t *testing.T) {
 	runOnce(t, startupConfig(dir), func(a *App) {
 		ctx := context.Background()
 		op := client.New(a.URL(), a.OperatorToken)
-		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "shop", Budget: wire.Cost{Epsilon: 10}})
+		res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "shop", Budget: wire.Cost{Epsilon: 10}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func TestHEJobsSurviveARestart(t *testing.T) {
 
 	app, stop := startOn(t, cfg)
 	op := client.New(app.URL(), app.OperatorToken)
-	res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "owner", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
+	res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "owner", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestFederationRoundSurvivesARestart(t *testing.T) {
 	ctx := context.Background()
 	app, stop := startOn(t, cfg)
 	op := client.New(app.URL(), app.OperatorToken)
-	res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "franchisor", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
+	res, err := op.CreateTenant(ctx, wire.CreateTenantRequest{Period: "lifetime", ID: "franchisor", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
 	if err != nil {
 		t.Fatal(err)
 	}

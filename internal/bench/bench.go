@@ -409,7 +409,7 @@ type uciVariant struct {
 // from the engine's non-private path: fixed clamping bounds, then automatic
 // bounds with the same and with tighter contribution bounds.
 func benchUCI(ctx context.Context, app Server, op *client.Client, path string) ([]uciVariant, error) {
-	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "uci", Budget: wire.Cost{Epsilon: 10}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "uci", Budget: wire.Cost{Epsilon: 10}, Period: "lifetime"})
 	if err != nil {
 		return nil, err
 	}
@@ -521,6 +521,9 @@ func (benchPorts) KeyBudget(context.Context, string, string) (privalytics.KeyBud
 }
 func (benchPorts) Charge(context.Context, *privalytics.Charge) (privalytics.BudgetStatus, error) {
 	return privalytics.BudgetStatus{}, nil
+}
+func (benchPorts) Reserved(context.Context, string, string, []string) (map[string]privalytics.Cost, error) {
+	return nil, nil
 }
 func (p benchPorts) Snapshot(context.Context, string, privalytics.Schema) (*privalytics.Snapshot, error) {
 	return p.snap, nil

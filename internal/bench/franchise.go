@@ -50,7 +50,7 @@ func RunFranchise(ctx context.Context, out io.Writer, start StartFunc, opt Franc
 	defer stop()
 
 	op := client.New(app.URL(), app.OperatorKey())
-	tenant, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}})
+	tenant, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}, Period: "lifetime"})
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func RunHE(ctx context.Context, out io.Writer, start StartFunc, opt HEOptions) e
 	}
 	defer stop()
 	op := client.New(app.URL(), app.OperatorKey())
-	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench-he", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: "bench-he", Budget: wire.Cost{Epsilon: 1, Delta: 1e-6}, Period: "lifetime"})
 	if err != nil {
 		return err
 	}

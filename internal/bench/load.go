@@ -28,7 +28,7 @@ func loadBenchTenant(ctx context.Context, op *client.Client, id string, rows, se
 // benchTenant creates a tenant with a budget no benchmark exhausts and
 // returns clients with its admin key and with a new ingest key.
 func benchTenant(ctx context.Context, op *client.Client, id string) (admin, ingest *client.Client, err error) {
-	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: id, Budget: wire.Cost{Epsilon: 1e6, Delta: 0.5}})
+	created, err := op.CreateTenant(ctx, wire.CreateTenantRequest{ID: id, Budget: wire.Cost{Epsilon: 1e6, Delta: 0.5}, Period: "lifetime"})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -106,7 +106,7 @@ func RunViews(ctx context.Context, out io.Writer, start StartFunc, opt ViewsOpti
 	if err != nil {
 		return err
 	}
-	aAdmin, aIngest, aUsers, err := tenant("adhoc", "", 1e6)
+	aAdmin, aIngest, aUsers, err := tenant("adhoc", "lifetime", 1e6)
 	if err != nil {
 		return err
 	}

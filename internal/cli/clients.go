@@ -226,8 +226,8 @@ func tenantCommand() *cobra.Command {
 			// then renew every month. zCDP tenants keep one budget (the two do not
 			// combine yet); "lifetime" asks for one budget explicitly.
 			p := period
-			if p == "lifetime" || (accounting == "zcdp" && !cmd.Flags().Changed("period")) {
-				p = ""
+			if accounting == "zcdp" && !cmd.Flags().Changed("period") {
+				p = "lifetime"
 			}
 			req := wire.CreateTenantRequest{ID: id, Name: name, Budget: wire.Cost{Epsilon: eps, Delta: delta}, Purposes: purposeList, Period: p, Accounting: accounting}
 			if schemaFile != "" {

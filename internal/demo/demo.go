@@ -24,7 +24,7 @@ import (
 // Tenant is the demo's tenant: the default retail schema and purposes, a
 // lifetime budget of ε = 10. Its privacy notice is in the README (golden-tested).
 func Tenant() wire.CreateTenantRequest {
-	return wire.CreateTenantRequest{ID: "demo", Name: "Demo Bakery & Co.", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}}
+	return wire.CreateTenantRequest{ID: "demo", Name: "Demo Bakery & Co.", Budget: wire.Cost{Epsilon: 10, Delta: 1e-5}, Period: "lifetime"}
 }
 
 // Keys are the demo tenant's API keys, one per role a shop would hand out.

@@ -45,7 +45,7 @@ class LiveTest(unittest.TestCase):
     def setUpClass(cls) -> None:
         cls.operator = Client(SERVER, OPERATOR)
         cls.tenant_id = "py-" + secrets.token_hex(4)
-        created = cls.operator.create_tenant(cls.tenant_id, {"epsilon": 5, "delta": 1e-5}, name="Python SDK test")
+        created = cls.operator.create_tenant(cls.tenant_id, {"epsilon": 5, "delta": 1e-5}, name="Python SDK test", period="lifetime")
         cls.admin = cls.operator.with_key(created["admin_key"]["token"])
         cls.ingest = cls.admin.with_key(cls.admin.create_key("ingest", "ingest")["token"])
         cls.query = cls.admin.with_key(cls.admin.create_key("analyst", "query")["token"])
@@ -210,7 +210,7 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(cm.exception.status, 404)
 
     def test_data_keys_and_shred(self) -> None:
-        other = self.operator.create_tenant("py-shred-" + secrets.token_hex(3), {"epsilon": 1})
+        other = self.operator.create_tenant("py-shred-" + secrets.token_hex(3), {"epsilon": 1}, period="lifetime")
         admin = self.operator.with_key(other["admin_key"]["token"])
         try:
             self.assertTrue(admin.rotate_data_key()["rotated"])

@@ -88,6 +88,13 @@ func (s *Store) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.
 		if err != nil {
 			return err
 		}
+		if a.Period != "" {
+			// What the views reserve, read under the tenant's lock: an ad-hoc
+			// charge may not eat into it; a view's release draws on its own.
+			if a.Reserved, err = s.reservations(ctx, tx, c.TenantID, c.ViewID, c.Periods); err != nil {
+				return err
+			}
+		}
 		if err := dp.Decide(a, need, c.Periods); err != nil {
 			return err
 		}
@@ -206,7 +213,16 @@ func (s *Store) status(ctx context.Context, q querier, tenantID string) (privaly
 			p.Spent, p.Remaining = u.Cost(), dp.Units{Eps: a.Total.Eps - u.Eps, Delta: a.Total.Delta - u.Delta}.Cost()
 			return p, err
 		})
+	if err != nil {
+		return st, err
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Period
+	}
+	reserved, err := s.reservations(ctx, q, tenantID, "", names)
 	for _, p := range ps {
+		p.Reserved = reserved[p.Period].Cost()
 		st.Periods = append(st.Periods, p)
 		st.Remaining.Epsilon = min(st.Remaining.Epsilon, p.Remaining.Epsilon)
 		st.Remaining.Delta = min(st.Remaining.Delta, p.Remaining.Delta)

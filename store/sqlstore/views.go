@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/dp"
 )
 
 var _ privalytics.ViewStore = (*Store)(nil)
@@ -262,4 +264,82 @@ func (s *Store) RevokeShare(ctx context.Context, tenantID, dashboardID, id strin
 		return err
 	})
 	return s.fail("revoke share", err)
+}
+
+// reservations reads what the tenant's views other than exceptViewID reserve
+// of each of periods (dp.Reserved): their declared cost per release and the
+// releases already made or failed in those months. A pending release is still
+// reserved.
+func (s *Store) reservations(ctx context.Context, q querier, tenantID, exceptViewID string, periods []string) (map[string]dp.Units, error) {
+	out := map[string]dp.Units{}
+	var from, to time.Time
+	for _, p := range periods {
+		f, err := time.Parse("2006-01", p)
+		if err != nil {
+			continue // Decide refuses what CheckPeriods does not take
+		}
+		if from.IsZero() || f.Before(from) {
+			from = f
+		}
+		if t := f.AddDate(0, 1, 0); t.After(to) {
+			to = t
+		}
+	}
+	if from.IsZero() {
+		return out, nil
+	}
+	views, err := list(ctx, q, s.q(`SELECT id, tenant_id, key_id, spec, created_at FROM views WHERE tenant_id = ? AND id <> ? ORDER BY id`), []any{tenantID, exceptViewID}, scanView)
+	if err != nil || len(views) == 0 {
+		return out, err
+	}
+	type done struct{ view, bucket, kind string }
+	rows, err := list(ctx, q, s.q(`SELECT r.view_id, r.bucket, r.kind FROM view_releases r JOIN views v ON v.id = r.view_id
+		WHERE v.tenant_id = ? AND r.state <> ? AND r.start_at < ? AND r.end_at > ?`), []any{tenantID, privalytics.ReleasePending, s.d.Time(to), s.d.Time(from)},
+		func(r interface{ Scan(...any) error }) (done, error) {
+			var d done
+			return d, r.Scan(&d.view, &d.bucket, &d.kind)
+		})
+	if err != nil {
+		return out, err
+	}
+	byView := map[string]map[string]bool{}
+	for _, d := range rows {
+		if byView[d.view] == nil {
+			byView[d.view] = map[string]bool{}
+		}
+		byView[d.view][d.bucket+"/"+d.kind] = true
+	}
+	rs := make([]dp.ViewReservation, 0, len(views))
+	for _, v := range views {
+		// The declared cost, rounded up like the charge; an unchargeable one
+		// reserves the most a budget can hold, so it never lets others pass.
+		per := dp.Units{Eps: math.MaxInt64 / 4, Delta: math.MaxInt64 / 4}
+		if c := (privalytics.Cost{Epsilon: v.Epsilon, Delta: v.Delta}); dp.CheckCost(c) == nil {
+			per = dp.UnitsUp(c)
+			per.Rho = 0
+		}
+		rs = append(rs, dp.ViewReservation{Cadence: v.Cadence, Start: v.Start, SoFar: v.SoFar, PerRelease: per, Done: byView[v.ID]})
+	}
+	for _, p := range periods {
+		out[p] = dp.Reserved(rs, p)
+	}
+	return out, nil
+}
+
+// Reserved returns what the tenant's views other than exceptViewID reserve of
+// each of periods; see privalytics.Ledger.
+func (s *Store) Reserved(ctx context.Context, tenantID, exceptViewID string, periods []string) (map[string]privalytics.Cost, error) {
+	a, err := s.account(ctx, s.db, false, tenantID, "", nil)
+	if err != nil {
+		return nil, s.fail("reserved", err)
+	}
+	out := map[string]privalytics.Cost{}
+	if a.Period == "" {
+		return out, nil
+	}
+	r, err := s.reservations(ctx, s.db, tenantID, exceptViewID, periods)
+	for p, u := range r {
+		out[p] = u.Cost()
+	}
+	return out, s.fail("reserved", err)
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) privalytics.MetaStore) {
 		{"ChargesOfOneKey", testChargesOfOneKey},
 		{"PreCheckAgreesWithLedger", testPreCheckAgrees},
 		{"Views", testViews},
+		{"ViewReservations", testViewReservations},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -356,7 +356,12 @@ class Client:
         period: Optional[str] = None,
         accounting: Optional[str] = None,
     ) -> t.TenantCreated:
-        """POST /v1/tenants (operator key): the tenant and its first admin key, whose token is shown only here."""
+        """POST /v1/tenants (operator key): the tenant and its first admin key, whose token is shown only here.
+
+        period: "month" (the default when omitted, except with accounting="zcdp") gives each
+        calendar month of data its own budget — queries then need a time filter with both
+        ends, and views reserve their cost per month; "lifetime" keeps one budget for all time.
+        """
         body: Dict[str, Any] = {"id": tenant_id, "budget": budget}
         for k, v in (("name", name), ("schema", schema), ("purposes", purposes), ("retention_days", retention_days),
                      ("privacy", privacy), ("period", period), ("accounting", accounting)):

@@ -82,6 +82,7 @@ class PeriodBudget(TypedDict, total=False):
     period: str
     spent: Cost
     remaining: Cost
+    reserved: Cost  # what views reserve of the month; ad-hoc questions may spend remaining - reserved
 
 
 class BudgetStatus(TypedDict, total=False):
