@@ -22,6 +22,9 @@ type Query struct {
 	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds; default UTC
+	// Engine runs the query elsewhere: "beam" (Privacy on Beam, for snapshots
+	// that outgrow one machine; see docs/beam.md). Default: this server.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Filter is one condition on a column. Exactly one family is set: eq, in, not_in,

@@ -285,6 +285,11 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if err := p.checkMechanisms(); err != nil {
 		return nil, err
 	}
+	if n.Engine != "" {
+		if err := p.checkRemote(); err != nil {
+			return nil, err
+		}
+	}
 	p.canon, _ = json.Marshal(p.canonical())
 	return p, nil
 }

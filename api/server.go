@@ -98,6 +98,9 @@ type Deps struct {
 	// Events (when it is a SubjectStore), Meta, Audit and Privacy; the caller
 	// then starts and closes its retention loop through Server.Rights.
 	Rights *rights.Service
+	// Engines run queries that name an engine ("engine": "beam") outside this
+	// process; the query service charges before it submits a job.
+	Engines map[string]analytics.RemoteEngine
 	// Readiness, when set, must return nil for /readyz to answer 200: the
 	// event store reports tenants still loading or failed to load.
 	Readiness func() error
@@ -147,6 +150,7 @@ func New(d Deps) *Server {
 	qd := analytics.ServiceDeps{
 		Ledger: s.meta, Events: s.events, Consent: analytics.NewConsentMasks(s.meta), Mechanisms: s.mech,
 		Cache: analytics.NewCache(4096), Limits: s.limits.Query, Timeout: s.limits.QueryTimeout, Now: s.now,
+		Engines: d.Engines,
 	}
 	if s.auditLog != nil { // leave the port a nil interface, not a typed nil: "records nothing"
 		qd.Audit = s.auditLog

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/analytics/beamjob"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/store/audit"
@@ -114,7 +116,7 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	heLimits := api.DefaultHELimits()
 	heLimits.Enabled = cfg.Role == "processor"
 	heLimits.MaxUploadBytes, heLimits.MaxHeldBytes, heLimits.ConcurrentJobs = cfg.HEMaxUploadBytes, cfg.HEMaxHeldBytes, cfg.HEJobs
-	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken})
+	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken, Engines: engines(cfg, a.log)})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}
@@ -247,4 +249,12 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// engines wires the remote query engines the configuration turns on.
+func engines(cfg Config, log *slog.Logger) map[string]analytics.RemoteEngine {
+	if cfg.BeamBinary == "" {
+		return nil
+	}
+	return map[string]analytics.RemoteEngine{"beam": &beamjob.Engine{Binary: cfg.BeamBinary, Runner: cfg.BeamRunner, Log: log}}
 }

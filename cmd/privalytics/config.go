@@ -54,6 +54,10 @@ type Config struct {
 	// HTTPS only.
 	TLSCert string `json:"tls_cert"`
 	TLSKey  string `json:"tls_key"`
+	// BeamBinary, when set, turns on "engine": "beam" queries: the path of the
+	// privalytics-beam pipeline binary (beam/, docs/beam.md), run on BeamRunner.
+	BeamBinary string `json:"beam_binary"`
+	BeamRunner string `json:"beam_runner"`
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
@@ -197,6 +201,12 @@ func settings() []setting {
 	typed("string")
 	g, s = str(func(c *Config) *string { return &c.TLSKey })
 	add("tls-key", "PEM private key file for --tls-cert", g, s)
+	typed("string")
+	g, s = str(func(c *Config) *string { return &c.BeamBinary })
+	add("beam-binary", "privalytics-beam pipeline binary; turns on \"engine\": \"beam\" queries (docs/beam.md)", g, s)
+	typed("string")
+	g, s = str(func(c *Config) *string { return &c.BeamRunner })
+	add("beam-runner", "Beam runner of beam jobs: direct (default), prism, dataflow or flink", g, s)
 	typed("string")
 	add("encrypt-at-rest", "encrypt event logs and segments under per-tenant keys wrapped by the master key (true or false)",
 		func(c *Config) string { return strconv.FormatBool(c.EncryptAtRest) },
@@ -374,6 +384,8 @@ type fileConfig struct {
 	RateBurst        *int       `json:"rate_burst"`
 	TLSCert          *string    `json:"tls_cert"`
 	TLSKey           *string    `json:"tls_key"`
+	BeamBinary       *string    `json:"beam_binary"`
+	BeamRunner       *string    `json:"beam_runner"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -424,6 +436,8 @@ func (f fileConfig) apply(c *Config) error {
 	}
 	setS(&c.TLSCert, f.TLSCert)
 	setS(&c.TLSKey, f.TLSKey)
+	setS(&c.BeamBinary, f.BeamBinary)
+	setS(&c.BeamRunner, f.BeamRunner)
 	var errs []error
 	for _, d := range []struct {
 		dst *time.Duration
