@@ -15,6 +15,7 @@ import (
 	"strconv"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
 	"github.com/google/differential-privacy/privacy-on-beam/v3/pbeam"
 
@@ -27,7 +28,9 @@ func init() {
 	beam.RegisterType(reflect.TypeOf((*scanFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*valueFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*formatFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*Pair)(nil)).Elem())
 	beam.RegisterFunction(rowKey)
+	beam.RegisterFunction(pairKV)
 }
 
 // Row is one kept event: its group key (JSON of the key values) and, per
@@ -95,11 +98,11 @@ func Build(s beam.Scope, files []string, spec analytics.RemoteSpec, output strin
 			// that a small total is never raised) gives the same sensitivity,
 			// linf × max(|lower|, |upper|), as the in-process engine.
 			lo, hi := math.Min(0, a.Lower*float64(spec.LInf)), math.Max(0, a.Upper*float64(spec.LInf))
-			res = pbeam.SumPerKey(s, values(s, pcol, i), pbeam.SumParams{NoiseKind: noise, AggregationEpsilon: e, AggregationDelta: d, PublicPartitions: parts, MaxPartitionsContributed: spec.L0, MinValue: lo, MaxValue: hi})
+			res = pbeam.SumPerKey(s, values(s, rows, ps, i), pbeam.SumParams{NoiseKind: noise, AggregationEpsilon: e, AggregationDelta: d, PublicPartitions: parts, MaxPartitionsContributed: spec.L0, MinValue: lo, MaxValue: hi})
 		case "mean":
-			res = pbeam.MeanPerKey(s, values(s, pcol, i), pbeam.MeanParams{NoiseKind: noise, AggregationEpsilon: e, AggregationDelta: d, PublicPartitions: parts, MaxPartitionsContributed: spec.L0, MaxContributionsPerPartition: spec.LInf, MinValue: a.Lower, MaxValue: a.Upper})
+			res = pbeam.MeanPerKey(s, values(s, rows, ps, i), pbeam.MeanParams{NoiseKind: noise, AggregationEpsilon: e, AggregationDelta: d, PublicPartitions: parts, MaxPartitionsContributed: spec.L0, MaxContributionsPerPartition: spec.LInf, MinValue: a.Lower, MaxValue: a.Upper})
 		case "median", "quantile":
-			res = pbeam.QuantilesPerKey(s, values(s, pcol, i), pbeam.QuantilesParams{NoiseKind: noise, AggregationEpsilon: e, AggregationDelta: d, PublicPartitions: parts, MaxPartitionsContributed: spec.L0, MaxContributionsPerPartition: spec.LInf, MinValue: a.Lower, MaxValue: a.Upper, Ranks: []float64{a.Rank}})
+			res = pbeam.QuantilesPerKey(s, values(s, rows, ps, i), pbeam.QuantilesParams{NoiseKind: noise, AggregationEpsilon: e, AggregationDelta: d, PublicPartitions: parts, MaxPartitionsContributed: spec.L0, MaxContributionsPerPartition: spec.LInf, MinValue: a.Lower, MaxValue: a.Upper, Ranks: []float64{a.Rank}})
 		default:
 			return fmt.Errorf("pipeline: aggregate %s: Privacy on Beam has no %s", a.Name, a.Op)
 		}
@@ -109,9 +112,21 @@ func Build(s beam.Scope, files []string, spec analytics.RemoteSpec, output strin
 	return nil
 }
 
-func values(s beam.Scope, pcol pbeam.PrivatePCollection, i int) pbeam.PrivatePCollection {
-	return pbeam.ParDo(s, &valueFn{Aggregate: i}, pcol)
+// values is the private collection of aggregate i's values by group key.
+// pbeam.ParDo takes functions only, so the projection to one aggregate runs
+// before MakePrivate (same privacy IDs, same PrivacySpec and budget).
+func values(s beam.Scope, rows beam.PCollection, ps *pbeam.PrivacySpec, i int) pbeam.PrivatePCollection {
+	pairs := beam.ParDo(s, &valueFn{Aggregate: i}, rows)
+	return pbeam.ParDo(s, pairKV, pbeam.MakePrivate(s, pairs, ps))
 }
+
+// Pair is one row's value of one aggregate and its group key.
+type Pair struct {
+	Key   string
+	Value float64
+}
+
+func pairKV(p Pair) (string, float64) { return p.Key, p.Value }
 
 func rowKey(r Row) string { return r.Key }
 
@@ -158,9 +173,9 @@ func (f *scanFn) ProcessElement(name string, emit func(string, Row)) error {
 // valueFn projects one aggregate's value; rows without one are left out.
 type valueFn struct{ Aggregate int }
 
-func (f *valueFn) ProcessElement(r Row, emit func(string, float64)) {
+func (f *valueFn) ProcessElement(id string, r Row, emit func(string, Pair)) {
 	if v := r.Values[f.Aggregate]; !math.IsNaN(v) {
-		emit(r.Key, v)
+		emit(id, Pair{Key: r.Key, Value: v})
 	}
 }
 
