@@ -13,6 +13,7 @@ type Query struct {
 	Noise      string      `json:"noise,omitempty"`      // "laplace" (default) or "gaussian"
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds
+	Engine     string      `json:"engine,omitempty"`     // "beam": run on Privacy on Beam (docs/beam.md); default this server
 }
 
 // Filter is one condition on a column; set exactly the operators you need.

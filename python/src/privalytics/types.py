@@ -169,6 +169,7 @@ class Query(TypedDict, total=False):
     noise: Literal["laplace", "gaussian"]
     confidence: float
     time_zone: str
+    engine: Literal["beam"]
 
 
 class Cell(TypedDict, total=False):
