@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -184,4 +187,30 @@ func ReadSnapshotFile(name string) ([]privalytics.Chunk, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
+}
+
+// ExportForPurpose exports a tenant's current snapshot as a query for purpose
+// would see it (erased rows gone, customers without consent for the purpose
+// left out) to dir, under a fresh random pseudonym key that is not kept: the
+// export cannot be linked to stored identifiers or to another export.
+func ExportForPurpose(ctx context.Context, events Snapshots, consent Consent, t *privalytics.Tenant, purpose, dir string) (int, []string, error) {
+	if purpose == "" {
+		purpose = DefaultPurpose
+	}
+	if !slices.Contains(t.Purposes, purpose) {
+		return 0, nil, invalid("purpose %q is not declared by tenant %s; declared: %s", purpose, t.ID, strings.Join(t.Purposes, ", "))
+	}
+	snap, err := events.Snapshot(ctx, t.ID, t.Schema)
+	if err != nil {
+		return 0, nil, err
+	}
+	hidden, _, err := consent.Hidden(ctx, t, purpose, snap)
+	if err != nil {
+		return 0, nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return 0, nil, err
+	}
+	return ExportSnapshot(ctx, dir, snap, hidden, key)
 }
