@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -256,5 +257,5 @@ func engines(cfg Config, log *slog.Logger) map[string]analytics.RemoteEngine {
 	if cfg.BeamBinary == "" {
 		return nil
 	}
-	return map[string]analytics.RemoteEngine{"beam": &beamjob.Engine{Binary: cfg.BeamBinary, Runner: cfg.BeamRunner, Log: log}}
+	return map[string]analytics.RemoteEngine{"beam": &beamjob.Engine{Binary: cfg.BeamBinary, Runner: cfg.BeamRunner, Args: strings.Fields(cfg.BeamArgs), Log: log}}
 }
