@@ -26,6 +26,9 @@ type Query struct {
 	// It is on by default for a query that gives no bounds at all and has a sum
 	// or mean without bounds; give it to tune any query without bounds.
 	Tuning *Tuning `json:"tuning,omitempty"`
+	// Engine runs the query elsewhere: "beam" (Privacy on Beam, for snapshots
+	// that outgrow one machine; see docs/beam.md). Default: this server.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Tuning asks for automatic contribution bounds: Share of the query's ε goes to

@@ -139,6 +139,11 @@ func NewPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 		lim = DefaultLimits()
 	}
 	if wantsTuning(q) {
+		if q.Engine != "" {
+			// Tuning draws its histograms in this process; a remote engine
+			// runs fixed bounds only.
+			return nil, invalid("query: engine %q needs fixed bounds: give bounds.max_groups and each sum's or mean's lower and upper (automatic tuning runs on this server only)", q.Engine)
+		}
 		return planTuned(q, schema, lim)
 	}
 	for _, a := range q.Aggregates {
@@ -324,6 +329,11 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	}
 	if err := p.checkMechanisms(); err != nil {
 		return nil, err
+	}
+	if n.Engine != "" {
+		if err := p.checkRemote(); err != nil {
+			return nil, err
+		}
 	}
 	p.canon, _ = json.Marshal(p.canonical())
 	return p, nil

@@ -81,6 +81,11 @@ type ServiceDeps struct {
 	// read data). 0: 30 s.
 	Timeout time.Duration
 	Now     func() time.Time
+	// Engines run queries that name them ("engine": "beam") elsewhere; the
+	// Service charges before it submits the job. RemoteTimeout stops such a
+	// job (charged); 0: 1 h.
+	Engines       map[string]RemoteEngine
+	RemoteTimeout time.Duration
 }
 
 // Service is the query use case, the one home of its privacy rules:
@@ -109,11 +114,16 @@ type Service struct {
 	limits  Limits
 	timeout time.Duration
 	now     func() time.Time
+	engines map[string]RemoteEngine
+	remote  time.Duration
 }
 
 // NewService returns the query service over its ports.
 func NewService(d ServiceDeps) *Service {
-	s := &Service{ledger: d.Ledger, events: d.Events, consent: d.Consent, mech: d.Mechanisms, cache: d.Cache, audit: d.Audit, limits: d.Limits, timeout: d.Timeout, now: d.Now}
+	s := &Service{ledger: d.Ledger, events: d.Events, consent: d.Consent, mech: d.Mechanisms, cache: d.Cache, audit: d.Audit, limits: d.Limits, timeout: d.Timeout, now: d.Now, engines: d.Engines, remote: d.RemoteTimeout}
+	if s.remote <= 0 {
+		s.remote = time.Hour
+	}
 	if s.cache == nil {
 		s.cache = NewCache(4096)
 	}
@@ -293,6 +303,10 @@ func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*prival
 	}
 	rec.consent = version
 	cacheKey := CacheKey(t.ID, fp, snap.Version, version)
+	if plan.Engine() != "" {
+		res, err := s.runRemote(ctx, r, plan, snap, hidden, cost, periods, rec)
+		return res, cacheKey, err
+	}
 
 	// From here on the data is read: whatever happens, the query is charged.
 	execCtx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -323,6 +337,37 @@ func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*prival
 	PresentBudget(&status)
 	res.Budget = &status
 	return res, cacheKey, nil
+}
+
+// runRemote runs a planned query on a remote engine: the ledger is charged
+// before the job is submitted, so a failed or cancelled job stays charged.
+func (s *Service) runRemote(ctx context.Context, r Request, plan *Plan, snap *privalytics.Snapshot, hidden []bool, cost privalytics.Cost, periods []string, rec *queryRecord) (*privalytics.Result, error) {
+	t := r.Tenant
+	charge := &privalytics.Charge{TenantID: t.ID, KeyID: r.KeyID, Time: s.now().UTC(), Fingerprint: rec.fingerprint, Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods}
+	status, err := s.ledger.Charge(context.WithoutCancel(ctx), charge)
+	if err != nil {
+		return nil, err // EBUDGET: nothing recorded, nothing submitted
+	}
+	rec.chargeID = charge.ID
+	jobCtx, cancel := context.WithTimeout(ctx, s.remote)
+	cells, err := s.engines[plan.Engine()].Run(jobCtx, RemoteJob{TenantID: t.ID, Spec: plan.Remote(), Snapshot: snap, Hidden: hidden})
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, invalid("the %s job ran longer than %s and was stopped; it was charged, because it had read data", plan.Engine(), s.remote)
+		}
+		return nil, s.executionError(err)
+	}
+	res, err := releaseRemote(plan, cells)
+	if err != nil {
+		return nil, err
+	}
+	res.Cost = cost
+	res.Snapshot = newAnswerID()
+	rec.answerID = res.Snapshot
+	PresentBudget(&status)
+	res.Budget = &status
+	return res, nil
 }
 
 // executionError is what a caller learns of an execution that failed after
@@ -370,6 +415,9 @@ func (s *Service) plan(r Request) (*Plan, error) {
 	plan, err := NewPlan(r.Query, r.Tenant.Schema, s.limits)
 	if err != nil {
 		return nil, err
+	}
+	if e := plan.Engine(); e != "" && s.engines[e] == nil {
+		return nil, invalid("query: engine %q is not configured on this server; leave engine out, or start the server with it (for beam: --beam-binary)", e)
 	}
 	if !slices.Contains(r.Tenant.Purposes, plan.Purpose()) {
 		return nil, invalid("purpose %q is not declared by this tenant; declared: %s (a query without one serves %q)", plan.Purpose(), strings.Join(r.Tenant.Purposes, ", "), privalytics.DefaultPurpose)

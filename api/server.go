@@ -108,6 +108,9 @@ type Deps struct {
 	// Models stores tenants' released models and fairness audits (the
 	// /v1/models and /v1/fairness-audits routes); nil answers 503.
 	Models *registry.Service
+	// Engines run queries that name an engine ("engine": "beam") outside this
+	// process; the query service charges before it submits a job.
+	Engines map[string]analytics.RemoteEngine
 	// Readiness, when set, must return nil for /readyz to answer 200: the
 	// event store reports tenants still loading or failed to load.
 	Readiness func() error
@@ -162,6 +165,7 @@ func New(d Deps) *Server {
 	qd := analytics.ServiceDeps{
 		Ledger: s.meta, Events: s.events, Consent: analytics.NewConsentMasks(s.meta), Mechanisms: s.mech,
 		Cache: analytics.NewCache(4096), Limits: s.limits.Query, Timeout: s.limits.QueryTimeout, Now: s.now,
+		Engines: d.Engines,
 	}
 	if s.auditLog != nil { // leave the port a nil interface, not a typed nil: "records nothing"
 		qd.Audit = s.auditLog

@@ -60,7 +60,7 @@ func wireAudit(es []privalytics.AuditEntry) []wire.AuditEntry {
 // RootQuery is a query body as the engine's query (the query and SQL routes).
 func RootQuery(q *wire.Query) *privalytics.Query {
 	out := &privalytics.Query{Purpose: q.Purpose, Bounds: privalytics.Bounds(q.Bounds), Epsilon: q.Epsilon, Delta: q.Delta, Noise: q.Noise,
-		Confidence: q.Confidence, TimeZone: q.TimeZone}
+		Confidence: q.Confidence, TimeZone: q.TimeZone, Engine: q.Engine}
 	if q.Tuning != nil {
 		out.Tuning = &privalytics.Tuning{Share: q.Tuning.Share}
 	}

@@ -14,6 +14,7 @@ type Query struct {
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds
 	Tuning     *Tuning     `json:"tuning,omitempty"`     // automatic contribution bounds; on by default for a sum or mean without any bounds
+	Engine     string      `json:"engine,omitempty"`     // "beam": run on Privacy on Beam (docs/beam.md); default this server
 }
 
 // Tuning asks for automatic contribution bounds, spending Share of ε (default 0.15) on them.

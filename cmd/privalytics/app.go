@@ -11,10 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/analytics"
+	"github.com/privalytics/privalytics/analytics/beamjob"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/dp"
 	"github.com/privalytics/privalytics/he"
@@ -138,7 +141,8 @@ func openApp(ctx context.Context, cfg Config, opt appOptions) (a *App, err error
 	}
 	a.api = api.New(api.Deps{Meta: a.meta, Events: a.events, Keys: mk, Audit: a.audit, Mechanisms: mech, Limits: limits, HE: heLimits, HEDatasets: heData, Federations: feds,
 		Logger: a.log, Readiness: a.events.Readiness, MetricsToken: cfg.MetricsToken, Now: opt.now,
-		Models: &registry.Service{Dir: filepath.Join(cfg.DataDir, "models"), Mechanisms: mech}})
+		Models:  &registry.Service{Dir: filepath.Join(cfg.DataDir, "models"), Mechanisms: mech},
+		Engines: engines(cfg, a.log)})
 	if err := preloadTenants(ctx, a.meta, a.events); err != nil {
 		return nil, err
 	}
@@ -277,4 +281,12 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// engines wires the remote query engines the configuration turns on.
+func engines(cfg Config, log *slog.Logger) map[string]analytics.RemoteEngine {
+	if cfg.BeamBinary == "" {
+		return nil
+	}
+	return map[string]analytics.RemoteEngine{"beam": &beamjob.Engine{Binary: cfg.BeamBinary, Runner: cfg.BeamRunner, Args: strings.Fields(cfg.BeamArgs), Log: log}}
 }

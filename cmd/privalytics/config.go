@@ -54,6 +54,11 @@ type Config struct {
 	// HTTPS only.
 	TLSCert string `json:"tls_cert"`
 	TLSKey  string `json:"tls_key"`
+	// BeamBinary, when set, turns on "engine": "beam" queries: the path of the
+	// privalytics-beam pipeline binary (beam/, docs/beam.md), run on BeamRunner.
+	BeamBinary string `json:"beam_binary"`
+	BeamRunner string `json:"beam_runner"`
+	BeamArgs   string `json:"beam_args"` // more pipeline flags, space-separated (Dataflow/Flink: docs/beam.md)
 }
 
 // DefaultConfig returns the embedded defaults: everything under ./privalytics-data,
@@ -197,6 +202,15 @@ func settings() []setting {
 	typed("string")
 	g, s = str(func(c *Config) *string { return &c.TLSKey })
 	add("tls-key", "PEM private key file for --tls-cert", g, s)
+	typed("string")
+	g, s = str(func(c *Config) *string { return &c.BeamBinary })
+	add("beam-binary", "privalytics-beam pipeline binary; turns on \"engine\": \"beam\" queries (docs/beam.md)", g, s)
+	typed("string")
+	g, s = str(func(c *Config) *string { return &c.BeamRunner })
+	add("beam-runner", "Beam runner of beam jobs: direct (default), prism, dataflow or flink", g, s)
+	typed("string")
+	g, s = str(func(c *Config) *string { return &c.BeamArgs })
+	add("beam-args", "more flags for the beam pipeline, space-separated (e.g. --project P --region R)", g, s)
 	typed("string")
 	add("encrypt-at-rest", "encrypt event logs and segments under per-tenant keys wrapped by the master key (true or false)",
 		func(c *Config) string { return strconv.FormatBool(c.EncryptAtRest) },
@@ -374,6 +388,9 @@ type fileConfig struct {
 	RateBurst        *int       `json:"rate_burst"`
 	TLSCert          *string    `json:"tls_cert"`
 	TLSKey           *string    `json:"tls_key"`
+	BeamBinary       *string    `json:"beam_binary"`
+	BeamRunner       *string    `json:"beam_runner"`
+	BeamArgs         *string    `json:"beam_args"`
 }
 
 func (f fileConfig) apply(c *Config) error {
@@ -424,6 +441,9 @@ func (f fileConfig) apply(c *Config) error {
 	}
 	setS(&c.TLSCert, f.TLSCert)
 	setS(&c.TLSKey, f.TLSKey)
+	setS(&c.BeamBinary, f.BeamBinary)
+	setS(&c.BeamRunner, f.BeamRunner)
+	setS(&c.BeamArgs, f.BeamArgs)
 	var errs []error
 	for _, d := range []struct {
 		dst *time.Duration

@@ -70,7 +70,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand())
+	root.AddCommand(serveCommand(), demoCommand(), ingestCommand(), benchCommand(), franchiseCommand(), auditCommand(), heCommand(), fsckCommand(), repairCommand(), backupCommand(), restoreCommand(), learnCommand(), exportSnapshotCommand())
 	root.AddCommand(cli.Commands()...)
 	return root
 }

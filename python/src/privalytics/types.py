@@ -181,6 +181,7 @@ class Query(TypedDict, total=False):
     confidence: float
     time_zone: str
     tuning: Tuning
+    engine: Literal["beam"]
 
 
 class Cell(TypedDict, total=False):
