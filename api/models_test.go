@@ -43,7 +43,7 @@ func testModel(t *testing.T) wire.Model {
 func TestModelsAndFairnessAuditsOverHTTP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1,"delta":1e-5}}`, func(d *api.Deps) {
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","budget":{"epsilon":1,"delta":1e-5},"period":"lifetime"}`, func(d *api.Deps) {
 		d.Models = &registry.Service{Dir: dir, Mechanisms: dp.Secure()}
 	})
 	ctx := context.Background()
