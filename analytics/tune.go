@@ -387,7 +387,10 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 			}
 			for i, a := range p.aggs {
 				if a.op == "distinct_customers" {
-					total += dp.NoiseStd(kind, l0, 1, budgets[i]) / math.Max(perCell, 1)
+					// Noise and the customers L0 drops from a typical cell
+					// (1 − kept(l0) of its customer-groups), against the
+					// cell's true count of customers.
+					total += distinctError(dp.NoiseStd(kind, l0, 1, budgets[i]), f, cellsAll/ts.cells)
 				}
 			}
 			if total < bestErr {
@@ -479,4 +482,13 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 		}
 	}
 	return lo, hi, loss, relErr
+}
+
+// distinctError is the expected relative RMS error of a distinct_customers
+// cell of trueCell customers with noise std and a share kept of its
+// customer-groups left by L0: noise and bounding bias together.
+func distinctError(std, kept, trueCell float64) float64 {
+	trueCell = math.Max(trueCell, 1)
+	bias := (1 - kept) * trueCell
+	return math.Sqrt(std*std+bias*bias) / trueCell
 }
