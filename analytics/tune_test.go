@@ -271,3 +271,20 @@ func TestDistinctError(t *testing.T) {
 		t.Errorf("distinctError(3, 0.96, 100) = %v, want 0.05", got)
 	}
 }
+
+func TestKeptInBin(t *testing.T) {
+	t.Parallel()
+	// Bin 20 is (512, 1024] (2^(20−10)): a clamp above keeps the midpoint 768,
+	// one below keeps itself, and 768 inside keeps on average
+	// ((768²−512²)/2 + (1024−768)·768)/512 = (163840 + 196608)/512 = 704.
+	cases := []struct{ c, want float64 }{{2000, 768}, {1024, 768}, {300, 300}, {512, 512}, {768, 704}}
+	for _, tc := range cases {
+		if got := keptInBin(20, tc.c); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("keptInBin(20, %v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+	// Bin 0 is [0, 2^−10]: uniform from zero, midpoint 2^−11.
+	if got := keptInBin(0, 1); got != math.Ldexp(1, -11) {
+		t.Errorf("keptInBin(0, 1) = %v, want 2^-11", got)
+	}
+}
