@@ -434,6 +434,13 @@ func valueIndex(v float64) int {
 // 2048 or 4096).
 const clampSteps = 4
 
+// roundSig3 rounds a clamp to three significant digits (108, not
+// 107.63474115247547): readable in the report, and no worse a choice.
+func roundSig3(c float64) float64 {
+	e := math.Pow10(int(math.Floor(math.Log10(c))) - 2)
+	return math.Round(c/e) * e
+}
+
 // keptInBin is the mean of min(v, c) over value bin j, the values taken as
 // spread uniformly over the bin — (2^(j−1+minExp), 2^(j+minExp)], bin 0 from
 // zero — which for c above the bin is tuneRep(j), its midpoint.
@@ -472,7 +479,7 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 	unit := math.Pow10(a.scale)
 	relErr = math.Inf(1)
 	for step := range tuneBins * clampSteps {
-		c := math.Exp2(float64(step)/clampSteps + tuneMinExp)
+		c := roundSig3(math.Exp2(float64(step)/clampSteps + tuneMinExp))
 		if a.op == "count" {
 			c = math.Round(c) // whole rows
 		}

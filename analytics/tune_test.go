@@ -288,3 +288,12 @@ func TestKeptInBin(t *testing.T) {
 		t.Errorf("keptInBin(0, 1) = %v, want 2^-11", got)
 	}
 }
+
+func TestRoundSig3(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ c, want float64 }{{107.63474115247547, 108}, {128, 128}, {3444.3, 3440}, {0.0012345, 0.00123}} {
+		if got := roundSig3(tc.c); math.Abs(got-tc.want) > 1e-9*tc.want {
+			t.Errorf("roundSig3(%v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+}
