@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
@@ -437,8 +438,8 @@ const clampSteps = 4
 // roundSig3 rounds a clamp to three significant digits (108, not
 // 107.63474115247547): readable in the report, and no worse a choice.
 func roundSig3(c float64) float64 {
-	e := math.Pow10(int(math.Floor(math.Log10(c))) - 2)
-	return math.Round(c/e) * e
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(c, 'g', 3, 64), 64) // 26.9, not 26.900000000000002
+	return r
 }
 
 // keptInBin is the mean of min(v, c) over value bin j, the values taken as

@@ -291,8 +291,8 @@ func TestKeptInBin(t *testing.T) {
 
 func TestRoundSig3(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ c, want float64 }{{107.63474115247547, 108}, {128, 128}, {3444.3, 3440}, {0.0012345, 0.00123}} {
-		if got := roundSig3(tc.c); math.Abs(got-tc.want) > 1e-9*tc.want {
+	for _, tc := range []struct{ c, want float64 }{{107.63474115247547, 108}, {128, 128}, {3444.3, 3440}, {0.0012345, 0.00123}, {26.908685288118868, 26.9}, {53.817370576237735, 53.8}} {
+		if got := roundSig3(tc.c); got != tc.want {
 			t.Errorf("roundSig3(%v) = %v, want %v", tc.c, got, tc.want)
 		}
 	}
