@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
@@ -387,7 +388,10 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 			}
 			for i, a := range p.aggs {
 				if a.op == "distinct_customers" {
-					total += dp.NoiseStd(kind, l0, 1, budgets[i]) / math.Max(perCell, 1)
+					// Noise and the customers L0 drops from a typical cell
+					// (1 − kept(l0) of its customer-groups), against the
+					// cell's true count of customers.
+					total += distinctError(dp.NoiseStd(kind, l0, 1, budgets[i]), f, cellsAll/ts.cells)
 				}
 			}
 			if total < bestErr {
@@ -426,7 +430,37 @@ func valueIndex(v float64) int {
 	return j
 }
 
-// bestClamp picks an aggregate's per-group clamp: the bin edge minimising the
+// clampSteps is the clamp grid's resolution: 2^(j/clampSteps), four steps to
+// each power of two (a clamp of 3000 is 2^11.55: the powers of two alone offer
+// 2048 or 4096).
+const clampSteps = 4
+
+// roundSig3 rounds a clamp to three significant digits (108, not
+// 107.63474115247547): readable in the report, and no worse a choice.
+func roundSig3(c float64) float64 {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(c, 'g', 3, 64), 64) // 26.9, not 26.900000000000002
+	return r
+}
+
+// keptInBin is the mean of min(v, c) over value bin j, the values taken as
+// spread uniformly over the bin — (2^(j−1+minExp), 2^(j+minExp)], bin 0 from
+// zero — which for c above the bin is tuneRep(j), its midpoint.
+func keptInBin(j int, c float64) float64 {
+	hi := math.Ldexp(1, j+tuneMinExp)
+	lo := hi / 2
+	if j == 0 {
+		lo = 0
+	}
+	switch {
+	case c >= hi:
+		return tuneRep(j)
+	case c <= lo:
+		return c
+	}
+	return ((c*c-lo*lo)/2 + (hi-c)*c) / (hi - lo)
+}
+
+// bestClamp picks an aggregate's per-group clamp: the grid point minimising the
 // expected relative RMS error (noise and bounding bias, L0's included through
 // keptGroups, the share of customer-groups L0 keeps) of a typical cell.
 func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
@@ -445,15 +479,18 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 	mu := mass / w // the typical customer-group value
 	unit := math.Pow10(a.scale)
 	relErr = math.Inf(1)
-	for j := range tuneBins {
-		c := math.Ldexp(1, j+tuneMinExp)
+	for step := range tuneBins * clampSteps {
+		c := roundSig3(math.Exp2(float64(step)/clampSteps + tuneMinExp))
+		if a.op == "count" {
+			c = math.Round(c) // whole rows
+		}
 		// Only clamps the planner accepts (checked at plan time at the extremes).
 		if a.op == "count" && (c < 1 || c > 100_000) || c*unit > 1e15/2 {
 			continue
 		}
 		keptMass := 0.0
 		for k, h := range hist {
-			keptMass += h * math.Min(tuneRep(k), c)
+			keptMass += h * keptInBin(k, c)
 		}
 		g := keptMass / mass
 		l := 0.0
@@ -479,4 +516,13 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 		}
 	}
 	return lo, hi, loss, relErr
+}
+
+// distinctError is the expected relative RMS error of a distinct_customers
+// cell of trueCell customers with noise std and a share kept of its
+// customer-groups left by L0: noise and bounding bias together.
+func distinctError(std, kept, trueCell float64) float64 {
+	trueCell = math.Max(trueCell, 1)
+	bias := (1 - kept) * trueCell
+	return math.Sqrt(std*std+bias*bias) / trueCell
 }

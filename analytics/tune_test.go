@@ -235,3 +235,65 @@ func TestTuningClampsStayPlannable(t *testing.T) {
 		}
 	}
 }
+
+// TestTuningDistinctCustomersCountsDroppedCustomers: a distinct_customers
+// cell loses the customers L0 drops, so with every customer in 6 of the 12
+// months tuning must choose an L0 of 6 to 8 (the groups histogram bins 5–8
+// together; an L0 of 1 would leave 5/6 of each month's customers out), and
+// the noise-free answer is exact: 3000 × 6 / 12 = 1500.
+func TestTuningDistinctCustomersCountsDroppedCustomers(t *testing.T) {
+	t.Parallel()
+	snap := snapshotOf(tuneEvents(3000, 6, 1, 10), 1000)
+	q := monthlyQuery(privalytics.Aggregate{Name: "customers", Op: "distinct_customers"})
+	q.Tuning = &privalytics.Tuning{}
+	res := run(t, q, snap, dptest.NoNoise())
+	if res.Tuning == nil {
+		t.Fatal("the answer has no tuning report")
+	}
+	if l0 := res.Tuning.MaxGroups; l0 < 6 || l0 > 8 {
+		t.Errorf("L0 %d, want 6..8 (every customer in exactly 6 months): %s", res.Tuning.MaxGroups, res.Tuning.Reason)
+	}
+	for _, r := range res.Rows {
+		if r.Cells[0].Value != 1500 {
+			t.Errorf("%s: customers %v, want 1500", r.Key[0], r.Cells[0].Value)
+		}
+	}
+}
+
+func TestDistinctError(t *testing.T) {
+	t.Parallel()
+	// No noise, half the customer-groups kept: half the cell is missing.
+	if got := distinctError(0, 0.5, 100); math.Abs(got-0.5) > 1e-12 {
+		t.Errorf("distinctError(0, 0.5, 100) = %v, want 0.5", got)
+	}
+	// Noise 3 and bias 4 on a cell of 100 (kept 0.96): √(9+16)/100.
+	if got := distinctError(3, 0.96, 100); math.Abs(got-0.05) > 1e-12 {
+		t.Errorf("distinctError(3, 0.96, 100) = %v, want 0.05", got)
+	}
+}
+
+func TestKeptInBin(t *testing.T) {
+	t.Parallel()
+	// Bin 20 is (512, 1024] (2^(20−10)): a clamp above keeps the midpoint 768,
+	// one below keeps itself, and 768 inside keeps on average
+	// ((768²−512²)/2 + (1024−768)·768)/512 = (163840 + 196608)/512 = 704.
+	cases := []struct{ c, want float64 }{{2000, 768}, {1024, 768}, {300, 300}, {512, 512}, {768, 704}}
+	for _, tc := range cases {
+		if got := keptInBin(20, tc.c); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("keptInBin(20, %v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+	// Bin 0 is [0, 2^−10]: uniform from zero, midpoint 2^−11.
+	if got := keptInBin(0, 1); got != math.Ldexp(1, -11) {
+		t.Errorf("keptInBin(0, 1) = %v, want 2^-11", got)
+	}
+}
+
+func TestRoundSig3(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ c, want float64 }{{107.63474115247547, 108}, {128, 128}, {3444.3, 3440}, {0.0012345, 0.00123}, {26.908685288118868, 26.9}, {53.817370576237735, 53.8}} {
+		if got := roundSig3(tc.c); got != tc.want {
+			t.Errorf("roundSig3(%v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+}
