@@ -88,7 +88,7 @@ func newServer(t *testing.T) *server {
 	}
 	sv := &server{srv: srv, audit: al}
 	var created api.CreateTenantResponse
-	sv.do(t, "/v1/tenants", op.Token, "application/json", []byte(`{"id":"shop","budget":{"epsilon":10}}`), http.StatusCreated, &created)
+	sv.do(t, "/v1/tenants", op.Token, "application/json", []byte(`{"id":"shop","budget":{"epsilon":10},"period":"lifetime"}`), http.StatusCreated, &created)
 	sv.admin = created.AdminKey.Token
 	return sv
 }
