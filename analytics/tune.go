@@ -278,7 +278,7 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		if values[k], err = m.NoisyHistogram(exact.values[k], ts.epsHist); err != nil {
 			return nil, err
 		}
-		threshold(values[k], ts.epsHist)
+		thresholdValues(values[k], ts.epsHist)
 	}
 	ch := ts.choose(p, groups, values)
 	q := ts.query(ch.kind, ch.l0, ch.los, ch.his)
@@ -303,6 +303,47 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		rp.aggs[i].info.Tuned = true
 	}
 	return rp, nil
+}
+
+// tailBins is how many magnitude bins above the largest one that clears the
+// threshold keep their noisy counts less tailShrink noise scales (the tail
+// extension): each bin doubles the value, so this reaches 4× the largest
+// value seen above the noise and no further. On the demo shop's twelve
+// questions (bench utility, 8 runs each) it raised the share of cells within
+// 10% from 16.3–16.4% to 18.5–20.0% over six runs of four settings (3 bins or
+// 2, shrunk by 0, 1 or 2 scales). 2 bins shrunk by 2 scales is the cautious
+// choice: an empty bin passes with probability 7%, and moves the clamp only
+// when it exceeds several scales — on a small shop with little noise
+// (TestTuningOnTheSecurePath) about one run in a hundred or two picks a
+// clamp 2–4× the largest value instead of just above it.
+const (
+	tailBins   = 2
+	tailShrink = 2.0
+)
+
+// thresholdValues post-processes a noisy value histogram: as threshold, and
+// then the tail extension. The threshold alone dropped the sparse bins of the
+// largest customer-cells — a few hundred customers' weight each, below
+// ln(bins/0.002)/ε — which carry much of a cell's value, so the bias of a
+// small clamp was under-estimated and clamps chosen too small.
+func thresholdValues(h []float64, eps float64) {
+	raw := slices.Clone(h)
+	threshold(h, eps)
+	for sign := range 2 {
+		half, rawHalf := h[sign*tuneBins:(sign+1)*tuneBins], raw[sign*tuneBins:(sign+1)*tuneBins]
+		top := -1
+		for j, c := range half {
+			if c > 0 {
+				top = j
+			}
+		}
+		if top < 0 {
+			continue
+		}
+		for j := top + 1; j <= min(top+tailBins, tuneBins-1); j++ {
+			half[j] = max(0, rawHalf[j]-tailShrink/eps)
+		}
+	}
 }
 
 // threshold zeroes the bins of a noisy value histogram that do not clear the
