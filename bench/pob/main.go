@@ -495,6 +495,9 @@ func (ports) KeyBudget(context.Context, string, string) (privalytics.KeyBudget, 
 func (ports) Charge(context.Context, *privalytics.Charge) (privalytics.BudgetStatus, error) {
 	return privalytics.BudgetStatus{}, nil
 }
+func (ports) Reserved(context.Context, string, string, []string) (map[string]privalytics.Cost, error) {
+	return nil, nil // no views: nothing reserved
+}
 func (p ports) Snapshot(context.Context, string, privalytics.Schema) (*privalytics.Snapshot, error) {
 	return p.snap, nil
 }
