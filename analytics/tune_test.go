@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,11 +138,12 @@ func TestTuningOnTheSecurePath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The clamp: just above the cells' 80, or — when a spurious count clears
-	// the tail extension (thresholdValues; about one run in a hundred) — up
-	// to 4× the largest value seen, never more.
-	if res.Tuning.MaxGroups < 2 || res.Tuning.MaxGroups > 4 || res.Tuning.Aggregates[0].Upper < 64 || res.Tuning.Aggregates[0].Upper > 512 {
-		t.Errorf("tuned L0 %d clamp %v; want about 3 and 128 (at most 512)", res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper)
+	// L0 about 3 and the clamp just above the cells' 80 — or, when a spurious
+	// count clears a tail extension (thresholdGroups, thresholdValues; about
+	// one run in a hundred), L0 up to 6 and a clamp up to 4× the largest
+	// value seen, never more.
+	if res.Tuning.MaxGroups < 2 || res.Tuning.MaxGroups > 6 || res.Tuning.Aggregates[0].Upper < 64 || res.Tuning.Aggregates[0].Upper > 512 {
+		t.Errorf("tuned L0 %d clamp %v; want about 3 (at most 6) and 128 (at most 512)", res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper)
 	}
 	// Every cell carries the tuning's estimate of the share bounding removed.
 	for _, r := range res.Rows {
@@ -319,5 +321,18 @@ func TestThresholdValuesExtendsTheTail(t *testing.T) {
 		if math.Abs(h[j]-want[j]) > 1e-9 {
 			t.Errorf("bin %d: %v, want %v", j, h[j], want[j])
 		}
+	}
+}
+
+// TestThresholdGroupsExtendsTheTail: customers in one group clear the
+// threshold (ln(8/0.002)/0.1 ≈ 83); the next two size bins keep their counts
+// less two scales (20) though below it — the heavy customers L0 must see —
+// and bins further out are dropped unless they clear the threshold.
+func TestThresholdGroupsExtendsTheTail(t *testing.T) {
+	t.Parallel()
+	h := []float64{500, 40, 60, 30, 20, 0, 80, 0}
+	thresholdGroups(h, 0.1)
+	if want := []float64{500, 20, 40, 0, 0, 0, 0, 0}; !slices.Equal(h, want) {
+		t.Errorf("got %v, want %v", h, want)
 	}
 }
