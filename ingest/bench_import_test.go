@@ -86,12 +86,18 @@ func BenchmarkImportDurable(b *testing.B) {
 	schema := privalytics.DefaultRetailSchema()
 	run := func(b *testing.B, durable bool) {
 		var res BenchResult
-		for i := range b.N {
+		for range b.N {
 			store := func(r arrow.Record) error { r.Release(); return nil }
 			var ev *events.Store
 			if durable {
-				var err error
-				ev, err = events.Open(filepath.Join(dir, "store"+strconv.Itoa(i)), events.Options{SyncWrites: true, SealRows: 10 * n})
+				// A fresh directory per run: b.Run calls run again with a
+				// larger b.N, and reopening an earlier run's store would time
+				// the replay of its log inside the first Append.
+				sdir, err := os.MkdirTemp(dir, "store")
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev, err = events.Open(sdir, events.Options{SyncWrites: true, SealRows: 10 * n})
 				if err != nil {
 					b.Fatal(err)
 				}
