@@ -15,6 +15,7 @@ import (
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/store/events"
+	"github.com/privalytics/privalytics/store/keyring"
 	"github.com/privalytics/privalytics/synth"
 )
 
@@ -84,7 +85,7 @@ func BenchmarkImportDurable(b *testing.B) {
 	path := filepath.Join(dir, "events.csv")
 	writeSynthCSV(b, path, n)
 	schema := privalytics.DefaultRetailSchema()
-	run := func(b *testing.B, durable bool) {
+	run := func(b *testing.B, durable bool, enc events.KeyWrapper) {
 		var res BenchResult
 		for range b.N {
 			store := func(r arrow.Record) error { r.Release(); return nil }
@@ -97,7 +98,7 @@ func BenchmarkImportDurable(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				ev, err = events.Open(sdir, events.Options{SyncWrites: true, SealRows: 10 * n})
+				ev, err = events.Open(sdir, events.Options{SyncWrites: true, SealRows: 10 * n, Encryption: enc})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -120,8 +121,13 @@ func BenchmarkImportDurable(b *testing.B) {
 		b.ReportMetric(res.RowsPerSecond(), "rows/s")
 		b.ReportMetric(res.RowsPerCPUSecond(), "rows/cpu-s")
 	}
-	b.Run("durable", func(b *testing.B) { run(b, true) })
-	b.Run("convert", func(b *testing.B) { run(b, false) })
+	mk, _, err := keyring.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("durable", func(b *testing.B) { run(b, true, nil) })
+	b.Run("durable-encrypted", func(b *testing.B) { run(b, true, mk) }) // as serve runs by default
+	b.Run("convert", func(b *testing.B) { run(b, false, nil) })
 }
 
 // BenchmarkImportNDJSON imports 500,000 synthetic events of NDJSON text to

@@ -46,7 +46,7 @@ Each timing is the median of --repeat runs. The README's table comes from this c
 	f.IntVar(&opt.Repeat, "repeat", opt.Repeat, "runs per query timing (median reported)")
 	f.IntVar(&opt.Senders, "senders", opt.Senders, "concurrent HTTP senders")
 	f.BoolVar(&opt.Encrypt, "encrypt-at-rest", opt.Encrypt, "encrypt logs and segments, as serve does by default; run with =false to measure the overhead")
-	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (of the scaling tenant's to FILE.scale, of the load after the restart to FILE.restart)")
+	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed DP queries to this file (of the file import to FILE.import, of the scaling tenant's to FILE.scale, of the load after the restart to FILE.restart)")
 	f.StringVar(&opt.UCI, "uci", opt.UCI, "UCI Online Retail file for the accuracy figure (skipped if absent)")
 	return cmd
 }

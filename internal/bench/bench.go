@@ -69,7 +69,7 @@ type Options struct {
 	Repeat     int            // runs per query timing (median reported)
 	Senders    int            // concurrent HTTP senders
 	Encrypt    bool           // encrypt logs and segments, as serve does by default
-	CPUProfile string         // CPU profile of the timed DP queries (FILE.scale of the scaling tenant's, FILE.restart of the load after the restart); "" for none
+	CPUProfile string         // CPU profile of the timed DP queries (FILE.import of the file import, FILE.scale of the scaling tenant's, FILE.restart of the load after the restart); "" for none
 	UCI        string         // UCI Online Retail file for the accuracy figure (skipped if absent)
 	Utility    UtilityOptions // the utility section (after the table); Events 0 skips it
 }
@@ -122,7 +122,7 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 	batches = nil
 
 	// 2. File import of a CSV through the API.
-	importRate, err := benchImport(ctx, ingestClient, app.DataDir(), opt.ImportRows, out)
+	importRate, err := benchImport(ctx, ingestClient, app.DataDir(), opt.ImportRows, out, suffixed(opt.CPUProfile, ".import"))
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,7 @@ func benchDPQuery(ctx context.Context, app Server, tenantID string, repeat int, 
 
 // benchImport writes a synthetic CSV and imports it through POST /v1/imports,
 // timing the whole upload-validate-store round trip.
-func benchImport(ctx context.Context, c *client.Client, dir string, n int, out io.Writer) (float64, error) {
+func benchImport(ctx context.Context, c *client.Client, dir string, n int, out io.Writer, profile string) (float64, error) {
 	cfg := synth.DefaultConfig()
 	cfg.Events, cfg.Seed = n, 13
 	gen, err := synth.New(cfg)
@@ -349,6 +349,17 @@ func benchImport(ctx context.Context, c *client.Client, dir string, n int, out i
 		return 0, err
 	}
 	fmt.Fprintf(out, "file import: %d rows of CSV …\n", n)
+	if profile != "" {
+		pf, err := os.Create(profile)
+		if err != nil {
+			return 0, err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	rep, err := importPath(ctx, c, path, client.ImportOptions{Format: "csv"})
 	if err != nil {
