@@ -463,7 +463,8 @@ func TestBoundingSamplesUniformly(t *testing.T) {
 func TestExecuteHonoursCancellation(t *testing.T) {
 	t.Parallel()
 	snap := snapshotOf(randomEvents(newRNG(1, 1), 5000, 100), 100)
-	p, err := NewPlan(&privalytics.Query{Epsilon: 1, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits())
+	// Fixed bounds: a query without any is tuned, and Execute needs its bounds resolved first.
+	p, err := NewPlan(&privalytics.Query{Epsilon: 1, Bounds: privalytics.Bounds{MaxGroups: 1}, Aggregates: []privalytics.Aggregate{{Op: "count"}}}, schema, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,7 +255,11 @@ func TestServiceConsentMask(t *testing.T) {
 	// customer's late event neither adds buckets nor, with at most 20 buckets
 	// allowed, turns the answer into a refusal (it did before issue 13).
 	svc.limits.MaxTimeBuckets = 20
-	res, err = svc.Run(context.Background(), request(&privalytics.Query{GroupBy: []privalytics.GroupKey{{Time: "month"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1, Delta: 1e-6}))
+	// Fixed bounds (the defaults): tuned, L0 and so partition selection's
+	// threshold would depend on the data, and a month of few customers could
+	// fall below it.
+	fixedL0 := privalytics.Bounds{MaxGroups: 4}
+	res, err = svc.Run(context.Background(), request(&privalytics.Query{GroupBy: []privalytics.GroupKey{{Time: "month"}}, Bounds: fixedL0, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1, Delta: 1e-6}))
 	if err != nil {
 		t.Fatalf("months of the visible rows (12) with a hidden event 18 months later: %v", err)
 	}
@@ -269,7 +273,7 @@ func TestServiceConsentMask(t *testing.T) {
 	}
 	// More buckets than allowed in the visible rows themselves: the most
 	// recent 20 weeks are candidates, no refusal.
-	res, err = svc.Run(context.Background(), request(&privalytics.Query{GroupBy: []privalytics.GroupKey{{Time: "week"}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1, Delta: 1e-6}))
+	res, err = svc.Run(context.Background(), request(&privalytics.Query{GroupBy: []privalytics.GroupKey{{Time: "week"}}, Bounds: fixedL0, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1, Delta: 1e-6}))
 	if err != nil {
 		t.Fatalf("52 weeks of visible rows, 20 allowed: %v", err)
 	}
@@ -282,13 +286,14 @@ func TestServiceRefusesFromPublicInformationBeforeReadingData(t *testing.T) {
 	t.Parallel()
 	lo, hi := 0.0, 100.0
 	for name, q := range map[string]*privalytics.Query{
-		"tiny epsilon":       {GroupBy: []privalytics.GroupKey{{Column: "category"}}, Bounds: privalytics.Bounds{MaxGroups: 5}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1e-16, Delta: 1e-6},
-		"tiny weight":        {Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "sum", Column: "amount", Lower: &lo, Upper: &hi, Weight: 1e-300}}, Epsilon: 1},
-		"tiny delta share":   {Noise: "gaussian", Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "mean", Column: "amount", Lower: &lo, Upper: &hi, Weight: 1e-300}}, Epsilon: 1, Delta: 1e-20},
-		"ledger overflow":    {Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 5000},
-		"edge out of range":  {GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{0, 1e17}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1},
-		"edges in one unit":  {GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{1.0001, 1.0002, 5}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1},
-		"undeclared purpose": {Purpose: "ads", Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1},
+		"tiny epsilon":           {GroupBy: []privalytics.GroupKey{{Column: "category"}}, Bounds: privalytics.Bounds{MaxGroups: 5}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1e-16, Delta: 1e-6},
+		"tiny weight":            {Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "sum", Column: "amount", Lower: &lo, Upper: &hi, Weight: 1e-300}}, Epsilon: 1},
+		"tiny delta share":       {Noise: "gaussian", Aggregates: []privalytics.Aggregate{{Op: "count"}, {Op: "mean", Column: "amount", Lower: &lo, Upper: &hi, Weight: 1e-300}}, Epsilon: 1, Delta: 1e-20},
+		"ledger overflow":        {Aggregates: []privalytics.Aggregate{{Op: "count"}}, Bounds: privalytics.Bounds{MaxGroups: 1}, Epsilon: 5000},
+		"ledger overflow, tuned": {Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 7000},
+		"edge out of range":      {GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{0, 1e17}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1},
+		"edges in one unit":      {GroupBy: []privalytics.GroupKey{{Column: "amount", Buckets: []float64{1.0001, 1.0002, 5}}}, Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1},
+		"undeclared purpose":     {Purpose: "ads", Aggregates: []privalytics.Aggregate{{Op: "count"}}, Epsilon: 1},
 	} {
 		l := &fakeLedger{total: privalytics.Cost{Epsilon: 1e4, Delta: 0.5}}
 		f := &fakePorts{snap: snapshotOf(randomEvents(newRNG(9, 9), 100, 10), 50)}

@@ -77,7 +77,11 @@ type tuneSpec struct {
 }
 
 // wantsTuning reports whether q is tuned: it asks to be, or it gives no bounds
-// at all and has a sum or mean without bounds (formerly an error).
+// at all — no L0, no clamp, no per-group bounds — and all its aggregates can be
+// tuned (count, distinct_customers, sum, mean). A query of counts only is tuned
+// too when ε buys the tuning histograms (tuningAffordable, public), else it runs
+// on the defaults as before; a sum or mean without bounds must be tuned.
+// Queries for a remote engine are tuned only on request (and then refused).
 func wantsTuning(q *privalytics.Query) bool {
 	if q.Tuning != nil {
 		return true
@@ -85,7 +89,7 @@ func wantsTuning(q *privalytics.Query) bool {
 	if q.Bounds != (privalytics.Bounds{}) {
 		return false
 	}
-	unbounded := false
+	unbounded, tunable := false, 0
 	for _, a := range q.Aggregates {
 		switch {
 		case a.Within != 0:
@@ -94,6 +98,7 @@ func wantsTuning(q *privalytics.Query) bool {
 			if a.ContributionBoundsPerGroup != nil {
 				return false
 			}
+			tunable++
 		case a.Op == "sum" || a.Op == "mean":
 			if a.Lower != nil || a.Upper != nil || a.Bounds != "" || a.ContributionBoundsPerGroup != nil {
 				return false
@@ -103,7 +108,26 @@ func wantsTuning(q *privalytics.Query) bool {
 			return false
 		}
 	}
-	return unbounded
+	if unbounded {
+		return true
+	}
+	return tunable > 0 && q.Engine == "" && tuningAffordable(q)
+}
+
+// tuningAffordable reports whether q's ε pays for the tuning histograms at the
+// default share: one for the groups and one per count (distinct_customers needs
+// none), each within the DP library's limits. Public information only.
+func tuningAffordable(q *privalytics.Query) bool {
+	if !(q.Epsilon > 0) || math.IsInf(q.Epsilon, 0) {
+		return false
+	}
+	hists := 1
+	for _, a := range q.Aggregates {
+		if a.Op == "count" {
+			hists++
+		}
+	}
+	return dp.CheckTuningHistogram("tuning histogram", DefaultTuningShare*q.Epsilon/float64(hists)) == nil
 }
 
 // planTuned plans a tuned query: a placeholder plan (the cost, the checks, the
@@ -205,9 +229,16 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	if err := dp.CheckCost(p.cost); err != nil {
 		return nil, invalid("query: %s", privalytics.ErrorMessage(err))
 	}
-	orig := *q
-	orig.Purpose = p.q.Purpose
-	p.canon, _ = json.Marshal(orig)
+	// The fingerprint hashes the query as asked — its ε, no bounds, its tuning —
+	// normalised as any plan's (filters sorted, defaults filled), so that
+	// equivalent tuned queries share a cached answer.
+	canon := p.canonical()
+	canon.Epsilon, canon.Bounds, canon.Noise, canon.Tuning = q.Epsilon, q.Bounds, q.Noise, q.Tuning
+	canon.Aggregates = slices.Clone(canon.Aggregates)
+	for _, i := range ts.tuned {
+		canon.Aggregates[i].ContributionBoundsPerGroup = nil
+	}
+	p.canon, _ = json.Marshal(canon)
 	for _, i := range ts.tuned {
 		p.aggs[i].info.ContributionBoundsPerGroup = nil
 		p.aggs[i].info.Tuned = true

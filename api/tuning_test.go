@@ -86,3 +86,39 @@ func TestTunedDefaultNeighbours(t *testing.T) {
 		t.Errorf("the heavy customer moves the tuned answer beyond ε = %v:\n%s", eps, strings.Join(failures, "\n"))
 	}
 }
+
+// TestCountsWithoutBoundsAreTuned: a query of counts that gives no bounds is
+// tuned like a sum (the answer says what tuning chose; each customer here buys
+// in 3 of the 4 weeks, so L0 3 to 4); one whose ε cannot pay for the tuning
+// histograms (ε 1e-14: each histogram would get 7.5e-16, below the library's
+// 2^-50) runs on the fixed defaults instead, as before — decided from ε alone;
+// and any bound given keeps the query on fixed bounds.
+func TestCountsWithoutBoundsAreTuned(t *testing.T) {
+	t.Parallel()
+	var events []string
+	for i := range 3000 {
+		for w := range 3 {
+			events = append(events, fmt.Sprintf(`{"customer_id":"c%d","ts":"2025-03-%02dT10:00:00Z","type":"purchase","channel":"web","category":"tea","store":"s1","amount":"10.00"}`, i, 1+7*((i+w)%4)))
+		}
+	}
+	w := newWorld(t, api.DefaultLimits(), dp.Secure(), events)
+	ask := func(q string) wire.Result {
+		var res wire.Result
+		w.f.mustDo(t, http.MethodPost, "/v1/queries", w.query, "application/json", nil, []byte(q), http.StatusOK, &res)
+		return res
+	}
+	const weekly = `"where":[{"column":"ts","gte":"2025-03-01","lt":"2025-03-29"}],"group_by":[{"time":"week"}]`
+	res := ask(`{` + weekly + `,"aggregates":[{"op":"count"},{"op":"distinct_customers"}],"epsilon":1}`)
+	if res.Tuning == nil || !res.Aggregates[0].Tuned {
+		t.Fatalf("counts without bounds were not tuned: %+v", res)
+	}
+	if l0 := res.Tuning.MaxGroups; l0 < 3 || l0 > 4 {
+		t.Errorf("tuning chose L0 %d; every customer buys in 3 of the 4 weeks: want 3 or 4 (%s)", l0, res.Tuning.Reason)
+	}
+	if res := ask(`{` + weekly + `,"aggregates":[{"op":"count"}],"epsilon":1e-14}`); res.Tuning != nil {
+		t.Errorf("ε 1e-14 cannot pay for the histograms, yet the query was tuned: %+v", res.Tuning)
+	}
+	if res := ask(`{` + weekly + `,"aggregates":[{"op":"count"}],"bounds":{"max_groups":2},"epsilon":1}`); res.Tuning != nil {
+		t.Errorf("a query with bounds was tuned: %+v", res.Tuning)
+	}
+}
