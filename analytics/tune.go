@@ -115,19 +115,22 @@ func wantsTuning(q *privalytics.Query) bool {
 }
 
 // tuningAffordable reports whether q's ε pays for the tuning histograms at the
-// default share: one for the groups and one per count (distinct_customers needs
-// none), each within the DP library's limits. Public information only.
+// default share, as planTuned will check them. Public information only.
 func tuningAffordable(q *privalytics.Query) bool {
-	if !(q.Epsilon > 0) || math.IsInf(q.Epsilon, 0) {
-		return false
-	}
-	hists := 1
+	tuned := 0
 	for _, a := range q.Aggregates {
-		if a.Op == "count" {
-			hists++
+		if a.Op == "count" || a.Op == "sum" || a.Op == "mean" {
+			tuned++
 		}
 	}
-	return dp.CheckTuningHistogram("tuning histogram", DefaultTuningShare*q.Epsilon/float64(hists)) == nil
+	return dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, DefaultTuningShare, tuned)) == nil
+}
+
+// histogramEpsilon is the ε of each tuning histogram: share of the query's ε,
+// split between the groups histogram and one value histogram per tuned
+// aggregate.
+func histogramEpsilon(eps, share float64, tuned int) float64 {
+	return share * eps / float64(1+tuned)
 }
 
 // planTuned plans a tuned query: a placeholder plan (the cost, the checks, the
@@ -169,7 +172,7 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	default:
 		ts.kinds = []dp.NoiseKind{dp.Laplace}
 	}
-	ts.epsHist = share * q.Epsilon / float64(1+len(ts.tuned))
+	ts.epsHist = histogramEpsilon(q.Epsilon, share, len(ts.tuned))
 	if err := dp.CheckTuningHistogram("tuning histogram", ts.epsHist); err != nil {
 		return nil, invalid("query: %v; raise epsilon or tuning.share", err)
 	}
@@ -237,12 +240,10 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	canon.Aggregates = slices.Clone(canon.Aggregates)
 	for _, i := range ts.tuned {
 		canon.Aggregates[i].ContributionBoundsPerGroup = nil
-	}
-	p.canon, _ = json.Marshal(canon)
-	for _, i := range ts.tuned {
 		p.aggs[i].info.ContributionBoundsPerGroup = nil
 		p.aggs[i].info.Tuned = true
 	}
+	p.canon, _ = json.Marshal(canon)
 	return p, nil
 }
 
@@ -303,13 +304,13 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	if err != nil {
 		return nil, err
 	}
-	thresholdGroups(groups, ts.epsHist)
+	thresholdWithTail(groups, ts.epsHist, 1)
 	values := make([][]float64, len(ts.tuned))
 	for k := range ts.tuned {
 		if values[k], err = m.NoisyHistogram(exact.values[k], ts.epsHist); err != nil {
 			return nil, err
 		}
-		thresholdValues(values[k], ts.epsHist)
+		thresholdWithTail(values[k], ts.epsHist, 2) // each sign its own tail
 	}
 	ch := ts.choose(p, groups, values)
 	q := ts.query(ch.kind, ch.l0, ch.los, ch.his)
@@ -336,43 +337,37 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	return rp, nil
 }
 
-// tailBins is how many magnitude bins above the largest one that clears the
-// threshold keep their noisy counts less tailShrink noise scales (the tail
-// extension): each bin doubles the value, so this reaches 4× the largest
-// value seen above the noise and no further. On the demo shop's twelve
-// questions (bench utility, 8 runs each) it raised the share of cells within
-// 10% from 16.3–16.4% to 18.5–20.0% over six runs of four settings (3 bins or
-// 2, shrunk by 0, 1 or 2 scales). 2 bins shrunk by 2 scales is the cautious
-// choice: an empty bin passes with probability 7%, and moves the clamp only
-// when it exceeds several scales — on a small shop with little noise
-// (TestTuningOnTheSecurePath) about one run in a hundred or two picks a
-// clamp 2–4× the largest value instead of just above it.
+// tailBins is how many bins above the largest one that clears the threshold
+// keep their noisy counts less tailShrink noise scales (the tail extension):
+// a value bin doubles the value, so this reaches 4× the largest value seen
+// above the noise and no further. Measured on the demo shop's twelve questions
+// (bench utility, 8 runs each; value histograms only): the share of cells
+// within 10% went from 16.3–16.4% to 17.9–20.0% over six runs of five
+// settings (2, 3 or 4 bins, shrunk by 0, 1 or 2 scales), and to 17.2–19.2% at
+// the 2 bins shrunk by 2 scales kept here — the cautious choice: an empty bin
+// passes with probability 7%, and moves a choice only when it exceeds several
+// scales; on a small shop with little noise (TestTuningOnTheSecurePath) 4 runs
+// in 300 picked a clamp 2–4× the largest value instead of just above it.
 const (
 	tailBins   = 2
 	tailShrink = 2.0
 )
 
-// thresholdValues post-processes a noisy value histogram: as threshold, and
-// then the tail extension. The threshold alone dropped the sparse bins of the
-// largest customer-cells — a few hundred customers' weight each, below
-// ln(bins/0.002)/ε — which carry much of a cell's value, so the bias of a
-// small clamp was under-estimated and clamps chosen too small.
-func thresholdValues(h []float64, eps float64) {
+// thresholdWithTail post-processes a noisy tuning histogram made of parts
+// consecutive ranges of bins (the value histograms: positive and negative
+// magnitudes; the groups histogram: one): threshold over the whole, then each
+// part's tail extended. The threshold alone dropped exactly the sparse bins
+// that decide the parameters — the largest customer-cells (so the bias of a
+// small clamp was under-estimated and clamps chosen too small) and the
+// customers in the most groups (on the demo shop a few hundred in 17–32 of 36
+// month × channel cells: tuning chose L0 6 where 16–32 is best).
+func thresholdWithTail(h []float64, eps float64, parts int) {
 	raw := slices.Clone(h)
 	threshold(h, eps)
-	for sign := range 2 {
-		extendTail(h[sign*tuneBins:(sign+1)*tuneBins], raw[sign*tuneBins:(sign+1)*tuneBins], eps)
+	n := len(h) / parts
+	for k := range parts {
+		extendTail(h[k*n:(k+1)*n], raw[k*n:(k+1)*n], eps)
 	}
-}
-
-// thresholdGroups post-processes the noisy groups histogram the same way: the
-// heavy customers' bins are sparse too (on the demo shop a few hundred
-// customers in 17–32 of 36 month × channel cells, below the threshold), and
-// without them tuning chose L0 6 where 16–32 is best.
-func thresholdGroups(h []float64, eps float64) {
-	raw := slices.Clone(h)
-	threshold(h, eps)
-	extendTail(h, raw, eps)
 }
 
 // extendTail gives the tailBins bins above the largest one of h that cleared
@@ -395,8 +390,8 @@ func extendTail(h, raw []float64, eps float64) {
 // threshold zeroes the bins of a noisy histogram that do not clear the noise:
 // with Laplace scale 1/ε, an empty bin passes (1/ε)·ln(bins/0.002) with
 // probability 0.001/bins, so empty bins far out (where one spurious count would
-// stand for a huge value) are all dropped but for a 0.1% chance. Both kinds of
-// tuning histogram then extend their tail (extendTail). Post-processing.
+// stand for a huge value) are all dropped but for a 0.1% chance. Post-processing;
+// thresholdWithTail then extends the tail.
 func threshold(h []float64, eps float64) {
 	t := math.Log(float64(len(h))/0.002) / eps
 	for i, c := range h {

@@ -139,7 +139,7 @@ func TestTuningOnTheSecurePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	// L0 about 3 and the clamp just above the cells' 80 — or, when a spurious
-	// count clears a tail extension (thresholdGroups, thresholdValues; about
+	// count clears a tail extension (thresholdWithTail; about
 	// one run in a hundred), L0 up to 6 and a clamp up to 4× the largest
 	// value seen, never more.
 	if res.Tuning.MaxGroups < 2 || res.Tuning.MaxGroups > 6 || res.Tuning.Aggregates[0].Upper < 64 || res.Tuning.Aggregates[0].Upper > 512 {
@@ -314,7 +314,7 @@ func TestThresholdValuesExtendsTheTail(t *testing.T) {
 	h := make([]float64, 2*tuneBins)
 	h[17], h[18], h[19], h[20], h[40] = 500, 60, 30, 50, 90
 	h[tuneBins+5] = 80
-	thresholdValues(h, eps)
+	thresholdWithTail(h, eps, 2)
 	want := make([]float64, 2*tuneBins)
 	want[17], want[18], want[19] = 500, 40, 10
 	for j := range h {
@@ -331,7 +331,7 @@ func TestThresholdValuesExtendsTheTail(t *testing.T) {
 func TestThresholdGroupsExtendsTheTail(t *testing.T) {
 	t.Parallel()
 	h := []float64{500, 40, 60, 30, 20, 0, 80, 0}
-	thresholdGroups(h, 0.1)
+	thresholdWithTail(h, 0.1, 1)
 	if want := []float64{500, 20, 40, 0, 0, 0, 0, 0}; !slices.Equal(h, want) {
 		t.Errorf("got %v, want %v", h, want)
 	}
