@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -282,15 +281,9 @@ func benchDPQuery(ctx context.Context, app Server, tenantID string, repeat int, 
 	// Start from a collected heap, so the loading's garbage is not collected
 	// on the queries' time.
 	runtime.GC()
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, 0, 0, err
-		}
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	// The DP runs go through analytics.Service (the only path to a release)
 	// over in-memory ports: the one snapshot, no one hidden, a ledger that
@@ -302,9 +295,7 @@ func benchDPQuery(ctx context.Context, app Server, tenantID string, repeat int, 
 		_, err := svc.Run(ctx, req)
 		return err
 	})
-	if profile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -349,17 +340,11 @@ func benchImport(ctx context.Context, c *client.Client, dir string, n int, out i
 		return 0, err
 	}
 	fmt.Fprintf(out, "file import: %d rows of CSV …\n", n)
-	if profile != "" {
-		pf, err := os.Create(profile)
-		if err != nil {
-			return 0, err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return 0, err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return 0, err
 	}
+	defer stopProfile()
 	start := time.Now()
 	rep, err := importPath(ctx, c, path, client.ImportOptions{Format: "csv"})
 	if err != nil {

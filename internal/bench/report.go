@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 )
@@ -22,6 +24,23 @@ func sizeOf(n int) string {
 }
 
 // suffixed is path+suffix, or "" for no path.
+// startCPUProfile starts a CPU profile written to path and returns what stops
+// it; with path "" it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 func suffixed(path, suffix string) string {
 	if path == "" {
 		return ""

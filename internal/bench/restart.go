@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"time"
 
 	"github.com/privalytics/privalytics/api/client"
@@ -31,17 +30,11 @@ func benchRestart(ctx context.Context, app Server, adminToken string, rows int, 
 	if err != nil {
 		return restartFigures{}, fmt.Errorf("restart: %w", err)
 	}
-	if profile != "" { // from listening to ready: the tenants' load
-		pf, err := os.Create(profile)
-		if err != nil {
-			return restartFigures{}, err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return restartFigures{}, err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(profile) // from listening to ready: the tenants' load
+	if err != nil {
+		return restartFigures{}, err
 	}
+	defer stopProfile()
 	f := restartFigures{app: srv}
 	cpu0 := events.ProcessCPU()
 	// /readyz is polled from the start, beside the query, so that the query
