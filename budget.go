@@ -31,6 +31,10 @@ type Charge struct {
 	// own reservation (Ledger.Reserved), not on what the views reserve. Empty
 	// for an ad-hoc query. Not stored.
 	ViewID string `json:"-"`
+	// ViewBucket and ViewKind name the view's pending release this charge
+	// pays for: the ledger marks it charged in the charge's transaction, so
+	// that from then on it counts as spent and no longer as reserved.
+	ViewBucket, ViewKind string `json:"-"`
 }
 
 // PeriodStatus is one data period's budget, for tenants with data-period budgets.

@@ -151,7 +151,8 @@ type Request struct {
 	RequestID string
 	// ViewID is set when the query is a view's release: its charge draws on
 	// the view's own reservation instead of stopping at the views' line.
-	ViewID string
+	// ViewBucket and ViewKind name the pending release it pays for.
+	ViewID, ViewBucket, ViewKind string
 }
 
 // queryRecord is what the audit trail keeps of a query: no filter values, no
@@ -316,7 +317,8 @@ func (s *Service) run(ctx context.Context, r Request, rec *queryRecord) (*prival
 		part, err = ExecuteHiding(execCtx, resolved, snap, hidden)
 	}
 	cancel()
-	charge := &privalytics.Charge{TenantID: t.ID, KeyID: r.KeyID, Time: s.now().UTC(), Fingerprint: fp, Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods, ViewID: r.ViewID}
+	charge := &privalytics.Charge{TenantID: t.ID, KeyID: r.KeyID, Time: s.now().UTC(), Fingerprint: fp, Mechanisms: plan.Mechanisms(), Cost: cost, Periods: periods,
+		ViewID: r.ViewID, ViewBucket: r.ViewBucket, ViewKind: r.ViewKind}
 	status, cerr := s.ledger.Charge(context.WithoutCancel(ctx), charge)
 	if cerr != nil {
 		return nil, "", cerr // EBUDGET: nothing recorded, nothing released

@@ -569,7 +569,8 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	// would be charged again).
 	ctx = context.WithoutCancel(ctx)
 	res, err := v.queries.Run(ctx, Request{Tenant: r.Tenant, KeyID: view.KeyID, Query: q, FingerprintKey: r.FingerprintKey,
-		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind, ViewID: view.ID})
+		RequestID: r.RequestID + " view " + view.ID + " " + b.label + " " + kind,
+		ViewID:    view.ID, ViewBucket: b.label, ViewKind: kind})
 	params := map[string]any{"query": q, "epsilon": view.Epsilon, "delta": view.Delta, "cadence": view.Cadence}
 	switch code := privalytics.ErrorCode(err); {
 	case err == nil && res != nil:

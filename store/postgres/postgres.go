@@ -57,7 +57,7 @@ var ownMigrations embed.FS
 // steps are the schema's versions, in the order this store first applied
 // them; append only.
 var steps = []string{"01_tenants.sql", "02_allocations.sql", "03_budget_changes.sql", "04_periods.sql", "05_zcdp.sql",
-	"06_consents.sql", "07_retention.sql", "budget_change_seq.sql", "08_views.sql"}
+	"06_consents.sql", "07_retention.sql", "budget_change_seq.sql", "08_views.sql", "09_release_charged.sql"}
 
 // Open connects with a pgx connection string (e.g.
 // "postgres://user@127.0.0.1:5432/db?sslmode=disable") and applies migrations.

@@ -121,7 +121,7 @@ var migrations = func() []string {
 		panic(err)
 	}
 	m, err := sqlstore.Migrations(dialect, own, "01_tenants.sql", "02_allocations.sql", "03_budget_changes.sql", "04_periods.sql", "05_zcdp.sql",
-		"pad_times.sql", "06_consents.sql", "07_retention.sql", "08_views.sql")
+		"pad_times.sql", "06_consents.sql", "07_retention.sql", "08_views.sql", "09_release_charged.sql")
 	if err != nil {
 		panic(err) // embedded at build time; TestConformance opens a store with them
 	}

@@ -125,6 +125,12 @@ func (s *Store) Charge(ctx context.Context, c *privalytics.Charge) (privalytics.
 			id, c.TenantID, c.KeyID, s.d.Time(c.Time), c.Fingerprint, c.Mechanisms, need.Eps, need.Delta, need.Rho, periods, a.Key != nil); err != nil {
 			return err
 		}
+		if c.ViewID != "" && c.ViewBucket != "" {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE view_releases SET charged = ? WHERE view_id = ? AND bucket = ? AND kind = ? AND state = ?`),
+				true, c.ViewID, c.ViewBucket, c.ViewKind, privalytics.ReleasePending); err != nil {
+				return err
+			}
+		}
 		st, err = s.status(ctx, tx, c.TenantID)
 		return err
 	})

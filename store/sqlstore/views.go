@@ -96,8 +96,9 @@ func (s *Store) ClaimRelease(ctx context.Context, tenantID string, r *privalytic
 		case err != nil:
 			return err
 		case state == privalytics.ReleasePending && claimed.Before(staleBefore):
-			// The claimer died mid-release: take over.
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE view_releases SET claimed_at = ? WHERE view_id = ? AND bucket = ? AND kind = ?`), s.d.Time(r.ClaimedAt), r.ViewID, r.Bucket, r.State)
+			// The claimer died mid-release: take over. The new claimer charges
+			// again, so the release is reserved again until it does.
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE view_releases SET claimed_at = ?, charged = ? WHERE view_id = ? AND bucket = ? AND kind = ?`), s.d.Time(r.ClaimedAt), false, r.ViewID, r.Bucket, r.State)
 			return err
 		}
 		return taken
@@ -268,8 +269,8 @@ func (s *Store) RevokeShare(ctx context.Context, tenantID, dashboardID, id strin
 
 // reservations reads what the tenant's views other than exceptViewID reserve
 // of each of periods (dp.Reserved): their declared cost per release and the
-// releases already made or failed in those months. A pending release is still
-// reserved.
+// releases already made, failed or charged in those months. A pending
+// release not charged yet is still reserved.
 func (s *Store) reservations(ctx context.Context, q querier, tenantID, exceptViewID string, periods []string) (map[string]dp.Units, error) {
 	out := map[string]dp.Units{}
 	var from, to time.Time
@@ -294,7 +295,7 @@ func (s *Store) reservations(ctx context.Context, q querier, tenantID, exceptVie
 	}
 	type done struct{ view, bucket, kind string }
 	rows, err := list(ctx, q, s.q(`SELECT r.view_id, r.bucket, r.kind FROM view_releases r JOIN views v ON v.id = r.view_id
-		WHERE v.tenant_id = ? AND r.state <> ? AND r.start_at < ? AND r.end_at > ?`), []any{tenantID, privalytics.ReleasePending, s.d.Time(to), s.d.Time(from)},
+		WHERE v.tenant_id = ? AND (r.state <> ? OR r.charged = ?) AND r.start_at < ? AND r.end_at > ?`), []any{tenantID, privalytics.ReleasePending, true, s.d.Time(to), s.d.Time(from)},
 		func(r interface{ Scan(...any) error }) (done, error) {
 			var d done
 			return d, r.Scan(&d.view, &d.bucket, &d.kind)

@@ -62,9 +62,13 @@ func testViewReservations(t *testing.T, ms privalytics.MetaStore) {
 		t.Errorf("a tenant with one budget reserves nothing by month: %v, %v", got, err)
 	}
 
-	charge := func(eps float64, viewID string, periods ...string) error {
-		_, err := ms.Charge(ctx, &privalytics.Charge{TenantID: "res", KeyID: "k", Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps}, Periods: periods, ViewID: viewID})
+	chargeRelease := func(eps float64, viewID, bucket string, periods ...string) error {
+		_, err := ms.Charge(ctx, &privalytics.Charge{TenantID: "res", KeyID: "k", Time: time.Now(), Cost: privalytics.Cost{Epsilon: eps}, Periods: periods,
+			ViewID: viewID, ViewBucket: bucket, ViewKind: privalytics.ReleaseClosed})
 		return err
+	}
+	charge := func(eps float64, viewID string, periods ...string) error {
+		return chargeRelease(eps, viewID, "", periods...)
 	}
 	// Ad-hoc: 1 − 0.72 = 0.28 of March is free.
 	if err := charge(0.2, "", "2026-03"); err != nil {
@@ -85,7 +89,7 @@ func testViewReservations(t *testing.T, ms privalytics.MetaStore) {
 		if err := s.ClaimRelease(ctx, "res", r, at(0)); err != nil {
 			return err
 		}
-		if err := charge(v.Epsilon, v.ID, start.Format("2006-01")); err != nil {
+		if err := chargeRelease(v.Epsilon, v.ID, bucket, start.Format("2006-01")); err != nil {
 			return err
 		}
 		r.ReleasedAt, r.Parameters = at(11), map[string]any{"epsilon": v.Epsilon}
@@ -127,9 +131,11 @@ func testViewReservations(t *testing.T, ms privalytics.MetaStore) {
 		t.Fatal(err)
 	}
 	reserved("a pending release is still reserved", "", map[string]float64{"2026-03": 0.1, "2026-04": 0.7})
-	if err := charge(0.1, "v_month", "2026-03"); err != nil {
+	if err := chargeRelease(0.1, "v_month", "2026-03", "2026-03"); err != nil {
 		t.Fatalf("the monthly view's release of March, last of the month: %v", err)
 	}
+	// Charged but not stored yet: spent, no longer reserved — never both.
+	reserved("a charged pending release", "", map[string]float64{"2026-03": 0, "2026-04": 0.7})
 	m.ReleasedAt = at(21)
 	if err := s.CompleteRelease(ctx, "res", m); err != nil {
 		t.Fatal(err)
