@@ -45,8 +45,9 @@ type TuningReport struct {
 	MaxGroups int     `json:"max_groups"`
 	Noise     string  `json:"noise"`
 	// Aggregates: the clamp chosen for each tuned aggregate, the estimated
-	// share of its true value that bounding removes, and the expected relative
-	// error (RMS, noise and bounding bias) of a typical cell.
+	// share of its true value that bounding removes, and the typical relative
+	// error of a typical cell: the median of |bounding bias + noise| over its
+	// value (dp.MedianAbsError).
 	Aggregates []TunedAggregate `json:"aggregates"`
 	Reason     string           `json:"reason"`
 }

@@ -19,8 +19,8 @@ import (
 // tuned aggregate the value (sum), rows (count) or average (mean) of each
 // customer in each group — and from them the engine picks L0, each aggregate's
 // per-group clamp and the noise (Laplace, or Gaussian when δ > 0) that minimise
-// the expected relative error of a typical cell, noise AND the bias of
-// bounding together. The rest of ε runs the query with per-group bounds
+// the typical relative error of a typical cell — the median of |bias + noise|
+// (dp.MedianAbsError) —, noise AND the bias of bounding together. The rest of ε runs the query with per-group bounds
 // (bound.go). The charge is decided at plan time: ε in full, δ when Gaussian
 // noise or partition selection may be used, and ρ the largest of the
 // candidates' (Gaussian ρ does not depend on the sensitivity).
@@ -473,7 +473,7 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 					// Noise and the customers L0 drops from a typical cell
 					// (1 − kept(l0) of its customer-groups), against the
 					// cell's true count of customers.
-					total += distinctError(dp.NoiseStd(kind, l0, 1, budgets[i]), f, cellsAll/ts.cells)
+					total += distinctError(kind, dp.NoiseStd(kind, l0, 1, budgets[i]), f, cellsAll/ts.cells)
 				}
 			}
 			if total < bestErr {
@@ -543,7 +543,8 @@ func keptInBin(j int, c float64) float64 {
 }
 
 // bestClamp picks an aggregate's per-group clamp: the grid point minimising the
-// expected relative RMS error (noise and bounding bias, L0's included through
+// typical relative error — the median of |bias + noise|, dp.MedianAbsError —
+// (noise and bounding bias, L0's included through
 // keptGroups, the share of customer-groups L0 keeps) of a typical cell.
 func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
 	hist := make([]float64, tuneBins) // by magnitude, both signs
@@ -584,14 +585,12 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 			half := dp.Budget{Epsilon: b.Epsilon / 2, Delta: b.Delta / 2}
 			std := dp.NoiseStd(kind, l0, (c-l)/2, half) / math.Max(perCell, 1)
 			lossC = 1 - g
-			bias := lossC * mu
-			e = math.Sqrt(std*std+bias*bias) / mu
+			e = dp.MedianAbsError(kind, std, lossC*mu) / mu
 		} else {
 			cell := cellsAll * mu / cells
 			std := dp.NoiseStd(kind, l0, c, b)
 			lossC = 1 - keptGroups*g
-			bias := lossC * cell
-			e = math.Sqrt(std*std+bias*bias) / cell
+			e = dp.MedianAbsError(kind, std, lossC*cell) / cell
 		}
 		if e < relErr {
 			relErr, lo, hi, loss = e, l, c, lossC
@@ -600,11 +599,10 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 	return lo, hi, loss, relErr
 }
 
-// distinctError is the expected relative RMS error of a distinct_customers
-// cell of trueCell customers with noise std and a share kept of its
+// distinctError is the typical relative error of a distinct_customers cell
+// of trueCell customers with noise of kind and std and a share kept of its
 // customer-groups left by L0: noise and bounding bias together.
-func distinctError(std, kept, trueCell float64) float64 {
+func distinctError(kind dp.NoiseKind, std, kept, trueCell float64) float64 {
 	trueCell = math.Max(trueCell, 1)
-	bias := (1 - kept) * trueCell
-	return math.Sqrt(std*std+bias*bias) / trueCell
+	return dp.MedianAbsError(kind, std, (1-kept)*trueCell) / trueCell
 }

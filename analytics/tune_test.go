@@ -268,12 +268,20 @@ func TestTuningDistinctCustomersCountsDroppedCustomers(t *testing.T) {
 func TestDistinctError(t *testing.T) {
 	t.Parallel()
 	// No noise, half the customer-groups kept: half the cell is missing.
-	if got := distinctError(0, 0.5, 100); math.Abs(got-0.5) > 1e-12 {
+	if got := distinctError(dp.Laplace, 0, 0.5, 100); math.Abs(got-0.5) > 1e-12 {
 		t.Errorf("distinctError(0, 0.5, 100) = %v, want 0.5", got)
 	}
-	// Noise 3 and bias 4 on a cell of 100 (kept 0.96): √(9+16)/100.
-	if got := distinctError(3, 0.96, 100); math.Abs(got-0.05) > 1e-12 {
-		t.Errorf("distinctError(3, 0.96, 100) = %v, want 0.05", got)
+	// No bias (every customer-group kept): the median of |N| over the cell,
+	// Φ⁻¹(¾)·σ for Gaussian noise, ln 2·sd/√2 for Laplace.
+	if got := distinctError(dp.Gaussian, 3, 1, 100); math.Abs(got-0.03*0.6744897501960817) > 1e-9 {
+		t.Errorf("distinctError(Gaussian 3, 1, 100) = %v, want %v", got, 0.03*0.6744897501960817)
+	}
+	if got := distinctError(dp.Laplace, 3, 1, 100); math.Abs(got-0.03*math.Ln2/math.Sqrt2) > 1e-9 {
+		t.Errorf("distinctError(Laplace 3, 1, 100) = %v, want %v", got, 0.03*math.Ln2/math.Sqrt2)
+	}
+	// Bias 40 far above noise 1: the bias.
+	if got := distinctError(dp.Gaussian, 1, 0.6, 100); math.Abs(got-0.4) > 1e-3 {
+		t.Errorf("distinctError(Gaussian 1, 0.6, 100) = %v, want about 0.4", got)
 	}
 }
 
