@@ -59,6 +59,9 @@ type TunedAggregate struct {
 	Upper         float64 `json:"upper"`
 	BoundingLoss  float64 `json:"bounding_loss"`
 	ExpectedError float64 `json:"expected_error"`
+	// MaxNorm is the chosen L2 bound of each customer's vector of per-group
+	// totals (GroupBounds.MaxNorm) when tuning found one gives the smaller error.
+	MaxNorm float64 `json:"max_norm,omitempty"`
 }
 
 // Filter is one condition on a column. Exactly one family is set: eq, in, not_in,
@@ -114,14 +117,23 @@ type Aggregate struct {
 	// count the customer's rows in the group, for mean the customer's average in
 	// the group (the answer is then the average of the customers' averages, as
 	// BigQuery's AVG). The noise is calibrated to L0 × max(|lower|, |upper|)
-	// (Laplace) or √L0 × max(|lower|, |upper|) (Gaussian).
+	// (Laplace) or √L0 × max(|lower|, |upper|) (Gaussian), or to MaxNorm.
 	ContributionBoundsPerGroup *GroupBounds `json:"contribution_bounds_per_group,omitempty"`
 }
 
-// GroupBounds is the range a customer's total contribution to one group is clamped to.
+// GroupBounds is the range a customer's total contribution to one group is
+// clamped to, and optionally the L2 norm of its contributions to all groups.
 type GroupBounds struct {
 	Lower float64 `json:"lower"`
 	Upper float64 `json:"upper"`
+	// MaxNorm (count and sum, Gaussian noise) bounds the Euclidean norm of a
+	// customer's vector of clamped per-group totals: a longer vector is scaled
+	// down to it, every group alike, so the noise is calibrated to L2 = MaxNorm
+	// when that is below √L0 × max(|lower|, |upper|). A customer spread thinly
+	// over many groups keeps its whole contribution where L0 would drop groups
+	// or a small clamp would cut each. Without max_groups and with public
+	// groups, L0 is then every group. 0: no norm bound.
+	MaxNorm float64 `json:"max_norm,omitempty"`
 }
 
 // Bounds limit each customer's contribution; the executor enforces them by

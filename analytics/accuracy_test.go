@@ -24,14 +24,7 @@ func TestAccuracyFirstPicksSmallestEpsilon(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := NewPlan(q, schema, DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ex, err := p.Explain(dp.Secure())
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, ex := explained(t, q)
 			eps := ex.Cost.Epsilon
 			if !ex.AccuracyFirst || eps <= 0 {
 				t.Fatalf("explanation %+v: want accuracy_first with a chosen ε", ex)

@@ -135,14 +135,7 @@ func TestPerGroupBoundsSensitivity(t *testing.T) {
 	q := &privalytics.Query{Epsilon: 1, GroupBy: []privalytics.GroupKey{{Column: "category", Keys: cats}},
 		Aggregates: []privalytics.Aggregate{{Op: "sum", Column: "amount", ContributionBoundsPerGroup: perGroup(-100, 500)}},
 		Bounds:     privalytics.Bounds{MaxGroups: 2}}
-	p, err := NewPlan(q, schema, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := p.Explain(dp.Secure())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ex := explained(t, q)
 	// Laplace scale b = L0·Δ/ε = 2·500/1; the 95% half-width is b·ln(1/0.05).
 	if want := 1000 * math.Log(20); math.Abs(ex.Aggregates[0].HalfWidth-want) > 1e-6*want {
 		t.Errorf("laplace half-width %v, want %v", ex.Aggregates[0].HalfWidth, want)
@@ -153,14 +146,7 @@ func TestPerGroupBoundsSensitivity(t *testing.T) {
 	gq := *q
 	gq.Noise, gq.Delta = "gaussian", 1e-6
 	gq.Bounds.MaxGroups = 4
-	gp, err := NewPlan(&gq, schema, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	gex, err := gp.Explain(dp.Secure())
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp, gex := explained(t, &gq)
 	// The library's σ for L2 = √4·500 = 1000 at (1, 1e-6); 95% half-width 1.96σ.
 	sigma := dpSigma(t, 4, 500, 1, 1e-6)
 	if want := 1.959963984540054 * sigma; math.Abs(gex.Aggregates[0].HalfWidth-want) > 1e-3*want {
@@ -201,6 +187,20 @@ func TestPerGroupBoundsErrors(t *testing.T) {
 		t.Errorf("a tiny epsilon: got %v", err)
 	}
 
+}
+
+// explained plans q and explains it with the secure mechanisms.
+func explained(t *testing.T, q *privalytics.Query) (*Plan, *Explanation) {
+	t.Helper()
+	p, err := NewPlan(q, schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := p.Explain(dp.Secure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, ex
 }
 
 // dpSigma is the noise library's σ for (L0, L∞, ε, δ).

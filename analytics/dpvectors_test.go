@@ -250,6 +250,14 @@ func buildCase(t *testing.T, kind string, tc *tpMessage) *dpCase {
 		// to L∞ × the case's bounds: the same sensitivity, L0 × L∞ × max|bound|.
 		q.Aggregates = []privalytics.Aggregate{{Op: "sum", Column: "amount", ContributionBoundsPerGroup: &privalytics.GroupBounds{Lower: float64(linf) * lo, Upper: float64(linf) * hi}}}
 		q.Bounds.MaxRowsPerGroup = 0
+	case "sum_norm":
+		// The Gaussian cases through max_norm (bound.go's norm stage): the
+		// norm just below the case's L2 sensitivity √L0 × L∞ × max|bound|, so
+		// that it binds and the cell is released with L0 1 and L∞ the norm.
+		clamp := float64(linf) * math.Max(math.Abs(lo), math.Abs(hi))
+		norm := math.Sqrt(float64(l0)) * clamp * (1 - 1e-6)
+		q.Aggregates = []privalytics.Aggregate{{Op: "sum", Column: "amount", ContributionBoundsPerGroup: &privalytics.GroupBounds{Lower: float64(linf) * lo, Upper: float64(linf) * hi, MaxNorm: norm}}}
+		q.Bounds.MaxRowsPerGroup = 0
 	default:
 		q.Aggregates = []privalytics.Aggregate{{Op: kind, Column: "amount", Lower: &lo, Upper: &hi}}
 	}
@@ -267,6 +275,22 @@ func buildCase(t *testing.T, kind string, tc *tpMessage) *dpCase {
 			a := p.aggs[0]
 			for _, v := range entries {
 				part.pgI[0][0] += min(a.ghiI, max(a.gloI, int64(math.Round(v*1000))))
+			}
+			return part
+		}
+		if kind == "sum_norm" {
+			// Each entry one customer's only group: clamped, then scaled to
+			// the norm as the norm stage scales a one-group vector.
+			a := p.aggs[0]
+			if p.normBound(a) == 0 {
+				t.Fatalf("%s: max_norm does not bind", tc.str("name"))
+			}
+			for _, v := range entries {
+				c := float64(min(a.ghiI, max(a.gloI, int64(math.Round(v*1000)))))
+				if n := a.norm * 1000; math.Abs(c) > n {
+					c *= n / math.Abs(c) * normShrink
+				}
+				part.pgI[0][0] += int64(c)
 			}
 			return part
 		}
@@ -337,6 +361,9 @@ func TestDPTestVectorsThroughQueryPath(t *testing.T) {
 		// six default cases overran go test's 10-minute limit under load).
 		{"bounded_sum_dp_test_cases.textproto", "bounded_sum_dp_test_case", "sum_per_group", true},
 		{"count_dp_test_cases.textproto", "count_dp_test_case", "tuning", false},
+		// max_norm (bound.go's norm stage, stop 25): the Gaussian sum cases,
+		// with "first", "all" or a name containing sum_norm.
+		{"bounded_sum_dp_test_cases.textproto", "bounded_sum_dp_test_case", "sum_norm", false},
 	}
 	if only := os.Getenv("PRIVALYTICS_DP_VECTORS"); only != "" && only != "all" && only != "first" {
 		t.Logf("PRIVALYTICS_DP_VECTORS=%s: running the cases whose name contains it", only)
@@ -361,7 +388,7 @@ func TestDPTestVectorsThroughQueryPath(t *testing.T) {
 				}
 			}
 			only := os.Getenv("PRIVALYTICS_DP_VECTORS")
-			if f.kind == "tuning" && !tuningCase(t, tc) {
+			if f.kind == "tuning" && !tuningCase(t, tc) || f.kind == "sum_norm" && noiseType != "GAUSSIAN" {
 				continue
 			}
 			if (f.kind == "tuning" || f.kind == "sum_per_group") && noiseType != "LAPLACE" && !all && !first && only == "" {

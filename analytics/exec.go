@@ -923,9 +923,9 @@ func (p *Plan) newPartial(dims []execDim, groups int) *Partial {
 	part := &Partial{plan: p, dims: dims, groups: groups, count: make([]int64, groups), distinct: make([]int64, groups),
 		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots), sq: make([][]float64, p.slots)}
 	if p.tunePass {
-		part.tune = &tuneHist{groups: make([]float64, sizeBins), values: make([][]float64, len(p.pgAggs))}
+		part.tune = &tuneHist{groups: make([]float64, sizeBins), values: make([][]float64, len(p.pgAggs)), norms: make([][]float64, len(p.pgAggs))}
 		for k := range p.pgAggs {
-			part.tune.values[k] = make([]float64, 2*tuneBins)
+			part.tune.values[k], part.tune.norms[k] = make([]float64, 2*tuneBins), make([]float64, tuneBins)
 		}
 	}
 	if k := len(p.pgAggs); k > 0 {
@@ -968,6 +968,11 @@ func (a *Partial) merge(b *Partial) {
 		for k, v := range b.tune.values {
 			for j, c := range v {
 				a.tune.values[k][j] += c
+			}
+		}
+		for k, v := range b.tune.norms {
+			for j, c := range v {
+				a.tune.norms[k][j] += c
 			}
 		}
 	}

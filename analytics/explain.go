@@ -55,6 +55,9 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		e := AggregateExplanation{AggregateInfo: a.info}
 		if a.info.Tuned {
 			e.Note = fmt.Sprintf("tuned: L0, this aggregate's per-group clamp and the noise are chosen from DP histograms of the customers' contributions (%.0f%% of ε, %.4g); the choice, its expected error and the share removed by bounding are in the answer's tuning object", 100*p.tune.share, p.tune.share*p.tune.orig.Epsilon)
+			if p.tune.l2 {
+				e.Note += "; an L2 norm across the groups (max_norm, Gaussian noise) competes with the per-group clamps"
+			}
 			ex.Aggregates = append(ex.Aggregates, e)
 			continue
 		}
@@ -124,6 +127,10 @@ func (p *Plan) explainPerGroup(n noise.Noise, a aggregate, alpha float64) (float
 	note := fmt.Sprintf("each customer's total in a group is clamped to [%g, %g]: noise for L0 = %d × %g", a.glo, a.ghi, l0, math.Max(math.Abs(a.glo), math.Abs(a.ghi)))
 	if p.kind == dp.Gaussian {
 		note = fmt.Sprintf("each customer's total in a group is clamped to [%g, %g]: noise for L2 = √%d × %g", a.glo, a.ghi, l0, math.Max(math.Abs(a.glo), math.Abs(a.ghi)))
+	}
+	if nb := p.normBound(a); nb > 0 {
+		ci, err := n.ComputeConfidenceIntervalFloat64(0, 1, nb, a.budget.Epsilon, a.budget.Delta, alpha)
+		return ci.UpperBound, fmt.Sprintf("each customer's total in a group is clamped to [%g, %g] and its totals over the (at most %d) groups scaled down to an L2 norm of at most %g: noise for L2 = %g", a.glo, a.ghi, l0, nb, nb), err
 	}
 	switch a.op {
 	case "count":

@@ -69,6 +69,9 @@ func (p *Plan) checkMechanisms() error {
 // checkPerGroup validates the mechanism of an aggregate with per-group bounds,
 // with the parameters releaseCell passes.
 func (p *Plan) checkPerGroup(what string, a aggregate) error {
+	if p.normBound(a) > 0 {
+		return p.perGroupParams(a).CheckSum(what, true)
+	}
 	if a.op == "count" {
 		return dp.CountParams{Kind: p.kind, L0: p.distinctL0(), LInf: a.ghiI, Budget: a.budget}.Check(what)
 	}
@@ -81,8 +84,20 @@ func (p *Plan) checkPerGroup(what string, a aggregate) error {
 
 // perGroupParams are the sum parameters of an aggregate with per-group bounds:
 // one "row" per customer and group — its clamped total (sum) or average (mean)
-// — in at most L0 groups.
+// — in at most L0 groups; or, when its norm bound binds, one "row" of at most
+// the norm in one group: the library's Gaussian calibrated to L2 = the norm
+// (counts in thousandths of a row, as their scaled totals are accumulated).
 func (p *Plan) perGroupParams(a aggregate) dp.SumParams {
+	if n := p.normBound(a); n > 0 {
+		lo, scale := 0.0, a.scale
+		if a.glo < 0 {
+			lo = -n
+		}
+		if a.op == "count" {
+			scale = normCountScale
+		}
+		return dp.SumParams{Kind: p.kind, L0: 1, RowsPerGroup: 1, Lower: lo, Upper: n, Scale: scale, Budget: a.budget, Confidence: p.q.Confidence}
+	}
 	return dp.SumParams{Kind: p.kind, L0: p.distinctL0(), RowsPerGroup: 1, Lower: a.glo, Upper: a.ghi, Scale: a.scale, Budget: a.budget, Confidence: p.q.Confidence}
 }
 

@@ -79,6 +79,10 @@ type aggregate struct {
 	glo, ghi   float64
 	gloI, ghiI int64
 	pg         int
+	// norm (count, sum; Gaussian) bounds the L2 norm of a customer's vector
+	// of clamped per-group totals, natural units (rows for count); 0: none.
+	// Plan.normBound says whether it binds.
+	norm float64
 }
 
 // Plan is a validated query, ready to execute.
@@ -172,7 +176,7 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	if n.TimeZone == "" {
 		n.TimeZone = "UTC"
 	}
-	rowCapGiven := n.Bounds.MaxRowsPerGroup != 0
+	rowCapGiven, groupsGiven := n.Bounds.MaxRowsPerGroup != 0, n.Bounds.MaxGroups != 0
 	if !rowCapGiven {
 		n.Bounds.MaxRowsPerGroup = DefaultMaxRowsPerGroup
 	}
@@ -303,6 +307,17 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	}
 	if !p.selection && len(p.dims) > 0 && int64(public) < p.l0 {
 		p.l0 = int64(max(public, 1)) // a customer cannot touch more groups than exist
+	}
+	hasNorm := false
+	for _, a := range p.aggs {
+		hasNorm = hasNorm || a.norm > 0
+	}
+	if hasNorm && p.kind != dp.Gaussian {
+		return nil, invalid("query: max_norm bounds the L2 norm of each customer's per-group totals and needs Gaussian noise: set noise to gaussian and delta > 0 (e.g. 1e-6), or drop max_norm")
+	}
+	if hasNorm && !groupsGiven && !p.selection && len(p.dims) > 0 {
+		// The norm bounds the contribution: keep every group of a customer.
+		p.l0 = int64(max(public, 1))
 	}
 	if p.selection && n.Delta == 0 {
 		return nil, invalid("query: the group keys of %s come from the data and are released only through DP partition selection, which needs delta > 0 (e.g. 1e-6); or list the keys in group_by[].keys", p.dataDims())
@@ -447,6 +462,9 @@ func (p *Plan) perGroupRho(a aggregate) float64 {
 			return 2 * dp.RhoOfLaplace(e/2)
 		}
 		return dp.RhoOfLaplace(e)
+	}
+	if n := p.normBound(a); n > 0 {
+		return dp.RhoOfGaussian(1, n, e, d)
 	}
 	l0 := p.distinctL0()
 	switch a.op {
@@ -956,6 +974,9 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 			}
 			ag.perGroup, ag.glo, ag.ghi, ag.gloI, ag.ghiI = true, gb.Lower, gb.Upper, int64(gb.Lower), int64(gb.Upper)
 			ag.info.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: gb.Lower, Upper: gb.Upper}
+			if err := compileNorm(&ag, a.Op, gb.MaxNorm); err != nil {
+				return ag, err
+			}
 		}
 		return ag, nil
 	case "sum", "mean", "variance", "stddev":
@@ -1068,6 +1089,9 @@ func (p *Plan) perGroupBounds(ag *aggregate, a privalytics.Aggregate, gb privaly
 	ag.perGroup, ag.glo, ag.ghi = true, lo, hi
 	ag.gloI, ag.ghiI = int64(math.Ceil(lo*unit)), int64(math.Floor(hi*unit))
 	ag.info.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+	if err := compileNorm(ag, a.Op, gb.MaxNorm); err != nil {
+		return err
+	}
 	if a.Lower != nil {
 		rlo, rhi := *a.Lower, *a.Upper
 		if math.IsInf(rlo, 0) || math.IsNaN(rlo) || math.IsInf(rhi, 0) || math.IsNaN(rhi) || rlo > rhi {
@@ -1089,6 +1113,23 @@ func (p *Plan) perGroupBounds(ag *aggregate, a privalytics.Aggregate, gb privaly
 	if ag.info.Name == "" {
 		ag.info.Name = a.Op + "_" + a.Column
 	}
+	return nil
+}
+
+// compileNorm checks and sets an aggregate's max_norm.
+func compileNorm(ag *aggregate, op string, norm float64) error {
+	switch {
+	case norm == 0:
+		return nil
+	case math.IsNaN(norm) || math.IsInf(norm, 0) || norm < 0:
+		return fmt.Errorf("contribution_bounds_per_group.max_norm must be a finite number > 0 (or left out), got %v", norm)
+	case op != "count" && op != "sum":
+		return fmt.Errorf("contribution_bounds_per_group.max_norm applies to count and sum, not %s", op)
+	case norm*math.Pow10(max(ag.scale, normCountScale)) > 1e15:
+		return fmt.Errorf("contribution_bounds_per_group.max_norm %v is too large for exact arithmetic; use a smaller one", norm)
+	}
+	ag.norm = norm
+	ag.info.ContributionBoundsPerGroup.MaxNorm = norm
 	return nil
 }
 

@@ -123,6 +123,10 @@ func releaseCell(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (d
 // max(|lower|, |upper|) in at most L0 groups.
 func releasePerGroup(p *Plan, part *Partial, a aggregate, g int, m dp.Mechanisms) (dp.Cell, error) {
 	switch {
+	case p.normBound(a) > 0 && a.isFloat && a.op == "sum":
+		return m.SumFloat(part.pgF[a.pg][g], p.perGroupParams(a))
+	case p.normBound(a) > 0: // counts in thousandths of a row, integer sums in stored units
+		return m.SumInt(part.pgI[a.pg][g], p.perGroupParams(a))
 	case a.op == "count":
 		return m.Count(part.pgI[a.pg][g], dp.CountParams{Kind: p.kind, L0: p.distinctL0(), LInf: a.ghiI, Budget: a.budget, Confidence: p.q.Confidence})
 	case a.op == "mean":

@@ -74,6 +74,11 @@ type tuneSpec struct {
 	maxL0     int64
 	cells     float64 // the typical number of cells the error is quoted for
 	selection bool
+	// l2: the norm candidates are weighed too (public groups, Gaussian noise
+	// possible, counts and sums only): L0 every group and each customer's
+	// per-group totals scaled to an L2 norm (max_norm), read off one more
+	// histogram per tuned aggregate — of the customers' norms.
+	l2 bool
 }
 
 // wantsTuning reports whether q is tuned: it asks to be, or it gives no bounds
@@ -123,14 +128,23 @@ func tuningAffordable(q *privalytics.Query) bool {
 			tuned++
 		}
 	}
-	return dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, DefaultTuningShare, tuned)) == nil
+	return dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, DefaultTuningShare, 1+tuned)) == nil
 }
 
-// histogramEpsilon is the ε of each tuning histogram: share of the query's ε,
-// split between the groups histogram and one value histogram per tuned
-// aggregate.
-func histogramEpsilon(eps, share float64, tuned int) float64 {
-	return share * eps / float64(1+tuned)
+// histogramEpsilon is the ε of each of n tuning histograms: share of the
+// query's ε split evenly between the groups histogram, one value histogram per
+// tuned aggregate and, when the norm candidates are weighed, one norm
+// histogram per tuned aggregate.
+func histogramEpsilon(eps, share float64, n int) float64 {
+	return share * eps / float64(n)
+}
+
+// histograms is how many tuning histograms ts draws.
+func (ts *tuneSpec) histograms() int {
+	if ts.l2 {
+		return 1 + 2*len(ts.tuned)
+	}
+	return 1 + len(ts.tuned)
 }
 
 // planTuned plans a tuned query: a placeholder plan (the cost, the checks, the
@@ -172,12 +186,12 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	default:
 		ts.kinds = []dp.NoiseKind{dp.Laplace}
 	}
-	ts.epsHist = histogramEpsilon(q.Epsilon, share, len(ts.tuned))
+	ts.epsHist = histogramEpsilon(q.Epsilon, share, ts.histograms())
 	if err := dp.CheckTuningHistogram("tuning histogram", ts.epsHist); err != nil {
 		return nil, invalid("query: %v; raise epsilon or tuning.share", err)
 	}
 	// L0's range: every public group at most; 1 without group_by.
-	probe, err := newPlan(ts.query(ts.kinds[0], 1, nil, nil), schema, lim)
+	probe, err := newPlan(ts.query(ts.kinds[0], 1, nil, nil, nil), schema, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +215,17 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	if !probe.selection && len(probe.dims) > 0 {
 		ts.maxL0 = min(ts.maxL0, int64(public))
 	}
+	// The norm candidates: public groups (L0 is then every group), Gaussian
+	// noise allowed, counts and sums only, and ε enough for their histograms
+	// too — all public, decided before any data is read.
+	ts.l2 = !probe.selection && ts.maxL0 > 1 && slices.Contains(ts.kinds, dp.Gaussian) && len(ts.tuned) > 0
+	for _, i := range ts.tuned {
+		ts.l2 = ts.l2 && q.Aggregates[i].Op != "mean"
+	}
+	if ts.l2 {
+		ts.l2 = dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, share, 1+2*len(ts.tuned))) == nil
+	}
+	ts.epsHist = histogramEpsilon(q.Epsilon, share, ts.histograms())
 	// Every candidate must pass the library's limits now: the extremes of L0
 	// and of each clamp, for each noise.
 	var rho float64
@@ -209,7 +234,17 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 		for _, l0 := range []int64{1, ts.maxL0} {
 			for _, c := range []float64{1, 1 << 40} {
 				los, his := ts.clamps(probe, c, true)
-				cp, err := newPlan(ts.query(kind, l0, los, his), schema, lim)
+				cp, err := newPlan(ts.query(kind, l0, los, his, nil), schema, lim)
+				if err != nil {
+					return nil, err
+				}
+				rho = math.Max(rho, cp.cost.Rho)
+			}
+		}
+		if ts.l2 && kind == dp.Gaussian {
+			for _, c := range []float64{math.Ldexp(1, tuneMinExp), normMax} {
+				los, his := ts.clamps(probe, c, true)
+				cp, err := newPlan(ts.query(kind, ts.maxL0, los, his, ts.norms(c)), schema, lim)
 				if err != nil {
 					return nil, err
 				}
@@ -218,14 +253,14 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 		}
 		if placeholder == nil {
 			los, his := ts.clamps(probe, 1, false)
-			if placeholder, err = newPlan(ts.query(kind, min(ts.maxL0, DefaultMaxGroups), los, his), schema, lim); err != nil {
+			if placeholder, err = newPlan(ts.query(kind, min(ts.maxL0, DefaultMaxGroups), los, his, nil), schema, lim); err != nil {
 				return nil, err
 			}
 		}
 	}
 	p := placeholder
 	p.tune = ts
-	p.cost = privalytics.Cost{Epsilon: q.Epsilon, Rho: rho + float64(1+len(ts.tuned))*dp.RhoOfLaplace(ts.epsHist)}
+	p.cost = privalytics.Cost{Epsilon: q.Epsilon, Rho: rho + float64(ts.histograms())*dp.RhoOfLaplace(ts.epsHist)}
 	if p.selection || slices.Contains(ts.kinds, dp.Gaussian) {
 		p.cost.Delta = q.Delta
 	}
@@ -268,8 +303,22 @@ func (ts *tuneSpec) clamps(p *Plan, c float64, signed bool) (los, his []float64)
 	return los, his
 }
 
-// query is the query run with the chosen parameters: ε less the tuning's.
-func (ts *tuneSpec) query(kind dp.NoiseKind, l0 int64, los, his []float64) *privalytics.Query {
+// normMax is the largest norm candidate: within compileNorm's limit for every
+// column's scale.
+const normMax = 1e9
+
+// norms is the max_norm of every tuned aggregate for norm candidate c.
+func (ts *tuneSpec) norms(c float64) []float64 {
+	out := make([]float64, len(ts.tuned))
+	for k := range out {
+		out[k] = c
+	}
+	return out
+}
+
+// query is the query run with the chosen parameters: ε less the tuning's;
+// norms, when not nil, the tuned aggregates' max_norm.
+func (ts *tuneSpec) query(kind dp.NoiseKind, l0 int64, los, his, norms []float64) *privalytics.Query {
 	q := ts.orig
 	q.Tuning = nil
 	q.Epsilon = ts.orig.Epsilon * (1 - ts.share)
@@ -282,6 +331,9 @@ func (ts *tuneSpec) query(kind dp.NoiseKind, l0 int64, los, his []float64) *priv
 			lo, hi = los[k], his[k]
 		}
 		q.Aggregates[i].ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+		if norms != nil {
+			q.Aggregates[i].ContributionBoundsPerGroup.MaxNorm = norms[k]
+		}
 	}
 	return &q
 }
@@ -290,6 +342,7 @@ func (ts *tuneSpec) query(kind dp.NoiseKind, l0 int64, los, his []float64) *priv
 type tuneHist struct {
 	groups []float64   // customers by the number of groups they touch
 	values [][]float64 // per tuned aggregate: customer-groups by sign and |value|, weighted 1/groups
+	norms  [][]float64 // per tuned aggregate: customers by the L2 norm of their per-group totals
 }
 
 // resolveTuning runs the histogram pass, draws the noisy histograms, chooses
@@ -312,8 +365,18 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		}
 		thresholdWithTail(values[k], ts.epsHist, 2) // each sign its own tail
 	}
-	ch := ts.choose(p, groups, values)
-	q := ts.query(ch.kind, ch.l0, ch.los, ch.his)
+	var norms [][]float64
+	if ts.l2 {
+		norms = make([][]float64, len(ts.tuned))
+		for k := range ts.tuned {
+			if norms[k], err = m.NoisyHistogram(exact.norms[k], ts.epsHist); err != nil {
+				return nil, err
+			}
+			thresholdWithTail(norms[k], ts.epsHist, 1)
+		}
+	}
+	ch := ts.choose(p, groups, values, norms)
+	q := ts.query(ch.kind, ch.l0, ch.los, ch.his, ch.norms)
 	rp, err := newPlan(q, p.schema, p.limits)
 	if err != nil {
 		// Every clamp tuning can choose is plannable (bestClamp) and the
@@ -321,9 +384,9 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		// the plan-time-checked candidate (L0 1, clamp 1) rather than let the
 		// data turn a charged query into an error.
 		ch.report.Reason += fmt.Sprintf("; the choice could not be planned (%v), so L0 1 and clamp 1 were used", err)
-		ch.kind, ch.l0 = ts.kinds[0], 1
+		ch.kind, ch.l0, ch.norms = ts.kinds[0], 1, nil
 		ch.los, ch.his = ts.clamps(p, 1, false)
-		if rp, err = newPlan(ts.query(ch.kind, ch.l0, ch.los, ch.his), p.schema, p.limits); err != nil {
+		if rp, err = newPlan(ts.query(ch.kind, ch.l0, ch.los, ch.his, nil), p.schema, p.limits); err != nil {
 			return nil, privalytics.Errorf(privalytics.EINTERNAL, "analytics: tuned plan: %v", err)
 		}
 	}
@@ -418,6 +481,7 @@ type choice struct {
 	kind     dp.NoiseKind
 	l0       int64
 	los, his []float64
+	norms    []float64 // the tuned aggregates' max_norm; nil but for a norm candidate
 	loss     []float64
 	report   *privalytics.TuningReport
 }
@@ -425,8 +489,10 @@ type choice struct {
 var l0Candidates = []int64{1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256}
 
 // choose minimises the summed expected relative error of a typical cell over
-// the aggregates: for each noise and L0, each tuned aggregate's clamp on its own.
-func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice {
+// the aggregates: for each noise and L0, each tuned aggregate's clamp on its
+// own; then, with norms (ts.l2), the norm candidates — L0 every group, Gaussian
+// noise, each tuned aggregate's norm on its own.
+func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64) choice {
 	// Customers and customer-groups, and the share of customer-groups L0 keeps.
 	var n, cellsAll float64
 	for j, c := range groups {
@@ -485,7 +551,96 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values [][]float64) choice
 			}
 		}
 	}
+	if norms != nil {
+		budgets, _ := dp.Split(dp.Budget{Epsilon: ts.orig.Epsilon * (1 - ts.share), Delta: ts.orig.Delta}, weights, ts.selection, dp.Gaussian)
+		f := kept(ts.maxL0)
+		c := choice{kind: dp.Gaussian, l0: ts.maxL0}
+		total := 0.0
+		var tuned []privalytics.TunedAggregate
+		for k, i := range ts.tuned {
+			a := p.aggs[i]
+			lo, hi, norm, loss, e := bestNorm(a, values[k], norms[k], budgets[i], cellsAll, ts.cells)
+			c.los, c.his, c.norms, c.loss = append(c.los, lo), append(c.his, hi), append(c.norms, norm), append(c.loss, loss)
+			tuned = append(tuned, privalytics.TunedAggregate{Name: a.info.Name, Lower: lo, Upper: hi, BoundingLoss: loss, ExpectedError: e, MaxNorm: norm})
+			total += e
+		}
+		for i, a := range p.aggs {
+			if a.op == "distinct_customers" {
+				total += distinctError(dp.Gaussian, dp.NoiseStd(dp.Gaussian, ts.maxL0, 1, budgets[i]), f, cellsAll/ts.cells)
+			}
+		}
+		if total < bestErr {
+			c.report = &privalytics.TuningReport{Share: ts.share, Epsilon: ts.share * ts.orig.Epsilon, MaxGroups: int(ts.maxL0), Noise: string(dp.Gaussian), Aggregates: tuned,
+				Reason: fmt.Sprintf("every one of the %d groups kept (L0 %d) and each customer's per-group totals scaled together to the L2 norm chosen (max_norm), Gaussian noise for L2 = that norm: the smaller expected error for a typical cell of about %.0f customers (%.4g cells) than any L0 and per-group clamp",
+					ts.maxL0, ts.maxL0, cellsAll/ts.cells, ts.cells)}
+			best = c
+		}
+	}
 	return best
+}
+
+// bestNorm picks a count's or sum's max_norm: the grid point minimising the
+// typical relative error of a typical cell — Gaussian noise for L2 = the norm,
+// and the bias of scaling, read off the histogram of the customers' norms
+// taking each customer's total as proportional to its norm (so the share kept
+// is Σ min(norm, c) ÷ Σ norm). Each customer's total in a group is clamped to
+// the norm too (no cell of a vector can exceed its norm, so this costs nothing).
+//
+// The model weighs customers alike, as bestClamp's does, and so under-states
+// the bias when the heavy customers spread over many groups (their totals
+// are several times their norms): on the demo shop's revenue per month it
+// reads 4.9% removed at a norm of 256 where 10.3% is (exact data). Weighing
+// each customer by ‖v‖₁/‖v‖₂ ÷ √L0 in the norm histogram (sensitivity still 1)
+// makes it exact on exact data, and was measured (stop 25, bench utility,
+// 8 runs, twice): with bestClamp's model left customer-weighted, tuning then
+// preferred per-group clamps whose bias it still under-states, and the
+// workload's cells within 10% fell from 25.1–25.9% to 23.2–25.5%. The two
+// models have to move together (bestClamp's needs a cell-weighted value
+// histogram, whose signal is 1/L0 per cell): left as the next step.
+func bestNorm(a aggregate, signedValues, norms []float64, b dp.Budget, cellsAll, cells float64) (lo, hi, norm, loss, relErr float64) {
+	var w, mass, neg, nw, nmass float64
+	for j := range tuneBins {
+		c := signedValues[j] + signedValues[tuneBins+j]
+		neg += signedValues[tuneBins+j]
+		w += c
+		mass += c * tuneRep(j)
+		nw += norms[j]
+		nmass += norms[j] * tuneRep(j)
+	}
+	signed := a.op != "count" && neg > 0.1*math.Max(w, 1)
+	if w <= 0 || mass <= 0 {
+		w, mass = 1, 1
+	}
+	if nw <= 0 || nmass <= 0 {
+		nw, nmass = 1, 1
+	}
+	cell := cellsAll * (mass / w) / cells
+	unit := math.Pow10(a.scale)
+	relErr = math.Inf(1)
+	for step := range tuneBins * clampSteps {
+		c := roundSig3(math.Exp2(float64(step)/clampSteps + tuneMinExp))
+		clamp := c
+		if a.op == "count" {
+			clamp = math.Ceil(c) // whole rows, at least the norm
+		}
+		if a.op == "count" && clamp > 100_000 || clamp*unit > 1e15/2 || c > normMax {
+			continue
+		}
+		kept := 0.0
+		for j := range tuneBins {
+			kept += norms[j] * keptInBin(j, c)
+		}
+		l := 1 - kept/nmass
+		e := dp.MedianAbsError(dp.Gaussian, dp.NoiseStd(dp.Gaussian, 1, c, b), l*cell) / cell
+		if e < relErr {
+			relErr, hi, norm, loss = e, clamp, c, l
+			lo = 0
+			if signed {
+				lo = -clamp
+			}
+		}
+	}
+	return lo, hi, norm, loss, relErr
 }
 
 // Customer-size bins of the groups histogram: the customer's number of groups

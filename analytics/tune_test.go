@@ -220,6 +220,50 @@ func TestTuningHistogramSensitivity(t *testing.T) {
 		if d := l1(without.values[k], with.values[k]); d > 1+1e-9 || d < 1-1e-9 {
 			t.Errorf("%s: L1 change %v, want 1 (the customer's weight, spread over its 12 months)", q.Aggregates[k].Name, d)
 		}
+		if d := l1(without.norms[k], with.norms[k]); math.Abs(d-1) > 1e-9 {
+			t.Errorf("%s: the norms histogram's L1 change %v, want exactly 1 (one customer, one norm)", q.Aggregates[k].Name, d)
+		}
+	}
+}
+
+// TestTuningChoosesANorm: with δ > 0 and twelve public months, customers who
+// spend 50 in one month and 10 in each of the eleven others (a vector of L2
+// norm √(2500 + 1100) ≈ 60 and a total of 160) are best served by scaling
+// each customer's vector to about that norm: noise for L2 60, where keeping
+// the 50s whole with per-group clamps costs √12 × 50 ≈ 173 and a clamp of 10
+// drops a quarter of the revenue. With noise-free histograms tuning must
+// choose a norm just above 60 — 2^6.5 ≈ 90.5 at most, the histogram's bins
+// being powers of two — report it, and the noise-free answer lose nothing.
+func TestTuningChoosesANorm(t *testing.T) {
+	t.Parallel()
+	var events []event
+	for c := range 3000 {
+		for m := range 12 {
+			amount := int64(10_000)
+			if m == c%12 {
+				amount = 50_000
+			}
+			events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(m+1), 1+c%27, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount, hasAmt: true})
+		}
+	}
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	q.Delta, q.Tuning = 1e-6, &privalytics.Tuning{}
+	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
+	tr := res.Tuning
+	if tr == nil {
+		t.Fatal("the answer has no tuning report")
+	}
+	if n := tr.Aggregates[0].MaxNorm; n < 60 || n > 91 || tr.MaxGroups != 12 || tr.Noise != string(dp.Gaussian) {
+		t.Errorf("tuning chose L0 %d, %s noise, norm %v; want every month, Gaussian and a norm in [60, 90.5] (%s)", tr.MaxGroups, tr.Noise, n, tr.Reason)
+	}
+	if g := res.Aggregates[0].ContributionBoundsPerGroup; g == nil || g.MaxNorm != tr.Aggregates[0].MaxNorm {
+		t.Errorf("the aggregate does not carry the chosen norm: %+v", g)
+	}
+	for _, r := range res.Rows {
+		// 250 customers spend 50 in each month, 2750 spend 10.
+		if want := 250*50 + 2750*10.0; math.Abs(r.Cells[0].Value-want) > 1 {
+			t.Errorf("%s: revenue %v, want %v (nothing lost to the norm)", r.Key[0], r.Cells[0].Value, want)
+		}
 	}
 }
 

@@ -46,7 +46,11 @@ func newWorld(t *testing.T, limits api.Limits, mech dp.Mechanisms, events []stri
 	f := newFixtureWith(t, limits, mech, `{"id":"shop","period":"lifetime","budget":{"epsilon":1000000,"delta":0.5}}`)
 	var k api.IssuedKey
 	f.mustDo(t, http.MethodPost, "/v1/keys", f.admin, "application/json", nil, []byte(`{"name":"marketing","role":"query"}`), http.StatusCreated, &k)
-	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(strings.Join(events, "\n")+"\n"), http.StatusOK, nil)
+	for len(events) > 0 { // in batches the endpoint takes
+		n := min(len(events), 100_000)
+		f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(strings.Join(events[:n], "\n")+"\n"), http.StatusOK, nil)
+		events = events[n:]
+	}
 	for _, c := range withdrawn {
 		f.mustDo(t, http.MethodPost, "/v1/consents", f.admin, "application/json", nil, []byte(fmt.Sprintf(`{"customer_id":%q,"purpose":"analytics","granted":false}`, c)), http.StatusOK, nil)
 	}

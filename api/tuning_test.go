@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -33,28 +34,110 @@ func TestTunedDefaultNeighbours(t *testing.T) {
 	for i := range 50 {
 		heavy = append(heavy, fmt.Sprintf(`{"customer_id":"heavy","ts":"2025-03-%02dT11:00:00Z","type":"purchase","channel":"web","category":"tea","store":"s1","amount":"1000.00"}`, 1+i%28))
 	}
-	const eps = 1.0
-	const runs = 200
+	tunedNeighbours(t, base, heavy, `["bread","tea"]`, "", 1, func(res wire.Result) float64 { return res.Rows[1].Cells[0].Value }, func(i int, res wire.Result) {
+		if i == 0 && (res.Tuning.MaxGroups != 1 || res.Tuning.Aggregates[0].Upper < 8 || res.Tuning.Aggregates[0].Upper > 64) {
+			t.Errorf("tuning chose L0 %d and clamp %v; every customer buys once in one category for 10.00: want 1 and 16-ish (%s)",
+				res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper, res.Tuning.Reason)
+		}
+	})
+}
+
+// TestTunedNormNeighbours: the same black-box test on the norm path — δ > 0
+// and public groups, each of 12,000 customers spending 50.00 in one of twelve
+// categories and 10.00 in each of the others, where scaling each customer's
+// vector to an L2 norm (about 60) beats any L0 and per-group clamp (all twelve
+// groups at 50: √12 × 50 ≈ 173; a clamp of 10 drops 40 of each customer's
+// 160), so tuning chooses max_norm — asserted in nine runs of ten, as the
+// choice reads noisy histograms. (With few customers per group the value
+// histogram cannot see the 50.00 cells, tuning under-states a small clamp's
+// bias and picks it instead: see bestNorm.) The heavy customer buys 1,000.00
+// in every category. The statistic is the sum of the twelve cells, the
+// direction a norm bound protects: the heavy customer may move it by √12 ×
+// the norm at most (its twelve equal cells scaled to the norm) where clamping
+// each cell alone would let it move it by 12 × — the mean shift over the runs
+// is checked against that too, coarsely (four standard errors are about two
+// norms, so a norm stage that did not scale at all, 12 × against 3.5 ×, can
+// pass here: analytics' TestNormBoundHeavyCustomer checks the bound exactly).
+func TestTunedNormNeighbours(t *testing.T) {
+	t.Parallel()
+	cats := make([]string, 12)
+	for k := range cats {
+		cats[k] = fmt.Sprintf("cat%02d", k)
+	}
+	var base []string
+	for i := range 12_000 {
+		for k, c := range cats {
+			amount := "10.00"
+			if k == i%len(cats) {
+				amount = "50.00"
+			}
+			base = append(base, fmt.Sprintf(`{"customer_id":"c%d","ts":"2025-03-%02dT10:00:00Z","type":"purchase","channel":"web","category":%q,"store":"s1","amount":%q}`,
+				i, 1+(i+k)%28, c, amount))
+		}
+	}
+	heavy := slices.Clone(base)
+	for i, c := range cats {
+		heavy = append(heavy, fmt.Sprintf(`{"customer_id":"heavy","ts":"2025-03-%02dT11:00:00Z","type":"purchase","channel":"web","category":%q,"store":"s1","amount":"1000.00"}`, 1+i%28, c))
+	}
+	keys, _ := json.Marshal(cats)
+	norms, maxNorm := 0, 0.0
+	total := func(res wire.Result) (s float64) {
+		for _, r := range res.Rows {
+			s += r.Cells[0].Value
+		}
+		return s
+	}
+	without, with := tunedNeighbours(t, base, heavy, string(keys), `,"delta":1e-6`, 1, total, func(i int, res wire.Result) {
+		if n := res.Tuning.Aggregates[0].MaxNorm; n > 0 {
+			norms++
+			maxNorm = math.Max(maxNorm, n)
+		}
+	})
+	if norms < 2*runs*9/10 {
+		t.Errorf("tuning chose max_norm in %d of %d runs; with customers spread unevenly over twelve public groups want it in nine of ten", norms, 2*runs)
+	}
+	mean := func(v []float64) (m, se float64) {
+		for _, x := range v {
+			m += x
+		}
+		m /= float64(len(v))
+		for _, x := range v {
+			se += (x - m) * (x - m)
+		}
+		return m, math.Sqrt(se / float64(len(v)-1) / float64(len(v)))
+	}
+	mw, sw := mean(with)
+	mo, so := mean(without)
+	if shift, limit := mw-mo, math.Sqrt(12)*maxNorm+4*math.Hypot(sw, so); math.Abs(shift) > limit {
+		t.Errorf("the heavy customer moved the total by %.0f on average; a norm of %.0f allows √12 × it = %.0f (plus four standard errors: %.0f)", shift, maxNorm, math.Sqrt(12)*maxNorm, limit)
+	}
+}
+
+const runs = 200
+
+// tunedNeighbours asks two servers, over base and over base with a heavy
+// customer, the tuned revenue per category (keys, extra query fields) runs
+// times each at ε eps, and checks the tail events of stat of the answers both
+// ways; check sees every answer. It returns stat's values without and with.
+func tunedNeighbours(t *testing.T, base, heavy []string, keys, extra string, eps float64, stat func(wire.Result) float64, check func(int, wire.Result)) (without, with []float64) {
+	t.Helper()
 	released := func(events []string) []float64 {
 		w := newWorld(t, api.DefaultLimits(), dp.Secure(), events)
 		var out []float64
 		for i := range runs {
-			q := fmt.Sprintf(`{"where":[{"column":"ts","gte":"2025-03-01","lt":"2025-04-01"}],"group_by":[{"column":"category","keys":["bread","tea"]}],
-				"aggregates":[{"name":"revenue","op":"sum","column":"amount"}],"epsilon":%v,"confidence":%v}`, eps, 0.9+float64(i)*1e-4)
+			q := fmt.Sprintf(`{"where":[{"column":"ts","gte":"2025-03-01","lt":"2025-04-01"}],"group_by":[{"column":"category","keys":%s}],
+				"aggregates":[{"name":"revenue","op":"sum","column":"amount"}],"epsilon":%v,"confidence":%v%s}`, keys, eps, 0.9+float64(i)*1e-4, extra)
 			var res wire.Result
 			w.f.mustDo(t, http.MethodPost, "/v1/queries", w.query, "application/json", nil, []byte(q), http.StatusOK, &res)
 			if res.Tuning == nil || !res.Aggregates[0].Tuned {
 				t.Fatalf("a sum without bounds was not tuned: %+v", res)
 			}
-			if i == 0 && (res.Tuning.MaxGroups != 1 || res.Tuning.Aggregates[0].Upper < 8 || res.Tuning.Aggregates[0].Upper > 64) {
-				t.Errorf("tuning chose L0 %d and clamp %v; every customer buys once in one category for 10.00: want 1 and 16-ish (%s)",
-					res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper, res.Tuning.Reason)
-			}
-			out = append(out, res.Rows[1].Cells[0].Value) // tea
+			check(i, res)
+			out = append(out, stat(res))
 		}
 		return out
 	}
-	without, with := released(base), released(heavy)
+	without, with = released(base), released(heavy)
 	sorted := slices.Sorted(slices.Values(without))
 	frac := func(v []float64, pred func(float64) bool) float64 {
 		n := 0
@@ -85,6 +168,7 @@ func TestTunedDefaultNeighbours(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("the heavy customer moves the tuned answer beyond ε = %v:\n%s", eps, strings.Join(failures, "\n"))
 	}
+	return without, with
 }
 
 // TestCountsWithoutBoundsAreTuned: a query of counts that gives no bounds is

@@ -80,7 +80,7 @@ func rootAggregate(a wire.Aggregate) privalytics.Aggregate {
 	out := privalytics.Aggregate{Name: a.Name, Op: a.Op, Column: a.Column, Lower: a.Lower, Upper: a.Upper, Bounds: a.Bounds, AutoShare: a.AutoShare,
 		Within: a.Within, Weight: a.Weight, Rank: a.Rank}
 	if g := a.ContributionBoundsPerGroup; g != nil {
-		out.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: g.Lower, Upper: g.Upper}
+		out.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: g.Lower, Upper: g.Upper, MaxNorm: g.MaxNorm}
 	}
 	return out
 }
@@ -89,7 +89,7 @@ func wireAggregateInfo(a privalytics.AggregateInfo) wire.AggregateInfo {
 	out := wire.AggregateInfo{Name: a.Name, Op: a.Op, Column: a.Column, Mechanism: a.Mechanism, Epsilon: a.Epsilon, Delta: a.Delta,
 		Lower: a.Lower, Upper: a.Upper, AutoBounds: a.AutoBounds, BoundsEpsilon: a.BoundsEpsilon, Tuned: a.Tuned}
 	if g := a.ContributionBoundsPerGroup; g != nil {
-		out.ContributionBoundsPerGroup = &wire.GroupBounds{Lower: g.Lower, Upper: g.Upper}
+		out.ContributionBoundsPerGroup = &wire.GroupBounds{Lower: g.Lower, Upper: g.Upper, MaxNorm: g.MaxNorm}
 	}
 	return out
 }

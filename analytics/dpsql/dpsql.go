@@ -20,7 +20,9 @@
 // (VARIANCE), STDDEV_POP (STDDEV), PERCENTILE_CONT(col, rank), each with
 // contribution_bounds_per_row => (lower, upper) or => AUTO, and/or
 // contribution_bounds_per_group => (lower, upper) — a customer's total in one
-// group clamped (SUM, AVG: the customer's average, and COUNT(*, …): its rows).
+// group clamped (SUM, AVG: the customer's average, and COUNT(*, …): its rows)
+// — and with it, for SUM and COUNT(*, …), max_norm => n (our extension: the L2
+// norm of the customer's per-group totals, Gaussian noise).
 // Conditions: =, !=,
 // <>, <, <=, >, >=, IN, NOT IN, BETWEEN, joined by AND. Every error names the
 // line and column and shows where.
@@ -510,24 +512,38 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 		switch t := p.peek(); {
 		case t.kind == tPunct && t.text == "*":
 			p.next()
-			// COUNT(*, contribution_bounds_per_group => (lower, upper)): the
-			// rows one customer adds to one group, clamped.
-			if p.acceptPunct(",") {
+			// COUNT(*, contribution_bounds_per_group => (lower, upper)
+			// [, max_norm => n]): the rows one customer adds to one group,
+			// clamped.
+			var norm groupNorm
+			for p.acceptPunct(",") {
 				opt, err := p.ident("contribution_bounds_per_group")
 				if err != nil {
 					return nil, err
 				}
-				if !strings.EqualFold(opt.text, "contribution_bounds_per_group") {
-					return nil, p.errAt(opt.pos, "COUNT(*) takes only contribution_bounds_per_group => (lower, upper), got %q", opt.text)
+				switch strings.ToLower(opt.text) {
+				case "contribution_bounds_per_group":
+					if a.ContributionBoundsPerGroup != nil {
+						return nil, p.errAt(opt.pos, "contribution_bounds_per_group is given twice")
+					}
+					if err := p.punct("=>"); err != nil {
+						return nil, err
+					}
+					lo, hi, err := p.pair()
+					if err != nil {
+						return nil, err
+					}
+					a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+				case "max_norm":
+					if err := p.maxNorm(&norm, opt); err != nil {
+						return nil, err
+					}
+				default:
+					return nil, p.errAt(opt.pos, "COUNT(*) takes contribution_bounds_per_group => (lower, upper) and max_norm => n; got %q", opt.text)
 				}
-				if err := p.punct("=>"); err != nil {
-					return nil, err
-				}
-				lo, hi, err := p.pair()
-				if err != nil {
-					return nil, err
-				}
-				a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: lo, Upper: hi}
+			}
+			if err := p.setNorm(a, norm); err != nil {
+				return nil, err
 			}
 		case p.isKw(t, "DISTINCT"):
 			p.next()
@@ -562,6 +578,7 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 			a.Op, a.Rank = "median", 0
 		}
 	}
+	var norm groupNorm
 	for p.acceptPunct(",") {
 		opt, err := p.ident("contribution_bounds_per_row")
 		if err != nil {
@@ -569,6 +586,11 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 		}
 		perGroup := false
 		switch strings.ToLower(opt.text) {
+		case "max_norm":
+			if err := p.maxNorm(&norm, opt); err != nil {
+				return nil, err
+			}
+			continue
 		case "contribution_bounds_per_row":
 			if a.Lower != nil || a.Bounds != "" {
 				return nil, p.errAt(opt.pos, "contribution_bounds_per_row is given twice")
@@ -579,7 +601,7 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 			}
 			perGroup = true
 		default:
-			return nil, p.errAt(opt.pos, "unknown argument %q; give contribution_bounds_per_row => (lower, upper) or => AUTO, or contribution_bounds_per_group => (lower, upper)", opt.text)
+			return nil, p.errAt(opt.pos, "unknown argument %q; give contribution_bounds_per_row => (lower, upper) or => AUTO, contribution_bounds_per_group => (lower, upper), or max_norm => n", opt.text)
 		}
 		if err := p.punct("=>"); err != nil {
 			return nil, err
@@ -598,9 +620,44 @@ func (p *parser) aggregate(name string) (*privalytics.Aggregate, error) {
 			}
 		}
 	}
+	if err := p.setNorm(a, norm); err != nil {
+		return nil, err
+	}
 	// Without bounds the query is tuned (as BigQuery computes bounds when
 	// none are given): the planner says what to add when it cannot be.
 	return a, p.punct(")")
+}
+
+// groupNorm is an aggregate's max_norm argument as parsed.
+type groupNorm struct {
+	at    *token
+	value float64
+}
+
+// maxNorm parses "=> n" after max_norm (at opt).
+func (p *parser) maxNorm(n *groupNorm, opt token) error {
+	if n.at != nil {
+		return p.errAt(opt.pos, "max_norm is given twice")
+	}
+	if err := p.punct("=>"); err != nil {
+		return err
+	}
+	v, err := p.number("the L2 norm, e.g. max_norm => 100")
+	n.at, n.value = &opt, v
+	return err
+}
+
+// setNorm puts a parsed max_norm on the aggregate's per-group bounds, which
+// it needs; the planner checks the value.
+func (p *parser) setNorm(a *privalytics.Aggregate, n groupNorm) error {
+	if n.at == nil {
+		return nil
+	}
+	if a.ContributionBoundsPerGroup == nil {
+		return p.errAt(n.at.pos, "max_norm bounds the customer's per-group totals: give contribution_bounds_per_group => (lower, upper) too")
+	}
+	a.ContributionBoundsPerGroup.MaxNorm = n.value
+	return nil
 }
 
 // pair parses "(lower, upper)".

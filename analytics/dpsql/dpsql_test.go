@@ -45,6 +45,12 @@ func TestSQLAndJSONPlanAlike(t *testing.T) {
 			`{"aggregates":[{"name":"n","op":"count","contribution_bounds_per_group":{"lower":0,"upper":5}},
 			  {"name":"revenue","op":"sum","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":500}},
 			  {"op":"mean","column":"amount","lower":0,"upper":100,"contribution_bounds_per_group":{"lower":0,"upper":80}}],"epsilon":1}`},
+		{"per-group bounds with a norm", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1, delta = 1e-6, noise = 'gaussian')
+			COUNT(*, max_norm => 12, contribution_bounds_per_group => (0, 5)) AS n,
+			SUM(amount, contribution_bounds_per_group => (0, 500), max_norm => 800) AS revenue FROM events`,
+			`{"aggregates":[{"name":"n","op":"count","contribution_bounds_per_group":{"lower":0,"upper":5,"max_norm":12}},
+			  {"name":"revenue","op":"sum","column":"amount","contribution_bounds_per_group":{"lower":0,"upper":500,"max_norm":800}}],
+			  "epsilon":1,"delta":1e-6,"noise":"gaussian"}`},
 		{"quantile", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) PERCENTILE_CONT(quantity, 0.9, contribution_bounds_per_row => (0, 20)) AS p90 FROM events`,
 			`{"aggregates":[{"name":"p90","op":"quantile","column":"quantity","rank":0.9,"lower":0,"upper":20}],"epsilon":1}`},
 		{"not in and between", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM events
@@ -102,7 +108,9 @@ func TestErrorsPointAtThePosition(t *testing.T) {
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*) FROM events WHERE store = 'Main St", "1:91", "'Main", "never closed"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(DISTINCT store) FROM events", "1:71", "store", "counts customers only"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount, contribution_bounds_per_group => (0, 5), contribution_bounds_per_group => (0, 6)) FROM events", "1:109", "contribution_bounds_per_group", "given twice"},
-		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*, contribution_bounds_per_row => (0, 5)) FROM events", "1:65", "contribution_bounds_per_row", "only contribution_bounds_per_group"},
+		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*, contribution_bounds_per_row => (0, 5)) FROM events", "1:65", "contribution_bounds_per_row", "takes contribution_bounds_per_group"},
+		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount, max_norm => 5) FROM events", "1:68", "max_norm", "give contribution_bounds_per_group"},
+		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) COUNT(*, max_norm => 5, max_norm => 6) FROM events", "1:80", "max_norm", "given twice"},
 		{"SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) TIMESTAMP_TRUNC(ts, FORTNIGHT) AS f, COUNT(*) FROM events GROUP BY f", "1:76", "FORTNIGHT", "not one of HOUR"},
 	}
 	for _, tc := range tests {

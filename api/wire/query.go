@@ -40,6 +40,7 @@ type TunedAggregate struct {
 	Upper         float64 `json:"upper"`
 	BoundingLoss  float64 `json:"bounding_loss"`
 	ExpectedError float64 `json:"expected_error"`
+	MaxNorm       float64 `json:"max_norm,omitempty"`
 }
 
 // Filter is one condition on a column; set exactly the operators you need.
@@ -81,8 +82,9 @@ type Aggregate struct {
 
 // GroupBounds is the range a customer's total contribution to one group is clamped to.
 type GroupBounds struct {
-	Lower float64 `json:"lower"`
-	Upper float64 `json:"upper"`
+	Lower   float64 `json:"lower"`
+	Upper   float64 `json:"upper"`
+	MaxNorm float64 `json:"max_norm,omitempty"` // L2 bound of the customer's vector of per-group totals
 }
 
 // Bounds limit each customer's contribution.

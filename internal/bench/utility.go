@@ -166,15 +166,18 @@ type utilConfig struct {
 	label string
 	l0    int
 	clamp float64 // per-group clamp (sum: amount, count: rows, mean: average); 0 for distinct_customers
+	norm  float64 // max_norm (count, sum; Gaussian): L2 bound of each customer's per-group totals; 0 for none
 	noise dp.NoiseKind
 }
 
 func (c utilConfig) String() string {
-	s := fmt.Sprintf("L0 %d, %s", c.l0, c.noise)
-	if c.clamp > 0 {
-		s = fmt.Sprintf("L0 %d, clamp %g, %s", c.l0, c.clamp, c.noise)
+	switch {
+	case c.norm > 0:
+		return fmt.Sprintf("L0 %d, norm %g, %s", c.l0, c.norm, c.noise)
+	case c.clamp > 0:
+		return fmt.Sprintf("L0 %d, clamp %g, %s", c.l0, c.clamp, c.noise)
 	}
-	return s
+	return fmt.Sprintf("L0 %d, %s", c.l0, c.noise)
 }
 
 // utilQuery is the engine's query for question q: "default" is today's fixed
@@ -212,7 +215,7 @@ func utilQuery(q utilQuestion, t *utilTruth, cfg synth.Config, eps float64, mode
 		out.Bounds = privalytics.Bounds{MaxGroups: c.l0}
 		out.Noise = string(c.noise)
 		if q.op != "distinct_customers" {
-			a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: 0, Upper: c.clamp}
+			a.ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: 0, Upper: c.clamp, MaxNorm: c.norm}
 		}
 	}
 	out.Aggregates = []privalytics.Aggregate{a}
@@ -270,6 +273,8 @@ func utilMeasure(ctx context.Context, svc *analytics.Service, tenant *privalytic
 // median cell computed on the exact data (bias of bounding, with each
 // customer keeping min(1, L0/groups) of its cells, and the noise's standard
 // deviation) — a non-private choice, the ceiling a fixed choice can reach.
+// Counts and sums also get the norm candidates (max_norm: L0 every cell, each
+// customer's totals scaled to the norm, Gaussian noise), ranked the same way.
 // Means have no closed form here: their grid is ranked by a run each.
 func utilGrid(q utilQuestion, t *utilTruth, eps float64) []utilConfig {
 	l0s := []int{1, 2, 3, 4, 6, 8, 12, 16, 24, 32}
@@ -304,6 +309,13 @@ func utilGrid(q utilQuestion, t *utilTruth, eps float64) []utilConfig {
 	if q.op == "mean" {
 		return grid
 	}
+	if q.op == "sum" || q.op == "count" {
+		for _, n := range clamps {
+			// Each cell clamped to the norm too (no cell of a vector exceeds
+			// its norm); counts to whole rows.
+			grid = append(grid, utilConfig{l0: ncells, clamp: math.Ceil(n), norm: n, noise: dp.Gaussian})
+		}
+	}
 	score := make([]float64, len(grid))
 	cellIdx := map[string]int{}
 	truth := make([]float64, 0, ncells)
@@ -321,11 +333,21 @@ func utilGrid(q utilQuestion, t *utilTruth, eps float64) []utilConfig {
 		}
 		for _, pc := range t.perCus {
 			p := math.Min(1, float64(g.l0)/float64(len(pc)))
+			if g.norm > 0 {
+				sq := 0.0
+				for _, v := range pc {
+					sq += math.Min(v, c) * math.Min(v, c)
+				}
+				p = math.Min(1, g.norm/math.Sqrt(sq))
+			}
 			for k, v := range pc {
 				kept[cellIdx[k]] += p * math.Min(v, c)
 			}
 		}
 		sd := dp.NoiseStd(g.noise, int64(g.l0), c, dp.Budget{Epsilon: eps, Delta: utilityDelta})
+		if g.norm > 0 {
+			sd = dp.NoiseStd(dp.Gaussian, 1, g.norm, dp.Budget{Epsilon: eps, Delta: utilityDelta})
+		}
 		for i, w := range truth {
 			bias := w - kept[i]
 			rel[i] = math.Sqrt(bias*bias+sd*sd) / w
@@ -435,7 +457,10 @@ func utilityOn(ctx context.Context, tenant *privalytics.Tenant, snap *privalytic
 		}
 		if tr := r.auto.res.Tuning; tr != nil {
 			r.tuned = fmt.Sprintf("L0 %d, %s", tr.MaxGroups, tr.Noise)
-			if len(tr.Aggregates) > 0 {
+			switch {
+			case len(tr.Aggregates) > 0 && tr.Aggregates[0].MaxNorm > 0:
+				r.tuned = fmt.Sprintf("L0 %d, norm %g, %s", tr.MaxGroups, tr.Aggregates[0].MaxNorm, tr.Noise)
+			case len(tr.Aggregates) > 0:
 				r.tuned = fmt.Sprintf("L0 %d, clamp %g, %s", tr.MaxGroups, tr.Aggregates[0].Upper, tr.Noise)
 			}
 		}
@@ -499,7 +524,7 @@ func writeUtility(out io.Writer, rows []utilRow, took time.Duration) {
 	gain := aw / bw
 	fmt.Fprintf(out, "tuned ÷ defaults, share within 10%%: %.2f× (target ≥ 4×: %s); tuned median error within 1.25× of the ceiling: %d of %d questions (target: all: %s)\n",
 		gain, verdict(gain >= 4), meets, len(rows), verdict(meets == len(rows)))
-	fmt.Fprintf(out, "defaults: L0 4, L∞ 8, per-row clamp [0, 60], Laplace; ceiling: best of a grid over L0, per-group clamp and noise chosen with the exact data; section took %.1fs\n", took.Seconds())
+	fmt.Fprintf(out, "defaults: L0 4, L∞ 8, per-row clamp [0, 60], Laplace; ceiling: best of a grid over L0, per-group clamp and noise, and over max_norm (L0 every cell, Gaussian), chosen with the exact data; section took %.1fs\n", took.Seconds())
 }
 
 func okMark(ok bool) string {
