@@ -70,13 +70,14 @@ type Options struct {
 	Encrypt    bool           // encrypt logs and segments, as serve does by default
 	CPUProfile string         // CPU profile of the timed DP queries (FILE.import of the file import, FILE.scale of the scaling tenant's, FILE.restart of the load after the restart); "" for none
 	UCI        string         // UCI Online Retail file for the accuracy figure (skipped if absent)
+	Track      TrackOptions   // single events through /v1/track; Requests 0 skips it
 	Utility    UtilityOptions // the utility section (after the table); Events 0 skips it
 }
 
 // DefaultOptions are the sizes the README's table was measured with.
 func DefaultOptions() Options {
 	return Options{HTTPRows: 2_000_000, ImportRows: 2_000_000, Rows: 10_000_000, ScaleRows: 10_000_000, Repeat: 5, Senders: 4, Encrypt: true,
-		UCI: "../shared/data/online_retail_uci.csv.gz", Utility: DefaultUtilityOptions()}
+		UCI: "../shared/data/online_retail_uci.csv.gz", Track: DefaultTrackOptions(), Utility: DefaultUtilityOptions()}
 }
 
 type benchRow struct {
@@ -104,7 +105,19 @@ func Run(ctx context.Context, out io.Writer, start StartFunc, opt Options) error
 	fmt.Fprintf(out, "encryption at rest: %v\n\n", opt.Encrypt)
 	var rows []benchRow
 
-	// 1. Durable HTTP ingest.
+	// 1. Single events through the tracking endpoint, and the loopback HTTP
+	// ceiling of the same server: first, on a server at rest (after the bulk
+	// ingest its background work competes for the two cores: 18.5 k where
+	// 25–32 k requests/s alone).
+	if opt.Track.Requests > 0 {
+		tr, err := benchTrack(ctx, out, app, op, opt.Track)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, tr...)
+	}
+
+	// 1b. Durable HTTP ingest.
 	gcfg := synth.DefaultConfig()
 	gcfg.Customers, gcfg.Events, gcfg.Seed = max(opt.Rows/10, 1000), opt.HTTPRows, 11
 	batches, err := ndjsonBatches(gcfg, 10_000)
