@@ -20,7 +20,7 @@ var measured = regexp.MustCompile(`\S  +[0-9][0-9.]* ?(k |M )?(events/s|rows/s|r
 func TestBenchSmall(t *testing.T) {
 	var out bytes.Buffer
 	opt := bench.Options{HTTPRows: 5_000, ImportRows: 5_000, Rows: 40_000, ScaleRows: 10_000, Repeat: 1, Senders: 2, UCI: "/nonexistent/uci.csv.gz",
-		Track: bench.TrackOptions{Requests: 2_000, Senders: 8},
+		Track:   bench.TrackOptions{Requests: 2_000, Senders: 8},
 		Utility: bench.UtilityOptions{Customers: 500, Events: 20_000, Seed: 3, Epsilon: 0.5, Runs: 1, Candidates: 1}}
 	if err := bench.Run(context.Background(), &out, startBenchServer, opt); err != nil {
 		t.Fatal(err)
