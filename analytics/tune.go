@@ -20,10 +20,13 @@ import (
 // customer in each group — and from them the engine picks L0, each aggregate's
 // per-group clamp and the noise (Laplace, or Gaussian when δ > 0) that minimise
 // the typical relative error of a typical cell — the median of |bias + noise|
-// (dp.MedianAbsError) —, noise AND the bias of bounding together. The rest of ε runs the query with per-group bounds
-// (bound.go). The charge is decided at plan time: ε in full, δ when Gaussian
-// noise or partition selection may be used, and ρ the largest of the
-// candidates' (Gaussian ρ does not depend on the sensitivity).
+// (dp.MedianAbsError): noise AND the bias of bounding together. With public
+// groups and δ > 0 the customers' L2 norms are a histogram too, and an L2
+// bound across the groups (max_norm, every group kept) competes with L0 and
+// the clamps. The rest of ε runs the query with the chosen bounds (bound.go).
+// The charge is decided at plan time: ε in full, δ when Gaussian noise or
+// partition selection may be used, and ρ the largest of the candidates'
+// (Gaussian ρ does not depend on the sensitivity).
 
 // DefaultTuningShare is the share of ε tuning spends when the query says none.
 const DefaultTuningShare = 0.15
