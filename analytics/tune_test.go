@@ -388,3 +388,55 @@ func TestThresholdGroupsExtendsTheTail(t *testing.T) {
 		t.Errorf("got %v, want %v", h, want)
 	}
 }
+
+// TestTuningSeesSmallShops: 1,200 customers each buying once, 150 of them at
+// each of 3, 6, …, 384 (a value histogram of 150 per bin). At ε 0.3 the
+// tuning histograms get 0.0225 each, whose threshold (ln(122/0.002) ≈ 11
+// noise scales ≈ 490) no bin clears: tuning used to see no value, pick the
+// smallest clamp (2^-10) and release revenue as about 0 with an interval of
+// about 0. The run of bins around the fullest one (each ≥ 2 scales) is kept
+// instead: the clamp covers the largest values and the noise-free answer is
+// the revenue, near enough.
+func TestTuningSeesSmallShops(t *testing.T) {
+	t.Parallel()
+	var events []event
+	truth := 0.0
+	for c := range 1200 {
+		amount := int64(3) << (c % 8)
+		truth += float64(amount)
+		events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(1+c%12), 1+c%27, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount * 1000, hasAmt: true})
+	}
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	q.Epsilon = 0.3
+	res := run(t, q, snapshotOf(events, 500), dptest.NoNoise())
+	if res.Tuning == nil {
+		t.Fatal("no tuning report")
+	}
+	if c := res.Tuning.Aggregates[0].Upper; c < 192 {
+		t.Errorf("tuning chose a clamp of %v on values up to 384 (%s)", c, res.Tuning.Reason)
+	}
+	total := 0.0
+	for _, r := range res.Rows {
+		total += r.Cells[0].Value
+	}
+	if total < 0.75*truth || total > truth+1e-6 {
+		t.Errorf("revenue %v of %v: bounding removed more than a quarter", total, truth)
+	}
+}
+
+// TestDropIsolated: a kept bin more than maxGap empty bins above the run of
+// the fullest one is dropped (a spurious count far out) unless it clears the
+// bar; one within the gap stays, and so does everything below the fullest bin.
+func TestDropIsolated(t *testing.T) {
+	t.Parallel()
+	h := []float64{0, 40, 0, 900, 500, 0, 0, 120, 0, 0, 0, 150, 0, 0, 0, 0, 400}
+	dropIsolated(h, 300)
+	want := []float64{0, 40, 0, 900, 500, 0, 0, 120, 0, 0, 0, 0, 0, 0, 0, 0, 400}
+	if !slices.Equal(h, want) {
+		t.Errorf("dropIsolated = %v, want %v (the 150 far out dropped; the 400, above the bar, kept)", h, want)
+	}
+	empty := make([]float64, 5)
+	if dropIsolated(empty, 1); !slices.Equal(empty, make([]float64, 5)) {
+		t.Errorf("an empty histogram changed: %v", empty)
+	}
+}

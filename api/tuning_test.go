@@ -34,12 +34,23 @@ func TestTunedDefaultNeighbours(t *testing.T) {
 	for i := range 50 {
 		heavy = append(heavy, fmt.Sprintf(`{"customer_id":"heavy","ts":"2025-03-%02dT11:00:00Z","type":"purchase","channel":"web","category":"tea","store":"s1","amount":"1000.00"}`, 1+i%28))
 	}
+	// Every customer buys once in one category for 10.00: L0 1 and a clamp of
+	// about 16. A noisy "two groups" bin above two noise scales survives the
+	// groups histogram's tail extension about one time in ten and then picks
+	// L0 2 (nothing lost, twice the noise): L0 1 is asked in most runs, the
+	// clamp in all.
+	l0s := 0
 	tunedNeighbours(t, base, heavy, `["bread","tea"]`, "", 1, func(res wire.Result) float64 { return res.Rows[1].Cells[0].Value }, func(i int, res wire.Result) {
-		if i == 0 && (res.Tuning.MaxGroups != 1 || res.Tuning.Aggregates[0].Upper < 8 || res.Tuning.Aggregates[0].Upper > 64) {
-			t.Errorf("tuning chose L0 %d and clamp %v; every customer buys once in one category for 10.00: want 1 and 16-ish (%s)",
-				res.Tuning.MaxGroups, res.Tuning.Aggregates[0].Upper, res.Tuning.Reason)
+		if res.Tuning.MaxGroups == 1 {
+			l0s++
+		}
+		if c := res.Tuning.Aggregates[0].Upper; c < 8 || c > 64 {
+			t.Errorf("run %d: tuning chose a clamp of %v for purchases of 10.00; want 16-ish (%s)", i, c, res.Tuning.Reason)
 		}
 	})
+	if l0s < 2*runs*3/4 {
+		t.Errorf("tuning chose L0 1 in %d of %d runs; every customer buys in one category: want it in three runs of four", l0s, 2*runs)
+	}
 }
 
 // TestTunedNormNeighbours: the same black-box test on the norm path — δ > 0
