@@ -203,7 +203,8 @@ func setFieldsJS(fields [][2]string) string {
 	return `(() => {
   for (const [id, v] of ` + string(b) + `) {
     const el = document.getElementById(id);
-    el.value = v;
+    if (el.type === "checkbox") el.checked = v === "true";
+    else el.value = v;
     el.dispatchEvent(new Event("input", { bubbles: true }));
     el.dispatchEvent(new Event("change", { bubbles: true }));
   }
@@ -335,7 +336,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	fill := chromedp.Evaluate[bool](setFieldsJS([][2]string{
 		{"measure", "count"}, {"dimension", "channel"},
 		{"event-type", "purchase"}, {"granularity", "month"}, {"from", from}, {"to", to},
-		{"epsilon", "1"}, {"max-groups", "12"}, {"max-rows", "3"},
+		{"auto-bounds", "false"}, {"epsilon", "1"}, {"max-groups", "12"}, {"max-rows", "3"},
 	}))
 	do("ask and explain",
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error { _, err := fill(ctx, tg); return err }),
@@ -506,7 +507,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// quarter and category. Its keys pass DP partition selection, which needs δ;
 	// the chart keeps the largest series and the table has them all.
 	fill = chromedp.Evaluate[bool](setFieldsJS([][2]string{
-		{"measure", "mean:amount"}, {"lower", "0"}, {"upper", "50"}, {"dimension", "category"},
+		{"measure", "mean:amount"}, {"auto-bounds", "false"}, {"lower", "0"}, {"upper", "50"}, {"dimension", "category"},
 		{"granularity", "quarter"}, {"epsilon", "1"}, {"max-groups", "4"}, {"max-rows", "2"},
 	}))
 	do("ask a second question",
@@ -543,6 +544,55 @@ func TestDashboardInBrowser(t *testing.T) {
 	if note := text("read the chart note", "trend-note"); lines != 8 || !strings.Contains(note, "the 8 largest of") {
 		t.Errorf("the chart of %d rows draws %d lines with the note %q; want the 8 largest categories, and a note that says so", len(res.Rows), lines, note)
 	}
+
+	// A third question with the limits left to the data (the form's default):
+	// revenue per month and channel. The query sent has no bounds, the cost
+	// says the limits are chosen when it runs, and the answer line says what
+	// tuning chose — as the API's own answer reports it.
+	fill = chromedp.Evaluate[bool](setFieldsJS([][2]string{
+		{"measure", "sum:amount"}, {"auto-bounds", "true"}, {"dimension", "channel"}, {"granularity", "month"}, {"epsilon", "1"},
+	}))
+	do("ask a tuned question",
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error { _, err := fill(ctx, tg); return err }),
+		chromedp.WaitNotVisible(chromedp.ID("bounds-row")),
+		chromedp.WaitEnabled(chromedp.ID("run")),
+	)
+	var disabled bool
+	eval("the manual limits are off", `document.getElementById("max-groups").disabled && document.getElementById("max-rows").disabled`, &disabled)
+	if !disabled {
+		t.Errorf("with the limits chosen from the data, the manual limits can still be edited")
+	}
+	if explainText = text("read the tuned cost", "explain-body"); !strings.Contains(explainText, "chosen from the data when it runs") {
+		t.Errorf("the cost of a tuned question reads %q; it should say the limits are chosen when it runs", explainText)
+	}
+	do("run the tuned question",
+		chromedp.Click(chromedp.ID("run")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`(window.privalyticsDashboard.lastResult || {aggregates: [{}]}).aggregates[0].op === "sum"`)(ctx, tg)
+			return err
+		}),
+		chromedp.WaitEnabled(chromedp.ID("run")),
+	)
+	var sent struct {
+		Bounds     *json.RawMessage `json:"bounds"`
+		Aggregates []struct {
+			Lower *float64 `json:"lower"`
+		} `json:"aggregates"`
+	}
+	eval("read the tuned query sent", `window.privalyticsDashboard.lastQuery`, &sent)
+	if sent.Bounds != nil || len(sent.Aggregates) != 1 || sent.Aggregates[0].Lower != nil {
+		t.Errorf("the query sent with the limits left to the data carries bounds: %+v", sent)
+	}
+	res = answerOfAPI()
+	if res.Tuning == nil || len(res.Tuning.Aggregates) != 1 {
+		t.Fatalf("the tuned question's answer has no tuning report: %+v", res)
+	}
+	meta := text("read the answer line", "result-meta")
+	if want := fmt.Sprintf("limits chosen from the data: a customer in at most %d groups", res.Tuning.MaxGroups); !strings.Contains(meta, want) ||
+		!strings.Contains(meta, jsNumber(res.Tuning.Aggregates[0].Upper)) {
+		t.Errorf("the answer line reads %q; want it to say %q and the clamp %s the API reports", meta, want, jsNumber(res.Tuning.Aggregates[0].Upper))
+	}
+	checkTable(res, "month|channel|sum_amount|sum_amount 95% lower|sum_amount 95% upper")
 
 	if p := problems.unexpected("status of 401"); len(p) > 0 {
 		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))

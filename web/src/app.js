@@ -166,8 +166,26 @@ function currentMeasure() {
   return measures.find((x) => x.id === $("measure").value) || measures[0];
 }
 
+// autoBounds: the limits are left to automatic tuning (the default), which
+// gives the typical cell the smallest expected error for the same ε.
+function autoBounds() {
+  return $("auto-bounds").checked;
+}
+
 function syncBounds() {
-  show($("bounds-row"), !!currentMeasure().bounded);
+  show($("bounds-row"), !!currentMeasure().bounded && !autoBounds());
+  for (const id of ["max-groups", "max-rows"]) $(id).disabled = autoBounds();
+}
+
+// withBounds puts the form's fixed limits on a query, unless tuning chooses them.
+function withBounds(q, agg, m) {
+  if (autoBounds()) return q;
+  if (m.bounded) {
+    agg.lower = Number($("lower").value);
+    agg.upper = Number($("upper").value);
+  }
+  q.bounds = { max_groups: Number($("max-groups").value), max_rows_per_group: Number($("max-rows").value) };
+  return q;
 }
 
 // buildQuery turns the form into a query of the JSON model (see the README).
@@ -175,10 +193,6 @@ function buildQuery() {
   const schema = state.tenant.schema;
   const m = currentMeasure();
   const agg = { ...m.agg };
-  if (m.bounded) {
-    agg.lower = Number($("lower").value);
-    agg.upper = Number($("upper").value);
-  }
   const where = [];
   const type = $("event-type").value;
   if (!$("type-row").hidden && type) where.push({ column: "type", eq: type });
@@ -191,14 +205,13 @@ function buildQuery() {
     const col = dimensions.find((c) => c.name === dim);
     if (col && !col.allowed) delta = 1e-6; // partition selection of data-derived keys
   }
-  const q = {
+  const q = withBounds({
     where,
     group_by: groupBy,
     aggregates: [agg],
-    bounds: { max_groups: Number($("max-groups").value), max_rows_per_group: Number($("max-rows").value) },
     epsilon: Number($("epsilon").value),
     confidence: 0.95,
-  };
+  }, agg, m);
   if (delta) q.delta = delta;
   return q;
 }
@@ -209,10 +222,6 @@ function buildQuery() {
 function buildViewSpec() {
   const m = currentMeasure();
   const agg = { ...m.agg };
-  if (m.bounded) {
-    agg.lower = Number($("lower").value);
-    agg.upper = Number($("upper").value);
-  }
   const where = [];
   const type = $("event-type").value;
   if (!$("type-row").hidden && type) where.push({ column: "type", eq: type });
@@ -223,14 +232,13 @@ function buildViewSpec() {
     groupBy.push({ column: dim, keys: col && col.allowed ? [...col.allowed] : undefined });
   }
   const epsilon = Number($("epsilon").value);
-  const query = {
+  const query = withBounds({
     where,
     group_by: groupBy,
     aggregates: [agg],
-    bounds: { max_groups: Number($("max-groups").value), max_rows_per_group: Number($("max-rows").value) },
     epsilon,
     confidence: 0.95,
-  };
+  }, agg, m);
   const name = $("view-name").value.trim() || `${m.label}${dim ? ` by ${dim}` : ""}${type && !$("type-row").hidden ? ` (${type})` : ""}`;
   return {
     name,
@@ -273,7 +281,9 @@ async function explain() {
     const b = ex.budget;
     const rows = [
       ["Cost", `ε ${fmtEps(ex.cost.epsilon)}${ex.cost.delta ? ` · δ ${ex.cost.delta.toExponential(0)}` : ""}${ex.cost.rho ? ` · ρ ${fmtEps(ex.cost.rho)}` : ""}`],
-      ["Expected error", `± ${fmt(a.half_width)} per cell (${Math.round(ex.confidence * 100)}%)${a.note ? ` — ${a.note}` : ""}`],
+      a.tuned
+        ? ["Expected error", `chosen from the data when it runs: the limits and the noise are picked for the smallest expected error, and each cell comes with its ${Math.round(ex.confidence * 100)}% interval`]
+        : ["Expected error", `± ${fmt(a.half_width)} per cell (${Math.round(ex.confidence * 100)}%)${a.note ? ` — ${a.note}` : ""}`],
     ];
     // A key with its own share spends from that share; zCDP answers compose in ρ,
     // so there subtracting ε would mislead and the budget is shown as it stands.
@@ -418,7 +428,7 @@ export function shortfall(cost, q) {
 
 const form = $("query-form");
 form.addEventListener("input", (ev) => {
-  if (ev.target.id === "measure") syncBounds();
+  if (ev.target.id === "measure" || ev.target.id === "auto-bounds") syncBounds();
   if (ev.target.name === "mode") syncMode();
   scheduleExplain();
 });
@@ -456,7 +466,17 @@ function render(res) {
     `${agg.mechanism} noise`, `${res.rows.length} cells`];
   if (res.cached) parts[0] = "Answered from the cache at no cost (same question, same data)";
   if (res.thresholded) parts.push("groups released through DP partition selection");
+  if (res.tuning) parts.push(tuningSummary(res.tuning));
   $("result-meta").textContent = parts.join(" · ");
+}
+
+// tuningSummary says in a few words what automatic tuning chose.
+export function tuningSummary(t) {
+  const a = (t.aggregates || [])[0];
+  let bound = "";
+  if (a && a.max_norm) bound = `, each customer's totals scaled to a norm of ${fmt(a.max_norm)} across the ${t.max_groups} groups`;
+  else if (a) bound = `, a customer's total per cell clamped to ${fmt(a.upper)}`;
+  return `limits chosen from the data: a customer in at most ${t.max_groups} groups${bound} (${fmtEps(t.epsilon)} of ε spent choosing)`;
 }
 
 // series splits the rows by the second key (the dimension), or one "total".
