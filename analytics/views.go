@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -520,12 +521,13 @@ func (v *Views) refresh(ctx context.Context, r ViewRequest, view *privalytics.Vi
 		if made >= maxReleasesPerRefresh {
 			return now, nil // the rest at the next read
 		}
-		ok, err := v.release(ctx, r, view, b, kind)
+		rel, err := v.release(ctx, r, view, b, kind, have)
 		if err != nil {
 			return now, err
 		}
-		if ok {
+		if rel != nil {
 			made++
+			have = append(have, *rel) // a backfill's later buckets may reuse its tuning
 		} else {
 			due = now
 		}
@@ -553,17 +555,81 @@ func kindOf(r privalytics.Release) string {
 	return r.State
 }
 
-// release makes one release: claim, run through the query service, store.
-func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.View, b bucketSpan, kind string) (made bool, err error) {
+// reuseTunings is how many releases in a row may reuse the limits tuning
+// chose for an earlier one before the view tunes afresh (tuningFrom).
+const reuseTunings = 3
+
+// tuningFrom is, for a view whose query is tuned, the tuning report of its
+// latest release that tuned afresh (ε spent on it), when at most
+// reuseTunings releases since have reused it; nil otherwise. Its limits are a
+// DP output already paid for: reusing them for the next release is
+// post-processing, and that release spends all its ε on the answer instead
+// of 15% on histograms — 18% more ε for the cells, for a view whose data
+// changes slowly from one bucket to the next.
+func tuningFrom(q *privalytics.Query, have []privalytics.Release, before time.Time) (*privalytics.TuningReport, string) {
+	if !wantsTuning(q) || (q.Tuning != nil && q.Tuning.Share != 0) {
+		return nil, ""
+	}
+	rels := slices.Clone(have)
+	slices.SortFunc(rels, func(a, b privalytics.Release) int { return b.Start.Compare(a.Start) })
+	reused := 0
+	for _, rel := range rels {
+		if rel.State != privalytics.ReleaseClosed || rel.Result == nil || rel.Result.Tuning == nil || !rel.Start.Before(before) {
+			continue
+		}
+		if rel.Result.Tuning.Epsilon > 0 {
+			return rel.Result.Tuning, rel.Bucket
+		}
+		if reused++; reused >= reuseTunings {
+			return nil, ""
+		}
+	}
+	return nil, ""
+}
+
+// withTuning is q with the limits of a tuning report as fixed bounds; nil
+// when the report does not cover every aggregate tuning would choose for.
+func withTuning(q *privalytics.Query, t *privalytics.TuningReport) *privalytics.Query {
+	out := *q
+	out.Tuning = nil
+	out.Noise = t.Noise
+	out.Bounds = privalytics.Bounds{MaxGroups: t.MaxGroups}
+	out.Aggregates = slices.Clone(q.Aggregates)
+	for i, a := range out.Aggregates {
+		if a.Op == "distinct_customers" {
+			continue
+		}
+		k := slices.IndexFunc(t.Aggregates, func(ta privalytics.TunedAggregate) bool { return ta.Name == a.Name })
+		if k < 0 || a.Name == "" {
+			return nil
+		}
+		ta := t.Aggregates[k]
+		out.Aggregates[i].ContributionBoundsPerGroup = &privalytics.GroupBounds{Lower: ta.Lower, Upper: ta.Upper, MaxNorm: ta.MaxNorm}
+	}
+	return &out
+}
+
+// release makes one release: claim, run through the query service, store;
+// it returns the release made, nil when none was. have are the view's
+// releases so far (for the tuning a release may reuse).
+func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.View, b bucketSpan, kind string, have []privalytics.Release) (*privalytics.Release, error) {
 	now := v.now().UTC()
 	rel := &privalytics.Release{ViewID: view.ID, Bucket: b.label, Start: b.start, End: b.end, State: kind, ClaimedAt: now}
-	err = v.store.ClaimRelease(ctx, r.Tenant.ID, rel, now.Add(-v.stale))
+	err := v.store.ClaimRelease(ctx, r.Tenant.ID, rel, now.Add(-v.stale))
 	if privalytics.ErrorCode(err) == privalytics.ECONFLICT {
-		return false, nil // another reader made it, or is making it
+		return nil, nil // another reader made it, or is making it
 	} else if err != nil {
-		return false, err
+		return nil, err
 	}
 	q := bucketQuery(r.Tenant, &view.ViewSpec, b)
+	reused, from := tuningFrom(q, have, b.start)
+	if reused != nil {
+		if fixed := withTuning(q, reused); fixed != nil {
+			q = fixed
+		} else {
+			reused = nil
+		}
+	}
 	// Once claimed, the release is every reader's: a reader that goes away
 	// does not cancel it (a cancelled query is charged, and abandoned it
 	// would be charged again).
@@ -575,6 +641,14 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	switch code := privalytics.ErrorCode(err); {
 	case err == nil && res != nil:
 		res.Budget = nil
+		if reused != nil {
+			// The answer says whose limits it used and that none of its ε
+			// went to choosing them.
+			t := *reused
+			t.Share, t.Epsilon = 0, 0
+			t.Reason = fmt.Sprintf("the limits tuning chose for the release of %s, reused (a DP output already paid for): all of ε went to this answer; there: %s", from, reused.Reason)
+			res.Tuning = &t
+		}
 		if _, jerr := json.Marshal(res); jerr != nil {
 			// Not storable (a non-finite value): recorded as failed, never
 			// retried, as the charge is made.
@@ -591,7 +665,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 		// EUNAVAILABLE comes from before the data), or the charge was refused:
 		// nothing was spent, and a later read tries again.
 		v.log.Warn("view release not made", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", err)
-		return false, v.store.AbandonRelease(ctx, r.Tenant.ID, view.ID, b.label, kind)
+		return nil, v.store.AbandonRelease(ctx, r.Tenant.ID, view.ID, b.label, kind)
 	default:
 		// Data may have been read and charged: record the failure, never retry.
 		v.log.Error("view release failed", "tenant", r.Tenant.ID, "view", view.ID, "bucket", b.label, "error", err)
@@ -600,7 +674,7 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	}
 	rel.ReleasedAt = v.now().UTC()
 	rel.Result, rel.Parameters = res, params
-	return true, v.store.CompleteRelease(ctx, r.Tenant.ID, rel)
+	return rel, v.store.CompleteRelease(ctx, r.Tenant.ID, rel)
 }
 
 func mechanismsOf(res *privalytics.Result) string {

@@ -465,3 +465,52 @@ func TestViewReleaseRefusedForBudgetIsRetried(t *testing.T) {
 		t.Errorf("spent ε %g, want 0.95 + 4 × 0.02", b.Spent.Epsilon)
 	}
 }
+
+// TestViewsReuseTheirTuning: a tuned view (revenue without bounds) tunes its
+// first release and reuses those limits — a DP output already paid for — for
+// the next three, each of which spends its whole ε on the answer and says so;
+// the fifth tunes afresh. Every release is charged the view's ε, no more.
+func TestViewsReuseTheirTuning(t *testing.T) {
+	t.Parallel()
+	clock := &simClock{t: time.Date(2026, 5, 5, 1, 0, 0, 0, time.UTC)}
+	f := newFixtureOpts(t, api.DefaultLimits(), dp.Secure(), `{"id":"shop","period":"lifetime","budget":{"epsilon":100}}`, func(d *api.Deps) { d.Now = clock.Now })
+	var events []string
+	for c := range 2000 {
+		for m := 1; m <= 5; m++ {
+			events = append(events, fmt.Sprintf(`{"customer_id":"c%d","ts":"2026-%02d-%02dT10:00:00Z","type":"purchase","amount":"%d.00"}`, c, m, 1+c%27, 5+c%40))
+		}
+	}
+	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(strings.Join(events, "\n")+"\n"), http.StatusOK, nil)
+	var v wire.View
+	f.mustDo(t, http.MethodPost, "/v1/views", f.admin, "application/json", nil,
+		[]byte(`{"name":"revenue","cadence":"month","epsilon":1,"start":"2026-01-01","query":{"aggregates":[{"name":"revenue","op":"sum","column":"amount"}]}}`), http.StatusCreated, &v)
+	var rels wire.Releases
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	if len(rels.Releases) != 4 {
+		t.Fatalf("%d releases by 5 May, want January to April", len(rels.Releases))
+	}
+	first := rels.Releases[0].Result.Tuning
+	if first == nil || first.Epsilon <= 0 {
+		t.Fatalf("January's release did not tune: %+v", first)
+	}
+	for _, r := range rels.Releases[1:] {
+		tr := r.Result.Tuning
+		if tr == nil || tr.Epsilon != 0 || !strings.Contains(tr.Reason, "reused") || !strings.Contains(tr.Reason, "2026-01") ||
+			tr.MaxGroups != first.MaxGroups || tr.Aggregates[0].Upper != first.Aggregates[0].Upper {
+			t.Errorf("%s: tuning %+v; want January's limits (L0 %d, clamp %v) reused, no ε spent on tuning", r.Bucket, tr, first.MaxGroups, first.Aggregates[0].Upper)
+		}
+		if got := r.Result.Aggregates[0].ContributionBoundsPerGroup; got == nil || got.Upper != first.Aggregates[0].Upper {
+			t.Errorf("%s: the answer's bounds %+v are not January's clamp %v", r.Bucket, got, first.Aggregates[0].Upper)
+		}
+	}
+	clock.Set(time.Date(2026, 6, 5, 1, 0, 0, 0, time.UTC))
+	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
+	if len(rels.Releases) != 5 || rels.Releases[4].Result.Tuning == nil || rels.Releases[4].Result.Tuning.Epsilon <= 0 {
+		t.Fatalf("May's release after three reuses: %+v; want it tuned afresh", rels.Releases[len(rels.Releases)-1].Result.Tuning)
+	}
+	var b api.BudgetResponse
+	f.mustDo(t, http.MethodGet, "/v1/budget", f.admin, "", nil, nil, http.StatusOK, &b)
+	if math.Abs(b.Spent.Epsilon-5) > 1e-9 {
+		t.Errorf("spent ε %g, want 5 releases × 1", b.Spent.Epsilon)
+	}
+}
