@@ -954,16 +954,25 @@ func label(t time.Time, unit string) string {
 	return t.Format("2006")
 }
 
+// aggregateName is a's name in answers: its own, or op_column (op alone for
+// count and distinct_customers).
+func aggregateName(a privalytics.Aggregate) string {
+	switch {
+	case a.Name != "":
+		return a.Name
+	case a.Op == "count" || a.Op == "distinct_customers":
+		return a.Op
+	}
+	return a.Op + "_" + a.Column
+}
+
 func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	ag := aggregate{op: a.Op, slot: -1}
-	ag.info = privalytics.AggregateInfo{Name: a.Name, Op: a.Op, Column: a.Column, Mechanism: string(p.kind)}
+	ag.info = privalytics.AggregateInfo{Name: aggregateName(a), Op: a.Op, Column: a.Column, Mechanism: string(p.kind)}
 	switch a.Op {
 	case "count", "distinct_customers":
 		if a.Column != "" || a.Lower != nil || a.Upper != nil {
 			return ag, fmt.Errorf("%s takes no column or bounds", a.Op)
-		}
-		if ag.info.Name == "" {
-			ag.info.Name = a.Op
 		}
 		if gb := a.ContributionBoundsPerGroup; gb != nil {
 			if a.Op != "count" {
@@ -1037,9 +1046,6 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 		ag.col, ag.typ, ag.auto = idx, c.Type, true
 		ag.info.AutoBounds = true
 		p.addSlot(&ag, a.Op, 0, 0)
-		if ag.info.Name == "" {
-			ag.info.Name = a.Op + "_" + a.Column
-		}
 		return ag, nil
 	}
 	if a.Lower == nil || a.Upper == nil {
@@ -1060,9 +1066,6 @@ func (p *Plan) compileAggregate(a privalytics.Aggregate) (aggregate, error) {
 	}
 	ag.col, ag.typ = idx, c.Type
 	p.addSlot(&ag, a.Op, lo, hi)
-	if ag.info.Name == "" {
-		ag.info.Name = a.Op + "_" + a.Column
-	}
 	return ag, nil
 }
 
@@ -1109,9 +1112,6 @@ func (p *Plan) perGroupBounds(ag *aggregate, a privalytics.Aggregate, gb privaly
 		ag.lo, ag.hi = math.MinInt64+1, math.MaxInt64
 		ag.info.Lower, ag.info.Upper = 0, 0
 		p.slotMid[ag.slot] = 0
-	}
-	if ag.info.Name == "" {
-		ag.info.Name = a.Op + "_" + a.Column
 	}
 	return nil
 }

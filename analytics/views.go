@@ -599,8 +599,9 @@ func withTuning(q *privalytics.Query, t *privalytics.TuningReport) *privalytics.
 		if a.Op == "distinct_customers" {
 			continue
 		}
-		k := slices.IndexFunc(t.Aggregates, func(ta privalytics.TunedAggregate) bool { return ta.Name == a.Name })
-		if k < 0 || a.Name == "" {
+		name := aggregateName(a)
+		k := slices.IndexFunc(t.Aggregates, func(ta privalytics.TunedAggregate) bool { return ta.Name == name })
+		if k < 0 {
 			return nil
 		}
 		ta := t.Aggregates[k]
@@ -624,10 +625,19 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 	q := bucketQuery(r.Tenant, &view.ViewSpec, b)
 	reused, from := tuningFrom(q, have, b.start)
 	if reused != nil {
-		if fixed := withTuning(q, reused); fixed != nil {
-			q = fixed
-		} else {
+		// Planned here first: a release that fails after its claim is
+		// stored as failed for good, so a reuse that would not plan tunes
+		// afresh instead.
+		fixed := withTuning(q, reused)
+		if fixed != nil {
+			if _, err := NewPlan(fixed, r.Tenant.Schema, v.queries.limits); err != nil {
+				fixed = nil
+			}
+		}
+		if fixed == nil {
 			reused = nil
+		} else {
+			q = fixed
 		}
 	}
 	// Once claimed, the release is every reader's: a reader that goes away

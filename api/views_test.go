@@ -466,7 +466,8 @@ func TestViewReleaseRefusedForBudgetIsRetried(t *testing.T) {
 	}
 }
 
-// TestViewsReuseTheirTuning: a tuned view (revenue without bounds) tunes its
+// TestViewsReuseTheirTuning: a tuned view (revenue without bounds, the
+// aggregate unnamed: the report names it sum_amount) tunes its
 // first release and reuses those limits — a DP output already paid for — for
 // the next three, each of which spends its whole ε on the answer and says so;
 // the fifth tunes afresh. Every release is charged the view's ε, no more.
@@ -483,7 +484,7 @@ func TestViewsReuseTheirTuning(t *testing.T) {
 	f.mustDo(t, http.MethodPost, "/v1/events", f.admin, "application/x-ndjson", nil, []byte(strings.Join(events, "\n")+"\n"), http.StatusOK, nil)
 	var v wire.View
 	f.mustDo(t, http.MethodPost, "/v1/views", f.admin, "application/json", nil,
-		[]byte(`{"name":"revenue","cadence":"month","epsilon":1,"start":"2026-01-01","query":{"aggregates":[{"name":"revenue","op":"sum","column":"amount"}]}}`), http.StatusCreated, &v)
+		[]byte(`{"name":"revenue","cadence":"month","epsilon":1,"start":"2026-01-01","query":{"aggregates":[{"op":"sum","column":"amount"}]}}`), http.StatusCreated, &v)
 	var rels wire.Releases
 	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)
 	if len(rels.Releases) != 4 {
