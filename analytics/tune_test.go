@@ -430,13 +430,22 @@ func TestTuningSeesSmallShops(t *testing.T) {
 func TestDropIsolated(t *testing.T) {
 	t.Parallel()
 	h := []float64{0, 40, 0, 900, 500, 0, 0, 120, 0, 0, 0, 150, 0, 0, 0, 0, 400}
-	dropIsolated(h, 300)
+	dropIsolated(h, 1, 300)
 	want := []float64{0, 40, 0, 900, 500, 0, 0, 120, 0, 0, 0, 0, 0, 0, 0, 0, 400}
 	if !slices.Equal(h, want) {
 		t.Errorf("dropIsolated = %v, want %v (the 150 far out dropped; the 400, above the bar, kept)", h, want)
 	}
+	// Two halves (positive and negative magnitudes) judged together: the
+	// negative half's only count, far above the positive run, is dropped
+	// though it is its half's fullest bin; one beside the run stays.
+	h = []float64{0, 900, 500, 0, 0, 0, 0, 0 /* negative: */, 0, 0, 0, 60, 0, 0, 0, 170}
+	dropIsolated(h, 2, 300)
+	want = []float64{0, 900, 500, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 0}
+	if !slices.Equal(h, want) {
+		t.Errorf("dropIsolated over two halves = %v, want %v", h, want)
+	}
 	empty := make([]float64, 5)
-	if dropIsolated(empty, 1); !slices.Equal(empty, make([]float64, 5)) {
+	if dropIsolated(empty, 1, 1); !slices.Equal(empty, make([]float64, 5)) {
 		t.Errorf("an empty histogram changed: %v", empty)
 	}
 }
