@@ -43,7 +43,8 @@ func (p *Plan) normBound(a aggregate) float64 {
 type cellState struct {
 	p       *Plan
 	norms   []float64 // pg aggregate → its binding norm bound (normBound), 0 for none
-	scales  []float64 // pg aggregate → the current customer's norm scaling; in the tuning pass Σ v²
+	scales  []float64 // pg aggregate → the current customer's norm scaling
+	sq      []float64 // pg aggregate → in the tuning pass, the current customer's Σ v²
 	kinds   []slotKind
 	stamp   uint32
 	mark    []uint32 // group → stamp when touched by the current customer
@@ -58,7 +59,7 @@ func newCellState(p *Plan, groups int) *cellState {
 	c := &cellState{p: p, kinds: p.slotKinds(), mark: make([]uint32, groups), rows: make([]int64, groups),
 		sumI: make([][]int64, p.slots), sumF: make([][]float64, p.slots), n: make([][]int64, p.slots)}
 	c.stamp = 1
-	c.norms, c.scales = make([]float64, len(p.pgAggs)), make([]float64, len(p.pgAggs))
+	c.norms, c.scales, c.sq = make([]float64, len(p.pgAggs)), make([]float64, len(p.pgAggs)), make([]float64, len(p.pgAggs))
 	for k, i := range p.pgAggs {
 		c.norms[k] = p.normBound(p.aggs[i])
 	}
@@ -213,7 +214,7 @@ func (c *cellState) flushTuning(t *tuneHist) {
 	if k > 0 {
 		t.groups[sizeBin(k)]++
 		w := 1 / float64(k)
-		sq := c.scales // free in the histogram pass: Σ v² per tuned aggregate
+		sq := c.sq
 		clear(sq)
 		for _, g := range c.touched {
 			for pi, ai := range c.p.pgAggs {

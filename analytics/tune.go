@@ -617,6 +617,10 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 			weights[i] = 1
 		}
 	}
+	stats := make([]valueStats, len(ts.tuned))
+	for k, i := range ts.tuned {
+		stats[k] = valueStatsOf(p.aggs[i], values[k])
+	}
 	best := choice{}
 	bestErr := math.Inf(1)
 	for _, kind := range ts.kinds {
@@ -632,7 +636,7 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 			var tuned []privalytics.TunedAggregate
 			for k, i := range ts.tuned {
 				a := p.aggs[i]
-				lo, hi, loss, e := bestClamp(a, values[k], kind, l0, budgets[i], f, cellsAll, ts.cells, perCell)
+				lo, hi, loss, e := bestClamp(a, stats[k], kind, l0, budgets[i], f, cellsAll, ts.cells, perCell)
 				c.los, c.his, c.loss = append(c.los, lo), append(c.his, hi), append(c.loss, loss)
 				tuned = append(tuned, privalytics.TunedAggregate{Name: a.info.Name, Lower: lo, Upper: hi, BoundingLoss: loss, ExpectedError: e})
 				total += e
@@ -662,7 +666,7 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 		var tuned []privalytics.TunedAggregate
 		for k, i := range ts.tuned {
 			a := p.aggs[i]
-			lo, hi, norm, loss, e := bestNorm(a, values[k], norms[k], budgets[i], cellsAll, ts.cells)
+			lo, hi, norm, loss, e := bestNorm(a, stats[k], norms[k], budgets[i], cellsAll, ts.cells)
 			c.los, c.his, c.norms, c.loss = append(c.los, lo), append(c.his, hi), append(c.norms, norm), append(c.loss, loss)
 			tuned = append(tuned, privalytics.TunedAggregate{Name: a.info.Name, Lower: lo, Upper: hi, BoundingLoss: loss, ExpectedError: e, MaxNorm: norm})
 			total += e
@@ -700,28 +704,18 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 // workload's cells within 10% fell from 25.1–25.9% to 23.2–25.5%. The two
 // models have to move together (bestClamp's needs a cell-weighted value
 // histogram, whose signal is 1/L0 per cell): left as the next step.
-func bestNorm(a aggregate, signedValues, norms []float64, b dp.Budget, cellsAll, cells float64) (lo, hi, norm, loss, relErr float64) {
-	var w, mass, neg, nw, nmass float64
-	for j := range tuneBins {
-		c := signedValues[j] + signedValues[tuneBins+j]
-		neg += signedValues[tuneBins+j]
-		w += c
-		mass += c * tuneRep(j)
-		nw += norms[j]
-		nmass += norms[j] * tuneRep(j)
+func bestNorm(a aggregate, v valueStats, norms []float64, b dp.Budget, cellsAll, cells float64) (lo, hi, norm, loss, relErr float64) {
+	nmass := 0.0
+	for j, n := range norms {
+		nmass += n * tuneRep(j)
 	}
-	signed := a.op != "count" && neg > 0.1*math.Max(w, 1)
-	if w <= 0 || mass <= 0 {
-		w, mass = 1, 1
+	if nmass <= 0 {
+		nmass = 1
 	}
-	if nw <= 0 || nmass <= 0 {
-		nw, nmass = 1, 1
-	}
-	cell := cellsAll * (mass / w) / cells
+	cell := cellsAll * v.mu / cells
 	unit := math.Pow10(a.scale)
 	relErr = math.Inf(1)
-	for step := range tuneBins * clampSteps {
-		c := roundSig3(math.Exp2(float64(step)/clampSteps + tuneMinExp))
+	for _, c := range clampGrid {
 		clamp := c
 		if a.op == "count" {
 			clamp = math.Ceil(c) // whole rows, at least the norm
@@ -729,22 +723,64 @@ func bestNorm(a aggregate, signedValues, norms []float64, b dp.Budget, cellsAll,
 		if a.op == "count" && clamp > 100_000 || clamp*unit > 1e15/2 || c > normMax {
 			continue
 		}
-		kept := 0.0
-		for j := range tuneBins {
-			kept += norms[j] * keptInBin(j, c)
-		}
-		l := 1 - kept/nmass
+		l := 1 - keptShare(norms, nmass, c)
 		e := dp.MedianAbsError(dp.Gaussian, dp.NoiseStd(dp.Gaussian, 1, c, b), l*cell) / cell
 		if e < relErr {
 			relErr, hi, norm, loss = e, clamp, c, l
 			lo = 0
-			if signed {
+			if v.signed {
 				lo = -clamp
 			}
 		}
 	}
 	return lo, hi, norm, loss, relErr
 }
+
+// valueStats summarises a tuned aggregate's noisy value histogram for the
+// clamp and norm choices: computed once per choice, not per candidate.
+type valueStats struct {
+	hist   []float64 // customer-groups by magnitude, both signs
+	mass   float64   // Σ count × value; 1 when nothing cleared the noise
+	mu     float64   // the typical customer-group value
+	signed bool      // enough negative values to clamp symmetrically
+}
+
+func valueStatsOf(a aggregate, signedHist []float64) valueStats {
+	v := valueStats{hist: make([]float64, tuneBins)}
+	var w, neg float64
+	for j := range tuneBins {
+		v.hist[j] = signedHist[j] + signedHist[tuneBins+j]
+		neg += signedHist[tuneBins+j]
+		w += v.hist[j]
+		v.mass += v.hist[j] * tuneRep(j)
+	}
+	v.signed = a.op != "count" && neg > 0.1*math.Max(w, 1)
+	if w <= 0 || v.mass <= 0 {
+		w, v.mass = 1, 1 // nothing seen above the noise: quote against one unit
+	}
+	v.mu = v.mass / w
+	return v
+}
+
+// keptShare is the share of a histogram's mass a clamp (or norm) c keeps:
+// Σ count × mean of min(value, c) over each bin ÷ mass.
+func keptShare(hist []float64, mass, c float64) float64 {
+	kept := 0.0
+	for j, h := range hist {
+		kept += h * keptInBin(j, c)
+	}
+	return kept / mass
+}
+
+// clampGrid is the clamps and norms tuning weighs: four steps to each power
+// of two from 2^tuneMinExp, three significant digits.
+var clampGrid = func() []float64 {
+	out := make([]float64, tuneBins*clampSteps)
+	for step := range out {
+		out[step] = roundSig3(math.Exp2(float64(step)/clampSteps + tuneMinExp))
+	}
+	return out
+}()
 
 // Customer-size bins of the groups histogram: the customer's number of groups
 // k in 1, 2, 3, 4, 5–8, 9–16, 17–32, 33+ — coarse, so that the few heavy
@@ -804,24 +840,10 @@ func keptInBin(j int, c float64) float64 {
 // typical relative error — the median of |bias + noise|, dp.MedianAbsError —
 // (noise and bounding bias, L0's included through
 // keptGroups, the share of customer-groups L0 keeps) of a typical cell.
-func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
-	hist := make([]float64, tuneBins) // by magnitude, both signs
-	var w, mass, neg float64
-	for j := range tuneBins {
-		hist[j] = signedHist[j] + signedHist[tuneBins+j]
-		neg += signedHist[tuneBins+j]
-		w += hist[j]
-		mass += hist[j] * tuneRep(j)
-	}
-	signed := a.op != "count" && neg > 0.1*math.Max(w, 1)
-	if w <= 0 || mass <= 0 {
-		w, mass = 1, 1 // nothing seen above the noise: quote against one unit
-	}
-	mu := mass / w // the typical customer-group value
+func bestClamp(a aggregate, v valueStats, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
 	unit := math.Pow10(a.scale)
 	relErr = math.Inf(1)
-	for step := range tuneBins * clampSteps {
-		c := roundSig3(math.Exp2(float64(step)/clampSteps + tuneMinExp))
+	for _, c := range clampGrid {
 		if a.op == "count" {
 			c = math.Round(c) // whole rows
 		}
@@ -829,13 +851,9 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 		if a.op == "count" && (c < 1 || c > 100_000) || c*unit > 1e15/2 {
 			continue
 		}
-		keptMass := 0.0
-		for k, h := range hist {
-			keptMass += h * keptInBin(k, c)
-		}
-		g := keptMass / mass
+		g := keptShare(v.hist, v.mass, c)
 		l := 0.0
-		if signed {
+		if v.signed {
 			l = -c
 		}
 		var e, lossC float64
@@ -843,9 +861,9 @@ func bestClamp(a aggregate, signedHist []float64, kind dp.NoiseKind, l0 int64, b
 			half := dp.Budget{Epsilon: b.Epsilon / 2, Delta: b.Delta / 2}
 			std := dp.NoiseStd(kind, l0, (c-l)/2, half) / math.Max(perCell, 1)
 			lossC = 1 - g
-			e = dp.MedianAbsError(kind, std, lossC*mu) / mu
+			e = dp.MedianAbsError(kind, std, lossC*v.mu) / v.mu
 		} else {
-			cell := cellsAll * mu / cells
+			cell := cellsAll * v.mu / cells
 			std := dp.NoiseStd(kind, l0, c, b)
 			lossC = 1 - keptGroups*g
 			e = dp.MedianAbsError(kind, std, lossC*cell) / cell

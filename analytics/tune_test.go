@@ -275,7 +275,7 @@ func TestTuningClampsStayPlannable(t *testing.T) {
 	hist := make([]float64, 2*tuneBins)
 	hist[tuneBins-1] = 1e9 // everyone at the largest magnitude
 	for _, a := range []aggregate{{op: "count"}, {op: "sum", scale: 3}, {op: "mean", scale: 3}} {
-		lo, hi, _, _ := bestClamp(a, hist, dp.Laplace, 1, dp.Budget{Epsilon: 1e6}, 1, 1e9, 1, 1e9)
+		lo, hi, _, _ := bestClamp(a, valueStatsOf(a, hist), dp.Laplace, 1, dp.Budget{Epsilon: 1e6}, 1, 1e9, 1, 1e9)
 		switch {
 		case a.op == "count" && (hi < 1 || hi > 100_000 || hi != math.Trunc(hi)):
 			t.Errorf("count clamp %v: not a whole number of rows in 1..100000", hi)
