@@ -299,7 +299,11 @@ func writeAtomic(dir, name string, v any) error {
 func (k *tenantKeys) sealFrame(plain []byte) ([]byte, error) {
 	id, aead := k.currentAEAD()
 	payload := plain[frameHeader:]
-	out := make([]byte, frameHeader+frameKeyBytes, frameHeader+frameKeyBytes+len(payload)+gcmTag)
+	out := frameBuf()
+	if need := frameHeader + frameKeyBytes + len(payload) + gcmTag; cap(out) < need {
+		out = make([]byte, 0, need)
+	}
+	out = out[:frameHeader+frameKeyBytes]
 	copy(out, encFrameMagic[:])
 	binary.LittleEndian.PutUint32(out[frameHeader:], id)
 	nonce := out[frameHeader+4 : frameHeader+frameKeyBytes]

@@ -249,3 +249,25 @@ func FuzzDecodeImage(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameSizeHint: encodeFrame sizes its buffer once from ipcSize; a hint
+// below the real size would silently fall back to growing (and clearing) the
+// buffer as the IPC writer writes, the cost the hint exists to avoid.
+func TestFrameSizeHint(t *testing.T) {
+	for _, n := range []int{1, 7, 1000, 20000} {
+		rec := testRecord(n, n)
+		key := "idem"
+		frame, err := encodeFrame(nil, key, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hint := frameHeader + 2 + len(key) + ipcSize(rec)
+		if len(frame) > hint || cap(frame) != hint {
+			t.Errorf("%d rows: frame of %d bytes in a buffer of %d, hint %d: want the frame within the hint and no regrowth", n, len(frame), cap(frame), hint)
+		}
+		if hint > 2*len(frame)+64<<10 {
+			t.Errorf("%d rows: hint %d for a frame of %d bytes is far too large", n, hint, len(frame))
+		}
+		rec.Release()
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
@@ -33,6 +34,11 @@ func encodeFrame(dst []byte, key string, rec arrow.Record) ([]byte, error) {
 	if len(key) > 0xffff {
 		return nil, fmt.Errorf("idempotency key of %d bytes does not fit a frame", len(key))
 	}
+	if need := frameHeader + 2 + len(key) + ipcSize(rec); cap(dst)-len(dst) < need {
+		// Room for the whole frame at once: growing as the IPC writer writes
+		// would copy and clear a batch's megabytes several times over.
+		dst = append(make([]byte, 0, len(dst)+need), dst...)
+	}
 	start := len(dst)
 	dst = append(dst, frameMagic[:]...)
 	dst = append(dst, make([]byte, 8)...)
@@ -57,6 +63,52 @@ func encodeFrame(dst []byte, key string, rec arrow.Record) ([]byte, error) {
 }
 
 func crcOf(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
+
+// ipcSize is about the bytes of rec as one Arrow IPC stream, a little over:
+// its buffers, each padded to 8 bytes, dictionaries included, and room for
+// the schema and batch messages.
+func ipcSize(rec arrow.Record) int {
+	n := 4096
+	var add func(d arrow.ArrayData)
+	add = func(d arrow.ArrayData) {
+		n += 512 // the field's metadata; a dictionary's message
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += b.Len() + 8
+			}
+		}
+		for _, c := range d.Children() {
+			add(c)
+		}
+		if d.DataType().ID() == arrow.DICTIONARY {
+			add(d.Dictionary())
+		}
+	}
+	for _, c := range rec.Columns() {
+		add(c.Data())
+	}
+	return n
+}
+
+// framePool recycles frame buffers once they are written: a batch's frame is
+// megabytes, and a fresh buffer costs its page faults and zeroing on every
+// append.
+var framePool sync.Pool // of *[]byte
+
+// frameBuf returns an empty buffer for a frame, recycled when one is free.
+func frameBuf() []byte {
+	if p, ok := framePool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// recycleFrame gives a written frame's buffer back. Nothing may use b after.
+func recycleFrame(b []byte) {
+	if cap(b) >= 64<<10 && cap(b) <= 64<<20 {
+		framePool.Put(&b)
+	}
+}
 
 type frame struct {
 	key string

@@ -298,7 +298,7 @@ func (s *Store) Append(ctx context.Context, tenantID string, schema privalytics.
 	if !t.arrow.Equal(b.Record.Schema()) {
 		return privalytics.AppendResult{}, privalytics.Errorf(privalytics.EINVALID, "the batch's columns do not match tenant %s's schema: build records with Schema.Arrow(), got %s", tenantID, schemaOf(b.Record))
 	}
-	frame, err := encodeFrame(nil, b.IdempotencyKey, b.Record)
+	frame, err := encodeFrame(frameBuf(), b.IdempotencyKey, b.Record)
 	if err != nil {
 		return privalytics.AppendResult{}, fmt.Errorf("events: encode batch: %w", err)
 	}

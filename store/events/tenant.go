@@ -633,9 +633,11 @@ func (t *tenant) writeGroup(group []*pending) {
 		cur := t.keys.currentID()
 		for _, p := range fresh {
 			if binary.LittleEndian.Uint32(p.frame[frameHeader:]) != cur {
+				stale := p.frame
 				if p.frame, err = t.keys.sealFrame(p.plain); err != nil {
 					break
 				}
+				recycleFrame(stale)
 			}
 		}
 	}
@@ -643,10 +645,18 @@ func (t *tenant) writeGroup(group []*pending) {
 		err = fmt.Errorf("events: encrypt batch: %w", err)
 	} else if len(fresh) == 1 {
 		buf = fresh[0].frame
-	} else {
+	} else if len(fresh) > 1 {
+		total := 0
+		for _, p := range fresh {
+			total += len(p.frame)
+		}
+		if buf = frameBuf(); cap(buf) < total {
+			buf = make([]byte, 0, total)
+		}
 		for _, p := range fresh {
 			buf = append(buf, p.frame...)
 		}
+		defer recycleFrame(buf)
 	}
 	switch {
 	case err != nil: // nothing is written
@@ -677,6 +687,10 @@ func (t *tenant) writeGroup(group []*pending) {
 	}
 	t.mu.Unlock()
 	for _, p := range group {
+		recycleFrame(p.frame)
+		if p.plain != nil {
+			recycleFrame(p.plain)
+		}
 		p.frame, p.plain = nil, nil
 		close(p.done)
 	}
