@@ -191,14 +191,25 @@ type batch struct {
 	seen  uint64 // columns set in the current row (a schema has at most 64)
 	null  uint64 // columns given as null in the current row
 	order []int  // order[k]: the column of the k-th field of the previous row
-	// pseudonyms memoises the keyed hash per customer within this batch: busy
-	// customers appear many times in one batch, and HMAC is the costliest step.
-	// It lives only as long as the batch.
+	// pseudonyms memoises the keyed hash per customer: busy customers appear
+	// many times in a file, and HMAC is the costliest step. It lives as long
+	// as the batch and the batches nextBatch makes after it (one import's
+	// worker), at most 65,536 entries.
 	pseudonyms map[string]uint64
+	lastID     []byte    // the previous row's customer identifier (a copy), nil before the first
+	lastSubj   uint64    // and its pseudonym
 	finds      []Finding // scratch of the stray personal data scan
 }
 
-func (c *Converter) newBatch(capacity int) *batch {
+func (c *Converter) newBatch(capacity int) *batch { return c.nextBatch(nil, capacity) }
+
+// nextBatch returns an empty batch for the rows after prev's (nil: the first).
+// Its column buffers are new, as prev's went into prev's record; prev's maps
+// and scratch are taken over, so that a long import does not grow a
+// dictionary's map afresh for every batch: the dictionaries cleared, the
+// pseudonym memo kept (a customer's identifier maps to the same pseudonym in
+// every batch). prev must not be used after.
+func (c *Converter) nextBatch(prev *batch, capacity int) *batch {
 	n := len(c.cols)
 	b := &batch{c: c, i64: make([][]int64, n), f64: make([][]float64, n), bools: make([][]bool, n),
 		dict: make([]map[string]int32, n), dvals: make([][]string, n), idx: make([][]int32, n), valid: make([][]bool, n)}
@@ -208,7 +219,12 @@ func (c *Converter) newBatch(capacity int) *batch {
 	for i := range b.last {
 		b.last[i] = -1
 	}
-	b.pseudonyms = make(map[string]uint64, min(capacity, 1<<12))
+	if prev != nil {
+		b.pseudonyms, b.finds = prev.pseudonyms, prev.finds[:0]
+		copy(b.order, prev.order)
+	} else {
+		b.pseudonyms = make(map[string]uint64, min(capacity, 1<<12))
+	}
 	for i, col := range c.cols {
 		if i == 0 {
 			continue
@@ -218,7 +234,12 @@ func (c *Converter) newBatch(capacity int) *batch {
 		}
 		switch col.Type {
 		case privalytics.TypeString:
-			b.dict[i] = map[string]int32{}
+			if prev != nil {
+				b.dict[i], b.dvals[i] = prev.dict[i], prev.dvals[i][:0] // record copied the values
+				clear(b.dict[i])
+			} else {
+				b.dict[i] = map[string]int32{}
+			}
 			b.idx[i] = make([]int32, 0, capacity)
 		case privalytics.TypeFloat:
 			b.f64[i] = make([]float64, 0, capacity)
@@ -258,6 +279,7 @@ func (b *batch) reset() {
 		b.last[i] = -1
 	}
 	clear(b.pseudonyms)
+	b.lastID = nil
 }
 
 // set stores one field value of the current row. On error the batch is to be
@@ -380,6 +402,12 @@ func (b *batch) setSubject(v *value, line int) error {
 	if len(v.raw) > b.c.maxLen[0] {
 		return rowError(line, name, fmt.Sprintf("the customer identifier is %d bytes long, longer than the %d allowed", len(v.raw), b.c.maxLen[0]))
 	}
+	// A customer's events are often neighbours (a session, an order's lines).
+	if b.lastID != nil && string(b.lastID) == string(v.raw) {
+		b.u64 = append(b.u64, b.lastSubj)
+		b.seen |= 1
+		return nil
+	}
 	subj, ok := b.pseudonyms[string(v.raw)]
 	if !ok {
 		if v.kind == kindText && !utf8.Valid(v.raw) {
@@ -390,6 +418,7 @@ func (b *batch) setSubject(v *value, line int) error {
 			b.pseudonyms[string(v.raw)] = subj
 		}
 	}
+	b.lastID, b.lastSubj = append(b.lastID[:0], v.raw...), subj
 	b.u64 = append(b.u64, subj)
 	b.seen |= 1
 	return nil

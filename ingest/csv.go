@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"unsafe"
 )
@@ -18,9 +19,41 @@ import (
 // closing quote, is an error; blank lines are skipped; a trailing \r is dropped;
 // every record must have as many fields as the header.
 type csvReader struct {
-	r    *bufio.Reader
-	line int // lines read so far
-	nf   int // fields per record; 0 until the header is read
+	r lineSource
+	// chunk, when set, is r itself reading a chunk that is also the block's
+	// data: unquoted records then stay where they are instead of being copied.
+	chunk *byteLines
+	line  int // lines read so far
+	nf    int // fields per record; 0 until the header is read
+}
+
+// lineSource yields lines as bufio.Reader.ReadSlice('\n') does.
+type lineSource interface {
+	ReadSlice(delim byte) ([]byte, error)
+}
+
+// byteLines serves the lines of a chunk in memory, with bufio.Reader's rules:
+// a line longer than the 1 MiB buffer is bufio.ErrBufferFull.
+type byteLines struct {
+	b   []byte
+	pos int
+}
+
+func (s *byteLines) ReadSlice(delim byte) ([]byte, error) {
+	rest := s.b[s.pos:]
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	i := bytes.IndexByte(rest, delim)
+	if i >= maxCSVLine || (i < 0 && len(rest) > maxCSVLine) {
+		return nil, bufio.ErrBufferFull
+	}
+	if i < 0 {
+		s.pos = len(s.b)
+		return rest, io.EOF
+	}
+	s.pos += i + 1
+	return rest[:i+1], nil
 }
 
 // csvBlock is a run of records. Field j of row i is data[bounds[2(i·nf+j)] :
@@ -112,12 +145,18 @@ func (r *csvReader) record(b *csvBlock) error {
 	mark := len(b.bounds)
 	if bytes.IndexByte(ln, '"') < 0 {
 		// The common case: no quotes, so the line is the fields.
+		raw := len(ln)
 		ln = trimEOL(ln)
-		if len(b.data)+len(ln) > 1<<31-1 {
-			return &csvError{start, "block too large"}
+		var base int32
+		if r.chunk != nil {
+			base = int32(r.chunk.pos - raw) // b.data begins with the chunk
+		} else {
+			if len(b.data)+len(ln) > 1<<31-1 {
+				return &csvError{start, "block too large"}
+			}
+			base = int32(len(b.data))
+			b.data = append(b.data, ln...)
 		}
-		base := int32(len(b.data))
-		b.data = append(b.data, ln...)
 		from := int32(0)
 		for {
 			i := bytes.IndexByte(ln[from:], ',')
@@ -224,4 +263,118 @@ func trimEOL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// parseChunk splits a chunk that ends at a record boundary (see chunker) into
+// one block whose data is the chunk itself; line is the number of lines before
+// the chunk. On a malformed record it returns the rows before it and the error.
+// The block reuses b's slices when b is not nil.
+func parseChunk(b *csvBlock, data []byte, line, nf, rowsHint int) (*csvBlock, error) {
+	src := &byteLines{b: data}
+	r := &csvReader{r: src, chunk: src, line: line, nf: nf}
+	if b == nil {
+		b = &csvBlock{}
+	}
+	b.nf, b.data = nf, data[:len(data):len(data)]
+	b.bounds, b.lines = slices.Grow(b.bounds[:0], 2*nf*rowsHint), slices.Grow(b.lines[:0], rowsHint)
+	for {
+		if err := r.record(b); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+	}
+}
+
+// chunker cuts a CSV stream into chunks that end at record boundaries, so that
+// several goroutines can split and convert them at once. A newline ends a
+// record exactly when an even number of quotes precedes it since the last
+// boundary: RFC 4180 doubles a quote inside a quoted field, so a newline inside
+// quotes always follows an odd count. In a malformed file (a bare quote) the
+// count is off; the chunk then grows until a boundary is found or the limit is
+// reached, and parsing it reports the malformed record with its line.
+type chunker struct {
+	r     io.Reader
+	carry []byte // read past the last cut
+	eof   bool
+	line  int // lines before the next chunk
+	// free, if set, holds chunks whose rows are converted, for reuse: a fresh
+	// buffer of megabytes costs its page faults and zeroing every time.
+	free chan []byte
+}
+
+// next returns the next chunk of about target bytes (more when a record is
+// longer) and the number of lines before it, or io.EOF after the last one.
+func (c *chunker) next(target int) ([]byte, int, error) {
+	if c.eof && len(c.carry) == 0 {
+		return nil, c.line, io.EOF
+	}
+	var buf []byte
+	select {
+	case buf = <-c.free:
+	default:
+		// A small first read, then the whole target: a small file gets no
+		// large buffer.
+		buf = make([]byte, 0, min(target, 64<<10)+len(c.carry)+4096)
+	}
+	buf = append(buf[:0], c.carry...)
+	limit := target + 2*maxCSVLine // no record this long is valid: hand it over for its error
+	cut := 0
+	for {
+		for len(buf) < target && !c.eof {
+			if len(buf) == cap(buf) {
+				buf = append(make([]byte, 0, target+4096), buf...)
+			}
+			n, err := c.r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF {
+				c.eof = true
+			} else if err != nil {
+				return nil, c.line, &csvError{c.line + bytes.Count(buf, []byte{'\n'}) + 1, "reading the file: " + err.Error()}
+			}
+		}
+		if c.eof {
+			cut = len(buf)
+			break
+		}
+		if cut = recordBoundary(buf); cut > 0 {
+			break
+		}
+		if len(buf) >= limit {
+			cut = len(buf)
+			break
+		}
+		target = min(2*len(buf), limit)
+	}
+	chunk := buf[:cut]
+	c.carry = append(c.carry[:0], buf[cut:]...)
+	start := c.line
+	c.line += bytes.Count(chunk, []byte{'\n'})
+	return chunk, start, nil
+}
+
+// recordBoundary returns the offset just after the last newline of b that ends
+// a record, or 0 if none does.
+func recordBoundary(b []byte) int {
+	last := bytes.LastIndexByte(b, '\n')
+	if last < 0 {
+		return 0
+	}
+	if bytes.Count(b[:last], []byte{'"'})%2 == 0 {
+		return last + 1
+	}
+	// The last newline is inside quotes: find the last one outside.
+	cut, open := 0, false
+	for i, ch := range b[:last] {
+		switch ch {
+		case '"':
+			open = !open
+		case '\n':
+			if !open {
+				cut = i + 1
+			}
+		}
+	}
+	return cut
 }

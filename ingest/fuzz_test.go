@@ -134,18 +134,26 @@ func FuzzImportCSV(f *testing.F) {
 			return // gzip: the splitter sees other bytes
 		}
 		want, wantErr := csv.NewReader(bytes.NewReader(data)).ReadAll()
-		got, gotErr := splitAll(string(data))
-		switch {
-		case wantErr == nil && gotErr != nil:
-			t.Fatalf("we refuse what encoding/csv reads: %v: %q", gotErr, data)
-		case wantErr != nil && gotErr == nil:
-			t.Fatalf("we read what encoding/csv refuses (%v): %q", wantErr, data)
-		case wantErr == nil:
-			if len(want) == 0 {
-				want = nil
+		if wantErr == nil && len(want) == 0 {
+			want = nil
+		}
+		for _, chunk := range []int{0, 1, 7} { // 0: streamed; else chunks of about that many bytes
+			var got [][]string
+			var gotErr error
+			if chunk == 0 {
+				got, gotErr = splitAll(string(data))
+			} else {
+				got, gotErr = splitChunked(string(data), chunk)
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Fatalf("records of %q (-encoding/csv +ours):\n%s", data, diff)
+			switch {
+			case wantErr == nil && gotErr != nil:
+				t.Fatalf("chunks %d: we refuse what encoding/csv reads: %v: %q", chunk, gotErr, data)
+			case wantErr != nil && gotErr == nil:
+				t.Fatalf("chunks %d: we read what encoding/csv refuses (%v): %q", chunk, wantErr, data)
+			case wantErr == nil:
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Fatalf("chunks %d: records of %q (-encoding/csv +ours):\n%s", chunk, data, diff)
+				}
 			}
 		}
 	})

@@ -22,16 +22,32 @@ import (
 	"github.com/privalytics/privalytics"
 )
 
+// collectCSV imports text and returns the stored rows. It imports twice, in
+// chunks of the usual size and in chunks of a few bytes (every record boundary
+// a cut), and fails the test unless both give the same error and, without
+// one, the same rows and report.
 func collectCSV(t *testing.T, conv *Converter, m *Mapping, batchRows int, text string) ([]string, ImportReport, error) {
 	t.Helper()
-	var rows []string
-	rep, err := ImportCSV(context.Background(), strings.NewReader(text), conv, m, batchRows, func(r arrow.Record) error {
-		if int(r.NumRows()) > batchRows {
-			t.Errorf("record of %d rows, over the batch size %d", r.NumRows(), batchRows)
-		}
-		rows = append(rows, values(r)...)
-		return nil
-	}, nil)
+	run := func(opt importOptions) ([]string, ImportReport, error) {
+		var rows []string
+		rep, err := importCSV(context.Background(), strings.NewReader(text), conv, m, batchRows, func(r arrow.Record) error {
+			if int(r.NumRows()) > batchRows {
+				t.Errorf("record of %d rows, over the batch size %d", r.NumRows(), batchRows)
+			}
+			rows = append(rows, values(r)...)
+			return nil
+		}, nil, opt)
+		return rows, rep, err
+	}
+	rows, rep, err := run(importOptions{})
+	rows2, rep2, err2 := run(importOptions{chunkBytes: 5})
+	a, b := fmt.Sprint(rows, rep, err), fmt.Sprint(rows2, rep2, err2)
+	if err != nil { // rows of blocks before the bad one are emitted: they depend on the cuts
+		a, b = fmt.Sprint(err), fmt.Sprint(err2)
+	}
+	if diff := cmp.Diff(a, b); diff != "" {
+		t.Errorf("import in 5-byte chunks differs (-usual +small chunks):\n%s", diff)
+	}
 	return rows, rep, err
 }
 
@@ -131,17 +147,64 @@ func TestCSVSplitterAgreesWithEncodingCSV(t *testing.T) {
 		"a,b\n,\n", "a,b\n1,2,3\n", "a,b\nx\"y,2\n", "a,b\n\"x\"y,2\n", "a,b\n\"open,2\n", "a, b\n 1 ,\" 2\"\n",
 	} {
 		want, wantErr := csv.NewReader(strings.NewReader(text)).ReadAll()
-		got, gotErr := splitAll(text)
-		if (wantErr != nil) != (gotErr != nil) {
-			t.Errorf("%q: encoding/csv error %v, ours %v", text, wantErr, gotErr)
-			continue
-		}
-		if wantErr == nil {
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%q: records (-encoding/csv +ours):\n%s", text, diff)
+		for _, split := range []struct {
+			name string
+			f    func(string) ([][]string, error)
+		}{
+			{"streamed", splitAll},
+			{"in 3-byte chunks", func(s string) ([][]string, error) { return splitChunked(s, 3) }},
+			{"in one chunk", func(s string) ([][]string, error) { return splitChunked(s, 1<<20) }},
+		} {
+			got, gotErr := split.f(text)
+			if (wantErr != nil) != (gotErr != nil) {
+				t.Errorf("%q %s: encoding/csv error %v, ours %v", text, split.name, wantErr, gotErr)
+				continue
+			}
+			if wantErr == nil {
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%q %s: records (-encoding/csv +ours):\n%s", text, split.name, diff)
+				}
 			}
 		}
 	}
+}
+
+// splitChunked splits text as ImportCSV does without fill-down: the header by
+// the streaming reader, the rest in chunks of about chunkBytes cut at record
+// boundaries.
+func splitChunked(text string, chunkBytes int) ([][]string, error) {
+	br := bufioReader(strings.NewReader(text))
+	cr := &csvReader{r: br}
+	header, err := cr.header()
+	if err == io.EOF {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	out := [][]string{header}
+	ch := &chunker{r: br, line: cr.line}
+	for {
+		data, line, err := ch.next(chunkBytes)
+		if err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return out, err
+		}
+		b, err := parseChunk(nil, data, line, len(header), 1)
+		out = appendRows(out, b)
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+func appendRows(out [][]string, b *csvBlock) [][]string {
+	for i := range b.rows() {
+		row := make([]string, b.nf)
+		b.row(i, row)
+		out = append(out, row)
+	}
+	return out
 }
 
 func splitAll(text string) ([][]string, error) {
@@ -156,11 +219,7 @@ func splitAll(text string) ([][]string, error) {
 	for {
 		b, err := cr.block(3, 16)
 		if b != nil {
-			for i := range b.rows() {
-				row := make([]string, b.nf)
-				b.row(i, row)
-				out = append(out, row)
-			}
+			out = appendRows(out, b)
 		}
 		if err == io.EOF {
 			return out, nil

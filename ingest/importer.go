@@ -113,7 +113,8 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	if err != nil {
 		return ImportReport{}, err
 	}
-	cr := &csvReader{r: bufio.NewReaderSize(in, maxCSVLine)}
+	br := bufio.NewReaderSize(in, maxCSVLine)
+	cr := &csvReader{r: br}
 	header, err := cr.header()
 	if err != nil {
 		if err == io.EOF {
@@ -134,7 +135,10 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 
 	type job struct {
 		seq  int
-		b    *csvBlock
+		b    *csvBlock // split already (fill-down), or
+		data []byte    // a chunk to split, after line lines
+		line int
+		rows int     // lines in data: a hint for the block's size
 		fill *filler // the fill-down state at the block's first row
 		err  error   // a read error after the block's rows
 	}
@@ -142,9 +146,48 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 	defer cancel()
 	jobs := make(chan job, 2)
 	results := make(chan convertedBlock, 2)
+	workers := opt.workers
+	if workers <= 0 {
+		workers = max(1, runtime.GOMAXPROCS(0))
+	}
+	free := make(chan []byte, workers+4) // chunks converted, for the splitter to reuse
+	send := func(j job) bool {
+		select {
+		case jobs <- j:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	// The splitter; it ends before the converters do, as they range over jobs.
 	go func() {
 		defer close(jobs)
+		if plan.fill == nil {
+			// Chunks cut at record boundaries, split by the converters: the
+			// one goroutine reading the file only counts quotes and newlines.
+			// A chunk aims at about 95% of a batch so that it makes one
+			// record, learning the bytes per line as it goes.
+			ch := &chunker{r: br, line: cr.line}
+			if opt.observe == nil { // an observer may keep a row's cells
+				ch.free = free
+			}
+			target := opt.chunkBytes
+			if target <= 0 {
+				target = 1 << 20
+			}
+			for seq := 0; ; seq++ {
+				data, line, err := ch.next(target)
+				if err == io.EOF {
+					return
+				}
+				if !send(job{seq: seq, data: data, line: line, rows: ch.line - line + 1, err: err}) || err != nil {
+					return
+				}
+				if lines := ch.line - line; opt.chunkBytes <= 0 && lines > 0 {
+					target = min(max(len(data)/lines*batchRows*95/100, 64<<10), 256<<20)
+				}
+			}
+		}
 		sizeHint := 64 * batchRows
 		// Fill-down runs on across blocks: the splitter walks each block's rows
 		// once, in order, to hand the next block the state it starts from.
@@ -157,39 +200,42 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 			}
 			sizeHint = max(sizeHint, cap(b.data))
 			start := fill.clone()
-			if fill != nil {
-				for i := range b.rows() {
-					b.row(i, cells)
-					fill.apply(cells)
-				}
+			for i := range b.rows() {
+				b.row(i, cells)
+				fill.apply(cells)
 			}
-			select {
-			case jobs <- job{seq: seq, b: b, fill: start, err: err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
+			if !send(job{seq: seq, b: b, fill: start, err: err}) || err != nil {
 				return
 			}
 		}
 	}()
 	var wg sync.WaitGroup
-	workers := opt.workers
-	if workers <= 0 {
-		workers = max(1, runtime.GOMAXPROCS(0))
-	}
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			row := make([]string, len(header))
-			for j := range jobs {
-				res := convertedBlock{seq: j.seq}
-				sink := newRowSink(c, plan, batchRows, func(rec arrow.Record) error {
-					res.recs = append(res.recs, rec)
+			var split *csvBlock // reused: its bounds are megabytes
+			// One sink for all of this worker's blocks: its batches hand on
+			// their dictionaries' maps and the pseudonym memo (see nextBatch).
+			var recs []arrow.Record
+			newSink := func() *rowSink {
+				return newRowSink(c, plan, batchRows, func(rec arrow.Record) error {
+					recs = append(recs, rec)
 					return nil
 				})
-				sink.fill, sink.observe = j.fill, opt.observe
+			}
+			sink := newSink()
+			for j := range jobs {
+				res := convertedBlock{seq: j.seq}
+				if j.data != nil {
+					split, j.err = parseChunk(split, j.data, j.line, len(header), j.rows)
+					j.b = split
+				} else if j.b == nil {
+					j.b = &csvBlock{nf: len(header)}
+				}
+				recs = nil
+				sink.fill, sink.observe, sink.rep = j.fill, opt.observe, ImportReport{}
 				for i := range j.b.rows() {
 					j.b.row(i, row)
 					if res.err = sink.add(row, j.b.lines[i]); res.err != nil {
@@ -202,7 +248,18 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 				if res.err == nil && j.err != nil {
 					res.err = csvFailure(j.err)
 				}
-				res.rep = sink.rep
+				res.rep, res.recs = sink.rep, recs
+				if res.err != nil {
+					sink = newSink() // its batch may hold half a row
+				}
+				if j.data != nil && opt.observe == nil {
+					// Nothing converted points into the chunk: dictionary
+					// values, pseudonym keys and messages are copies.
+					select {
+					case free <- j.data[:0]:
+					default:
+					}
+				}
 				select {
 				case results <- res:
 				case <-ctx.Done():
@@ -354,7 +411,7 @@ func (st *ndjsonState) line(ln []byte, line int) error {
 		if err := st.emit(st.b.record()); err != nil {
 			return err
 		}
-		st.b = st.nc.c.newBatch(st.nc.batchRows)
+		st.b = st.nc.c.nextBatch(st.b, st.nc.batchRows)
 	}
 	return nil
 }

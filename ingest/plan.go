@@ -39,6 +39,10 @@ type fieldPlan struct {
 	prefixes []string // longest first
 	mapped   map[string]string
 	negate   *condPlan
+	// plain: the field is its source cell as it stands (no constant, with,
+	// times, strip, prefix, map, negate_if or format), as in every import
+	// without a mapping; the row loop then reads the cell directly.
+	plain bool
 }
 
 // columns lists every source column the mapping reads, in a stable order: the
@@ -202,6 +206,8 @@ func (c *Converter) plan(m *Mapping, header []string) (*sourcePlan, error) {
 				p.mapped[strings.TrimSpace(k)] = v
 			}
 		}
+		p.plain = p.src >= 0 && len(p.with) == 0 && p.times < 0 && fs.Strip == "" && len(p.prefixes) == 0 &&
+			p.mapped == nil && p.negate == nil && len(p.layouts) == 0
 		sp.fields = append(sp.fields, p)
 	}
 	if len(problems) > 0 {
@@ -450,7 +456,11 @@ func (r *rowSink) convert(row []string, line int) (bool, error) {
 	for i := range r.plan.fields {
 		p := &r.plan.fields[i]
 		var v value
-		if err := p.value(r.c, row, &r.memo[i], &v); err != nil {
+		if p.plain {
+			if s := row[p.src]; s != "" {
+				v = value{kind: kindText, raw: bytesOf(s)}
+			}
+		} else if err := p.value(r.c, row, &r.memo[i], &v); err != nil {
 			return false, rowError(line, p.name, err.Error())
 		}
 		if p.target == 0 && v.kind == kindNull && r.plan.skipEmpty {
@@ -476,6 +486,6 @@ func (r *rowSink) flush() error {
 		return nil
 	}
 	rec := r.b.record()
-	r.b = r.c.newBatch(r.batchRows)
+	r.b = r.c.nextBatch(r.b, r.batchRows)
 	return r.emit(rec)
 }
