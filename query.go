@@ -26,6 +26,13 @@ type Query struct {
 	// It is on by default for a query that gives no bounds at all and has a sum
 	// or mean without bounds; give it to tune any query without bounds.
 	Tuning *Tuning `json:"tuning,omitempty"`
+	// Rollup adds subtotals, as SQL's GROUP BY ROLLUP does: for group_by
+	// [a, b], a row per a (b summed over) and a grand total, each marked by
+	// Row.Subtotal. They are sums of the released cells — post-processing,
+	// at no extra ε — so a coarser total needs no query of its own, and it
+	// adds up with the cells exactly. Counts and sums only; every group key
+	// public (listed keys or time buckets), so that no group is missing.
+	Rollup bool `json:"rollup,omitempty"`
 	// Engine runs the query elsewhere: "beam" (Privacy on Beam, for snapshots
 	// that outgrow one machine; see docs/beam.md). Default: this server.
 	Engine string `json:"engine,omitempty"`
@@ -191,6 +198,10 @@ type AggregateInfo struct {
 type Row struct {
 	Key   []string `json:"key"`
 	Cells []Cell   `json:"cells"`
+	// Subtotal, in an answer with rollup, is how many of the last group keys
+	// the row sums over (their Key entries are ""): 1 for a per-a subtotal of
+	// group_by [a, b], 2 for its grand total; 0 for a released group.
+	Subtotal int `json:"subtotal,omitempty"`
 }
 
 // Cell is a noisy value with its confidence interval.

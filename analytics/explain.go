@@ -117,6 +117,15 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		}
 		ex.Aggregates = append(ex.Aggregates, e)
 	}
+	if p.q.Rollup {
+		for i := range ex.Aggregates {
+			e := &ex.Aggregates[i]
+			if e.Note != "" {
+				e.Note += "; "
+			}
+			e.Note += "rollup: a subtotal of k cells is their sum and carries their noise's sum — about √k times a cell's half-width (exactly for Gaussian noise, a little more for a few Laplace cells) — at no extra ε"
+		}
+	}
 	return ex, nil
 }
 

@@ -319,6 +319,9 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 		// The norm bounds the contribution: keep every group of a customer.
 		p.l0 = int64(max(public, 1))
 	}
+	if err := p.checkRollup(); err != nil {
+		return nil, err
+	}
 	if p.selection && n.Delta == 0 {
 		return nil, invalid("query: the group keys of %s come from the data and are released only through DP partition selection, which needs delta > 0 (e.g. 1e-6); or list the keys in group_by[].keys", p.dataDims())
 	}
@@ -352,6 +355,31 @@ func newPlan(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan
 	}
 	p.canon, _ = json.Marshal(p.canonical())
 	return p, nil
+}
+
+// checkRollup refuses, from the query alone, a rollup that would not add up.
+func (p *Plan) checkRollup() error {
+	if !p.q.Rollup {
+		return nil
+	}
+	switch {
+	case len(p.dims) == 0:
+		return invalid("query: rollup adds subtotals over the group keys: give group_by, or drop rollup")
+	case p.selection:
+		return invalid("query: rollup sums the released groups, so every group must be released: the keys of %s come from the data, and the groups partition selection suppresses would be missing from the totals; list the keys in group_by[].keys (or bucket a time column), or drop rollup", p.dataDims())
+	case p.q.Engine != "":
+		return invalid("query: rollup runs on this server only; drop engine %q or rollup", p.q.Engine)
+	}
+	for _, a := range p.aggs {
+		switch a.op {
+		case "count", "sum":
+		case "distinct_customers":
+			return invalid("query: rollup cannot sum aggregate %q (distinct_customers): a customer in two groups would count twice in their total; ask the total in a query of its own, or drop rollup", a.info.Name)
+		default:
+			return invalid("query: rollup sums cells, and aggregate %q (%s) is not a sum of its groups; ask it in a query without rollup (a mean's total is a rolled-up sum over a rolled-up count)", a.info.Name, a.op)
+		}
+	}
+	return nil
 }
 
 func (p *Plan) dataDims() string {

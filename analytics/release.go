@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/dp"
@@ -26,6 +27,7 @@ func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 	for _, a := range p.aggs {
 		res.Aggregates = append(res.Aggregates, a.info)
 	}
+	var cells [][]dp.Cell // per released row, what rollup adds up
 	for g := range part.groups {
 		if len(part.dims) > 0 && emptyDims(part.dims) {
 			break
@@ -43,16 +45,68 @@ func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 			}
 		}
 		row := privalytics.Row{Key: keyOf(part.dims, g), Cells: make([]privalytics.Cell, len(p.aggs))}
+		released := make([]dp.Cell, len(p.aggs))
 		for i, a := range p.aggs {
 			c, err := releaseCell(p, part, a, g, m)
 			if err != nil {
 				return nil, err
 			}
-			row.Cells[i] = honest(p, a, i, c)
+			row.Cells[i], released[i] = honest(p, a, i, c), c
 		}
 		res.Rows = append(res.Rows, row)
+		cells = append(cells, released)
+	}
+	if p.q.Rollup {
+		sub, err := rollup(p, res.Rows, cells)
+		if err != nil {
+			return nil, err
+		}
+		res.Rows = append(res.Rows, sub...)
 	}
 	return res, nil
+}
+
+// rollup sums released rows into subtotals: for each level L (1 to the
+// number of group keys), a row per distinct prefix of the first n − L keys,
+// in the order the prefixes first appear. Each cell is dp.SumCells of the
+// cells below it: post-processing of released values.
+func rollup(p *Plan, rows []privalytics.Row, cells [][]dp.Cell) ([]privalytics.Row, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	n := len(rows[0].Key)
+	var out []privalytics.Row
+	for level := 1; level <= n; level++ {
+		keep := n - level
+		var order []string
+		groups := map[string][]int{}
+		for r, row := range rows {
+			id := strings.Join(row.Key[:keep], "\x00")
+			if _, ok := groups[id]; !ok {
+				order = append(order, id)
+			}
+			groups[id] = append(groups[id], r)
+		}
+		for _, id := range order {
+			members := groups[id]
+			key := make([]string, n)
+			copy(key, rows[members[0]].Key[:keep])
+			row := privalytics.Row{Key: key, Cells: make([]privalytics.Cell, len(p.aggs)), Subtotal: level}
+			parts := make([]dp.Cell, len(members))
+			for i, a := range p.aggs {
+				for j, r := range members {
+					parts[j] = cells[r][i]
+				}
+				c, err := dp.SumCells(parts, p.q.Confidence)
+				if err != nil {
+					return nil, fmt.Errorf("analytics: rollup of %q: %w", a.info.Name, err)
+				}
+				row.Cells[i] = honest(p, a, i, c)
+			}
+			out = append(out, row)
+		}
+	}
+	return out, nil
 }
 
 // HiddenReason is the reason a cell below the noise carries.

@@ -781,6 +781,9 @@ func (v *Views) Rollup(ctx context.Context, r ViewRequest, view *privalytics.Vie
 		}
 		span := rollupLabel(rel.Start, by)
 		for _, row := range rel.Result.Rows {
+			if row.Subtotal > 0 {
+				continue // a rollup's subtotal: its cells are already among the rows
+			}
 			group := map[string]string{}
 			for i, k := range row.Key {
 				if !timeDim[i] && i < len(rel.Result.GroupBy) {

@@ -105,3 +105,60 @@ func TestWorkloadExplain(t *testing.T) {
 		t.Errorf("a bad second query: %d %q, want 400 naming queries[1]", status, msg.Error.Message)
 	}
 }
+
+// TestRollupOverHTTP: rollup in JSON and GROUP BY ROLLUP in SQL, end to end
+// (without noise, so that sums are exact; analytics' TestRollupNoisy has the
+// noise): the subtotals are the sums of the released cells inside their
+// intervals, cost nothing more than the query, and a rollup that could not
+// add up is a 400 that spends nothing.
+func TestRollupOverHTTP(t *testing.T) {
+	t.Parallel()
+	const jsonQ = `{"where":[{"column":"ts","gte":"2025-03-03","lt":"2025-03-24"}],
+		"group_by":[{"column":"channel","keys":["web","app","store"]},{"time":"week"}],
+		"aggregates":[{"name":"n","op":"count"},{"name":"revenue","op":"sum","column":"amount","lower":0,"upper":50}],
+		"bounds":{"max_groups":3,"max_rows_per_group":3},"epsilon":1,"rollup":true}`
+	const sqlQ = `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1, max_groups_contributed = 3, max_rows_per_group = 3) channel,
+		TIMESTAMP_TRUNC(ts, WEEK) AS wk, COUNT(*) AS n, SUM(amount, contribution_bounds_per_row => (0, 50)) AS revenue FROM events
+		WHERE ts >= '2025-03-03' AND ts < '2025-03-24' GROUP BY ROLLUP(channel, wk)`
+	w := newWorld(t, api.DefaultLimits(), dptest.NoNoise(), baseEvents())
+	for route, body := range map[string]string{"/v1/queries": jsonQ, "/v1/sql": sqlQ} {
+		ct := "application/json"
+		if route == "/v1/sql" {
+			ct = "text/plain"
+		}
+		before := w.spent(t)
+		var res wire.Result
+		w.f.mustDo(t, http.MethodPost, route, w.query, ct, nil, []byte(body), http.StatusOK, &res)
+		if got := w.spent(t) - before; math.Abs(got-1) > 1e-9 || math.Abs(res.Cost.Epsilon-1) > 1e-9 {
+			t.Errorf("%s: spent ε %v (answer says %v), want the query's 1", route, got, res.Cost.Epsilon)
+		}
+		if len(res.Rows) != 9+3+1 {
+			t.Fatalf("%s: %d rows, want 9 cells (3 channels × 3 weeks), 3 channel subtotals, 1 grand total", route, len(res.Rows))
+		}
+		sums := map[string]float64{}
+		for _, r := range res.Rows[:9] {
+			sums[r.Key[0]] += r.Cells[0].Value
+			sums[""] += r.Cells[0].Value
+		}
+		if sums[""] != 60 {
+			t.Fatalf("%s: the cells count %v rows, want the 60 events", route, sums[""])
+		}
+		for _, r := range res.Rows[9:] {
+			want := map[int]bool{1: r.Key[1] == "" && r.Key[0] != "", 2: r.Key[0] == "" && r.Key[1] == ""}
+			if !want[r.Subtotal] || math.Abs(r.Cells[0].Value-sums[r.Key[0]]) > 1e-6 || r.Cells[0].Upper <= r.Cells[0].Value {
+				t.Errorf("%s: subtotal row %+v, want the sum %v of its cells inside its interval", route, r, sums[r.Key[0]])
+			}
+		}
+	}
+	var ex wire.Explanation
+	w.f.mustDo(t, http.MethodPost, "/v1/queries:explain", w.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &ex)
+	if !strings.Contains(ex.Aggregates[0].Note, "rollup: a subtotal of k cells") || ex.Cost.Epsilon != 1 {
+		t.Errorf("explain of a rollup: cost %+v, note %q; want ε 1 and the subtotals' error explained", ex.Cost, ex.Aggregates[0].Note)
+	}
+	before := w.spent(t)
+	status, msg, _ := w.f.do(t, http.MethodPost, "/v1/queries", w.query, "application/json", nil,
+		[]byte(`{"group_by":[{"column":"channel","keys":["web","app"]}],"aggregates":[{"op":"distinct_customers"}],"epsilon":1,"rollup":true}`))
+	if status != http.StatusBadRequest || !strings.Contains(msg.Error.Message, "count twice") || w.spent(t) != before {
+		t.Errorf("a rollup of distinct customers: %d %q, spent %v; want 400 saying why, nothing spent", status, msg.Error.Message, w.spent(t)-before)
+	}
+}

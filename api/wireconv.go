@@ -60,7 +60,7 @@ func wireAudit(es []privalytics.AuditEntry) []wire.AuditEntry {
 // RootQuery is a query body as the engine's query (the query and SQL routes).
 func RootQuery(q *wire.Query) *privalytics.Query {
 	out := &privalytics.Query{Purpose: q.Purpose, Bounds: privalytics.Bounds(q.Bounds), Epsilon: q.Epsilon, Delta: q.Delta, Noise: q.Noise,
-		Confidence: q.Confidence, TimeZone: q.TimeZone, Engine: q.Engine}
+		Confidence: q.Confidence, TimeZone: q.TimeZone, Engine: q.Engine, Rollup: q.Rollup}
 	if q.Tuning != nil {
 		out.Tuning = &privalytics.Tuning{Share: q.Tuning.Share}
 	}
@@ -125,7 +125,7 @@ func WireResult(r *privalytics.Result) *wire.Result {
 		}
 	}
 	for i, row := range r.Rows {
-		out.Rows[i] = wire.Row{Key: row.Key, Cells: make([]wire.Cell, len(row.Cells))}
+		out.Rows[i] = wire.Row{Key: row.Key, Cells: make([]wire.Cell, len(row.Cells)), Subtotal: row.Subtotal}
 		for j, c := range row.Cells {
 			out.Rows[i].Cells[j] = wire.Cell{Value: c.Value, Lower: c.Lower, Upper: c.Upper, BoundingLoss: c.BoundingLoss, Hidden: c.Hidden, Reason: c.Reason}
 		}

@@ -61,9 +61,14 @@ func (m Mechanisms) noise(k NoiseKind) noise.Noise {
 	return m.Laplace
 }
 
-// Cell is a released value with its confidence interval.
+// Cell is a released value with its confidence interval and, for noisy sums
+// and counts, what SumCells needs to add cells up: the noisy value before any
+// clamping at zero, its noise, and whether it was clamped.
 type Cell struct {
 	Value, Lower, Upper float64
+	Raw                 float64
+	Spread              Spread
+	NonNegative         bool // Value, Lower and Upper were clamped at zero
 }
 
 // Budget is the (ε, δ) one mechanism may spend.
@@ -91,7 +96,16 @@ func (m Mechanisms) Count(exact int64, p CountParams) (Cell, error) {
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: count interval: %w", err)
 	}
-	return atLeastZero(Cell{Value: float64(v), Lower: ci.LowerBound, Upper: ci.UpperBound}), nil
+	return atLeastZero(Cell{Value: float64(v), Lower: ci.LowerBound, Upper: ci.UpperBound, Raw: float64(v),
+		Spread: spreadOf(p.Kind, p.L0, float64(p.LInf), p.Budget)}), nil
+}
+
+// spreadOf is the noise the library adds for L0 groups of L∞ each on b.
+func spreadOf(kind NoiseKind, l0 int64, linf float64, b Budget) Spread {
+	if kind == Gaussian {
+		return Spread{Kind: Gaussian, Scale: noise.SigmaForGaussian(l0, linf, b.Epsilon, b.Delta)}
+	}
+	return Spread{Kind: Laplace, Scale: LaplaceScale(l0, linf, b.Epsilon)}
 }
 
 // atLeastZero clamps a non-negative quantity's noisy value and interval at zero:
@@ -101,6 +115,7 @@ func (m Mechanisms) Count(exact int64, p CountParams) (Cell, error) {
 // α/2 event); it is then shown as [0, its width] rather than the zero-width
 // [0, 0], which would read as an exact zero.
 func atLeastZero(c Cell) Cell {
+	c.NonNegative = true
 	width := c.Upper - c.Lower
 	c.Value, c.Lower, c.Upper = math.Max(0, c.Value), math.Max(0, c.Lower), math.Max(0, c.Upper)
 	if c.Upper <= 0 && width > 0 {
@@ -142,7 +157,9 @@ func (m Mechanisms) SumInt(exact int64, p SumParams) (Cell, error) {
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: sum interval: %w", err)
 	}
-	return p.nonNegative(Cell{Value: float64(v) / unit, Lower: ci.LowerBound / unit, Upper: ci.UpperBound / unit}), nil
+	sp := spreadOf(p.Kind, p.L0, float64(linf), p.Budget)
+	sp.Scale /= unit
+	return p.nonNegative(Cell{Value: float64(v) / unit, Lower: ci.LowerBound / unit, Upper: ci.UpperBound / unit, Raw: float64(v) / unit, Spread: sp}), nil
 }
 
 // nonNegative clamps a sum of non-negative values at zero: post-processing, so it
@@ -169,7 +186,7 @@ func (m Mechanisms) SumFloat(exact float64, p SumParams) (Cell, error) {
 	if err != nil {
 		return Cell{}, fmt.Errorf("dp: sum interval: %w", err)
 	}
-	return p.nonNegative(Cell{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound}), nil
+	return p.nonNegative(Cell{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound, Raw: v, Spread: spreadOf(p.Kind, p.L0, linf, p.Budget)}), nil
 }
 
 // Mean releases a bounded mean the way dpagg.BoundedMean does: half the budget on

@@ -134,10 +134,10 @@ func TestNoMathRandInPrivacyCode(t *testing.T) {
 func TestAtLeastZeroKeepsAnHonestInterval(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ in, want Cell }{
-		{Cell{Value: 5, Lower: 2, Upper: 8}, Cell{Value: 5, Lower: 2, Upper: 8}},
-		{Cell{Value: -1, Lower: -4, Upper: 2}, Cell{Value: 0, Lower: 0, Upper: 2}},
-		{Cell{Value: -20, Lower: -30, Upper: -10}, Cell{Value: 0, Lower: 0, Upper: 20}},
-		{Cell{Value: 0, Lower: 0, Upper: 0}, Cell{Value: 0, Lower: 0, Upper: 0}}, // no noise: exact
+		{Cell{Value: 5, Lower: 2, Upper: 8}, Cell{Value: 5, Lower: 2, Upper: 8, NonNegative: true}},
+		{Cell{Value: -1, Lower: -4, Upper: 2}, Cell{Value: 0, Lower: 0, Upper: 2, NonNegative: true}},
+		{Cell{Value: -20, Lower: -30, Upper: -10}, Cell{Value: 0, Lower: 0, Upper: 20, NonNegative: true}},
+		{Cell{Value: 0, Lower: 0, Upper: 0}, Cell{Value: 0, Lower: 0, Upper: 0, NonNegative: true}}, // no noise: exact
 	} {
 		if got := atLeastZero(tt.in); got != tt.want {
 			t.Errorf("atLeastZero(%+v) = %+v, want %+v", tt.in, got, tt.want)

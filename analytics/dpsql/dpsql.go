@@ -23,6 +23,8 @@
 // group clamped (SUM, AVG: the customer's average, and COUNT(*, …): its rows)
 // — and with it, for SUM and COUNT(*, …), max_norm => n (our extension: the L2
 // norm of the customer's per-group totals, Gaussian noise).
+// GROUP BY ROLLUP(a, b) adds the subtotals per a and the grand total, sums of
+// the released cells at no extra ε (counts and sums, public keys only).
 // Conditions: =, !=,
 // <>, <, <=, >, >=, IN, NOT IN, BETWEEN, joined by AND. Every error names the
 // line and column and shows where.
@@ -360,6 +362,14 @@ func (p *parser) query() (*privalytics.Query, error) {
 		if err := p.kw("BY"); err != nil {
 			return nil, err
 		}
+		// GROUP BY ROLLUP(a, b): the groups and their subtotals (Query.Rollup).
+		rollup := p.acceptKw("ROLLUP")
+		if rollup {
+			if err := p.punct("("); err != nil {
+				return nil, err
+			}
+			q.Rollup = true
+		}
 		for {
 			start := p.peek()
 			if p.isKw(start, "TIMESTAMP_TRUNC") {
@@ -377,6 +387,11 @@ func (p *parser) query() (*privalytics.Query, error) {
 			}
 			if !p.acceptPunct(",") {
 				break
+			}
+		}
+		if rollup {
+			if err := p.punct(")"); err != nil {
+				return nil, err
 			}
 		}
 	}

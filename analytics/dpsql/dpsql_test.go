@@ -64,6 +64,10 @@ func TestSQLAndJSONPlanAlike(t *testing.T) {
 			  "bounds":{"max_rows":6},"epsilon":1,"delta":1e-6,"noise":"gaussian","confidence":0.9,"time_zone":"Europe/London","purpose":"analytics"}`},
 		{"auto bounds", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) SUM(amount, contribution_bounds_per_row => AUTO) AS revenue FROM events`,
 			`{"aggregates":[{"name":"revenue","op":"sum","column":"amount","bounds":"auto"}],"epsilon":1}`},
+		{"rollup", `SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS (epsilon = 1) TIMESTAMP_TRUNC(ts, MONTH) AS m, channel, SUM(amount, contribution_bounds_per_row => (0, 100)) AS revenue
+			FROM events WHERE ts >= '2025-01-01' AND ts < '2025-07-01' AND channel IN ('web', 'app') GROUP BY ROLLUP(m, channel)`,
+			`{"where":[{"column":"ts","gte":"2025-01-01","lt":"2025-07-01"},{"column":"channel","in":["web","app"]}],"group_by":[{"time":"month"},{"column":"channel"}],
+			  "aggregates":[{"name":"revenue","op":"sum","column":"amount","lower":0,"upper":100}],"epsilon":1,"rollup":true}`},
 		{"group by the expression", `select with differential_privacy options (epsilon = 2) timestamp_trunc(ts, quarter), count(*) as n
 			from events where quantity > 0 and ts >= '2025-01-01' and ts < '2026-01-01' group by timestamp_trunc(ts, quarter)`,
 			`{"where":[{"column":"quantity","gt":0},{"column":"ts","gte":"2025-01-01","lt":"2026-01-01"}],"group_by":[{"time":"quarter"}],"aggregates":[{"name":"n","op":"count"}],"epsilon":2}`},

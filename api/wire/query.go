@@ -14,6 +14,7 @@ type Query struct {
 	Confidence float64     `json:"confidence,omitempty"` // interval level, default 0.95
 	TimeZone   string      `json:"time_zone,omitempty"`  // IANA zone for time buckets and date-only bounds
 	Tuning     *Tuning     `json:"tuning,omitempty"`     // automatic contribution bounds; on by default for a sum or mean without any bounds
+	Rollup     bool        `json:"rollup,omitempty"`     // add subtotals (GROUP BY ROLLUP): sums of the released cells, at no extra ε
 	Engine     string      `json:"engine,omitempty"`     // "beam": run on Privacy on Beam (docs/beam.md); default this server
 }
 
@@ -128,8 +129,9 @@ type AggregateInfo struct {
 
 // Row is one released group.
 type Row struct {
-	Key   []string `json:"key"`
-	Cells []Cell   `json:"cells"`
+	Key      []string `json:"key"`
+	Cells    []Cell   `json:"cells"`
+	Subtotal int      `json:"subtotal,omitempty"` // with rollup: how many of the last keys the row sums over (their keys are "")
 }
 
 // Cell is a noisy value with its confidence interval.
