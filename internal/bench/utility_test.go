@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/analytics"
@@ -152,7 +153,25 @@ func TestUtilityReduced(t *testing.T) {
 			t.Errorf("the report has no line for %q", r.q.title)
 		}
 	}
-	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, "} {
+	// Workload-aware: the per-month questions answered as rollups of their
+	// per-month × channel questions (channel has 3 keys), each side charged
+	// half of the joint query's 2ε, every cell and subtotal scored.
+	joint := map[string]string{}
+	for i, r := range rows {
+		if r.joint == nil {
+			continue
+		}
+		joint[r.q.title] = r.jointWith
+		if s := *r.joint; s.cells != len(truths[i].cells) || s.eps != opt.Epsilon || s.median < 0 || abs(s.res.Cost.Epsilon-2*opt.Epsilon) > 1e-6 {
+			t.Errorf("%s, workload-aware: score %+v (cost %+v), want %d cells at ε %v of a 2ε query", r.q.title, s, s.res.Cost, len(truths[i].cells), opt.Epsilon)
+		}
+	}
+	wantJoint := map[string]string{"revenue per month": "revenue per month × channel", "revenue per month × channel": "revenue per month",
+		"purchases per month": "purchases per month × channel", "purchases per month × channel": "purchases per month"}
+	if diff := cmp.Diff(wantJoint, joint); diff != "" {
+		t.Errorf("questions answered workload-aware (-want +got):\n%s", diff)
+	}
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, out.String())
 		}
