@@ -37,6 +37,20 @@ class ToFrameTest(unittest.TestCase):
         self.assertTrue(df.empty)
         self.assertIn("revenue_upper", df.columns)
 
+    def test_rollup_subtotals_after_the_groups(self) -> None:
+        rows = [
+            {"key": ["2026-01", "web"], "cells": [{"value": 4, "lower": 1, "upper": 7}]},
+            {"key": ["", ""], "cells": [{"value": 9, "lower": 4, "upper": 14}], "subtotal": 2},
+            {"key": ["2026-01", ""], "cells": [{"value": 9, "lower": 4, "upper": 14}], "subtotal": 1},
+            {"key": ["2026-01", "app"], "cells": [{"value": 5, "lower": 2, "upper": 8}]},
+        ]
+        df = to_frame({"group_by": ["month", "channel"], "aggregates": [{"name": "n", "op": "count"}], "rows": rows})
+        self.assertEqual(list(df.columns), ["month", "channel", "subtotal", "n", "n_lower", "n_upper"])
+        self.assertEqual(list(df["subtotal"]), [0, 0, 1, 2])
+        self.assertEqual(list(df["channel"]), ["app", "web", "", ""])
+        self.assertEqual(df[df["subtotal"] == 0]["n"].sum(), df[df["subtotal"] == 1]["n"].iloc[0])
+        self.assertNotIn("subtotal", to_frame(RESULT).columns)
+
     def test_ungrouped(self) -> None:
         df = to_frame({"group_by": [], "aggregates": [{"op": "count"}], "rows": [{"key": [], "cells": [{"value": 3, "lower": 1, "upper": 5}]}]})
         self.assertEqual(df.iloc[0]["count"], 3)

@@ -13,7 +13,10 @@ def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
     aggregate its value and interval as "<name>", "<name>_lower" and
     "<name>_upper". Rows are sorted by the group keys. A result with no released
     group (every key suppressed by partition selection) gives an empty frame
-    that still has every column, so code reading it does not break."""
+    that still has every column, so code reading it does not break. An answer
+    with rollup gets a "subtotal" column after the keys: 0 for the released
+    groups, 1, 2, … for its subtotals (how many of the last keys they sum over;
+    those keys are ""), which sort after the groups."""
     try:
         import pandas as pd
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -21,12 +24,15 @@ def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
 
     group_by = list(result.get("group_by") or [])
     names = [a.get("name") or a.get("op", f"aggregate{i}") for i, a in enumerate(result.get("aggregates") or [])]
-    columns = list(group_by)
+    rollup = any("subtotal" in r for r in result.get("rows") or [])
+    columns = list(group_by) + (["subtotal"] if rollup else [])
     for n in names:
         columns += [n, n + "_lower", n + "_upper"]
     rows = []
     for r in result.get("rows") or []:
         row = dict(zip(group_by, r.get("key") or []))
+        if rollup:
+            row["subtotal"] = r.get("subtotal", 0)
         for n, cell in zip(names, r.get("cells") or []):
             # The server sends 0 as 0; .get keeps a frame whole if an older server omitted it.
             row[n] = cell.get("value", 0)
@@ -35,5 +41,5 @@ def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
         rows.append(row)
     df = pd.DataFrame(rows, columns=columns)
     if group_by and not df.empty:
-        df = df.sort_values(group_by).reset_index(drop=True)
+        df = df.sort_values((["subtotal"] if rollup else []) + group_by).reset_index(drop=True)
     return df
