@@ -123,7 +123,7 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			if e.Note != "" {
 				e.Note += "; "
 			}
-			e.Note += "rollup: a subtotal of k cells is their sum and carries their noise's sum — about √k times a cell's half-width (exactly for Gaussian noise, a little more for a few Laplace cells) — at no extra ε"
+			e.Note += "rollup: a subtotal of k cells carries their noise summed, about √k × a cell's ± — at no extra ε"
 		}
 	}
 	return ex, nil

@@ -382,20 +382,30 @@ func TestDashboardInBrowser(t *testing.T) {
 		return res
 	}
 	res := answerOfAPI()
-	if len(res.Rows) != 12*3 {
-		t.Fatalf("the API answered %d rows, want 36 (12 months × 3 channels)", len(res.Rows))
+	// channel's keys are public (the schema's allowed list) and the measure
+	// a count: the dashboard asks for the month totals too (rollup), free.
+	if len(res.Rows) != 12*3+12+1 {
+		t.Fatalf("the API answered %d rows, want 49 (12 months × 3 channels, 12 month totals, the grand total)", len(res.Rows))
 	}
 
-	// The chart: one line per channel, each with a band from lower to upper,
-	// laid out by Chart.js and visibly painted on the canvas.
+	// The chart: one line per channel and one for the month totals, each
+	// with a band from lower to upper, laid out by Chart.js and visibly
+	// painted on the canvas.
 	var trend trendSummary
 	eval("read the chart", readTrendJS, &trend)
-	want := map[string]map[string]wire.Cell{} // channel → month → cell
+	want := map[string]map[string]wire.Cell{} // channel (or "total") → month → cell
 	for _, r := range res.Rows {
-		if want[r.Key[1]] == nil {
-			want[r.Key[1]] = map[string]wire.Cell{}
+		name := r.Key[1]
+		switch r.Subtotal {
+		case 1:
+			name = "total"
+		case 2:
+			continue // the year's total: no point on a monthly chart
 		}
-		want[r.Key[1]][r.Key[0]] = r.Cells[0]
+		if want[name] == nil {
+			want[name] = map[string]wire.Cell{}
+		}
+		want[name][r.Key[0]] = r.Cells[0]
 	}
 	if len(trend.Labels) != 12 || trend.Labels[0] != cfg.Start.Format("2006-01") {
 		t.Errorf("chart labels %q, want the 12 months from %s", trend.Labels, cfg.Start.Format("2006-01"))
@@ -430,8 +440,8 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 	}
-	if lines != 3 || bands != 3 {
-		t.Errorf("chart has %d lines and %d interval bands, want 3 of each (web, app, store)", lines, bands)
+	if lines != 4 || bands != 4 {
+		t.Errorf("chart has %d lines and %d interval bands, want 4 of each (web, app, store, total)", lines, bands)
 	}
 	// Each band is a few pixels high at least over most of the width; lines and
 	// points are opaque. A blank or band-less canvas has neither.
@@ -448,9 +458,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		if got := strings.Join(table.Head, "|"); got != header {
 			t.Errorf("table header %q, want %q", got, header)
 		}
+		// Keys in order, each month's total after its channels, the grand
+		// total last; a key a subtotal sums over reads "total".
+		summed := func(r wire.Row, i int) bool { return r.Subtotal > 0 && i >= len(r.Key)-r.Subtotal }
 		rows := slices.Clone(res.Rows)
 		slices.SortFunc(rows, func(a, b wire.Row) int {
-			return strings.Compare(strings.Join(a.Key, "\x00"), strings.Join(b.Key, "\x00"))
+			for i := range a.Key {
+				sa, sb := summed(a, i), summed(b, i)
+				switch {
+				case sa && !sb:
+					return 1
+				case sb && !sa:
+					return -1
+				case !sa:
+					if c := strings.Compare(a.Key[i], b.Key[i]); c != 0 {
+						return c
+					}
+				}
+			}
+			return 0
 		})
 		if len(table.Rows) != len(rows) {
 			t.Fatalf("table has %d rows, the API answered %d", len(table.Rows), len(rows))
@@ -458,7 +484,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		for i, r := range rows {
 			got := table.Rows[i]
 			c := r.Cells[0]
-			wantText := append(slices.Clone(r.Key), jsNumber(c.Value), jsNumber(c.Lower), jsNumber(c.Upper))
+			keys := slices.Clone(r.Key)
+			for j := range keys {
+				if summed(r, j) {
+					keys[j] = "total"
+				}
+			}
+			wantText := append(keys, jsNumber(c.Value), jsNumber(c.Lower), jsNumber(c.Upper))
 			if !slices.Equal(got.Text, wantText) {
 				t.Errorf("table row %d reads %q, want %q", i, got.Text, wantText)
 			}

@@ -213,7 +213,34 @@ function buildQuery() {
     confidence: 0.95,
   }, agg, m);
   if (delta) q.delta = delta;
+  // A split whose keys are public (an allowed list) gets the totals per time
+  // bucket as the query's rollup: sums of the cells, at no extra ε.
+  const split = dim && dimensions.find((c) => c.name === dim);
+  if (split && split.allowed && (agg.op === "count" || agg.op === "sum")) q.rollup = true;
   return q;
+}
+
+// TOTAL names a key a rollup's subtotal sums over, in the chart, the table
+// and the CSV.
+export const TOTAL = "total";
+
+// keyText is a row's i-th key as shown: TOTAL where the row sums over it.
+function keyText(r, i) {
+  return r.subtotal && i >= r.key.length - r.subtotal ? TOTAL : r.key[i];
+}
+
+// rowOrder sorts rows by their keys, each group's subtotal after its cells.
+function rowOrder(a, b) {
+  const summed = (r, i) => Boolean(r.subtotal) && i >= r.key.length - r.subtotal;
+  for (let i = 0; i < a.key.length; i++) {
+    const sa = summed(a, i), sb = summed(b, i);
+    if (sa !== sb) return sa ? 1 : -1;
+    if (!sa) {
+      const c = a.key[i].localeCompare(b.key[i]);
+      if (c) return c;
+    }
+  }
+  return 0;
 }
 
 // buildViewSpec turns the form into a view: the question without a time filter
@@ -463,10 +490,11 @@ function render(res) {
   renderTable(res);
   const agg = res.aggregates[0];
   const parts = [`Charged ε ${fmtEps(res.cost.epsilon)}${res.cost.delta ? `, δ ${res.cost.delta.toExponential(0)}` : ""}`,
-    `${agg.mechanism} noise`, `${res.rows.length} cells`];
+    `${agg.mechanism} noise`, `${res.rows.filter((r) => !r.subtotal).length} cells`];
   if (res.cached) parts[0] = "Answered from the cache at no cost (same question, same data)";
   if (res.thresholded) parts.push("groups released through DP partition selection");
   if (res.tuning) parts.push(tuningSummary(res.tuning));
+  if (res.rows.some((r) => r.subtotal)) parts.push(`"${TOTAL}" rows sum the cells: free, no extra ε`);
   $("result-meta").textContent = parts.join(" · ");
 }
 
@@ -481,11 +509,12 @@ export function tuningSummary(t) {
 
 // series splits the rows by the second key (the dimension), or one "total".
 function seriesOf(res) {
-  const labels = [...new Set(res.rows.map((r) => r.key[0]))].sort();
+  const labels = [...new Set(res.rows.filter((r) => !(r.subtotal >= r.key.length)).map((r) => r.key[0]))].sort();
   const index = new Map(labels.map((l, i) => [l, i]));
   const byName = new Map();
   for (const r of res.rows) {
-    const name = r.key.length > 1 ? r.key[1] : res.aggregates[0].name;
+    if (r.subtotal >= r.key.length) continue; // the grand total: no point in time
+    const name = r.key.length > 1 ? keyText(r, 1) : res.aggregates[0].name;
     if (!byName.has(name)) {
       byName.set(name, { name, value: labels.map(() => null), lower: labels.map(() => null), upper: labels.map(() => null), total: 0 });
     }
@@ -559,14 +588,15 @@ function renderTable(res) {
     head.append(th);
   });
   table.tHead.replaceChildren(head);
-  const rows = [...res.rows].sort((a, b) => a.key.join("\u0000").localeCompare(b.key.join("\u0000")));
+  const rows = [...res.rows].sort(rowOrder);
   const body = rows.map((r) => {
     const tr = document.createElement("tr");
-    for (const k of r.key) {
+    if (r.subtotal) tr.className = "subtotal";
+    r.key.forEach((_, i) => {
       const td = document.createElement("td");
-      td.textContent = k;
+      td.textContent = keyText(r, i);
       tr.append(td);
-    }
+    });
     const c = r.cells[0];
     [c.value, c.lower, c.upper].forEach((v, i) => {
       const td = document.createElement("td");
@@ -682,9 +712,9 @@ function csvField(v) {
 // toCSV writes the full-precision values (the table shows them rounded).
 function toCSV(res) {
   const lines = [columnsOf(res).map(csvField).join(",")];
-  for (const r of res.rows) {
+  for (const r of [...res.rows].sort(rowOrder)) {
     const c = r.cells[0];
-    lines.push([...r.key, c.value, c.lower, c.upper].map(csvField).join(","));
+    lines.push([...r.key.map((_, i) => keyText(r, i)), c.value, c.lower, c.upper].map(csvField).join(","));
   }
   return lines.join("\r\n") + "\r\n";
 }
