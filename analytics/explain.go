@@ -34,7 +34,11 @@ type AggregateExplanation struct {
 	// below it will be marked hidden (count, distinct_customers and sum with
 	// fixed bounds; the interval does not depend on the data).
 	HiddenBelow float64 `json:"hidden_below,omitempty"`
-	Note        string  `json:"note,omitempty"`
+	// SubtotalHalfWidths, with rollup and bounds that do not depend on the
+	// data, predict each subtotal level's half-width: [0] for the subtotals
+	// over the last group key, the last for the grand total.
+	SubtotalHalfWidths []float64 `json:"subtotal_half_widths,omitempty"`
+	Note               string    `json:"note,omitempty"`
 }
 
 // meanRows is the group size the expected error of a mean is quoted for.
@@ -118,8 +122,14 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		ex.Aggregates = append(ex.Aggregates, e)
 	}
 	if p.q.Rollup {
+		sizes := p.subtotalSizes()
 		for i := range ex.Aggregates {
 			e := &ex.Aggregates[i]
+			if e.HalfWidth > 0 {
+				for _, k := range sizes {
+					e.SubtotalHalfWidths = append(e.SubtotalHalfWidths, dp.SumHalfWidth(p.kind, e.HalfWidth, k, p.q.Confidence))
+				}
+			}
 			if e.Note != "" {
 				e.Note += "; "
 			}
@@ -127,6 +137,24 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		}
 	}
 	return ex, nil
+}
+
+// subtotalSizes is how many cells each rollup level sums: level L (1 to the
+// number of group keys) sums the last L keys' groups. Rollup's keys are all
+// public, so their counts are known before the query runs.
+func (p *Plan) subtotalSizes() []int {
+	out := make([]int, len(p.dims))
+	k := 1
+	for l := 1; l <= len(p.dims); l++ {
+		d := p.dims[len(p.dims)-l]
+		n := len(d.keys)
+		if d.time != "" || d.hist {
+			n = len(d.labels)
+		}
+		k *= max(n, 1)
+		out[l-1] = k
+	}
+	return out
 }
 
 // explainPerGroup is the half-width of a cell of an aggregate with per-group

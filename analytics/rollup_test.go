@@ -116,3 +116,26 @@ func TestRollupRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRollupExplain: explain predicts each level's half-width from the
+// number of cells it sums — 5 categories per channel, then all 15 cells.
+func TestRollupExplain(t *testing.T) {
+	t.Parallel()
+	p, err := NewPlan(rollupQuery(), schema, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.subtotalSizes(); len(got) != 2 || got[0] != 5 || got[1] != 15 {
+		t.Fatalf("subtotal sizes %v, want [5 15] (the last key's 5 categories, then 3 × 5)", got)
+	}
+	ex, err := p.Explain(dp.Secure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ex.Aggregates {
+		want := []float64{dp.SumHalfWidth(dp.Laplace, a.HalfWidth, 5, 0.95), dp.SumHalfWidth(dp.Laplace, a.HalfWidth, 15, 0.95)}
+		if len(a.SubtotalHalfWidths) != 2 || math.Abs(a.SubtotalHalfWidths[0]-want[0]) > 1e-9*want[0] || math.Abs(a.SubtotalHalfWidths[1]-want[1]) > 1e-9*want[1] {
+			t.Errorf("%s: subtotal half-widths %v, want %v", a.Name, a.SubtotalHalfWidths, want)
+		}
+	}
+}

@@ -150,10 +150,27 @@ func TestRollupOverHTTP(t *testing.T) {
 			}
 		}
 	}
+	// Explain (with the secure mechanisms' interval formulas) predicts each
+	// subtotal level's half-width: the answer's, which does not depend on
+	// the data (Upper − Value: a lower end below zero is clamped).
+	secure := newWorld(t, api.DefaultLimits(), dp.Secure(), baseEvents())
 	var ex wire.Explanation
-	w.f.mustDo(t, http.MethodPost, "/v1/queries:explain", w.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &ex)
+	secure.f.mustDo(t, http.MethodPost, "/v1/queries:explain", secure.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &ex)
 	if !strings.Contains(ex.Aggregates[0].Note, "rollup: a subtotal of k cells") || ex.Cost.Epsilon != 1 {
 		t.Errorf("explain of a rollup: cost %+v, note %q; want ε 1 and the subtotals' error explained", ex.Cost, ex.Aggregates[0].Note)
+	}
+	pred := ex.Aggregates[1].SubtotalHalfWidths
+	if len(pred) != 2 || !(pred[0] > ex.Aggregates[1].HalfWidth && pred[1] > pred[0]) {
+		t.Fatalf("explain predicts subtotal half-widths %v around a cell's %v; want two levels, growing", pred, ex.Aggregates[1].HalfWidth)
+	}
+	var res wire.Result
+	w.f.mustDo(t, http.MethodPost, "/v1/queries", w.query, "application/json", nil, []byte(jsonQ), http.StatusOK, &res)
+	for _, r := range res.Rows {
+		if r.Subtotal > 0 {
+			if got := r.Cells[1].Upper - r.Cells[1].Value; math.Abs(got-pred[r.Subtotal-1]) > 1e-6*got {
+				t.Errorf("subtotal %v (level %d): half-width %v, explain predicted %v", r.Key, r.Subtotal, got, pred[r.Subtotal-1])
+			}
+		}
 	}
 	before := w.spent(t)
 	status, msg, _ := w.f.do(t, http.MethodPost, "/v1/queries", w.query, "application/json", nil,

@@ -138,7 +138,8 @@ func WireExplanation(e *analytics.Explanation) *wire.Explanation {
 	out := &wire.Explanation{Cost: wireCost(e.Cost), Confidence: e.Confidence, Thresholded: e.Thresholded, AccuracyFirst: e.AccuracyFirst,
 		Budget: WireBudget(e.Budget), Aggregates: make([]wire.AggregateExplanation, len(e.Aggregates))}
 	for i, a := range e.Aggregates {
-		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wireAggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, HiddenBelow: a.HiddenBelow, Note: a.Note}
+		out.Aggregates[i] = wire.AggregateExplanation{AggregateInfo: wireAggregateInfo(a.AggregateInfo), HalfWidth: a.HalfWidth, HiddenBelow: a.HiddenBelow,
+			SubtotalHalfWidths: a.SubtotalHalfWidths, Note: a.Note}
 	}
 	return out
 }

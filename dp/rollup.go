@@ -51,16 +51,7 @@ func SumCells(cells []Cell, confidence float64) (Cell, error) {
 			lap = append(lap, c.Spread.Scale)
 		}
 	}
-	alpha := 1 - confidence
-	var half float64
-	switch {
-	case len(lap) == 0:
-		half = NormalQuantile(confidence) * math.Sqrt(gauss2)
-	case gauss2 == 0 && sameScale(lap):
-		half = lap[0] * laplaceSumQuantile(len(lap), alpha)
-	default:
-		half = chernoffHalfWidth(lap, gauss2, alpha)
-	}
+	half := sumHalfWidth(lap, gauss2, 1-confidence)
 	out := Cell{Value: sum, Lower: sum - half, Upper: sum + half, Raw: sum, Spread: Spread{Kind: cells[0].Spread.Kind, Scale: math.Sqrt(gauss2 + 2*sumSquares(lap))}}
 	if len(lap) > 0 && gauss2 > 0 {
 		out.Spread.Kind = "" // a mix: no one kind describes it
@@ -69,6 +60,39 @@ func SumCells(cells []Cell, confidence float64) (Cell, error) {
 		out = atLeastZero(out)
 	}
 	return out, nil
+}
+
+// sumHalfWidth is the half-width of the interval of a sum of independent
+// Laplace noises of scales lap and Gaussian noise of total variance gauss2.
+func sumHalfWidth(lap []float64, gauss2, alpha float64) float64 {
+	switch {
+	case len(lap) == 0:
+		return NormalQuantile(1-alpha) * math.Sqrt(gauss2)
+	case gauss2 == 0 && sameScale(lap):
+		return lap[0] * laplaceSumQuantile(len(lap), alpha)
+	}
+	return chernoffHalfWidth(lap, gauss2, alpha)
+}
+
+// SumHalfWidth predicts the half-width of a subtotal of k cells whose own
+// half-width, at confidence, is cellHalf under noise of kind: what SumCells
+// will give, before anything is released (explain). The cell's noise scale
+// is read back from its interval — b·ln(1/α) for Laplace, z·σ for Gaussian
+// — so a count's interval rounded to whole rows makes it approximate.
+func SumHalfWidth(kind NoiseKind, cellHalf float64, k int, confidence float64) float64 {
+	if k <= 1 || !(cellHalf > 0) {
+		return cellHalf
+	}
+	alpha := 1 - confidence
+	if kind == Gaussian {
+		sigma := cellHalf / NormalQuantile(confidence)
+		return sumHalfWidth(nil, float64(k)*sigma*sigma, alpha)
+	}
+	lap := make([]float64, k)
+	for i := range lap {
+		lap[i] = cellHalf / math.Log(1/alpha)
+	}
+	return sumHalfWidth(lap, 0, alpha)
 }
 
 func sameScale(s []float64) bool {

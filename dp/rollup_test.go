@@ -113,3 +113,32 @@ func TestSumCellsCover(t *testing.T) {
 		}
 	}
 }
+
+// TestSumHalfWidth: explain's prediction of a subtotal's half-width is what
+// SumCells gives the same cells, reading the noise scale back from a cell's
+// half-width.
+func TestSumHalfWidth(t *testing.T) {
+	for _, kind := range []NoiseKind{Laplace, Gaussian} {
+		sp := spreadOf(kind, 2, 30, Budget{Epsilon: 0.5, Delta: 1e-6})
+		cell := Cell{Raw: 100, Value: 100, Spread: sp}
+		one, err := SumCells([]Cell{cell}, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cellHalf := one.Upper - one.Value
+		for _, k := range []int{1, 3, 12, 36} {
+			cells := make([]Cell, k)
+			for i := range cells {
+				cells[i] = cell
+			}
+			got, err := SumCells(cells, 0.95)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := got.Upper - got.Value
+			if pred := SumHalfWidth(kind, cellHalf, k, 0.95); math.Abs(pred-want) > 1e-9*want {
+				t.Errorf("%s, %d cells: predicted ± %g, SumCells gives ± %g", kind, k, pred, want)
+			}
+		}
+	}
+}

@@ -175,7 +175,10 @@ type AggregateExplanation struct {
 	AggregateInfo
 	HalfWidth   float64 `json:"half_width"`
 	HiddenBelow float64 `json:"hidden_below,omitempty"` // cells with a value below this will be flagged hidden
-	Note        string  `json:"note,omitempty"`
+	// SubtotalHalfWidths: with rollup, each subtotal level's predicted half-width
+	// ([0]: over the last group key; the last: the grand total).
+	SubtotalHalfWidths []float64 `json:"subtotal_half_widths,omitempty"`
+	Note               string    `json:"note,omitempty"`
 }
 
 // SQLRequest is the JSON form of POST /v1/sql (text/plain SQL also works).

@@ -348,7 +348,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	eval("read the explained query", `window.privalyticsDashboard.explained`, &explained)
 	wantEx := explainOverHTTP(t, ts.app.URL(), query.Token(), explained.Query)
-	for _, want := range []string{"ε 1", "± " + jsNumber(wantEx.Aggregates[0].HalfWidth) + " per cell (95%)", "Budget after"} {
+	if len(wantEx.Aggregates[0].SubtotalHalfWidths) != 2 {
+		t.Fatalf("explain of the dashboard's rollup predicts %v subtotal half-widths, want 2 (per month, per year)", wantEx.Aggregates[0].SubtotalHalfWidths)
+	}
+	for _, want := range []string{"ε 1", "± " + jsNumber(wantEx.Aggregates[0].HalfWidth) + " per cell (95%), ± " + jsNumber(wantEx.Aggregates[0].SubtotalHalfWidths[0]) + " per total (free)", "Budget after"} {
 		if !strings.Contains(explainText, want) {
 			t.Errorf("the cost shown before running is %q; it lacks %q", explainText, want)
 		}
@@ -634,7 +637,8 @@ func TestDashboardInBrowser(t *testing.T) {
 // explanation is the part of POST /v1/queries:explain the test compares.
 type explanation struct {
 	Aggregates []struct {
-		HalfWidth float64 `json:"half_width"`
+		HalfWidth          float64   `json:"half_width"`
+		SubtotalHalfWidths []float64 `json:"subtotal_half_widths"`
 	} `json:"aggregates"`
 }
 

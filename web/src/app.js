@@ -220,6 +220,18 @@ function buildQuery() {
   return q;
 }
 
+// expectedError says a fixed-bounds aggregate's predicted ± per cell and, with
+// rollup, per total of a time bucket (the first subtotal level).
+function expectedError(a, confidence) {
+  let text = `± ${fmt(a.half_width)} per cell (${Math.round(confidence * 100)}%)`;
+  let note = a.note || "";
+  if (a.subtotal_half_widths && a.subtotal_half_widths.length) {
+    text += `, ± ${fmt(a.subtotal_half_widths[0])} per ${TOTAL} (free)`;
+    note = note.split("; rollup:")[0].replace(/^rollup:.*/, "");
+  }
+  return note ? `${text} — ${note}` : text;
+}
+
 // TOTAL names a key a rollup's subtotal sums over, in the chart, the table
 // and the CSV.
 export const TOTAL = "total";
@@ -310,7 +322,7 @@ async function explain() {
       ["Cost", `ε ${fmtEps(ex.cost.epsilon)}${ex.cost.delta ? ` · δ ${ex.cost.delta.toExponential(0)}` : ""}${ex.cost.rho ? ` · ρ ${fmtEps(ex.cost.rho)}` : ""}`],
       a.tuned
         ? ["Expected error", `chosen from the data when it runs: the limits and the noise are picked for the smallest expected error, and each cell comes with its ${Math.round(ex.confidence * 100)}% interval`]
-        : ["Expected error", `± ${fmt(a.half_width)} per cell (${Math.round(ex.confidence * 100)}%)${a.note ? ` — ${a.note}` : ""}`],
+        : ["Expected error", expectedError(a, ex.confidence)],
     ];
     // A key with its own share spends from that share; zCDP answers compose in ρ,
     // so there subtracting ε would mislead and the budget is shown as it stands.
