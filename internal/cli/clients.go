@@ -166,8 +166,13 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 	for _, a := range r.Aggregates {
 		t.Header = append(t.Header, a.Name, a.Name+"_lower", a.Name+"_upper")
 	}
+	subtotals := false
 	for _, row := range r.Rows {
 		cols := append([]string{}, row.Key...)
+		for i := len(cols) - row.Subtotal; i < len(cols) && row.Subtotal > 0; i++ {
+			cols[i] = TotalKey // the key a rollup's subtotal sums over
+		}
+		subtotals = subtotals || row.Subtotal > 0
 		for _, c := range row.Cells {
 			cols = append(cols, Num(c.Value), Num(c.Lower), Num(c.Upper))
 		}
@@ -181,6 +186,9 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 	if r.Budget != nil {
 		t.Note += fmt.Sprintf(" Budget left ε=%.4g.", r.Budget.Remaining.Epsilon)
 	}
+	if subtotals {
+		t.Note += fmt.Sprintf(" Rows keyed %q sum the cells over that key (rollup): no extra ε.", TotalKey)
+	}
 	if why := suppressedWhy(r); why != "" {
 		t.Note = why + "\n" + t.Note
 		if o.format == "csv" {
@@ -189,6 +197,10 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 	}
 	return o.Print(cmd.OutOrStdout(), r, t)
 }
+
+// TotalKey stands, in tables and CSV, for a key a rollup's subtotal sums
+// over (the answer's JSON has "" there and the row's subtotal level).
+const TotalKey = "(total)"
 
 // suppressedWhy explains an answer whose groups were all withheld.
 func suppressedWhy(r *wire.Result) string {

@@ -42,3 +42,29 @@ func TestQueryAllGroupsSuppressed(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryRollupRows: a rollup's subtotal rows print the keys they sum over
+// as "(total)" in tables and CSV, and the table's note says they are free.
+func TestQueryRollupRows(t *testing.T) {
+	t.Parallel()
+	cell := []wire.Cell{{Value: 3, Lower: 1, Upper: 5}}
+	r := &wire.Result{GroupBy: []string{"month", "channel"}, Aggregates: []wire.AggregateInfo{{Name: "n", Op: "count"}}, Confidence: 0.95,
+		Rows: []wire.Row{{Key: []string{"2026-01", "web"}, Cells: cell}, {Key: []string{"2026-01", ""}, Cells: cell, Subtotal: 1}, {Key: []string{"", ""}, Cells: cell, Subtotal: 2}}}
+	cmd := queryCommand()
+	var out strings.Builder
+	cmd.SetOut(&out)
+	if err := printAnswer(cmd, &Output{format: "csv"}, r); err != nil {
+		t.Fatal(err)
+	}
+	want := "month,channel,n,n_lower,n_upper\n2026-01,web,3,1,5\n2026-01,(total),3,1,5\n(total),(total),3,1,5\n"
+	if out.String() != want {
+		t.Errorf("CSV:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := printAnswer(cmd, &Output{format: "table"}, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "(total)") || !strings.Contains(out.String(), "no extra ε") {
+		t.Errorf("table lacks the total rows or the note:\n%s", out.String())
+	}
+}
