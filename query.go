@@ -29,9 +29,12 @@ type Query struct {
 	// Rollup adds subtotals, as SQL's GROUP BY ROLLUP does: for group_by
 	// [a, b], a row per a (b summed over) and a grand total, each marked by
 	// Row.Subtotal. They are sums of the released cells — post-processing,
-	// at no extra ε — so a coarser total needs no query of its own, and it
-	// adds up with the cells exactly. Counts and sums only; every group key
-	// public (listed keys or time buckets), so that no group is missing.
+	// at no extra ε — so a coarser total needs no query of its own. A cell
+	// whose noise took it below zero is shown as 0 but summed at its noisy
+	// value, which keeps the subtotal unbiased: then, and only then, the
+	// subtotal is below the sum of the cells shown. Counts and sums only;
+	// every group key public (listed keys or time buckets), so that no group
+	// is missing.
 	Rollup bool `json:"rollup,omitempty"`
 	// Engine runs the query elsewhere: "beam" (Privacy on Beam, for snapshots
 	// that outgrow one machine; see docs/beam.md). Default: this server.
