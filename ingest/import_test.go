@@ -174,14 +174,10 @@ func TestCSVSplitterAgreesWithEncodingCSV(t *testing.T) {
 // boundaries.
 func splitChunked(text string, chunkBytes int) ([][]string, error) {
 	br := bufioReader(strings.NewReader(text))
-	cr := &csvReader{r: br}
-	header, err := cr.header()
-	if err == io.EOF {
-		return nil, nil
-	} else if err != nil {
+	cr, out, err := splitHeader(br)
+	if out == nil {
 		return nil, err
 	}
-	out := [][]string{header}
 	ch := &chunker{r: br, line: cr.line}
 	for {
 		data, line, err := ch.next(chunkBytes)
@@ -190,7 +186,7 @@ func splitChunked(text string, chunkBytes int) ([][]string, error) {
 		} else if err != nil {
 			return out, err
 		}
-		b, err := parseChunk(nil, data, line, len(header), 1)
+		b, err := parseChunk(nil, data, line, len(out[0]), 1)
 		out = appendRows(out, b)
 		if err != nil {
 			return out, err
@@ -207,15 +203,24 @@ func appendRows(out [][]string, b *csvBlock) [][]string {
 	return out
 }
 
-func splitAll(text string) ([][]string, error) {
-	cr := &csvReader{r: bufioReader(strings.NewReader(text))}
+// splitHeader reads the header row: out holds it, or is nil with err nil for
+// an empty text or the error.
+func splitHeader(r lineSource) (cr *csvReader, out [][]string, err error) {
+	cr = &csvReader{r: r}
 	header, err := cr.header()
 	if err == io.EOF {
-		return nil, nil
+		return cr, nil, nil
 	} else if err != nil {
+		return cr, nil, err
+	}
+	return cr, [][]string{header}, nil
+}
+
+func splitAll(text string) ([][]string, error) {
+	cr, out, err := splitHeader(bufioReader(strings.NewReader(text)))
+	if out == nil {
 		return nil, err
 	}
-	out := [][]string{header}
 	for {
 		b, err := cr.block(3, 16)
 		if b != nil {
