@@ -922,6 +922,9 @@ func TestViewsDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("adhoc-fields")),
 		fill([][2]string{{"from", adFrom.Format(time.DateOnly)}, {"to", adTo.Format(time.DateOnly)}, {"epsilon", "8.5"}}),
 		chromedp.WaitVisible(chromedp.ID("explain-refusal")),
+		// The form's previous question may have been refused too: wait for
+		// the refusal of this one (its explain can arrive late on a busy machine).
+		poll(`document.getElementById("explain-refusal").textContent.includes("costs ε 8.5 ")`),
 	)
 	eval("read the Run button", `document.getElementById("run").disabled`, &disabled)
 	refusal := text("explain-refusal")
