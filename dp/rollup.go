@@ -52,10 +52,9 @@ func SumCells(cells []Cell, confidence float64) (Cell, error) {
 		}
 	}
 	half := sumHalfWidth(lap, gauss2, 1-confidence)
-	out := Cell{Value: sum, Lower: sum - half, Upper: sum + half, Raw: sum, Spread: Spread{Kind: cells[0].Spread.Kind, Scale: math.Sqrt(gauss2 + 2*sumSquares(lap))}}
-	if len(lap) > 0 && gauss2 > 0 {
-		out.Spread.Kind = "" // a mix: no one kind describes it
-	}
+	// No Spread: the sum's noise is no longer one Laplace or Gaussian
+	// variable, so the result does not add up again through SumCells.
+	out := Cell{Value: sum, Lower: sum - half, Upper: sum + half, Raw: sum}
 	if clamped {
 		out = atLeastZero(out)
 	}
@@ -102,14 +101,6 @@ func sameScale(s []float64) bool {
 		}
 	}
 	return true
-}
-
-func sumSquares(s []float64) float64 {
-	var t float64
-	for _, v := range s {
-		t += v * v
-	}
-	return t
 }
 
 // laplaceSumQuantile is the x with P(|S| > x) = alpha for S the sum of k

@@ -559,8 +559,8 @@ func utilMeasureJoint(ctx context.Context, svc *analytics.Service, tenant *priva
 		f.eps, c.eps = res.Cost.Epsilon/2, res.Cost.Epsilon/2
 		f.res, c.res = res, res
 	}
-	f.median, f.within10, f.cells = errorStats(fe)
-	c.median, c.within10, c.cells = errorStats(ce)
+	f.median, f.within10, _ = errorStats(fe)
+	c.median, c.within10, _ = errorStats(ce)
 	f.cells, c.cells = len(fine.cells), len(coarse.cells)
 	return f, c, nil
 }
