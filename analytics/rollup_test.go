@@ -58,8 +58,9 @@ func TestRollupExact(t *testing.T) {
 }
 
 // TestRollupNoisy: with the secure noise, a subtotal is still the sum of the
-// released cells (none is near zero, so none was clamped), and its interval
-// is that of the sum of the cells' noise.
+// released cells (none was clamped at zero: each true count is about 600, 15
+// Laplace scales of 40 away), and its interval is that of the sum of the
+// cells' noise.
 func TestRollupNoisy(t *testing.T) {
 	t.Parallel()
 	snap := snapshotOf(randomEvents(newRNG(6, 6), 20000, 2000), 4096)
@@ -68,8 +69,8 @@ func TestRollupNoisy(t *testing.T) {
 	cellHalf := (cell.Upper - cell.Lower) / 2
 	var sum float64
 	for _, r := range res.Rows[:15] {
-		if r.Cells[0].Value < 3*cellHalf {
-			t.Fatalf("cell %v = %g is too near zero for this test", r.Key, r.Cells[0].Value)
+		if r.Cells[0].Value <= 0 {
+			t.Fatalf("cell %v = %g was clamped at zero, so the subtotal need not be the cells' sum", r.Key, r.Cells[0].Value)
 		}
 		sum += r.Cells[0].Value
 	}
