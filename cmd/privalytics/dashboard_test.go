@@ -551,7 +551,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitEnabled(chromedp.ID("run")),
 	)
 	explainText = text("read the second cost", "explain-body")
-	for _, want := range []string{"δ 1e-6", "chosen by DP partition selection"} {
+	for _, want := range []string{"δ 1e-6", "chosen by DP partition selection", "declares for category (allowed) are all shown"} {
 		if !strings.Contains(explainText, want) {
 			t.Errorf("the cost of a split by category reads %q; it lacks %q", explainText, want)
 		}

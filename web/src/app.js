@@ -333,7 +333,16 @@ async function explain() {
     } else if (pool) {
       rows.push(["Budget after", `ε ${fmtEps(Math.max(0, pool.remaining.epsilon - ex.cost.epsilon))} of ${fmtEps(pool.total.epsilon)}${share ? " (this key's share)" : ""}`]);
     }
-    if (ex.thresholded) rows.push(["Groups", "chosen by DP partition selection: rare values are hidden"]);
+    if (ex.thresholded) {
+      // Say what the split costs in answers, and what would lift it: the
+      // schema's allowed values are public keys (no δ, nothing hidden, and
+      // the rollup's free totals for a count or a sum).
+      const summable = a.op === "count" || a.op === "sum";
+      rows.push(["Groups", "chosen by DP partition selection: rare values are hidden" +
+        (summable ? `, so no total per ${$("granularity").value} is given (it would leave them out)` : "") +
+        `. Values the tenant's schema declares for ${$("dimension").value} (allowed) are all shown and need no δ` +
+        (summable ? `, with their totals at no extra ε` : "")]);
+    }
     const dl = document.createElement("dl");
     for (const [k, v] of rows) {
       const dt = document.createElement("dt");
