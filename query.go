@@ -55,7 +55,9 @@ type TuningReport struct {
 	MaxGroups int     `json:"max_groups"`
 	Noise     string  `json:"noise"`
 	// Aggregates: the clamp chosen for each tuned aggregate, the estimated
-	// share of its true value that bounding removes, and the typical relative
+	// share of its true value that bounding removes (from the tuning
+	// histograms, blind to the few customers below their noise: on heavy-tailed
+	// data an under-statement), and the typical relative
 	// error of a typical cell: the median of |bounding bias + noise| over its
 	// value (dp.MedianAbsError).
 	Aggregates []TunedAggregate `json:"aggregates"`
