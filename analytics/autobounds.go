@@ -21,8 +21,14 @@ import (
 // ε). The range is then read off the noisy histogram only (post-processing):
 // the outermost bins whose noisy count clears a threshold set so that an empty
 // bin clears it with probability at most autoFalseBin over all bins, widened to
-// include zero. When no bin clears it, the bin with the largest noisy count is
-// used. The second pass — the query itself — clamps to that range.
+// include zero. A cleared bin standing apart above the run of the fullest one
+// (more than maxGap empty magnitudes between, both signs judged together) is
+// taken for noise unless it clears the threshold by isolatedScales noise
+// scales, as tuning's histograms do (dropIsolated): without that, the one run
+// in a thousand whose spurious count cleared the threshold far out set a range
+// of ±2.7·10⁸ for values of at most 8 (seen in TestAutoBoundsUnderSecureNoise).
+// When no bin clears it, the bin with the largest noisy count is used. The
+// second pass — the query itself — clamps to that range.
 
 // autoFalseBin bounds the probability that any empty bin's noise alone clears
 // the threshold and widens the range.
@@ -146,11 +152,18 @@ func noisyRange(hist []int64, b magnitudeBins, rows int64, eps float64, m dp.Mec
 	}
 	scale := float64(rows) / eps
 	threshold := scale * math.Log(float64(len(hist))/(2*autoFalseBin))
-	for i := 0; i <= b.k; i++ { // positive bins: the highest that clears
-		if float64(noisy[i]) > threshold {
+	cleared := make([]float64, len(noisy)) // positive magnitudes, then negative
+	for i, c := range noisy {
+		if float64(c) > threshold {
+			cleared[i] = float64(c)
+		}
+	}
+	dropIsolated(cleared, 2, threshold+isolatedScales*scale)
+	for i := 0; i <= b.k; i++ { // the highest magnitude kept, per sign
+		if cleared[i] > 0 {
 			hi = b.edge(i)
 		}
-		if float64(noisy[b.k+1+i]) > threshold {
+		if cleared[b.k+1+i] > 0 {
 			lo = -b.edge(i)
 		}
 	}

@@ -120,3 +120,43 @@ func TestMagnitudeBins(t *testing.T) {
 		t.Errorf("edges %v %v", b.edge(0), b.edge(5))
 	}
 }
+
+// TestAutoRangeIgnoresIsolatedBins: a bin that clears the threshold far above
+// the run of the fullest one (more than maxGap empty magnitudes between) is
+// taken for a spurious count, on either sign, unless it clears the threshold
+// by isolatedScales noise scales; a bin next to the run widens the range.
+// The counts are given as they come out of the noise (dptest.NoNoise), so
+// each case is exact.
+func TestAutoRangeIgnoresIsolatedBins(t *testing.T) {
+	t.Parallel()
+	b := magnitudeBins{minExp: 0, k: 40}
+	const rows, eps = 8, 0.2
+	scale := float64(rows) / eps
+	threshold := scale * math.Log(float64(b.n())/(2*autoFalseBin))
+	body := func() []int64 {
+		h := make([]int64, b.n())
+		h[b.bin(3)], h[b.bin(5)], h[b.bin(7)] = 4000, 9000, 5000 // values up to 8
+		return h
+	}
+	for _, tc := range []struct {
+		name   string
+		at     float64 // the extra bin's value
+		count  float64
+		lo, hi float64
+	}{
+		{"spurious far above", 3e8, threshold + scale, 0, 8},
+		{"spurious far below zero", -3e8, threshold + scale, 0, 8},
+		{"next to the run", 20, threshold + scale, 0, 32},
+		{"far above, well clear of the noise", 3e8, threshold + (isolatedScales+1)*scale, 0, b.edge(b.bin(3e8))},
+	} {
+		h := body()
+		h[b.bin(tc.at)] = int64(tc.count)
+		lo, hi, err := noisyRange(h, b, rows, eps, dptest.NoNoise())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lo != tc.lo || hi != tc.hi {
+			t.Errorf("%s: range [%g, %g], want [%g, %g]", tc.name, lo, hi, tc.lo, tc.hi)
+		}
+	}
+}
