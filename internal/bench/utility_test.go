@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,9 +172,46 @@ func TestUtilityReduced(t *testing.T) {
 	if diff := cmp.Diff(wantJoint, joint); diff != "" {
 		t.Errorf("questions answered workload-aware (-want +got):\n%s", diff)
 	}
-	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε"} {
+	losses := 0
+	for _, r := range rows {
+		if r.hasLoss {
+			losses++
+			if r.exactLoss < 0 || r.exactLoss > 1 || r.estLoss < 0 || r.estLoss > 1 {
+				t.Errorf("%s: estimated loss %v, exact %v; want shares in [0, 1]", r.q.title, r.estLoss, r.exactLoss)
+			}
+		}
+	}
+	if losses != 9 {
+		t.Errorf("%d questions report a bounding loss, want the 9 tuned counts and sums", losses)
+	}
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+// TestUtilExactLoss: the exact bounding loss on a hand-made reference — two
+// customers, A with 10 and 30 in two cells, B with 50 in one; 90 in all.
+func TestUtilExactLoss(t *testing.T) {
+	ref := &utilTruth{perCus: map[string]map[string]float64{"A": {"x": 10, "y": 30}, "B": {"x": 50}}}
+	for _, tc := range []struct {
+		name        string
+		l0          int
+		upper, norm float64
+		want        float64
+	}{
+		// Clamp 20: A keeps 10 + 20, B 20: 50 of 90.
+		{"clamp", 2, 20, 0, 1 - 50.0/90},
+		// L0 1: A keeps half of its clamped 30 in expectation, B its 20: 35.
+		{"L0 1", 1, 20, 0, 1 - 35.0/90},
+		// Norm 20: A's clamped (10, 20) has norm √500, scaled by 20/√500;
+		// B's (20) is within it.
+		{"norm", 2, 20, 20, 1 - (30*20/math.Sqrt(500)+20)/90},
+		{"nothing cut", 2, 100, 0, 0},
+	} {
+		if got := utilExactLoss(ref, tc.l0, tc.upper, tc.norm); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: loss %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
