@@ -464,10 +464,11 @@ func utilityOn(ctx context.Context, tenant *privalytics.Tenant, snap *privalytic
 		if r.auto, err = utilMeasure(ctx, svc, tenant, utilQuery(q, t, cfg, opt.Epsilon, "auto", utilConfig{}), t, opt.Runs); err != nil {
 			return nil, fmt.Errorf("%s, tuned: %w", q.title, err)
 		}
-		if tr := r.auto.res.Tuning; tr != nil && len(tr.Aggregates) > 0 && (q.op == "sum" || q.op == "count") {
-			r.estLoss, r.exactLoss, r.hasLoss = tr.Aggregates[0].BoundingLoss, utilExactLoss(t, tr.MaxGroups, tr.Aggregates[0].Upper, tr.Aggregates[0].MaxNorm), true
-		}
 		if tr := r.auto.res.Tuning; tr != nil {
+			if len(tr.Aggregates) > 0 && (q.op == "sum" || q.op == "count") {
+				a := tr.Aggregates[0]
+				r.estLoss, r.exactLoss, r.hasLoss = a.BoundingLoss, utilExactLoss(t, tr.MaxGroups, a.Upper, a.MaxNorm), true
+			}
 			r.tuned = fmt.Sprintf("L0 %d, %s", tr.MaxGroups, tr.Noise)
 			switch {
 			case len(tr.Aggregates) > 0 && tr.Aggregates[0].MaxNorm > 0:
