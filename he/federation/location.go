@@ -243,9 +243,17 @@ func (d *Driver) Decrypt(ctx context.Context, p *Params, loc *Location, round in
 	} else if err != nil {
 		return DecryptOutcome{}, err
 	}
-	if rv, err = d.T.ReadyToDecrypt(ctx, d.Federation, round); err != nil {
+	ready, err := d.T.ReadyToDecrypt(ctx, d.Federation, round)
+	if err != nil {
+		// The others may have decrypted the round between the poll and this
+		// call (a conflict: ready is accepted only while decrypting); a round
+		// over is an outcome, as above, not an error.
+		if now, rerr := d.T.Round(ctx, d.Federation, round); rerr == nil && now.Status != RoundDecrypting {
+			return DecryptOutcome{Round: now}, nil
+		}
 		return DecryptOutcome{}, err
 	}
+	rv = ready
 	err = Poll(ctx, "the decrypting set", d.poll(), func() (bool, error) {
 		if len(rv.Active) > 0 {
 			return true, nil
