@@ -215,7 +215,8 @@ func dpSigma(t *testing.T, l0 int64, linf, eps, delta float64) float64 {
 // reads the released cell only (its half-width at least its value), so a
 // noise beyond the interval's own half-width leaves it unflagged: up to 1 −
 // the confidence of the time (measured: 30 runs in 1,000 at 95%, 3 in 3,000
-// at 99.9%). The query asks for 99.99% intervals: about one run in 10,000.
+// at 99.9%). The query asks for 99.99% intervals: at most one run in
+// 10,000 by the same bound (0 of 3,000 measured).
 func TestCellsBelowTheNoiseAreFlagged(t *testing.T) {
 	t.Parallel()
 	var events []event

@@ -141,12 +141,13 @@ func TestTuningOnTheSecurePath(t *testing.T) {
 	// L0 about 3 and the clamp just above the cells' 80 — or, when a spurious
 	// count clears a tail extension (thresholdWithTail: the two size bins
 	// above 3 groups, 4 and 5–8; about one run in a hundred), L0 up to 8 and
-	// a clamp up to 4× the largest value seen, never more. Or the norm candidate (δ > 0): every group kept
-	// and each customer's vector (80, 80, 80), of L2 norm 139, bounded by a
-	// norm from the bottom of its value bin (128) to 512; at 256, its Gaussian noise is 1.15× that of L0 3 ×
-	// clamp 128 (L2 √3·128 = 222) with no bias, and a spurious count in the
-	// groups histogram (a customer in more than 3 months) tips the choice to
-	// it in about 3 runs in a hundred (28 of 1,000 measured).
+	// a clamp up to 4× the largest value seen, never more. Or the norm
+	// candidate (δ > 0): every group kept and each customer's vector (80, 80,
+	// 80), of L2 norm 139, bounded by a norm from the bottom of its value bin
+	// (128) to 512. At 256 its Gaussian noise is 1.15× that of L0 3 × clamp
+	// 128 (L2 √3·128 = 222), with no bias; a spurious count in the groups
+	// histogram (a customer in more than 3 months) tips the choice to it in
+	// about 3 runs in a hundred (28 of 1,000 measured).
 	tr := res.Tuning
 	switch up := tr.Aggregates[0].Upper; {
 	case tr.Aggregates[0].MaxNorm > 0:

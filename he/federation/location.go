@@ -243,8 +243,7 @@ func (d *Driver) Decrypt(ctx context.Context, p *Params, loc *Location, round in
 	} else if err != nil {
 		return DecryptOutcome{}, err
 	}
-	ready, err := d.T.ReadyToDecrypt(ctx, d.Federation, round)
-	if err != nil {
+	if rv, err = d.T.ReadyToDecrypt(ctx, d.Federation, round); err != nil {
 		// The others may have decrypted the round between the poll and this
 		// call (a conflict: ready is accepted only while decrypting); a round
 		// over is an outcome, as above, not an error.
@@ -253,7 +252,6 @@ func (d *Driver) Decrypt(ctx context.Context, p *Params, loc *Location, round in
 		}
 		return DecryptOutcome{}, err
 	}
-	rv = ready
 	err = Poll(ctx, "the decrypting set", d.poll(), func() (bool, error) {
 		if len(rv.Active) > 0 {
 			return true, nil
