@@ -26,7 +26,7 @@ import (
 // taken for noise unless it clears the threshold by isolatedScales noise
 // scales, as tuning's histograms do (dropIsolated): without that, the one run
 // in a thousand whose spurious count cleared the threshold far out set a range
-// of ±2.7·10⁸ for values of at most 8 (seen in TestAutoBoundsUnderSecureNoise).
+// reaching −2.7·10⁸ for values of 0 to 8 (seen in TestAutoBoundsUnderSecureNoise).
 // When no bin clears it, the bin with the largest noisy count is used. The
 // second pass — the query itself — clamps to that range.
 
