@@ -94,3 +94,52 @@ func TestSweepLogistic(t *testing.T) {
 		}
 	}
 }
+
+// sizedFederation is a plainFederation of the locations that answer, sized
+// as the federation they belong to (Size's N counts the offline ones too).
+type sizedFederation struct {
+	plainFederation
+	n int
+}
+
+func (f sizedFederation) Size() (int, int, int) { return f.n, f.t, 8192 }
+
+// TestSweepRidge is a measurement, not a check: it trains the ridge model
+// LEARN_SWEEP times as TestSeparateLocationProcesses does — six locations,
+// threshold 5, the sixth location's customers missing — on three hold-out
+// splits, and prints the distribution of the test-R² ratio to the central fit
+// on all six locations' rows and how often it falls below 0.95.
+//
+//	LEARN_SWEEP=1000 go test ./learn -run TestSweepRidge -v
+func TestSweepRidge(t *testing.T) {
+	spec := os.Getenv("LEARN_SWEEP")
+	if spec == "" {
+		t.Skip("SKIPPED: a measurement, not a check; set LEARN_SWEEP=runs to print the ridge R² ratio's distribution")
+	}
+	runs, _ := strconv.Atoi(spec)
+	all := loadBank(t, "age")
+	for _, seed := range []uint64{19, 3, 5} {
+		train, test := HoldOut(all, 0.2, seed)
+		central, err := CentralRidge(train)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := R2((&Model{Kind: KindRidge, Coefficients: central}).Scores(test), test.Y)
+		f := sizedFederation{plainFederation{SplitRandom(train, 6, 7)[:5], 5, secure().Mechanisms}, 6}
+		var ratios []float64
+		miss, mean := 0, 0.0
+		for range runs {
+			m, err := TrainRidgeOn(f, BankSchema("age"), secure())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := R2(m.Scores(test), test.Y) / want
+			ratios, mean = append(ratios, r), mean+r/float64(runs)
+			if r < 0.95 {
+				miss++
+			}
+		}
+		sort.Float64s(ratios)
+		fmt.Printf("hold-out seed %2d, central R² %.4f: ratio mean %.4f p5 %.4f min %.4f; below 0.95 in %d of %d\n", seed, want, mean, ratios[runs/20], ratios[0], miss, runs)
+	}
+}

@@ -90,7 +90,7 @@ func abs64(v int64) int64 {
 // round runs with the five others (one waits out the 5 s window first). The
 // franchisor (this test) compares with the centralised non-private fit on all
 // six locations' rows (the dropped location's customers included): logistic
-// test AUC within 0.03, ridge R² within 5%. Then it searches the relay's
+// test AUC within 0.03, ridge R² within 8% (see the check). Then it searches the relay's
 // directory and log for the locations' CSV rows and for the largest plaintext
 // cell of every location's every round (as 8-byte integers and as text),
 // with a positive control.
@@ -230,8 +230,16 @@ func TestSeparateLocationProcesses(t *testing.T) {
 	if g := metrics[KindLogistic]; g[1]-g[0] > 0.03 {
 		t.Errorf("logistic AUC %.4f is more than 0.03 below the central %.4f", g[0], g[1])
 	}
-	if g := metrics[KindRidge]; g[0] < 0.95*g[1] {
-		t.Errorf("ridge R² %.4f is more than 5%% below the central %.4f", g[0], g[1])
+	// The 5% ridge target is held by TestFederatedAccuracy, where every
+	// location's customers contribute. Here the sixth location's customers are
+	// missing from the federated fit but not from the central one, and that
+	// costs: TestSweepRidge (this configuration, 3 hold-out splits × 1,000
+	// plain trainings) measured the ratio at mean 0.97–0.98, 5th percentile
+	// 0.954–0.967, lowest 0.930, below 0.95 in 0.4–1.9% of trainings — which
+	// failed CI once. The check is 8%: a fit that is broken rather than noisy
+	// falls far below it.
+	if g := metrics[KindRidge]; g[0] < 0.92*g[1] {
+		t.Errorf("ridge R² %.4f is more than 8%% below the central %.4f", g[0], g[1])
 	}
 
 	// What must never reach the relay: rows and plaintext cells.
