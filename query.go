@@ -45,7 +45,7 @@ type Query struct {
 // DP histograms of the customers' contributions, from which L0, the per-group
 // clamp of each count, sum and mean, and the noise are chosen.
 type Tuning struct {
-	Share float64 `json:"share,omitempty"` // default 0.15
+	Share float64 `json:"share,omitempty"` // default 0.05 per histogram drawn, at most 0.15
 }
 
 // TuningReport says what automatic tuning chose and why.

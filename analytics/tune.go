@@ -28,8 +28,22 @@ import (
 // partition selection may be used, and ρ the largest of the candidates'
 // (Gaussian ρ does not depend on the sensitivity).
 
-// DefaultTuningShare is the share of ε tuning spends when the query says none.
-const DefaultTuningShare = 0.15
+// When the query names no tuning share, each tuning histogram gets
+// HistogramShare of ε and the whole tuning at most DefaultTuningShare: a
+// query of one tuned sum draws three histograms (groups, values, norms) and
+// spends 15%, one of distinct customers draws only the groups histogram and
+// spends 5%, leaving 95% of ε to its answer instead of 85% — the same
+// histograms, less noise. More histograms than three share the 15%.
+const (
+	DefaultTuningShare = 0.15
+	HistogramShare     = 0.05
+)
+
+// defaultShare is the tuning share of a query that names none and draws n
+// histograms.
+func defaultShare(n int) float64 {
+	return min(DefaultTuningShare, HistogramShare*float64(n))
+}
 
 // Value bins of the tuning histograms: |v| in (2^(j−1+minExp), 2^(j+minExp)],
 // bin 0 holding everything up to 2^minExp; positive values (and zero) in the
@@ -131,7 +145,7 @@ func tuningAffordable(q *privalytics.Query) bool {
 			tuned++
 		}
 	}
-	return dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, DefaultTuningShare, 1+tuned)) == nil
+	return dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, defaultShare(1+tuned), 1+tuned)) == nil
 }
 
 // histogramEpsilon is the ε of each of n tuning histograms: share of the
@@ -153,17 +167,24 @@ func (ts *tuneSpec) histograms() int {
 // planTuned plans a tuned query: a placeholder plan (the cost, the checks, the
 // explanation) carrying the tuning to do at execution.
 func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Plan, error) {
-	share := DefaultTuningShare
+	// share is the query's, or 0 until the histograms are counted.
+	share := 0.0
 	if q.Tuning != nil && q.Tuning.Share != 0 {
 		share = q.Tuning.Share
+		if !(share > 0 && share < 1) {
+			return nil, invalid("query: tuning.share must be between 0 and 1 (default %v of ε per tuning histogram, at most %v), got %v", HistogramShare, DefaultTuningShare, share)
+		}
 	}
-	if !(share > 0 && share < 1) {
-		return nil, invalid("query: tuning.share must be between 0 and 1 (default %v), got %v", DefaultTuningShare, share)
+	shareOf := func(n int) float64 {
+		if share > 0 {
+			return share
+		}
+		return defaultShare(n)
 	}
 	if q.Bounds != (privalytics.Bounds{}) {
 		return nil, invalid("query: tuning chooses the bounds: leave bounds out, or drop tuning and give them")
 	}
-	ts := &tuneSpec{orig: *q, share: share}
+	ts := &tuneSpec{orig: *q}
 	for i, a := range q.Aggregates {
 		switch {
 		case a.Within != 0:
@@ -189,7 +210,8 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	default:
 		ts.kinds = []dp.NoiseKind{dp.Laplace}
 	}
-	ts.epsHist = histogramEpsilon(q.Epsilon, share, ts.histograms())
+	ts.share = shareOf(ts.histograms())
+	ts.epsHist = histogramEpsilon(q.Epsilon, ts.share, ts.histograms())
 	if err := dp.CheckTuningHistogram("tuning histogram", ts.epsHist); err != nil {
 		return nil, invalid("query: %v; raise epsilon or tuning.share", err)
 	}
@@ -226,9 +248,10 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 		ts.l2 = ts.l2 && q.Aggregates[i].Op != "mean"
 	}
 	if ts.l2 {
-		ts.l2 = dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, share, 1+2*len(ts.tuned))) == nil
+		ts.l2 = dp.CheckTuningHistogram("tuning histogram", histogramEpsilon(q.Epsilon, shareOf(1+2*len(ts.tuned)), 1+2*len(ts.tuned))) == nil
 	}
-	ts.epsHist = histogramEpsilon(q.Epsilon, share, ts.histograms())
+	ts.share = shareOf(ts.histograms())
+	ts.epsHist = histogramEpsilon(q.Epsilon, ts.share, ts.histograms())
 	// Every candidate must pass the library's limits now: the extremes of L0
 	// and of each clamp, for each noise.
 	var rho float64

@@ -72,6 +72,67 @@ func TestTuningPicksTheKnownContribution(t *testing.T) {
 	}
 }
 
+// TestDefaultTuningSharePerHistogram: a query that names no tuning share
+// spends 5% of ε on each tuning histogram it draws, at most 15% in all, and
+// the answer's noise is calibrated to the rest. The histograms are counted from the query alone: the groups
+// histogram, one value histogram per tuned count, sum or mean, and with
+// public groups and δ > 0 one norm histogram per tuned count or sum.
+func TestDefaultTuningSharePerHistogram(t *testing.T) {
+	t.Parallel()
+	snap := snapshotOf(tuneEvents(600, 3, 2, 40), 1000)
+	sum := privalytics.Aggregate{Op: "sum", Column: "amount"}
+	mean := privalytics.Aggregate{Op: "mean", Column: "amount"}
+	distinct := privalytics.Aggregate{Op: "distinct_customers"}
+	count := privalytics.Aggregate{Op: "count"}
+	for _, tc := range []struct {
+		name  string
+		q     *privalytics.Query
+		share float64
+	}{
+		{"distinct customers: the groups histogram", monthlyQuery(distinct), 0.05},
+		{"a mean: groups and values", monthlyQuery(mean), 0.10},
+		{"a sum with δ: groups, values, norms", func() *privalytics.Query { q := monthlyQuery(sum); q.Delta = 1e-6; return q }(), 0.15},
+		{"a sum and a count with δ: five histograms share 15%", func() *privalytics.Query { q := monthlyQuery(sum, count); q.Delta = 1e-6; return q }(), 0.15},
+		{"a share named by the query", func() *privalytics.Query {
+			q := monthlyQuery(distinct)
+			q.Tuning = &privalytics.Tuning{Share: 0.3}
+			return q
+		}(), 0.3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.q.Tuning = cmpOr(tc.q.Tuning, &privalytics.Tuning{})
+			res := run(t, tc.q, snap, dptest.NoNoise())
+			if res.Tuning == nil {
+				t.Fatal("the answer has no tuning report")
+			}
+			if math.Abs(res.Tuning.Share-tc.share) > 1e-12 || math.Abs(res.Tuning.Epsilon-tc.share*tc.q.Epsilon) > 1e-12 {
+				t.Errorf("tuning share %v (ε %v), want %v of ε %v", res.Tuning.Share, res.Tuning.Epsilon, tc.share, tc.q.Epsilon)
+			}
+			if math.Abs(res.Cost.Epsilon-tc.q.Epsilon) > 1e-12 {
+				t.Errorf("charged ε %v, want the query's %v", res.Cost.Epsilon, tc.q.Epsilon)
+			}
+		})
+	}
+	// The release gets the rest: with the histograms noise-free both choose
+	// the same L0, and the Laplace interval narrows by (1 − 0.15)/(1 − 0.05).
+	width := func(share float64) float64 {
+		q := monthlyQuery(distinct)
+		q.Tuning = &privalytics.Tuning{Share: share}
+		c := run(t, q, snap, dptest.NoNoise()).Rows[0].Cells[0]
+		return c.Upper - c.Lower
+	}
+	if got, want := width(0.05)/width(0.15), 0.85/0.95; math.Abs(got-want) > 1e-9 {
+		t.Errorf("interval width at share 0.05 ÷ at 0.15 = %v, want %v", got, want)
+	}
+}
+
+func cmpOr[T any](p, q *T) *T {
+	if p != nil {
+		return p
+	}
+	return q
+}
+
 // TestTuningTradesBiasForNoise: a few customers with huge totals are clamped
 // away (bias) rather than inflating everyone's noise, and a small ε chooses a
 // tighter clamp than a large one.

@@ -18,7 +18,8 @@ type Query struct {
 	Engine     string      `json:"engine,omitempty"`     // "beam": run on Privacy on Beam (docs/beam.md); default this server
 }
 
-// Tuning asks for automatic contribution bounds, spending Share of ε (default 0.15) on them.
+// Tuning asks for automatic contribution bounds, spending Share of ε on them
+// (default 0.05 per tuning histogram the query draws, at most 0.15).
 type Tuning struct {
 	Share float64 `json:"share,omitempty"`
 }
