@@ -90,7 +90,7 @@ func abs64(v int64) int64 {
 // round runs with the five others (one waits out the 5 s window first). The
 // franchisor (this test) compares with the centralised non-private fit on all
 // six locations' rows (the dropped location's customers included): logistic
-// test AUC within 0.03, ridge R² within 8% (see the check). Then it searches the relay's
+// test AUC within 0.04, ridge R² within 8% (see the checks). Then it searches the relay's
 // directory and log for the locations' CSV rows and for the largest plaintext
 // cell of every location's every round (as 8-byte integers and as text),
 // with a positive control.
@@ -227,17 +227,18 @@ func TestSeparateLocationProcesses(t *testing.T) {
 	if !co.Dropped[5] || len(co.Dropped) != 1 {
 		t.Errorf("dropped %v, want exactly location 5", co.Dropped)
 	}
-	if g := metrics[KindLogistic]; g[1]-g[0] > 0.03 {
-		t.Errorf("logistic AUC %.4f is more than 0.03 below the central %.4f", g[0], g[1])
+	// The targets (AUC within 0.03, R² within 5%) are held by
+	// TestFederatedAccuracy, where every location's customers contribute.
+	// Here the sixth location's customers are missing from the federated fit
+	// but not from the central one, and that costs: TestSweepMissingLocation
+	// (this configuration without the crypto, 3 hold-out splits) measured the
+	// ridge ratio below 0.95 in 0.4–2.5% of trainings (lowest 0.930 of 4,200;
+	// this test failed CI once at 0.949) and the AUC gap above 0.03 in 0–1%
+	// (largest 0.0346 of 1,800). The checks are 0.04 and 8%: a fit that is
+	// broken rather than noisy falls far outside them.
+	if g := metrics[KindLogistic]; g[1]-g[0] > 0.04 {
+		t.Errorf("logistic AUC %.4f is more than 0.04 below the central %.4f", g[0], g[1])
 	}
-	// The 5% ridge target is held by TestFederatedAccuracy, where every
-	// location's customers contribute. Here the sixth location's customers are
-	// missing from the federated fit but not from the central one, and that
-	// costs: TestSweepRidge (this configuration, 3 hold-out splits × 1,000
-	// plain trainings) measured the ratio at mean 0.97–0.98, 5th percentile
-	// 0.954–0.967, lowest 0.930, below 0.95 in 0.4–1.9% of trainings — which
-	// failed CI once. The check is 8%: a fit that is broken rather than noisy
-	// falls far below it.
 	if g := metrics[KindRidge]; g[0] < 0.92*g[1] {
 		t.Errorf("ridge R² %.4f is more than 8%% below the central %.4f", g[0], g[1])
 	}
