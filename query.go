@@ -46,7 +46,15 @@ type Query struct {
 // clamp of each count, sum and mean, and the noise are chosen.
 type Tuning struct {
 	Share float64 `json:"share,omitempty"` // default 0.05 per histogram drawn, at most 0.15
+	// CorrectBias, when false, leaves the cells of tuned counts and sums as
+	// bounded: by default each is divided by 1 − its estimated bounding loss
+	// (see TunedAggregate.Correction). Unset means true.
+	CorrectBias *bool `json:"correct_bias,omitempty"`
 }
+
+// Corrects reports whether tuned counts and sums are corrected for the
+// estimated bias of bounding: unless CorrectBias is false.
+func (t *Tuning) Corrects() bool { return t == nil || t.CorrectBias == nil || *t.CorrectBias }
 
 // TuningReport says what automatic tuning chose and why.
 type TuningReport struct {
@@ -74,6 +82,13 @@ type TunedAggregate struct {
 	// MaxNorm is the chosen L2 bound of each customer's vector of per-group
 	// totals (GroupBounds.MaxNorm) when tuning found one gives the smaller error.
 	MaxNorm float64 `json:"max_norm,omitempty"`
+	// Correction is the factor every cell of the aggregate (value and
+	// interval, subtotals included) was multiplied by to undo the estimated
+	// bounding loss: 1 / (1 − min(BoundingLoss, 0.5)). Absent (1) for
+	// means, for clamps below zero, when no loss is estimated or the
+	// histograms showed nothing above their noise, and when the query sets
+	// tuning.correct_bias false.
+	Correction float64 `json:"correction,omitempty"`
 }
 
 // Filter is one condition on a column. Exactly one family is set: eq, in, not_in,
@@ -216,8 +231,11 @@ type Cell struct {
 	Upper float64 `json:"upper"`
 	// BoundingLoss is the estimated share of the cell's true value that
 	// contribution bounding removed (a DP estimate from automatic tuning's
-	// histograms; absent when the aggregate was not tuned). The interval
-	// covers the bounded value; the true one is about value / (1 − loss).
+	// histograms; absent when the aggregate was not tuned). A tuned count's
+	// or sum's value and interval are already divided by 1 − loss (the
+	// tuning report's Correction) unless the query turned that off; the
+	// estimate cannot see customers far above the rest below its noise, so on
+	// heavy-tailed data some bias remains.
 	BoundingLoss float64 `json:"bounding_loss,omitempty"`
 	// Hidden marks a cell whose signal is below the noise (its interval's
 	// half-width is at least its value): it is released, being paid for, but

@@ -62,6 +62,9 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			if p.tune.l2 {
 				e.Note += "; an L2 norm across the groups (max_norm, Gaussian noise) competes with the per-group clamps"
 			}
+			if (a.op == "count" || a.op == "sum") && p.tune.orig.Tuning.Corrects() {
+				e.Note += "; the cells are divided by 1 − that estimated share (the report's correction; tuning.correct_bias false keeps them bounded)"
+			}
 			ex.Aggregates = append(ex.Aggregates, e)
 			continue
 		}

@@ -63,7 +63,36 @@ func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 		}
 		res.Rows = append(res.Rows, sub...)
 	}
+	if res.Tuning != nil {
+		correctCells(res, res.Tuning.Aggregates)
+	}
 	return res, nil
+}
+
+// correctCells applies a tuning report to an answer's cells: each tuned
+// aggregate's cells, subtotals included, carry its estimated bounding loss
+// and are multiplied — value and interval — by its Correction when it has
+// one (biasCorrection). Post-processing of released numbers by a DP
+// estimate, and linear, so a subtotal is still the sum of its cells and a
+// hidden cell stays hidden. It is the one place a correction is applied:
+// to a tuned answer here (release) and to a view's release that reuses an
+// earlier release's tuning (Views.release).
+func correctCells(res *privalytics.Result, tuned []privalytics.TunedAggregate) {
+	for _, ta := range tuned {
+		i := slices.IndexFunc(res.Aggregates, func(a privalytics.AggregateInfo) bool { return a.Name == ta.Name })
+		if i < 0 {
+			continue
+		}
+		f := ta.Correction
+		if !(f > 0) {
+			f = 1
+		}
+		for r := range res.Rows {
+			c := &res.Rows[r].Cells[i]
+			c.BoundingLoss = ta.BoundingLoss
+			c.Value, c.Lower, c.Upper = c.Value*f, c.Lower*f, c.Upper*f
+		}
+	}
 }
 
 // rollup sums released rows into subtotals: for each level L (1 to the

@@ -181,8 +181,8 @@ func TestTuningOnTheSecurePath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ex.Aggregates[0].Tuned || !strings.Contains(ex.Aggregates[0].Note, "tuned") {
-		t.Errorf("explain does not say the aggregate is tuned: %+v", ex.Aggregates[0])
+	if !ex.Aggregates[0].Tuned || !strings.Contains(ex.Aggregates[0].Note, "tuned") || !strings.Contains(ex.Aggregates[0].Note, "divided by 1 − that estimated share") {
+		t.Errorf("explain does not say the aggregate is tuned and corrected: %+v", ex.Aggregates[0])
 	}
 	rp, err := p.ResolveBounds(context.Background(), snap, nil, dp.Secure())
 	if err != nil {
@@ -481,19 +481,39 @@ func TestTuningSeesSmallShops(t *testing.T) {
 	}
 	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
 	q.Epsilon = 0.3
-	res := run(t, q, snapshotOf(events, 500), dptest.NoNoise())
-	if res.Tuning == nil {
-		t.Fatal("no tuning report")
-	}
-	if c := res.Tuning.Aggregates[0].Upper; c < 192 {
-		t.Errorf("tuning chose a clamp of %v on values up to 384 (%s)", c, res.Tuning.Reason)
-	}
-	total := 0.0
-	for _, r := range res.Rows {
-		total += r.Cells[0].Value
-	}
-	if total < 0.75*truth || total > truth+1e-6 {
-		t.Errorf("revenue %v of %v: bounding removed more than a quarter", total, truth)
+	off := false
+	for _, correct := range []bool{false, true} {
+		q.Tuning = &privalytics.Tuning{}
+		if !correct {
+			q.Tuning.CorrectBias = &off
+		}
+		res := run(t, q, snapshotOf(events, 500), dptest.NoNoise())
+		if res.Tuning == nil {
+			t.Fatal("no tuning report")
+		}
+		ta := res.Tuning.Aggregates[0]
+		if ta.Upper < 192 {
+			t.Errorf("tuning chose a clamp of %v on values up to 384 (%s)", ta.Upper, res.Tuning.Reason)
+		}
+		total := 0.0
+		for _, r := range res.Rows {
+			total += r.Cells[0].Value
+		}
+		if !correct {
+			if total < 0.75*truth || total > truth+1e-6 {
+				t.Errorf("revenue %v of %v: bounding removed more than a quarter", total, truth)
+			}
+			if ta.Correction != 0 {
+				t.Errorf("correct_bias false, yet a correction of %v is reported", ta.Correction)
+			}
+			continue
+		}
+		// The clamp cuts the top bin's values (384, where the model spreads
+		// them over (256, 512]): the estimated loss is off by a few percent of
+		// the revenue, either way, and so is the corrected answer.
+		if ta.Correction <= 1 || math.Abs(total-truth) > 0.06*truth {
+			t.Errorf("corrected revenue %v of %v (clamp %v, estimated loss %v, correction %v): want within 6%%", total, truth, ta.Upper, ta.BoundingLoss, ta.Correction)
+		}
 	}
 }
 
@@ -520,5 +540,155 @@ func TestDropIsolated(t *testing.T) {
 	empty := make([]float64, 5)
 	if dropIsolated(empty, 1, 1); !slices.Equal(empty, make([]float64, 5)) {
 		t.Errorf("an empty histogram changed: %v", empty)
+	}
+}
+
+// TestBiasCorrection: a tuned count's and sum's cells — released groups and
+// the rollup's grand total alike — are the bounded ones multiplied by the
+// report's Correction, 1 / (1 − bounding_loss), value and interval, and carry
+// the loss; a mean's are left alone, and tuning.correct_bias false turns it
+// off. Noise-free, so both runs of a query choose the same bounds. On data whose largest customers the clamp
+// cuts, the corrected revenue is nearer the truth than the bounded one.
+func TestBiasCorrection(t *testing.T) {
+	t.Parallel()
+	var events []event
+	truth := 0.0
+	for c := range 12000 {
+		// Line values heavy-tailed as a shop's are (Pareto, index 1.2, from 5
+		// to about 1,600): the clamp tuning picks cuts the tail.
+		u := (float64(c*7919%1000) + 0.5) / 1000
+		amount := int64(math.Round(5 * math.Pow(u, -1/1.2)))
+		for line := range 1 + c%3 {
+			truth += float64(amount)
+			events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(1+c%12), 1+line, 10, 0, 0, 0, time.UTC),
+				typ: "purchase", channel: "web", category: cats[c%len(cats)], amount: amount * 1000, hasAmt: true})
+		}
+	}
+	snap := snapshotOf(events, 1000)
+	// 60 cells of 200 customers: per-cell noise makes a clamp below the
+	// largest values the better choice.
+	byCategory := func(q *privalytics.Query) *privalytics.Query {
+		q.GroupBy = append(q.GroupBy, privalytics.GroupKey{Column: "category", Keys: cats})
+		return q
+	}
+	pair := func(q *privalytics.Query) (bounded, corrected *privalytics.Result) {
+		off := false
+		q.Tuning = &privalytics.Tuning{CorrectBias: &off}
+		bounded = run(t, q, snap, dptest.NoNoise())
+		q.Tuning = &privalytics.Tuning{}
+		return bounded, run(t, q, snap, dptest.NoNoise())
+	}
+	// A mean is not corrected (and takes no rollup).
+	bounded, corrected := pair(byCategory(monthlyQuery(privalytics.Aggregate{Name: "average", Op: "mean", Column: "amount"})))
+	if ta := corrected.Tuning.Aggregates[0]; ta.Correction != 0 || !slices.EqualFunc(bounded.Rows, corrected.Rows, func(a, b privalytics.Row) bool { return slices.Equal(a.Cells, b.Cells) }) {
+		t.Errorf("a mean's cells changed with correct_bias (correction %v)", ta.Correction)
+	}
+	q := byCategory(monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"},
+		privalytics.Aggregate{Name: "lines", Op: "count"}))
+	q.Rollup = true
+	bounded, corrected = pair(q)
+	if len(corrected.Rows) != 73 || len(bounded.Rows) != 73 {
+		t.Fatalf("%d and %d rows, want 60 cells, 12 month subtotals and a grand total", len(bounded.Rows), len(corrected.Rows))
+	}
+	for k, ta := range corrected.Tuning.Aggregates {
+		tb := bounded.Tuning.Aggregates[k]
+		if ta.Upper != tb.Upper || ta.BoundingLoss != tb.BoundingLoss {
+			t.Fatalf("%s: the runs chose differently (%+v, %+v): noise-free tuning should not", ta.Name, ta, tb)
+		}
+		if tb.Correction != 0 {
+			t.Errorf("%s: correct_bias false, yet correction %v", tb.Name, tb.Correction)
+		}
+		want := 1 / (1 - math.Min(ta.BoundingLoss, MaxCorrectedLoss))
+		if ta.BoundingLoss == 0 {
+			want = 0
+		}
+		if math.Abs(ta.Correction-want) > 1e-12 {
+			t.Errorf("%s: correction %v, want %v (estimated loss %v)", ta.Name, ta.Correction, want, ta.BoundingLoss)
+		}
+	}
+	revenue := corrected.Tuning.Aggregates[0]
+	if revenue.BoundingLoss < 0.02 {
+		t.Fatalf("tuning estimated %v of the revenue lost (clamp %v): the test needs a clamp that cuts", revenue.BoundingLoss, revenue.Upper)
+	}
+	var sum [2]float64
+	for r, row := range corrected.Rows {
+		for i, c := range row.Cells {
+			b := bounded.Rows[r].Cells[i]
+			f := corrected.Tuning.Aggregates[i].Correction
+			if f == 0 {
+				f = 1
+			}
+			for _, v := range [][2]float64{{c.Value, b.Value}, {c.Lower, b.Lower}, {c.Upper, b.Upper}} {
+				if math.Abs(v[0]-f*v[1]) > 1e-9*math.Max(1, math.Abs(v[0])) {
+					t.Errorf("row %v, %s: corrected %+v, bounded %+v: want the bounded × %v", row.Key, corrected.Aggregates[i].Name, c, b, f)
+					break
+				}
+			}
+			if c.BoundingLoss != corrected.Tuning.Aggregates[i].BoundingLoss {
+				t.Errorf("row %v, %s: cell says loss %v, the report %v", row.Key, corrected.Aggregates[i].Name, c.BoundingLoss, corrected.Tuning.Aggregates[i].BoundingLoss)
+			}
+			if row.Subtotal == 0 {
+				sum[i] += c.Value
+			}
+		}
+	}
+	grand := corrected.Rows[72]
+	for i := range 2 {
+		if math.Abs(grand.Cells[i].Value-sum[i]) > 1e-6*sum[i] {
+			t.Errorf("%s: grand total %v, the corrected cells sum to %v", corrected.Aggregates[i].Name, grand.Cells[i].Value, sum[i])
+		}
+	}
+	b, c := bounded.Rows[72].Cells[0].Value, grand.Cells[0].Value
+	if math.Abs(c-truth) >= math.Abs(b-truth) {
+		t.Errorf("revenue: corrected %v is no nearer the truth %v than the bounded %v (clamp %v, estimated loss %v)", c, truth, b, revenue.Upper, revenue.BoundingLoss)
+	}
+	t.Logf("revenue %v: bounded %v (%.1f%% low), corrected %v (%.1f%%); clamp %v, estimated loss %.3f",
+		truth, b, 100*(truth-b)/truth, c, 100*(c-truth)/truth, revenue.Upper, revenue.BoundingLoss)
+}
+
+// TestBiasCorrectionRule: what biasCorrection corrects, and its cap.
+func TestBiasCorrectionRule(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		op          string
+		lower, loss float64
+		want        float64
+	}{
+		{"sum", 0, 0.2, 1.25},
+		{"count", 0, 0.1, 1 / 0.9},
+		{"sum", 0, 0, 1},
+		{"sum", 0, 0.8, 2}, // capped at a loss of MaxCorrectedLoss
+		{"sum", -50, 0.2, 1},
+		{"mean", 0, 0.2, 1},
+		{"distinct_customers", 0, 0.2, 1},
+	} {
+		if got := biasCorrection(c.op, c.lower, c.loss); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("biasCorrection(%s, lower %v, loss %v) = %v, want %v", c.op, c.lower, c.loss, got, c.want)
+		}
+	}
+}
+
+// TestCorrectCells: a tuning report's corrections multiply value and interval
+// of every row's cell of their aggregate (subtotals too) and set its loss;
+// other aggregates, and one without a correction, keep their cells.
+func TestCorrectCells(t *testing.T) {
+	t.Parallel()
+	cell := func(v, lo, hi float64) privalytics.Cell { return privalytics.Cell{Value: v, Lower: lo, Upper: hi} }
+	res := &privalytics.Result{
+		Aggregates: []privalytics.AggregateInfo{{Name: "revenue"}, {Name: "buyers"}, {Name: "lines"}},
+		Rows: []privalytics.Row{
+			{Key: []string{"web"}, Cells: []privalytics.Cell{cell(100, 80, 120), cell(7, 5, 9), cell(30, 20, 40)}},
+			{Key: []string{""}, Subtotal: 1, Cells: []privalytics.Cell{cell(250, 200, 300), cell(9, 6, 12), cell(50, 30, 70)}},
+		},
+	}
+	correctCells(res, []privalytics.TunedAggregate{{Name: "revenue", BoundingLoss: 0.2, Correction: 1.25}, {Name: "lines", BoundingLoss: 0.01}})
+	want := [][]privalytics.Cell{
+		{{Value: 125, Lower: 100, Upper: 150, BoundingLoss: 0.2}, cell(7, 5, 9), {Value: 30, Lower: 20, Upper: 40, BoundingLoss: 0.01}},
+		{{Value: 312.5, Lower: 250, Upper: 375, BoundingLoss: 0.2}, cell(9, 6, 12), {Value: 50, Lower: 30, Upper: 70, BoundingLoss: 0.01}},
+	}
+	for r, row := range res.Rows {
+		if !slices.Equal(row.Cells, want[r]) {
+			t.Errorf("row %d: %+v, want %+v", r, row.Cells, want[r])
+		}
 	}
 }

@@ -658,6 +658,16 @@ func (v *Views) release(ctx context.Context, r ViewRequest, view *privalytics.Vi
 			t.Share, t.Epsilon = 0, 0
 			t.Reason = fmt.Sprintf("the limits tuning chose for the release of %s, reused (a DP output already paid for): all of ε went to this answer; there: %s", from, reused.Reason)
 			res.Tuning = &t
+			// The reused estimate of bounding's loss, and its correction,
+			// apply to this release's cells as its limits do. On copies: the
+			// rows are shared with the answer cache's entry, which stays the
+			// fixed-bounds query's answer.
+			rows := slices.Clone(res.Rows)
+			for i := range rows {
+				rows[i].Cells = slices.Clone(rows[i].Cells)
+			}
+			res.Rows = rows
+			correctCells(res, t.Aggregates)
 		}
 		if _, jerr := json.Marshal(res); jerr != nil {
 			// Not storable (a non-finite value): recorded as failed, never

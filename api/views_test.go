@@ -503,6 +503,15 @@ func TestViewsReuseTheirTuning(t *testing.T) {
 		if got := r.Result.Aggregates[0].ContributionBoundsPerGroup; got == nil || got.Upper != first.Aggregates[0].Upper {
 			t.Errorf("%s: the answer's bounds %+v are not January's clamp %v", r.Bucket, got, first.Aggregates[0].Upper)
 		}
+		// January's estimate of what its limits remove goes with them: the
+		// cell says it, the report gives its correction (the factor, tested
+		// in analytics TestViewReuseAppliesTheCorrection).
+		if tr != nil && tr.Aggregates[0].Correction != first.Aggregates[0].Correction {
+			t.Errorf("%s: correction %v, January's %v", r.Bucket, tr.Aggregates[0].Correction, first.Aggregates[0].Correction)
+		}
+		if c := r.Result.Rows[0].Cells[0]; c.BoundingLoss != first.Aggregates[0].BoundingLoss {
+			t.Errorf("%s: the cell's bounding loss %v, January's estimate %v", r.Bucket, c.BoundingLoss, first.Aggregates[0].BoundingLoss)
+		}
 	}
 	clock.Set(time.Date(2026, 6, 5, 1, 0, 0, 0, time.UTC))
 	f.mustDo(t, http.MethodGet, "/v1/views/"+v.ID+"/releases", f.admin, "", nil, nil, http.StatusOK, &rels)

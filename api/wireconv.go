@@ -62,7 +62,7 @@ func RootQuery(q *wire.Query) *privalytics.Query {
 	out := &privalytics.Query{Purpose: q.Purpose, Bounds: privalytics.Bounds(q.Bounds), Epsilon: q.Epsilon, Delta: q.Delta, Noise: q.Noise,
 		Confidence: q.Confidence, TimeZone: q.TimeZone, Engine: q.Engine, Rollup: q.Rollup}
 	if q.Tuning != nil {
-		out.Tuning = &privalytics.Tuning{Share: q.Tuning.Share}
+		out.Tuning = &privalytics.Tuning{Share: q.Tuning.Share, CorrectBias: q.Tuning.CorrectBias}
 	}
 	for _, f := range q.Where {
 		out.Where = append(out.Where, privalytics.Filter(f))

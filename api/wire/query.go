@@ -20,8 +20,11 @@ type Query struct {
 
 // Tuning asks for automatic contribution bounds, spending Share of ε on them
 // (default 0.05 per tuning histogram the query draws, at most 0.15).
+// CorrectBias false leaves tuned counts and sums as bounded; by default each
+// cell is divided by 1 − its estimated bounding loss (TunedAggregate.Correction).
 type Tuning struct {
-	Share float64 `json:"share,omitempty"`
+	Share       float64 `json:"share,omitempty"`
+	CorrectBias *bool   `json:"correct_bias,omitempty"`
 }
 
 // TuningReport says what automatic tuning chose and why.
@@ -43,6 +46,9 @@ type TunedAggregate struct {
 	BoundingLoss  float64 `json:"bounding_loss"`
 	ExpectedError float64 `json:"expected_error"`
 	MaxNorm       float64 `json:"max_norm,omitempty"`
+	// Correction: every cell of the aggregate was multiplied by it,
+	// 1 / (1 − min(bounding_loss, 0.5)); absent when none was applied.
+	Correction float64 `json:"correction,omitempty"`
 }
 
 // Filter is one condition on a column; set exactly the operators you need.
@@ -140,7 +146,7 @@ type Cell struct {
 	Value        float64 `json:"value"`
 	Lower        float64 `json:"lower"`
 	Upper        float64 `json:"upper"`
-	BoundingLoss float64 `json:"bounding_loss,omitempty"` // estimated share of the true value removed by bounding (tuned aggregates)
+	BoundingLoss float64 `json:"bounding_loss,omitempty"` // estimated share of the true value removed by bounding (tuned aggregates); a tuned count's or sum's cell is already divided by 1 − it (TunedAggregate.Correction)
 	Hidden       bool    `json:"hidden,omitempty"`        // signal below the noise: draw as hidden
 	Reason       string  `json:"reason,omitempty"`
 }

@@ -167,6 +167,7 @@ class Bounds(TypedDict, total=False):
 
 class Tuning(TypedDict, total=False):
     share: float
+    correct_bias: bool
 
 
 class Query(TypedDict, total=False):
@@ -211,6 +212,8 @@ class TunedAggregate(TypedDict, total=False):
     upper: float
     bounding_loss: float
     expected_error: float
+    max_norm: float
+    correction: float
 
 
 class TuningReport(TypedDict, total=False):
