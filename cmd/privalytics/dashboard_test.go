@@ -627,6 +627,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		!strings.Contains(meta, jsNumber(res.Tuning.Aggregates[0].Upper)) {
 		t.Errorf("the answer line reads %q; want it to say %q and the clamp %s the API reports", meta, want, jsNumber(res.Tuning.Aggregates[0].Upper))
 	}
+	// The line says when the figures were corrected for bounding's estimated
+	// bias, and only then.
+	if corrected := strings.Contains(meta, "figures corrected for the"); corrected != (res.Tuning.Aggregates[0].Correction > 0) {
+		t.Errorf("the answer line reads %q; the API reports a correction of %v", meta, res.Tuning.Aggregates[0].Correction)
+	}
 	checkTable(res, "month|channel|sum_amount|sum_amount 95% lower|sum_amount 95% upper")
 
 	if p := problems.unexpected("status of 401"); len(p) > 0 {

@@ -525,7 +525,15 @@ export function tuningSummary(t) {
   let bound = "";
   if (a && a.max_norm) bound = `, each customer's totals scaled to a norm of ${fmt(a.max_norm)} across the ${t.max_groups} groups`;
   else if (a) bound = `, a customer's total per cell clamped to ${fmt(a.upper)}`;
-  return `limits chosen from the data: a customer in at most ${t.max_groups} groups${bound} (${fmtEps(t.epsilon)} of ε spent choosing)`;
+  let corrected = "";
+  if (a && a.correction) corrected = `; figures corrected for the ${fmtPct(a.bounding_loss)} the limits are estimated to remove`;
+  return `limits chosen from the data: a customer in at most ${t.max_groups} groups${bound} (${fmtEps(t.epsilon)} of ε spent choosing)${corrected}`;
+}
+
+// fmtPct is a share as a percentage: one decimal under 10%, whole above.
+function fmtPct(x) {
+  const p = 100 * x;
+  return `${p < 10 ? p.toFixed(1) : Math.round(p)}%`;
 }
 
 // series splits the rows by the second key (the dimension), or one "total".
