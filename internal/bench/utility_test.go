@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,10 +143,15 @@ func TestUtilityReduced(t *testing.T) {
 	writeUtility(&out, rows, time.Second)
 	for i, r := range rows {
 		tr := truths[i]
-		for _, s := range []utilScore{r.base, r.auto, r.ceil} {
+		for _, s := range []utilScore{r.base, r.auto, r.raw, r.ceil} {
 			if s.cells != len(tr.cells) || s.eps != opt.Epsilon || s.median < 0 || s.within10 < 0 || s.within10 > 1 {
 				t.Errorf("%s: score %+v, want %d cells at ε %v", r.q.title, s, len(tr.cells), opt.Epsilon)
 			}
+		}
+		// The uncorrected answer is asked as such: tuning reports no
+		// correction for it.
+		if tr := r.raw.res.Tuning; r.raw.res != r.auto.res && (tr == nil || slices.ContainsFunc(tr.Aggregates, func(a privalytics.TunedAggregate) bool { return a.Correction != 0 })) {
+			t.Errorf("%s: the uncorrected answer's tuning %+v", r.q.title, tr)
 		}
 		if r.auto.res.Tuning == nil {
 			t.Errorf("%s: the tuned answer has no tuning report", r.q.title)
@@ -184,7 +190,7 @@ func TestUtilityReduced(t *testing.T) {
 	if losses != 9 {
 		t.Errorf("%d questions report a bounding loss, want the 9 tuned counts and sums", losses)
 	}
-	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss"} {
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, out.String())
 		}
