@@ -67,7 +67,8 @@ type TuningReport struct {
 	// histograms, blind to the few customers below their noise: on heavy-tailed
 	// data an under-statement), and the typical relative
 	// error of a typical cell: the median of |bounding bias + noise| over its
-	// value (dp.MedianAbsError).
+	// value (dp.MedianAbsError), as tuning chose by it, before the correction
+	// (TunedAggregate.Correction) divides out the bias it estimates.
 	Aggregates []TunedAggregate `json:"aggregates"`
 	Reason     string           `json:"reason"`
 }

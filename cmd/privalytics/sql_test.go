@@ -34,6 +34,12 @@ func TestQuerySQLCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// A count without bounds is tuned, and the table says what tuning chose.
+	// Twelve purchases show nothing above the histograms' noise, so nothing
+	// is corrected: the 6 above is the count as bounded.
+	if !strings.Contains(out, "Limits chosen from the data") || !strings.Contains(out, "groups per customer") || strings.Contains(out, "corrected for") {
+		t.Errorf("the tuned answer's note does not say what tuning chose, or claims a correction:\n%s", out)
+	}
 	// --explain prints the cost and the interval, and spends nothing.
 	before, err := query.Budget(context.Background())
 	if err != nil {

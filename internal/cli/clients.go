@@ -157,6 +157,31 @@ func runExplain(cmd *cobra.Command, c *client.Client, sqlText string, body []byt
 	return o.Print(cmd.OutOrStdout(), ex, t)
 }
 
+// tuningNote says in one sentence what automatic tuning chose: L0, each tuned
+// aggregate's clamp or norm, the share bounding is estimated to remove and the
+// factor the cells were corrected by, and the ε spent choosing.
+func tuningNote(t *wire.TuningReport) string {
+	var parts []string
+	for _, a := range t.Aggregates {
+		s := fmt.Sprintf("%s clamped to %s per group", a.Name, Num(a.Upper))
+		if a.MaxNorm > 0 {
+			s = fmt.Sprintf("%s scaled to a norm of %s across groups", a.Name, Num(a.MaxNorm))
+		}
+		if a.BoundingLoss > 0 {
+			s += fmt.Sprintf(", an estimated %.1f%% cut", 100*a.BoundingLoss)
+			if a.Correction > 0 {
+				s += fmt.Sprintf(" and corrected for (cells ×%.3f)", a.Correction)
+			}
+		}
+		parts = append(parts, s)
+	}
+	out := fmt.Sprintf("Limits chosen from the data (ε %.4g spent choosing): at most %d groups per customer", t.Epsilon, t.MaxGroups)
+	if len(parts) > 0 {
+		out += "; " + strings.Join(parts, "; ")
+	}
+	return out + fmt.Sprintf("; %s noise.", t.Noise)
+}
+
 // printAnswer prints a query's answer. A grouped answer with no rows gets a
 // sentence saying why: an empty table alone reads as "no data", while the cause
 // is partition selection hiding every group too small to release safely.
@@ -188,6 +213,9 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 	}
 	if subtotals {
 		t.Note += fmt.Sprintf(" Rows keyed %q sum the cells over that key (rollup): no extra ε.", TotalKey)
+	}
+	if r.Tuning != nil {
+		t.Note += " " + tuningNote(r.Tuning)
 	}
 	if why := suppressedWhy(r); why != "" {
 		t.Note = why + "\n" + t.Note

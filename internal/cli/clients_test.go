@@ -68,3 +68,17 @@ func TestQueryRollupRows(t *testing.T) {
 		t.Errorf("table lacks the total rows or the note:\n%s", out.String())
 	}
 }
+
+// TestTuningNote: the answer's note says what tuning chose, and a correction
+// only when the report has one.
+func TestTuningNote(t *testing.T) {
+	t.Parallel()
+	got := tuningNote(&wire.TuningReport{Epsilon: 0.075, MaxGroups: 12, Noise: "gaussian", Aggregates: []wire.TunedAggregate{
+		{Name: "revenue", Upper: 215, MaxNorm: 215, BoundingLoss: 0.052, Correction: 1 / (1 - 0.052)},
+		{Name: "lines", Upper: 8},
+	}})
+	want := "Limits chosen from the data (ε 0.075 spent choosing): at most 12 groups per customer; revenue scaled to a norm of 215 across groups, an estimated 5.2% cut and corrected for (cells ×1.055); lines clamped to 8 per group; gaussian noise."
+	if got != want {
+		t.Errorf("tuningNote:\n got %s\nwant %s", got, want)
+	}
+}
