@@ -119,12 +119,11 @@ type Plan struct {
 	// pgAggs are the indexes of the aggregates with per-group bounds.
 	pgAggs []int
 	// Automatic tuning (tune.go): tune is pending on a placeholder plan;
-	// tunePass marks its histogram pass; report and loss (per aggregate, the
-	// estimated share of the value removed by bounding) are on the tuned plan.
+	// tunePass marks its histogram pass; report (the choice, each aggregate's
+	// estimated bounding loss and correction) is on the tuned plan.
 	tune     *tuneSpec
 	tunePass bool
 	report   *privalytics.TuningReport
-	loss     []float64
 }
 
 // noRowCap is the rows-per-group bound of a query whose every row-additive

@@ -51,7 +51,7 @@ func release(p *Plan, part *Partial, m dp.Mechanisms) (*privalytics.Result, erro
 			if err != nil {
 				return nil, err
 			}
-			row.Cells[i], released[i] = honest(p, a, i, c), c
+			row.Cells[i], released[i] = honest(a, c), c
 		}
 		res.Rows = append(res.Rows, row)
 		cells = append(cells, released)
@@ -130,7 +130,7 @@ func rollup(p *Plan, rows []privalytics.Row, cells [][]dp.Cell) ([]privalytics.R
 				if err != nil {
 					return nil, fmt.Errorf("analytics: rollup of %q: %w", a.info.Name, err)
 				}
-				row.Cells[i] = honest(p, a, i, c)
+				row.Cells[i] = honest(a, c)
 			}
 			out = append(out, row)
 		}
@@ -141,15 +141,12 @@ func rollup(p *Plan, rows []privalytics.Row, cells [][]dp.Cell) ([]privalytics.R
 // HiddenReason is the reason a cell below the noise carries.
 const HiddenReason = "too few customers for this ε: the interval's half-width is at least the value; draw it as hidden"
 
-// honest is a released cell with what it does not say by itself: the share of
-// its true value bounding removed (tuned aggregates) and, when its interval's
-// half-width is at least its value (signal-to-noise below 1), the hidden flag.
-// Post-processing of released numbers and of tuning's DP estimate.
-func honest(p *Plan, a aggregate, i int, c dp.Cell) privalytics.Cell {
+// honest is a released cell with the hidden flag when its interval's
+// half-width is at least its value (signal-to-noise below 1). A tuned
+// aggregate's estimated bounding loss is added afterwards, with its
+// correction (correctCells). Post-processing of released numbers.
+func honest(a aggregate, c dp.Cell) privalytics.Cell {
 	out := privalytics.Cell{Value: c.Value, Lower: c.Lower, Upper: c.Upper}
-	if p.loss != nil {
-		out.BoundingLoss = p.loss[i]
-	}
 	if half := (c.Upper - c.Lower) / 2; half > 0 && half >= math.Abs(c.Value) && a.op != "mean" {
 		out.Hidden, out.Reason = true, HiddenReason
 	}

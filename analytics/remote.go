@@ -190,7 +190,7 @@ func releaseRemote(p *Plan, cells []RemoteCell) (*privalytics.Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Rows[r].Cells[c.Aggregate] = honest(p, p.aggs[c.Aggregate], c.Aggregate, cell)
+		res.Rows[r].Cells[c.Aggregate] = honest(p.aggs[c.Aggregate], cell)
 	}
 	slices.SortFunc(res.Rows, func(a, b privalytics.Row) int { return slices.Compare(a.Key, b.Key) })
 	return res, nil
