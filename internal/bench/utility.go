@@ -643,6 +643,18 @@ func utilTotals(rows []utilRow, pick func(utilRow) utilScore) (eps, within float
 	return eps, in / float64(cells), cells
 }
 
+// nearCeiling is how many questions pick's median error puts within 1.25×
+// of the ceiling's (the target).
+func nearCeiling(rows []utilRow, pick func(utilRow) utilScore) int {
+	n := 0
+	for _, r := range rows {
+		if pick(r).median <= 1.25*r.ceil.median {
+			n++
+		}
+	}
+	return n
+}
+
 func writeUtility(out io.Writer, rows []utilRow, took time.Duration) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -656,12 +668,7 @@ func writeUtility(out io.Writer, rows []utilRow, took time.Duration) {
 	ae, aw, _ := utilTotals(rows, func(r utilRow) utilScore { return r.auto })
 	ce, cw, _ := utilTotals(rows, func(r utilRow) utilScore { return r.ceil })
 	tw.Flush()
-	meets := 0
-	for _, r := range rows {
-		if r.auto.median <= 1.25*r.ceil.median {
-			meets++
-		}
-	}
+	meets := nearCeiling(rows, func(r utilRow) utilScore { return r.auto })
 	fmt.Fprintf(out, "\nworkload, %d cells: ε spent defaults %.2g, tuned %.2g, ceiling %.2g; cells within 10%%: defaults %.1f%%, tuned %.1f%%, ceiling %.1f%%\n", cells, be, ae, ce, bw*100, aw*100, cw*100)
 	gain := aw / bw
 	fmt.Fprintf(out, "tuned ÷ defaults, share within 10%%: %.2f× (target ≥ 4×: %s); tuned median error within 1.25× of the ceiling: %d of %d questions (target: all: %s)\n",
@@ -689,15 +696,7 @@ func writeLoss(out io.Writer, rows []utilRow) {
 	tw.Flush()
 	_, rw, cells := utilTotals(rows, func(r utilRow) utilScore { return r.raw })
 	_, aw, _ := utilTotals(rows, func(r utilRow) utilScore { return r.auto })
-	rawMeets, meets := 0, 0
-	for _, r := range rows {
-		if r.raw.median <= 1.25*r.ceil.median {
-			rawMeets++
-		}
-		if r.auto.median <= 1.25*r.ceil.median {
-			meets++
-		}
-	}
+	rawMeets, meets := nearCeiling(rows, func(r utilRow) utilScore { return r.raw }), nearCeiling(rows, func(r utilRow) utilScore { return r.auto })
 	fmt.Fprintf(out, "workload, %d cells, tuned: without the correction %.1f%% within 10%%, %d of %d questions within 1.25× of the ceiling; with it %.1f%%, %d of %d\n",
 		cells, rw*100, rawMeets, len(rows), aw*100, meets, len(rows))
 }
