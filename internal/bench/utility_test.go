@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -140,7 +141,7 @@ func TestUtilityReduced(t *testing.T) {
 		t.Fatalf("%d questions reported, want the workload's %d (at least 10)", len(rows), len(utilityWorkload))
 	}
 	var out bytes.Buffer
-	writeUtility(&out, rows, time.Second)
+	writeUtility(&out, rows, opt.Epsilon, time.Second)
 	for i, r := range rows {
 		tr := truths[i]
 		for _, s := range []utilScore{r.base, r.auto, r.raw, r.ceil} {
@@ -182,15 +183,15 @@ func TestUtilityReduced(t *testing.T) {
 	for _, r := range rows {
 		if r.hasLoss {
 			losses++
-			if r.exactLoss < 0 || r.exactLoss > 1 || r.estLoss < 0 || r.estLoss > 1 {
-				t.Errorf("%s: estimated loss %v, exact %v; want shares in [0, 1]", r.q.title, r.estLoss, r.exactLoss)
+			if r.exactLoss < 0 || r.exactLoss > 1 || r.estLoss < 0 || r.estLoss > 1 || r.heavy < 0 || r.heavy > 1 || r.exactLoss > 0 && r.heavy == 0 {
+				t.Errorf("%s: estimated loss %v, exact %v, of it from the heaviest %v; want shares in [0, 1], the last above 0 when something is removed", r.q.title, r.estLoss, r.exactLoss, r.heavy)
 			}
 		}
 	}
 	if losses != 9 {
 		t.Errorf("%d questions report a bounding loss, want the 9 tuned counts and sums", losses)
 	}
-	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction"} {
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction", fmt.Sprintf("of it, from the heaviest %d", utilHidden(opt.Epsilon))} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, out.String())
 		}
@@ -219,6 +220,26 @@ func TestUtilExactLoss(t *testing.T) {
 		if got := utilExactLoss(ref, tc.l0, tc.upper, tc.norm); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("%s: loss %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestUtilHeaviestShare: on the same reference, clamp 20 removes 10 from A
+// (its 30) and 30 from B: the heaviest one holds 30 of the 40 removed, both
+// all of it; nothing removed, no share. One noise scale of a tuning
+// histogram at ε 0.5 (5% of it: Laplace scale 40) is 40 customers.
+func TestUtilHeaviestShare(t *testing.T) {
+	ref := &utilTruth{perCus: map[string]map[string]float64{"A": {"x": 10, "y": 30}, "B": {"x": 50}}}
+	for _, tc := range []struct {
+		n     int
+		upper float64
+		want  float64
+	}{{1, 20, 30.0 / 40}, {2, 20, 1}, {5, 20, 1}, {0, 20, 0}, {1, 100, 0}} {
+		if got := utilHeaviestShare(ref, 2, tc.upper, 0, tc.n); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("heaviest %d at clamp %v: %v, want %v", tc.n, tc.upper, got, tc.want)
+		}
+	}
+	if got := utilHidden(0.5); got != 40 {
+		t.Errorf("utilHidden(0.5) = %d, want 40", got)
 	}
 }
 
