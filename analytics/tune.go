@@ -383,7 +383,9 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	if err != nil {
 		return nil, err
 	}
+	rawGroups := slices.Clone(groups)
 	thresholdWithTail(groups, ts.epsHist, 1)
+	recoverRun(groups, rawGroups, ts.epsHist)
 	values := make([][]float64, len(ts.tuned))
 	for k := range ts.tuned {
 		if values[k], err = m.NoisyHistogram(exact.values[k], ts.epsHist); err != nil {
@@ -565,19 +567,34 @@ func extendTail(h, raw []float64, eps float64) {
 }
 
 // runScales is how many noise scales the bins around the fullest one must
-// clear to be kept when nothing cleared the threshold (recoverRun).
-const runScales = 2.0
+// clear to be kept when nothing cleared the threshold (recoverRun), and
+// runFalseRate the chance that histogram noise alone passes recoverRun's bar
+// for the run's total: ln(bins/runFalseRate) scales, 6.4 for the 61 value
+// bins, 4.4 for the 8 size bins — where the fullest of 61 empty bins reaches
+// about 4.
+const (
+	runScales    = 2.0
+	runFalseRate = 0.1
+)
 
 // recoverRun: when no bin of h cleared the threshold — a small shop, or a
 // small ε: a few hundred customers spread over the value bins, each bin below
 // ln(bins/0.002) noise scales — it keeps the run of neighbouring bins around
-// the fullest one of raw (the noisy counts) that clear runScales scales.
-// Without it tuning saw no value at all, chose the smallest clamp (2^-10) and
-// released revenue as 0.006 ± 0.006 where it was thousands: an interval that
-// hides the whole of its bias. On data that small the fullest bin may now and
-// then be noise (the largest of 61 noisy empty bins is near ln 61 ≈ 4 scales),
-// which picks a clamp too large: wide intervals, cells flagged hidden — the
-// honest failure. Post-processing of the noisy histogram: no privacy cost.
+// the fullest one of raw (the noisy counts) that clear runScales scales, if
+// their total clears ln(bins/runFalseRate) scales. Without it tuning saw no
+// value at all, chose the smallest clamp (2^-10) and released revenue as
+// 0.006 ± 0.006 where it was thousands: an interval that hides the whole of
+// its bias. It serves the groups histogram too: a shop of 300 customers at
+// ε 0.5 (each histogram 0.025, threshold 332 customers on 8 bins) showed no
+// customer in any number of groups, so tuning saw cells of 0 customers, chose
+// the smallest clamp, and 77–87% of its monthly revenue cells came back hidden,
+// the year's total 100% low; with the run kept, 11% hidden and 5% off (60
+// runs). The total's bar is what keeps noise out: the fullest of 61 empty
+// bins is near ln 61 ≈ 4 scales, and a run of one such bin picked a clamp
+// of 10⁹ or more — hidden cells, but one in twenty of them past its
+// interval and drawn — in 9 to 28 of 60 runs on the smallest shops (100
+// customers); with the bar, 0 to 3, as before the groups histogram was
+// recovered. Post-processing of the noisy histogram: no privacy cost.
 func recoverRun(h, raw []float64, eps float64) {
 	top := 0
 	for j, c := range h {
@@ -598,6 +615,13 @@ func recoverRun(h, raw []float64, eps float64) {
 	}
 	for hi < len(h)-1 && raw[hi+1] >= bar {
 		hi++
+	}
+	sum := 0.0
+	for _, c := range raw[lo : hi+1] {
+		sum += c
+	}
+	if sum < math.Log(float64(len(h))/runFalseRate)/eps {
+		return
 	}
 	copy(h[lo:hi+1], raw[lo:hi+1])
 }

@@ -517,6 +517,79 @@ func TestTuningSeesSmallShops(t *testing.T) {
 	}
 }
 
+// TestTuningSeesTinyShops: 300 customers buying 80 a month in 3 months, at
+// ε 0.5 with δ: each tuning histogram gets 0.025, and the groups histogram's
+// threshold (ln(8/0.002)/0.025 ≈ 332 customers) is above the whole shop.
+// Tuning used to see cells of no customers, choose the smallest clamp, and
+// release revenue as about 0; with the groups histogram's run recovered it
+// sees the 300 customers in 3 months, and the noise-free answer is the
+// revenue.
+func TestTuningSeesTinyShops(t *testing.T) {
+	t.Parallel()
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	q.Epsilon, q.Delta = 0.5, 1e-6
+	res := run(t, q, snapshotOf(tuneEvents(300, 3, 2, 40), 1000), dptest.NoNoise())
+	tr := res.Tuning
+	if tr == nil || len(tr.Aggregates) != 1 {
+		t.Fatalf("tuning report %+v", tr)
+	}
+	if ta := tr.Aggregates[0]; ta.Upper < 80 || ta.BoundingLoss > 0.1 || tr.MaxGroups < 3 {
+		t.Errorf("tuned L0 %d, clamp %v, estimated loss %v; want every customer's 3 months and a clamp of 80 or more (%s)", tr.MaxGroups, ta.Upper, ta.BoundingLoss, tr.Reason)
+	}
+	total := 0.0
+	for _, r := range res.Rows {
+		total += r.Cells[0].Value
+	}
+	if truth := 300 * 3 * 80.0; math.Abs(total-truth) > 0.05*truth {
+		t.Errorf("revenue %v of %v", total, truth)
+	}
+}
+
+// TestRecoverRun: with nothing above the threshold, the run around the
+// fullest noisy bin is kept when its total clears ln(bins/runFalseRate)
+// scales (at ε 1 and 61 bins, 6.4) — a lone bin of 5 scales, as the fullest
+// of 61 empty bins may be, is not; a lone bin of 7 is; a run of three bins of
+// 3 scales (9 in all) is, its neighbours below 2 scales left out.
+func TestRecoverRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		raw       map[int]float64
+		recovered []int
+	}{
+		{"lone bin of 5 scales", map[int]float64{40: 5, 12: 1.5}, nil},
+		{"lone bin of 7 scales", map[int]float64{40: 7, 12: 1.5}, []int{40}},
+		{"run of three bins of 3", map[int]float64{20: 3, 21: 3.2, 22: 3, 23: 1.9, 19: -1}, []int{20, 21, 22}},
+		{"nothing above 2 scales", map[int]float64{20: 1.9}, nil},
+	} {
+		raw := make([]float64, tuneBins)
+		for j, c := range tc.raw {
+			raw[j] = c
+		}
+		h := make([]float64, tuneBins)
+		recoverRun(h, raw, 1)
+		var got []int
+		for j, c := range h {
+			if c != 0 {
+				if c != raw[j] {
+					t.Errorf("%s: bin %d kept as %v, its noisy count is %v", tc.name, j, c, raw[j])
+				}
+				got = append(got, j)
+			}
+		}
+		if !slices.Equal(got, tc.recovered) {
+			t.Errorf("%s: recovered bins %v, want %v", tc.name, got, tc.recovered)
+		}
+	}
+	// A histogram with a bin above its threshold is left as it is.
+	h, raw := make([]float64, tuneBins), make([]float64, tuneBins)
+	h[3], raw[3], raw[40] = 20, 20, 9
+	recoverRun(h, raw, 1)
+	if h[40] != 0 {
+		t.Error("recoverRun added to a histogram that cleared its threshold")
+	}
+}
+
 // TestDropIsolated: a kept bin more than maxGap empty bins above the run of
 // the fullest one is dropped (a spurious count far out) unless it clears the
 // bar; one within the gap stays, and so does everything below the fullest bin.
