@@ -59,6 +59,10 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		e := AggregateExplanation{AggregateInfo: a.info}
 		if a.info.Tuned {
 			e.Note = fmt.Sprintf("tuned: L0, this aggregate's per-group clamp and the noise are chosen from DP histograms of the customers' contributions (%.0f%% of ε, %.4g); the choice, its expected error and the share removed by bounding are in the answer's tuning object", 100*p.tune.share, p.tune.share*p.tune.orig.Epsilon)
+			if p.tune.adaptive {
+				e.Note += fmt.Sprintf("; on a small shop whose value histograms show nothing at this share they are drawn again with more ε (how much, from the customers the groups histogram shows), tuning then spending up to %.0f%% of ε and the answer the rest",
+					100*SmallShopShare)
+			}
 			if p.tune.l2 {
 				e.Note += "; an L2 norm across the groups (max_norm, Gaussian noise) competes with the per-group clamps"
 			}

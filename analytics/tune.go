@@ -45,6 +45,100 @@ func defaultShare(n int) float64 {
 	return min(DefaultTuningShare, HistogramShare*float64(n))
 }
 
+// Small shops (stop 28). The value and norm histograms spread a shop's
+// customers over some eight bins of the sizes that matter; at the default
+// share a shop of 1,000 customers at ε 0.5 puts about 60 customers in each,
+// under two noise scales of 40, tuning sees no value and picks the smallest
+// clamp: its revenue questions came back about 100% off where fixed bounds
+// chosen with hindsight reach 33–50%. So when a query names no share and a
+// value histogram drawn at the default ε shows nothing (showsValues), every
+// value histogram is drawn again with more ε and averaged with the first
+// draw (topUp), and the norm histograms get the larger ε; the answer gets the
+// rest. How much more is read off the groups histogram (post-processing):
+// the first of the steps smallShopShares whose value histograms would hold
+// smallShopScales noise scales per bin over smallShopBins bins for the
+// customers it shows, else the largest, SmallShopShare of ε in all. A shop
+// whose values show at the default keeps it. The charge does not change: ε
+// is the query's, and ρ is charged for the largest of the steps' (planTuned)
+// — adaptive sequential composition with a total fixed in advance.
+const (
+	SmallShopShare  = 0.45
+	smallShopScales = 8.0
+	smallShopBins   = 8.0
+)
+
+// smallShopShares are the tuning shares a small shop may get, in order; the
+// default share comes before them.
+var smallShopShares = []float64{0.25, 0.35, SmallShopShare}
+
+// valueEpsilon is the ε of each value and norm histogram at tuning share s,
+// the groups histogram keeping epsHist.
+func (ts *tuneSpec) valueEpsilon(s float64) float64 {
+	n := ts.histograms() - 1
+	if n == 0 {
+		return ts.epsHist
+	}
+	return (s*ts.orig.Epsilon - ts.epsHist) / float64(n)
+}
+
+// shares are the tuning shares ts may end up with: its own, and for an
+// adaptive tuning (the query names no share and draws value histograms) the
+// small-shop steps above it.
+func (ts *tuneSpec) shares() []float64 {
+	out := []float64{ts.share}
+	if ts.adaptive {
+		for _, s := range smallShopShares {
+			if s > ts.share {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// smallShopCustomers is the size below which a shop gets more than the
+// default share: the customers whose value histograms at ε hold
+// smallShopScales noise scales per bin over smallShopBins bins.
+func smallShopCustomers(eps float64) float64 {
+	return smallShopScales * smallShopBins / eps
+}
+
+// showsValues reports whether a noisy value histogram shows anything once
+// post-processed as tuning does (thresholdWithTail, recoverRun).
+func showsValues(raw []float64, eps float64) bool {
+	h := slices.Clone(raw)
+	thresholdWithTail(h, eps, 2)
+	recoverRun(h[:tuneBins], raw[:tuneBins], eps)
+	return slices.ContainsFunc(h, func(c float64) bool { return c > 0 })
+}
+
+// topUp averages two noisy draws of one histogram, at ε a and b, weighing
+// each by its inverse variance (ε²): the result's variance is that of one
+// Laplace draw at √(a² + b²), and its tails are lighter, so the thresholds
+// for that ε hold. Post-processing of the two draws.
+func topUp(first []float64, a float64, second []float64, b float64) []float64 {
+	out := make([]float64, len(first))
+	wa, wb := a*a/(a*a+b*b), b*b/(a*a+b*b)
+	for j := range out {
+		out[j] = wa*first[j] + wb*second[j]
+	}
+	return out
+}
+
+// adapt picks the tuning share for a shop of about customers (the noisy
+// groups histogram's total): the first of shares whose value histograms
+// give it smallShopScales scales per bin, else the largest.
+func (ts *tuneSpec) adapt(customers float64) (share, epsValues float64) {
+	shares := ts.shares()
+	for _, s := range shares {
+		if e := ts.valueEpsilon(s); customers >= smallShopCustomers(e) {
+			return s, e
+		}
+	}
+	s := shares[len(shares)-1]
+	return s, ts.valueEpsilon(s)
+}
+
 // Value bins of the tuning histograms: |v| in (2^(j−1+minExp), 2^(j+minExp)],
 // bin 0 holding everything up to 2^minExp; positive values (and zero) in the
 // first tuneBins bins, negative ones in the next tuneBins.
@@ -83,9 +177,12 @@ func bitsLen(x int) int {
 
 // tuneSpec is a plan's pending tuning.
 type tuneSpec struct {
-	orig      privalytics.Query // the query as asked
-	share     float64
-	epsHist   float64 // ε of each histogram
+	orig    privalytics.Query // the query as asked
+	share   float64
+	epsHist float64 // ε of each histogram (the groups histogram's when adaptive)
+	// adaptive: the query names no share and draws value histograms, which
+	// get more ε on a small shop (adapt).
+	adaptive  bool
 	kinds     []dp.NoiseKind
 	tuned     []int // aggregate indexes tuned (count, sum, mean)
 	maxL0     int64
@@ -252,41 +349,52 @@ func planTuned(q *privalytics.Query, schema privalytics.Schema, lim Limits) (*Pl
 	}
 	ts.share = shareOf(ts.histograms())
 	ts.epsHist = histogramEpsilon(q.Epsilon, ts.share, ts.histograms())
+	ts.adaptive = share == 0 && ts.histograms() > 1
 	// Every candidate must pass the library's limits now: the extremes of L0
-	// and of each clamp, for each noise.
+	// and of each clamp, for each noise — at every share the tuning may take,
+	// whose ρ (the answer's at ε less that share, plus the histograms') is
+	// charged at its largest.
 	var rho float64
 	var placeholder *Plan
-	for _, kind := range ts.kinds {
-		for _, l0 := range []int64{1, ts.maxL0} {
-			for _, c := range []float64{1, 1 << 40} {
-				los, his := ts.clamps(probe, c, true)
-				cp, err := newPlan(ts.query(kind, l0, los, his, nil), schema, lim)
-				if err != nil {
+	planned := ts.share
+	for _, s := range ts.shares() {
+		ts.share = s
+		var rhoAnswer float64
+		for _, kind := range ts.kinds {
+			for _, l0 := range []int64{1, ts.maxL0} {
+				for _, c := range []float64{1, 1 << 40} {
+					los, his := ts.clamps(probe, c, true)
+					cp, err := newPlan(ts.query(kind, l0, los, his, nil), schema, lim)
+					if err != nil {
+						return nil, err
+					}
+					rhoAnswer = math.Max(rhoAnswer, cp.cost.Rho)
+				}
+			}
+			if ts.l2 && kind == dp.Gaussian {
+				for _, c := range []float64{math.Ldexp(1, tuneMinExp), normMax} {
+					los, his := ts.clamps(probe, c, true)
+					cp, err := newPlan(ts.query(kind, ts.maxL0, los, his, ts.norms(c)), schema, lim)
+					if err != nil {
+						return nil, err
+					}
+					rhoAnswer = math.Max(rhoAnswer, cp.cost.Rho)
+				}
+			}
+			if placeholder == nil {
+				los, his := ts.clamps(probe, 1, false)
+				if placeholder, err = newPlan(ts.query(kind, min(ts.maxL0, DefaultMaxGroups), los, his, nil), schema, lim); err != nil {
 					return nil, err
 				}
-				rho = math.Max(rho, cp.cost.Rho)
 			}
 		}
-		if ts.l2 && kind == dp.Gaussian {
-			for _, c := range []float64{math.Ldexp(1, tuneMinExp), normMax} {
-				los, his := ts.clamps(probe, c, true)
-				cp, err := newPlan(ts.query(kind, ts.maxL0, los, his, ts.norms(c)), schema, lim)
-				if err != nil {
-					return nil, err
-				}
-				rho = math.Max(rho, cp.cost.Rho)
-			}
-		}
-		if placeholder == nil {
-			los, his := ts.clamps(probe, 1, false)
-			if placeholder, err = newPlan(ts.query(kind, min(ts.maxL0, DefaultMaxGroups), los, his, nil), schema, lim); err != nil {
-				return nil, err
-			}
-		}
+		hist := dp.RhoOfLaplace(ts.epsHist) + float64(ts.histograms()-1)*dp.RhoOfLaplace(ts.valueEpsilon(s))
+		rho = math.Max(rho, rhoAnswer+hist)
 	}
+	ts.share = planned
 	p := placeholder
 	p.tune = ts
-	p.cost = privalytics.Cost{Epsilon: q.Epsilon, Rho: rho + float64(ts.histograms())*dp.RhoOfLaplace(ts.epsHist)}
+	p.cost = privalytics.Cost{Epsilon: q.Epsilon, Rho: rho}
 	if p.selection || slices.Contains(ts.kinds, dp.Gaussian) {
 		p.cost.Delta = q.Delta
 	}
@@ -374,7 +482,8 @@ type tuneHist struct {
 // resolveTuning runs the histogram pass, draws the noisy histograms, chooses
 // the parameters and returns the plan to execute.
 func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hidden []bool, m dp.Mechanisms) (*Plan, error) {
-	ts := p.tune
+	spec := *p.tune // a copy: the share may change for this execution
+	ts := &spec
 	exact, err := p.tuningHistograms(ctx, snap, hidden)
 	if err != nil {
 		return nil, err
@@ -386,26 +495,53 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	rawGroups := slices.Clone(groups)
 	thresholdWithTail(groups, ts.epsHist, 1)
 	recoverRun(groups, rawGroups, ts.epsHist)
-	values := make([][]float64, len(ts.tuned))
+	// The value histograms at the default ε; on a small shop whose value
+	// histograms show nothing, drawn again with the small-shop step's extra ε
+	// and averaged with the first draw (topUp).
+	epsValues, customers := ts.valueEpsilon(ts.share), 0.0
+	for _, c := range groups {
+		customers += c
+	}
+	raws := make([][]float64, len(ts.tuned))
 	for k := range ts.tuned {
-		if values[k], err = m.NoisyHistogram(exact.values[k], ts.epsHist); err != nil {
+		if raws[k], err = m.NoisyHistogram(exact.values[k], epsValues); err != nil {
 			return nil, err
 		}
-		raw := slices.Clone(values[k])
-		thresholdWithTail(values[k], ts.epsHist, 2) // each sign its own tail
-		recoverRun(values[k][:tuneBins], raw[:tuneBins], ts.epsHist)
+	}
+	effValues, epsNorms := epsValues, epsValues
+	if s, e := ts.adapt(customers); ts.adaptive && e > epsValues && slices.ContainsFunc(raws, func(raw []float64) bool { return !showsValues(raw, epsValues) }) {
+		extra := e - epsValues
+		for k := range ts.tuned {
+			again, err := m.NoisyHistogram(exact.values[k], extra)
+			if err != nil {
+				return nil, err
+			}
+			raws[k] = topUp(raws[k], epsValues, again, extra)
+		}
+		effValues, epsNorms = math.Hypot(epsValues, extra), e
+		ts.share = s
+	}
+	values := make([][]float64, len(ts.tuned))
+	for k := range ts.tuned {
+		values[k] = slices.Clone(raws[k])
+		thresholdWithTail(values[k], effValues, 2) // each sign its own tail
+		recoverRun(values[k][:tuneBins], raws[k][:tuneBins], effValues)
 	}
 	var norms [][]float64
 	if ts.l2 {
 		norms = make([][]float64, len(ts.tuned))
 		for k := range ts.tuned {
-			if norms[k], err = m.NoisyHistogram(exact.norms[k], ts.epsHist); err != nil {
+			if norms[k], err = m.NoisyHistogram(exact.norms[k], epsNorms); err != nil {
 				return nil, err
 			}
-			thresholdWithTail(norms[k], ts.epsHist, 1)
+			thresholdWithTail(norms[k], epsNorms, 1)
 		}
 	}
 	ch := ts.choose(p, groups, values, norms)
+	if ts.share != p.tune.share {
+		ch.report.Reason += fmt.Sprintf("; a small shop (the groups histogram showed about %.0f customers) whose value histograms showed nothing at %.0f%% of ε: they were drawn again with more, tuning spent %.0f%% of ε in all",
+			customers, 100*p.tune.share, 100*ts.share)
+	}
 	q := ts.query(ch.kind, ch.l0, ch.los, ch.his, ch.norms)
 	rp, err := newPlan(q, p.schema, p.limits)
 	if err != nil {

@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -79,6 +80,9 @@ func TestTuningPicksTheKnownContribution(t *testing.T) {
 // public groups and δ > 0 one norm histogram per tuned count or sum.
 func TestDefaultTuningSharePerHistogram(t *testing.T) {
 	t.Parallel()
+	// 600 customers, every cell 80: the value histograms show them at the
+	// default share (a shop whose values they cannot show gets more:
+	// TestTuningShareOfASmallShop).
 	snap := snapshotOf(tuneEvents(600, 3, 2, 40), 1000)
 	sum := privalytics.Aggregate{Op: "sum", Column: "amount"}
 	mean := privalytics.Aggregate{Op: "mean", Column: "amount"}
@@ -123,6 +127,78 @@ func TestDefaultTuningSharePerHistogram(t *testing.T) {
 	}
 	if got, want := width(0.05)/width(0.15), 0.85/0.95; math.Abs(got-want) > 1e-9 {
 		t.Errorf("interval width at share 0.05 ÷ at 0.15 = %v, want %v", got, want)
+	}
+}
+
+// TestTuningShareOfASmallShop: 600 customers, one purchase each, 75 of
+// them at each of 3, 6, …, 384, asked for revenue per month at ε 0.2 with
+// Laplace noise. The values histogram at the default ε (0.01: a noise scale
+// of 100 customers) cannot show 75 per bin; the groups histogram shows the
+// 600 customers, who need 64/600 ≈ 0.107 per value histogram, more than the
+// largest step gives (45% of ε: 0.08), so the values are drawn again with
+// 0.07 and averaged with the first draw, and the clamp covers the values.
+// The charge is the query's ε; the answer's interval is that of the chosen
+// bounds at 55% of it; explain announces the rule before.
+func TestTuningShareOfASmallShop(t *testing.T) {
+	t.Parallel()
+	var events []event
+	for c := range 600 {
+		amount := int64(3) << (c % 8)
+		events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(1+c%12), 1+c%27, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount * 1000, hasAmt: true})
+	}
+	snap := snapshotOf(events, 500)
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	q.Epsilon, q.Noise = 0.2, "laplace"
+	p, ex := explained(t, q)
+	if note := ex.Aggregates[0].Note; !strings.Contains(note, "whose value histograms show nothing") || !strings.Contains(note, "up to 45% of ε") {
+		t.Errorf("explain does not announce the small-shop share: %q", note)
+	}
+	res := run(t, q, snap, dptest.NoNoise())
+	tr := res.Tuning
+	if math.Abs(tr.Share-0.45) > 1e-12 || math.Abs(tr.Epsilon-0.09) > 1e-12 || !strings.Contains(tr.Reason, "a small shop (the groups histogram showed about 600 customers)") {
+		t.Errorf("tuning share %v (ε %v), reason %q; want 0.45 for a shop of 600 whose values the default cannot show", tr.Share, tr.Epsilon, tr.Reason)
+	}
+	if ta := tr.Aggregates[0]; ta.Upper < 192 {
+		t.Errorf("tuned clamp %v on values up to 384 (%s)", ta.Upper, tr.Reason)
+	}
+	if res.Cost != p.Cost() || res.Cost.Epsilon != 0.2 {
+		t.Errorf("charged %+v, planned %+v; want the query's ε 0.2 either way", res.Cost, p.Cost())
+	}
+	fixed := *q
+	fixed.Epsilon = 0.2 * 0.55
+	fixed.Bounds = privalytics.Bounds{MaxGroups: tr.MaxGroups}
+	fixed.Aggregates = []privalytics.Aggregate{{Name: "revenue", Op: "sum", Column: "amount", ContributionBoundsPerGroup: &privalytics.GroupBounds{Lower: tr.Aggregates[0].Lower, Upper: tr.Aggregates[0].Upper}}}
+	want := run(t, &fixed, snap, dptest.NoNoise())
+	a, b := res.Rows[0].Cells[0], want.Rows[0].Cells[0]
+	f := cmp.Or(tr.Aggregates[0].Correction, 1) // the tuned cells are corrected for bounding's estimated loss
+	if w, wb := a.Upper-a.Lower, b.Upper-b.Lower; math.Abs(w-f*wb) > 1e-9*f*wb {
+		t.Errorf("interval width %v, want that of the chosen bounds at ε 0.11, %v, × the correction %v", w, wb, f)
+	}
+	// ρ is charged for the largest of the shares tuning may take; for one
+	// Laplace sum that is the default share's: the answer's (0.9 ε)²/2 and
+	// two histograms of 0.05 ε — a larger share moves ρ from the answer to
+	// the histograms, and less of it.
+	if got, want := p.Cost().Rho, (0.18*0.18+2*0.01*0.01)/2; math.Abs(got-want) > 1e-12 {
+		t.Errorf("ρ charged %v, want %v", got, want)
+	}
+}
+
+// TestTopUp: two draws at ε 1 and 2 are weighed 1/5 and 4/5 (their
+// inverse variances); showsValues sees a run that clears its bar and not a
+// histogram of noise-sized counts.
+func TestTopUp(t *testing.T) {
+	t.Parallel()
+	if got, want := topUp([]float64{10, 0, -5}, 1, []float64{20, 4, 5}, 2), []float64{18, 3.2, 3}; !slices.EqualFunc(got, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-12 }) {
+		t.Errorf("topUp = %v, want %v", got, want)
+	}
+	raw := make([]float64, 2*tuneBins)
+	raw[20], raw[21] = 1.5, 1
+	if showsValues(raw, 1) {
+		t.Error("showsValues saw counts under two noise scales")
+	}
+	raw[20], raw[21] = 4, 3.5
+	if !showsValues(raw, 1) {
+		t.Error("showsValues missed a run of 7.5 scales")
 	}
 }
 

@@ -19,7 +19,8 @@ type Query struct {
 }
 
 // Tuning asks for automatic contribution bounds, spending Share of ε on them
-// (default 0.05 per tuning histogram the query draws, at most 0.15).
+// (default 0.05 per tuning histogram the query draws, at most 0.15; up to 0.45
+// on a small shop whose value histograms show nothing at the default).
 // CorrectBias false leaves tuned counts and sums as bounded; by default each
 // cell is divided by 1 − its estimated bounding loss (TunedAggregate.Correction).
 type Tuning struct {
