@@ -193,6 +193,9 @@ type tuneSpec struct {
 	// per-group totals scaled to an L2 norm (max_norm), read off one more
 	// histogram per tuned aggregate — of the customers' norms.
 	l2 bool
+	// minL0 is the smallest L0 choose weighs: 1, or the default when the
+	// groups histogram showed nothing above its threshold (resolveTuning).
+	minL0 int64
 }
 
 // wantsTuning reports whether q is tuned: it asks to be, or it gives no bounds
@@ -494,6 +497,19 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	}
 	rawGroups := slices.Clone(groups)
 	thresholdWithTail(groups, ts.epsHist, 1)
+	if !slices.ContainsFunc(groups, func(c float64) bool { return c > 0 }) {
+		// Too small a shop for the groups histogram to show its shape: the
+		// run recoverRun finds holds the customers in one or two groups, and
+		// those in more stay below the noise, so tuning does not choose L0
+		// below the fixed default — it does no worse than the defaults where
+		// it cannot see. Measured on a shop of 1,000 customers (bench
+		// utility, three runs): customers per month 30–41% off with L0 1–2,
+		// 12–15% with the floor (the defaults' 12%); floored only when the
+		// run showed repeat customers, 27–38%, as it often shows only the
+		// one-group ones. The price: a shop of one-time buyers gets L0 4,
+		// the defaults' noise, where 1 would do.
+		ts.minL0 = min(DefaultMaxGroups, ts.maxL0)
+	}
 	recoverRun(groups, rawGroups, ts.epsHist)
 	// The value histograms at the default ε; on a small shop whose value
 	// histograms show nothing, drawn again with the small-shop step's extra ε
@@ -538,6 +554,9 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		}
 	}
 	ch := ts.choose(p, groups, values, norms)
+	if ts.minL0 > 1 {
+		ch.report.Reason += fmt.Sprintf("; the groups histogram showed nothing above its threshold (too few customers for its ε), so L0 was not chosen below the default %d", ts.minL0)
+	}
 	if ts.share != p.tune.share {
 		ch.report.Reason += fmt.Sprintf("; a small shop (the groups histogram showed about %.0f customers) whose value histograms showed nothing at %.0f%% of ε: they were drawn again with more, tuning spent %.0f%% of ε in all",
 			customers, 100*p.tune.share, 100*ts.share)
@@ -846,6 +865,9 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 		for _, l0 := range l0Candidates {
 			if l0 > ts.maxL0 {
 				break
+			}
+			if l0 < ts.minL0 {
+				continue
 			}
 			f := kept(l0)
 			perCell := cellsAll * f / ts.cells // customers in a typical cell
