@@ -59,6 +59,9 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 		e := AggregateExplanation{AggregateInfo: a.info}
 		if a.info.Tuned {
 			e.Note = fmt.Sprintf("tuned: L0, this aggregate's per-group clamp and the noise are chosen from DP histograms of the customers' contributions (%.0f%% of ε, %.4g); the choice, its expected error and the share removed by bounding are in the answer's tuning object", 100*p.tune.share, p.tune.share*p.tune.orig.Epsilon)
+			if p.tune.maxL0 > 1 {
+				e.Note += fmt.Sprintf("; L0 is not chosen below the default %d where the groups histogram shows nothing above its noise (too small a shop to see how many groups its customers touch)", min(DefaultMaxGroups, p.tune.maxL0))
+			}
 			if p.tune.adaptive {
 				e.Note += fmt.Sprintf("; on a small shop whose value histograms show nothing at this share they are drawn again with more ε (how much, from the customers the groups histogram shows), tuning then spending up to %.0f%% of ε and the answer the rest",
 					100*SmallShopShare)

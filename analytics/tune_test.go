@@ -642,6 +642,11 @@ func TestTuningL0FloorOnABlindGroupsHistogram(t *testing.T) {
 		}
 		return out
 	}
+	// Explain announces the rule for a tuned aggregate (a sum; distinct
+	// customers carry no per-aggregate tuning note).
+	if _, ex := explained(t, monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})); !strings.Contains(ex.Aggregates[0].Note, "L0 is not chosen below the default 4 where the groups histogram shows nothing") {
+		t.Errorf("explain does not announce the L0 floor: %q", ex.Aggregates[0].Note)
+	}
 	for _, tc := range []struct {
 		name    string
 		events  []event
