@@ -504,7 +504,7 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		// below the fixed default — it does no worse than the defaults where
 		// it cannot see. Measured on a shop of 1,000 customers (bench
 		// utility, three runs): customers per month 30–41% off with L0 1–2,
-		// 12–15% with the floor (the defaults' 12%); floored only when the
+		// 12–17% with the floor (the defaults' 11–16%); floored only when the
 		// run showed repeat customers, 27–38%, as it often shows only the
 		// one-group ones. The price: a shop of one-time buyers gets L0 4,
 		// the defaults' noise, where 1 would do.
