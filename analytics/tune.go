@@ -51,7 +51,7 @@ func defaultShare(n int) float64 {
 // under two noise scales of 40, tuning sees no value and picks the smallest
 // clamp: its revenue questions came back about 100% off where fixed bounds
 // chosen with hindsight reach 33–50%. So when a query names no share and a
-// value histogram drawn at the default ε shows nothing (showsValues), every
+// value histogram drawn at the default ε shows nothing (valueView), every
 // value histogram is drawn again with more ε and averaged with the first
 // draw (topUp), and the norm histograms get the larger ε; the answer gets the
 // rest. How much more is read off the groups histogram (post-processing):
@@ -103,13 +103,19 @@ func smallShopCustomers(eps float64) float64 {
 	return smallShopScales * smallShopBins / eps
 }
 
-// showsValues reports whether a noisy value histogram shows anything once
-// post-processed as tuning does (thresholdWithTail, recoverRun).
-func showsValues(raw []float64, eps float64) bool {
+// valueView is a noisy value histogram as tuning reads it: thresholded,
+// each sign's tail extended (thresholdWithTail), and on a small shop the run
+// around the fullest positive bin kept (recoverRun).
+func valueView(raw []float64, eps float64) []float64 {
 	h := slices.Clone(raw)
 	thresholdWithTail(h, eps, 2)
 	recoverRun(h[:tuneBins], raw[:tuneBins], eps)
-	return slices.ContainsFunc(h, func(c float64) bool { return c > 0 })
+	return h
+}
+
+// empty reports whether a histogram as tuning reads it shows nothing.
+func empty(h []float64) bool {
+	return !slices.ContainsFunc(h, func(c float64) bool { return c > 0 })
 }
 
 // topUp averages two noisy draws of one histogram, at ε a and b, weighing
@@ -497,7 +503,7 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	}
 	rawGroups := slices.Clone(groups)
 	thresholdWithTail(groups, ts.epsHist, 1)
-	if !slices.ContainsFunc(groups, func(c float64) bool { return c > 0 }) {
+	if empty(groups) {
 		// Too small a shop for the groups histogram to show its shape: the
 		// run recoverRun finds holds the customers in one or two groups, and
 		// those in more stay below the noise, so tuning does not choose L0
@@ -518,30 +524,25 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	for _, c := range groups {
 		customers += c
 	}
-	raws := make([][]float64, len(ts.tuned))
+	raws, values := make([][]float64, len(ts.tuned)), make([][]float64, len(ts.tuned))
 	for k := range ts.tuned {
 		if raws[k], err = m.NoisyHistogram(exact.values[k], epsValues); err != nil {
 			return nil, err
 		}
+		values[k] = valueView(raws[k], epsValues)
 	}
-	effValues, epsNorms := epsValues, epsValues
-	if s, e := ts.adapt(customers); ts.adaptive && e > epsValues && slices.ContainsFunc(raws, func(raw []float64) bool { return !showsValues(raw, epsValues) }) {
+	epsNorms := epsValues
+	if s, e := ts.adapt(customers); ts.adaptive && e > epsValues && slices.ContainsFunc(values, empty) {
 		extra := e - epsValues
 		for k := range ts.tuned {
 			again, err := m.NoisyHistogram(exact.values[k], extra)
 			if err != nil {
 				return nil, err
 			}
-			raws[k] = topUp(raws[k], epsValues, again, extra)
+			values[k] = valueView(topUp(raws[k], epsValues, again, extra), math.Hypot(epsValues, extra))
 		}
-		effValues, epsNorms = math.Hypot(epsValues, extra), e
+		epsNorms = e
 		ts.share = s
-	}
-	values := make([][]float64, len(ts.tuned))
-	for k := range ts.tuned {
-		values[k] = slices.Clone(raws[k])
-		thresholdWithTail(values[k], effValues, 2) // each sign its own tail
-		recoverRun(values[k][:tuneBins], raws[k][:tuneBins], effValues)
 	}
 	var norms [][]float64
 	if ts.l2 {

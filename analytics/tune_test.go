@@ -185,8 +185,8 @@ func TestTuningShareOfASmallShop(t *testing.T) {
 }
 
 // TestTopUp: two draws at ε 1 and 2 are weighed 1/5 and 4/5 (their
-// inverse variances); showsValues sees a run that clears its bar and not a
-// histogram of noise-sized counts.
+// inverse variances); valueView shows a run that clears its bar and not
+// noise-sized counts.
 func TestTopUp(t *testing.T) {
 	t.Parallel()
 	if got, want := topUp([]float64{10, 0, -5}, 1, []float64{20, 4, 5}, 2), []float64{18, 3.2, 3}; !slices.EqualFunc(got, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-12 }) {
@@ -194,12 +194,12 @@ func TestTopUp(t *testing.T) {
 	}
 	raw := make([]float64, 2*tuneBins)
 	raw[20], raw[21] = 1.5, 1
-	if showsValues(raw, 1) {
-		t.Error("showsValues saw counts under two noise scales")
+	if !empty(valueView(raw, 1)) {
+		t.Error("valueView showed counts under two noise scales")
 	}
 	raw[20], raw[21] = 4, 3.5
-	if !showsValues(raw, 1) {
-		t.Error("showsValues missed a run of 7.5 scales")
+	if empty(valueView(raw, 1)) {
+		t.Error("valueView missed a run of 7.5 scales")
 	}
 }
 

@@ -485,8 +485,8 @@ func utilityOn(ctx context.Context, tenant *privalytics.Tenant, snap *privalytic
 		if tr := r.auto.res.Tuning; tr != nil {
 			if len(tr.Aggregates) > 0 && (q.op == "sum" || q.op == "count") {
 				a := tr.Aggregates[0]
-				r.estLoss, r.exactLoss, r.hasLoss = a.BoundingLoss, utilExactLoss(t, tr.MaxGroups, a.Upper, a.MaxNorm), true
-				r.heavy = utilHeaviestShare(t, tr.MaxGroups, a.Upper, a.MaxNorm, utilHidden(opt.Epsilon))
+				r.estLoss, r.hasLoss = a.BoundingLoss, true
+				r.exactLoss, r.heavy = utilExactLoss(t, tr.MaxGroups, a.Upper, a.MaxNorm, utilHidden(opt.Epsilon))
 			}
 			r.tuned = fmt.Sprintf("L0 %d, %s", tr.MaxGroups, tr.Noise)
 			switch {
@@ -599,17 +599,25 @@ func utilMeasureJoint(ctx context.Context, svc *analytics.Service, tenant *priva
 // cells (in expectation: the engine keeps a uniform random l0 of them), each
 // cell's total clamped to [0, upper], and with a norm the vector of clamped
 // totals scaled to it (the kept subset's norm taken as √(l0/k) of the
-// whole's). Positive totals only: the workload's purchases.
-func utilExactLoss(t *utilTruth, l0 int, upper, norm float64) float64 {
+// whole's). Positive totals only: the workload's purchases. heavy is the
+// share of that loss the n customers it removes most from hold.
+func utilExactLoss(t *utilTruth, l0 int, upper, norm float64, n int) (loss, heavy float64) {
 	removed, total := utilRemoved(t, l0, upper, norm)
+	slices.SortFunc(removed, func(a, b float64) int { return cmpFloat(b, a) })
+	var top, all float64
+	for i, r := range removed {
+		if i < n {
+			top += r
+		}
+		all += r
+	}
 	if total <= 0 {
-		return 0
+		return 0, 0
 	}
-	sum := 0.0
-	for _, r := range removed {
-		sum += r
+	if all > 0 {
+		heavy = top / all
 	}
-	return sum / total
+	return all / total, heavy
 }
 
 // utilRemoved is what the bounds remove from each customer (utilExactLoss's
@@ -643,24 +651,6 @@ func utilRemoved(t *utilTruth, l0 int, upper, norm float64) (removed []float64, 
 // customers hold is invisible to the loss estimate.
 func utilHidden(eps float64) int {
 	return int(math.Round(1 / (analytics.HistogramShare * eps)))
-}
-
-// utilHeaviestShare is the share of what the bounds remove that the n
-// customers they remove most from hold.
-func utilHeaviestShare(t *utilTruth, l0 int, upper, norm float64, n int) float64 {
-	removed, _ := utilRemoved(t, l0, upper, norm)
-	slices.SortFunc(removed, func(a, b float64) int { return cmpFloat(b, a) })
-	var top, all float64
-	for i, r := range removed {
-		if i < n {
-			top += r
-		}
-		all += r
-	}
-	if all <= 0 {
-		return 0
-	}
-	return top / all
 }
 
 // errorStats are the median and the share within 10% of relative errors.

@@ -217,16 +217,17 @@ func TestUtilExactLoss(t *testing.T) {
 		{"norm", 2, 20, 20, 1 - (30*20/math.Sqrt(500)+20)/90},
 		{"nothing cut", 2, 100, 0, 0},
 	} {
-		if got := utilExactLoss(ref, tc.l0, tc.upper, tc.norm); math.Abs(got-tc.want) > 1e-12 {
+		if got, _ := utilExactLoss(ref, tc.l0, tc.upper, tc.norm, 1); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("%s: loss %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-// TestUtilHeaviestShare: on the same reference, clamp 20 removes 10 from A
-// (its 30) and 30 from B: the heaviest one holds 30 of the 40 removed, both
-// all of it; nothing removed, no share. One noise scale of a tuning
-// histogram at ε 0.5 (5% of it: Laplace scale 40) is 40 customers.
+// TestUtilHeaviestShare: utilExactLoss's second result on the same
+// reference — clamp 20 removes 10 from A (its 30) and 30 from B: the
+// heaviest one holds 30 of the 40 removed, both all of it; nothing removed,
+// no share. One noise scale of a tuning histogram at ε 0.5 (5% of it:
+// Laplace scale 40) is 40 customers.
 func TestUtilHeaviestShare(t *testing.T) {
 	ref := &utilTruth{perCus: map[string]map[string]float64{"A": {"x": 10, "y": 30}, "B": {"x": 50}}}
 	for _, tc := range []struct {
@@ -234,7 +235,7 @@ func TestUtilHeaviestShare(t *testing.T) {
 		upper float64
 		want  float64
 	}{{1, 20, 30.0 / 40}, {2, 20, 1}, {5, 20, 1}, {0, 20, 0}, {1, 100, 0}} {
-		if got := utilHeaviestShare(ref, 2, tc.upper, 0, tc.n); math.Abs(got-tc.want) > 1e-12 {
+		if _, got := utilExactLoss(ref, 2, tc.upper, 0, tc.n); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("heaviest %d at clamp %v: %v, want %v", tc.n, tc.upper, got, tc.want)
 		}
 	}
