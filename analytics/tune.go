@@ -46,11 +46,12 @@ func defaultShare(n int) float64 {
 }
 
 // Small shops (stop 28). The value and norm histograms spread a shop's
-// customers over some eight bins of the sizes that matter; at the default
-// share a shop of 1,000 customers at ε 0.5 puts about 60 customers in each,
-// under two noise scales of 40, tuning sees no value and picks the smallest
-// clamp: its revenue questions came back about 100% off where fixed bounds
-// chosen with hindsight reach 33–50%. So when a query names no share and a
+// customers over the bins of the sizes that matter; at the default share a
+// shop of 1,000 customers at ε 0.5 (about 490 buying) puts at most about 100
+// in each of some ten bins, far under the threshold (about 400) and too
+// ragged for recoverRun's run against a noise scale of 40: tuning saw no
+// value and picked the smallest clamp, and its revenue questions came back
+// about 100% off where fixed bounds chosen with hindsight reach 27–50%. So when a query names no share and a
 // value histogram drawn at the default ε shows nothing (valueView), every
 // value histogram is drawn again with more ε and averaged with the first
 // draw (topUp), and the norm histograms get the larger ε; the answer gets the
