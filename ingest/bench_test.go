@@ -96,27 +96,36 @@ func BenchmarkDecodeJSON(b *testing.B) {
 // GOMAXPROCS cores. "uci" is the real UCI Online Retail file, gzipped, through
 // UCIOnlineRetailMapping (skipped when ../shared/data is absent).
 func BenchmarkImportCSV(b *testing.B) {
-	b.Run("synth", func(b *testing.B) {
-		cfg := synthEvents(b, 500_000)
-		g, _ := synth.New(cfg)
-		var ev synth.Event
-		buf := []byte("customer_id,ts,type,store,channel,category,product,order_id,quantity,amount,country\n")
-		for g.Next(&ev) {
-			buf = synth.AppendCSV(buf, &ev)
+	cfg := synthEvents(b, 500_000)
+	g, _ := synth.New(cfg)
+	var ev synth.Event
+	buf := []byte("customer_id,ts,type,store,channel,category,product,order_id,quantity,amount,country\n")
+	for g.Next(&ev) {
+		buf = synth.AppendCSV(buf, &ev)
+	}
+	// "synth" on every core; "synth-1" on one goroutine, whose ns/row is the
+	// figure to compare between changes on a shared machine.
+	for _, workers := range []int{0, 1} {
+		name := "synth"
+		if workers == 1 {
+			name = "synth-1"
 		}
-		conv := testConverter(b)
-		b.SetBytes(int64(len(buf)))
-		b.ReportAllocs()
-		cpu0 := cpuTime()
-		b.ResetTimer()
-		for range b.N {
-			rep, err := ImportCSV(context.Background(), bytes.NewReader(buf), conv, nil, 100_000, func(arrow.Record) error { return nil }, nil)
-			if err != nil || rep.Rows != cfg.Events {
-				b.Fatal(err, rep)
+		b.Run(name, func(b *testing.B) {
+			conv := testConverter(b)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for range b.N {
+				rep, err := importCSV(context.Background(), bytes.NewReader(buf), conv, nil, 100_000, func(r arrow.Record) error { r.Release(); return nil }, nil, importOptions{workers: workers})
+				if err != nil || rep.Rows != cfg.Events {
+					b.Fatal(err, rep)
+				}
 			}
-		}
-		reportRows(b, cfg.Events, cpu0)
-	})
+			reportRows(b, cfg.Events, cpu0)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*cfg.Events), "ns/row")
+		})
+	}
 	b.Run("uci", func(b *testing.B) {
 		path := filepath.Join(repoRoot(b), "..", "shared", "data", "online_retail_uci.csv.gz")
 		gz, err := os.ReadFile(path)

@@ -8,6 +8,7 @@
 package ingest
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -88,6 +89,7 @@ type Converter struct {
 	freeText []bool
 	redact   bool
 	all      uint64 // one bit per stored column
+	seed     uint64 // of the batches' hash tables (see strTable)
 	// checks holds one-row batches for CheckEvent, reset between uses.
 	checks sync.Pool
 }
@@ -124,6 +126,7 @@ func NewConverter(schema privalytics.Schema, p *Pseudonymiser, lim Limits) (*Con
 	}
 	c := &Converter{schema: schema, cols: schema.Stored(), arrow: schema.Arrow(), byName: map[string]int{}, pseudo: p, limits: lim}
 	c.all = 1<<uint(len(c.cols)) - 1
+	c.seed = newSeed()
 	if len(c.cols) == 64 {
 		c.all = ^uint64(0)
 	}
@@ -183,7 +186,7 @@ type batch struct {
 	i64   [][]int64
 	f64   [][]float64
 	bools [][]bool
-	dict  []map[string]int32 // per string column: value → dictionary code
+	dict  []*strTable[int32] // per string column: value → dictionary code
 	dvals [][]string         // per string column: the dictionary, in code order
 	idx   [][]int32
 	last  []int32 // per string column: the previous row's code, or -1
@@ -195,10 +198,11 @@ type batch struct {
 	// many times in a file, and HMAC is the costliest step. It lives as long
 	// as the batch and the batches nextBatch makes after it (one import's
 	// worker), at most 65,536 entries.
-	pseudonyms map[string]uint64
-	lastID     []byte    // the previous row's customer identifier (a copy), nil before the first
-	lastSubj   uint64    // and its pseudonym
-	finds      []Finding // scratch of the stray personal data scan
+	pseudonyms *strTable[uint64]
+	lastID     []byte     // the previous row's customer identifier (a copy), nil before the first
+	lastSubj   uint64     // and its pseudonym
+	finds      []Finding  // scratch of the stray personal data scan
+	hours      []hourMemo // per timestamp column
 }
 
 func (c *Converter) newBatch(capacity int) *batch { return c.nextBatch(nil, capacity) }
@@ -212,9 +216,10 @@ func (c *Converter) newBatch(capacity int) *batch { return c.nextBatch(nil, capa
 func (c *Converter) nextBatch(prev *batch, capacity int) *batch {
 	n := len(c.cols)
 	b := &batch{c: c, i64: make([][]int64, n), f64: make([][]float64, n), bools: make([][]bool, n),
-		dict: make([]map[string]int32, n), dvals: make([][]string, n), idx: make([][]int32, n), valid: make([][]bool, n)}
+		dict: make([]*strTable[int32], n), dvals: make([][]string, n), idx: make([][]int32, n), valid: make([][]bool, n)}
 	b.u64 = make([]uint64, 0, capacity)
 	b.order = make([]int, n)
+	b.hours = make([]hourMemo, n)
 	b.last = make([]int32, n)
 	for i := range b.last {
 		b.last[i] = -1
@@ -223,7 +228,7 @@ func (c *Converter) nextBatch(prev *batch, capacity int) *batch {
 		b.pseudonyms, b.finds = prev.pseudonyms, prev.finds[:0]
 		copy(b.order, prev.order)
 	} else {
-		b.pseudonyms = make(map[string]uint64, min(capacity, 1<<12))
+		b.pseudonyms = newStrTable[uint64](c.seed, min(capacity, 1<<12))
 	}
 	for i, col := range c.cols {
 		if i == 0 {
@@ -236,9 +241,9 @@ func (c *Converter) nextBatch(prev *batch, capacity int) *batch {
 		case privalytics.TypeString:
 			if prev != nil {
 				b.dict[i], b.dvals[i] = prev.dict[i], prev.dvals[i][:0] // record copied the values
-				clear(b.dict[i])
+				b.dict[i].reset()
 			} else {
-				b.dict[i] = map[string]int32{}
+				b.dict[i] = newStrTable[int32](c.seed, 0)
 			}
 			b.idx[i] = make([]int32, 0, capacity)
 		case privalytics.TypeFloat:
@@ -273,12 +278,12 @@ func (b *batch) reset() {
 			b.valid[i] = b.valid[i][:0]
 		}
 		if b.dict[i] != nil {
-			clear(b.dict[i])
+			b.dict[i].reset()
 			b.dvals[i] = b.dvals[i][:0]
 		}
 		b.last[i] = -1
 	}
-	clear(b.pseudonyms)
+	b.pseudonyms.reset()
 	b.lastID = nil
 }
 
@@ -307,10 +312,12 @@ func (b *batch) set(i int, v *value, line int) error {
 		// Neighbouring rows often repeat a value (an order's lines, a busy
 		// store): comparing with the previous row's value skips the hashing.
 		code, ok := b.last[i], false
+		var h uint64
 		if code >= 0 && b.dvals[i][code] == string(v.raw) {
 			ok = true
 		} else {
-			code, ok = b.dict[i][string(v.raw)]
+			h = b.dict[i].hash(v.raw)
+			code, ok = b.dict[i].get(v.raw, h)
 		}
 		if !ok {
 			if b.c.allowed[i] != nil && !b.c.allowed[i][string(v.raw)] {
@@ -332,12 +339,20 @@ func (b *batch) set(i int, v *value, line int) error {
 					stored = string(Redact(v.raw, b.finds))
 				}
 			}
-			if code, ok = b.dict[i][stored]; !ok {
+			d := b.dict[i]
+			hs := h
+			if stored != s {
+				hs = d.hash([]byte(stored))
+				code, ok = d.get([]byte(stored), hs)
+			}
+			if !ok {
 				code = int32(len(b.dvals[i]))
-				b.dict[i][stored] = code
+				d.put(stored, hs, code)
 				b.dvals[i] = append(b.dvals[i], stored)
 			}
-			b.dict[i][s] = code
+			if stored != s {
+				d.put(s, h, code)
+			}
 		}
 		b.idx[i] = append(b.idx[i], code)
 		b.last[i] = code
@@ -378,9 +393,19 @@ func (b *batch) set(i int, v *value, line int) error {
 			return b.typeError(i, v, line, "must be true or false")
 		}
 	case privalytics.TypeTimestamp:
-		us, err := parseTimeValue(*v)
-		if err != nil {
-			return b.valueError(i, v, line, err)
+		us, ok := int64(0), false
+		if v.kind == kindText || v.kind == kindString {
+			raw := v.raw
+			if v.kind == kindText {
+				raw = bytes.TrimSpace(raw)
+			}
+			us, ok = b.hours[i].parse(raw)
+		}
+		if !ok {
+			var err error
+			if us, err = parseTimeValue(*v); err != nil {
+				return b.valueError(i, v, line, err)
+			}
 		}
 		b.i64[i] = append(b.i64[i], us)
 	}
@@ -408,14 +433,15 @@ func (b *batch) setSubject(v *value, line int) error {
 		b.seen |= 1
 		return nil
 	}
-	subj, ok := b.pseudonyms[string(v.raw)]
+	h := b.pseudonyms.hash(v.raw)
+	subj, ok := b.pseudonyms.get(v.raw, h)
 	if !ok {
 		if v.kind == kindText && !utf8.Valid(v.raw) {
 			return rowError(line, name, "is not valid UTF-8; convert the file to UTF-8")
 		}
 		subj = b.c.pseudo.Subject(v.raw)
-		if len(b.pseudonyms) < 1<<16 {
-			b.pseudonyms[string(v.raw)] = subj
+		if b.pseudonyms.len() < 1<<16 {
+			b.pseudonyms.put(string(v.raw), h, subj)
 		}
 	}
 	b.lastID, b.lastSubj = append(b.lastID[:0], v.raw...), subj

@@ -337,8 +337,16 @@ func TestTimeParsersAgree(t *testing.T) {
 	}
 	texts = append(texts, "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2025-13-01T00:00:00Z", "2025-01-01T24:00:00Z",
 		"2025-01-01T00:00:60Z", "2025-01-01T00:00:00.Z", "2025-01-01T00:00:00+0100", "2025-01-01 00:00:00Z", "2025-01-01T00:00:00+24:00")
+	// The memo of a column's last hour must answer as fastRFC3339 does, also
+	// for a malformed time that shares the hour before it.
+	texts = append(texts, "2025-01-01T10:00:00Z", "2025-01-01T10:61:00Z", "2025-01-01T10:59:59.5Z", "2025-01-01T10x00:00Z",
+		"2025-01-01T10:00:00", "2025-01-01T10:00:00-01:30", "2025-01-01T11:00:00Z")
+	var memo hourMemo
 	for _, text := range texts {
 		got, gotOK := fastRFC3339([]byte(text))
+		if m, mOK := memo.parse([]byte(text)); m != got || mOK != gotOK {
+			t.Errorf("the hour memo reads %q as %d, %v; fastRFC3339 as %d, %v", text, m, mOK, got, gotOK)
+		}
 		tm, err := time.Parse(time.RFC3339Nano, text)
 		if gotOK && (err != nil || got != tm.UnixMicro()) {
 			t.Errorf("fastRFC3339(%q) = %d, time.Parse gives %d, %v", text, got, tm.UnixMicro(), err)

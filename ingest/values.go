@@ -291,6 +291,16 @@ func unixMicros(raw []byte) (int64, bool) {
 // fastRFC3339 parses YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM) without
 // allocating; anything else goes to time.Parse.
 func fastRFC3339(b []byte) (int64, bool) {
+	hour, ok := rfc3339Hour(b)
+	if !ok {
+		return 0, false
+	}
+	return rfc3339Rest(b, hour)
+}
+
+// rfc3339Hour checks the shape of b and reads its date and hour, as seconds
+// since the epoch at the start of that hour (before the zone offset).
+func rfc3339Hour(b []byte) (int64, bool) {
 	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return 0, false
 	}
@@ -298,9 +308,18 @@ func fastRFC3339(b []byte) (int64, bool) {
 	mo, ok2 := num(b[5:7])
 	d, ok3 := num(b[8:10])
 	h, ok4 := num(b[11:13])
-	mi, ok5 := num(b[14:16])
-	s, ok6 := num(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
+	if !(ok1 && ok2 && ok3 && ok4) || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 {
+		return 0, false
+	}
+	return (daysFromCivil(y, mo, d)*24 + int64(h)) * 3600, true
+}
+
+// rfc3339Rest reads the minutes, seconds, fraction and zone of b, whose shape
+// and hour (in seconds) rfc3339Hour has read.
+func rfc3339Rest(b []byte, hour int64) (int64, bool) {
+	mi, ok1 := num(b[14:16])
+	s, ok2 := num(b[17:19])
+	if !(ok1 && ok2) || mi > 59 || s > 59 {
 		return 0, false
 	}
 	rest := b[19:]
@@ -337,9 +356,31 @@ func fastRFC3339(b []byte) (int64, bool) {
 	default:
 		return 0, false
 	}
-	days := daysFromCivil(y, mo, d)
-	secs := ((days*24+int64(h))*60+int64(mi))*60 + int64(s) - int64(offset)
+	secs := hour + int64(mi)*60 + int64(s) - int64(offset)
 	return secs*1_000_000 + frac, true
+}
+
+// hourMemo remembers the date and hour of the last RFC 3339 time a column
+// read: a file's times come in order, many to the hour, and the calendar
+// arithmetic is most of a time's parsing.
+type hourMemo struct {
+	key  [13]byte // YYYY-MM-DDTHH
+	hour int64
+	ok   bool
+}
+
+// parse is fastRFC3339 with the memo.
+func (m *hourMemo) parse(b []byte) (int64, bool) {
+	if m.ok && len(b) >= 20 && string(b[:13]) == string(m.key[:]) && b[13] == ':' && b[16] == ':' {
+		return rfc3339Rest(b, m.hour)
+	}
+	hour, ok := rfc3339Hour(b)
+	if !ok {
+		return 0, false
+	}
+	copy(m.key[:], b[:13])
+	m.hour, m.ok = hour, true
+	return rfc3339Rest(b, hour)
 }
 
 func num(s []byte) (int, bool) {
