@@ -297,10 +297,24 @@ func (b *batch) set(i int, v *value, line int) error {
 		b.null |= 1 << uint(i) // absent; endRow fills the null or rejects a required field
 		return nil
 	}
-	col := &b.c.cols[i]
 	if i == 0 {
 		return b.setSubject(v, line)
 	}
+	if err := b.put(i, v, line); err != nil {
+		return err
+	}
+	if b.valid[i] != nil {
+		b.valid[i] = append(b.valid[i], true)
+	}
+	b.seen |= 1 << uint(i)
+	return nil
+}
+
+// put appends v, not null, to column i (not the subject), or says what is
+// wrong with it. It leaves the validity and the row's bookkeeping to the
+// caller.
+func (b *batch) put(i int, v *value, line int) error {
+	col := &b.c.cols[i]
 	switch col.Type {
 	case privalytics.TypeString:
 		if v.kind != kindString && v.kind != kindText {
@@ -409,10 +423,6 @@ func (b *batch) set(i int, v *value, line int) error {
 		}
 		b.i64[i] = append(b.i64[i], us)
 	}
-	if b.valid[i] != nil {
-		b.valid[i] = append(b.valid[i], true)
-	}
-	b.seen |= 1 << uint(i)
 	return nil
 }
 
@@ -474,17 +484,7 @@ func (b *batch) endRow(line int) error {
 		if col.Required {
 			return rowError(line, b.c.names[i], "required field is missing")
 		}
-		switch col.Type {
-		case privalytics.TypeString:
-			b.idx[i] = append(b.idx[i], 0)
-		case privalytics.TypeFloat:
-			b.f64[i] = append(b.f64[i], 0)
-		case privalytics.TypeBool:
-			b.bools[i] = append(b.bools[i], false)
-		default:
-			b.i64[i] = append(b.i64[i], 0)
-		}
-		b.valid[i] = append(b.valid[i], false)
+		b.putNull(i)
 	}
 	b.seen, b.null = 0, 0
 	b.rows++
@@ -495,6 +495,21 @@ func (b *batch) endRow(line int) error {
 		return e
 	}
 	return nil
+}
+
+// putNull appends a null to the optional column i.
+func (b *batch) putNull(i int) {
+	switch b.c.cols[i].Type {
+	case privalytics.TypeString:
+		b.idx[i] = append(b.idx[i], 0)
+	case privalytics.TypeFloat:
+		b.f64[i] = append(b.f64[i], 0)
+	case privalytics.TypeBool:
+		b.bools[i] = append(b.bools[i], false)
+	default:
+		b.i64[i] = append(b.i64[i], 0)
+	}
+	b.valid[i] = append(b.valid[i], false)
 }
 
 // record assembles the Arrow record from the column buffers without copying

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"unicode/utf8"
 
@@ -127,6 +128,25 @@ func FuzzImportCSV(f *testing.F) {
 			}
 			for _, r := range recs {
 				checkRecord(t, conv, r)
+			}
+			// The same import row by row (an observer forces it) must say the
+			// same: a plain file otherwise goes a column at a time.
+			var rows []string
+			_, rowErr := importCSV(context.Background(), bytes.NewReader(data), conv, m, 3, func(r arrow.Record) error {
+				rows = append(rows, values(r)...)
+				return nil
+			}, nil, importOptions{observe: func([]string, bool) {}})
+			if fmt.Sprint(err) != fmt.Sprint(rowErr) {
+				t.Fatalf("column by column: %v; row by row: %v", err, rowErr)
+			}
+			if err == nil {
+				var got []string
+				for _, r := range recs {
+					got = append(got, values(r)...)
+				}
+				if diff := cmp.Diff(rows, got); diff != "" {
+					t.Fatalf("rows (-row by row +column by column):\n%s", diff)
+				}
 			}
 		}
 

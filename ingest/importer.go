@@ -236,12 +236,7 @@ func importCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batch
 				}
 				recs = nil
 				sink.fill, sink.observe, sink.rep = j.fill, opt.observe, ImportReport{}
-				for i := range j.b.rows() {
-					j.b.row(i, row)
-					if res.err = sink.add(row, j.b.lines[i]); res.err != nil {
-						break
-					}
-				}
+				res.err = sink.addBlock(j.b, row)
 				if res.err == nil {
 					res.err = sink.flush()
 				}

@@ -416,14 +416,111 @@ type rowSink struct {
 	emit      func(arrow.Record) error
 	b         *batch
 	rep       ImportReport
+	// byColumn: the plan can be converted a column at a time; absent: the
+	// stored columns no field fills.
+	byColumn bool
+	absent   uint64
 	// observe, when set, sees every source row after fill-down and whether it
 	// was kept (the dry run's statistics).
 	observe func(row []string, kept bool)
 }
 
 func newRowSink(c *Converter, plan *sourcePlan, batchRows int, emit func(arrow.Record) error) *rowSink {
-	return &rowSink{c: c, plan: plan, fill: plan.fill.clone(), memo: make([]timeMemo, len(plan.fields)),
+	r := &rowSink{c: c, plan: plan, fill: plan.fill.clone(), memo: make([]timeMemo, len(plan.fields)),
 		batchRows: batchRows, emit: emit, b: c.newBatch(batchRows)}
+	// A plan whose every field is a cell as it stands, with no row steps, can
+	// be converted a column at a time (see addBlock).
+	r.byColumn = plan.fill == nil && len(plan.skips) == 0
+	var targets uint64
+	for _, p := range plan.fields {
+		if !p.plain || targets&(1<<uint(p.target)) != 0 {
+			r.byColumn = false
+		}
+		targets |= 1 << uint(p.target)
+	}
+	r.absent = c.all &^ targets
+	return r
+}
+
+// addBlock converts the rows of a CSV block from the first on, as add would
+// one by one. When it can, it goes a column at a time: for each field, one
+// loop over the rows, with no per-cell dispatch on the column's type and no
+// per-row bookkeeping of which fields were set. Anything that loop does not
+// handle (an empty customer, a missing required field, a value to refuse)
+// sends the rows from its batch on through add, which makes the same records
+// and reports the same error at the same line.
+func (r *rowSink) addBlock(blk *csvBlock, row []string) error {
+	from := 0
+	if r.byColumn && r.observe == nil {
+		for from < blk.rows() && r.b.rows == 0 {
+			to := min(blk.rows(), from+r.batchRows)
+			if !r.columns(blk, from, to) {
+				r.b = r.c.nextBatch(r.b, r.batchRows) // half filled: the row path starts it afresh
+				break
+			}
+			r.b.rows = to - from
+			r.rep.Rows += to - from
+			if err := r.flush(); err != nil {
+				return err
+			}
+			from = to
+		}
+	}
+	for i := from; i < blk.rows(); i++ {
+		blk.row(i, row)
+		if err := r.add(row, blk.lines[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// columns appends rows [from, to) of blk to the empty batch column by column,
+// or returns false, the batch then half filled, at the first cell it leaves
+// to the row path.
+func (r *rowSink) columns(blk *csvBlock, from, to int) bool {
+	b := r.b
+	nf := blk.nf
+	for fi := range r.plan.fields {
+		p := &r.plan.fields[fi]
+		i := p.target
+		required, optional := r.c.cols[i].Required, b.valid[i] != nil
+		for row := from; row < to; row++ {
+			k := 2 * (row*nf + p.src)
+			start, end := blk.bounds[k], blk.bounds[k+1]
+			if start == end {
+				if required || i == 0 {
+					return false
+				}
+				b.putNull(i)
+				continue
+			}
+			v := value{kind: kindText, raw: blk.data[start:end:end]}
+			if i == 0 {
+				if b.setSubject(&v, blk.lines[row]) != nil {
+					return false
+				}
+				continue
+			}
+			if b.put(i, &v, blk.lines[row]) != nil {
+				return false
+			}
+			if optional {
+				b.valid[i] = append(b.valid[i], true)
+			}
+		}
+		b.seen = 0
+	}
+	for missing := r.absent; missing != 0; missing &= missing - 1 {
+		i := bits.TrailingZeros64(missing)
+		if r.c.cols[i].Required {
+			return false
+		}
+		for range to - from {
+			b.putNull(i)
+		}
+	}
+	return true
 }
 
 func (r *rowSink) skip(reason string) {
