@@ -235,7 +235,13 @@ func (c *Converter) nextBatch(prev *batch, capacity int) *batch {
 			continue
 		}
 		if !col.Required {
-			b.valid[i] = make([]bool, 0, capacity)
+			// The record packs validity into a bitmap of its own, so the
+			// previous batch's slice is free to reuse (as are bool columns').
+			if prev != nil && cap(prev.valid[i]) >= capacity {
+				b.valid[i] = prev.valid[i][:0]
+			} else {
+				b.valid[i] = make([]bool, 0, capacity)
+			}
 		}
 		switch col.Type {
 		case privalytics.TypeString:
@@ -249,7 +255,11 @@ func (c *Converter) nextBatch(prev *batch, capacity int) *batch {
 		case privalytics.TypeFloat:
 			b.f64[i] = make([]float64, 0, capacity)
 		case privalytics.TypeBool:
-			b.bools[i] = make([]bool, 0, capacity)
+			if prev != nil && cap(prev.bools[i]) >= capacity {
+				b.bools[i] = prev.bools[i][:0]
+			} else {
+				b.bools[i] = make([]bool, 0, capacity)
+			}
 		default:
 			b.i64[i] = make([]int64, 0, capacity)
 		}

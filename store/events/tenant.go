@@ -717,6 +717,11 @@ func (t *tenant) appendLog(buf []byte) error {
 	}
 	t.syncs.Add(1)
 	if err == nil {
+		if t.s.opt.SyncWrites {
+			// From the start of the page the previous append left partial.
+			from := t.logSize &^ (4096 - 1)
+			dropCached(t.log, from, t.logSize+int64(n)-from)
+		}
 		t.logSize += int64(n)
 		return nil
 	}
