@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -17,6 +19,7 @@ import (
 	"github.com/privalytics/privalytics"
 	"github.com/privalytics/privalytics/api"
 	"github.com/privalytics/privalytics/ingest"
+	"github.com/privalytics/privalytics/synth"
 )
 
 // TestImportPresetStoredRows imports the Shopify sample export through POST
@@ -102,5 +105,84 @@ func TestImportMappingHeader(t *testing.T) {
 	f.mustDo(t, http.MethodPost, "/v1/imports?format=csv", f.admin, "text/csv", map[string]string{"Privalytics-Mapping": string(raw)}, body, http.StatusOK, &rep)
 	if rep.Rows != 4 || rep.Skipped != 2 {
 		t.Errorf("report %+v, want 4 rows kept and 2 skipped", rep)
+	}
+}
+
+// TestImportRerunStoresWhatIsMissing follows the promise of POST /v1/imports
+// with an Idempotency-Key: a file of several batches stops at a bad line near
+// its end with some batches stored; the owner fixes the line and sends the file
+// again with the same key; the store then holds every row of the file once,
+// in file order (the test-only path: the store's snapshot). It holds only if
+// batch k covers the same rows on both runs, whatever the timing.
+func TestImportRerunStoresWhatIsMissing(t *testing.T) {
+	var store privalytics.EventStore
+	f := newFixtureDeps(t, api.Limits{}, func(d *api.Deps) { store = d.Events })
+	cfg := synth.DefaultConfig()
+	cfg.Events, cfg.Seed = 330_000, 37
+	g, err := synth.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	var ev synth.Event
+	for g.Next(&ev) {
+		lines = append(lines, synth.AppendCSV(nil, &ev))
+	}
+	file := func(bad int) []byte {
+		out := []byte(strings.Join(synth.CSVHeader(), ",") + "\n")
+		for i, ln := range lines {
+			if i == bad {
+				cells := strings.Split(string(ln), ",")
+				cells[1] = "not a time"
+				ln = []byte(strings.Join(cells, ","))
+			}
+			out = append(out, ln...)
+		}
+		return out
+	}
+	hdr := map[string]string{"Idempotency-Key": "march-export"}
+	status, eb, _ := f.do(t, http.MethodPost, "/v1/imports?format=csv", f.admin, "text/csv", hdr, file(310_000))
+	stored, _ := eb.Error.Details["batches_stored"].(float64)
+	if status != http.StatusBadRequest || stored < 2 {
+		t.Fatalf("the import with a bad line 310,002: status %d, %d batches stored (%s), want 400 after at least 2 batches", status, int(stored), eb.Error.Message)
+	}
+	var rep api.ImportResponse
+	f.mustDo(t, http.MethodPost, "/v1/imports?format=csv", f.admin, "text/csv", hdr, file(-1), http.StatusOK, &rep)
+	snap, err := store.Snapshot(context.Background(), "shop", privalytics.DefaultRetailSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rows, as time|type|product|order in any order: the store keeps chunks
+	// in an order of its own.
+	var got, want []string
+	for _, ch := range snap.Chunks {
+		rec := ch.Record
+		col := func(name string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(name)[0]) }
+		ts, typ, product, order := col("ts").(*array.Timestamp), col("type"), col("product"), col("order_id")
+		for i := range int(rec.NumRows()) {
+			got = append(got, fmt.Sprintf("%d|%s|%s|%s", ts.Value(i), cell(typ, i), cell(product, i), cell(order, i)))
+		}
+	}
+	orNull := func(s string) string {
+		if s == "" {
+			return "null"
+		}
+		return s
+	}
+	for _, ln := range lines {
+		c := strings.Split(string(ln), ",")
+		tm, err := time.Parse(time.RFC3339Nano, c[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("%d|%s|%s|%s", tm.UnixMicro(), c[2], orNull(c[6]), orNull(c[7])))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(got) != len(want) {
+		t.Fatalf("the store holds %d rows after the re-run; the file has %d (the first run stored %d batches)", len(got), len(want), int(stored))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("stored rows (time|type|product|order) differ from the file's (-file +store):\n%s", diff)
 	}
 }

@@ -426,7 +426,10 @@ func (c *chunker) next(target int) ([]byte, int, error) {
 			if len(buf) == cap(buf) {
 				buf = append(make([]byte, 0, target+4096), buf...)
 			}
-			n, err := c.r.Read(buf[len(buf):cap(buf)])
+			// Never past target, even into a larger recycled buffer: where
+			// chunks are cut decides the batches, and an import re-run with
+			// the same idempotency key must cut them where it did before.
+			n, err := c.r.Read(buf[len(buf):min(cap(buf), target)])
 			buf = buf[:len(buf)+n]
 			if err == io.EOF {
 				c.eof = true
