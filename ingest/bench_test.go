@@ -22,13 +22,13 @@ import (
 //
 // The workload is synth's: Zipf-like customers, ≈ 150 bytes per NDJSON line.
 
-func synthEvents(b *testing.B, n int) synth.Config {
+func synthEvents(b testing.TB, n int) synth.Config {
 	cfg := synth.DefaultConfig()
 	cfg.Events = n
 	return cfg
 }
 
-func synthNDJSON(b *testing.B, n int) []byte {
+func synthNDJSON(b testing.TB, n int) []byte {
 	g, err := synth.New(synthEvents(b, n))
 	if err != nil {
 		b.Fatal(err)

@@ -332,12 +332,15 @@ func importNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, ba
 		return ImportReport{}, privalytics.Errorf(privalytics.EINVALID, "mapping: rename, snake_case, fill_down and skip need fields for NDJSON; name each field's column")
 	}
 	// Lines are independent, so blocks of them convert on all cores, unless
-	// fill-down carries state from line to line or the caller wants one core.
+	// fill-down carries state from line to line. One core still goes block by
+	// block: a block's end ends a batch, and batches must not depend on the
+	// number of cores (a re-run import finds its stored batches by their place
+	// in the file, see POST /v1/imports).
 	workers := opt.workers
 	if workers <= 0 {
 		workers = max(1, runtime.GOMAXPROCS(0))
 	}
-	if workers == 1 || (nc.plan != nil && nc.plan.fill != nil) {
+	if nc.plan != nil && nc.plan.fill != nil {
 		return nc.serial(ctx, bufio.NewReaderSize(in, maxCSVLine), emit)
 	}
 	return nc.parallel(ctx, in, workers, opt.chunkBytes, emit)
