@@ -9,8 +9,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/privalytics/privalytics/synth"
 )
 
 // TestBatchesAreAFunctionOfTheFile imports one file several times, through
@@ -22,17 +20,7 @@ import (
 // every run, whatever the timing of the converters or the network.
 func TestBatchesAreAFunctionOfTheFile(t *testing.T) {
 	t.Parallel()
-	cfg := synth.DefaultConfig()
-	cfg.Events, cfg.Seed = 30_000, 31
-	g, err := synth.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := []byte(strings.Join(synth.CSVHeader(), ",") + "\n")
-	var ev synth.Event
-	for g.Next(&ev) {
-		text = synth.AppendCSV(text, &ev)
-	}
+	text := synthCSVFile(t, 30_000, 31)
 	nd := synthNDJSON(t, 30_000)
 	conv := testConverter(t)
 	for _, format := range []string{"csv", "ndjson"} {

@@ -97,12 +97,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 // UCIOnlineRetailMapping (skipped when ../shared/data is absent).
 func BenchmarkImportCSV(b *testing.B) {
 	cfg := synthEvents(b, 500_000)
-	g, _ := synth.New(cfg)
-	var ev synth.Event
-	buf := []byte("customer_id,ts,type,store,channel,category,product,order_id,quantity,amount,country\n")
-	for g.Next(&ev) {
-		buf = synth.AppendCSV(buf, &ev)
-	}
+	buf := synthCSVFile(b, cfg.Events, cfg.Seed)
 	// "synth" on every core; "synth-1" on one goroutine, whose ns/row is the
 	// figure to compare between changes on a shared machine.
 	for _, workers := range []int{0, 1} {

@@ -19,17 +19,7 @@ import (
 // the column path must hand its batch to the row path.
 func TestColumnPathMatchesRowPath(t *testing.T) {
 	t.Parallel()
-	cfg := synth.DefaultConfig()
-	cfg.Events, cfg.Seed = 2_500, 29
-	g, err := synth.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	var ev synth.Event
-	for g.Next(&ev) {
-		lines = append(lines, strings.TrimSuffix(string(synth.AppendCSV(nil, &ev)), "\n"))
-	}
+	lines := synthCSVLines(t, 2_500, 29)
 	header := strings.Join(synth.CSVHeader(), ",")
 	file := func(edit func(i int, cells []string)) string {
 		var sb strings.Builder

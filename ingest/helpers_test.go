@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 
 	"github.com/privalytics/privalytics"
+	"github.com/privalytics/privalytics/synth"
 )
 
 var testKey = bytes.Repeat([]byte{7}, 32)
@@ -153,3 +155,30 @@ func sharedData(t *testing.T) string {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, maxCSVLine) }
+
+// synthCSVLines returns n synthetic events of the given seed as CSV lines
+// without their newline, in the column order of synth.CSVHeader.
+func synthCSVLines(tb testing.TB, n int, seed uint64) []string {
+	tb.Helper()
+	cfg := synth.DefaultConfig()
+	cfg.Events, cfg.Seed = n, seed
+	g, err := synth.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lines := make([]string, 0, n)
+	var ev synth.Event
+	var buf []byte
+	for g.Next(&ev) {
+		buf = synth.AppendCSV(buf[:0], &ev)
+		lines = append(lines, string(buf[:len(buf)-1]))
+	}
+	return lines
+}
+
+// synthCSVFile is synthCSVLines as a file with its header.
+func synthCSVFile(tb testing.TB, n int, seed uint64) []byte {
+	tb.Helper()
+	lines := synthCSVLines(tb, n, seed)
+	return []byte(strings.Join(synth.CSVHeader(), ",") + "\n" + strings.Join(lines, "\n") + "\n")
+}
