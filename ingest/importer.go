@@ -90,7 +90,9 @@ func batchSize(c *Converter, batchRows int) int {
 // goroutine splits the text into blocks while GOMAXPROCS others convert them.
 // A bad row stops the import with an *privalytics.Error naming its line: the
 // records of earlier blocks are emitted, nothing from its block on is; the report
-// counts the rows emitted.
+// counts the rows emitted. The records are a function of the file's bytes (not
+// of how a reader hands them over, nor of the cores): POST /v1/imports keys the
+// k-th record of a file so that a re-run stores only what is missing.
 func ImportCSV(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
 	return importCSV(ctx, r, c, m, batchRows, emit, progress, importOptions{})
 }
@@ -295,7 +297,8 @@ func csvFailure(err error) error {
 // names are dropped, and values are read as text, as CSV cells are. Blocks of
 // lines convert on GOMAXPROCS goroutines (one, with fill-down) and are emitted
 // in file order; a bad line stops the import with an *privalytics.Error naming
-// it, the records of earlier blocks emitted and nothing from its block on.
+// it, the records of earlier blocks emitted and nothing from its block on. As
+// with ImportCSV, the records are a function of the file's bytes.
 func ImportNDJSON(ctx context.Context, r io.Reader, c *Converter, m *Mapping, batchRows int, emit func(arrow.Record) error, progress func(int64)) (ImportReport, error) {
 	return importNDJSON(ctx, r, c, m, batchRows, emit, progress, importOptions{})
 }
