@@ -8,7 +8,6 @@
 package ingest
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -417,19 +416,9 @@ func (b *batch) put(i int, v *value, line int) error {
 			return b.typeError(i, v, line, "must be true or false")
 		}
 	case privalytics.TypeTimestamp:
-		us, ok := int64(0), false
-		if v.kind == kindText || v.kind == kindString {
-			raw := v.raw
-			if v.kind == kindText {
-				raw = bytes.TrimSpace(raw)
-			}
-			us, ok = b.hours[i].parse(raw)
-		}
-		if !ok {
-			var err error
-			if us, err = parseTimeValue(*v); err != nil {
-				return b.valueError(i, v, line, err)
-			}
+		us, err := parseTimeValue(*v, &b.hours[i])
+		if err != nil {
+			return b.valueError(i, v, line, err)
 		}
 		b.i64[i] = append(b.i64[i], us)
 	}

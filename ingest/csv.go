@@ -231,19 +231,19 @@ scan:
 			}
 		}
 	}
-	if end < 0 {
+	if end < 0 { // the last bytes of the chunk, one at a time
+	tail:
 		for ; i < len(data); i++ {
 			switch data[i] {
 			case ',':
 				b.bounds = append(b.bounds, int32(from), int32(i))
 				from = i + 1
+			case '\n':
+				end = i
+				break tail
 			case '"':
 				b.bounds = b.bounds[:mark]
 				return false
-			}
-			if data[i] == '\n' {
-				end = i
-				break
 			}
 		}
 	}

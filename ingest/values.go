@@ -156,8 +156,9 @@ func rescale(mant int64, s, to int) (int64, error) {
 const maxUnixMicros = 1e17
 
 // parseTimeValue accepts RFC 3339 text or Unix seconds (a JSON number, maybe
-// with a fraction), and for file cells either of the two.
-func parseTimeValue(v value) (int64, error) {
+// with a fraction), and for file cells either of the two. memo, when not nil,
+// is the column's memo of the last date and hour it read.
+func parseTimeValue(v value, memo *hourMemo) (int64, error) {
 	switch v.kind {
 	case kindTime:
 		return v.n, nil
@@ -171,7 +172,7 @@ func parseTimeValue(v value) (int64, error) {
 		if v.kind == kindText {
 			raw = bytes.TrimSpace(raw)
 		}
-		if us, ok := fastRFC3339(raw); ok {
+		if us, ok := memo.parse(raw); ok {
 			return us, nil
 		}
 		if v.kind == kindText { // a file cell may hold Unix seconds
@@ -369,8 +370,11 @@ type hourMemo struct {
 	ok   bool
 }
 
-// parse is fastRFC3339 with the memo.
+// parse is fastRFC3339 with the memo; a nil memo is fastRFC3339.
 func (m *hourMemo) parse(b []byte) (int64, bool) {
+	if m == nil {
+		return fastRFC3339(b)
+	}
 	if m.ok && len(b) >= 20 && string(b[:13]) == string(m.key[:]) && b[13] == ':' && b[16] == ':' {
 		return rfc3339Rest(b, m.hour)
 	}
