@@ -232,6 +232,10 @@ type utilScore struct {
 	cells            int
 	eps              float64
 	res              *privalytics.Result // the last run's answer
+	// Over all runs, of the cells not hidden (drawn as numbers): how many,
+	// how many of their intervals hold the exact answer, and how many are
+	// more than 2× off it.
+	drawn, held, wild int
 }
 
 // utilMeasure runs query runs times through the service and scores the
@@ -253,7 +257,17 @@ func utilMeasure(ctx context.Context, svc *analytics.Service, tenant *privalytic
 				continue
 			}
 			seen++
-			errs = append(errs, math.Abs(row.Cells[0].Value-w)/w)
+			c := row.Cells[0]
+			errs = append(errs, math.Abs(c.Value-w)/w)
+			if !c.Hidden {
+				sc.drawn++
+				if c.Lower <= w && w <= c.Upper {
+					sc.held++
+				}
+				if c.Value > 2*w || c.Value < w/2 {
+					sc.wild++
+				}
+			}
 		}
 		if seen != len(t.cells) {
 			return sc, fmt.Errorf("%s: the answer has %d of the reference's %d cells", q.Aggregates[0].Name, seen, len(t.cells))
@@ -710,6 +724,7 @@ func writeUtility(out io.Writer, rows []utilRow, eps float64, took time.Duration
 		gain, verdict(gain >= 4), meets, len(rows), verdict(meets == len(rows)))
 	fmt.Fprintf(out, "defaults: L0 4, L∞ 8, per-row clamp [0, 60], Laplace; ceiling: best of a grid over L0, per-group clamp and noise, and over max_norm (L0 every cell, Gaussian), chosen with the exact data\n")
 	writeLoss(out, rows, utilHidden(eps))
+	writeHonesty(out, rows)
 	writeJoint(out, rows)
 	fmt.Fprintf(out, "section took %.1fs\n", took.Seconds())
 }
@@ -734,6 +749,34 @@ func writeLoss(out io.Writer, rows []utilRow, hidden int) {
 	rawMeets, meets := nearCeiling(rows, func(r utilRow) utilScore { return r.raw }), nearCeiling(rows, func(r utilRow) utilScore { return r.auto })
 	fmt.Fprintf(out, "workload, %d cells, tuned: without the correction %.1f%% within 10%%, %d of %d questions within 1.25× of the ceiling; with it %.1f%%, %d of %d\n",
 		cells, rw*100, rawMeets, len(rows), aw*100, meets, len(rows))
+}
+
+// writeHonesty reports, for the defaults and the tuned answers, the cells
+// drawn as numbers (not hidden) and how far they can be trusted: the share
+// whose 95% interval holds the exact answer, and how many are more than 2×
+// off. The intervals cover the noise only; what bounding removes beyond
+// tuning's estimate is outside them (README, "Honest cells").
+func writeHonesty(out io.Writer, rows []utilRow) {
+	fmt.Fprintln(out, "\ncells drawn as numbers (not hidden), all runs: how many, the share whose interval holds the exact answer, and how many are more than 2× off it — the intervals cover the noise, not the bias of bounding:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "question\tdefaults: drawn\tinterval holds the truth\t> 2× off\ttuned: drawn\tinterval holds the truth\t> 2× off\t")
+	var base, auto utilScore
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%d\t\n", r.q.title, r.base.drawn, heldShare(r.base), r.base.wild, r.auto.drawn, heldShare(r.auto), r.auto.wild)
+		base.drawn, base.held, base.wild = base.drawn+r.base.drawn, base.held+r.base.held, base.wild+r.base.wild
+		auto.drawn, auto.held, auto.wild = auto.drawn+r.auto.drawn, auto.held+r.auto.held, auto.wild+r.auto.wild
+	}
+	fmt.Fprintf(tw, "workload\t%d\t%s\t%d\t%d\t%s\t%d\t\n", base.drawn, heldShare(base), base.wild, auto.drawn, heldShare(auto), auto.wild)
+	tw.Flush()
+}
+
+// heldShare is the share of a score's drawn cells whose interval holds the
+// exact answer, or "–" when none was drawn.
+func heldShare(s utilScore) string {
+	if s.drawn == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(s.held)/float64(s.drawn))
 }
 
 // writeJoint reports the workload-aware answers beside the separate tuned

@@ -160,6 +160,22 @@ func TestUtilityReduced(t *testing.T) {
 		if !strings.Contains(out.String(), r.q.title+"  ") {
 			t.Errorf("the report has no line for %q", r.q.title)
 		}
+		// One run each: the drawn cells are the last answer's cells not
+		// hidden, and the counts of them held and far off are among them.
+		for _, s := range []utilScore{r.base, r.auto} {
+			drawn, held := 0, 0
+			for _, row := range s.res.Rows {
+				if c, w := row.Cells[0], tr.cells[strings.Join(row.Key, "|")]; w > 0 && !c.Hidden {
+					drawn++
+					if c.Lower <= w && w <= c.Upper {
+						held++
+					}
+				}
+			}
+			if s.drawn != drawn || s.held != held || s.wild > drawn {
+				t.Errorf("%s: %d drawn, %d held, %d more than 2× off; the answer has %d drawn, %d held", r.q.title, s.drawn, s.held, s.wild, drawn, held)
+			}
+		}
 	}
 	// Workload-aware: the per-month questions answered as rollups of their
 	// per-month × channel questions (channel has 3 keys), each side charged
@@ -191,7 +207,7 @@ func TestUtilityReduced(t *testing.T) {
 	if losses != 9 {
 		t.Errorf("%d questions report a bounding loss, want the 9 tuned counts and sums", losses)
 	}
-	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction", fmt.Sprintf("of it, from the heaviest %d", utilHidden(opt.Epsilon))} {
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction", fmt.Sprintf("of it, from the heaviest %d", utilHidden(opt.Epsilon)), "interval holds the truth"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, out.String())
 		}
