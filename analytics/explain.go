@@ -72,6 +72,7 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			if (a.op == "count" || a.op == "sum") && p.tune.orig.Tuning.Corrects() {
 				e.Note += "; the cells are divided by 1 − that estimated share (the report's correction; tuning.correct_bias false keeps them bounded)"
 			}
+			e.Note += fmt.Sprintf("; should that share come out above %.1f, the cells are mostly bias and are marked hidden", MaxCorrectedLoss)
 			ex.Aggregates = append(ex.Aggregates, e)
 			continue
 		}

@@ -151,7 +151,7 @@ func TestTuningShareOfASmallShop(t *testing.T) {
 	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
 	q.Epsilon, q.Noise = 0.2, "laplace"
 	p, ex := explained(t, q)
-	if note := ex.Aggregates[0].Note; !strings.Contains(note, "a value histogram shows nothing above its threshold") || !strings.Contains(note, "up to 45% of ε") {
+	if note := ex.Aggregates[0].Note; !strings.Contains(note, "a value histogram shows nothing above its threshold") || !strings.Contains(note, "up to 45% of ε") || !strings.Contains(note, "above 0.5, the cells are mostly bias and are marked hidden") {
 		t.Errorf("explain does not announce the small-shop share: %q", note)
 	}
 	res := run(t, q, snap, dptest.NoNoise())
