@@ -239,8 +239,9 @@ type Cell struct {
 	// heavy-tailed data some bias remains.
 	BoundingLoss float64 `json:"bounding_loss,omitempty"`
 	// Hidden marks a cell whose signal is below the noise (its interval's
-	// half-width is at least its value), or a tuned aggregate's cell whose
-	// estimated BoundingLoss is above 0.5 (mostly bias, more than the
+	// half-width is at least its value; a mean's interval reaching the top of
+	// its clamp, or a lower end other than zero), or a tuned aggregate's cell
+	// whose estimated BoundingLoss is above 0.5 (mostly bias, more than the
 	// correction undoes): it is released, being paid for, but should be
 	// drawn as hidden; Reason says why.
 	Hidden bool   `json:"hidden,omitempty"`

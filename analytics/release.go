@@ -164,7 +164,28 @@ func honest(a aggregate, c dp.Cell) privalytics.Cell {
 	if half := (c.Upper - c.Lower) / 2; half > 0 && half >= math.Abs(c.Value) && a.op != "mean" {
 		out.Hidden, out.Reason = true, HiddenReason
 	}
+	if lo, hi := a.clamp(); a.op == "mean" && hi > lo && c.Upper-c.Lower > 0 && (c.Upper >= hi || c.Lower <= lo && lo != 0) {
+		out.Hidden, out.Reason = true, fmt.Sprintf(ClampedMeanReason, lo, hi)
+	}
 	return out
+}
+
+// ClampedMeanReason is the reason of a mean whose interval reaches an end of
+// its clamp (the lower end only when it is not zero: a mean of values at
+// least zero clamped at zero loses nothing there): the values beyond that end
+// were cut to it, so the true average may lie beyond the interval, by any
+// amount. On a shop of 1,000 customers (bench utility, 8 runs) the tuned
+// average line per category drew 120 cells, 70 of them more than 2× off, all
+// with intervals reaching the clamp; on the demo shop none reaches it.
+const ClampedMeanReason = "too few customers for this ε: the interval reaches the clamp [%g, %g], and the average of values cut to it may be far from the true one; draw it as hidden"
+
+// clamp is the range a mean's values (or, with per-group bounds, its
+// customers' averages) are clamped to.
+func (a aggregate) clamp() (lo, hi float64) {
+	if a.perGroup {
+		return a.glo, a.ghi
+	}
+	return a.flo, a.fhi
 }
 
 func emptyDims(dims []execDim) bool {

@@ -3,6 +3,7 @@ package analytics
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -1007,5 +1008,39 @@ func TestTopUpWhenNothingClearsTheThreshold(t *testing.T) {
 	res := run(t, q, snap, dptest.NoNoise())
 	if tr := res.Tuning; tr.Share <= 0.1 || !strings.Contains(tr.Reason, "drawn again") {
 		t.Errorf("tuning share %v, reason %q; want the value histograms drawn again", tr.Share, tr.Reason)
+	}
+}
+
+// TestClampedMeanIsHidden: a mean whose interval reaches the top of its
+// clamp, or a lower end other than zero, is hidden with the clamp in its
+// reason; one inside its clamp, or touching a lower end of zero, is drawn.
+func TestClampedMeanIsHidden(t *testing.T) {
+	t.Parallel()
+	perRow := aggregate{op: "mean", flo: 0, fhi: 60}
+	perGroup := aggregate{op: "mean", perGroup: true, glo: 5, ghi: 20}
+	signed := aggregate{op: "mean", flo: -10, fhi: 10}
+	for _, tc := range []struct {
+		a      aggregate
+		c      dp.Cell
+		hidden bool
+	}{
+		{perRow, dp.Cell{Value: 55, Lower: 40, Upper: 60}, true},
+		{perRow, dp.Cell{Value: 30, Lower: 20, Upper: 40}, false},
+		{perRow, dp.Cell{Value: 3, Lower: 0, Upper: 12}, false}, // zero is no cut for values at least zero
+		{perGroup, dp.Cell{Value: 19, Lower: 15, Upper: 20}, true},
+		{perGroup, dp.Cell{Value: 7, Lower: 5, Upper: 9}, true}, // customers' averages under 5 were raised to 5
+		{perGroup, dp.Cell{Value: 12, Lower: 9, Upper: 15}, false},
+		{signed, dp.Cell{Value: -8, Lower: -10, Upper: -6}, true},
+		{perRow, dp.Cell{Value: 60, Lower: 60, Upper: 60}, false}, // no noise: nothing to judge
+	} {
+		got := honest(tc.a, tc.c)
+		lo, hi := tc.a.clamp()
+		if got.Hidden != tc.hidden || tc.hidden && got.Reason != fmt.Sprintf(ClampedMeanReason, lo, hi) {
+			t.Errorf("mean %+v clamped to [%v, %v]: hidden %v (%q), want %v", tc.c, lo, hi, got.Hidden, got.Reason, tc.hidden)
+		}
+	}
+	// Sums keep their own rule.
+	if got := honest(aggregate{op: "sum", flo: 0, fhi: 60}, dp.Cell{Value: 600, Lower: 500, Upper: 700}); got.Hidden {
+		t.Errorf("a sum was hidden by the means' rule: %+v", got)
 	}
 }

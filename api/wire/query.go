@@ -148,7 +148,7 @@ type Cell struct {
 	Lower        float64 `json:"lower"`
 	Upper        float64 `json:"upper"`
 	BoundingLoss float64 `json:"bounding_loss,omitempty"` // estimated share of the true value removed by bounding (tuned aggregates); a tuned count's or sum's cell is already divided by 1 − it (TunedAggregate.Correction)
-	Hidden       bool    `json:"hidden,omitempty"`        // signal below the noise, or a tuned bounding_loss above 0.5: draw as hidden
+	Hidden       bool    `json:"hidden,omitempty"`        // signal below the noise, a mean at its clamp, or a tuned bounding_loss above 0.5: draw as hidden
 	Reason       string  `json:"reason,omitempty"`
 }
 
