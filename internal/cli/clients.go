@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -192,6 +193,7 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 		t.Header = append(t.Header, a.Name, a.Name+"_lower", a.Name+"_upper")
 	}
 	subtotals := false
+	hidden, reasons := 0, map[string]bool{}
 	for _, row := range r.Rows {
 		cols := append([]string{}, row.Key...)
 		for i := len(cols) - row.Subtotal; i < len(cols) && row.Subtotal > 0; i++ {
@@ -199,7 +201,15 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 		}
 		subtotals = subtotals || row.Subtotal > 0
 		for _, c := range row.Cells {
-			cols = append(cols, Num(c.Value), Num(c.Lower), Num(c.Upper))
+			v := Num(c.Value)
+			if c.Hidden {
+				hidden++
+				reasons[c.Reason] = true
+				if o.format != "csv" {
+					v += HiddenMark
+				}
+			}
+			cols = append(cols, v, Num(c.Lower), Num(c.Upper))
 		}
 		t.Rows = append(t.Rows, cols)
 	}
@@ -217,6 +227,13 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 	if r.Tuning != nil {
 		t.Note += " " + tuningNote(r.Tuning)
 	}
+	if hidden > 0 {
+		why := hiddenNote(hidden, reasons)
+		t.Note += " " + why
+		if o.format == "csv" {
+			fmt.Fprintln(cmd.ErrOrStderr(), why)
+		}
+	}
 	if why := suppressedWhy(r); why != "" {
 		t.Note = why + "\n" + t.Note
 		if o.format == "csv" {
@@ -224,6 +241,31 @@ func printAnswer(cmd *cobra.Command, o *Output, r *wire.Result) error {
 		}
 	}
 	return o.Print(cmd.OutOrStdout(), r, t)
+}
+
+// HiddenMark follows, in tables, the value of a cell the server marked
+// hidden (the dashboard draws it as hidden; its number is mostly noise or
+// bias). CSV keeps the bare number and says on stderr how many there are.
+const HiddenMark = " (hidden)"
+
+// hiddenNote says how many cells are hidden and why, each distinct reason
+// once, in a stable order.
+func hiddenNote(n int, reasons map[string]bool) string {
+	why := make([]string, 0, len(reasons))
+	for r := range reasons {
+		if r != "" {
+			why = append(why, r)
+		}
+	}
+	slices.Sort(why)
+	out := fmt.Sprintf("%d cells are hidden: read them as unknown, not as the number shown", n)
+	if n == 1 {
+		out = "1 cell is hidden: read it as unknown, not as the number shown"
+	}
+	if len(why) > 0 {
+		out += " (" + strings.Join(why, "; ") + ")"
+	}
+	return out + "."
 }
 
 // TotalKey stands, in tables and CSV, for a key a rollup's subtotal sums

@@ -82,3 +82,40 @@ func TestTuningNote(t *testing.T) {
 		t.Errorf("tuningNote:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestQueryHiddenCells: a cell the server marked hidden is printed with a
+// mark in tables and the note says how many and why; CSV keeps the bare
+// numbers and says it on stderr.
+func TestQueryHiddenCells(t *testing.T) {
+	t.Parallel()
+	why := "too few customers for this ε: the interval's half-width is at least the value; draw it as hidden"
+	r := &wire.Result{GroupBy: []string{"store"}, Aggregates: []wire.AggregateInfo{{Name: "revenue", Op: "sum"}}, Confidence: 0.95,
+		Rows: []wire.Row{
+			{Key: []string{"Lyon"}, Cells: []wire.Cell{{Value: 900, Lower: 800, Upper: 1000}}},
+			{Key: []string{"Nice"}, Cells: []wire.Cell{{Value: 12, Lower: 0, Upper: 112, Hidden: true, Reason: why}}},
+		}}
+	cmd := queryCommand()
+	var out, errOut strings.Builder
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	if err := printAnswer(cmd, &Output{format: "table"}, r); err != nil {
+		t.Fatal(err)
+	}
+	table := out.String()
+	if !strings.Contains(table, "12"+HiddenMark) || strings.Contains(table, "900"+HiddenMark) {
+		t.Errorf("table does not mark the hidden cell alone:\n%s", table)
+	}
+	if !strings.Contains(table, "1 cell is hidden") || !strings.Contains(table, why) {
+		t.Errorf("table note does not say how many cells are hidden and why:\n%s", table)
+	}
+	out.Reset()
+	if err := printAnswer(cmd, &Output{format: "csv"}, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "store,revenue,revenue_lower,revenue_upper\nLyon,900,800,1000\nNice,12,0,112\n"; out.String() != want {
+		t.Errorf("CSV:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if !strings.Contains(errOut.String(), "1 cell is hidden") {
+		t.Errorf("CSV run said nothing on stderr about the hidden cell: %q", errOut.String())
+	}
+}

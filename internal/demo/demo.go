@@ -165,6 +165,7 @@ func WriteResult(out io.Writer, title string, r *wire.Result) {
 		hdr = append(hdr, a.Name, fmt.Sprintf("%.0f%% interval", r.Confidence*100))
 	}
 	fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
+	hidden := 0
 	for _, row := range r.Rows {
 		cols := append([]string{}, row.Key...)
 		for i, c := range row.Cells {
@@ -172,7 +173,11 @@ func WriteResult(out io.Writer, title string, r *wire.Result) {
 			if r.Aggregates[i].Op == "mean" {
 				prec = 2
 			}
-			cols = append(cols, fmt.Sprintf("%.*f", prec, c.Value), fmt.Sprintf("[%.*f, %.*f]", prec, c.Lower, prec, c.Upper))
+			v := fmt.Sprintf("%.*f", prec, c.Value)
+			if c.Hidden {
+				v, hidden = v+" (hidden)", hidden+1
+			}
+			cols = append(cols, v, fmt.Sprintf("[%.*f, %.*f]", prec, c.Lower, prec, c.Upper))
 		}
 		fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
 	}
@@ -180,6 +185,9 @@ func WriteResult(out io.Writer, title string, r *wire.Result) {
 	note := ""
 	if r.Thresholded {
 		note = "; groups released through DP partition selection"
+	}
+	if hidden > 0 {
+		note += fmt.Sprintf("; %d of the cells hidden (too few customers for this ε): read them as unknown", hidden)
 	}
 	cached := ""
 	if r.Cached {

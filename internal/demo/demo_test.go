@@ -55,4 +55,19 @@ func TestWriteResult(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	if strings.Contains(out.String(), "hidden") {
+		t.Errorf("a result with no hidden cell mentions hidden ones:\n%s", out.String())
+	}
+	// A hidden cell is marked, and the cost line says how many there are.
+	r.Rows = append(r.Rows, wire.Row{Key: []string{"app"}, Cells: []wire.Cell{{Value: 3, Lower: 0, Upper: 14.5, Hidden: true, Reason: "at the clamp"}}})
+	out.Reset()
+	WriteResult(&out, "Average", r)
+	for _, want := range []string{"3.00 (hidden)", "1 of the cells hidden (too few customers for this ε)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "12.35 (hidden)") {
+		t.Errorf("a drawn cell is marked hidden:\n%s", out.String())
+	}
 }
