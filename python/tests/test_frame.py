@@ -51,6 +51,17 @@ class ToFrameTest(unittest.TestCase):
         self.assertEqual(df[df["subtotal"] == 0]["n"].sum(), df[df["subtotal"] == 1]["n"].iloc[0])
         self.assertNotIn("subtotal", to_frame(RESULT).columns)
 
+    def test_hidden_cells_get_a_column(self) -> None:
+        rows = [
+            {"key": ["web"], "cells": [{"value": 900, "lower": 800, "upper": 1000}]},
+            {"key": ["app"], "cells": [{"value": 12, "lower": 0, "upper": 112, "hidden": True, "reason": "too few customers for this ε"}]},
+        ]
+        df = to_frame({"group_by": ["channel"], "aggregates": [{"name": "revenue", "op": "sum"}], "rows": rows})
+        self.assertEqual(list(df.columns), ["channel", "revenue", "revenue_lower", "revenue_upper", "revenue_hidden"])
+        self.assertEqual(list(df["channel"]), ["app", "web"])
+        self.assertEqual(list(df["revenue_hidden"]), [True, False])
+        self.assertNotIn("revenue_hidden", to_frame(RESULT).columns)
+
     def test_ungrouped(self) -> None:
         df = to_frame({"group_by": [], "aggregates": [{"op": "count"}], "rows": [{"key": [], "cells": [{"value": 3, "lower": 1, "upper": 5}]}]})
         self.assertEqual(df.iloc[0]["count"], 3)

@@ -16,7 +16,10 @@ def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
     that still has every column, so code reading it does not break. An answer
     with rollup gets a "subtotal" column after the keys: 0 for the released
     groups, 1, 2, … for its subtotals (how many of the last keys they sum over;
-    those keys are ""), which sort after the groups."""
+    those keys are ""), which sort after the groups. An answer with a cell the
+    server marked hidden (too few customers for its epsilon, or mostly bias:
+    read it as unknown) gets a "<name>_hidden" column after each aggregate's
+    interval, True for those cells."""
     try:
         import pandas as pd
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -25,9 +28,10 @@ def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
     group_by = list(result.get("group_by") or [])
     names = [a.get("name") or a.get("op", f"aggregate{i}") for i, a in enumerate(result.get("aggregates") or [])]
     rollup = any("subtotal" in r for r in result.get("rows") or [])
+    hidden = any(c.get("hidden") for r in result.get("rows") or [] for c in r.get("cells") or [])
     columns = list(group_by) + (["subtotal"] if rollup else [])
     for n in names:
-        columns += [n, n + "_lower", n + "_upper"]
+        columns += [n, n + "_lower", n + "_upper"] + ([n + "_hidden"] if hidden else [])
     rows = []
     for r in result.get("rows") or []:
         row = dict(zip(group_by, r.get("key") or []))
@@ -38,6 +42,8 @@ def to_frame(result: Mapping[str, Any]) -> "pandas.DataFrame":
             row[n] = cell.get("value", 0)
             row[n + "_lower"] = cell.get("lower", 0)
             row[n + "_upper"] = cell.get("upper", 0)
+            if hidden:
+                row[n + "_hidden"] = bool(cell.get("hidden", False))
         rows.append(row)
     df = pd.DataFrame(rows, columns=columns)
     if group_by and not df.empty:
