@@ -189,6 +189,9 @@ class Cell(TypedDict, total=False):
     value: float
     lower: float
     upper: float
+    bounding_loss: float
+    hidden: bool
+    reason: str
 
 
 class ResultAggregate(TypedDict, total=False):
