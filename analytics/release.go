@@ -103,10 +103,11 @@ func correctCells(res *privalytics.Result, tuned []privalytics.TunedAggregate) {
 // choose remove most of the value by its own estimate, more than the
 // correction undoes, so the cell is mostly bias and its interval (which
 // covers the noise) does not hold the truth. On a shop of 1,000 customers
-// (bench utility's workload, 20 tuned runs of each question), 37% of the
-// cells drawn as numbers were more than 2× off, most of them from tuned
-// aggregates whose estimate read 0.6–1.0: histograms that showed little
-// above their noise, and the smallest clamps then looked best.
+// (bench utility's workload, each question tuned 20 times through
+// analytics.Service), 37% of the cells drawn as numbers were more than 2×
+// off, most of them from tuned aggregates whose estimate read 0.6–1.0:
+// histograms that showed little above their noise, and the smallest clamps
+// then looked best.
 const OverBoundedReason = "too few customers for this ε to choose its bounds: they remove an estimated %.0f%% of the value, more than the correction undoes; draw it as hidden"
 
 // rollup sums released rows into subtotals: for each level L (1 to the

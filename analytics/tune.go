@@ -106,12 +106,14 @@ func smallShopCustomers(eps float64) float64 {
 
 // valueView is a noisy value histogram as tuning reads it: thresholded,
 // each sign's tail extended (thresholdWithTail), and on a small shop the run
-// around the fullest positive bin kept (recoverRun).
-func valueView(raw []float64, eps float64) []float64 {
+// around the fullest positive bin kept (recoverRun). cleared reports whether
+// any bin cleared the threshold itself, before that run was looked for.
+func valueView(raw []float64, eps float64) (view []float64, cleared bool) {
 	h := slices.Clone(raw)
 	thresholdWithTail(h, eps, 2)
+	cleared = !empty(h)
 	recoverRun(h[:tuneBins], raw[:tuneBins], eps)
-	return h
+	return h, cleared
 }
 
 // valueUnit is the smallest magnitude other than zero that a tuned
@@ -576,10 +578,9 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 			return nil, err
 		}
 		dropBelowUnit(raws[k], 2, valueUnit(p.aggs[i]))
-		values[k] = valueView(raws[k], epsValues)
-		above := slices.Clone(raws[k])
-		thresholdWithTail(above, epsValues, 2)
-		blind = blind || empty(above)
+		var cleared bool
+		values[k], cleared = valueView(raws[k], epsValues)
+		blind = blind || !cleared
 	}
 	epsNorms := epsValues
 	if s, e := ts.adapt(customers); ts.adaptive && e > epsValues && blind {
@@ -590,7 +591,7 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 				return nil, err
 			}
 			dropBelowUnit(again, 2, valueUnit(p.aggs[i]))
-			values[k] = valueView(topUp(raws[k], epsValues, again, extra), math.Hypot(epsValues, extra))
+			values[k], _ = valueView(topUp(raws[k], epsValues, again, extra), math.Hypot(epsValues, extra))
 		}
 		epsNorms = e
 		ts.share = s

@@ -195,11 +195,11 @@ func TestTopUp(t *testing.T) {
 	}
 	raw := make([]float64, 2*tuneBins)
 	raw[20], raw[21] = 1.5, 1
-	if !empty(valueView(raw, 1)) {
+	if v, _ := valueView(raw, 1); !empty(v) {
 		t.Error("valueView showed counts under two noise scales")
 	}
 	raw[20], raw[21] = 4, 3.5
-	if empty(valueView(raw, 1)) {
+	if v, _ := valueView(raw, 1); empty(v) {
 		t.Error("valueView missed a run of 7.5 scales")
 	}
 }
@@ -1002,7 +1002,7 @@ func TestTopUpWhenNothingClearsTheThreshold(t *testing.T) {
 	eps := 0.2 * 0.05
 	raw := make([]float64, 2*tuneBins)
 	raw[tuneBin(3)], raw[tuneBin(6)] = 600, 600
-	if empty(valueView(raw, eps)) {
+	if v, cleared := valueView(raw, eps); empty(v) || cleared {
 		t.Fatalf("the first draw's view is empty; the test wants a run kept from below the threshold (%.0f)", thresholdLevel(len(raw), eps))
 	}
 	res := run(t, q, snap, dptest.NoNoise())
