@@ -559,10 +559,10 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	// them has no bin above its threshold, drawn again with the small-shop
 	// step's extra ε and averaged with the first draw (topUp). A run that
 	// recoverRun keeps from a histogram with nothing above its threshold
-	// does not count as seen: on a shop of 1,000 customers it was as often a
-	// spike of noise as the values (a clamp of 2^-8 released a country's
-	// revenue of 18,922 as 1.4 ± 0.03; clamps of 5,000 and more in 4–10 of
-	// 240 tuned answers). Drawn again in that case too, the tuned cells
+	// does not count as seen: on a shop of 1,000 customers it could be a
+	// spike of noise rather than the values (a clamp of 2^-8 released a
+	// country's revenue of 18,922 as 1.4 ± 0.03; clamps of 5,000 and more in
+	// 4–10 of 240 tuned answers). Drawn again in that case too, the tuned cells
 	// drawn as numbers that were more than 2× off fell from 484–559 to
 	// 319–388 in three pairs of 240 answers, and on 3,000 customers from
 	// 828–879 to 526–582 in two pairs of 240, with the share of cells

@@ -987,8 +987,8 @@ func TestClampNeverBelowTheUnit(t *testing.T) {
 // TestTopUpWhenNothingClearsTheThreshold: a value histogram with no bin above
 // its threshold is drawn again even when recoverRun keeps a run from below
 // it (here the exact one, at 600 customers a bin against a threshold of
-// about 1,100 and a run bar of 200): on a small shop such a run was as often
-// a spike of noise as the values.
+// about 1,100 and a run bar of 200): on a small shop such a run could be a
+// spike of noise rather than the values.
 func TestTopUpWhenNothingClearsTheThreshold(t *testing.T) {
 	t.Parallel()
 	var events []event
