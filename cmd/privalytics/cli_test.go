@@ -32,7 +32,8 @@ func cliJSON(t *testing.T, v any, args ...string) {
 // cliCSV runs a command with --output csv and parses what it printed.
 func cliCSV(t *testing.T, args ...string) [][]string {
 	t.Helper()
-	out, err := runCLI(t, append(args, "--output", "csv")...)
+	// Standard output only, as `> file.csv` keeps it: notes go to stderr.
+	out, err := runCLIStdout(t, append(args, "--output", "csv")...)
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args[:2], " "), describe(err), out)
 	}
