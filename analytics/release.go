@@ -165,8 +165,10 @@ func honest(a aggregate, c dp.Cell) privalytics.Cell {
 	if half := (c.Upper - c.Lower) / 2; half > 0 && half >= math.Abs(c.Value) && a.op != "mean" {
 		out.Hidden, out.Reason = true, HiddenReason
 	}
-	if lo, hi := a.clamp(); a.op == "mean" && hi > lo && c.Upper-c.Lower > 0 && (c.Upper >= hi || c.Lower <= lo && lo != 0) {
-		out.Hidden, out.Reason = true, fmt.Sprintf(ClampedMeanReason, lo, hi)
+	if a.op == "mean" && c.Upper > c.Lower {
+		if lo, hi := a.clamp(); hi > lo && (c.Upper >= hi || c.Lower <= lo && lo != 0) {
+			out.Hidden, out.Reason = true, fmt.Sprintf(ClampedMeanReason, lo, hi)
+		}
 	}
 	return out
 }

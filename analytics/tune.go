@@ -1008,14 +1008,14 @@ func bestNorm(a aggregate, v valueStats, norms []float64, b dp.Budget, cellsAll,
 		nmass = 1
 	}
 	cell := cellsAll * v.mu / cells
-	unit := math.Pow10(a.scale)
+	unit, least := math.Pow10(a.scale), valueUnit(a)
 	relErr = math.Inf(1)
 	for _, c := range clampGrid {
 		clamp := c
 		if a.op == "count" {
 			clamp = math.Ceil(c) // whole rows, at least the norm
 		}
-		if a.op == "count" && clamp > 100_000 || clamp*unit > 1e15/2 || c > normMax || c < valueUnit(a) {
+		if a.op == "count" && clamp > 100_000 || clamp*unit > 1e15/2 || c > normMax || c < least {
 			continue
 		}
 		l := 1 - keptShare(norms, nmass, c)
@@ -1138,7 +1138,7 @@ func keptInBin(j int, c float64) float64 {
 // (noise and bounding bias, L0's included through
 // keptGroups, the share of customer-groups L0 keeps) of a typical cell.
 func bestClamp(a aggregate, v valueStats, kind dp.NoiseKind, l0 int64, b dp.Budget, keptGroups, cellsAll, cells, perCell float64) (lo, hi, loss, relErr float64) {
-	unit := math.Pow10(a.scale)
+	unit, least := math.Pow10(a.scale), valueUnit(a)
 	relErr = math.Inf(1)
 	for _, c := range clampGrid {
 		if a.op == "count" {
@@ -1146,7 +1146,7 @@ func bestClamp(a aggregate, v valueStats, kind dp.NoiseKind, l0 int64, b dp.Budg
 		}
 		// Only clamps the planner accepts (checked at plan time at the extremes),
 		// and none below the smallest value a customer-group can have.
-		if a.op == "count" && (c < 1 || c > 100_000) || c*unit > 1e15/2 || c < valueUnit(a) {
+		if a.op == "count" && (c < 1 || c > 100_000) || c*unit > 1e15/2 || c < least {
 			continue
 		}
 		g := keptShare(v.hist, v.mass, c)

@@ -763,11 +763,16 @@ func writeHonesty(out io.Writer, rows []utilRow) {
 	var base, auto utilScore
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%d\t\n", r.q.title, r.base.drawn, heldShare(r.base), r.base.wild, r.auto.drawn, heldShare(r.auto), r.auto.wild)
-		base.drawn, base.held, base.wild = base.drawn+r.base.drawn, base.held+r.base.held, base.wild+r.base.wild
-		auto.drawn, auto.held, auto.wild = auto.drawn+r.auto.drawn, auto.held+r.auto.held, auto.wild+r.auto.wild
+		base.addDrawn(r.base)
+		auto.addDrawn(r.auto)
 	}
 	fmt.Fprintf(tw, "workload\t%d\t%s\t%d\t%d\t%s\t%d\t\n", base.drawn, heldShare(base), base.wild, auto.drawn, heldShare(auto), auto.wild)
 	tw.Flush()
+}
+
+// addDrawn adds o's counts of drawn cells to s's.
+func (s *utilScore) addDrawn(o utilScore) {
+	s.drawn, s.held, s.wild = s.drawn+o.drawn, s.held+o.held, s.wild+o.wild
 }
 
 // heldShare is the share of a score's drawn cells whose interval holds the
