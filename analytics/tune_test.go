@@ -195,11 +195,11 @@ func TestTopUp(t *testing.T) {
 	}
 	raw := make([]float64, 2*tuneBins)
 	raw[20], raw[21] = 1.5, 1
-	if v, _ := valueView(raw, 1); !empty(v) {
+	if v, _ := valueView(raw, 1, true); !empty(v) {
 		t.Error("valueView showed counts under two noise scales")
 	}
 	raw[20], raw[21] = 4, 3.5
-	if v, _ := valueView(raw, 1); empty(v) {
+	if v, _ := valueView(raw, 1, true); empty(v) {
 		t.Error("valueView missed a run of 7.5 scales")
 	}
 }
@@ -1002,7 +1002,7 @@ func TestTopUpWhenNothingClearsTheThreshold(t *testing.T) {
 	eps := 0.2 * 0.05
 	raw := make([]float64, 2*tuneBins)
 	raw[tuneBin(3)], raw[tuneBin(6)] = 600, 600
-	if v, cleared := valueView(raw, eps); empty(v) || cleared {
+	if v, cleared := valueView(raw, eps, true); empty(v) || cleared {
 		t.Fatalf("the first draw's view is empty; the test wants a run kept from below the threshold (%.0f)", thresholdLevel(len(raw), eps))
 	}
 	res := run(t, q, snap, dptest.NoNoise())
@@ -1042,5 +1042,183 @@ func TestClampedMeanIsHidden(t *testing.T) {
 	// Sums keep their own rule.
 	if got := honest(aggregate{op: "sum", flo: 0, fhi: 60}, dp.Cell{Value: 600, Lower: 500, Upper: 700}); got.Hidden {
 		t.Errorf("a sum was hidden by the means' rule: %+v", got)
+	}
+}
+
+// TestAssumeTail: a histogram whose bins seen end in a step that at least
+// halves goes on falling at that step's rate, ¼ at the slowest, down to one
+// customer; an extension count larger than the assumed one stays; a
+// histogram seen to end in a gentler step, on its fullest bin, or on a
+// single bin, gets nothing.
+func TestAssumeTail(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		seen, h []float64
+		want    []float64
+	}{
+		{"falls at its own rate",
+			[]float64{0, 1000, 100, 0, 0, 0, 0},
+			[]float64{0, 1000, 100, 0, 0, 0, 0},
+			[]float64{0, 1000, 100, 10, 1, 0, 0}},
+		{"no slower than a quarter",
+			[]float64{0, 1000, 400, 0, 0, 0, 0, 0, 0},
+			[]float64{0, 1000, 400, 0, 0, 0, 0, 0, 0},
+			[]float64{0, 1000, 400, 100, 25, 6.25, 1.5625, 0, 0}},
+		{"a step that does not halve is an edge",
+			[]float64{0, 1000, 900, 0, 0},
+			[]float64{0, 1000, 900, 0, 0},
+			[]float64{0, 1000, 900, 0, 0}},
+		{"an extension above the assumed count stays",
+			[]float64{0, 1000, 100, 0, 0},
+			[]float64{0, 1000, 100, 40, 0},
+			[]float64{0, 1000, 100, 40, 1}},
+		{"a rising edge is no tail",
+			[]float64{0, 100, 1000, 0, 0},
+			[]float64{0, 100, 1000, 0, 0},
+			[]float64{0, 100, 1000, 0, 0}},
+		{"one bin is no edge",
+			[]float64{0, 0, 1000, 0, 0},
+			[]float64{0, 0, 1000, 0, 0},
+			[]float64{0, 0, 1000, 0, 0}},
+	}
+	for _, c := range cases {
+		h := slices.Clone(c.h)
+		assumeTail(h, c.seen)
+		if !slices.Equal(h, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, h, c.want)
+		}
+	}
+}
+
+// TestTuningAssumesTheTailItCannotSee: customers' spend halving in mass
+// with each doubling (a power-law tail, as a shop's), with the bins above
+// 32 below the histograms' threshold. Tuning's estimate of what its clamp
+// removes has to count the customers it cannot see: at least half the
+// exact share. Read off the visible bins alone, it was a tenth of it.
+func TestTuningAssumesTheTailItCannotSee(t *testing.T) {
+	t.Parallel()
+	// Customers per spend, each buying once in one month: 3,200 spend 10,
+	// 800 spend 20 (the two bins that clear a threshold of about 206 at
+	// ε 0.05 a histogram), then 200, 50, 12 and 3 customers at 40 … 320.
+	tiers := []struct {
+		customers int
+		amount    int64
+	}{{3200, 10}, {800, 20}, {200, 40}, {50, 80}, {12, 160}, {3, 320}}
+	var events []event
+	subj := uint64(0)
+	for _, tier := range tiers {
+		for range tier.customers {
+			month := time.Month(subj%12 + 1)
+			events = append(events, event{subj: subj, ts: time.Date(2025, month, 3, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: tier.amount * 1000, hasAmt: true})
+			subj++
+		}
+	}
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
+	tr := res.Tuning
+	if tr == nil {
+		t.Fatal("the answer has no tuning report")
+	}
+	clamp := tr.Aggregates[0].Upper
+	var total, removed float64
+	for _, tier := range tiers {
+		v := float64(tier.amount)
+		total += float64(tier.customers) * v
+		removed += float64(tier.customers) * math.Max(0, v-clamp)
+	}
+	exact := removed / total
+	if est := tr.Aggregates[0].BoundingLoss; exact > 0 && est < exact/2 {
+		t.Errorf("clamp %v removes %.2f%% of the revenue; tuning estimated %.2f%% (%s)", clamp, 100*exact, 100*est, tr.Reason)
+	}
+	if _, ex := explained(t, q); !strings.Contains(ex.Aggregates[0].Note, "as a tail going on at the rate of the last step") {
+		t.Errorf("explain does not say a tail is assumed: %q", ex.Aggregates[0].Note)
+	}
+	if clamp < 64 {
+		t.Errorf("clamp %v: the customers above 32 hold %.0f%% of the revenue and tuning kept none of them", clamp, 100*(1-float64(3200*10+800*20)/total))
+	}
+}
+
+// TestTuningAssumesTheGroupsItCannotSee: customers in 1 and 2 months clear
+// the groups histogram's threshold, the fewer in 3, 4 and 6 months do not.
+// Without a tail assumed, tuning took L0 3 as keeping every group, where it
+// drops the 4- and 6-month customers' groups past the third.
+func TestTuningAssumesTheGroupsItCannotSee(t *testing.T) {
+	t.Parallel()
+	var events []event
+	from := uint64(0)
+	for _, g := range groupsTiers {
+		for _, e := range tuneEvents(g.customers, g.months, 1, 40) {
+			e.subj += from
+			events = append(events, e)
+		}
+		from += uint64(g.customers)
+	}
+	q := monthlyQuery(privalytics.Aggregate{Name: "customers", Op: "distinct_customers"})
+	q.Epsilon = 0.5
+	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
+	tr := res.Tuning
+	if tr == nil {
+		t.Fatal("the answer has no tuning report")
+	}
+	if tr.MaxGroups < 4 {
+		t.Errorf("L0 %d drops the groups of the customers in 4 months and more, which the histogram cannot show (%s)", tr.MaxGroups, tr.Reason)
+	}
+	// Each month: the customers in it, less the groups L0 drops.
+	var got, want float64
+	for _, r := range res.Rows {
+		got += r.Cells[0].Value
+	}
+	for _, g := range groupsTiers {
+		want += float64(g.customers * min(g.months, tr.MaxGroups))
+	}
+	if got != want {
+		t.Errorf("the months hold %v customers, want %v at L0 %d", got, want, tr.MaxGroups)
+	}
+}
+
+// groupsTiers: how many customers buy in how many months.
+var groupsTiers = []struct{ customers, months int }{{20_000, 1}, {2_800, 2}, {290, 3}, {70, 4}, {30, 6}, {5, 12}}
+
+func TestSizeLow(t *testing.T) {
+	for j := range sizeBins {
+		k := int(sizeLow(j))
+		if sizeBin(k) != j || j > 0 && sizeBin(k-1) != j-1 {
+			t.Errorf("size bin %d starts at %d groups, but sizeBin(%d) = %d, sizeBin(%d) = %d", j, k, k, sizeBin(k), k-1, sizeBin(k-1))
+		}
+	}
+}
+
+// TestNoTailAtAnEdge: line values spread evenly over the powers of two
+// from 1 to 1,024 and none above — a histogram that ends at an edge, not in
+// a tail. Tuning must not assume customers above it: the corrected total
+// may not overshoot the truth by more than the bounded one falls short.
+func TestNoTailAtAnEdge(t *testing.T) {
+	t.Parallel()
+	var events []event
+	truth := 0.0
+	for c := range 12000 {
+		u := (float64(c*7919%1000) + 0.5) / 1000
+		amount := int64(math.Round(math.Exp2(10 * u)))
+		truth += float64(amount)
+		events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(1+c%12), 2, 10, 0, 0, 0, time.UTC),
+			typ: "purchase", channel: "web", category: "tea", amount: amount * 1000, hasAmt: true})
+	}
+	snap := snapshotOf(events, 1000)
+	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
+	off := false
+	q.Tuning = &privalytics.Tuning{CorrectBias: &off}
+	bounded := run(t, q, snap, dptest.NoNoise())
+	q.Tuning = &privalytics.Tuning{}
+	corrected := run(t, q, snap, dptest.NoNoise())
+	var b, c float64
+	for i := range corrected.Rows {
+		b += bounded.Rows[i].Cells[0].Value
+		c += corrected.Rows[i].Cells[0].Value
+	}
+	ta := corrected.Tuning.Aggregates[0]
+	t.Logf("truth %v: bounded %.1f%% low, corrected %+.1f%%; clamp %v, estimated loss %.3f", truth, 100*(truth-b)/truth, 100*(c-truth)/truth, ta.Upper, ta.BoundingLoss)
+	if c-truth > math.Max(truth-b, 0.01*truth) {
+		t.Errorf("corrected %v overshoots the truth %v by more than the bounded %v falls short (clamp %v, estimated loss %v)", c, truth, b, ta.Upper, ta.BoundingLoss)
 	}
 }
