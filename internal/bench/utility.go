@@ -734,7 +734,7 @@ func writeUtility(out io.Writer, rows []utilRow, eps float64, took time.Duration
 // far the tuning histograms, blind to the few heaviest customers, under-state
 // bounding's bias (the README's tuning section).
 func writeLoss(out io.Writer, rows []utilRow, hidden int) {
-	fmt.Fprintln(out, "\nbounding loss of the tuned bounds (last run): tuning's estimate from its DP histograms against the exact share they remove (reference data), and how much of that the heaviest few customers hold — as many as one noise scale of a tuning histogram, which no DP histogram at this ε can show; the tuned answers are divided by 1 − the estimate (tuning.correct_bias), here beside the same without:")
+	fmt.Fprintln(out, "\nbounding loss of the tuned bounds (last run): tuning's estimate from its DP histograms against the exact share they remove (reference data), and how much of that the heaviest few customers hold — as many as one noise scale of a tuning histogram, which no DP histogram at this ε can show; the tuned answers are divided by 1 − the estimate (tuning.correct_bias), here beside the same query asked with correct_bias false (tuned for an uncorrected answer, so its bounds may differ):")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "question\ttuned chose\testimated loss\texact loss\tof it, from the heaviest %d\tuncorrected: median err\t≤10%%\tcorrected: median err\t≤10%%\t\n", hidden)
 	for _, r := range rows {
