@@ -107,8 +107,9 @@ func smallShopCustomers(eps float64) float64 {
 // valueView is a noisy value histogram as tuning reads it: thresholded,
 // each sign's tail extended (thresholdWithTail), for a count or sum (heavy)
 // the tail above what cleared the threshold assumed (assumeTail), and on a
-// small shop the run around the fullest positive bin kept (recoverRun). cleared reports whether
-// any bin cleared the threshold itself, before that run was looked for.
+// small shop the run around the fullest positive bin kept (recoverRun).
+// cleared reports whether any bin cleared the threshold itself, before that
+// run was looked for.
 func valueView(raw []float64, eps float64, heavy bool) (view []float64, cleared bool) {
 	h := slices.Clone(raw)
 	seen := thresholdWithTail(h, eps, 2)
@@ -678,10 +679,10 @@ const MaxCorrectedLoss = 0.5
 // histograms that showed something (choice.seen): on a shop too small for
 // its ε the histograms are empty and the "loss" a guess.
 //
-// Tuning weighs the corrected answer (cellError) since stop 31; before, it
-// chose the bounds as if uncorrected. Measured, with that, on the demo
-// shop's twelve questions (bench utility
-// asks each tuned count and sum both ways; three runs of --runs 8): cells
+// Tuning weighs the corrected answer when it chooses (cellError, since
+// stop 31). The correction itself, measured when it came (stop 27) on the
+// demo shop's twelve questions (bench utility asks each tuned count and sum
+// both ways; three runs of --runs 8): cells
 // within 10% 25.0–25.7% → 32.8–34.0%, questions within 1.25× of the
 // hindsight ceiling 6–7 → 9 of 12.
 func biasCorrection(op string, lower, loss float64) float64 {
