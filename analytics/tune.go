@@ -739,25 +739,16 @@ func thresholdWithTail(h []float64, eps float64, parts int) (seen []float64) {
 const maxTailRatio = 0.25
 
 // maxEdgeRatio: a histogram whose last step seen keeps more than this share
-// of the bin before it, and whose tail extension kept nothing above it,
-// ends at an edge, not in a tail (assumeTail).
+// of the bin before it ends at an edge, not in a tail (assumeTail).
 const maxEdgeRatio = 0.5
 
 // assumeTail gives the bins above the last one of seen (the bins that
 // cleared the threshold) at least the counts a tail falling at the rate of
 // seen's last step would hold, that rate at most maxTailRatio, down to one
-// customer. h is the histogram with its tail extension (extendTail), which
-// keeps the bin above the last one seen when its noisy count clears two
-// noise scales. A tail is assumed when seen's last step at least halves, or
-// else at maxTailRatio when the extension kept that bin: a histogram whose
-// top is still near its peak where the threshold cuts it (a shop of 10,000
-// customers: 918, 779 and 436 customers in the bins up to 128 of revenue per
-// month's norms, and 121, 19, 6 and 1 above, holding 31% of the revenue).
-// Otherwise nothing: values spread evenly up to a hard edge end in a step
-// near 1 with nothing above, and a tail assumed there overshot
-// (TestNoTailAtAnEdge: the corrected total 1.9% high where the bounded one
-// was exact). With noise, an empty bin above an edge passes the extension
-// in about 7% of histograms (e^-2 / 2).
+// customer. Nothing is assumed unless that step at least halves: values
+// spread evenly up to a hard edge end in a step near 1, and a tail assumed
+// there overshot (TestNoTailAtAnEdge: the corrected total 1.9% high where
+// the bounded one was exact).
 //
 // Why: on a shop's purchases the heaviest customers are too few for any DP
 // histogram at the query's ε to show — on the demo shop at ε 0.5 a noise
@@ -776,13 +767,8 @@ const maxEdgeRatio = 0.5
 // Privacy on Beam's error with hindsight bounds to 0.70–0.80×. The price:
 // the estimate is a model, not a measurement — a shop whose spend stops
 // short of the assumed tail gets a clamp larger than it needs and a
-// correction that overshoots a little. The second condition (the extension)
-// came after: on the shop of 10,000 customers (bench utility --customers
-// 10000 --events 200000 --runs 8, two alternating runs each) it took cells
-// within 10% from 16.9% to 19.5–19.9% and the drawn intervals holding the
-// truth from 64–65% to 80–82%; on the shop of 1,000, tuned cells drawn more
-// than 2× off from 102–132 to 45–49; on the demo shop no change beyond the
-// runs' spread. Post-processing of the noisy histogram: no privacy cost.
+// correction that overshoots a little. Post-processing of the noisy
+// histogram: no privacy cost.
 func assumeTail(h, seen []float64) {
 	top := -1
 	for j, c := range seen {
@@ -790,17 +776,10 @@ func assumeTail(h, seen []float64) {
 			top = j
 		}
 	}
-	if top < 0 || top == len(h)-1 {
+	if top < 1 || !(seen[top] <= seen[top-1]*maxEdgeRatio) {
 		return
 	}
-	falls := top >= 1 && seen[top] <= seen[top-1]*maxEdgeRatio
-	if !falls && !(h[top+1] > 0) {
-		return
-	}
-	r := maxTailRatio
-	if falls {
-		r = min(r, seen[top]/seen[top-1])
-	}
+	r := min(maxTailRatio, seen[top]/seen[top-1])
 	c := seen[top]
 	for j := top + 1; j < len(h); j++ {
 		if c *= r; c < 1 {
