@@ -69,11 +69,11 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 			if p.tune.l2 {
 				e.Note += "; an L2 norm across the groups (max_norm, Gaussian noise) competes with the per-group clamps"
 			}
-			if heavyTailed(a) {
+			if heavyTailed(a) { // counts and sums
 				e.Note += "; the share removed counts the customers above what the histograms show as a tail going on at the rate of the last step they show (at most a quarter as many customers per doubling), as a shop's heaviest spenders do"
-			}
-			if (a.op == "count" || a.op == "sum") && p.tune.orig.Tuning.Corrects() {
-				e.Note += "; the cells are divided by 1 − that estimated share (the report's correction; tuning.correct_bias false keeps them bounded)"
+				if p.tune.orig.Tuning.Corrects() {
+					e.Note += "; the cells are divided by 1 − that estimated share (the report's correction; tuning.correct_bias false keeps them bounded)"
+				}
 			}
 			e.Note += fmt.Sprintf("; should that share come out above %.1f, the cells are mostly bias and are marked hidden", MaxCorrectedLoss)
 			ex.Aggregates = append(ex.Aggregates, e)

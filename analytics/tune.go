@@ -1023,7 +1023,7 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 			var tuned []privalytics.TunedAggregate
 			for k, i := range ts.tuned {
 				a := p.aggs[i]
-				lo, hi, loss, e := bestClamp(a, stats[k], kind, l0, budgets[i], f, cellsAll, ts.cells, perCell, ts.corrects(a, stats[k], nil))
+				lo, hi, loss, e := bestClamp(a, stats[k], kind, l0, budgets[i], f, cellsAll, ts.cells, perCell, ts.corrects(a, stats[k].signed, stats[k].seen))
 				c.los, c.his, c.loss, c.seen = append(c.los, lo), append(c.his, hi), append(c.loss, loss), append(c.seen, stats[k].seen)
 				tuned = append(tuned, privalytics.TunedAggregate{Name: a.info.Name, Lower: lo, Upper: hi, BoundingLoss: loss, ExpectedError: e})
 				total += e
@@ -1053,9 +1053,10 @@ func (ts *tuneSpec) choose(p *Plan, groups []float64, values, norms [][]float64)
 		var tuned []privalytics.TunedAggregate
 		for k, i := range ts.tuned {
 			a := p.aggs[i]
-			lo, hi, norm, loss, e := bestNorm(a, stats[k], norms[k], budgets[i], cellsAll, ts.cells, ts.corrects(a, stats[k], norms[k]))
+			seen := stats[k].seen && !empty(norms[k])
+			lo, hi, norm, loss, e := bestNorm(a, stats[k], norms[k], budgets[i], cellsAll, ts.cells, ts.corrects(a, stats[k].signed, seen))
 			c.los, c.his, c.norms, c.loss = append(c.los, lo), append(c.his, hi), append(c.norms, norm), append(c.loss, loss)
-			c.seen = append(c.seen, stats[k].seen && slices.ContainsFunc(norms[k], func(n float64) bool { return n > 0 }))
+			c.seen = append(c.seen, seen)
 			tuned = append(tuned, privalytics.TunedAggregate{Name: a.info.Name, Lower: lo, Upper: hi, BoundingLoss: loss, ExpectedError: e, MaxNorm: norm})
 			total += e
 		}
@@ -1168,7 +1169,7 @@ func keptSplit(hist []float64, mass, c float64) (kept, inBin float64) {
 	for j, h := range hist {
 		k := keptInBin(j, c)
 		kept += h * k
-		if k < tuneRep(j) && c > math.Ldexp(1, j+tuneMinExp-1) {
+		if lo, hi := binBounds(j); lo < c && c < hi {
 			inBin += h * (tuneRep(j) - k)
 		}
 	}
@@ -1229,15 +1230,20 @@ func roundSig3(c float64) float64 {
 	return r
 }
 
+// binBounds is value bin j's range (lo, hi]: bin 0 from zero.
+func binBounds(j int) (lo, hi float64) {
+	hi = math.Ldexp(1, j+tuneMinExp)
+	if j == 0 {
+		return 0, hi
+	}
+	return hi / 2, hi
+}
+
 // keptInBin is the mean of min(v, c) over value bin j, the values taken as
 // spread uniformly over the bin — (2^(j−1+minExp), 2^(j+minExp)], bin 0 from
 // zero — which for c above the bin is tuneRep(j), its midpoint.
 func keptInBin(j int, c float64) float64 {
-	hi := math.Ldexp(1, j+tuneMinExp)
-	lo := hi / 2
-	if j == 0 {
-		lo = 0
-	}
+	lo, hi := binBounds(j)
 	switch {
 	case c >= hi:
 		return tuneRep(j)
@@ -1332,20 +1338,16 @@ func cellError(kind dp.NoiseKind, std, loss, guess, cell float64, corrected bool
 }
 
 // corrects reports whether tuning weighs a tuned aggregate's cells as
-// corrected (cellError) when chosen from these histograms: they will be
-// (resolveTuning, biasCorrection) — the query keeps correct_bias, the
-// aggregate is a count or sum clamped at zero from below, and its
-// histograms, the value histogram and for a norm candidate the norms'
-// (norms non-nil), showed something above their noise — and the shop is
+// corrected (cellError) for a candidate whose histograms showed something
+// above their noise (seen, as choice.seen): they will be (resolveTuning,
+// biasCorrection) — the query keeps correct_bias and the aggregate is a
+// count or sum clamped at zero from below (not signed) — and the shop is
 // not a small one whose value histograms were drawn again (toppedUp). There
 // the estimate is too rough to lean on: on the shop of 1,000 customers
 // weighing the correction put 3.4–4.1% of cells within 10% against 4.4–5.3%
 // without it (bench utility, four alternating runs each).
-func (ts *tuneSpec) corrects(a aggregate, v valueStats, norms []float64) bool {
-	if !ts.orig.Tuning.Corrects() || !heavyTailed(a) || v.signed || !v.seen || ts.toppedUp {
-		return false
-	}
-	return norms == nil || slices.ContainsFunc(norms, func(n float64) bool { return n > 0 })
+func (ts *tuneSpec) corrects(a aggregate, signed, seen bool) bool {
+	return ts.orig.Tuning.Corrects() && heavyTailed(a) && !signed && seen && !ts.toppedUp
 }
 
 // distinctError is the typical relative error of a distinct_customers cell

@@ -1245,16 +1245,15 @@ func TestCellError(t *testing.T) {
 func TestCorrectsNotOnASmallShop(t *testing.T) {
 	t.Parallel()
 	a := aggregate{op: "sum"}
-	v := valueStats{seen: true}
 	ts := &tuneSpec{}
-	if !ts.corrects(a, v, nil) {
+	if !ts.corrects(a, false, true) {
 		t.Fatal("a seen, unsigned sum is weighed as corrected")
 	}
-	if ts.corrects(aggregate{op: "mean"}, v, nil) || ts.corrects(a, valueStats{}, nil) || ts.corrects(a, v, make([]float64, 3)) {
-		t.Error("a mean, an unseen value histogram or an empty norms histogram is weighed as corrected")
+	if ts.corrects(aggregate{op: "mean"}, false, true) || ts.corrects(a, false, false) || ts.corrects(a, true, true) {
+		t.Error("a mean, a candidate whose histograms showed nothing or a signed sum is weighed as corrected")
 	}
 	ts.toppedUp = true
-	if ts.corrects(a, v, nil) {
+	if ts.corrects(a, false, true) {
 		t.Error("a topped-up small shop is weighed as corrected")
 	}
 }
