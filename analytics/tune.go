@@ -555,7 +555,8 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	// nothing: its customers per store (19,673, 2,750, 286, 67, 28 and 5
 	// customers in 1, 2, 3, 4, 5–8 and more stores) fall off more slowly
 	// than the one step seen (×0.14), so the assumed tail is too light and
-	// tuning still picks L0 3, which drops 0.8% of the groups.
+	// tuning still picks L0 3, which by those exact counts drops 0.8% of the
+	// groups.
 	// Only the size bins a customer can reach (at most every group) get a
 	// tail.
 	seenGroups := thresholdWithTail(groups, ts.epsHist, 1)
@@ -1297,7 +1298,7 @@ func bestClamp(a aggregate, v valueStats, kind dp.NoiseKind, l0 int64, b dp.Budg
 // corrected cell to keep: the estimate misses customers too few to show in
 // its histograms even with the assumed tail (assumeTail), so the true loss
 // is taken as the estimate and half again. On the demo shop the exact loss
-// of the bounds chosen read 1.0–1.1× the estimate on month × category and
+// of the bounds chosen read 0.97–1.10× the estimate on month × category and
 // × store and 1.7–2.9× on the monthly totals (bench utility). Tried on the
 // demo shop (two runs each, before the in-bin guess was kept apart): 0.25
 // put 43.2–44.3% of cells within 10% but only 83% of the drawn tuned cells'
