@@ -45,7 +45,7 @@ type Query struct {
 // DP histograms of the customers' contributions, from which L0, the per-group
 // clamp of each count, sum and mean, and the noise are chosen.
 type Tuning struct {
-	Share float64 `json:"share,omitempty"` // default 0.05 per histogram drawn, at most 0.15 (0.45 on a small shop: analytics.SmallShopShare)
+	Share float64 `json:"share,omitempty"` // default 0.05 per histogram drawn, at most 0.15 (up to 0.45 on a smaller shop: analytics.MaxAdaptiveShare)
 	// CorrectBias, when false, leaves the cells of tuned counts and sums as
 	// bounded: by default each is divided by 1 − its estimated bounding loss
 	// (see TunedAggregate.Correction). Unset means true.

@@ -63,8 +63,8 @@ func (p *Plan) Explain(m dp.Mechanisms) (*Explanation, error) {
 				e.Note += fmt.Sprintf("; L0 is not chosen below the default %d where the groups histogram shows nothing above its noise (too small a shop to see how many groups its customers touch)", min(DefaultMaxGroups, p.tune.maxL0))
 			}
 			if p.tune.adaptive {
-				e.Note += fmt.Sprintf("; on a small shop where a value histogram shows nothing above its threshold at this share they are all drawn again with more ε (how much, from the customers the groups histogram shows), tuning then spending up to %.0f%% of ε and the answer the rest",
-					100*SmallShopShare)
+				e.Note += fmt.Sprintf("; on a smaller shop tuning takes more, up to %.0f%% of ε (how much, from the customers the groups histogram shows), and where a value histogram still shows nothing above its threshold they are all drawn again with more; the answer gets the rest",
+					100*MaxAdaptiveShare)
 			}
 			if p.tune.l2 {
 				e.Note += "; an L2 norm across the groups (max_norm, Gaussian noise) competes with the per-group clamps"

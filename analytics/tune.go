@@ -45,32 +45,50 @@ func defaultShare(n int) float64 {
 	return min(DefaultTuningShare, HistogramShare*float64(n))
 }
 
-// Small shops (stop 28). The value and norm histograms spread a shop's
-// customers over the bins of the sizes that matter; at the default share a
-// shop of 1,000 customers at ε 0.5 (about 490 buying) puts at most about 100
-// in each of some ten bins, far under the threshold (about 400) and too
-// ragged for recoverRun's run against a noise scale of 40: tuning saw no
-// value and picked the smallest clamp, and its revenue questions came back
-// about 100% off where fixed bounds chosen with hindsight reach 27–50%. So when a query names no share and a
-// value histogram drawn at the default ε shows nothing (valueView), every
-// value histogram is drawn again with more ε and averaged with the first
-// draw (topUp), and the norm histograms get the larger ε; the answer gets the
-// rest. How much more is read off the groups histogram (post-processing):
-// the first of the steps smallShopShares whose value histograms would hold
-// smallShopScales noise scales per bin over smallShopBins bins for the
-// customers it shows, else the largest, SmallShopShare of ε in all. A shop
-// whose values show at the default keeps it. The charge does not change: ε
-// is the query's, and ρ is charged for the largest of the steps' (planTuned)
-// — adaptive sequential composition with a total fixed in advance.
+// The tuning share follows the shop's size. The histograms spread a shop's
+// customers over the bins of the sizes that matter, and what a noisy
+// histogram shows depends on customers × its ε: at the default share a shop
+// of 10,000 customers at ε 0.5 sees only the top of its norm histogram's
+// hump, and its monthly revenue came back 17–28% low where tuning estimated
+// 3–8% (stop 32, bench utility). So when a query names no share (adaptive),
+// the groups histogram's total (post-processing) picks the first of the
+// steps — the default, then shopShares — whose value histograms would hold
+// shopLevel customers per unit of noise scale (customers × ε ≥ shopLevel),
+// else the largest, MaxAdaptiveShare of ε in all; the value and norm
+// histograms are drawn at that step's ε and the answer gets the rest.
+// Measured with bench utility (--runs 8, two runs each), cells within 10%:
+// a fixed share for every shop of 0.15 (the default), 0.20, 0.25 and 0.30
+// gave 40.1–40.3%, 40.1–40.6%, 38.9–40.3% and 37.2–37.6% on the demo shop
+// (50,000 customers), and 15.8–16.7%, 17.4–19.7%, 19.1–19.3% and
+// 19.7–20.5% on a shop of 10,000 — more ε for tuning pays on the mid-size
+// shop and costs the large one. With shopLevel 200, at ε 0.5 a shop keeps
+// the default from about 8,000 customers (the demo's questions see about
+// 23,000, the 10,000-customer shop's about 4,700, which step to 0.25):
+// 18.9–19.6% on 10,000 customers (16.2–16.3% before, same session), 8.8–9.5%
+// on 3,000 (8.0–8.6%), the demo shop 39.6–40.7% (39.7–41.1%); shopLevel 400
+// gave 18.7–19.3% and 8.5–8.6%.
+//
+// Where a value histogram drawn at the chosen step still shows nothing
+// (valueView) and a larger step is left, every value histogram is drawn
+// again with the largest step's extra ε and averaged with the first draw
+// (topUp), as small shops were from stop 28: a run recoverRun keeps from a
+// histogram with nothing above its threshold may be a spike of noise.
+//
+// The charge does not change: ε is the query's, and ρ is charged for the
+// largest of the steps' (planTuned) — adaptive sequential composition with
+// a total fixed in advance.
 const (
-	SmallShopShare  = 0.45
-	smallShopScales = 8.0
-	smallShopBins   = 8.0
+	MaxAdaptiveShare = 0.45
+	shopLevel        = 200.0
+	// smallShopLevel: below this many customers per unit of the default
+	// share's noise scale (8 scales per bin over 8 bins) a shop is small,
+	// and tuning does not lean on the correction when it chooses (corrects).
+	smallShopLevel = 64.0
 )
 
-// smallShopShares are the tuning shares a small shop may get, in order; the
-// default share comes before them.
-var smallShopShares = []float64{0.25, 0.35, SmallShopShare}
+// shopShares are the tuning shares an adaptive tuning may step up to, in
+// order; the default share comes before them.
+var shopShares = []float64{0.25, 0.35, MaxAdaptiveShare}
 
 // valueEpsilon is the ε of each value and norm histogram at tuning share s,
 // the groups histogram keeping epsHist.
@@ -84,24 +102,17 @@ func (ts *tuneSpec) valueEpsilon(s float64) float64 {
 
 // shares are the tuning shares ts may end up with: its own, and for an
 // adaptive tuning (the query names no share and draws value histograms) the
-// small-shop steps above it.
+// steps above it.
 func (ts *tuneSpec) shares() []float64 {
 	out := []float64{ts.share}
 	if ts.adaptive {
-		for _, s := range smallShopShares {
+		for _, s := range shopShares {
 			if s > ts.share {
 				out = append(out, s)
 			}
 		}
 	}
 	return out
-}
-
-// smallShopCustomers is the size below which a shop gets more than the
-// default share: the customers whose value histograms at ε hold
-// smallShopScales noise scales per bin over smallShopBins bins.
-func smallShopCustomers(eps float64) float64 {
-	return smallShopScales * smallShopBins / eps
 }
 
 // valueView is a noisy value histogram as tuning reads it: thresholded,
@@ -174,13 +185,13 @@ func topUp(first []float64, a float64, second []float64, b float64) []float64 {
 	return out
 }
 
-// adapt picks the tuning share for a shop of about customers (the noisy
+// sized picks the tuning share for a shop of about customers (the noisy
 // groups histogram's total): the first of shares whose value histograms
-// give it smallShopScales scales per bin, else the largest.
-func (ts *tuneSpec) adapt(customers float64) (share, epsValues float64) {
+// hold shopLevel customers per unit of noise scale, else the largest.
+func (ts *tuneSpec) sized(customers float64) (share, epsValues float64) {
 	shares := ts.shares()
 	for _, s := range shares {
-		if e := ts.valueEpsilon(s); customers >= smallShopCustomers(e) {
+		if e := ts.valueEpsilon(s); customers*e >= shopLevel {
 			return s, e
 		}
 	}
@@ -230,7 +241,7 @@ type tuneSpec struct {
 	share   float64
 	epsHist float64 // ε of each histogram (the groups histogram's when adaptive)
 	// adaptive: the query names no share and draws value histograms, which
-	// get more ε on a small shop (adapt).
+	// get more ε on a smaller shop (sized).
 	adaptive  bool
 	kinds     []dp.NoiseKind
 	tuned     []int // aggregate indexes tuned (count, sum, mean)
@@ -245,9 +256,9 @@ type tuneSpec struct {
 	// minL0 is the smallest L0 choose weighs: 1, or the default when the
 	// groups histogram showed nothing above its threshold (resolveTuning).
 	minL0 int64
-	// toppedUp: this execution drew the value histograms again, a small
-	// shop's (resolveTuning).
-	toppedUp bool
+	// small: the shop is small for the default share (smallShopLevel),
+	// read off the groups histogram at execution (resolveTuning).
+	small bool
 }
 
 // wantsTuning reports whether q is tuned: it asks to be, or it gives no bounds
@@ -579,22 +590,29 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		ts.minL0 = min(DefaultMaxGroups, ts.maxL0)
 	}
 	recoverRun(groups, rawGroups, ts.epsHist)
-	// The value histograms at the default ε; on a small shop where one of
-	// them has no bin above its threshold, drawn again with the small-shop
-	// step's extra ε and averaged with the first draw (topUp). A run that
-	// recoverRun keeps from a histogram with nothing above its threshold
-	// does not count as seen: on a shop of 1,000 customers it could be a
-	// spike of noise rather than the values (a clamp of 2^-8 released a
-	// country's revenue of 18,922 as 1.4 ± 0.03; clamps of 5,000 and more in
-	// 4–10 of 240 tuned answers). Drawn again in that case too, the tuned cells
-	// drawn as numbers that were more than 2× off fell from 484–559 to
-	// 319–388 in three pairs of 240 answers, and on 3,000 customers from
-	// 828–879 to 526–582 in two pairs of 240, with the share of cells
-	// within 10% unchanged (4.5–4.6% → 4.7%; 7.4–7.5% → 7.3–7.8%).
-	epsValues, customers := ts.valueEpsilon(ts.share), 0.0
+	// The value histograms at the ε of the shop's size (sized); where one of
+	// them has no bin above its threshold and a larger step is left, drawn
+	// again with the largest step's extra ε and averaged with the first draw
+	// (topUp). A run that recoverRun keeps from a histogram with nothing
+	// above its threshold does not count as seen: on a shop of 1,000
+	// customers it could be a spike of noise rather than the values (a clamp
+	// of 2^-8 released a country's revenue of 18,922 as 1.4 ± 0.03; clamps of
+	// 5,000 and more in 4–10 of 240 tuned answers). Drawn again in that case
+	// too (stop 30), the tuned cells drawn as numbers that were more than 2×
+	// off fell from 484–559 to 319–388 in three pairs of 240 answers, and on
+	// 3,000 customers from 828–879 to 526–582 in two pairs of 240, with the
+	// share of cells within 10% unchanged (4.5–4.6% → 4.7%; 7.4–7.5% →
+	// 7.3–7.8%).
+	customers := 0.0
 	for _, c := range groups {
 		customers += c
 	}
+	epsValues := ts.valueEpsilon(ts.share)
+	ts.small = customers*epsValues < smallShopLevel
+	if ts.adaptive {
+		ts.share, epsValues = ts.sized(customers)
+	}
+	sizedShare, toppedUp := ts.share, false
 	raws, values := make([][]float64, len(ts.tuned)), make([][]float64, len(ts.tuned))
 	blind := false
 	for k, i := range ts.tuned {
@@ -607,7 +625,9 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 		blind = blind || !cleared
 	}
 	epsNorms := epsValues
-	if s, e := ts.adapt(customers); ts.adaptive && e > epsValues && blind {
+	shares := ts.shares()
+	if s := shares[len(shares)-1]; ts.adaptive && s > ts.share && blind {
+		e := ts.valueEpsilon(s)
 		extra := e - epsValues
 		for k, i := range ts.tuned {
 			again, err := m.NoisyHistogram(exact.values[k], extra)
@@ -618,7 +638,7 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 			values[k], _ = valueView(topUp(raws[k], epsValues, again, extra), math.Hypot(epsValues, extra), heavyTailed(p.aggs[i]))
 		}
 		epsNorms = e
-		ts.share, ts.toppedUp = s, true
+		ts.share, toppedUp = s, true
 	}
 	var norms [][]float64
 	if ts.l2 {
@@ -635,9 +655,13 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	if ts.minL0 > 1 {
 		ch.report.Reason += fmt.Sprintf("; the groups histogram showed nothing above its threshold (too few customers for its ε), so L0 was not chosen below the default %d", ts.minL0)
 	}
-	if ts.share != p.tune.share {
-		ch.report.Reason += fmt.Sprintf("; a small shop (the groups histogram showed about %.0f customers) where a value histogram showed nothing above its threshold at %.0f%% of ε: they were drawn again with more, tuning spent %.0f%% of ε in all",
-			customers, 100*p.tune.share, 100*ts.share)
+	if sizedShare != p.tune.share {
+		ch.report.Reason += fmt.Sprintf("; the groups histogram showed about %.0f customers, too few for its histograms to see the heaviest at %.0f%% of ε: tuning took %.0f%%",
+			customers, 100*p.tune.share, 100*sizedShare)
+	}
+	if toppedUp {
+		ch.report.Reason += fmt.Sprintf("; a value histogram showed nothing above its threshold at %.0f%% of ε: they were drawn again with more, tuning spent %.0f%% of ε in all",
+			100*sizedShare, 100*ts.share)
 	}
 	q := ts.query(ch.kind, ch.l0, ch.los, ch.his, ch.norms)
 	rp, err := newPlan(q, p.schema, p.limits)
@@ -1343,12 +1367,12 @@ func cellError(kind dp.NoiseKind, std, loss, guess, cell float64, corrected bool
 // above their noise (seen, as choice.seen): they will be (resolveTuning,
 // biasCorrection) — the query keeps correct_bias and the aggregate is a
 // count or sum clamped at zero from below (not signed) — and the shop is
-// not a small one whose value histograms were drawn again (toppedUp). There
+// not a small one (small: customers × the default share's histogram ε below smallShopLevel). There
 // the estimate is too rough to lean on: on the shop of 1,000 customers
 // weighing the correction put 3.4–4.1% of cells within 10% against 4.4–5.3%
 // without it (bench utility, four alternating runs each).
 func (ts *tuneSpec) corrects(a aggregate, signed, seen bool) bool {
-	return ts.orig.Tuning.Corrects() && heavyTailed(a) && !signed && seen && !ts.toppedUp
+	return ts.orig.Tuning.Corrects() && heavyTailed(a) && !signed && seen && !ts.small
 }
 
 // distinctError is the typical relative error of a distinct_customers cell

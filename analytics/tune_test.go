@@ -43,10 +43,11 @@ func monthlyQuery(aggs ...privalytics.Aggregate) *privalytics.Query {
 // exactly 3 months, 2 rows of 40 each month (a cell total of 80), noise-free
 // histograms make tuning choose L0 3 (dropping none) and a clamp just above 80
 // (2^7 = 128: the value bins are powers of two), so nothing is lost to bounding
-// and the noise-free answer is exact.
+// and the noise-free answer is exact. 6,000 customers keep the default share
+// (6,000 × a value histogram's ε 0.05 ≥ 200: sized).
 func TestTuningPicksTheKnownContribution(t *testing.T) {
 	t.Parallel()
-	snap := snapshotOf(tuneEvents(3000, 3, 2, 40), 1000)
+	snap := snapshotOf(tuneEvents(6000, 3, 2, 40), 1000)
 	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"}, privalytics.Aggregate{Name: "lines", Op: "count"})
 	q.Tuning = &privalytics.Tuning{}
 	res := run(t, q, snap, dptest.NoNoise())
@@ -66,10 +67,10 @@ func TestTuningPicksTheKnownContribution(t *testing.T) {
 	if math.Abs(tr.Share-DefaultTuningShare) > 1e-12 || math.Abs(tr.Epsilon-DefaultTuningShare) > 1e-12 {
 		t.Errorf("tuning share %v ε %v, want %v of ε 1", tr.Share, tr.Epsilon, DefaultTuningShare)
 	}
-	// Each month: 3000 customers × 3 months / 12 = 750 customers × 80.
+	// Each month: 6000 customers × 3 months / 12 = 1500 customers × 80.
 	for _, r := range res.Rows {
-		if r.Cells[0].Value != 750*80 || r.Cells[1].Value != 750*2 {
-			t.Errorf("%s: revenue %v lines %v, want 60000 and 1500", r.Key[0], r.Cells[0].Value, r.Cells[1].Value)
+		if r.Cells[0].Value != 1500*80 || r.Cells[1].Value != 1500*2 {
+			t.Errorf("%s: revenue %v lines %v, want 120000 and 3000", r.Key[0], r.Cells[0].Value, r.Cells[1].Value)
 		}
 	}
 }
@@ -81,10 +82,10 @@ func TestTuningPicksTheKnownContribution(t *testing.T) {
 // public groups and δ > 0 one norm histogram per tuned count or sum.
 func TestDefaultTuningSharePerHistogram(t *testing.T) {
 	t.Parallel()
-	// 600 customers, every cell 80: the value histograms show them at the
-	// default share (a shop whose values they cannot show gets more:
-	// TestTuningShareOfASmallShop).
-	snap := snapshotOf(tuneEvents(600, 3, 2, 40), 1000)
+	// 8,000 customers, every cell 80: large enough to keep the default share
+	// in every case (8,000 × a value histogram's ε of 0.03 with five
+	// histograms ≥ 200; a smaller shop gets more: TestTuningShareOfASmallerShop).
+	snap := snapshotOf(tuneEvents(8000, 3, 2, 40), 1000)
 	sum := privalytics.Aggregate{Op: "sum", Column: "amount"}
 	mean := privalytics.Aggregate{Op: "mean", Column: "amount"}
 	distinct := privalytics.Aggregate{Op: "distinct_customers"}
@@ -131,20 +132,19 @@ func TestDefaultTuningSharePerHistogram(t *testing.T) {
 	}
 }
 
-// TestTuningShareOfASmallShop: 1,200 customers, one purchase each, 150 of
+// TestTuningShareOfASmallerShop: 4,000 customers, one purchase each, 500 of
 // them at each of 3, 6, …, 384, asked for revenue per month at ε 0.2 with
-// Laplace noise. The groups histogram (ε 0.01, threshold about 830) shows the
-// 1,200; the values histogram at the default ε (0.01: a noise scale of 100
-// customers) cannot show 150 per bin, and the customers need 64/1,200 ≈
-// 0.053 per value histogram: 25% of ε gives 0.04, 35% gives 0.06 — the step
-// taken. The values are drawn again with 0.05 and averaged with the first
-// draw, and the clamp covers the values. The charge is the query's ε; the
+// Laplace noise: two histograms, the default share 10% (ε 0.01 each). The
+// groups histogram shows the 4,000; customers × a value histogram's ε must
+// reach 200 (shopLevel): 40 at the default, 160 at 25% of ε (0.04), 240 at
+// 35% (0.06) — the step taken, where the values clear their threshold
+// (about 170) and are not drawn again. The charge is the query's ε; the
 // answer's interval is that of the chosen bounds at 65% of it; explain
 // announces the rule before.
-func TestTuningShareOfASmallShop(t *testing.T) {
+func TestTuningShareOfASmallerShop(t *testing.T) {
 	t.Parallel()
 	var events []event
-	for c := range 1200 {
+	for c := range 4000 {
 		amount := int64(3) << (c % 8)
 		events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(1+c%12), 1+c%27, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount * 1000, hasAmt: true})
 	}
@@ -152,13 +152,13 @@ func TestTuningShareOfASmallShop(t *testing.T) {
 	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
 	q.Epsilon, q.Noise = 0.2, "laplace"
 	p, ex := explained(t, q)
-	if note := ex.Aggregates[0].Note; !strings.Contains(note, "a value histogram shows nothing above its threshold") || !strings.Contains(note, "up to 45% of ε") || !strings.Contains(note, "above 0.5, the cells are mostly bias and are marked hidden") {
+	if note := ex.Aggregates[0].Note; !strings.Contains(note, "on a smaller shop tuning takes more") || !strings.Contains(note, "up to 45% of ε") || !strings.Contains(note, "above 0.5, the cells are mostly bias and are marked hidden") {
 		t.Errorf("explain does not announce the small-shop share: %q", note)
 	}
 	res := run(t, q, snap, dptest.NoNoise())
 	tr := res.Tuning
-	if math.Abs(tr.Share-0.35) > 1e-12 || math.Abs(tr.Epsilon-0.07) > 1e-12 || !strings.Contains(tr.Reason, "a small shop (the groups histogram showed about 1200 customers)") {
-		t.Errorf("tuning share %v (ε %v), reason %q; want 0.35 for a shop of 1,200 whose values the default cannot show", tr.Share, tr.Epsilon, tr.Reason)
+	if math.Abs(tr.Share-0.35) > 1e-12 || math.Abs(tr.Epsilon-0.07) > 1e-12 || !strings.Contains(tr.Reason, "the groups histogram showed about 4000 customers") || strings.Contains(tr.Reason, "drawn again") {
+		t.Errorf("tuning share %v (ε %v), reason %q; want 0.35 for a shop of 4,000 at ε 0.2, drawn once", tr.Share, tr.Epsilon, tr.Reason)
 	}
 	if ta := tr.Aggregates[0]; ta.Upper < 192 {
 		t.Errorf("tuned clamp %v on values up to 384 (%s)", ta.Upper, tr.Reason)
@@ -182,6 +182,32 @@ func TestTuningShareOfASmallShop(t *testing.T) {
 	// the histograms, and less of it.
 	if got, want := p.Cost().Rho, (0.18*0.18+2*0.01*0.01)/2; math.Abs(got-want) > 1e-12 {
 		t.Errorf("ρ charged %v, want %v", got, want)
+	}
+}
+
+// TestSizedShare: the step an adaptive tuning takes for a shop's size. At
+// ε 0.5 with three histograms the default share is 15% and each value
+// histogram's ε is (share × 0.5 − 0.025) / 2: 0.025, 0.05, 0.075 and 0.1 at
+// 15, 25, 35 and 45%; the step is the first where customers × ε ≥ 200.
+func TestSizedShare(t *testing.T) {
+	t.Parallel()
+	ts := &tuneSpec{orig: privalytics.Query{Epsilon: 0.5}, share: 0.15, epsHist: 0.025, tuned: []int{0, 1}, adaptive: true}
+	for _, c := range []struct{ customers, share, eps float64 }{
+		{50_000, 0.15, 0.025},
+		{8_100, 0.15, 0.025},
+		{7_900, 0.25, 0.05},
+		{4_700, 0.25, 0.05},
+		{3_000, 0.35, 0.075},
+		{2_000, 0.45, 0.1}, // 200 exactly; the largest step either way
+		{300, 0.45, 0.1},
+	} {
+		if s, e := ts.sized(c.customers); math.Abs(s-c.share) > 1e-12 || math.Abs(e-c.eps) > 1e-12 {
+			t.Errorf("%v customers: share %v, value ε %v; want %v, %v", c.customers, s, e, c.share, c.eps)
+		}
+	}
+	ts.adaptive = false // a query that names its share keeps it
+	if s, _ := ts.sized(300); s != 0.15 {
+		t.Errorf("a share the query named became %v", s)
 	}
 }
 
@@ -979,29 +1005,32 @@ func TestClampNeverBelowTheUnit(t *testing.T) {
 }
 
 // TestTopUpWhenNothingClearsTheThreshold: a value histogram with no bin above
-// its threshold is drawn again even when recoverRun keeps a run from below
-// it (here the exact one, at 600 customers a bin against a threshold of
-// about 1,100 and a run bar of 200): on a small shop such a run could be a
-// spike of noise rather than the values.
+// its threshold is drawn again, with the largest step's ε, even when
+// recoverRun keeps a run from below it (here the exact one): such a run could
+// be a spike of noise rather than the values. 5,200 customers at ε 0.2 step
+// to 25% of ε (5,200 × 0.04 ≥ 200), where their values, 208 a bin over 25
+// bins, stay under the threshold (about 260) and over the run's bar (50).
 func TestTopUpWhenNothingClearsTheThreshold(t *testing.T) {
 	t.Parallel()
 	var events []event
-	for c := range 1200 {
-		amount := int64(3) << (c % 2) // 3 and 6: two neighbouring bins of 600
+	for c := range 5200 {
+		amount := int64(3) << (c % 25)
 		events = append(events, event{subj: uint64(c), ts: time.Date(2025, time.Month(1+c%12), 1+c%27, 10, 0, 0, 0, time.UTC), typ: "purchase", channel: "web", category: "tea", amount: amount * 1000, hasAmt: true})
 	}
 	snap := snapshotOf(events, 500)
 	q := monthlyQuery(privalytics.Aggregate{Name: "revenue", Op: "sum", Column: "amount"})
 	q.Epsilon, q.Noise = 0.2, "laplace"
-	eps := 0.2 * 0.05
+	eps := 0.2*0.25 - 0.2*0.05
 	raw := make([]float64, 2*tuneBins)
-	raw[tuneBin(3)], raw[tuneBin(6)] = 600, 600
+	for k := range 25 {
+		raw[tuneBin(float64(int64(3)<<k))] = 208
+	}
 	if v, cleared := valueView(raw, eps, true); empty(v) || cleared {
-		t.Fatalf("the first draw's view is empty; the test wants a run kept from below the threshold (%.0f)", thresholdLevel(len(raw), eps))
+		t.Fatalf("the first draw's view is empty or cleared; the test wants a run kept from below the threshold (%.0f)", thresholdLevel(len(raw), eps))
 	}
 	res := run(t, q, snap, dptest.NoNoise())
-	if tr := res.Tuning; tr.Share <= 0.1 || !strings.Contains(tr.Reason, "drawn again") {
-		t.Errorf("tuning share %v, reason %q; want the value histograms drawn again", tr.Share, tr.Reason)
+	if tr := res.Tuning; math.Abs(tr.Share-0.45) > 1e-12 || !strings.Contains(tr.Reason, "tuning took 25%") || !strings.Contains(tr.Reason, "drawn again") {
+		t.Errorf("tuning share %v, reason %q; want 25%% of ε for the shop's size, then the value histograms drawn again at 45%%", tr.Share, tr.Reason)
 	}
 }
 
@@ -1252,8 +1281,8 @@ func TestCorrectsNotOnASmallShop(t *testing.T) {
 	if ts.corrects(aggregate{op: "mean"}, false, true) || ts.corrects(a, false, false) || ts.corrects(a, true, true) {
 		t.Error("a mean, a candidate whose histograms showed nothing or a signed sum is weighed as corrected")
 	}
-	ts.toppedUp = true
+	ts.small = true
 	if ts.corrects(a, false, true) {
-		t.Error("a topped-up small shop is weighed as corrected")
+		t.Error("a small shop is weighed as corrected")
 	}
 }
