@@ -126,7 +126,7 @@ func valueView(raw []float64, eps float64, heavy bool) (view []float64, cleared 
 	seen := thresholdWithTail(h, eps, 2)
 	cleared = !empty(h)
 	if heavy {
-		assumeTail(h[:tuneBins], seen[:tuneBins], maxTailRatio, maxEdgeRatio)
+		assumeTail(h[:tuneBins], seen[:tuneBins])
 	}
 	recoverRun(h[:tuneBins], raw[:tuneBins], eps)
 	return h, cleared
@@ -561,16 +561,21 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 	rawGroups := slices.Clone(groups)
 	// The customers in the most groups are as hard to see as the heaviest
 	// spenders, and L0 drops exactly their groups: the groups histogram gets
-	// an assumed tail too (TestTuningAssumesTheGroupsItCannotSee: L0 3,
-	// read as keeping every group, became 4), one of its own since stop 32
-	// (groupsTailRatio). Only the size bins a customer can reach (at most
-	// every group) get a tail.
+	// the same assumed tail (TestTuningAssumesTheGroupsItCannotSee: L0 3,
+	// read as keeping every group, became 4). On the demo shop it changes
+	// nothing: its customers per store (19,673, 2,750, 286, 67, 28 and 5
+	// customers in 1, 2, 3, 4, 5–8 and more stores) fall off more slowly
+	// than the one step seen (×0.14), so the assumed tail is too light and
+	// tuning still picks L0 3, which by those exact counts drops 0.8% of the
+	// groups.
+	// Only the size bins a customer can reach (at most every group) get a
+	// tail.
 	seenGroups := thresholdWithTail(groups, ts.epsHist, 1)
 	reach := 0
 	for reach < sizeBins && sizeLow(reach) <= ts.maxL0 {
 		reach++
 	}
-	assumeTail(groups[:reach], seenGroups[:reach], groupsTailRatio, 1)
+	assumeTail(groups[:reach], seenGroups[:reach])
 	if empty(groups) {
 		// Too small a shop for the groups histogram to show its shape: the
 		// run recoverRun finds holds the customers in one or two groups, and
@@ -643,7 +648,7 @@ func (p *Plan) resolveTuning(ctx context.Context, snap *privalytics.Snapshot, hi
 				return nil, err
 			}
 			dropBelowUnit(norms[k], 1, valueUnit(p.aggs[i]))
-			assumeTail(norms[k], thresholdWithTail(norms[k], epsNorms, 1), maxTailRatio, maxEdgeRatio)
+			assumeTail(norms[k], thresholdWithTail(norms[k], epsNorms, 1))
 		}
 	}
 	ch := ts.choose(p, groups, values, norms)
@@ -758,36 +763,14 @@ func thresholdWithTail(h []float64, eps float64, parts int) (seen []float64) {
 // faster keeps its own rate.
 const maxTailRatio = 0.25
 
-// maxEdgeRatio: a value or norm histogram whose last step seen keeps more
-// than this share of the bin before it ends at an edge, not in a tail
-// (assumeTail).
+// maxEdgeRatio: a histogram whose last step seen keeps more than this share
+// of the bin before it ends at an edge, not in a tail (assumeTail).
 const maxEdgeRatio = 0.5
-
-// groupsTailRatio is the groups histogram's slowest assumed fall-off, per
-// size bin (1, 2, 3, 4, 5–8, 9–16, … groups), assumed after any last step
-// that does not rise. How many months or stores a customer shops in falls
-// off far more slowly than spend, and the histogram's own hard edge — every
-// group — is already where its tail stops (resolveTuning's reach), so
-// neither value histograms' ¼ nor their halving condition fits it: on a
-// shop of 10,000 customers the monthly questions' groups histograms (at 5%
-// of ε 0.5) showed their first few bins falling by about a half, assumed
-// no tail or one at ¼, and tuning chose L0 4–6 where 8–12 is best. With
-// ½ after any step (stop 32, bench utility --runs 20, the stop-32 build
-// before it alongside): customers per month on 10,000 customers 5.3% → 2.6%
-// median error (2.05× → 1.03× the hindsight ceiling), on 3,000 14.4% →
-// 10.4%, on 1,000 16.7% → 17.3% and on the demo shop 0.5% → 0.6% (both
-// within their spread); customers per store 18.8% → 17.1%, 6.5% → 6.9%,
-// 2.6% and 0.8% unchanged; the demo shop's workload 40.8%, 40.8% →
-// 41.5%, 40.7% of cells within 10% (--runs 8).
-const groupsTailRatio = 0.5
 
 // assumeTail gives the bins above the last one of seen (the bins that
 // cleared the threshold) at least the counts a tail falling at the rate of
-// seen's last step would hold, that rate at most maxRatio, down to one
-// customer, if that step keeps at most edge of the bin before it. Value
-// and norm histograms take maxTailRatio and maxEdgeRatio, the groups
-// histogram groupsTailRatio and 1. For values and norms nothing is assumed
-// unless the last step at least halves: values
+// seen's last step would hold, that rate at most maxTailRatio, down to one
+// customer. Nothing is assumed unless that step at least halves: values
 // spread evenly up to a hard edge end in a step near 1, and a tail assumed
 // there overshot (TestNoTailAtAnEdge: the corrected total 1.9% high where
 // the bounded one was exact).
@@ -811,17 +794,17 @@ const groupsTailRatio = 0.5
 // short of the assumed tail gets a clamp larger than it needs and a
 // correction that overshoots a little. Post-processing of the noisy
 // histogram: no privacy cost.
-func assumeTail(h, seen []float64, maxRatio, edge float64) {
+func assumeTail(h, seen []float64) {
 	top := -1
 	for j, c := range seen {
 		if c > 0 {
 			top = j
 		}
 	}
-	if top < 1 || !(seen[top] <= seen[top-1]*edge) {
+	if top < 1 || !(seen[top] <= seen[top-1]*maxEdgeRatio) {
 		return
 	}
-	r := min(maxRatio, seen[top]/seen[top-1])
+	r := min(maxTailRatio, seen[top]/seen[top-1])
 	c := seen[top]
 	for j := top + 1; j < len(h); j++ {
 		if c *= r; c < 1 {

@@ -1107,7 +1107,7 @@ func TestAssumeTail(t *testing.T) {
 	}
 	for _, c := range cases {
 		h := slices.Clone(c.h)
-		assumeTail(h, c.seen, maxTailRatio, maxEdgeRatio)
+		assumeTail(h, c.seen)
 		if !slices.Equal(h, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, h, c.want)
 		}
@@ -1168,7 +1168,15 @@ func TestTuningAssumesTheTailItCannotSee(t *testing.T) {
 // drops the 4- and 6-month customers' groups past the third.
 func TestTuningAssumesTheGroupsItCannotSee(t *testing.T) {
 	t.Parallel()
-	events := tieredEvents(groupsTiers)
+	var events []event
+	from := uint64(0)
+	for _, g := range groupsTiers {
+		for _, e := range tuneEvents(g.customers, g.months, 1, 40) {
+			e.subj += from
+			events = append(events, e)
+		}
+		from += uint64(g.customers)
+	}
 	q := monthlyQuery(privalytics.Aggregate{Name: "customers", Op: "distinct_customers"})
 	q.Epsilon = 0.5
 	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
@@ -1192,48 +1200,8 @@ func TestTuningAssumesTheGroupsItCannotSee(t *testing.T) {
 	}
 }
 
-// TestGroupsTailFallsSlowly: customers in 1, 2, 3 and 4 months fall by
-// about a half a bin (4,000, 2,000, 900, 500), and the few in more months
-// (70 in 6, 40 in 12) are under the groups histogram's noise (at ε 0.5,
-// 0.025: a threshold of about 330 customers, the extension's two scales 80).
-// The last step seen keeps 0.56 of the bin before: a value histogram's rule
-// assumes no tail there and tuning read L0 4 as keeping every group; the
-// groups histogram's own (½ after any step) assumes 250 and 125 and keeps
-// them. By the exact counts L0 4 drops 460 of 13,600 customer-months (38 a
-// month, against a Laplace noise of median 17 at L0 12), so L0 8 or more is
-// the better choice.
-func TestGroupsTailFallsSlowly(t *testing.T) {
-	t.Parallel()
-	tiers := []tier{{4000, 1}, {2000, 2}, {900, 3}, {500, 4}, {70, 6}, {40, 12}}
-	events := tieredEvents(tiers)
-	q := monthlyQuery(privalytics.Aggregate{Name: "customers", Op: "distinct_customers"})
-	q.Epsilon = 0.5
-	res := run(t, q, snapshotOf(events, 1000), dptest.NoNoise())
-	if tr := res.Tuning; tr == nil || tr.MaxGroups < 8 {
-		t.Errorf("tuning %+v; want L0 8 or more for the customers in 6 and 12 months the histogram cannot show", tr)
-	}
-}
-
-// tier is how many customers buy in how many months.
-type tier struct{ customers, months int }
-
-// tieredEvents: each tier's customers buying one row of 40 in each of
-// their months (tuneEvents), with distinct customers across tiers.
-func tieredEvents(tiers []tier) []event {
-	var events []event
-	from := uint64(0)
-	for _, g := range tiers {
-		for _, e := range tuneEvents(g.customers, g.months, 1, 40) {
-			e.subj += from
-			events = append(events, e)
-		}
-		from += uint64(g.customers)
-	}
-	return events
-}
-
 // groupsTiers: how many customers buy in how many months.
-var groupsTiers = []tier{{20_000, 1}, {2_800, 2}, {290, 3}, {70, 4}, {30, 6}, {5, 12}}
+var groupsTiers = []struct{ customers, months int }{{20_000, 1}, {2_800, 2}, {290, 3}, {70, 4}, {30, 6}, {5, 12}}
 
 func TestSizeLow(t *testing.T) {
 	for j := range sizeBins {
