@@ -207,10 +207,27 @@ func TestUtilityReduced(t *testing.T) {
 	if losses != 9 {
 		t.Errorf("%d questions report a bounding loss, want the 9 tuned counts and sums", losses)
 	}
-	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction", fmt.Sprintf("of it, from the heaviest %d", utilHidden(opt.Epsilon)), "interval holds the truth"} {
+	for _, s := range []string{"tuned ÷ defaults, share within 10%", "within 1.25× of the ceiling", "workload, ", "workload-aware ε", "estimated loss", "without the correction", "bootstrap over runs", fmt.Sprintf("of it, from the heaviest %d", utilHidden(opt.Epsilon)), "interval holds the truth"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, out.String())
 		}
+	}
+}
+
+// TestRatioInterval: runs whose cells all read 2 against runs that read 1
+// give exactly 2; when the tuned side's runs read 1 or 3, a resample of two
+// runs has median 1 only when both are the 1-run (a quarter of draws), else
+// 3 (the pooled six cells' upper median), so the interval spans 1 to 3.
+func TestRatioInterval(t *testing.T) {
+	ones := utilScore{runs: [][]float64{{1, 1, 1}}}
+	if lo, hi := ratioInterval(utilScore{runs: [][]float64{{2, 2, 2}, {2, 2, 2}}}, ones); lo != 2 || hi != 2 {
+		t.Errorf("interval [%v, %v], want [2, 2]", lo, hi)
+	}
+	if lo, hi := ratioInterval(utilScore{runs: [][]float64{{1, 1, 1}, {3, 3, 3}}}, ones); lo != 1 || hi != 3 {
+		t.Errorf("interval [%v, %v], want [1, 3]", lo, hi)
+	}
+	if lo, hi := ratioInterval(utilScore{}, ones); !math.IsNaN(lo) || !math.IsNaN(hi) {
+		t.Errorf("interval [%v, %v] without runs, want NaN", lo, hi)
 	}
 }
 
