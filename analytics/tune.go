@@ -1179,17 +1179,12 @@ func valueStatsOf(a aggregate, signedHist []float64) valueStats {
 	return v
 }
 
-// keptShare is the share of a histogram's mass a clamp (or norm) c keeps:
-// Σ count × mean of min(value, c) over each bin ÷ mass.
-func keptShare(hist []float64, mass, c float64) float64 {
-	kept, _ := keptSplit(hist, mass, c)
-	return kept
-}
-
-// keptSplit is keptShare and, of the share c removes, the part taken from
-// inside the bin c falls in: that part rests on keptInBin's guess that a
-// bin's values spread evenly over it (on 300 customers all at 80, a clamp
-// of 90.5 read as removing 11% where it removes nothing).
+// keptSplit is the share of a histogram's mass a clamp (or norm) c keeps —
+// Σ count × mean of min(value, c) over each bin ÷ mass — and, of the share
+// c removes, the part taken from inside the bin c falls in: that part rests
+// on keptInBin's guess that a bin's values spread evenly over it (on 300
+// customers all at 80, a clamp of 90.5 read as removing 11% where it
+// removes nothing).
 func keptSplit(hist []float64, mass, c float64) (kept, inBin float64) {
 	for j, h := range hist {
 		k := keptInBin(j, c)
@@ -1350,8 +1345,9 @@ const residualShare = 0.5
 // alone was chosen before, and 24.0–27.4% median error where 30.6–33.4%.
 // Measured on the demo shop (bench utility --runs 8, three runs each):
 // cells within 10% 36.3–37.1% → 40.1–42.0%, questions within 1.25× of the
-// hindsight ceiling 10–11 → 12 of 12; on UCI Online Retail against Privacy
-// on Beam with hindsight bounds, 0.70–0.80× → 0.65–0.76×.
+// hindsight ceiling 10–11 → 12 of 12 (not robust: stop 32 read 10–12 of 12
+// from the same build); on UCI Online Retail against Privacy on Beam with
+// hindsight bounds, 0.70–0.80× → 0.65–0.76×.
 func cellError(kind dp.NoiseKind, std, loss, guess, cell float64, corrected bool) float64 {
 	if !corrected {
 		return dp.MedianAbsError(kind, std, loss*cell) / cell
@@ -1367,10 +1363,11 @@ func cellError(kind dp.NoiseKind, std, loss, guess, cell float64, corrected bool
 // above their noise (seen, as choice.seen): they will be (resolveTuning,
 // biasCorrection) — the query keeps correct_bias and the aggregate is a
 // count or sum clamped at zero from below (not signed) — and the shop is
-// not a small one (small: customers × the default share's histogram ε below smallShopLevel). There
-// the estimate is too rough to lean on: on the shop of 1,000 customers
-// weighing the correction put 3.4–4.1% of cells within 10% against 4.4–5.3%
-// without it (bench utility, four alternating runs each).
+// not a small one (small: customers × the default share's histogram ε
+// below smallShopLevel). There the estimate is too rough to lean on: on the
+// shop of 1,000 customers weighing the correction put 3.4–4.1% of cells
+// within 10% against 4.4–5.3% without it (bench utility, four alternating
+// runs each, stop 31).
 func (ts *tuneSpec) corrects(a aggregate, signed, seen bool) bool {
 	return ts.orig.Tuning.Corrects() && heavyTailed(a) && !signed && seen && !ts.small
 }
